@@ -1,0 +1,215 @@
+"""The host's haproxy: its process (start, seamless reload) and its runtime API over the admin socket.
+
+All socket and process errors become ProxyError here, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.adapters.haproxy_config import ProxyPaths
+from shipyard.errors import ProxyError
+
+# `show servers state` column indexes (haproxy 2.x format version 1).
+OPERATIONAL = {0: "down", 1: "starting", 2: "up", 3: "stopping"}
+ADMIN_MAINT_BITS = 0x01 | 0x02 | 0x20  # forced, inherited, resolution; not 0x04 (config)
+ADMIN_DRAIN_BITS = 0x08 | 0x10
+
+
+@dataclass(frozen=True)
+class ServerState:
+    backend: str
+    name: str
+    operational: str
+    admin: str  # ready | drain | maint
+    sessions: int = 0
+
+    @property
+    def serving(self) -> bool:
+        return self.admin == "ready"
+
+
+def _admin_state(bits: int) -> str:
+    if bits & ADMIN_MAINT_BITS:
+        return "maint"
+    if bits & ADMIN_DRAIN_BITS:
+        return "drain"
+    return "ready"
+
+
+class HaproxyRuntime:
+    """A client for haproxy's runtime API (the admin socket); one connection per command batch."""
+
+    def __init__(self, admin_socket: Path, timeout: float = 5.0) -> None:
+        self.admin_socket = admin_socket
+        self.timeout = timeout
+
+    def execute(self, *commands: str) -> str:
+        payload = ";".join(commands).encode() + b"\n"
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self.timeout)
+                sock.connect(str(self.admin_socket))
+                sock.sendall(payload)
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        except OSError as exc:
+            raise ProxyError(
+                f"haproxy's admin socket {self.admin_socket} does not answer ({exc.strerror or exc}); "
+                "run the command again to restart haproxy."
+            ) from exc
+        answer = b"".join(chunks).decode(errors="replace")
+        for marker in ("Unknown command", "No such backend", "No such server", "Require "):
+            if marker in answer:
+                raise ProxyError(f"haproxy refused '{';'.join(commands)}': {answer.strip()}")
+        return answer
+
+    def answers(self) -> bool:
+        try:
+            self.execute("show info")
+            return True
+        except ProxyError:
+            return False
+
+    def server_states(self, backend: str) -> dict[str, ServerState]:
+        answer = self.execute(f"show servers state {backend}")
+        sessions = self.sessions(backend)
+        states: dict[str, ServerState] = {}
+        for line in answer.splitlines():
+            fields = line.split()
+            if len(fields) < 7 or line.startswith("#") or fields[1] != backend:
+                continue
+            name = fields[3]
+            states[name] = ServerState(
+                backend=backend,
+                name=name,
+                operational=OPERATIONAL.get(int(fields[5]), "down"),
+                admin=_admin_state(int(fields[6])),
+                sessions=sessions.get(name, 0),
+            )
+        return states
+
+    def sessions(self, backend: str) -> dict[str, int]:
+        """Current sessions per server (`scur` of `show stat`)."""
+        answer = self.execute("show stat -1 4 -1")
+        header, *rows = [line for line in answer.splitlines() if line]
+        columns = header.lstrip("# ").split(",")
+        name_at, server_at, scur_at = columns.index("pxname"), columns.index("svname"), columns.index("scur")
+        result: dict[str, int] = {}
+        for row in rows:
+            cells = row.split(",")
+            if len(cells) > scur_at and cells[name_at] == backend:
+                result[cells[server_at]] = int(cells[scur_at] or 0)
+        return result
+
+    def has_backend(self, backend: str) -> bool:
+        return any(line.strip() == backend for line in self.execute("show backend").splitlines())
+
+    def switch(self, backend: str, to_slot: str, from_slot: str | None) -> None:
+        """Make `to_slot` serve, then put `from_slot` in drain, in one runtime-API batch."""
+        commands = [f"set server {backend}/{to_slot} state ready", f"set server {backend}/{to_slot} health up"]
+        if from_slot:
+            commands.append(f"set server {backend}/{from_slot} state drain")
+        self.execute(*commands)
+
+    def set_state(self, backend: str, slot: str, state: str) -> None:
+        self.execute(f"set server {backend}/{slot} state {state}")
+
+    def dump_server_state(self, state_file: Path) -> None:
+        """Save `show servers state` so a reload keeps the current server states."""
+        answer = self.execute("show servers state")
+        temporary = state_file.with_suffix(".tmp")
+        temporary.write_text(answer)
+        os.replace(temporary, state_file)
+
+
+class HaproxyProcess:
+    """Starts and reloads the one haproxy of this host (master-worker mode)."""
+
+    def __init__(self, paths: ProxyPaths, binary: str | None = None) -> None:
+        self.paths = paths
+        self.binary = binary or shutil.which("haproxy") or "/usr/sbin/haproxy"
+        self.runtime = HaproxyRuntime(paths.admin_socket)
+
+    def master_pid(self) -> int | None:
+        try:
+            pid = int(self.paths.pidfile.read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.master_pid() is not None and self.runtime.answers()
+
+    def check_config(self) -> None:
+        done = subprocess.run([self.binary, "-c", "-q", "-f", str(self.paths.config)], capture_output=True)
+        if done.returncode != 0:
+            raise ProxyError(f"the rendered haproxy config is invalid: {done.stderr.decode().strip()[-400:]}")
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start haproxy from the rendered config; a stale state file is dropped so the config rules."""
+        self.check_config()
+        self.stop_stale()
+        self.paths.state_file.unlink(missing_ok=True)
+        with self.paths.log.open("ab") as log:
+            done = subprocess.run(
+                [self.binary, "-W", "-D", "-f", str(self.paths.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if done.returncode != 0:
+            alerts = [line for line in self.paths.log.read_text(errors="replace").splitlines() if "ALERT" in line]
+            raise ProxyError(f"haproxy failed to start: {' '.join(alerts[-3:]) or 'see ' + str(self.paths.log)}")
+        self._wait(lambda: self.runtime.answers(), timeout, "start")
+
+    def reload(self, backend: str, timeout: float = 10.0) -> None:
+        """Seamless reload (listeners passed to the new worker) so a new app's frontend appears."""
+        self.check_config()
+        pid = self.master_pid()
+        if pid is None:
+            self.start(timeout)
+            return
+        self.runtime.dump_server_state(self.paths.state_file)
+        os.kill(pid, signal.SIGUSR2)
+        self._wait(lambda: self._has_backend(backend), timeout, "reload")
+
+    def _has_backend(self, backend: str) -> bool:
+        try:
+            return self.runtime.has_backend(backend)
+        except ProxyError:
+            return False
+
+    def stop_stale(self) -> None:
+        """Kill a master whose workers died, so the next start owns the listen ports."""
+        pid = self.master_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        pid = self.master_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    @staticmethod
+    def _wait(ready: object, timeout: float, what: str) -> None:
+        assert callable(ready)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            time.sleep(0.02)
+        raise ProxyError(f"haproxy did not {what} within {timeout:.0f} s; see its log for details.")

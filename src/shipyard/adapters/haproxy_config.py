@@ -1,0 +1,131 @@
+"""Render the host's haproxy configuration: pure, one frontend and one backend per app.
+
+Each backend has two servers, `blue` and `green`, one per slot. The active slot is enabled, the
+idle one `disabled` (maintenance), so a restarted haproxy serves what was active. Swaps change
+server states through the runtime API; the file is rewritten to match but never reloaded for a swap.
+When no server is usable (maintenance) the frontend answers 503 with the maintenance page while
+the health path keeps answering 200 for an upstream load balancer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SLOTS = ("blue", "green")
+
+DEFAULT_MAINTENANCE_PAGE = (
+    "<!doctype html><html><head><title>Down for maintenance</title></head>"
+    "<body><h1>Down for maintenance</h1><p>We will be back shortly.</p></body></html>"
+)
+
+
+@dataclass(frozen=True)
+class ProxiedApp:
+    name: str
+    listen: str
+    upstream_host: str
+    slot_ports: dict[str, int]
+    health_path: str
+    active_slot: str | None
+    maintenance_page: Path | None = None
+    check_interval_ms: int = 1000
+
+    @property
+    def backend(self) -> str:
+        return f"app_{self.name}"
+
+
+@dataclass(frozen=True)
+class ProxyPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "haproxy.cfg"
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.root / "admin.sock"
+
+    @property
+    def master_socket(self) -> Path:
+        return self.root / "master.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "haproxy.pid"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "server-state"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "haproxy.log"
+
+    def page(self, app: str) -> Path:
+        return self.root / f"maintenance-{app}.html"
+
+
+def render_global(paths: ProxyPaths) -> list[str]:
+    return [
+        "global",
+        "    master-worker",
+        f"    stats socket {paths.admin_socket} mode 600 level admin expose-fd listeners",
+        f"    server-state-file {paths.state_file}",
+        f"    pidfile {paths.pidfile}",
+        "    maxconn 4000",
+        "    hard-stop-after 60s",
+        "",
+        "defaults",
+        "    mode http",
+        "    option dontlognull",
+        "    timeout connect 2s",
+        "    timeout client 60s",
+        "    timeout server 60s",
+        "    timeout http-request 10s",
+        "    timeout http-keep-alive 10s",
+        "    timeout queue 10s",
+        # A request whose connection to a stopping server fails is sent again to the other slot.
+        "    retries 3",
+        "    option redispatch 1",
+        "    retry-on conn-failure empty-response response-timeout",
+        "    load-server-state-from-file global",
+        "",
+    ]
+
+
+def render_app(app: ProxiedApp, page: Path) -> list[str]:
+    usable = f"nbsrv({app.backend})"
+    lines = [
+        f"frontend front_{app.name}",
+        f"    bind {app.listen}",
+        f'    http-request return status 200 content-type text/plain string "ok" '
+        f"if {{ path {app.health_path} }} {{ {usable} eq 0 }}",
+        f"    http-request return status 503 content-type text/html file {page} if {{ {usable} eq 0 }}",
+        f"    default_backend {app.backend}",
+        "",
+        f"backend {app.backend}",
+        "    balance roundrobin",
+        f"    option httpchk GET {app.health_path}",
+        "    http-check expect status 200",
+    ]
+    for slot in SLOTS:
+        state = "" if slot == app.active_slot else " disabled"
+        lines.append(
+            f"    server {slot} {app.upstream_host}:{app.slot_ports[slot]} "
+            f"check inter {app.check_interval_ms} fall 3 rise 2{state}"
+        )
+    lines.append("")
+    return lines
+
+
+def render_config(apps: list[ProxiedApp], paths: ProxyPaths) -> str:
+    lines = render_global(paths)
+    for app in sorted(apps, key=lambda a: a.name):
+        lines += render_app(app, app.maintenance_page or paths.page(app.name))
+    if not apps:
+        # haproxy refuses to start without a proxy; an idle one keeps the admin socket up.
+        lines += ["frontend idle", "    bind 127.0.0.1:0", "    http-request deny", ""]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,142 @@
+"""The registry's distribution (v2) HTTP API over httpx: tag -> digest, with basic or token auth.
+
+httpx errors and registry status codes become RegistryError / NotFoundError here, once.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+
+import httpx
+
+from shipyard.domain.models import ImageRef
+from shipyard.errors import ConfigError, NotFoundError, RegistryError
+
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+
+
+def parse_image(reference: str) -> ImageRef:
+    """Split `host:port/repo:tag` or `repo@sha256:...` the way docker does."""
+    text = reference.strip()
+    if not text or any(c.isspace() for c in text):
+        raise ConfigError(f"'{reference}' is not an image reference; use repository:tag or repository@sha256:...")
+    digest = None
+    if "@" in text:
+        text, digest = text.split("@", 1)
+        if not DIGEST.match(digest):
+            raise ConfigError(f"'{digest}' is not a sha256 digest; it must be sha256: followed by 64 hex digits.")
+    first, _, rest = text.partition("/")
+    registry = first if rest and ("." in first or ":" in first or first == "localhost") else None
+    path = rest if registry else text
+    tag = None
+    last = path.rsplit("/", 1)[-1]
+    if ":" in last:
+        path, tag = path.rsplit(":", 1)
+        if not TAG.match(tag):
+            raise ConfigError(f"'{tag}' is not a valid tag in '{reference}'.")
+    if not re.fullmatch(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*", path):
+        raise ConfigError(f"'{path}' is not a valid repository name (lowercase letters, digits, . _ - /).")
+    return ImageRef(registry=registry, repository=path, tag=tag if tag or digest else "latest", digest=digest)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+    def docker_auth(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password}
+
+
+class RegistryClient:
+    def __init__(self, server: str, credentials: Credentials | None, *, insecure: bool = True) -> None:
+        scheme = "http" if insecure else "https"
+        self.server = server
+        self.base = f"{scheme}://{server}"
+        self.credentials = credentials
+        self.http = httpx.Client(timeout=10.0)
+        self._token: str | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def resolve(self, ref: ImageRef) -> str:
+        """The digest a tag points to now (or the digest given, checked to exist)."""
+        target = ref.digest or ref.tag or "latest"
+        response = self._request("HEAD", f"/v2/{ref.repository}/manifests/{target}", ref)
+        if response.status_code == 404:
+            raise NotFoundError(
+                f"{ref.name}:{target} was not found in the registry {self.server}; check the tag, or push it first."
+            )
+        self._raise_for_status(response, ref)
+        digest = response.headers.get("Docker-Content-Digest", "")
+        if not DIGEST.match(digest):
+            raise RegistryError(f"the registry {self.server} did not return a digest for {ref.name}:{target}.")
+        if ref.digest and digest != ref.digest:
+            raise RegistryError(f"digest mismatch for {ref.name}: asked for {ref.digest}, registry has {digest}.")
+        return digest
+
+    def _request(self, method: str, path: str, ref: ImageRef) -> httpx.Response:
+        headers = {"Accept": MANIFEST_TYPES}
+        try:
+            response = self.http.request(method, self.base + path, headers=self._auth(headers))
+            if response.status_code == 401:
+                self._authenticate(response, ref)
+                response = self.http.request(method, self.base + path, headers=self._auth(headers))
+        except httpx.HTTPError as exc:
+            raise RegistryError(
+                f"the registry {self.server} is unreachable ({type(exc).__name__}); check that it runs and the address."
+            ) from exc
+        return response
+
+    def _auth(self, headers: dict[str, str]) -> dict[str, str]:
+        if self._token:
+            return {**headers, "Authorization": self._token}
+        return headers
+
+    def _authenticate(self, challenge: httpx.Response, ref: ImageRef) -> None:
+        if self.credentials is None:
+            raise RegistryError(
+                f"the registry {self.server} requires a login; set registry.username_env and password_env."
+            )
+        scheme, _, params = challenge.headers.get("WWW-Authenticate", "").partition(" ")
+        if scheme.lower() == "basic":
+            pair = f"{self.credentials.username}:{self.credentials.password}".encode()
+            self._token = "Basic " + base64.b64encode(pair).decode()
+        elif scheme.lower() == "bearer":
+            self._token = "Bearer " + self._bearer_token(dict(re.findall(r'(\w+)="([^"]*)"', params)), ref)
+        else:
+            raise RegistryError(f"the registry {self.server} asks for unsupported auth '{scheme}'.")
+
+    def _bearer_token(self, challenge: dict[str, str], ref: ImageRef) -> str:
+        query = {"service": challenge.get("service", ""), "scope": f"repository:{ref.repository}:pull"}
+        try:
+            response = self.http.get(
+                challenge["realm"], params=query, auth=(self.credentials.username, self.credentials.password)
+                if self.credentials else None,
+            )
+        except (httpx.HTTPError, KeyError) as exc:
+            raise RegistryError(f"getting a token from the registry {self.server}'s auth server failed.") from exc
+        if response.status_code in (401, 403):
+            raise RegistryError(f"the registry {self.server} refused the credentials; check username and password.")
+        body = response.json()
+        return str(body.get("token") or body.get("access_token") or "")
+
+    def _raise_for_status(self, response: httpx.Response, ref: ImageRef) -> None:
+        if response.status_code in (401, 403):
+            raise RegistryError(
+                f"the registry {self.server} refused the credentials for {ref.name}; check username and password."
+            )
+        if response.status_code >= 400:
+            raise RegistryError(f"the registry {self.server} answered {response.status_code} for {ref.name}.")

@@ -1,0 +1,234 @@
+"""Commands that act on this host: deploy, rollback, status, releases, logs, stop, start, prune."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from shipyard.cli.common import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    EnvOption,
+    JsonOption,
+    WaitOption,
+    app_secrets,
+    handle_errors,
+    host_context,
+    load,
+)
+from shipyard.cli.render import StepPrinter, console, print_json, say, table
+from shipyard.host import maintenance, service
+from shipyard.host.service import Outcome
+from shipyard.host.status_view import releases_document
+
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="print the plan and change nothing")]
+
+
+def _report(outcome: Outcome, as_json: bool, verb: str) -> None:
+    release = outcome.release
+    if as_json:
+        print_json(
+            {
+                "release": release.id if release else None,
+                "digest": release.digest if release else None,
+                "plan": outcome.plan.describe(),
+                "changed": not outcome.plan.empty,
+                "history_id": outcome.history_id,
+                "timings_ms": {k: round(v * 1000, 1) for k, v in outcome.timings.items()},
+                "recovered": outcome.recovered,
+            }
+        )
+        return
+    for line in outcome.recovered:
+        say(f"recovered: {line}")
+    if outcome.plan.empty:
+        say(outcome.plan.describe()[0])
+    elif release is not None:
+        console.print(f"[bold green]{verb}[/] release [bold]{release.id}[/] {release.pinned_image}")
+
+
+@handle_errors
+def deploy(
+    image: Annotated[str | None, typer.Argument(help="repo:tag or repo@sha256:...")] = None,
+    ref: Annotated[str | None, typer.Option("--ref", help="deploy the image built for this git commit")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    env: EnvOption = "production",
+    dry_run: DryRunOption = False,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Deploy IMAGE with a health-gated blue-green swap behind this host's haproxy."""
+    spec = load(config)
+    image = _image_argument(spec.image, image, ref, config)
+    context = host_context()
+    try:
+        if dry_run:
+            outcome = service.deploy(context, spec, image, dry_run=True)
+            _print_plan(outcome, as_json)
+            return
+        secrets = app_secrets(spec, config, env)
+        outcome = service.deploy(
+            context, spec, image, secrets=secrets, wait=wait, reporter=StepPrinter(quiet=as_json)
+        )
+        _report(outcome, as_json, "deployed")
+    finally:
+        context.close()
+
+
+def _image_argument(repository: str, image: str | None, ref: str | None, config: object) -> str:
+    from shipyard.errors import ConfigError
+
+    if image and ref:
+        raise ConfigError("give either IMAGE or --ref, not both.")
+    if ref:
+        from shipyard.adapters.git import resolve_commit
+
+        return f"{repository}:{resolve_commit(ref)}"
+    if not image:
+        raise ConfigError("name the image to deploy: shipyard deploy REPOSITORY:TAG (or --ref COMMIT).")
+    return image
+
+
+def _print_plan(outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        print_json({"release": outcome.release.id if outcome.release else None, "plan": outcome.plan.describe()})
+        return
+    console.print("[bold]plan[/] (dry run, nothing changed):")
+    for number, line in enumerate(outcome.plan.describe(), 1):
+        say(f"  {number}. {line}")
+
+
+@handle_errors
+def rollback(
+    release: Annotated[str | None, typer.Argument(help="release id (default: the previous one)")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    env: EnvOption = "production",
+    dry_run: DryRunOption = False,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Swap back to the previous release (or RELEASE), using the image already on this host."""
+    spec = load(config)
+    context = host_context()
+    try:
+        if dry_run:
+            _print_plan(service.rollback(context, spec, release, dry_run=True), as_json)
+            return
+        secrets = app_secrets(spec, config, env)
+        outcome = service.rollback(
+            context, spec, release, wait=wait, secrets=secrets, reporter=StepPrinter(quiet=as_json)
+        )
+        _report(outcome, as_json, "rolled back to")
+    finally:
+        context.close()
+
+
+@handle_errors
+def status(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
+    """The app's active release, slot, health and haproxy server states."""
+    spec = load(config)
+    context = host_context()
+    try:
+        document = service.status(context, spec.app)
+    finally:
+        context.close()
+    if as_json:
+        print_json(document)
+        return
+    active = document["active_release"] or {}
+    say(f"app {document['app']}  listen {document['listen']}  maintenance {document['maintenance']}")
+    say(
+        f"active release {active.get('id', '-')} {active.get('image', '')}@{active.get('digest', '')} "
+        f"(deployed {active.get('deployed_at', '-')} by {active.get('deployed_by', '-')})"
+    )
+    say(f"active slot {document['active_slot']} on port {document['active_port']}, health {document['health']}")
+    rows = [[n, s["admin"], s["operational"], s["sessions"], s["port"]] for n, s in document["servers"].items()]
+    table("haproxy servers", ["slot", "admin", "health", "sessions", "port"], rows)
+    rows = [[c["name"], c["slot"], c["release"], c["status"]] for c in document["containers"]]
+    table("containers (kept releases)", ["name", "slot", "release", "status"], rows)
+    for line in document["recovered"]:
+        say(f"recovered: {line}")
+
+
+@handle_errors
+def releases(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
+    """This host's releases and the outcome of each deploy and rollback."""
+    spec = load(config)
+    context = host_context()
+    try:
+        document = releases_document(context, spec.app)
+    finally:
+        context.close()
+    if as_json:
+        print_json(document)
+        return
+    active = document["active_release"]
+    rows = [
+        [("* " if r["id"] == active else "  ") + r["id"], r["tag"], r["digest"][:19], r["created_at"][:19], r["created_by"]]
+        for r in document["releases"]
+    ]
+    table(f"releases of {spec.app}", ["release", "tag", "digest", "created", "by"], rows)
+    rows = [
+        [h["id"], h["kind"], h["release"], h["from_release"], h["outcome"], h["started_at"][:19], h["actor"], h["message"]]
+        for h in document["history"]
+    ]
+    table("history", ["#", "kind", "release", "from", "outcome", "started", "by", "message"], rows)
+
+
+@handle_errors
+def logs(
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    release: Annotated[str | None, typer.Option("--release", "-r")] = None,
+    tail: Annotated[int, typer.Option("--tail")] = 100,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Logs of the active release's container (or --release R)."""
+    spec = load(config)
+    context = host_context()
+    try:
+        for chunk in maintenance.follow_logs(context, spec.app, release, follow, tail):
+            from shipyard.secrets.masking import mask
+
+            typer.echo(mask(chunk), nl=False)
+    finally:
+        context.close()
+
+
+@handle_errors
+def stop(config: ConfigOption = DEFAULT_CONFIG, wait: WaitOption = False) -> None:
+    """Maintenance: haproxy answers 503 with the maintenance page; the app's containers stop."""
+    spec = load(config)
+    context = host_context()
+    try:
+        maintenance.stop_app(context, spec.app, wait=wait)
+    finally:
+        context.close()
+    say(f"{spec.app} is in maintenance: {spec.proxy.listen} answers 503, {spec.healthcheck.path} answers 200.")
+
+
+@handle_errors
+def start(config: ConfigOption = DEFAULT_CONFIG, env: EnvOption = "production", wait: WaitOption = False) -> None:
+    """Leave maintenance: start the active release again, health-gated."""
+    spec = load(config)
+    context = host_context()
+    try:
+        maintenance.start_app(context, spec.app, secrets=app_secrets(spec, config, env), wait=wait)
+    finally:
+        context.close()
+    say(f"{spec.app} serves again on {spec.proxy.listen}.")
+
+
+@handle_errors
+def prune(config: ConfigOption = DEFAULT_CONFIG, wait: WaitOption = False, as_json: JsonOption = False) -> None:
+    """Remove containers and images older than the last deploy.keep_releases releases."""
+    spec = load(config)
+    context = host_context()
+    try:
+        removed = maintenance.prune(context, spec, wait=wait)
+    finally:
+        context.close()
+    if as_json:
+        print_json({"removed": removed})
+        return
+    say(f"removed {len(removed)}: " + ", ".join(removed) if removed else "nothing to prune")

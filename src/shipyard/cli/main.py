@@ -1,0 +1,100 @@
+"""The `shipyard` command: thin, each command parses, calls one function and renders."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipyard import __version__
+from shipyard.cli import host_cmd
+from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors, load
+from shipyard.cli.render import print_json, say
+from shipyard.errors import ConfigError
+
+app = typer.Typer(
+    name="shipyard",
+    help="Zero-downtime blue-green deploys of Docker images behind each host's haproxy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for name in ("deploy", "rollback", "status", "releases", "logs", "stop", "start", "prune"):
+    app.command(name)(getattr(host_cmd, name))
+
+# Sub-command groups and commands living in their own modules: (module, attribute, name, is_group).
+EXTENSIONS: list[tuple[str, str, str, bool]] = [
+    ("shipyard.cli.secrets_cmd", "secrets_app", "secrets", True),
+]
+
+
+def _register_extensions() -> None:
+    for module_name, attribute, name, is_group in EXTENSIONS:
+        module = importlib.import_module(module_name)
+        target = getattr(module, attribute)
+        if is_group:
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+
+
+_register_extensions()
+
+
+@app.command()
+@handle_errors
+def init(
+    app_name: Annotated[str, typer.Option("--app", help="the app's name")] = "web",
+    image: Annotated[str, typer.Option("--image", help="registry/repository of the app's image")] = (
+        "127.0.0.1:5000/web"
+    ),
+    config: ConfigOption = DEFAULT_CONFIG,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented shipyard.yml."""
+    from shipyard.cli.init_template import render_template
+    from shipyard.domain.spec import parse_spec
+
+    if config.exists() and not force:
+        raise ConfigError(f"{config} already exists; pass --force to overwrite it.")
+    text = render_template(app_name, image)
+    import yaml
+
+    parse_spec(yaml.safe_load(text), source=str(config))
+    config.write_text(text)
+    say(f"wrote {config}; edit it, then run 'shipyard deploy {image}:TAG'.")
+
+
+@app.command("config")
+@handle_errors
+def show_config(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
+    """The validated config with defaults filled in (secret values never shown)."""
+    spec = load(config)
+    document = spec.model_dump(mode="json", by_alias=True)
+    if as_json:
+        print_json(document)
+        return
+    import yaml
+
+    from shipyard.secrets.masking import mask
+
+    typer.echo(mask(yaml.safe_dump(document, sort_keys=False)))
+
+
+@app.command()
+def version() -> None:
+    """Print shipyard's version."""
+    typer.echo(__version__)
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
+
+__all__ = ["Path", "app", "run"]

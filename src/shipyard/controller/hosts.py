@@ -1,0 +1,100 @@
+"""Hosts: registration with a join token, agent reports, and marking silent hosts lost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shipyard.controller import audit, catalog
+from shipyard.controller.errors import ConflictError, UnauthorizedError
+from shipyard.controller.models import Host, HostApp
+from shipyard.controller.schemas.agent import AgentRegister, AppReport
+from shipyard.controller.tokens import AGENT_PREFIX, consume_join_token, hash_token, new_token
+from shipyard.errors import NotFoundError
+
+READY, CONVERGING, LOST = "ready", "converging", "lost"
+
+
+def register_host(
+    session: Session, join_token: str, body: AgentRegister, *, now: datetime, source_ip: str | None
+) -> tuple[Host, str]:
+    """Spend the join token and create the host; returns the host and its new agent token."""
+    join = consume_join_token(session, join_token, host_name=body.name, now=now)
+    if session.scalar(select(Host.id).where(Host.name == body.name)) is not None:
+        raise ConflictError(f"a host named {body.name!r} is already registered; remove it first or pick a new name.")
+    catalog.ensure_environment(session, join.group)
+    agent_token = new_token(AGENT_PREFIX)
+    host = Host(
+        name=body.name,
+        address=body.address,
+        labels=dict(body.labels),
+        group=join.group,
+        status=READY,
+        last_seen=now,
+        agent_version=body.agent_version,
+        token_hash=hash_token(agent_token),
+        registered_at=now,
+    )
+    session.add(host)
+    session.flush()
+    audit.record(session, actor=f"host:{body.name}", action="host.register", target=body.name, source_ip=source_ip)
+    return host, agent_token
+
+
+def find_agent_host(session: Session, token: str) -> Host:
+    host = session.scalar(select(Host).where(Host.token_hash == hash_token(token)))
+    if host is None:
+        raise UnauthorizedError("the agent token is unknown; register the host again with a new join token.")
+    return host
+
+
+def find_host(session: Session, name: str) -> Host:
+    host = session.scalar(select(Host).where(Host.name == name))
+    if host is None:
+        raise NotFoundError(f"host {name!r} is not registered.")
+    return host
+
+
+def list_hosts(session: Session, group: str | None = None) -> Sequence[Host]:
+    query = select(Host).order_by(Host.name)
+    if group is not None:
+        query = query.where(Host.group == group)
+    return session.scalars(query).all()
+
+
+def touch(host: Host, now: datetime) -> None:
+    """The agent is alive; a lost host comes back as converging until its next report says more."""
+    host.last_seen = now
+    if host.status == LOST:
+        host.status = CONVERGING
+
+
+def record_report(session: Session, host: Host, items: Sequence[AppReport], *, now: datetime) -> list[int]:
+    """Store the agent's per-app report; returns the ids of the apps it mentioned."""
+    touch(host, now)
+    existing = {row.app_id: row for row in host.apps}
+    app_ids = []
+    for item in items:
+        app = catalog.ensure_app(session, item.app)
+        row = existing.get(app.id) or HostApp(host_id=host.id, app_id=app.id)
+        row.active_release_id, row.release_id = item.active_release, item.release
+        row.step, row.health, row.outcome = item.step, item.health, item.outcome
+        row.message, row.reported_at = item.message, now
+        if app.id not in existing:
+            host.apps.append(row)
+        app_ids.append(app.id)
+    settled = all(item.outcome != "in_progress" and item.health != "unhealthy" for item in items)
+    host.status = READY if settled else CONVERGING
+    return app_ids
+
+
+def mark_lost(session: Session, *, now: datetime, lost_after: float) -> list[Host]:
+    cutoff = now - timedelta(seconds=lost_after)
+    silent = session.scalars(select(Host).where(Host.status != LOST, Host.last_seen < cutoff)).all()
+    for host in silent:
+        host.status = LOST
+        audit.record(session, actor=audit.CONTROLLER_ACTOR, action="host.lost", target=host.name)
+    return list(silent)

@@ -1,0 +1,47 @@
+"""Prometheus metrics: request latency, plus deployment and host counts read from the database at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from shipyard.controller.db import Database
+from shipyard.controller.models import Deployment, Host
+
+
+class StateCollector(Collector):
+    """Counts come from the database so every controller process reports the same truth."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        deployments = GaugeMetricFamily(
+            "shipyard_deployments", "Deployments by status", labels=["status"]
+        )
+        hosts = GaugeMetricFamily("shipyard_hosts", "Registered hosts by status", labels=["status"])
+        with self._db.read() as session:
+            for status, count in session.execute(select(Deployment.status, func.count()).group_by(Deployment.status)):
+                deployments.add_metric([status], count)
+            for status, count in session.execute(select(Host.status, func.count()).group_by(Host.status)):
+                hosts.add_metric([status], count)
+        yield deployments
+        yield hosts
+
+
+class ControllerMetrics:
+    """One registry per app instance, so several apps in one process (tests) do not collide."""
+
+    def __init__(self, db: Database) -> None:
+        self.registry = CollectorRegistry()
+        self.request_seconds = Histogram(
+            "shipyard_controller_request_seconds",
+            "Time to answer an API request",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.registry.register(StateCollector(db))

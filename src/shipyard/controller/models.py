@@ -1,0 +1,189 @@
+"""The controller's tables, as typed SQLAlchemy 2 mappings.
+
+Releases are immutable once written; deployments and their per-host progress rows hold every bit of
+rollout state, so a restarted controller continues exactly where the previous one stopped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite keeps no zone), always handed back timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, dict[str, str]: JSON}
+
+
+class App(Base):
+    __tablename__ = "apps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Environment(Base):
+    __tablename__ = "environments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Host(Base):
+    __tablename__ = "hosts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    address: Mapped[str] = mapped_column(String(255), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(default=dict)
+    group: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="ready")
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    agent_version: Mapped[str] = mapped_column(String(64), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    apps: Mapped[list[HostApp]] = relationship(back_populates="host", cascade="all, delete-orphan")
+
+
+class HostApp(Base):
+    """What the host's agent last reported about one app."""
+
+    __tablename__ = "host_apps"
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    active_release_id: Mapped[int | None] = mapped_column(Integer)
+    release_id: Mapped[int | None] = mapped_column(Integer)  # the release the step/outcome refers to
+    step: Mapped[str] = mapped_column(String(64), default="")
+    health: Mapped[str] = mapped_column(String(16), default="unknown")
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text, default="")
+    reported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    host: Mapped[Host] = relationship(back_populates="apps")
+
+
+class Release(Base):
+    __tablename__ = "releases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    image: Mapped[str] = mapped_column(String(255))
+    digest: Mapped[str] = mapped_column(String(80))
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    app: Mapped[App] = relationship()
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    current_wave: Mapped[int] = mapped_column(default=0)
+    total_waves: Mapped[int] = mapped_column(default=0)
+    max_parallel: Mapped[str] = mapped_column(String(8))
+    max_failed: Mapped[int] = mapped_column()
+    monitor: Mapped[float] = mapped_column()
+    auto_rollback: Mapped[bool] = mapped_column()
+    rollback_of: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
+    previous_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"))
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    release: Mapped[Release] = relationship(foreign_keys=[release_id])
+    app: Mapped[App] = relationship()
+    environment: Mapped[Environment] = relationship()
+    hosts: Mapped[list[DeploymentHost]] = relationship(
+        back_populates="deployment", cascade="all, delete-orphan", order_by="DeploymentHost.id"
+    )
+
+
+class DeploymentHost(Base):
+    """One host's progress within one deployment."""
+
+    __tablename__ = "deployment_hosts"
+    __table_args__ = (UniqueConstraint("deployment_id", "host_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    wave: Mapped[int] = mapped_column()
+    outcome: Mapped[str] = mapped_column(String(16), default="waiting")
+    step: Mapped[str] = mapped_column(String(64), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime | None] = mapped_column()
+    healthy_since: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    deployment: Mapped[Deployment] = relationship(back_populates="hosts")
+    host: Mapped[Host] = relationship()
+
+
+class Lock(Base):
+    __tablename__ = "locks"
+    __table_args__ = (UniqueConstraint("app_id", "environment_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    holder: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    app: Mapped[App] = relationship()
+    environment: Mapped[Environment] = relationship()
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class JoinToken(Base):
+    __tablename__ = "join_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    used_by: Mapped[str | None] = mapped_column(String(128))

@@ -1,0 +1,45 @@
+"""Releases: immutable records of an image digest and the spec snapshot it was built with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shipyard.controller import audit, catalog
+from shipyard.controller.models import App, Release
+from shipyard.controller.schemas.releases import ReleaseCreate
+from shipyard.domain.spec import spec_from_snapshot, spec_snapshot
+from shipyard.errors import ConfigError, NotFoundError
+
+
+def create_release(session: Session, body: ReleaseCreate, *, actor: str, source_ip: str | None) -> Release:
+    spec = spec_from_snapshot(body.spec)  # raises ConfigError with every problem and its key path
+    if spec.image != body.image:
+        raise ConfigError(f"image {body.image!r} does not match the spec's image {spec.image!r}.")
+    app = catalog.ensure_app(session, spec.app)
+    release = Release(
+        app_id=app.id, image=body.image, digest=body.digest, spec=spec_snapshot(spec), created_by=actor
+    )
+    session.add(release)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="release.create", target=f"{app.name}/r{release.id}", source_ip=source_ip,
+        digest=body.digest,
+    )
+    return release
+
+
+def find_release(session: Session, release_id: int) -> Release:
+    release = session.get(Release, release_id)
+    if release is None:
+        raise NotFoundError(f"release r{release_id} does not exist; list releases with GET /api/v1/releases.")
+    return release
+
+
+def list_releases(session: Session, *, app: str | None = None, limit: int = 100) -> Sequence[Release]:
+    query = select(Release).order_by(Release.id.desc()).limit(limit)
+    if app is not None:
+        query = query.join(App).where(App.name == app)
+    return session.scalars(query).all()

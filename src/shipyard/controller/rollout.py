@@ -1,0 +1,224 @@
+"""The rollout engine: pure functions from a deployment's state, the hosts and their reports to the next state.
+
+No database, no clock and no web framework here: the driver loads the state, calls advance() with the
+current time, and stores whatever comes back. That keeps the rules testable as plain data and makes a
+restarted controller continue from the stored rows alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from shipyard.controller.errors import ConflictError
+
+QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
+SUCCEEDED, FAILED, ABORTED, ROLLED_BACK = "succeeded", "failed", "aborted", "rolled_back"
+ACTIVE = frozenset({RUNNING, PAUSED})
+FINISHED = frozenset({SUCCEEDED, FAILED, ABORTED, ROLLED_BACK})
+
+# Per-host outcomes within one deployment.
+WAITING, PENDING, DEPLOYING, HEALTHY, HOST_SUCCEEDED, HOST_FAILED = (
+    "waiting",
+    "pending",
+    "deploying",
+    "healthy",
+    "succeeded",
+    "failed",
+)
+HOST_FINAL = frozenset({HOST_SUCCEEDED, HOST_FAILED})
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_parallel: str = "1"
+    max_failed: int = 0
+    monitor: float = 5.0
+    auto_rollback: bool = True
+
+
+@dataclass(frozen=True)
+class HostView:
+    host_id: int
+    name: str
+    lost: bool = False
+
+
+@dataclass(frozen=True)
+class Report:
+    """The latest thing a host's agent said about the deployment's app."""
+
+    active_release: int | None
+    health: str = "unknown"  # healthy | unhealthy | unknown
+    outcome: str | None = None  # in_progress | succeeded | failed
+    release: int | None = None  # the release that step and outcome refer to
+    step: str = ""
+    message: str = ""
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    host_id: int
+    wave: int
+    outcome: str = WAITING
+    step: str = ""
+    message: str = ""
+    started_at: datetime | None = None
+    healthy_since: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    status: str
+    target_release: int
+    policy: Policy
+    current_wave: int = 0
+    total_waves: int = 0
+    progress: tuple[Progress, ...] = ()
+    message: str = ""
+
+
+def wave_size(max_parallel: str, host_count: int) -> int:
+    """Hosts per wave: a count, or a percentage of the environment's hosts rounded up; never below 1."""
+    if max_parallel.endswith("%"):
+        return max(1, math.ceil(host_count * int(max_parallel[:-1]) / 100))
+    return max(1, int(max_parallel))
+
+
+def plan_waves(hosts: Sequence[HostView], max_parallel: str) -> list[list[HostView]]:
+    ordered = sorted(hosts, key=lambda host: host.name)
+    size = wave_size(max_parallel, len(ordered))
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def failed_count(state: RolloutState) -> int:
+    return sum(row.outcome == HOST_FAILED for row in state.progress)
+
+
+def advance(
+    state: RolloutState, hosts: Sequence[HostView], reports: Mapping[int, Report], now: datetime
+) -> RolloutState:
+    """Everything that can happen at `now`; repeated until stable so one call starts every due wave."""
+    for _ in range(state.total_waves + len(hosts) + 3):
+        following = _step(state, hosts, reports, now)
+        if following == state:
+            break
+        state = following
+    return state
+
+
+def _step(state: RolloutState, hosts: Sequence[HostView], reports: Mapping[int, Report], now: datetime) -> RolloutState:
+    if state.status not in ACTIVE:
+        return state
+    if state.current_wave == 0:
+        return _start(state, hosts, now) if state.status == RUNNING else state
+    state = _add_joined_hosts(state, hosts, now)
+    by_id = {host.host_id: host for host in hosts}
+    state = replace(state, progress=tuple(_observe(row, state, by_id, reports, now) for row in state.progress))
+    if failed_count(state) > state.policy.max_failed:
+        return _fail(state, now)
+    if state.status == RUNNING and _wave_done(state, state.current_wave):
+        if state.current_wave < state.total_waves:
+            return _start_wave(state, state.current_wave + 1, now)
+        return replace(state, status=SUCCEEDED, message=_summary(state, "succeeded"))
+    return state
+
+
+def _start(state: RolloutState, hosts: Sequence[HostView], now: datetime) -> RolloutState:
+    waves = plan_waves([host for host in hosts if not host.lost], state.policy.max_parallel)
+    if not waves:
+        return replace(state, status=SUCCEEDED, message="no hosts in the environment yet; later hosts get it")
+    rows = tuple(Progress(host.host_id, number) for number, wave in enumerate(waves, 1) for host in wave)
+    return _start_wave(replace(state, total_waves=len(waves), progress=rows), 1, now)
+
+
+def _start_wave(state: RolloutState, number: int, now: datetime) -> RolloutState:
+    rows = tuple(
+        replace(row, outcome=PENDING, started_at=now) if row.wave == number and row.outcome == WAITING else row
+        for row in state.progress
+    )
+    return replace(state, current_wave=number, progress=rows, message=f"wave {number} of {state.total_waves}")
+
+
+def _add_joined_hosts(state: RolloutState, hosts: Sequence[HostView], now: datetime) -> RolloutState:
+    """A host that joins mid-deployment enters the running wave, so it gets the target straight away."""
+    known = {row.host_id for row in state.progress}
+    joined = [host for host in hosts if host.host_id not in known and not host.lost]
+    if not joined:
+        return state
+    rows = tuple(Progress(host.host_id, state.current_wave, PENDING, started_at=now) for host in joined)
+    return replace(state, progress=state.progress + rows)
+
+
+def _observe(
+    row: Progress, state: RolloutState, hosts: Mapping[int, HostView], reports: Mapping[int, Report], now: datetime
+) -> Progress:
+    if row.wave > state.current_wave or row.outcome in HOST_FINAL:
+        return row
+    host = hosts.get(row.host_id)
+    if host is None or host.lost:
+        reason = "host lost: no report within lost_after" if host else "host removed from the environment"
+        return replace(row, outcome=HOST_FAILED, message=reason, finished_at=now)
+    report = reports.get(row.host_id)
+    if report is not None:
+        row = _apply_report(row, report, state.target_release, now)
+    if row.outcome == HEALTHY and row.healthy_since is not None:
+        if (now - row.healthy_since).total_seconds() >= state.policy.monitor:
+            return replace(row, outcome=HOST_SUCCEEDED, finished_at=now)
+    return row
+
+
+def _apply_report(row: Progress, report: Report, target: int, now: datetime) -> Progress:
+    row = replace(row, step=report.step or row.step, message=report.message or row.message)
+    about_target = report.release in (None, target)
+    fresh = report.at is None or row.started_at is None or report.at >= row.started_at
+    if report.outcome == "failed" and about_target and fresh:
+        return replace(row, outcome=HOST_FAILED, finished_at=now)
+    on_target = report.active_release == target
+    if on_target and report.health == "healthy":
+        return replace(row, outcome=HEALTHY, healthy_since=row.healthy_since or now)
+    if on_target and report.health == "unhealthy" and row.outcome == HEALTHY:
+        message = report.message or "became unhealthy while monitored"
+        return replace(row, outcome=HOST_FAILED, message=message, finished_at=now)
+    if report.outcome == "in_progress" and report.release == target and row.outcome == PENDING:
+        return replace(row, outcome=DEPLOYING)
+    return row
+
+
+def _wave_done(state: RolloutState, number: int) -> bool:
+    return all(row.outcome in HOST_FINAL for row in state.progress if row.wave == number)
+
+
+def _fail(state: RolloutState, now: datetime) -> RolloutState:
+    status = ROLLED_BACK if state.policy.auto_rollback else FAILED
+    detail = "previous release restored" if status == ROLLED_BACK else "switched hosts keep the target"
+    message = f"{failed_count(state)} host(s) failed, more than max_failed={state.policy.max_failed}; {detail}"
+    return replace(state, status=status, message=message)
+
+
+def _summary(state: RolloutState, verb: str) -> str:
+    failed = failed_count(state)
+    tail = f", {failed} host(s) failed within max_failed" if failed else ""
+    return f"{verb} on {len(state.progress) - failed} host(s){tail}"
+
+
+def pause(state: RolloutState) -> RolloutState:
+    if state.status != RUNNING:
+        raise ConflictError(f"only a running deployment can be paused; this one is {state.status}.")
+    return replace(state, status=PAUSED, message="paused: the running wave finishes, no new wave starts")
+
+
+def resume(state: RolloutState) -> RolloutState:
+    if state.status != PAUSED:
+        raise ConflictError(f"only a paused deployment can be resumed; this one is {state.status}.")
+    return replace(state, status=RUNNING, message=f"resumed at wave {state.current_wave}")
+
+
+def abort(state: RolloutState) -> RolloutState:
+    if state.status in FINISHED:
+        raise ConflictError(f"the deployment already finished ({state.status}); nothing to abort.")
+    return replace(state, status=ABORTED, message="aborted: every host returns to the current release")

@@ -1,0 +1,64 @@
+"""Locks, audit entries and tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shipyard.controller.schemas.common import Body, Name, Role
+
+
+class LockCreate(Body):
+    app: Name
+    environment: Name
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class LockOut(BaseModel):
+    app: str
+    environment: str
+    holder: str
+    reason: str
+    since: datetime
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    source_ip: str | None
+    detail: dict[str, Any]
+
+
+class TokenCreate(Body):
+    name: str = Field(min_length=1, max_length=128)
+    role: Role
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    role: str
+    created_by: str
+    created_at: datetime
+    revoked: bool
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="shown only in this response; store it now")
+
+
+class JoinTokenCreate(Body):
+    group: Name = Field(description="host group the new host joins; the environment of the same name")
+    expires_in: float | None = Field(default=3600.0, gt=0, description="seconds; null for never")
+
+
+class JoinTokenCreated(BaseModel):
+    id: int
+    group: str
+    expires_at: datetime | None
+    token: str = Field(description="one-time; shown only in this response")

@@ -1,0 +1,51 @@
+"""Apps, environments and hosts as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from shipyard.controller.schemas.common import Body, Name
+
+
+class AppCreate(Body):
+    name: Name
+
+
+class AppOut(BaseModel):
+    name: str
+    created_at: datetime
+
+
+class EnvironmentCreate(Body):
+    name: Name
+
+
+class EnvironmentOut(BaseModel):
+    name: str
+    created_at: datetime
+    hosts: int
+    current: dict[str, int | None]
+
+
+class HostAppOut(BaseModel):
+    app: str
+    active_release: int | None
+    step: str
+    health: str
+    outcome: str | None
+    message: str
+    reported_at: datetime
+
+
+class HostOut(BaseModel):
+    name: str
+    address: str
+    labels: dict[str, str]
+    group: str
+    status: str
+    last_seen: datetime
+    agent_version: str
+    registered_at: datetime
+    apps: list[HostAppOut]

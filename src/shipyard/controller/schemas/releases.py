@@ -1,0 +1,29 @@
+"""Release bodies: an immutable image digest plus the full spec snapshot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from shipyard.controller.schemas.common import Body
+
+Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", examples=["sha256:" + "0" * 64])]
+
+
+class ReleaseCreate(Body):
+    image: str = Field(min_length=1, max_length=255, description="repository without tag, e.g. registry:5000/web")
+    digest: Digest
+    spec: dict[str, Any] = Field(description="spec snapshot (shipyard.domain.spec.spec_snapshot)")
+
+
+class ReleaseOut(BaseModel):
+    id: int
+    name: str = Field(description="display name, r<id>")
+    app: str
+    image: str
+    digest: str
+    spec: dict[str, Any]
+    created_by: str
+    created_at: datetime

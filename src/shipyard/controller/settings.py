@@ -1,0 +1,78 @@
+"""Controller settings: a plain value object, and one function that gathers them from the outside world.
+
+ControllerSettings only stores values, so tests build it directly; load_settings reads the environment
+and the bootstrap token file (creating it when asked), the only side effects before the app starts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shipyard.errors import ConfigError
+
+DEFAULT_DB_FILE = "shipyard-controller.db"
+ADMIN_TOKEN_ENV = "SHIPYARD_ADMIN_TOKEN"
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    database_url: str
+    lost_after: float = 30.0
+    tick_interval: float = 0.5
+    # A long-poll re-reads the database this often even without a local wake-up, so changes made by
+    # another controller process sharing the database still reach the agent.
+    recheck_interval: float = 1.0
+    max_wait: float = 60.0
+    # Shown once in the bootstrap file or given by the operator; repr=False keeps it out of logs.
+    bootstrap_admin_token: str | None = field(default=None, repr=False)
+
+
+def default_database_url(environ: Mapping[str, str]) -> str:
+    home = environ.get("SHIPYARD_HOME")
+    path = Path(home) / DEFAULT_DB_FILE if home else Path.cwd() / DEFAULT_DB_FILE
+    return f"sqlite:///{path}"
+
+
+def read_or_create_token_file(path: Path) -> str:
+    """The admin token in `path`; a fresh one is written (mode 0600) when the file is absent or empty."""
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    token = "sya_" + secrets.token_urlsafe(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the bootstrap token file {path}: {exc.strerror}.") from exc
+    return token
+
+
+def ensure_sqlite_directory(database_url: str) -> None:
+    prefix = "sqlite:///"
+    if database_url.startswith(prefix) and database_url != prefix + ":memory:":
+        Path(database_url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(
+    *,
+    database_url: str | None = None,
+    lost_after: float = 30.0,
+    bootstrap_token_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ControllerSettings:
+    env = os.environ if environ is None else environ
+    url = database_url or default_database_url(env)
+    if not (url.startswith("sqlite") or url.startswith("postgresql")):
+        raise ConfigError(f"unsupported database URL scheme in {url.split(':', 1)[0]!r}; use sqlite or postgresql.")
+    if lost_after <= 0:
+        raise ConfigError("--lost-after must be a positive number of seconds.")
+    ensure_sqlite_directory(url)
+    token = env.get(ADMIN_TOKEN_ENV) or None
+    if bootstrap_token_file is not None:
+        token = read_or_create_token_file(bootstrap_token_file)
+    return ControllerSettings(database_url=url, lost_after=lost_after, bootstrap_admin_token=token)

@@ -1,0 +1,38 @@
+"""Read what is real on this host for one app: containers (labels), haproxy state, the store."""
+
+from __future__ import annotations
+
+from shipyard.domain.models import AppState, SlotServer
+from shipyard.errors import ProxyError
+from shipyard.host.context import HostContext
+from shipyard.host.proxy_sync import backend_name
+
+
+def observe(context: HostContext, app: str, repository: str | None = None) -> AppState:
+    record = context.store.app(app)
+    containers = tuple(context.engine.containers(app))
+    proxy_running = context.proxy.running()
+    servers: dict[str, SlotServer] = {}
+    has_app = False
+    if proxy_running:
+        try:
+            states = context.proxy.runtime.server_states(backend_name(app))
+            has_app = bool(states)
+        except ProxyError:
+            states = {}
+        for name, state in states.items():
+            if name in ("blue", "green"):
+                servers[name] = SlotServer(name, state.admin, state.operational, state.sessions)  # type: ignore[arg-type]
+    images = context.engine.present_digests(repository) if repository else frozenset()
+    return AppState(
+        app=app,
+        proxy_running=proxy_running,
+        proxy_has_app=has_app,
+        active_slot=record.active_slot if record else None,
+        active_release_id=record.active_release_id if record else None,
+        maintenance=record.maintenance if record else False,
+        containers=containers,
+        servers=servers,
+        pending=context.store.pending(app),
+        images_present=images,
+    )

@@ -1,0 +1,293 @@
+"""The host's use cases: deploy, rollback, recover. Observe -> plan -> execute -> record.
+
+Each public function is one command a user (or the agent) runs; all of them are safe to run again
+after a crash at any point, because each starts by recovering the host to one serving slot.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.adapters.registry import Credentials, RegistryClient, parse_image
+from shipyard.domain.models import AppState, ImageRef, Release
+from shipyard.domain.plan import Plan, choose_target_slot, plan_proxy, plan_recovery, plan_swap
+from shipyard.domain.spec import AppSpec, RegistrySpec, spec_snapshot
+from shipyard.domain.steps import Remove, Start, Stop
+from shipyard.errors import ConfigError, NotFoundError, ShipyardError
+from shipyard.host import proxy_sync
+from shipyard.host.context import HostContext
+from shipyard.host.executor import Executor, Reporter, SilentReporter, container_name, run_isolated
+from shipyard.host.lock import app_lock
+from shipyard.host.observe import observe
+from shipyard.host.store import utcnow
+
+
+@dataclass
+class Outcome:
+    release: Release | None
+    plan: Plan
+    history_id: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    recovered: list[str] = field(default_factory=list)
+
+
+def read_credential(env_name: str | None, file_name: str | None) -> str | None:
+    if env_name:
+        return os.environ.get(env_name)
+    if file_name:
+        try:
+            return Path(file_name).expanduser().read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the registry credential file {file_name}: {exc.strerror}.") from exc
+    return None
+
+
+def registry_credentials(spec: RegistrySpec) -> Credentials | None:
+    username = read_credential(spec.username_env, spec.username_file)
+    password = read_credential(spec.password_env, spec.password_file)
+    if username and password:
+        from shipyard.secrets.masking import register_secret
+
+        register_secret(password)
+        return Credentials(username, password)
+    return None
+
+
+def resolve_digest(spec: AppSpec, ref: ImageRef, context: HostContext) -> str:
+    """The digest to deploy: from the registry, or (for a digest already on the host) no registry needed."""
+    if ref.digest and context.engine.image_present(f"{ref.name}@{ref.digest}"):
+        return ref.digest
+    server = ref.registry or spec.registry.server
+    if server is None:
+        raise ConfigError(f"{ref} names no registry; use registry-host:port/{ref.repository} or set registry.server.")
+    client = RegistryClient(server, registry_credentials(spec.registry), insecure=_insecure(spec, server))
+    try:
+        return client.resolve(ref)
+    finally:
+        client.close()
+
+
+def _insecure(spec: AppSpec, server: str) -> bool:
+    return spec.registry.insecure or server.startswith(("127.", "localhost"))
+
+
+@contextmanager
+def locked(context: HostContext, app: str, what: str, wait: bool) -> Iterator[None]:
+    with app_lock(context.lock_dir, app, context.actor, what, wait=wait):
+        yield
+
+
+def recover(context: HostContext, app: str, repository: str | None = None) -> tuple[AppState, list[str]]:
+    """Bring the app back to exactly one serving slot; return the fresh state and what was done."""
+    done: list[str] = []
+    state = observe(context, app, repository)
+    proxy_plan = plan_proxy(state)
+    if not proxy_plan.empty:
+        Executor(context, app).run(proxy_plan.steps)
+        done += proxy_plan.describe()
+        state = observe(context, app, repository)
+    pending_release = None
+    if state.pending and state.pending.release_id:
+        try:
+            pending_release = context.store.release(app, state.pending.release_id)
+        except NotFoundError:
+            pending_release = None
+    plan = plan_recovery(state, pending_release, context.store.standbys(app), utcnow())
+    if not plan.empty:
+        Executor(context, app).run(plan.steps)
+        done += plan.describe()
+        state = observe(context, app, repository)
+    return state, done
+
+
+def register_app(context: HostContext, spec: AppSpec) -> None:
+    """First deploy of an app on this host: give it a frontend (seamless reload, or start haproxy)."""
+    if context.store.app(spec.app) is None:
+        _check_listen_free(context, spec)
+        context.store.set_active(spec.app, None, None, spec_snapshot(spec))
+    proxy_sync.write_maintenance_page(context, spec)
+    proxy_sync.write_config(context)
+    if context.proxy.running():
+        context.proxy.reload(proxy_sync.backend_name(spec.app))
+    else:
+        context.proxy.start()
+
+
+def _check_listen_free(context: HostContext, spec: AppSpec) -> None:
+    from shipyard.host.executor import port_taken
+
+    for record in context.store.apps():
+        other = proxy_sync.proxied_app(record, Path("-"))
+        if other.listen == spec.proxy.listen:
+            raise ConfigError(f"{spec.proxy.listen} is already the listen address of {record.app}; pick another.")
+    if port_taken(spec.listen_host, spec.listen_port):
+        raise ConfigError(
+            f"proxy.listen {spec.proxy.listen} is already taken by another process; free it or change proxy.listen."
+        )
+
+
+def make_release(context: HostContext, spec: AppSpec, ref: ImageRef, digest: str) -> Release:
+    snapshot = spec_snapshot(spec)
+    existing = context.store.find_release(spec.app, digest, snapshot)
+    if existing is not None:
+        return existing
+    release = Release(
+        id=context.store.next_release_id(spec.app),
+        app=spec.app,
+        image=ref.name,
+        digest=digest,
+        spec=snapshot,
+        created_at=utcnow(),
+        created_by=context.actor,
+        tag=ref.tag,
+    )
+    context.store.save_release(release)
+    return release
+
+
+def deploy(
+    context: HostContext,
+    spec: AppSpec,
+    image: str,
+    *,
+    secrets: dict[str, str] | None = None,
+    dry_run: bool = False,
+    wait: bool = False,
+    reporter: Reporter | None = None,
+    release: Release | None = None,
+) -> Outcome:
+    ref = parse_image(image) if release is None else parse_image(release.pinned_image)
+    if release is None and ref.name != spec.image and ref.repository != spec.image:
+        raise ConfigError(f"{ref.name} is not this app's image {spec.image}; deploy {spec.image}:TAG instead.")
+    digest = release.digest if release else resolve_digest(spec, ref, context)
+    if dry_run:
+        state = observe(context, spec.app, ref.name)
+        target = release or make_release_preview(spec, ref, digest, context)
+        return Outcome(target, plan_swap(target, state, spec))
+    with locked(context, spec.app, f"deploy {ref}", wait):
+        target = release or make_release(context, spec, ref, digest)
+        return _swap(context, spec, target, "deploy", secrets or {}, reporter, pull_allowed=True)
+
+
+def make_release_preview(spec: AppSpec, ref: ImageRef, digest: str, context: HostContext) -> Release:
+    existing = context.store.find_release(spec.app, digest, spec_snapshot(spec))
+    return existing or Release(
+        id=context.store.next_release_id(spec.app),
+        app=spec.app,
+        image=ref.name,
+        digest=digest,
+        spec=spec_snapshot(spec),
+        created_at=utcnow(),
+        created_by=context.actor,
+        tag=ref.tag,
+    )
+
+
+def _swap(
+    context: HostContext,
+    spec: AppSpec,
+    release: Release,
+    kind: str,
+    secrets: dict[str, str],
+    reporter: Reporter | None,
+    *,
+    pull_allowed: bool,
+) -> Outcome:
+    if context.store.app(spec.app) is None or not context.proxy.running():
+        register_app(context, spec)
+    state, recovered = recover(context, spec.app, release.image)
+    plan = plan_swap(release, state, spec, pull_allowed=pull_allowed)
+    if plan.empty:
+        return Outcome(release, plan, recovered=recovered)
+    if not pull_allowed and release.digest not in state.images_present:
+        raise NotFoundError(
+            f"the image of release {release.id} ({release.short_digest}) is no longer on this host; "
+            f"deploy {release.pinned_image} instead."
+        )
+    history_id = context.store.begin(spec.app, kind, release.id, context.actor, state.active_release_id)
+    target = choose_target_slot(state)
+    context.store.mark_swap(history_id, target, state.active_slot)
+    executor = Executor(
+        context,
+        spec.app,
+        secrets=secrets,
+        credentials=registry_credentials(spec.registry),
+        reporter=reporter or SilentReporter(),
+        history_id=history_id,
+    )
+    try:
+        executor.run(plan.steps)
+    except ShipyardError as exc:
+        _undo(executor, plan, release, target)
+        context.store.finish(history_id, "failed", str(exc))
+        raise
+    except BaseException:
+        # Interrupted (Ctrl-C): the record stays 'running' so the next command finishes or undoes it.
+        raise
+    context.store.finish(history_id, "succeeded")
+    return Outcome(release, plan, history_id, executor.timings, recovered)
+
+
+def _undo(executor: Executor, plan: Plan, release: Release, target: str) -> None:
+    """After a failure before the switch: remove the new container so it never receives a request."""
+    started = any(isinstance(step, Start) for step in plan.steps)
+    name = container_name(release.app, release.id, target)  # type: ignore[arg-type]
+    state = executor.context.store.app(release.app)
+    if state is not None and state.active_release_id == release.id and state.active_slot == target:
+        return  # the switch happened; the new release serves, only a later step failed
+    if started:
+        run_isolated(executor, [Stop(name, 5), Remove(name, "it failed to become healthy")])
+
+
+def rollback(
+    context: HostContext,
+    spec: AppSpec,
+    release_id: str | None = None,
+    *,
+    dry_run: bool = False,
+    wait: bool = False,
+    secrets: dict[str, str] | None = None,
+    reporter: Reporter | None = None,
+) -> Outcome:
+    target = context.store.release(spec.app, release_id) if release_id else previous_release(context, spec.app)
+    from shipyard.domain.spec import spec_from_snapshot
+
+    target_spec = spec_from_snapshot(target.spec)
+    if dry_run:
+        state = observe(context, spec.app, target.image)
+        return Outcome(target, plan_swap(target, state, target_spec, pull_allowed=False))
+    with locked(context, spec.app, f"rollback to {target.id}", wait):
+        return _swap(context, target_spec, target, "rollback", secrets or {}, reporter, pull_allowed=False)
+
+
+def previous_release(context: HostContext, app: str) -> Release:
+    record = context.store.app(app)
+    active = record.active_release_id if record else None
+    for entry in context.store.history(app, limit=200):
+        if entry.status == "succeeded" and entry.release_id and entry.release_id != active:
+            return context.store.release(app, entry.release_id)
+    raise NotFoundError(f"{app} has no earlier release on this host to roll back to; see 'shipyard releases'.")
+
+
+def status(context: HostContext, app: str) -> dict[str, Any]:
+    """The app's state, repaired first when no deploy is running (a crash is recovered here too)."""
+    from shipyard.host.status_view import status_document
+
+    record = context.store.app(app)
+    repository = None
+    if record is not None:
+        repository = str(record.spec.get("image"))
+    recovered: list[str] = []
+    try:
+        with locked(context, app, "status", wait=False):
+            state, recovered = recover(context, app, repository)
+    except ShipyardError as exc:
+        if type(exc).__name__ != "LockedError":
+            raise
+        state = observe(context, app, repository)
+    return status_document(context, app, state, recovered)

@@ -1,0 +1,88 @@
+"""`shipyard status` and `shipyard releases` as stable JSON documents (see docs/json.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipyard.domain.models import AppState
+from shipyard.errors import NotFoundError
+from shipyard.host.context import HostContext
+
+
+def status_document(context: HostContext, app: str, state: AppState, recovered: list[str]) -> dict[str, Any]:
+    record = context.store.app(app)
+    if record is None:
+        raise NotFoundError(f"{app} has never been deployed on this host; run 'shipyard deploy IMAGE' first.")
+    active = None
+    if record.active_release_id:
+        release = context.store.release(app, record.active_release_id)
+        deployed = next(
+            (e for e in context.store.history(app) if e.release_id == release.id and e.status == "succeeded"), None
+        )
+        active = {
+            "id": release.id,
+            "image": release.image,
+            "tag": release.tag,
+            "digest": release.digest,
+            "deployed_at": deployed.finished_at if deployed else release.created_at.isoformat(),
+            "deployed_by": deployed.actor if deployed else release.created_by,
+        }
+    spec = record.spec
+    slot_ports = {"blue": int(spec["port"]), "green": int(spec["port"]) + 1}
+    active_server = state.servers.get(record.active_slot or "")
+    return {
+        "app": app,
+        "maintenance": record.maintenance,
+        "active_release": active,
+        "active_slot": record.active_slot,
+        "active_port": slot_ports.get(record.active_slot or "", None),
+        "listen": spec["proxy"]["listen"],
+        "health": active_server.operational if active_server else "unknown",
+        "proxy_running": state.proxy_running,
+        "servers": {
+            name: {"admin": s.admin, "operational": s.operational, "sessions": s.sessions, "port": slot_ports[name]}
+            for name, s in sorted(state.servers.items())
+        },
+        "containers": [
+            {"name": c.name, "slot": c.slot, "release": c.release_id, "status": c.status}
+            for c in sorted(state.containers, key=lambda c: c.name)
+        ],
+        "kept_releases": sorted({c.release_id for c in state.containers}),
+        "recovered": recovered,
+    }
+
+
+def releases_document(context: HostContext, app: str) -> dict[str, Any]:
+    record = context.store.app(app)
+    releases = context.store.releases(app)
+    history = context.store.history(app, limit=200)
+    return {
+        "app": app,
+        "active_release": record.active_release_id if record else None,
+        "releases": [
+            {
+                "id": r.id,
+                "image": r.image,
+                "tag": r.tag,
+                "digest": r.digest,
+                "created_at": r.created_at.isoformat(),
+                "created_by": r.created_by,
+            }
+            for r in releases
+        ],
+        "history": [
+            {
+                "id": e.id,
+                "kind": e.kind,
+                "release": e.release_id,
+                "from_release": e.from_release_id,
+                "outcome": e.status,
+                "actor": e.actor,
+                "started_at": e.started_at,
+                "finished_at": e.finished_at,
+                "message": e.message,
+                "steps": e.steps,
+            }
+            for e in history
+        ],
+    }
