@@ -59,7 +59,16 @@ def test_file_holds_neither_values_nor_names(provider: LocalKeyProvider) -> None
     for secret_text in [*VALUES, *VALUES.values(), "hunter2"]:
         assert secret_text not in text
     document = json.loads(text)
-    assert set(document) == {"format", "version", "env", "provider", "key_id", "wrapped_key", "nonce", "ciphertext"}
+    assert set(document) == {
+        "format",
+        "version",
+        "env",
+        "provider",
+        "key_id",
+        "wrapped_key",
+        "nonce",
+        "ciphertext",
+    }
     assert len(base64.b64decode(document["nonce"])) == 12
 
 
@@ -84,7 +93,9 @@ def test_a_flipped_bit_in_any_binary_field_is_detected(provider: LocalKeyProvide
         reopen(json.dumps(document), provider)
 
 
-@pytest.mark.parametrize(("field", "forged"), [("env", "staging"), ("provider", "aws-kms"), ("key_id", "local:0")])
+@pytest.mark.parametrize(
+    ("field", "forged"), [("env", "staging"), ("provider", "aws-kms"), ("key_id", "local:0")]
+)
 def test_an_edited_header_field_is_detected(provider: LocalKeyProvider, field: str, forged: str) -> None:
     document = json.loads(sealed(provider)[0].to_json())
     document[field] = forged
@@ -96,7 +107,9 @@ def test_an_edited_header_field_is_detected(provider: LocalKeyProvider, field: s
 def test_a_file_sealed_for_one_env_does_not_open_as_another(provider: LocalKeyProvider) -> None:
     staging, data_key = sealed(provider, env="staging")
     # Everything but the env label kept: only the associated data can tell the difference.
-    relabelled = Envelope("production", "local", staging.key_id, staging.wrapped_key, staging.nonce, staging.ciphertext)
+    relabelled = Envelope(
+        "production", "local", staging.key_id, staging.wrapped_key, staging.nonce, staging.ciphertext
+    )
 
     with pytest.raises(DecryptionError):
         relabelled.open(data_key)
@@ -128,7 +141,9 @@ def test_a_wrong_data_key_cannot_open_the_payload(provider: LocalKeyProvider) ->
         (lambda d: d.update(version=2), "format version 2"),
     ],
 )
-def test_a_malformed_file_is_a_clear_error(provider: LocalKeyProvider, mutate: Callable[[dict[str, Any]], object], message: str) -> None:
+def test_a_malformed_file_is_a_clear_error(
+    provider: LocalKeyProvider, mutate: Callable[[dict[str, Any]], object], message: str
+) -> None:
     document = json.loads(sealed(provider)[0].to_json())
     mutate(document)
 

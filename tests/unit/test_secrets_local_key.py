@@ -87,11 +87,15 @@ def test_a_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
         load_master_key(path, {})
 
 
-def test_key_file_path_defaults_to_the_user_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_file_path_defaults_to_the_user_config_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
     assert key_file_path(SecretsSpec(), tmp_path / "repo") == tmp_path / "home/.config/shipyard/master.key"
-    assert key_file_path(SecretsSpec(key_file="keys/m.key"), tmp_path / "repo") == tmp_path / "repo/keys/m.key"
+    assert (
+        key_file_path(SecretsSpec(key_file="keys/m.key"), tmp_path / "repo") == tmp_path / "repo/keys/m.key"
+    )
     assert key_file_path(SecretsSpec(key_file="/etc/m.key"), tmp_path / "repo") == Path("/etc/m.key")
 
 
@@ -100,7 +104,7 @@ def test_open_store_reads_no_key_until_a_file_must_be_decrypted(tmp_path: Path) 
     store = open_store(spec, tmp_path, "production", environ={})
 
     assert store.names() == []
-    with pytest.raises(SecretError, match="absent.key does not exist"):
+    with pytest.raises(SecretError, match=r"absent\.key does not exist"):
         store.set("TOKEN", "some-value")
 
 

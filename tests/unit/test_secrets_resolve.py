@@ -61,7 +61,9 @@ def test_every_missing_name_is_reported_at_once(store: SecretStore) -> None:
 
 def test_without_a_store_only_the_environment_counts() -> None:
     assert resolve_secrets(["TOKEN"], None, {"TOKEN": "abc-123"}) == {"TOKEN": "abc-123"}
-    with pytest.raises(SecretError, match=r"secret OTHER is not set: add it with 'shipyard secrets set OTHER'"):
+    with pytest.raises(
+        SecretError, match=r"secret OTHER is not set: add it with 'shipyard secrets set OTHER'"
+    ):
         resolve_secrets(["OTHER"], None, {})
 
 
@@ -82,4 +84,6 @@ def test_resolved_values_are_masked_from_then_on(store: SecretStore) -> None:
 
 
 def test_duplicate_names_resolve_once(store: SecretStore) -> None:
-    assert resolve_secrets(["DATABASE_URL", "DATABASE_URL"], store, {}) == {"DATABASE_URL": "postgres://prod-db/app"}
+    assert resolve_secrets(["DATABASE_URL", "DATABASE_URL"], store, {}) == {
+        "DATABASE_URL": "postgres://prod-db/app"
+    }

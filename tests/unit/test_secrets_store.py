@@ -145,7 +145,9 @@ def test_rotate_keeps_values_and_replaces_data_key_and_nonce(store: SecretStore)
     assert after["key_id"] == before["key_id"] == key_id
 
 
-def test_rotate_to_a_new_master_key_retires_the_old_one(store: SecretStore, provider: LocalKeyProvider) -> None:
+def test_rotate_to_a_new_master_key_retires_the_old_one(
+    store: SecretStore, provider: LocalKeyProvider
+) -> None:
     store.set("DATABASE_URL", DB_URL)
     new_provider = LocalKeyProvider(secrets.token_bytes(32))
 
@@ -194,7 +196,9 @@ def test_a_crash_while_writing_leaves_the_old_file_intact(
 def test_concurrent_writers_lose_nothing(store: SecretStore, provider: LocalKeyProvider) -> None:
     names = [f"SECRET_{i}" for i in range(12)]
     writers = [
-        threading.Thread(target=SecretStore(store.repo_root, "production", provider).set, args=(n, f"value-{n}"))
+        threading.Thread(
+            target=SecretStore(store.repo_root, "production", provider).set, args=(n, f"value-{n}")
+        )
         for n in names
     ]
     for writer in writers:
@@ -230,7 +234,9 @@ def test_invalid_secret_names_are_config_errors(store: SecretStore, name: str) -
 
 
 @pytest.mark.parametrize("env", ["../escape", "prod/eu", "", ".hidden"])
-def test_env_names_cannot_escape_the_secrets_directory(tmp_path: Path, provider: LocalKeyProvider, env: str) -> None:
+def test_env_names_cannot_escape_the_secrets_directory(
+    tmp_path: Path, provider: LocalKeyProvider, env: str
+) -> None:
     with pytest.raises(ConfigError, match="is not a valid environment name"):
         SecretStore(tmp_path, env, provider)
 

@@ -16,7 +16,9 @@ CONTROLLER_ACTOR = "controller"
 def record(
     session: Session, *, actor: str, action: str, target: str, source_ip: str | None = None, **detail: Any
 ) -> None:
-    session.add(AuditEntry(at=utcnow(), actor=actor, action=action, target=target, source_ip=source_ip, detail=detail))
+    session.add(
+        AuditEntry(at=utcnow(), actor=actor, action=action, target=target, source_ip=source_ip, detail=detail)
+    )
 
 
 def entries(

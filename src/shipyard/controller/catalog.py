@@ -31,7 +31,7 @@ def find_environment(session: Session, name: str) -> Environment:
     environment = session.scalar(select(Environment).where(Environment.name == name))
     if environment is None:
         raise NotFoundError(
-            f"environment {name!r} is unknown; create it, or register a host with a join token for that group."
+            f"environment {name!r} is unknown; create it, or register a host with a join token for it."
         )
     return environment
 

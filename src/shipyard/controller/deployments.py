@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
-from shipyard.controller import audit, catalog, locks
+from shipyard.controller import audit, catalog, locks, rollout
 from shipyard.controller.models import App, Deployment, Environment, Release
 from shipyard.controller.releases import find_release
 from shipyard.controller.rollout import ACTIVE, QUEUED, RUNNING, SUCCEEDED, Policy, RolloutState
@@ -20,12 +20,18 @@ from shipyard.errors import LockedError, NotFoundError
 def find_deployment(session: Session, deployment_id: int) -> Deployment:
     deployment = session.get(Deployment, deployment_id)
     if deployment is None:
-        raise NotFoundError(f"deployment {deployment_id} does not exist; list them with GET /api/v1/deployments.")
+        raise NotFoundError(
+            f"deployment {deployment_id} does not exist; list them with GET /api/v1/deployments."
+        )
     return deployment
 
 
 def list_deployments(
-    session: Session, *, app: str | None = None, environment: str | None = None, status: str | None = None,
+    session: Session,
+    *,
+    app: str | None = None,
+    environment: str | None = None,
+    status: str | None = None,
     limit: int = 50,
 ) -> Sequence[Deployment]:
     query = select(Deployment).order_by(Deployment.id.desc()).limit(limit)
@@ -38,17 +44,17 @@ def list_deployments(
     return session.scalars(query).all()
 
 
-def _in_place(app_id: int, environment_id: int) -> Sequence[object]:
-    return (Deployment.app_id == app_id, Deployment.environment_id == environment_id)
+def _in_place(app_id: int, environment_id: int) -> ColumnElement[bool]:
+    return and_(Deployment.app_id == app_id, Deployment.environment_id == environment_id)
 
 
 def active_deployment(session: Session, app_id: int, environment_id: int) -> Deployment | None:
-    query = select(Deployment).where(*_in_place(app_id, environment_id), Deployment.status.in_(ACTIVE))  # type: ignore[arg-type]
+    query = select(Deployment).where(_in_place(app_id, environment_id), Deployment.status.in_(ACTIVE))
     return session.scalar(query.limit(1))
 
 
 def succeeded_deployments(session: Session, app_id: int, environment_id: int) -> Sequence[Deployment]:
-    query = select(Deployment).where(*_in_place(app_id, environment_id), Deployment.status == SUCCEEDED)  # type: ignore[arg-type]
+    query = select(Deployment).where(_in_place(app_id, environment_id), Deployment.status == SUCCEEDED)
     return session.scalars(query.order_by(Deployment.finished_at.desc(), Deployment.id.desc())).all()
 
 
@@ -68,7 +74,7 @@ def _busy_reason(session: Session, app_id: int, environment: Environment) -> str
     lock = locks.lock_for(session, app_id, environment.id)
     if lock is not None:
         return f"{environment.name} is {locks.describe(lock)}"
-    queued = select(Deployment.id).where(*_in_place(app_id, environment.id), Deployment.status == QUEUED)  # type: ignore[arg-type]
+    queued = select(Deployment.id).where(_in_place(app_id, environment.id), Deployment.status == QUEUED)
     if session.scalar(queued.limit(1)) is not None:
         return f"deployments are already queued for {environment.name}"
     return None
@@ -80,8 +86,15 @@ def policy_from_release(release: Release) -> Policy:
 
 
 def create_deployment(
-    session: Session, *, release_id: int, environment: str, queue: bool, actor: str, source_ip: str | None,
-    now: datetime, rollback_of: int | None = None,
+    session: Session,
+    *,
+    release_id: int,
+    environment: str,
+    queue: bool,
+    actor: str,
+    source_ip: str | None,
+    now: datetime,
+    rollback_of: int | None = None,
 ) -> Deployment:
     release = find_release(session, release_id)
     env = catalog.find_environment(session, environment)
@@ -92,9 +105,17 @@ def create_deployment(
         raise LockedError(f"{busy}; pass queue=true to wait for it, or try again later.")
     policy = policy_from_release(release)
     deployment = Deployment(
-        release_id=release.id, app_id=release.app_id, environment_id=env.id, status=QUEUED,
-        max_parallel=policy.max_parallel, max_failed=policy.max_failed, monitor=policy.monitor,
-        auto_rollback=policy.auto_rollback, rollback_of=rollback_of, created_by=actor, created_at=now,
+        release_id=release.id,
+        app_id=release.app_id,
+        environment_id=env.id,
+        status=QUEUED,
+        max_parallel=policy.max_parallel,
+        max_failed=policy.max_failed,
+        monitor=policy.monitor,
+        auto_rollback=policy.auto_rollback,
+        rollback_of=rollback_of,
+        created_by=actor,
+        created_at=now,
         message="queued" if busy else "",
     )
     session.add(deployment)
@@ -103,8 +124,13 @@ def create_deployment(
         start(session, deployment, now)
     action = "rollback" if rollback_of else "deployment.create"
     audit.record(
-        session, actor=actor, action=action, target=f"{release.app.name}/{environment}/deployment {deployment.id}",
-        source_ip=source_ip, release=release.id, queued=busy is not None,
+        session,
+        actor=actor,
+        action=action,
+        target=f"{release.app.name}/{environment}/deployment {deployment.id}",
+        source_ip=source_ip,
+        release=release.id,
+        queued=busy is not None,
     )
     return deployment
 
@@ -117,7 +143,9 @@ def start(session: Session, deployment: Deployment, now: datetime) -> None:
 def start_queued(session: Session, now: datetime) -> list[Deployment]:
     """Start the oldest queued deployment of each app+environment that is neither busy nor locked."""
     started: list[Deployment] = []
-    queued = session.scalars(select(Deployment).where(Deployment.status == QUEUED).order_by(Deployment.id)).all()
+    queued = session.scalars(
+        select(Deployment).where(Deployment.status == QUEUED).order_by(Deployment.id)
+    ).all()
     seen: set[tuple[int, int]] = set()
     for deployment in queued:
         place = (deployment.app_id, deployment.environment_id)
@@ -135,8 +163,6 @@ def transition(
     session: Session, deployment_id: int, change: str, *, actor: str, source_ip: str | None, now: datetime
 ) -> Deployment:
     """Pause, resume or abort, through the engine's rules so the API and the engine agree."""
-    from shipyard.controller import rollout
-
     deployment = find_deployment(session, deployment_id)
     moves = {"pause": rollout.pause, "resume": rollout.resume, "abort": rollout.abort}
     state: RolloutState = moves[change](state_of(deployment))
@@ -159,18 +185,31 @@ def rollback_target(session: Session, app_id: int, environment_id: int) -> tuple
 
 
 def rollback(
-    session: Session, *, app: str, environment: str, release_id: int | None, actor: str, source_ip: str | None,
+    session: Session,
+    *,
+    app: str,
+    environment: str,
+    release_id: int | None,
+    actor: str,
+    source_ip: str | None,
     now: datetime,
 ) -> Deployment:
     app_row, env_row = catalog.find_app(session, app), catalog.find_environment(session, environment)
+    rolled_back: int | None
     if release_id is None:
         release_id, rolled_back = rollback_target(session, app_row.id, env_row.id)
     else:
         if find_release(session, release_id).app_id != app_row.id:
             raise NotFoundError(f"release r{release_id} is not a release of {app}.")
         done = succeeded_deployments(session, app_row.id, env_row.id)
-        rolled_back = done[0].id if done else None  # type: ignore[assignment]
+        rolled_back = done[0].id if done else None
     return create_deployment(
-        session, release_id=release_id, environment=environment, queue=False, actor=actor,
-        source_ip=source_ip, now=now, rollback_of=rolled_back,
+        session,
+        release_id=release_id,
+        environment=environment,
+        queue=False,
+        actor=actor,
+        source_ip=source_ip,
+        now=now,
+        rollback_of=rolled_back,
     )

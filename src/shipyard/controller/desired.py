@@ -29,7 +29,11 @@ class Choice:
 
 
 def choose_release(
-    latest_status: str, latest_release: int, latest_id: int, current_release: int | None, in_started_wave: bool
+    latest_status: str,
+    latest_release: int,
+    latest_id: int,
+    current_release: int | None,
+    in_started_wave: bool,
 ) -> Choice | None:
     """The pure rule above, for one app on one host."""
     follows_target = latest_status == SUCCEEDED or (

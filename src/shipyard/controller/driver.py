@@ -23,7 +23,9 @@ Clock = Callable[[], datetime]
 
 
 class RolloutDriver:
-    def __init__(self, db: Database, *, lost_after: float, clock: Clock, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, db: Database, *, lost_after: float, clock: Clock, on_change: Callable[[], None]
+    ) -> None:
         self._db, self._lost_after, self._clock, self._on_change = db, lost_after, clock, on_change
         # One tick at a time in this process; across processes the row locks of PostgreSQL (and the
         # single writer of SQLite) keep ticks apart.
@@ -57,7 +59,9 @@ def advance_deployment(session: Session, deployment: Deployment, now: datetime) 
     members = session.scalars(select(Host).where(Host.group == deployment.environment.name)).all()
     views = [HostView(host.id, host.name, lost=host.status == hosts.LOST) for host in members]
     rows = session.scalars(
-        select(HostApp).where(HostApp.app_id == deployment.app_id, HostApp.host_id.in_([h.id for h in members]))
+        select(HostApp).where(
+            HostApp.app_id == deployment.app_id, HostApp.host_id.in_([h.id for h in members])
+        )
     ).all()
     reports = {row.host_id: report_of(row) for row in rows}
     before = state_of(deployment)

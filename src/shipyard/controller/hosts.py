@@ -24,7 +24,9 @@ def register_host(
     """Spend the join token and create the host; returns the host and its new agent token."""
     join = consume_join_token(session, join_token, host_name=body.name, now=now)
     if session.scalar(select(Host.id).where(Host.name == body.name)) is not None:
-        raise ConflictError(f"a host named {body.name!r} is already registered; remove it first or pick a new name.")
+        raise ConflictError(
+            f"a host named {body.name!r} is already registered; remove it first or pick a new name."
+        )
     catalog.ensure_environment(session, join.group)
     agent_token = new_token(AGENT_PREFIX)
     host = Host(
@@ -40,7 +42,9 @@ def register_host(
     )
     session.add(host)
     session.flush()
-    audit.record(session, actor=f"host:{body.name}", action="host.register", target=body.name, source_ip=source_ip)
+    audit.record(
+        session, actor=f"host:{body.name}", action="host.register", target=body.name, source_ip=source_ip
+    )
     return host, agent_token
 
 

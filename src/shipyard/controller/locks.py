@@ -30,7 +30,9 @@ def acquire(
     lock = Lock(app_id=app_row.id, environment_id=env_row.id, holder=actor, reason=reason, since=utcnow())
     session.add(lock)
     session.flush()
-    audit.record(session, actor=actor, action="lock", target=f"{app}/{environment}", source_ip=source_ip, reason=reason)
+    audit.record(
+        session, actor=actor, action="lock", target=f"{app}/{environment}", source_ip=source_ip, reason=reason
+    )
     return lock
 
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics: request latency, plus deployment and host counts read from the database at scrape time."""
+"""Prometheus metrics: request latency, plus deployment and host counts read at scrape time."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ class StateCollector(Collector):
         self._db = db
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        deployments = GaugeMetricFamily(
-            "shipyard_deployments", "Deployments by status", labels=["status"]
-        )
+        deployments = GaugeMetricFamily("shipyard_deployments", "Deployments by status", labels=["status"])
         hosts = GaugeMetricFamily("shipyard_hosts", "Registered hosts by status", labels=["status"])
         with self._db.read() as session:
-            for status, count in session.execute(select(Deployment.status, func.count()).group_by(Deployment.status)):
+            for status, count in session.execute(
+                select(Deployment.status, func.count()).group_by(Deployment.status)
+            ):
                 deployments.add_metric([status], count)
             for status, count in session.execute(select(Host.status, func.count()).group_by(Host.status)):
                 hosts.add_metric([status], count)

@@ -7,7 +7,7 @@ rollout state, so a restarted controller continues exactly where the previous on
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
@@ -35,7 +35,11 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, dict[str, str]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime,
+        dict[str, Any]: JSON,
+        dict[str, str]: JSON,
+    }
 
 
 class App(Base):
@@ -81,6 +85,7 @@ class HostApp(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     reported_at: Mapped[datetime] = mapped_column(default=utcnow)
     host: Mapped[Host] = relationship(back_populates="apps")
+    app: Mapped[App] = relationship()
 
 
 class Release(Base):

@@ -25,7 +25,11 @@ def create_release(session: Session, body: ReleaseCreate, *, actor: str, source_
     session.add(release)
     session.flush()
     audit.record(
-        session, actor=actor, action="release.create", target=f"{app.name}/r{release.id}", source_ip=source_ip,
+        session,
+        actor=actor,
+        action="release.create",
+        target=f"{app.name}/r{release.id}",
+        source_ip=source_ip,
         digest=body.digest,
     )
     return release

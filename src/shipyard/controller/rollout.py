@@ -1,4 +1,4 @@
-"""The rollout engine: pure functions from a deployment's state, the hosts and their reports to the next state.
+"""The rollout engine: pure functions from a deployment's state, hosts and reports to the next state.
 
 No database, no clock and no web framework here: the driver loads the state, calls advance() with the
 current time, and stores whatever comes back. That keeps the rules testable as plain data and makes a
@@ -111,14 +111,18 @@ def advance(
     return state
 
 
-def _step(state: RolloutState, hosts: Sequence[HostView], reports: Mapping[int, Report], now: datetime) -> RolloutState:
+def _step(
+    state: RolloutState, hosts: Sequence[HostView], reports: Mapping[int, Report], now: datetime
+) -> RolloutState:
     if state.status not in ACTIVE:
         return state
     if state.current_wave == 0:
         return _start(state, hosts, now) if state.status == RUNNING else state
     state = _add_joined_hosts(state, hosts, now)
     by_id = {host.host_id: host for host in hosts}
-    state = replace(state, progress=tuple(_observe(row, state, by_id, reports, now) for row in state.progress))
+    state = replace(
+        state, progress=tuple(_observe(row, state, by_id, reports, now) for row in state.progress)
+    )
     if failed_count(state) > state.policy.max_failed:
         return _fail(state, now)
     if state.status == RUNNING and _wave_done(state, state.current_wave):
@@ -138,7 +142,9 @@ def _start(state: RolloutState, hosts: Sequence[HostView], now: datetime) -> Rol
 
 def _start_wave(state: RolloutState, number: int, now: datetime) -> RolloutState:
     rows = tuple(
-        replace(row, outcome=PENDING, started_at=now) if row.wave == number and row.outcome == WAITING else row
+        replace(row, outcome=PENDING, started_at=now)
+        if row.wave == number and row.outcome == WAITING
+        else row
         for row in state.progress
     )
     return replace(state, current_wave=number, progress=rows, message=f"wave {number} of {state.total_waves}")
@@ -155,7 +161,11 @@ def _add_joined_hosts(state: RolloutState, hosts: Sequence[HostView], now: datet
 
 
 def _observe(
-    row: Progress, state: RolloutState, hosts: Mapping[int, HostView], reports: Mapping[int, Report], now: datetime
+    row: Progress,
+    state: RolloutState,
+    hosts: Mapping[int, HostView],
+    reports: Mapping[int, Report],
+    now: datetime,
 ) -> Progress:
     if row.wave > state.current_wave or row.outcome in HOST_FINAL:
         return row
@@ -166,9 +176,11 @@ def _observe(
     report = reports.get(row.host_id)
     if report is not None:
         row = _apply_report(row, report, state.target_release, now)
-    if row.outcome == HEALTHY and row.healthy_since is not None:
-        if (now - row.healthy_since).total_seconds() >= state.policy.monitor:
-            return replace(row, outcome=HOST_SUCCEEDED, finished_at=now)
+    monitored = (
+        row.healthy_since is not None and (now - row.healthy_since).total_seconds() >= state.policy.monitor
+    )
+    if row.outcome == HEALTHY and monitored:
+        return replace(row, outcome=HOST_SUCCEEDED, finished_at=now)
     return row
 
 
@@ -196,7 +208,9 @@ def _wave_done(state: RolloutState, number: int) -> bool:
 def _fail(state: RolloutState, now: datetime) -> RolloutState:
     status = ROLLED_BACK if state.policy.auto_rollback else FAILED
     detail = "previous release restored" if status == ROLLED_BACK else "switched hosts keep the target"
-    message = f"{failed_count(state)} host(s) failed, more than max_failed={state.policy.max_failed}; {detail}"
+    message = (
+        f"{failed_count(state)} host(s) failed, more than max_failed={state.policy.max_failed}; {detail}"
+    )
     return replace(state, status=status, message=message)
 
 

@@ -73,13 +73,21 @@ def store_state(session: Session, deployment: Deployment, state: RolloutState, n
         deployment.finished_at = now
         target = f"{deployment.app.name}/{deployment.environment.name}/deployment {deployment.id}"
         audit.record(
-            session, actor=audit.CONTROLLER_ACTOR, action=f"deployment.{state.status}", target=target,
+            session,
+            actor=audit.CONTROLLER_ACTOR,
+            action=f"deployment.{state.status}",
+            target=target,
             message=state.message,
         )
 
 
 def _copy_progress(row: DeploymentHost, progress: Progress) -> None:
-    row.wave, row.outcome, row.step, row.message = progress.wave, progress.outcome, progress.step, progress.message
+    row.wave, row.outcome, row.step, row.message = (
+        progress.wave,
+        progress.outcome,
+        progress.step,
+        progress.message,
+    )
     row.started_at, row.healthy_since, row.finished_at = (
         progress.started_at,
         progress.healthy_since,

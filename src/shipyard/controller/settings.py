@@ -68,7 +68,9 @@ def load_settings(
     env = os.environ if environ is None else environ
     url = database_url or default_database_url(env)
     if not (url.startswith("sqlite") or url.startswith("postgresql")):
-        raise ConfigError(f"unsupported database URL scheme in {url.split(':', 1)[0]!r}; use sqlite or postgresql.")
+        raise ConfigError(
+            f"unsupported database URL scheme in {url.split(':', 1)[0]!r}; use sqlite or postgresql."
+        )
     if lost_after <= 0:
         raise ConfigError("--lost-after must be a positive number of seconds.")
     ensure_sqlite_directory(url)

@@ -47,7 +47,9 @@ def bootstrap_admin(session: Session, token: str) -> bool:
     """Store the operator's admin token, on first start only (while no API token exists)."""
     if session.scalar(select(ApiToken.id).limit(1)) is not None:
         return False
-    session.add(ApiToken(name="bootstrap-admin", role="admin", token_hash=hash_token(token), created_by="bootstrap"))
+    session.add(
+        ApiToken(name="bootstrap-admin", role="admin", token_hash=hash_token(token), created_by="bootstrap")
+    )
     return True
 
 

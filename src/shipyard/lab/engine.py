@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import hashlib
+
 import docker
 import docker.errors
 
@@ -71,10 +73,29 @@ class ExtraEngine:
     def base_url(self) -> str:
         return f"unix://{self.socket}"
 
+    @property
+    def bridge(self) -> str:
+        return bridge_name(self.root)
+
+
+def bridge_name(root: Path) -> str:
+    """An interface name of this engine's own (15 characters at most)."""
+    return "sy" + hashlib.sha256(str(root).encode()).hexdigest()[:10]
+
+
+def _create_bridge(name: str) -> None:
+    # dockerd deletes the default docker0 when started with --bridge=none, which breaks the main
+    # engine's bridge network; an empty bridge of its own keeps every engine to itself.
+    subprocess.run(["ip", "link", "del", name], capture_output=True)
+    done = subprocess.run(["ip", "link", "add", name, "type", "bridge"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DockerError(f"creating the bridge {name} for an extra engine failed: {done.stderr.strip()}")
+
 
 def start_extra_engine(root: Path, timeout: float = 60.0) -> ExtraEngine:
-    """Start an isolated dockerd: host networking only (no bridge, no iptables) so engines never clash."""
+    """Start an isolated dockerd: host networking only (own empty bridge, no iptables) so engines never clash."""
     root.mkdir(parents=True, exist_ok=True)
+    _create_bridge(bridge_name(root))
     for sub in ("data", "exec"):
         (root / sub).mkdir(exist_ok=True)
     argv = [
@@ -83,7 +104,7 @@ def start_extra_engine(root: Path, timeout: float = 60.0) -> ExtraEngine:
         f"--data-root={root / 'data'}",
         f"--exec-root={root / 'exec'}",
         f"--pidfile={root / 'dockerd.pid'}",
-        "--bridge=none",
+        f"--bridge={bridge_name(root)}",
         "--iptables=false",
         "--ip-masq=false",
         "--insecure-registry=127.0.0.0/8",
@@ -106,13 +127,21 @@ def stop_extra_engine(engine: ExtraEngine, timeout: float = 30.0) -> None:
         pass
     try:
         os.kill(engine.pid, 15)
+        _wait_gone(engine.pid, timeout)
     except ProcessLookupError:
-        return
+        pass
+    subprocess.run(["ip", "link", "del", engine.bridge], capture_output=True)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            os.kill(engine.pid, 0)
+            os.kill(pid, 0)
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
         except ProcessLookupError:
             return
         time.sleep(0.2)
-    os.kill(engine.pid, 9)
+    os.kill(pid, 9)

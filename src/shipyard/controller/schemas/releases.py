@@ -13,7 +13,9 @@ Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", examples=["sha25
 
 
 class ReleaseCreate(Body):
-    image: str = Field(min_length=1, max_length=255, description="repository without tag, e.g. registry:5000/web")
+    image: str = Field(
+        min_length=1, max_length=255, description="repository without tag, e.g. registry:5000/web"
+    )
     digest: Digest
     spec: dict[str, Any] = Field(description="spec snapshot (shipyard.domain.spec.spec_snapshot)")
 

@@ -1,0 +1,34 @@
+"""`shipyard controller`: run the fleet controller (API, agent endpoints and rollout loop) on uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from shipyard.controller.app import create_app
+from shipyard.controller.settings import load_settings
+
+
+def controller(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="database URL: sqlite:///path.db or postgresql+psycopg://user@host/db"),
+    ] = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8700,
+    bootstrap_token_file: Annotated[
+        Path | None,
+        typer.Option(help="admin token file: read if present, else written (0600); used on first start only"),
+    ] = None,
+    lost_after: Annotated[float, typer.Option(help="seconds without a report before a host is lost")] = 30.0,
+) -> None:
+    """Run the fleet controller. Default database: $SHIPYARD_HOME/shipyard-controller.db or ./ (SQLite)."""
+    settings = load_settings(
+        database_url=db, lost_after=lost_after, bootstrap_token_file=bootstrap_token_file
+    )
+    if bootstrap_token_file is not None:
+        typer.echo(f"bootstrap admin token: in {bootstrap_token_file} (used only while no API token exists)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -1,0 +1,78 @@
+"""Request dependencies: the controller context and bearer-token authentication by role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shipyard.controller.context import ControllerContext
+from shipyard.controller.errors import ForbiddenError, UnauthorizedError
+from shipyard.controller.hosts import find_agent_host
+from shipyard.controller.tokens import AGENT_PREFIX, ROLE_RANK, find_api_token
+
+bearer = HTTPBearer(auto_error=False, description="API token, agent token or (to register) a join token")
+
+
+def get_context(request: Request) -> ControllerContext:
+    context: ControllerContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ControllerContext, Depends(get_context)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    role: str
+    source_ip: str | None
+
+
+@dataclass(frozen=True)
+class AgentCaller:
+    host_id: int
+    host: str
+    source_ip: str | None
+
+
+def source_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or not credentials.credentials:
+        raise UnauthorizedError("this endpoint needs 'Authorization: Bearer <token>'.")
+    return credentials.credentials
+
+
+def require(role: str) -> Callable[[Request, ControllerContext, HTTPAuthorizationCredentials | None], Caller]:
+    def dependency(request: Request, context: Context, credentials: Credentials) -> Caller:
+        token = bearer_token(credentials)
+        if token.startswith(AGENT_PREFIX):
+            raise ForbiddenError("an agent token only reaches the /api/v1/agent endpoints; use an API token.")
+        with context.db.read() as session:
+            row = find_api_token(session, token)
+            name, granted = row.name, row.role
+        if ROLE_RANK[granted] < ROLE_RANK[role]:
+            raise ForbiddenError(f"this needs the {role} role; the token {name!r} has the {granted} role.")
+        return Caller(name=name, role=granted, source_ip=source_ip(request))
+
+    return dependency
+
+
+def require_agent(request: Request, context: Context, credentials: Credentials) -> AgentCaller:
+    token = bearer_token(credentials)
+    with context.db.read() as session:
+        host = find_agent_host(session, token)
+        return AgentCaller(host_id=host.id, host=host.name, source_ip=source_ip(request))
+
+
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+Deployer = Annotated[Caller, Depends(require("deployer"))]
+Admin = Annotated[Caller, Depends(require("admin"))]
+Agent = Annotated[AgentCaller, Depends(require_agent)]

@@ -1,0 +1,76 @@
+"""One place that turns failures into HTTP answers: ShipyardError -> 4xx, never a stack trace."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException
+
+from shipyard.controller.errors import UnauthorizedError, status_for
+from shipyard.errors import ShipyardError
+
+log = structlog.get_logger("shipyard.controller")
+
+
+def _answer(status: int, detail: str, kind: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": detail, "kind": kind, **extra}, status_code=status, headers=headers)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if part not in ("body", "query", "path")) or "body"
+
+
+async def shipyard_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ShipyardError)
+    return _answer(status_for(exc), exc.message, type(exc).__name__)
+
+
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [f"{_location(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
+    detail = "invalid request: " + "; ".join(problems)
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return _answer(422, detail, "ValidationError", errors=errors)
+
+
+async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    kind = UnauthorizedError.__name__ if exc.status_code == 401 else "HTTPError"
+    return _answer(exc.status_code, str(exc.detail), kind)
+
+
+async def integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # Two requests raced for the same unique name; the loser gets a conflict, not a crash.
+    log.info("integrity conflict", path=request.url.path, error=type(exc).__name__)
+    return _answer(
+        409, "that record was created or changed concurrently; retry the request.", "ConflictError"
+    )
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable", path=request.url.path, error=type(exc).__name__)
+    return _answer(503, "the controller database is unavailable; retry shortly.", "ControllerError")
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    reference = uuid.uuid4().hex[:12]
+    log.exception("unexpected error", path=request.url.path, method=request.method, reference=reference)
+    return _answer(
+        500, f"internal controller error (reference {reference}); see the controller log.", "InternalError"
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ShipyardError, shipyard_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(IntegrityError, integrity_error)
+    app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(Exception, unexpected_error)

@@ -1,0 +1,30 @@
+"""Operational endpoints without authentication: liveness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from shipyard.controller.api.deps import Context
+from shipyard.controller.context import ControllerContext
+
+router = APIRouter(tags=["ops"])
+
+
+def _database_answers(context: ControllerContext) -> None:
+    with context.db.read() as session:
+        session.execute(text("SELECT 1"))
+
+
+@router.get("/healthz", summary="200 when the controller and its database answer")
+async def healthz(context: Context) -> dict[str, str]:
+    await run_in_threadpool(_database_answers, context)  # OperationalError becomes a 503
+    return {"status": "ok"}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(context: Context) -> Response:
+    body = await run_in_threadpool(generate_latest, context.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,38 @@
+"""Releases: create from image + digest + spec snapshot, list, get."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from shipyard.controller import releases
+from shipyard.controller.api.deps import Context, Deployer, Viewer
+from shipyard.controller.api.views import release_out
+from shipyard.controller.schemas.releases import ReleaseCreate, ReleaseOut
+
+router = APIRouter(prefix="/releases", tags=["releases"])
+
+
+@router.post("", status_code=201, summary="Record a release (deployer)")
+def create_release(body: ReleaseCreate, caller: Deployer, context: Context) -> ReleaseOut:
+    with context.db.transaction() as session:
+        release = releases.create_release(session, body, actor=caller.name, source_ip=caller.source_ip)
+        return release_out(release)
+
+
+@router.get("", summary="List releases, newest first (viewer)")
+def list_releases(
+    _caller: Viewer,
+    context: Context,
+    app: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[ReleaseOut]:
+    with context.db.read() as session:
+        return [release_out(r) for r in releases.list_releases(session, app=app, limit=limit)]
+
+
+@router.get("/{release_id}", summary="One release with its spec snapshot (viewer)")
+def get_release(release_id: int, _caller: Viewer, context: Context) -> ReleaseOut:
+    with context.db.read() as session:
+        return release_out(releases.find_release(session, release_id))

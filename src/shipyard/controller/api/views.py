@@ -1,0 +1,124 @@
+"""Database rows turned into the API's response bodies."""
+
+from __future__ import annotations
+
+from shipyard.controller.models import ApiToken, AuditEntry, Deployment, Host, Lock, Release
+from shipyard.controller.rollout import HOST_FAILED
+from shipyard.controller.schemas.admin import AuditOut, LockOut, TokenOut
+from shipyard.controller.schemas.common import release_name
+from shipyard.controller.schemas.deployments import DeploymentOut, HostProgressOut
+from shipyard.controller.schemas.fleet import HostAppOut, HostOut
+from shipyard.controller.schemas.releases import ReleaseOut
+
+
+def release_out(release: Release) -> ReleaseOut:
+    return ReleaseOut(
+        id=release.id,
+        name=release_name(release.id),
+        app=release.app.name,
+        image=release.image,
+        digest=release.digest,
+        spec=release.spec,
+        created_by=release.created_by,
+        created_at=release.created_at,
+    )
+
+
+def deployment_out(deployment: Deployment, *, with_hosts: bool = True) -> DeploymentOut:
+    progress = [
+        HostProgressOut(
+            host=row.host.name,
+            wave=row.wave,
+            outcome=row.outcome,
+            step=row.step,
+            message=row.message,
+            started_at=row.started_at,
+            healthy_since=row.healthy_since,
+            finished_at=row.finished_at,
+        )
+        for row in sorted(deployment.hosts, key=lambda row: (row.wave, row.host.name))
+    ]
+    return DeploymentOut(
+        id=deployment.id,
+        app=deployment.app.name,
+        environment=deployment.environment.name,
+        release_id=deployment.release_id,
+        release=release_name(deployment.release_id),
+        image=deployment.release.image,
+        digest=deployment.release.digest,
+        status=deployment.status,
+        current_wave=deployment.current_wave,
+        total_waves=deployment.total_waves,
+        max_parallel=deployment.max_parallel,
+        max_failed=deployment.max_failed,
+        monitor=deployment.monitor,
+        auto_rollback=deployment.auto_rollback,
+        failed_hosts=sum(row.outcome == HOST_FAILED for row in deployment.hosts),
+        rollback_of=deployment.rollback_of,
+        previous_release_id=deployment.previous_release_id,
+        message=deployment.message,
+        created_by=deployment.created_by,
+        created_at=deployment.created_at,
+        started_at=deployment.started_at,
+        finished_at=deployment.finished_at,
+        hosts=progress if with_hosts else [],
+    )
+
+
+def host_out(host: Host) -> HostOut:
+    apps = [
+        HostAppOut(
+            app=row.app.name,
+            active_release=row.active_release_id,
+            step=row.step,
+            health=row.health,
+            outcome=row.outcome,
+            message=row.message,
+            reported_at=row.reported_at,
+        )
+        for row in host.apps
+    ]
+    return HostOut(
+        name=host.name,
+        address=host.address,
+        labels=host.labels,
+        group=host.group,
+        status=host.status,
+        last_seen=host.last_seen,
+        agent_version=host.agent_version,
+        registered_at=host.registered_at,
+        apps=sorted(apps, key=lambda app: app.app),
+    )
+
+
+def lock_out(lock: Lock) -> LockOut:
+    return LockOut(
+        app=lock.app.name,
+        environment=lock.environment.name,
+        holder=lock.holder,
+        reason=lock.reason,
+        since=lock.since,
+    )
+
+
+def audit_out(entry: AuditEntry) -> AuditOut:
+    return AuditOut(
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        action=entry.action,
+        target=entry.target,
+        source_ip=entry.source_ip,
+        detail=entry.detail,
+    )
+
+
+def token_out(token: ApiToken) -> TokenOut:
+    return TokenOut(
+        id=token.id,
+        name=token.name,
+        role=token.role,
+        created_by=token.created_by,
+        created_at=token.created_at,
+        revoked=token.revoked_at is not None,
+    )

@@ -1,0 +1,102 @@
+"""create_app: the controller's ASGI application, with its background rollout loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from shipyard.controller import tokens
+from shipyard.controller.api import admin, agent, deployments, errors, fleet, ops, releases
+from shipyard.controller.context import ControllerContext
+from shipyard.controller.db import Database
+from shipyard.controller.driver import Clock, RolloutDriver
+from shipyard.controller.metrics import ControllerMetrics
+from shipyard.controller.models import utcnow
+from shipyard.controller.notifier import ChangeNotifier
+from shipyard.controller.settings import ControllerSettings
+
+log = structlog.get_logger("shipyard.controller")
+API_PREFIX = "/api/v1"
+
+
+def build_context(settings: ControllerSettings, clock: Clock) -> ControllerContext:
+    db = Database(settings.database_url)
+    notifier = ChangeNotifier()
+    driver = RolloutDriver(db, lost_after=settings.lost_after, clock=clock, on_change=notifier.notify)
+    return ControllerContext(settings, db, notifier, driver, ControllerMetrics(db), clock)
+
+
+def prepare_database(context: ControllerContext) -> None:
+    context.db.migrate()
+    token = context.settings.bootstrap_admin_token
+    if token:
+        with context.db.transaction() as session:
+            if tokens.bootstrap_admin(session, token):
+                log.info("bootstrap admin token stored")
+
+
+async def rollout_loop(context: ControllerContext) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(context.driver.tick)
+        except Exception:  # the loop must outlive a database hiccup; the next tick retries
+            log.exception("rollout tick failed")
+        await asyncio.sleep(context.settings.tick_interval)
+
+
+def _lifespan(
+    context: ControllerContext,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(prepare_database, context)
+        context.notifier.bind(asyncio.get_running_loop())
+        task = asyncio.create_task(rollout_loop(context), name="shipyard-rollout-loop")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            context.db.dispose()
+
+    return lifespan
+
+
+def _observe_latency(
+    context: ControllerContext,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")  # the template keeps labels few
+        context.metrics.request_seconds.labels(request.method, route, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    return middleware
+
+
+def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> FastAPI:
+    """The controller app; the database is migrated and the rollout loop started when it starts serving."""
+    context = build_context(settings, clock or utcnow)
+    app = FastAPI(
+        title="shipyard controller",
+        version="1",
+        description="Fleet controller of shipyard: releases, deployments in waves, agents and audit.",
+        lifespan=_lifespan(context),
+    )
+    app.state.context = context
+    errors.install(app)
+    app.middleware("http")(_observe_latency(context))
+    for module in (fleet, releases, deployments, admin, agent):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(ops.router)
+    return app

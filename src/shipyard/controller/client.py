@@ -1,0 +1,180 @@
+"""A typed HTTP client for the controller API, used by the CLI and the agent.
+
+Every failure is translated here, in one place: unreachable or 5xx -> ControllerError, 404 ->
+NotFoundError, 409 for a held deployment or lock -> LockedError, 422 -> ConfigError.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from shipyard.controller.schemas.admin import AuditOut, JoinTokenCreated, LockOut, TokenCreated
+from shipyard.controller.schemas.agent import AgentRegistered, AppReport, DesiredState, ReportAck
+from shipyard.controller.schemas.deployments import DeploymentOut
+from shipyard.controller.schemas.fleet import HostOut
+from shipyard.controller.schemas.releases import ReleaseOut
+from shipyard.errors import ConfigError, ControllerError, LockedError, NotFoundError, ShipyardError
+
+Model = TypeVar("Model", bound=BaseModel)
+API = "/api/v1"
+
+
+def error_for(response: httpx.Response) -> ShipyardError:
+    try:
+        body = response.json()
+        detail, kind = str(body.get("detail", "")), str(body.get("kind", ""))
+    except ValueError:
+        detail, kind = response.text[:200], ""
+    message = detail or f"the controller answered HTTP {response.status_code}."
+    if response.status_code == 404:
+        return NotFoundError(message)
+    if response.status_code == 409 and kind == "LockedError":
+        return LockedError(message)
+    if response.status_code == 422:
+        return ConfigError(message)
+    if response.status_code in (401, 403):
+        return ControllerError(f"the controller refused the token: {message}")
+    return ControllerError(f"the controller answered HTTP {response.status_code}: {message}")
+
+
+class ControllerClient:
+    def __init__(
+        self, url: str, token: str | None = None, *, timeout: float = 10.0, http: httpx.Client | None = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self._http = http or httpx.Client(base_url=self.url, timeout=timeout)
+        self._owns_http = http is None
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> ControllerClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        token: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        bearer = token or self._token
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+        try:
+            response = self._http.request(
+                method, API + path, json=json, params=params, headers=headers, **extra
+            )
+        except httpx.TimeoutException as exc:
+            raise ControllerError(
+                f"the controller at {self.url} did not answer in time; is it overloaded?"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ControllerError(
+                f"cannot reach the controller at {self.url} ({type(exc).__name__})."
+            ) from exc
+        if not response.is_success:
+            raise error_for(response)
+        return response.json() if response.content else None
+
+    def _one(self, model: type[Model], method: str, path: str, **kwargs: Any) -> Model:
+        return model.model_validate(self._call(method, path, **kwargs))
+
+    def _many(self, model: type[Model], path: str, **params: Any) -> list[Model]:
+        query = {key: value for key, value in params.items() if value is not None}
+        return [model.model_validate(item) for item in self._call("GET", path, params=query)]
+
+    # releases and deployments
+    def create_release(self, image: str, digest: str, spec: dict[str, Any]) -> ReleaseOut:
+        return self._one(
+            ReleaseOut, "POST", "/releases", json={"image": image, "digest": digest, "spec": spec}
+        )
+
+    def list_releases(self, app: str | None = None) -> list[ReleaseOut]:
+        return self._many(ReleaseOut, "/releases", app=app)
+
+    def get_release(self, release_id: int) -> ReleaseOut:
+        return self._one(ReleaseOut, "GET", f"/releases/{release_id}")
+
+    def create_deployment(self, release_id: int, environment: str, *, queue: bool = False) -> DeploymentOut:
+        body = {"release_id": release_id, "environment": environment, "queue": queue}
+        return self._one(DeploymentOut, "POST", "/deployments", json=body)
+
+    def get_deployment(self, deployment_id: int) -> DeploymentOut:
+        return self._one(DeploymentOut, "GET", f"/deployments/{deployment_id}")
+
+    def list_deployments(
+        self, *, app: str | None = None, environment: str | None = None, status: str | None = None
+    ) -> list[DeploymentOut]:
+        return self._many(DeploymentOut, "/deployments", app=app, environment=environment, status=status)
+
+    def pause(self, deployment_id: int) -> DeploymentOut:
+        return self._one(DeploymentOut, "POST", f"/deployments/{deployment_id}/pause")
+
+    def resume(self, deployment_id: int) -> DeploymentOut:
+        return self._one(DeploymentOut, "POST", f"/deployments/{deployment_id}/resume")
+
+    def abort(self, deployment_id: int) -> DeploymentOut:
+        return self._one(DeploymentOut, "POST", f"/deployments/{deployment_id}/abort")
+
+    def rollback(self, app: str, environment: str, release_id: int | None = None) -> DeploymentOut:
+        body = {"app": app, "environment": environment, "release_id": release_id}
+        return self._one(DeploymentOut, "POST", "/rollback", json=body)
+
+    # fleet and administration
+    def hosts(self, group: str | None = None) -> list[HostOut]:
+        return self._many(HostOut, "/hosts", group=group)
+
+    def lock(self, app: str, environment: str, reason: str) -> LockOut:
+        return self._one(
+            LockOut, "POST", "/locks", json={"app": app, "environment": environment, "reason": reason}
+        )
+
+    def unlock(self, app: str, environment: str) -> None:
+        self._call("DELETE", f"/locks/{app}/{environment}")
+
+    def locks(self) -> list[LockOut]:
+        return self._many(LockOut, "/locks")
+
+    def audit(self, *, limit: int = 100, action: str | None = None) -> list[AuditOut]:
+        return self._many(AuditOut, "/audit", limit=limit, action=action)
+
+    def create_token(self, name: str, role: str) -> TokenCreated:
+        return self._one(TokenCreated, "POST", "/tokens", json={"name": name, "role": role})
+
+    def create_join_token(self, group: str, *, expires_in: float | None = 3600.0) -> JoinTokenCreated:
+        body = {"group": group, "expires_in": expires_in}
+        return self._one(JoinTokenCreated, "POST", "/join-tokens", json=body)
+
+    # agent side
+    def register_agent(
+        self,
+        join_token: str,
+        name: str,
+        *,
+        address: str = "",
+        labels: dict[str, str] | None = None,
+        agent_version: str = "",
+    ) -> AgentRegistered:
+        body = {"name": name, "address": address, "labels": labels or {}, "agent_version": agent_version}
+        return self._one(AgentRegistered, "POST", "/agent/register", json=body, token=join_token)
+
+    def desired(self, version: int | None = None, wait: float = 0.0) -> DesiredState:
+        params: dict[str, Any] = {"wait": wait} if version is None else {"wait": wait, "version": version}
+        # The read timeout must outlast the long-poll itself.
+        return self._one(DesiredState, "GET", "/agent/desired", params=params, timeout=wait + 10.0)
+
+    def report(self, apps: list[AppReport], *, agent_version: str | None = None) -> ReportAck:
+        body = {"agent_version": agent_version, "apps": [app.model_dump() for app in apps]}
+        return self._one(ReportAck, "POST", "/agent/report", json=body)

@@ -1,0 +1,198 @@
+"""Shared real components for the test suite, the demo and the benchmarks.
+
+One Docker Engine, one registry (htpasswd auth on 127.0.0.1) and a set of test images pushed to it,
+each under names unique to this run so leftovers of earlier runs never collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+import yaml
+
+from shipyard.lab.engine import ensure_default_engine
+from shipyard.lab.registry_server import RegistryServer, free_port, start_registry
+from shipyard.lab.testapp import Behaviour, build_test_image
+
+VARIANTS: dict[str, tuple[str, Behaviour]] = {
+    "v1": ("v1", "ok"),
+    "v2": ("v2", "ok"),
+    "v3": ("v3", "ok"),
+    "crash": ("crash", "crash"),
+    "hang": ("hang", "hang"),
+    "slow": ("slow", "slow-start"),
+    "wrong-port": ("wrong-port", "wrong-port"),
+}
+
+
+@dataclass
+class Registry:
+    server: RegistryServer
+    username: str
+    password: str
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    def auth(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password}
+
+
+@dataclass
+class TestImages:
+    __test__ = False  # not a pytest test class
+
+    repository: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def ref(self, tag: str) -> str:
+        return f"{self.repository}:{tag}"
+
+
+def start_engine(work: Path) -> str:
+    return ensure_default_engine(work / "engine")
+
+
+def start_test_registry(work: Path) -> Registry:
+    password = secrets.token_urlsafe(12)
+    server = start_registry(work / "registry", username="ci", password=password)
+    return Registry(server=server, username="ci", password=password)
+
+
+def push_images(
+    docker_url: str, registry: Registry, name: str, variants: dict[str, tuple[str, Behaviour]] | None = None
+) -> TestImages:
+    client = docker.DockerClient(base_url=docker_url)
+    images = TestImages(repository=f"{registry.address}/{name}")
+    try:
+        for tag, (version, behaviour) in (variants or VARIANTS).items():
+            build_test_image(client, images.ref(tag), version, behaviour)
+            for event in client.api.push(
+                images.repository, tag=tag, stream=True, decode=True, auth_config=registry.auth()
+            ):
+                if "error" in event:
+                    raise RuntimeError(f"push of {images.ref(tag)} failed: {event['error']}")
+            images.tags[tag] = images.ref(tag)
+    finally:
+        client.close()
+    return images
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(3)}"
+
+
+def free_port_pair(host: str = "127.0.0.1") -> int:
+    """A port p such that p and p+1 are both free (the two slots)."""
+    for _ in range(200):
+        port = free_port(host)
+        if port < 65000 and _free(host, port + 1):
+            return port
+    raise RuntimeError("no free pair of ports found")
+
+
+def _free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class AppHome:
+    """One simulated host for one test: a SHIPYARD_HOME, a shipyard.yml and the CLI around them."""
+
+    root: Path
+    docker_url: str
+    registry: Registry
+    app: str
+    environ: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "shipyard.yml"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    def write_config(self, images: TestImages, **overrides: object) -> dict[str, object]:
+        port = free_port_pair()
+        listen = free_port()
+        document: dict[str, object] = {
+            "app": self.app,
+            "image": images.repository,
+            "registry": {"username_env": "SHIPYARD_TEST_REG_USER", "password_env": "SHIPYARD_TEST_REG_PASS"},
+            "port": port,
+            "proxy": {"listen": f"127.0.0.1:{listen}"},
+            "healthcheck": {"interval": 0.1, "deadline": 8},
+            "deploy": {"drain_timeout": 5, "stop_timeout": 5},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(document.get(key), dict):
+                document[key] = {**document[key], **value}  # type: ignore[dict-item]
+            else:
+                document[key] = value
+        self.config.write_text(yaml.safe_dump(document))
+        return document
+
+    @property
+    def listen_url(self) -> str:
+        document = yaml.safe_load(self.config.read_text())
+        return f"http://{document['proxy']['listen']}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SHIPYARD_HOME": str(self.home),
+            "DOCKER_HOST": self.docker_url,
+            "SHIPYARD_TEST_REG_USER": self.registry.username,
+            "SHIPYARD_TEST_REG_PASS": self.registry.password,
+            "SHIPYARD_MASTER_KEY": os.environ.get("SHIPYARD_MASTER_KEY", ""),
+            **self.environ,
+        }
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "shipyard.cli.main", *args, "--config", str(self.config)]
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            self.argv(*args), cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=timeout
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"shipyard {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.argv(*args), cwd=self.root, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True,
+        )
+
+    def teardown(self) -> None:
+        """Remove this app's containers and stop this home's haproxy."""
+        client = docker.DockerClient(base_url=self.docker_url)
+        try:
+            for container in client.containers.list(all=True, filters={"label": f"shipyard.app={self.app}"}):
+                with contextlib.suppress(docker.errors.DockerException):
+                    container.remove(force=True)
+        finally:
+            client.close()
+        pidfile = self.home / "haproxy" / "haproxy.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+            time.sleep(0.05)

@@ -1,0 +1,158 @@
+"""Shared pieces of the controller's integration tests: databases of both kinds, a harness, fake agents.
+
+Imported by the test modules (`from controller_fixtures import ...`). PostgreSQL is started once per
+test process, lazily, and stopped at exit; each test gets a fresh database of its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shipyard.controller.app import create_app
+from shipyard.controller.client import ControllerClient
+from shipyard.controller.schemas.agent import AppReport, DesiredState
+from shipyard.controller.settings import ControllerSettings
+from shipyard.lab.postgres import PostgresServer, start_postgres
+
+ADMIN_TOKEN = "sya_test-admin-token-0123456789abcdef"
+DIGESTS = ["sha256:" + str(i) * 64 for i in range(1, 10)]
+_postgres: PostgresServer | None = None
+
+
+def shared_postgres() -> PostgresServer:
+    global _postgres
+    if _postgres is None:
+        _postgres = start_postgres()
+        atexit.register(_postgres.stop)
+    return _postgres
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'controller.db'}"
+        return
+    server = shared_postgres()
+    url = server.create_database("controller_test")
+    yield url
+    server.drop_database(url)
+
+
+def controller_settings(db_url: str, **overrides: Any) -> ControllerSettings:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "tick_interval": 0.05,
+        "recheck_interval": 0.2,
+        "lost_after": 30.0,
+        "bootstrap_admin_token": ADMIN_TOKEN,
+    }
+    values.update(overrides)
+    return ControllerSettings(**values)
+
+
+def spec(app: str = "web", **rollout: Any) -> dict[str, Any]:
+    policy = {"max_parallel": "1", "max_failed": 0, "monitor": 0.1, "auto_rollback": True, **rollout}
+    return {"app": app, "image": f"registry:5000/{app}", "rollout": policy}
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class FakeAgent:
+    """Plays a host: reads the desired state and reports having switched to it (or failing)."""
+
+    name: str
+    client: ControllerClient
+    running: dict[str, int] = field(default_factory=dict)
+    broken_releases: set[int] = field(default_factory=set)
+
+    def sync(self) -> DesiredState:
+        desired = self.client.desired()
+        reports = []
+        for app in desired.apps:
+            if app.release_id in self.broken_releases:
+                reports.append(
+                    AppReport(
+                        app=app.app,
+                        step="health",
+                        active_release=self.running.get(app.app),
+                        release=app.release_id,
+                        health="unhealthy",
+                        outcome="failed",
+                        message="health check failed",
+                    )
+                )
+                continue
+            self.running[app.app] = app.release_id
+            reports.append(
+                AppReport(
+                    app=app.app,
+                    step="done",
+                    active_release=app.release_id,
+                    release=app.release_id,
+                    health="healthy",
+                    outcome="succeeded",
+                )
+            )
+        self.client.report(reports, agent_version="test")
+        return desired
+
+
+@dataclass
+class Harness:
+    http: TestClient
+    admin: ControllerClient
+    agents: list[FakeAgent] = field(default_factory=list)
+
+    def client(self, token: str | None) -> ControllerClient:
+        return ControllerClient("http://testserver", token, http=self.http)
+
+    def add_agent(self, name: str, group: str = "production") -> FakeAgent:
+        join = self.admin.create_join_token(group)
+        registered = self.client(None).register_agent(join.token, name, agent_version="test")
+        agent = FakeAgent(name, self.client(registered.agent_token))
+        self.agents.append(agent)
+        return agent
+
+    def sync_all(self) -> None:
+        for agent in self.agents:
+            agent.sync()
+
+    def deploy_until(self, deployment_id: int, statuses: set[str], *, timeout: float = 20.0) -> str:
+        """Let the agents follow the desired state until the deployment reaches one of `statuses`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sync_all()
+            status = self.admin.get_deployment(deployment_id).status
+            if status in statuses:
+                return status
+            time.sleep(0.05)
+        raise AssertionError(f"deployment {deployment_id} never reached {statuses}")
+
+
+@contextmanager
+def running_controller(settings: ControllerSettings) -> Iterator[Harness]:
+    with TestClient(create_app(settings)) as http:
+        yield Harness(http=http, admin=ControllerClient("http://testserver", ADMIN_TOKEN, http=http))
+
+
+@pytest.fixture
+def harness(db_url: str) -> Iterator[Harness]:
+    with running_controller(controller_settings(db_url)) as running:
+        yield running

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shipyard.cli.init_template import render_template
+from shipyard.domain.spec import load_spec, parse_spec, spec_from_snapshot, spec_snapshot
+from shipyard.errors import ConfigError
+
+MINIMAL = {"app": "web", "image": "127.0.0.1:5000/web", "port": 3000, "proxy": {"listen": "127.0.0.1:8080"}}
+
+
+def test_minimal_file_is_five_lines_and_fills_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "shipyard.yml"
+    path.write_text("app: web\nimage: 127.0.0.1:5000/web\nport: 3000\nproxy:\n  listen: 127.0.0.1:8080\n")
+    spec = load_spec(path)
+    assert len(path.read_text().splitlines()) == 5
+    assert spec.network == "host"
+    assert spec.slot_ports == {"blue": 3000, "green": 3001}
+    assert spec.healthcheck.path == "/up"
+    assert spec.deploy.keep_releases == 3
+
+
+def test_every_error_is_reported_with_its_key_path() -> None:
+    data = {
+        **MINIMAL,
+        "healthcheck": {"interval": 0, "path": "up"},
+        "deploy": {"keep_releases": 0},
+        "colour": "blue",
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_spec(data)
+    details = caught.value.details
+    assert "healthcheck.interval: must be greater than 0" in details
+    assert "healthcheck.path: must start with /" in details
+    assert "deploy.keep_releases: must be greater than or equal to 1" in details
+    assert any(d.startswith("colour: unknown key") for d in details)
+    assert "4 problems" in caught.value.message
+
+
+def test_extension_keys_are_allowed_anywhere() -> None:
+    spec = parse_spec({**MINIMAL, "x-notes": "anything", "deploy": {"x-anchor": {"a": 1}, "standby": 5}})
+    assert spec.deploy.standby == 5
+
+
+def test_inline_registry_password_is_refused() -> None:
+    with pytest.raises(ConfigError, match="registry: inline 'password' is not allowed"):
+        parse_spec({**MINIMAL, "registry": {"server": "r:5000", "password": "hunter2"}})
+
+
+def test_missing_required_keys_and_bad_values() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_spec({"image": "r/web:latest", "network": "overlay", "proxy": {"listen": "8080"}})
+    details = caught.value.details
+    assert "app: is required" in details
+    assert any(d.startswith("image: must be a repository without tag") for d in details)
+    assert any(d.startswith("network: must be 'host' or 'bridge'") for d in details)
+    assert any(d.startswith("proxy.listen: must be address:port") for d in details)
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "shipyard.yml"
+    path.write_text("app: web\nimage: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_spec(path)
+
+
+def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="shipyard init"):
+        load_spec(tmp_path / "shipyard.yml")
+
+
+def test_snapshot_round_trips_and_holds_secret_names_only() -> None:
+    spec = parse_spec({**MINIMAL, "env": {"clear": {"RAILS_ENV": "production"}, "secret": ["DATABASE_URL"]}})
+    snapshot = spec_snapshot(spec)
+    assert snapshot["env"]["secret"] == ["DATABASE_URL"]
+    assert spec_from_snapshot(snapshot) == spec
+
+
+def test_hooks_accept_one_command_or_a_list() -> None:
+    spec = parse_spec({**MINIMAL, "hooks": {"pre-deploy": "./migrate", "post-swap": ["a", "b"]}})
+    assert spec.hooks.pre_deploy == ["./migrate"]
+    assert spec.hooks.post_swap == ["a", "b"]
+
+
+def test_init_template_is_valid() -> None:
+    spec = parse_spec(yaml.safe_load(render_template("shop", "127.0.0.1:5000/shop")))
+    assert spec.app == "shop"
