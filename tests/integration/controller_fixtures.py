@@ -1,7 +1,7 @@
-"""Shared pieces of the controller's integration tests: databases of both kinds, a harness, fake agents.
+"""Helpers of the controller's integration tests: a shared PostgreSQL, a harness, fake agents.
 
-Imported by the test modules (`from controller_fixtures import ...`). PostgreSQL is started once per
-test process, lazily, and stopped at exit; each test gets a fresh database of its own.
+The fixtures themselves live in conftest_controller.py, which the test modules load as a plugin.
+PostgreSQL is started once per test process, lazily, and stopped at exit.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from shipyard.controller.app import create_app
@@ -36,20 +34,9 @@ def shared_postgres() -> PostgresServer:
     return _postgres
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'controller.db'}"
-        return
-    server = shared_postgres()
-    url = server.create_database("controller_test")
-    yield url
-    server.drop_database(url)
-
-
-def controller_settings(db_url: str, **overrides: Any) -> ControllerSettings:
+def controller_settings(controller_db_url: str, **overrides: Any) -> ControllerSettings:
     values: dict[str, Any] = {
-        "database_url": db_url,
+        "database_url": controller_db_url,
         "tick_interval": 0.05,
         "recheck_interval": 0.2,
         "lost_after": 30.0,
@@ -78,6 +65,7 @@ class FakeAgent:
     """Plays a host: reads the desired state and reports having switched to it (or failing)."""
 
     name: str
+    token: str
     client: ControllerClient
     running: dict[str, int] = field(default_factory=dict)
     broken_releases: set[int] = field(default_factory=set)
@@ -126,9 +114,15 @@ class Harness:
     def add_agent(self, name: str, group: str = "production") -> FakeAgent:
         join = self.admin.create_join_token(group)
         registered = self.client(None).register_agent(join.token, name, agent_version="test")
-        agent = FakeAgent(name, self.client(registered.agent_token))
+        agent = FakeAgent(name, registered.agent_token, self.client(registered.agent_token))
         self.agents.append(agent)
         return agent
+
+    def adopt(self, agents: list[FakeAgent]) -> None:
+        """Agents of an earlier controller process talk to this one from now on."""
+        for agent in agents:
+            agent.client = self.client(agent.token)
+            self.agents.append(agent)
 
     def sync_all(self) -> None:
         for agent in self.agents:
@@ -150,9 +144,3 @@ class Harness:
 def running_controller(settings: ControllerSettings) -> Iterator[Harness]:
     with TestClient(create_app(settings)) as http:
         yield Harness(http=http, admin=ControllerClient("http://testserver", ADMIN_TOKEN, http=http))
-
-
-@pytest.fixture
-def harness(db_url: str) -> Iterator[Harness]:
-    with running_controller(controller_settings(db_url)) as running:
-        yield running

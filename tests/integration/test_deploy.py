@@ -27,9 +27,10 @@ def test_deploy_swap_and_rollback_under_load_fail_no_request(app_home: AppHome, 
     first = json.loads(app_home.run("deploy", images.ref("v1"), "--json").stdout)
     assert first["changed"] is True
     assert version(app_home) == "v1"
-    with LoadGenerator(app_home.listen_url + "/version", clients=6, keep_alive=True) as kept, LoadGenerator(
-        app_home.listen_url + "/version", clients=6, keep_alive=False
-    ) as fresh:
+    with (
+        LoadGenerator(app_home.listen_url + "/version", clients=6, keep_alive=True) as kept,
+        LoadGenerator(app_home.listen_url + "/version", clients=6, keep_alive=False) as fresh,
+    ):
         app_home.run("deploy", images.ref("v2"))
         assert version(app_home) == "v2"
         app_home.run("rollback")
@@ -111,7 +112,9 @@ def test_rollback_to_a_named_release_needs_no_registry(app_home: AppHome, images
 
 
 def test_container_runs_on_host_network_with_port_and_labels(app_home: AppHome, images: TestImages) -> None:
-    document = app_home.write_config(images, labels={"team": "shop"}, env={"clear": {"RAILS_ENV": "production"}})
+    document = app_home.write_config(
+        images, labels={"team": "shop"}, env={"clear": {"RAILS_ENV": "production"}}
+    )
     app_home.run("deploy", images.ref("v1"))
     client = docker.DockerClient(base_url=app_home.docker_url)
     try:
@@ -125,7 +128,9 @@ def test_container_runs_on_host_network_with_port_and_labels(app_home: AppHome, 
         client.close()
 
 
-def test_bridge_network_publishes_the_slot_port_on_loopback_only(app_home: AppHome, images: TestImages) -> None:
+def test_bridge_network_publishes_the_slot_port_on_loopback_only(
+    app_home: AppHome, images: TestImages
+) -> None:
     document = app_home.write_config(images, network="bridge")
     app_home.run("deploy", images.ref("v1"))
     assert version(app_home) == "v1"
@@ -133,6 +138,8 @@ def test_bridge_network_publishes_the_slot_port_on_loopback_only(app_home: AppHo
     try:
         (container,) = client.containers.list(filters={"label": f"shipyard.app={app_home.app}"})
         bindings = container.attrs["HostConfig"]["PortBindings"]
-        assert bindings == {f"{document['port']}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(document["port"])}]}
+        assert bindings == {
+            f"{document['port']}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(document["port"])}]
+        }
     finally:
         client.close()

@@ -38,7 +38,9 @@ def test_config_has_one_frontend_and_backend_per_app_and_the_idle_slot_disabled(
     paths = ProxyPaths(tmp_path)
     apps = [
         ProxiedApp("web", "127.0.0.1:8080", "127.0.0.1", {"blue": 3000, "green": 3001}, "/up", "green"),
-        ProxiedApp("api", "127.0.0.1:8081", "127.0.0.1", {"blue": 4000, "green": 4001}, "/health", None),
+        ProxiedApp(
+            "api", "127.0.0.1:8081", "127.0.0.1", {"blue": 4000, "green": 4001}, "/health", "blue", maintenance=True
+        ),
     ]
     text = render_config(apps, paths)
     assert "master-worker" in text
@@ -50,7 +52,9 @@ def test_config_has_one_frontend_and_backend_per_app_and_the_idle_slot_disabled(
     # An app in maintenance has both slots disabled: haproxy answers the maintenance page.
     assert "server blue 127.0.0.1:4000 check inter 1000 fall 3 rise 2 disabled" in text
     assert "server green 127.0.0.1:4001 check inter 1000 fall 3 rise 2 disabled" in text
-    assert "if { path /health } { nbsrv(app_api) eq 0 }" in text
+    assert 'string "ok" if { path /health }' in text
+    assert "option idle-close-on-response" in text
+    assert text.count("http-request return status 503") == 1
 
 
 @pytest.mark.parametrize(("bits", "state"), [(0, "ready"), (4, "ready"), (5, "maint"), (8, "drain"), (1, "maint")])

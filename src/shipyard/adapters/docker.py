@@ -88,7 +88,10 @@ class DockerEngine:
             digests = set()
             for image in self.client.images.list(name=repository):
                 for repo_digest in image.attrs.get("RepoDigests") or []:
-                    digests.add(repo_digest.split("@", 1)[1])
+                    # The same content pushed elsewhere is listed too; only this repository counts.
+                    name, _, digest = repo_digest.partition("@")
+                    if name == repository:
+                        digests.add(digest)
             return frozenset(digests)
 
     def pull(

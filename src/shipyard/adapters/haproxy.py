@@ -180,13 +180,25 @@ class HaproxyProcess:
         if pid is None:
             self.start(timeout)
             return
+        old_worker = self._worker_pid()
         self.runtime.dump_server_state(self.paths.state_file)
         os.kill(pid, signal.SIGUSR2)
-        self._wait(lambda: self._has_backend(backend), timeout, "reload")
+        self._wait(lambda: self._reloaded(old_worker, backend), timeout, "reload")
 
-    def _has_backend(self, backend: str) -> bool:
+    def _worker_pid(self) -> str | None:
         try:
-            return self.runtime.has_backend(backend)
+            info = self.runtime.execute("show info")
+        except ProxyError:
+            return None
+        for line in info.splitlines():
+            if line.startswith("Pid:"):
+                return line.split(":", 1)[1].strip()
+        return None
+
+    def _reloaded(self, old_worker: str | None, backend: str) -> bool:
+        """The admin socket is answered by a new worker that knows the backend."""
+        try:
+            return self._worker_pid() != old_worker and self.runtime.has_backend(backend)
         except ProxyError:
             return False
 

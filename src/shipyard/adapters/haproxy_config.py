@@ -3,8 +3,8 @@
 Each backend has two servers, `blue` and `green`, one per slot. The active slot is enabled, the
 idle one `disabled` (maintenance), so a restarted haproxy serves what was active. Swaps change
 server states through the runtime API; the file is rewritten to match but never reloaded for a swap.
-When no server is usable (maintenance) the frontend answers 503 with the maintenance page while
-the health path keeps answering 200 for an upstream load balancer.
+In maintenance the frontend answers 503 with the maintenance page while the health path keeps
+answering 200 for an upstream load balancer; entering and leaving maintenance is a seamless reload.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class ProxiedApp:
     active_slot: str | None
     maintenance_page: Path | None = None
     check_interval_ms: int = 1000
+    maintenance: bool = False
 
     @property
     def backend(self) -> str:
@@ -92,18 +93,20 @@ def render_global(paths: ProxyPaths) -> list[str]:
         "    option redispatch 1",
         "    retry-on conn-failure empty-response response-timeout",
         "    load-server-state-from-file global",
+        # On reload, an idle keep-alive connection is closed after its next response, not under it.
+        "    option idle-close-on-response",
         "",
     ]
 
 
 def render_app(app: ProxiedApp, page: Path) -> list[str]:
-    usable = f"nbsrv({app.backend})"
-    lines = [
-        f"frontend front_{app.name}",
-        f"    bind {app.listen}",
-        f'    http-request return status 200 content-type text/plain string "ok" '
-        f"if {{ path {app.health_path} }} {{ {usable} eq 0 }}",
-        f"    http-request return status 503 content-type text/html file {page} if {{ {usable} eq 0 }}",
+    lines = [f"frontend front_{app.name}", f"    bind {app.listen}"]
+    if app.maintenance:
+        lines += [
+            f'    http-request return status 200 content-type text/plain string "ok" if {{ path {app.health_path} }}',
+            f"    http-request return status 503 content-type text/html file {page}",
+        ]
+    lines += [
         f"    default_backend {app.backend}",
         "",
         f"backend {app.backend}",
@@ -112,7 +115,7 @@ def render_app(app: ProxiedApp, page: Path) -> list[str]:
         "    http-check expect status 200",
     ]
     for slot in SLOTS:
-        state = "" if slot == app.active_slot else " disabled"
+        state = "" if slot == app.active_slot and not app.maintenance else " disabled"
         lines.append(
             f"    server {slot} {app.upstream_host}:{app.slot_ports[slot]} "
             f"check inter {app.check_interval_ms} fall 3 rise 2{state}"

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from shipyard.cli import fleet_cmd
 from shipyard.cli.common import (
     DEFAULT_CONFIG,
     ConfigOption,
@@ -17,6 +18,7 @@ from shipyard.cli.common import (
     host_context,
     load,
 )
+from shipyard.cli.fleet_cmd import FleetEnvOption, QueueOption
 from shipyard.cli.render import StepPrinter, console, print_json, say, table
 from shipyard.host import maintenance, service
 from shipyard.host.service import Outcome
@@ -53,14 +55,18 @@ def deploy(
     image: Annotated[str | None, typer.Argument(help="repo:tag or repo@sha256:...")] = None,
     ref: Annotated[str | None, typer.Option("--ref", help="deploy the image built for this git commit")] = None,
     config: ConfigOption = DEFAULT_CONFIG,
-    env: EnvOption = "production",
+    env: FleetEnvOption = None,
     dry_run: DryRunOption = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
+    queue: QueueOption = False,
 ) -> None:
-    """Deploy IMAGE with a health-gated blue-green swap behind this host's haproxy."""
+    """Deploy IMAGE with a health-gated blue-green swap behind this host's haproxy (or --env: the fleet)."""
     spec = load(config)
     image = _image_argument(spec.image, image, ref, config)
+    if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
+        return fleet_cmd.fleet_deploy(spec, image, env, queue=queue, as_json=as_json)
+    env = env or "production"
     context = host_context()
     try:
         if dry_run:
@@ -103,13 +109,16 @@ def _print_plan(outcome: Outcome, as_json: bool) -> None:
 def rollback(
     release: Annotated[str | None, typer.Argument(help="release id (default: the previous one)")] = None,
     config: ConfigOption = DEFAULT_CONFIG,
-    env: EnvOption = "production",
+    env: FleetEnvOption = None,
     dry_run: DryRunOption = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Swap back to the previous release (or RELEASE), using the image already on this host."""
+    """Swap back to the previous release (or RELEASE) with the image on this host (or --env: the fleet)."""
     spec = load(config)
+    if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
+        return fleet_cmd.fleet_rollback(spec.app, env, release, as_json=as_json, spec=spec)
+    env = env or "production"
     context = host_context()
     try:
         if dry_run:

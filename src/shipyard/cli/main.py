@@ -28,6 +28,14 @@ for name in ("deploy", "rollback", "status", "releases", "logs", "stop", "start"
 # Sub-command groups and commands living in their own modules: (module, attribute, name, is_group).
 EXTENSIONS: list[tuple[str, str, str, bool]] = [
     ("shipyard.cli.secrets_cmd", "secrets_app", "secrets", True),
+    ("shipyard.cli.controller_cmd", "controller", "controller", False),
+    ("shipyard.cli.agent_cmd", "agent", "agent", False),
+    ("shipyard.cli.lab_cmd", "lab_app", "lab", True),
+    *[
+        ("shipyard.cli.fleet_cmd", name, name, False)
+        for name in ("deployments", "deployment", "pause", "resume", "abort")
+    ],
+    *[("shipyard.cli.fleet_cmd", name, name, False) for name in ("hosts", "lock", "unlock", "audit")],
 ]
 
 

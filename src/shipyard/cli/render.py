@@ -14,8 +14,8 @@ from shipyard.domain.steps import Step
 from shipyard.errors import ShipyardError
 from shipyard.secrets.masking import mask
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def say(text: str) -> None:

@@ -69,13 +69,21 @@ def _lifespan(
     return lifespan
 
 
+def route_template(request: Request) -> str:
+    """The path with its parameters named, e.g. /api/v1/deployments/{deployment_id}: keeps labels few."""
+    values = {str(value): name for name, value in request.scope.get("path_params", {}).items()}
+    return "/".join(
+        "{" + values[part] + "}" if part in values else part for part in request.url.path.split("/")
+    )
+
+
 def _observe_latency(
     context: ControllerContext,
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")  # the template keeps labels few
+        route = route_template(request) if "route" in request.scope else "unmatched"
         context.metrics.request_seconds.labels(request.method, route, str(response.status_code)).observe(
             time.perf_counter() - started
         )

@@ -68,13 +68,14 @@ class ControllerClient:
         params: dict[str, Any] | None = None,
         token: str | None = None,
         timeout: float | None = None,
+        prefix: str = API,
     ) -> Any:
         bearer = token or self._token
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         try:
             response = self._http.request(
-                method, API + path, json=json, params=params, headers=headers, **extra
+                method, prefix + path, json=json, params=params, headers=headers, **extra
             )
         except httpx.TimeoutException as exc:
             raise ControllerError(
@@ -94,6 +95,10 @@ class ControllerClient:
     def _many(self, model: type[Model], path: str, **params: Any) -> list[Model]:
         query = {key: value for key, value in params.items() if value is not None}
         return [model.model_validate(item) for item in self._call("GET", path, params=query)]
+
+    def healthz(self) -> None:
+        """Returns when the controller and its database answer; raises ControllerError otherwise."""
+        self._call("GET", "/healthz", prefix="")
 
     # releases and deployments
     def create_release(self, image: str, digest: str, spec: dict[str, Any]) -> ReleaseOut:
@@ -173,7 +178,9 @@ class ControllerClient:
     def desired(self, version: int | None = None, wait: float = 0.0) -> DesiredState:
         params: dict[str, Any] = {"wait": wait} if version is None else {"wait": wait, "version": version}
         # The read timeout must outlast the long-poll itself.
-        return self._one(DesiredState, "GET", "/agent/desired", params=params, timeout=wait + 10.0)
+        return self._one(
+            DesiredState, "GET", "/agent/desired", params=params, timeout=wait + 10.0 if wait else None
+        )
 
     def report(self, apps: list[AppReport], *, agent_version: str | None = None) -> ReportAck:
         body = {"agent_version": agent_version, "apps": [app.model_dump() for app in apps]}

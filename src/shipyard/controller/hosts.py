@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from shipyard.controller import audit, catalog
 from shipyard.controller.errors import ConflictError, UnauthorizedError
 from shipyard.controller.models import Host, HostApp
-from shipyard.controller.schemas.agent import AgentRegister, AppReport
+from shipyard.controller.schemas.agent import AgentRegister, AppReport, DesiredState
 from shipyard.controller.tokens import AGENT_PREFIX, consume_join_token, hash_token, new_token
 from shipyard.errors import NotFoundError
 
@@ -55,6 +55,14 @@ def find_agent_host(session: Session, token: str) -> Host:
     return host
 
 
+def agent_host(session: Session, host_id: int) -> Host:
+    """The calling agent's host; it may have been removed since its token was checked."""
+    host = session.get(Host, host_id)
+    if host is None:
+        raise UnauthorizedError("this host was removed from the controller; register it again.")
+    return host
+
+
 def find_host(session: Session, name: str) -> Host:
     host = session.scalar(select(Host).where(Host.name == name))
     if host is None:
@@ -77,12 +85,15 @@ def touch(host: Host, now: datetime) -> None:
 
 
 def record_report(session: Session, host: Host, items: Sequence[AppReport], *, now: datetime) -> list[int]:
-    """Store the agent's per-app report; returns the ids of the apps it mentioned."""
+    """Store the agent's per-app report; returns the ids of the known apps it mentioned."""
     touch(host, now)
     existing = {row.app_id: row for row in host.apps}
     app_ids = []
+    known = {app.name: app for app in catalog.list_apps(session)}
     for item in items:
-        app = catalog.ensure_app(session, item.app)
+        app = known.get(item.app)
+        if app is None:  # agents report what they run; only releases and admins create apps
+            continue
         row = existing.get(app.id) or HostApp(host_id=host.id, app_id=app.id)
         row.active_release_id, row.release_id = item.active_release, item.release
         row.step, row.health, row.outcome = item.step, item.health, item.outcome
@@ -90,9 +101,17 @@ def record_report(session: Session, host: Host, items: Sequence[AppReport], *, n
         if app.id not in existing:
             host.apps.append(row)
         app_ids.append(app.id)
-    settled = all(item.outcome != "in_progress" and item.health != "unhealthy" for item in items)
-    host.status = READY if settled else CONVERGING
     return app_ids
+
+
+def converged_status(host: Host, desired: DesiredState) -> str:
+    """Ready when every desired release is the active one and healthy, converging otherwise."""
+    running = {row.app.name: row for row in host.apps}
+    for app in desired.apps:
+        row = running.get(app.app)
+        if row is None or row.active_release_id != app.release_id or row.health != "healthy":
+            return CONVERGING
+    return READY
 
 
 def mark_lost(session: Session, *, now: datetime, lost_after: float) -> list[Host]:

@@ -24,7 +24,7 @@ def stop_app(context: HostContext, app: str, *, wait: bool = False) -> None:
         for slot in ("blue", "green"):
             context.proxy.runtime.set_state(backend, slot, "maint")
         context.store.set_maintenance(app, True)
-        proxy_sync.save_server_state(context)
+        proxy_sync.reload_with_state(context, app)
         spec = spec_from_snapshot(record.spec)
         for container in context.engine.containers(app):
             if container.running:
@@ -49,7 +49,7 @@ def start_app(context: HostContext, app: str, *, secrets: dict[str, str] | None 
         context.proxy.runtime.switch(backend, record.active_slot, None)
         context.proxy.runtime.set_state(backend, other_slot(record.active_slot), "maint")
         context.store.set_active(app, record.active_slot, release.id, release.spec)
-        proxy_sync.save_server_state(context)
+        proxy_sync.reload_with_state(context, app)
 
 
 def _exists(context: HostContext, app: str, name: str) -> bool:

@@ -23,8 +23,9 @@ def proxied_app(record: AppRecord, page: Path) -> ProxiedApp:
         upstream_host=spec.bind,
         slot_ports=spec.slot_ports,
         health_path=spec.healthcheck.path,
-        active_slot=None if record.maintenance else record.active_slot,
+        active_slot=record.active_slot,
         maintenance_page=page,
+        maintenance=record.maintenance,
     )
 
 
@@ -56,6 +57,12 @@ def ensure_running(context: HostContext) -> bool:
     write_config(context)
     context.proxy.start()
     return True
+
+
+def reload_with_state(context: HostContext, app: str) -> None:
+    """Rewrite the config and reload seamlessly, keeping the runtime's server states."""
+    write_config(context)
+    context.proxy.reload(backend_name(app))
 
 
 def save_server_state(context: HostContext) -> None:

@@ -131,8 +131,9 @@ class AppHome:
         return self.root / "home"
 
     def write_config(self, images: TestImages, **overrides: object) -> dict[str, object]:
-        port = free_port_pair()
-        listen = free_port()
+        previous = yaml.safe_load(self.config.read_text()) if self.config.exists() else None
+        port = previous["port"] if previous else free_port_pair()
+        listen = int(previous["proxy"]["listen"].rsplit(":", 1)[1]) if previous else free_port()
         document: dict[str, object] = {
             "app": self.app,
             "image": images.repository,

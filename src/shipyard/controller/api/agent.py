@@ -12,7 +12,6 @@ from shipyard.controller import hosts
 from shipyard.controller.api.deps import Agent, Context, Credentials, bearer_token, source_ip
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.desired import desired_state
-from shipyard.controller.models import Host
 from shipyard.controller.schemas.agent import (
     AgentRegister,
     AgentRegistered,
@@ -42,9 +41,9 @@ def register(
 def _load_desired(context: ControllerContext, host_id: int, *, touch: bool) -> DesiredState:
     if not touch:
         with context.db.read() as session:
-            return desired_state(session, session.get_one(Host, host_id))
+            return desired_state(session, hosts.agent_host(session, host_id))
     with context.db.transaction() as session:
-        host = session.get_one(Host, host_id)
+        host = hosts.agent_host(session, host_id)
         hosts.touch(host, context.now())
         return desired_state(session, host)
 
@@ -58,29 +57,30 @@ async def desired(
 ) -> DesiredState:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(wait, context.settings.max_wait)
-    touch = True  # record the agent as alive when the poll starts and when it answers
+    # A waiting agent is alive: refresh last_seen often enough that a long wait never looks like silence.
+    touch_every = context.settings.lost_after / 3
+    last_touch: float | None = None
     while True:
         snapshot = context.notifier.snapshot()
+        touch = last_touch is None or loop.time() - last_touch >= touch_every
         state = await run_in_threadpool(_load_desired, context, agent.host_id, touch=touch)
+        last_touch = loop.time() if touch else last_touch
         remaining = deadline - loop.time()
-        if version is None or state.version != version:
+        if version is None or state.version != version or remaining <= 0:
             return state
-        if remaining <= 0:
-            return (
-                state if touch else await run_in_threadpool(_load_desired, context, agent.host_id, touch=True)
-            )
-        touch = False
-        await context.notifier.wait(snapshot, min(remaining, context.settings.recheck_interval))
+        await context.notifier.wait(snapshot, min(remaining, context.settings.recheck_interval, touch_every))
 
 
 @router.post("/agent/report", summary="Report per-app progress and health")
 def report(body: AgentReport, agent: Agent, context: Context) -> ReportAck:
     now = context.now()
     with context.db.transaction() as session:
-        host = session.get_one(Host, agent.host_id)
+        host = hosts.agent_host(session, agent.host_id)
         if body.agent_version:
             host.agent_version = body.agent_version
         app_ids = hosts.record_report(session, host, body.apps, now=now)
+        session.flush()
+        host.status = hosts.converged_status(host, desired_state(session, host))
         answer = ReportAck(host=host.name, status=host.status, received_at=now)
     for app_id in sorted(set(app_ids)):
         context.driver.tick(app_id=app_id)

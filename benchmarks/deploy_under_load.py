@@ -1,0 +1,443 @@
+"""Failed requests and latency while the app is swapped under load: shipyard against the usual ways.
+
+One cycle is two swaps: v1 -> v2, then v2 -> v1. For shipyard that is `shipyard deploy IMAGE:v2` then
+`shipyard rollback` (no warm standby: every swap starts a container, health-gates it, switches haproxy,
+drains and stops the old one). The same load, with the same image (busybox httpd), runs against:
+
+- docker-run:  `docker stop` + `docker rm` + `docker run` of the other image on the same port
+               (published on 127.0.0.1, bridge network);
+- compose:     `docker-compose up -d` after changing the image tag (Debian's docker-compose v1);
+- swarm:       `docker service update --image` with update order stop-first (one node; see below).
+
+Each contender runs under `--concurrency` clients in both client modes (keep-alive, and a new connection
+per request); every request is recorded (see _load.py). Between swaps the script waits until the new
+version answers, then `--settle` seconds. Failures are attributed to the swap (and its phase) during
+which the failed request started.
+
+Swarm and 127.0.0.1: a swarm `--publish mode=host` port is bound on every address (a service port has no
+host-IP field), so the swarm service here runs on the host network with the app bound to 127.0.0.1 instead:
+the same one-port-per-host constraint, hence stop-first (start-first would need the port twice).
+
+Usage: .venv/bin/python benchmarks/deploy_under_load.py [--quick] [--cycles 20] [--alt-cycles 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import yaml
+from _load import (
+    MODES,
+    Lab,
+    Load,
+    LoadResult,
+    Swap,
+    attribute,
+    error_window,
+    fmt_ms,
+    free_port_block,
+    lab,
+    phase_durations,
+    print_table,
+    run,
+    wait_http,
+)
+
+from shipyard.lab.fixtures import AppHome, unique_name
+
+LABEL = "shipyard-benchmark=deploy-under-load"
+
+
+class Contender(Protocol):
+    name: str
+    address: str
+
+    def setup(self) -> None: ...
+    def swap(self, tag: str, swap: Swap) -> None: ...
+    def teardown(self) -> None: ...
+
+
+# --- shipyard ---------------------------------------------------------------------------------
+
+PHASES = {
+    "start release": "start new",
+    "wait until": "health-check",
+    "switch haproxy": "switch",
+    "drain the": "drain old",
+    "stop container": "stop old",
+    "remove container": "remove",
+    "keep ": "keep standby",
+    "pull ": "pull",
+    "run ": "hooks",
+}
+
+
+class Shipyard:
+    name = "shipyard"
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        root = lab.work / "shipyard"
+        root.mkdir()
+        self.home = AppHome(
+            root=root, docker_url=lab.docker_url, registry=lab.registry, app=unique_name("bench")
+        )
+        self.address = ""
+
+    def setup(self) -> None:
+        self.home.write_config(self.lab.images)
+        self.home.run("deploy", self.lab.images.ref("v1"))
+        self.address = yaml.safe_load(self.home.config.read_text())["proxy"]["listen"]
+        wait_http(self.address, "/version", "v1")
+
+    def swap(self, tag: str, swap: Swap) -> None:
+        args = ("deploy", self.lab.images.ref(tag)) if tag == "v2" else ("rollback",)
+        swap.mark(f"shipyard {args[0]}")
+        process = self.home.popen(*args)
+        assert process.stdout is not None and process.stderr is not None
+        for line in process.stdout:
+            text = line.strip()
+            if text.startswith("→"):
+                step = text.lstrip("→ ")
+                swap.mark(
+                    next((name for prefix, name in PHASES.items() if step.startswith(prefix)), step[:20])
+                )
+        code = process.wait()
+        swap.mark("cli exited")
+        if code != 0:
+            raise RuntimeError(f"shipyard {' '.join(args)} exited {code}: {process.stderr.read()[-800:]}")
+
+    def teardown(self) -> None:
+        self.home.teardown()
+
+
+# --- docker stop + docker run -----------------------------------------------------------------
+
+
+class DockerRun:
+    name = "docker-run"
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.container = unique_name("bench-run-")
+        self.port = free_port_block(1)
+        self.address = f"127.0.0.1:{self.port}"
+
+    def _run(self, tag: str) -> None:
+        self.lab.docker(
+            "run", "-d", "--init", "--name", self.container, "--label", LABEL,
+            "-p", f"127.0.0.1:{self.port}:{self.port}",
+            "-e", f"PORT={self.port}", "-e", "HOST=0.0.0.0",
+            self.lab.images.ref(tag),
+        )  # fmt: skip
+
+    def setup(self) -> None:
+        self._run("v1")
+        wait_http(self.address, "/version", "v1")
+
+    def swap(self, tag: str, swap: Swap) -> None:
+        swap.mark("docker stop")
+        self.lab.docker("stop", self.container)
+        swap.mark("docker rm")
+        self.lab.docker("rm", self.container)
+        swap.mark("docker run")
+        self._run(tag)
+        swap.mark("cli exited")
+
+    def teardown(self) -> None:
+        self.lab.docker("rm", "-f", self.container, check=False)
+
+
+# --- docker-compose v1 -------------------------------------------------------------------------
+
+COMPOSE_FILE = """\
+version: "2.4"
+services:
+  web:
+    image: ${{BENCH_IMAGE}}
+    init: true
+    ports:
+      - "127.0.0.1:{port}:{port}"
+    environment:
+      PORT: "{port}"
+      HOST: "0.0.0.0"
+    labels:
+      shipyard-benchmark: deploy-under-load
+"""
+
+
+class Compose:
+    name = "compose"
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.project = unique_name("benchcompose")
+        self.port = free_port_block(1)
+        self.address = f"127.0.0.1:{self.port}"
+        self.directory = lab.work / "compose"
+        self.directory.mkdir()
+        (self.directory / "docker-compose.yml").write_text(COMPOSE_FILE.format(port=self.port))
+
+    def _compose(self, tag: str, *args: str) -> None:
+        env = {**self.lab.env(), "BENCH_IMAGE": self.lab.images.ref(tag)}
+        compose_file = str(self.directory / "docker-compose.yml")
+        run(["docker-compose", "--ansi", "never", "-p", self.project, "-f", compose_file, *args], env=env)
+
+    def setup(self) -> None:
+        self._compose("v1", "up", "-d")
+        wait_http(self.address, "/version", "v1")
+
+    def swap(self, tag: str, swap: Swap) -> None:
+        swap.mark("compose up -d")
+        self._compose(tag, "up", "-d")
+        swap.mark("cli exited")
+
+    def teardown(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._compose("v1", "down", "--remove-orphans")
+
+
+# --- docker swarm ------------------------------------------------------------------------------
+
+
+class Swarm:
+    name = "swarm"
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.service = unique_name("bench-svc-")
+        self.port = free_port_block(1)
+        self.address = f"127.0.0.1:{self.port}"
+        self.created_swarm = False
+        self.had_gwbridge = True
+
+    def setup(self) -> None:
+        state = self.lab.docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
+        if state != "active":
+            networks = self.lab.docker("network", "ls", "--format", "{{.Name}}").split()
+            self.had_gwbridge = "docker_gwbridge" in networks
+            self.lab.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+            self.created_swarm = True
+        self.lab.docker(
+            "service", "create", "--detach=false", "--quiet", "--name", self.service, "--label", LABEL,
+            "--network", "host", "--init",
+            "--env", f"PORT={self.port}", "--env", "HOST=127.0.0.1",
+            "--update-order", "stop-first", "--update-monitor", "1s", "--no-resolve-image",
+            self.lab.images.ref("v1"),
+            timeout=180,
+        )  # fmt: skip
+        wait_http(self.address, "/version", "v1")
+
+    def swap(self, tag: str, swap: Swap) -> None:
+        swap.mark("service update")
+        self.lab.docker(
+            "service", "update", "--detach=false", "--quiet", "--no-resolve-image",
+            "--image", self.lab.images.ref(tag), self.service,
+            timeout=180,
+        )  # fmt: skip
+        swap.mark("cli exited")
+
+    def teardown(self) -> None:
+        self.lab.docker("service", "rm", self.service, check=False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            names = self.lab.docker(
+                "ps", "-a", "-q", "--filter", f"label=com.docker.swarm.service.name={self.service}"
+            )
+            if not names.strip():
+                break
+            time.sleep(0.5)
+        if self.created_swarm:
+            self.lab.docker("swarm", "leave", "--force", check=False)
+            if not self.had_gwbridge:
+                self.lab.docker("network", "rm", "docker_gwbridge", check=False)
+
+
+# --- one measured run -------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    contender: str
+    mode: str
+    load: LoadResult
+    swaps: list[Swap]
+    groups: list[list[tuple[float, float, str]]] = field(default_factory=list)
+
+    @property
+    def per_swap(self) -> float:
+        return self.load.failed / max(len(self.swaps), 1)
+
+    @property
+    def windows(self) -> list[float]:
+        return [error_window(group) for group in self.groups]
+
+    @property
+    def swap_seconds(self) -> float:
+        return statistics.median(s.events[-1][1] - s.started for s in self.swaps)
+
+
+def measure(contender: Contender, mode: str, cycles: int, concurrency: int, settle: float) -> Measurement:
+    swaps: list[Swap] = []
+    print(f"  {contender.name} / {mode}: {cycles} cycles ({cycles * 2} swaps) ...", end="", flush=True)
+    with Load(contender.address, mode, concurrency) as load:
+        time.sleep(1.0)
+        for cycle in range(1, cycles + 1):
+            for tag in ("v2", "v1"):
+                swap = Swap(f"cycle {cycle} -> {tag}")
+                contender.swap(tag, swap)
+                swap.mark("new version serving", wait_http(contender.address, "/version", tag, timeout=30))
+                swaps.append(swap)
+                time.sleep(settle)
+        time.sleep(1.0)
+        result = load.stop()
+    measurement = Measurement(contender.name, mode, result, swaps, attribute(result.failures, swaps))
+    print(f" {result.total} requests, {result.failed} failed", flush=True)
+    return measurement
+
+
+def ratio(value: float, base: float) -> str:
+    if base == 0:
+        return "-" if value == 0 else "inf (shipyard 0)"
+    return f"{value / base:.1f}x"
+
+
+def report(measurements: list[Measurement], concurrency: int) -> None:
+    base = {m.mode: m for m in measurements if m.contender == "shipyard"}
+    rows = []
+    for m in measurements:
+        ref = base.get(m.mode)
+        windows = [w for w in m.windows if w > 0]
+        rows.append(
+            [
+                m.contender,
+                m.mode,
+                str(len(m.swaps)),
+                str(m.load.total),
+                str(m.load.failed),
+                f"{m.per_swap:.1f}",
+                f"{sum(1 for g in m.groups if g)}/{len(m.swaps)}",
+                f"{fmt_ms(statistics.median(windows))} / {fmt_ms(max(windows))}" if windows else "0 / 0",
+                fmt_ms(m.load.percentile(50)),
+                fmt_ms(m.load.percentile(99)),
+                f"{m.load.rps:.0f}",
+                f"{m.swap_seconds:.2f}",
+                ratio(m.per_swap, ref.per_swap) if ref else "",
+                ratio(m.load.percentile(99), ref.load.percentile(99)) if ref else "",
+            ]
+        )
+    headers = [
+        "contender", "client mode", "swaps", "requests", "failed", "failed/swap", "swaps w/ failures",
+        "error window/swap ms (median / max)", "p50 ms", "p99 ms", "req/s", "swap s (median)",
+        "failed/swap vs shipyard", "p99 vs shipyard",
+    ]  # fmt: skip
+    print_table(f"Requests during swaps, {concurrency} concurrent clients (one run)", headers, rows)
+
+    kinds = []
+    for m in measurements:
+        if m.load.failed:
+            phases = Counter(
+                swap.phase_at(start)
+                for swap, group in zip(m.swaps, m.groups, strict=True)
+                for start, _, _ in group
+            )
+            kinds.append(
+                [
+                    m.contender,
+                    m.mode,
+                    ", ".join(f"{k}: {v}" for k, v in m.load.failure_kinds().most_common()),
+                    ", ".join(f"{k}: {v}" for k, v in phases.most_common()),
+                ]
+            )
+    if kinds:
+        print_table("Failed requests by kind, and by swap phase in which they started", [
+            "contender", "client mode", "kinds", "phase at request start"], kinds)  # fmt: skip
+    phases = []
+    for m in measurements:
+        steps = ", ".join(
+            f"{name} {seconds * 1000:.0f}" for name, seconds in phase_durations(m.swaps).items()
+        )
+        phases.append([m.contender, m.mode, steps])
+    print_table("Median time in each swap phase (ms), up to the new version answering", [
+        "contender", "client mode", "phases"], phases)  # fmt: skip
+    for m in measurements:
+        if m.contender == "shipyard" and m.load.failed:
+            details(m)
+
+
+def details(m: Measurement, limit: int = 40) -> None:
+    """Every shipyard failure: which swap, which phase, when relative to the swap's steps."""
+    print(f"\nshipyard failures ({m.mode}): swap, phase, request start/end after the swap began, kind")
+    shown = 0
+    for swap, group in zip(m.swaps, m.groups, strict=True):
+        if not group:
+            continue
+        steps = ", ".join(f"{name} +{(at - swap.started) * 1000:.0f}" for name, at in swap.events)
+        print(f"  {swap.label}: {len(group)} failed; steps (ms): {steps}")
+        for start, end, kind in group[: limit - shown]:
+            print(
+                f"    {swap.phase_at(start):>14}  start +{(start - swap.started) * 1000:8.1f} ms"
+                f"  end +{(end - swap.started) * 1000:8.1f} ms  {kind}"
+            )
+        shown += len(group)
+        if shown >= limit:
+            print("    ...")
+            break
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cycles", type=int, default=20, help="shipyard deploy+rollback cycles per client mode"
+    )
+    parser.add_argument(
+        "--alt-cycles", type=int, default=5, help="cycles per client mode for the alternatives"
+    )
+    parser.add_argument("--concurrency", type=int, default=65)
+    parser.add_argument(
+        "--settle", type=float, default=0.5, help="seconds between swaps once the new one serves"
+    )
+    parser.add_argument(
+        "--only", default="shipyard,docker-run,compose,swarm", help="comma-separated contenders"
+    )
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--quick", action="store_true", help="3 shipyard cycles, 1 for each alternative")
+    args = parser.parse_args()
+    if args.quick:
+        args.cycles, args.alt_cycles = 3, 1
+    chosen = args.only.split(",")
+    modes = args.modes.split(",")
+    kinds: dict[str, type[Shipyard | DockerRun | Compose | Swarm]] = {
+        "shipyard": Shipyard, "docker-run": DockerRun, "compose": Compose, "swarm": Swarm,
+    }  # fmt: skip
+    measurements: list[Measurement] = []
+    started = time.monotonic()
+    with lab("load") as the_lab:
+        print(
+            f"images {the_lab.images.ref('v1')} and :v2; {args.concurrency} clients; modes {', '.join(modes)}"
+        )
+        for name in chosen:
+            contender = kinds[name](the_lab)
+            try:
+                contender.setup()
+                cycles = args.cycles if name == "shipyard" else args.alt_cycles
+                for mode in modes:
+                    measurements.append(measure(contender, mode, cycles, args.concurrency, args.settle))
+            finally:
+                contender.teardown()
+    report(measurements, args.concurrency)
+    print(f"\ntotal time {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

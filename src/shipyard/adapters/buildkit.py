@@ -1,0 +1,246 @@
+"""The docker CLI as BuildKit's front end: every invocation is argv data, run by one runner.
+
+    cli = find_docker_cli(spec.build.docker)
+    argv = build_argv(cli, request)                      # pure, unit-tested
+    run_docker(argv, docker_environment(cli, config_dir), action="building web")
+
+``docker buildx build`` when the CLI has buildx, else ``DOCKER_BUILDKIT=1 docker build`` (a docker
+CLI older than 23.0 drives the engine's built-in BuildKit without buildx). A failed invocation
+becomes RegistryError (credentials refused), NotFoundError (no such image) or BuildError, here only.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from shipyard.errors import BuildError, NotFoundError, RegistryError, ShipyardError
+from shipyard.secrets.masking import mask
+
+DEFAULT_CLIS = ("docker", "/usr/bin/docker", "/usr/local/bin/docker")
+LAST_CLI_WITHOUT_BUILDX = 22  # from 23.0 on, `docker build` needs the buildx plugin for BuildKit
+LOG_TAIL_LINES = 40
+REFUSED = re.compile(r"unauthorized|authentication required|denied|incorrect username or password", re.I)
+NO_SUCH_IMAGE = re.compile(
+    r"no such image|reference does not exist|manifest unknown|not found: manifest", re.I
+)
+LineSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DockerCli:
+    path: str
+    buildx: bool
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    context: Path
+    dockerfile: Path
+    tags: tuple[str, ...]
+    image_id_file: Path
+    labels: Mapping[str, str] = field(default_factory=dict)
+    args: Mapping[str, str] = field(default_factory=dict)
+    secret_files: Mapping[str, Path] = field(default_factory=dict)
+    cache_from: tuple[str, ...] = ()
+    target: str | None = None
+    network: str | None = None
+
+
+def build_argv(cli: DockerCli, request: BuildRequest) -> list[str]:
+    head = [cli.path, "buildx", "build", "--load"] if cli.buildx else [cli.path, "build"]
+    argv = [
+        *head,
+        "--progress=plain",
+        "--file",
+        str(request.dockerfile),
+        "--iidfile",
+        str(request.image_id_file),
+    ]
+    for tag in request.tags:
+        argv += ["--tag", tag]
+    for name, value in sorted(request.labels.items()):
+        argv += ["--label", f"{name}={value}"]
+    for name, value in sorted(request.args.items()):
+        argv += ["--build-arg", f"{name}={value}"]
+    for reference in request.cache_from:
+        argv += ["--cache-from", reference]
+    for secret_id, path in sorted(request.secret_files.items()):
+        argv += ["--secret", f"id={secret_id},src={path}"]
+    if request.target:
+        argv += ["--target", request.target]
+    if request.network:
+        argv += ["--network", request.network]
+    return [*argv, str(request.context)]
+
+
+def login_argv(cli: DockerCli, server: str, username: str) -> list[str]:
+    return [cli.path, "login", server, "--username", username, "--password-stdin"]
+
+
+def push_argv(cli: DockerCli, reference: str) -> list[str]:
+    return [cli.path, "push", reference]
+
+
+def pull_argv(cli: DockerCli, reference: str) -> list[str]:
+    return [cli.path, "pull", "--quiet", reference]
+
+
+def save_argv(cli: DockerCli, image: str) -> list[str]:
+    return [cli.path, "save", image]
+
+
+def network_names_argv(cli: DockerCli) -> list[str]:
+    return [cli.path, "network", "ls", "--format", "{{.Name}}"]
+
+
+def docker_environment(
+    cli: DockerCli, docker_config: Path, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The CLI's environment: a private DOCKER_CONFIG (never ~/.docker), BuildKit on."""
+    environment = dict(os.environ if base is None else base)
+    environment["DOCKER_CONFIG"] = str(docker_config)
+    if not cli.buildx:
+        environment["DOCKER_BUILDKIT"] = "1"
+    return environment
+
+
+def pushed_digest(output: list[str], tag: str) -> str | None:
+    """The digest `docker push` reports for ``tag`` (``<tag>: digest: sha256:... size: N``)."""
+    for line in reversed(output):
+        found = re.search(rf"(?:^|\s){re.escape(tag)}: digest: (sha256:[0-9a-f]{{64}})", line)
+        if found:
+            return found.group(1)
+    return None
+
+
+def find_docker_cli(configured: str | None = None) -> DockerCli:
+    """The configured CLI, else the first of docker on PATH, /usr/bin/docker, /usr/local/bin/docker
+    that can run BuildKit."""
+    candidates = [configured] if configured else list(dict.fromkeys(DEFAULT_CLIS))
+    for candidate in candidates:
+        cli = _probe(candidate)
+        if cli is not None:
+            return cli
+    if configured:
+        raise BuildError(
+            f"build.docker {configured} is not a docker CLI that can run BuildKit (it needs buildx, "
+            "or to be older than 23.0); install docker-buildx or point build.docker at another CLI."
+        )
+    raise BuildError(
+        "no docker CLI that can run BuildKit was found; install docker-buildx, "
+        "or set build.docker in shipyard.yml (for example /usr/bin/docker)."
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(candidate: str) -> DockerCli | None:
+    path = shutil.which(candidate)
+    if path is None:
+        return None
+    if _quiet_run([path, "buildx", "version"]) is not None:
+        return DockerCli(path, buildx=True)
+    version = _quiet_run([path, "--version"]) or ""
+    major = re.search(r"version (\d+)\.", version)
+    if major and int(major.group(1)) <= LAST_CLI_WITHOUT_BUILDX:
+        return DockerCli(path, buildx=False)
+    return None
+
+
+def _quiet_run(argv: list[str]) -> str | None:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def run_docker(
+    argv: list[str],
+    environment: Mapping[str, str],
+    *,
+    action: str,
+    stdin: str | None = None,
+    on_line: LineSink | None = None,
+    registry: bool = False,
+) -> list[str]:
+    """Run one docker CLI command; each output line goes to ``on_line``; returns the last lines.
+
+    ``registry`` marks commands that talk to a registry (login, push, pull), whose refusals are
+    RegistryError; a build log saying "permission denied" is a build failure.
+    """
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    try:
+        with subprocess.Popen(
+            argv,
+            env=dict(environment),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        ) as process:
+            assert process.stdout is not None
+            if stdin is not None and process.stdin is not None:
+                process.stdin.write(stdin)
+                process.stdin.close()
+            for raw in process.stdout:
+                line = raw.rstrip("\n")
+                tail.append(line)
+                if on_line is not None:
+                    on_line(line)
+    except OSError as exc:
+        raise BuildError(f"{action} failed: cannot run {argv[0]} ({exc.strerror}).") from exc
+    if process.returncode != 0:
+        raise command_failure(action, process.returncode, list(tail), registry=registry)
+    return list(tail)
+
+
+@contextmanager
+def docker_output(argv: list[str], environment: Mapping[str, str], *, action: str) -> Iterator[IO[bytes]]:
+    """The binary stdout of a long command (``docker save``), streamed; failures raised on exit."""
+    with tempfile.TemporaryFile() as errors:
+        try:
+            process = subprocess.Popen(argv, env=dict(environment), stdout=subprocess.PIPE, stderr=errors)
+        except OSError as exc:
+            raise BuildError(f"{action} failed: cannot run {argv[0]} ({exc.strerror}).") from exc
+        assert process.stdout is not None
+        try:
+            yield process.stdout
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            process.stdout.close()
+            process.wait()
+        if process.returncode != 0:
+            errors.seek(0)
+            lines = errors.read().decode(errors="replace").splitlines()
+            raise command_failure(action, process.returncode, lines[-LOG_TAIL_LINES:], registry=True)
+
+
+def command_failure(
+    action: str, returncode: int, tail: list[str], *, registry: bool = False
+) -> ShipyardError:
+    """The one translation of a failed docker CLI command into shipyard's errors."""
+    masked = [mask(line) for line in tail]
+    cause = next((line.strip() for line in reversed(masked) if line.strip()), f"exit status {returncode}")
+    if registry and any(REFUSED.search(line) for line in masked):
+        return RegistryError(
+            f"{action} failed: the registry refused the credentials ({cause}); "
+            "check registry.username_env and password_env (or the secret store).",
+            details=masked,
+        )
+    if any(NO_SUCH_IMAGE.search(line) for line in masked):
+        return NotFoundError(f"{action} failed: {cause}; check the image name and tag.", details=masked)
+    return BuildError(f"{action} failed ({cause}); the end of its output is below.", details=masked)

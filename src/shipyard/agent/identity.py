@@ -1,0 +1,62 @@
+"""The agent's identity: its own agent token, from a file or by spending a one-time join token."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shipyard.controller.client import ControllerClient
+from shipyard.errors import ConfigError
+
+TOKEN_FILE_NAME = "agent-token"
+
+
+def read_token(path: Path) -> str | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the agent token file {path}: {exc.strerror}.") from exc
+    return text or None
+
+
+def write_token(path: Path, token: str) -> None:
+    """Write the token readable by its owner only (0600), replacing the file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    os.replace(temporary, path)
+
+
+def agent_token(
+    client: ControllerClient,
+    token_file: Path,
+    *,
+    join_token: str | None,
+    name: str,
+    address: str,
+    labels: dict[str, str],
+    group: str | None,
+    agent_version: str,
+) -> str:
+    """The saved agent token, or a new one from registering with the join token (then saved)."""
+    saved = read_token(token_file)
+    if saved:
+        return saved
+    if not join_token:
+        raise ConfigError(
+            f"no agent token in {token_file} and no join token; pass --join-token (an admin creates one)."
+        )
+    answer = client.register_agent(
+        join_token, name, address=address, labels=labels, agent_version=agent_version
+    )
+    write_token(token_file, answer.agent_token)
+    if group is not None and answer.group != group:
+        raise ConfigError(
+            f"the join token puts {name} in group {answer.group!r}, not {group!r}; "
+            f"ask an admin for a join token of {group!r}."
+        )
+    return answer.agent_token

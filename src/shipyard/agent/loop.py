@@ -1,0 +1,111 @@
+"""The agent's loop: poll -> observe -> plan -> execute -> report, with backoff when the controller is away.
+
+Nothing here touches Docker or HTTP directly: the controller and the host come in through the two
+ports, so the loop's behaviour is tested with fakes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from shipyard.agent.backoff import Backoff
+from shipyard.agent.plan import Converge, Deferred, FailureMemory, InSync, next_retry, plan_apps
+from shipyard.agent.ports import ControllerPort, HostPort, LocalApp
+from shipyard.agent.reporting import ReportBuffer, StepReporter, app_report
+from shipyard.controller.schemas.agent import DesiredApp, DesiredState
+from shipyard.errors import ControllerError, ShipyardError
+
+log = structlog.get_logger("shipyard.agent")
+
+
+@dataclass
+class AgentLoop:
+    controller: ControllerPort
+    host: HostPort
+    poll_wait: float = 25.0
+    backoff: Backoff = field(default_factory=Backoff)
+    failures: FailureMemory = field(default_factory=FailureMemory)
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    agent_version: str | None = None
+    version: int | None = None
+    retry_in: float | None = None
+    busy: bool = False
+    reports: ReportBuffer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reports = ReportBuffer(self.controller, self.agent_version)
+
+    def start(self) -> list[str]:
+        """Bring every app this host knows back to one serving slot (a swap killed mid-way included)."""
+        done: list[str] = []
+        for app in self.host.known_apps():
+            try:
+                done += [f"{app}: {line}" for line in self.host.recover(app)]
+            except ShipyardError as exc:
+                log.error("recovery failed", app=app, error=str(exc))
+        return done
+
+    def run_once(self) -> DesiredState | None:
+        """One poll and whatever it asks for; None when the controller did not answer."""
+        self.reports.flush()
+        state = self._poll()
+        if state is None:
+            delay = self.backoff.next_delay()
+            log.info("controller unreachable; keeps serving", retry_in=round(delay, 2))
+            self.sleep(delay)
+            return None
+        self.backoff.reset()
+        self.version = state.version
+        self.apply(state.apps)
+        return state
+
+    def _poll(self) -> DesiredState | None:
+        wait = self.poll_wait if self.version is not None else 0.0
+        if self.retry_in is not None:
+            wait = min(wait, max(self.retry_in, 0.0))
+        try:
+            return self.controller.desired(self.version, wait=wait)
+        except ControllerError as exc:
+            log.debug("poll failed", error=str(exc))
+            return None
+
+    def apply(self, apps: list[DesiredApp]) -> None:
+        observed = {app.app: self.host.observe(app.app) for app in apps}
+        actions = plan_apps(apps, observed, self.failures, self.clock())
+        for action in actions:
+            if isinstance(action, Converge):
+                self.reports.put(app_report(action.desired, observed[action.desired.app], "in_progress"))
+        self.reports.flush()
+        for action in actions:
+            if isinstance(action, Converge):
+                self._converge(action.desired, observed[action.desired.app])
+            elif isinstance(action, InSync):
+                self.reports.put(app_report(action.desired, observed[action.desired.app], "succeeded"))
+            elif isinstance(action, Deferred):
+                local = observed[action.desired.app]
+                self.reports.put(app_report(action.desired, local, "failed", message=action.last_error))
+        self.retry_in = next_retry(plan_apps(apps, observed, self.failures, self.clock()))
+        self.reports.flush()
+
+    def _converge(self, desired: DesiredApp, before: LocalApp) -> None:
+        reporter = StepReporter(self.reports, desired, before)
+        self.busy = True
+        try:
+            summary = self.host.converge(desired, reporter)
+        except ShipyardError as exc:
+            failure = self.failures.record(desired, str(exc), self.clock())
+            log.error("swap failed", app=desired.app, release=desired.release, error=str(exc))
+            message = f"{exc} (retry in {failure.retry_at - self.clock():.0f} s)"
+            self.reports.put(app_report(desired, self.host.observe(desired.app), "failed", message=message))
+            return
+        finally:
+            self.busy = False
+        self.failures.forget(desired)
+        log.info("converged", app=desired.app, release=desired.release, summary=summary)
+        after = self.host.observe(desired.app)
+        self.reports.put(app_report(desired, after, "succeeded", step="done", message=summary))

@@ -1,0 +1,34 @@
+"""The two narrow interfaces the agent's loop works through, so it runs without Docker in tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from shipyard.controller.schemas.agent import AppReport, DesiredApp, DesiredState, ReportAck
+from shipyard.host.executor import Reporter
+
+
+@dataclass(frozen=True)
+class LocalApp:
+    """What this host runs for one app: the serving release, whether it runs, whether it is healthy."""
+
+    active_release: str | None
+    running: bool = False
+    healthy: bool = False
+
+
+class ControllerPort(Protocol):
+    def desired(self, version: int | None = None, wait: float = 0.0) -> DesiredState: ...
+
+    def report(self, apps: list[AppReport], *, agent_version: str | None = None) -> ReportAck: ...
+
+
+class HostPort(Protocol):
+    def known_apps(self) -> list[str]: ...
+
+    def recover(self, app: str) -> list[str]: ...
+
+    def observe(self, app: str) -> LocalApp: ...
+
+    def converge(self, desired: DesiredApp, reporter: Reporter) -> str: ...

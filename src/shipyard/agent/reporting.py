@@ -1,0 +1,90 @@
+"""Reports to the controller: the latest word per app, kept until the controller has received it.
+
+A swap reports each step as it starts. When the controller is unreachable the swap carries on and
+the latest report of each app waits here; it is sent once the controller answers again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from shipyard.agent.localize import release_number
+from shipyard.agent.ports import ControllerPort, LocalApp
+from shipyard.controller.schemas.agent import AppReport, DesiredApp, Health, Outcome
+from shipyard.domain.steps import Step
+from shipyard.errors import ControllerError
+
+log = structlog.get_logger("shipyard.agent")
+MAX_MESSAGE = 2000
+
+
+def health_of(local: LocalApp) -> Health:
+    if local.active_release is None:
+        return "unknown"
+    return "healthy" if local.running and local.healthy else "unhealthy"
+
+
+def app_report(
+    desired: DesiredApp, local: LocalApp, outcome: Outcome | None, *, step: str = "", message: str = ""
+) -> AppReport:
+    return AppReport(
+        app=desired.app,
+        step=step[:64],
+        active_release=release_number(local.active_release),
+        release=desired.release_id,
+        health=health_of(local),
+        outcome=outcome,
+        message=message[:MAX_MESSAGE],
+    )
+
+
+@dataclass
+class ReportBuffer:
+    controller: ControllerPort
+    agent_version: str | None = None
+    pending: dict[str, AppReport] = field(default_factory=dict)
+
+    def put(self, report: AppReport) -> None:
+        self.pending[report.app] = report
+
+    def flush(self) -> bool:
+        """Send what waits; True when the controller has it all (or nothing waited)."""
+        if not self.pending:
+            return True
+        reports = list(self.pending.values())
+        try:
+            self.controller.report(reports, agent_version=self.agent_version)
+        except ControllerError as exc:
+            log.info("report deferred", reason=str(exc), apps=len(reports))
+            return False
+        for report in reports:
+            if self.pending.get(report.app) is report:
+                del self.pending[report.app]
+        return True
+
+
+@dataclass
+class StepReporter:
+    """The host executor's Reporter: each step of a swap becomes an in-progress report."""
+
+    buffer: ReportBuffer
+    desired: DesiredApp
+    local: LocalApp
+    steps: list[str] = field(default_factory=list)
+
+    def step_started(self, step: Step) -> None:
+        name = type(step).__name__.lower()
+        self.steps.append(name)
+        self.buffer.put(
+            app_report(self.desired, self.local, "in_progress", step=name, message=step.describe())
+        )
+        self.buffer.flush()
+
+    def step_finished(self, step: Step, seconds: float, note: str) -> None:
+        log.info("step done", app=self.desired.app, step=step.describe(), ms=round(seconds * 1000), note=note)
+
+    def pull_progress(self, event: dict[str, Any]) -> None:
+        pass

@@ -1,0 +1,106 @@
+"""Run the agent as a process: settings, identity, recovery, then the loop until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from shipyard import __version__
+from shipyard.agent.backoff import Backoff
+from shipyard.agent.identity import TOKEN_FILE_NAME, agent_token
+from shipyard.agent.local_host import LocalHost
+from shipyard.agent.loop import AgentLoop
+from shipyard.controller.client import ControllerClient
+from shipyard.errors import ControllerError
+from shipyard.host.context import HostContext
+
+log = structlog.get_logger("shipyard.agent")
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    controller: str
+    home: Path
+    name: str = field(default_factory=socket.gethostname)
+    join_token: str | None = field(default=None, repr=False)
+    token_file: Path | None = None
+    group: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    docker_url: str | None = None
+    address: str | None = None
+    poll_wait: float = 25.0
+    max_backoff: float = 30.0
+    retry_failed_after: float = 60.0
+
+    @property
+    def token_path(self) -> Path:
+        return self.token_file or self.home / TOKEN_FILE_NAME
+
+
+class Stopping(Exception):
+    """Raised by the signal handler between swaps: the agent stops at once."""
+
+
+def _refused(exc: ControllerError) -> bool:
+    return "refused the token" in exc.message
+
+
+def identify(settings: AgentSettings, backoff: Backoff, stop: threading.Event) -> str:
+    """The agent token; registration is retried with backoff while the controller is unreachable."""
+    with ControllerClient(settings.controller) as client:
+        while True:
+            try:
+                return agent_token(
+                    client,
+                    settings.token_path,
+                    join_token=settings.join_token,
+                    name=settings.name,
+                    address=settings.address or "",
+                    labels=settings.labels,
+                    group=settings.group,
+                    agent_version=__version__,
+                )
+            except ControllerError as exc:
+                if _refused(exc):
+                    raise
+                delay = backoff.next_delay()
+                log.info("controller unreachable at registration", retry_in=round(delay, 2), error=str(exc))
+                if stop.wait(delay):
+                    raise Stopping() from exc
+
+
+def run_agent(settings: AgentSettings) -> None:
+    stop = threading.Event()
+    loop_ref: list[AgentLoop] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        if not (loop_ref and loop_ref[0].busy):
+            raise Stopping()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    context = HostContext(home=settings.home, docker_url=settings.docker_url, actor=f"agent:{settings.name}")
+    try:
+        backoff = Backoff(cap=settings.max_backoff)
+        token = identify(settings, backoff, stop)
+        with ControllerClient(settings.controller, token) as client:
+            agent = AgentLoop(client, LocalHost(context, settings.address), poll_wait=settings.poll_wait)
+            agent.backoff, agent.agent_version = backoff, __version__
+            agent.failures.first_retry = settings.retry_failed_after
+            loop_ref.append(agent)
+            for line in agent.start():
+                log.info("recovered", what=line)
+            log.info("agent running", name=settings.name, controller=settings.controller)
+            while not stop.is_set():
+                agent.run_once()
+    except Stopping:
+        log.info("agent stopped", name=settings.name)
+    finally:
+        context.close()

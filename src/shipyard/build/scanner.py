@@ -1,0 +1,128 @@
+"""Scanning an image for secrets: every file of every layer, deleted ones included, and its config.
+
+    report = scan_image(session, "registry:5000/web:3f9a...", scan_rules(known_values))
+
+The image comes from the local engine as a ``docker save`` stream (pulled first if the engine
+does not have it), read once; nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from shipyard.build.detectors import Match, Rule, match_stream
+from shipyard.build.docker_session import DockerSession
+from shipyard.build.findings import CONFIG_PATH, Finding, ScanReport, deleted_in
+from shipyard.build.image_archive import ImageLayout, read_image_archive
+from shipyard.errors import NotFoundError
+
+
+@dataclass
+class _Collector:
+    """The LayerVisitor of a scan: matches each file, notes whiteouts, counts what it read."""
+
+    rules: tuple[Rule, ...]
+    matches: list[tuple[str, str, Match]] = field(default_factory=list)
+    whiteouts: list[tuple[str, str]] = field(default_factory=list)
+    files: int = 0
+    bytes_read: int = 0
+
+    def file(self, layer: str, path: str, content: IO[bytes], size: int) -> None:
+        self.files += 1
+        self.bytes_read += size
+        for match in match_stream(content, self.rules):
+            self.matches.append((layer, path, match))
+
+    def whiteout(self, layer: str, path: str) -> None:
+        self.whiteouts.append((layer, path))
+
+
+def scan_archive(stream: IO[bytes], rules: tuple[Rule, ...], image: str) -> ScanReport:
+    """Scan a ``docker save`` archive read from ``stream``."""
+    started = time.monotonic()
+    collector = _Collector(rules)
+    layout = read_image_archive(stream, collector)
+    findings = _layer_findings(collector, layout) + _config_findings(layout, rules)
+    return ScanReport(
+        image=image,
+        findings=tuple(findings),
+        layers=len(layout.layers),
+        files=collector.files,
+        bytes_scanned=collector.bytes_read,
+        seconds=time.monotonic() - started,
+        rules=sorted({rule.kind for rule in rules}),
+    )
+
+
+def scan_image(
+    session: DockerSession, image: str, rules: tuple[Rule, ...], *, pull: bool = False
+) -> ScanReport:
+    """Scan ``image`` from the local engine; with ``pull``, fetch it from its registry if missing."""
+    try:
+        with session.saved_image(image) as stream:
+            return scan_archive(stream, rules, image)
+    except NotFoundError:
+        if not pull:
+            raise
+    session.pull(image)
+    with session.saved_image(image) as stream:
+        return scan_archive(stream, rules, image)
+
+
+def _layer_findings(collector: _Collector, layout: ImageLayout) -> list[Finding]:
+    whiteouts = [
+        (layer.index, path) for name, path in collector.whiteouts for layer in layout.positions(name)
+    ]
+    findings: list[Finding] = []
+    for name, path, match in collector.matches:
+        for layer in layout.positions(name):
+            findings.append(
+                Finding(
+                    kind=match.rule.kind,
+                    label=match.rule.label,
+                    preview=match.preview,
+                    path=path,
+                    layer_index=layer.index,
+                    layer_digest=layer.digest,
+                    created_by=layer.created_by,
+                    deleted_in_layer=deleted_in(layer.index, path, whiteouts),
+                )
+            )
+    return sorted(findings, key=lambda f: (f.layer_index or 0, f.path, f.kind, f.label))
+
+
+def _config_findings(layout: ImageLayout, rules: tuple[Rule, ...]) -> list[Finding]:
+    """Build args and ENV values land in the config's history and env, not in a layer."""
+    return [
+        Finding(
+            kind=match.rule.kind,
+            label=match.rule.label,
+            preview=match.preview,
+            path=CONFIG_PATH,
+            layer_index=None,
+        )
+        for match in match_stream(io.BytesIO(_config_strings(layout.config)), rules)
+    ]
+
+
+def _config_strings(config: bytes) -> bytes:
+    """Every string of the config JSON, unescaped (a PEM value in ENV is stored with \\n)."""
+    strings: list[str] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, str):
+            strings.append(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                strings.append(str(key))
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    collect(json.loads(config))
+    return "\n".join(strings).encode()

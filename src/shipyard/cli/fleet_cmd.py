@@ -1,0 +1,259 @@
+"""Fleet commands through the controller: deploy and roll back per environment, follow, pause, lock, audit.
+
+The controller comes from SHIPYARD_CONTROLLER or `controller:` in shipyard.yml; the API token from
+SHIPYARD_TOKEN. `shipyard deploy IMAGE --env E` and `shipyard rollback --env E` land here when a
+controller is configured; without one they act on this host alone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
+from shipyard.cli.render import console, print_json, say, table
+from shipyard.controller.client import ControllerClient
+from shipyard.controller.schemas.deployments import DeploymentOut
+from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
+from shipyard.errors import ConfigError, ControllerError, DeployFailedError
+
+FleetEnvOption = Annotated[
+    str | None,
+    typer.Option("--env", "-e", help="environment; with a controller configured, deploys the fleet"),
+]
+QueueOption = Annotated[bool, typer.Option("--queue", help="wait behind a running deployment or a lock")]
+AppOption = Annotated[str | None, typer.Option("--app", help="app name (default: from shipyard.yml)")]
+EnvRequired = Annotated[str, typer.Option("--env", "-e", help="environment (host group)")]
+FINISHED = {"succeeded", "failed", "aborted", "rolled_back"}
+
+
+def controller_url(spec: AppSpec | None) -> str | None:
+    return os.environ.get("SHIPYARD_CONTROLLER") or (spec.controller if spec else None)
+
+
+def fleet_client(spec: AppSpec | None = None) -> ControllerClient:
+    url = controller_url(spec)
+    if not url:
+        raise ConfigError(
+            "no controller configured; set SHIPYARD_CONTROLLER or 'controller:' in shipyard.yml."
+        )
+    return ControllerClient(url, os.environ.get("SHIPYARD_TOKEN"))
+
+
+def _optional_spec(config: Path) -> AppSpec | None:
+    return load_spec(config) if config.is_file() else None
+
+
+def _app_name(app: str | None, config: Path) -> str:
+    if app:
+        return app
+    spec = _optional_spec(config)
+    if spec is None:
+        raise ConfigError(f"name the app with --app, or run where {config} is.")
+    return spec.app
+
+
+def release_id(text: str) -> int:
+    digits = text[1:] if text.startswith("r") else text
+    if not digits.isdigit():
+        raise ConfigError(f"{text!r} is not a release id; use the form r12 (see the deployments list).")
+    return int(digits)
+
+
+def resolve_digest(spec: AppSpec, image: str) -> tuple[str, str]:
+    """(repository, digest) of IMAGE, asking the registry for the digest of a tag."""
+    from shipyard.adapters.registry import RegistryClient, parse_image
+    from shipyard.host.service import registry_credentials
+
+    ref = parse_image(image)
+    if ref.name != spec.image:
+        raise ConfigError(
+            f"{ref.name} is not this app's image {spec.image}; deploy {spec.image}:TAG instead."
+        )
+    if ref.digest:
+        return ref.name, ref.digest
+    server = ref.registry or spec.registry.server or ""
+    insecure = spec.registry.insecure or server.startswith(("127.", "localhost"))
+    client = RegistryClient(server, registry_credentials(spec.registry), insecure=insecure)
+    try:
+        return ref.name, client.resolve(ref)
+    finally:
+        client.close()
+
+
+def fleet_deploy(spec: AppSpec, image: str, env: str, *, queue: bool, as_json: bool) -> None:
+    """Record the release, start (or queue) its deployment to `env`, and follow it to the end."""
+    repository, digest = resolve_digest(spec, image)
+    with fleet_client(spec) as client:
+        release = client.create_release(repository, digest, spec_snapshot(spec))
+        deployment = client.create_deployment(release.id, env, queue=queue)
+        if not as_json:
+            say(f"release {release.name} {repository}@{digest[:19]}: deployment {deployment.id} to {env}")
+        follow(client, deployment.id, as_json)
+
+
+def fleet_rollback(app: str, env: str, release: str | None, *, as_json: bool, spec: AppSpec | None) -> None:
+    with fleet_client(spec) as client:
+        deployment = client.rollback(app, env, release_id(release) if release else None)
+        if not as_json:
+            say(f"rollback of {app} in {env} to {deployment.release}: deployment {deployment.id}")
+        follow(client, deployment.id, as_json)
+
+
+def progress_table(deployment: DeploymentOut) -> Table:
+    title = (
+        f"deployment {deployment.id} {deployment.app} {deployment.release} -> {deployment.environment}: "
+        f"{deployment.status}, wave {deployment.current_wave}/{deployment.total_waves} {deployment.message}"
+    )
+    view = Table(title=title, title_justify="left")
+    for column in ("host", "wave", "outcome", "step", "message"):
+        view.add_column(column)
+    for host in deployment.hosts:
+        view.add_row(host.host, str(host.wave), host.outcome, host.step, host.message[:80])
+    return view
+
+
+def _poll(client: ControllerClient, deployment_id: int) -> DeploymentOut | None:
+    try:
+        return client.get_deployment(deployment_id)
+    except ControllerError:
+        return None  # the controller restarts; the deployment carries on from its rows
+
+
+def follow(
+    client: ControllerClient, deployment_id: int, as_json: bool, interval: float = 0.5
+) -> DeploymentOut:
+    deployment = client.get_deployment(deployment_id)
+    with Live(progress_table(deployment), console=console, transient=as_json, auto_refresh=False) as live:
+        while deployment.status not in FINISHED:
+            time.sleep(interval)
+            deployment = _poll(client, deployment_id) or deployment
+            live.update(progress_table(deployment), refresh=True)
+    if as_json:
+        print_json(deployment.model_dump(mode="json"))
+    if deployment.status != "succeeded":
+        raise DeployFailedError(f"deployment {deployment.id} {deployment.status}: {deployment.message}")
+    return deployment
+
+
+@handle_errors
+def deployments(app: AppOption = None, env: FleetEnvOption = None, as_json: JsonOption = False) -> None:
+    """Deployments on the controller, newest first."""
+    with fleet_client(_optional_spec(DEFAULT_CONFIG)) as client:
+        found = client.list_deployments(app=app, environment=env)
+    if as_json:
+        print_json([d.model_dump(mode="json") for d in found])
+        return
+    rows = [
+        [d.id, d.app, d.environment, d.release, d.status, f"{d.current_wave}/{d.total_waves}", d.created_by]
+        for d in found
+    ]
+    table("deployments", ["id", "app", "env", "release", "status", "wave", "by"], rows)
+
+
+@handle_errors
+def deployment(
+    deployment_id: Annotated[int, typer.Argument(help="deployment id")],
+    follow_it: Annotated[bool, typer.Option("--follow", "-f", help="follow until it finishes")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """One deployment with per-host progress."""
+    with fleet_client(_optional_spec(DEFAULT_CONFIG)) as client:
+        if follow_it:
+            follow(client, deployment_id, as_json)
+            return
+        found = client.get_deployment(deployment_id)
+    if as_json:
+        print_json(found.model_dump(mode="json"))
+    else:
+        console.print(progress_table(found))
+
+
+def _transition(change: str, deployment_id: int) -> None:
+    with fleet_client(_optional_spec(DEFAULT_CONFIG)) as client:
+        found: DeploymentOut = getattr(client, change)(deployment_id)
+    say(f"deployment {found.id}: {found.status} ({found.message})")
+
+
+@handle_errors
+def pause(deployment_id: Annotated[int, typer.Argument()]) -> None:
+    """Let the running wave finish and start no further one."""
+    _transition("pause", deployment_id)
+
+
+@handle_errors
+def resume(deployment_id: Annotated[int, typer.Argument()]) -> None:
+    """Continue a paused deployment."""
+    _transition("resume", deployment_id)
+
+
+@handle_errors
+def abort(deployment_id: Annotated[int, typer.Argument()]) -> None:
+    """Stop a deployment; every host returns to the current release."""
+    _transition("abort", deployment_id)
+
+
+@handle_errors
+def hosts(env: FleetEnvOption = None, as_json: JsonOption = False) -> None:
+    """Hosts known to the controller with what their agents report."""
+    with fleet_client(_optional_spec(DEFAULT_CONFIG)) as client:
+        found = client.hosts(env)
+    if as_json:
+        print_json([h.model_dump(mode="json") for h in found])
+        return
+    rows = [
+        [
+            h.name,
+            h.group,
+            h.address,
+            h.status,
+            ", ".join(f"{a.app}=r{a.active_release} {a.health}" for a in h.apps),
+            h.last_seen.strftime("%H:%M:%S"),
+        ]
+        for h in found
+    ]
+    table("hosts", ["host", "group", "address", "status", "apps", "last seen"], rows)
+
+
+@handle_errors
+def lock(
+    env: EnvRequired,
+    reason: Annotated[str, typer.Option("--reason", help="why; shown to whoever tries to deploy")],
+    app: AppOption = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Refuse deployments of the app to ENV until unlocked."""
+    with fleet_client(_optional_spec(config)) as client:
+        held = client.lock(_app_name(app, config), env, reason)
+    say(f"{held.app} in {held.environment} locked by {held.holder}: {held.reason}")
+
+
+@handle_errors
+def unlock(env: EnvRequired, app: AppOption = None, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Allow deployments of the app to ENV again (a queued one starts)."""
+    name = _app_name(app, config)
+    with fleet_client(_optional_spec(config)) as client:
+        client.unlock(name, env)
+    say(f"{name} in {env} unlocked")
+
+
+@handle_errors
+def audit(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    action: Annotated[str | None, typer.Option("--action", help="only this action, e.g. rollback")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Who did what, when, from where."""
+    with fleet_client(_optional_spec(DEFAULT_CONFIG)) as client:
+        entries = client.audit(limit=limit, action=action)
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in entries])
+        return
+    rows = [[e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.action, e.target, e.source_ip] for e in entries]
+    table("audit", ["at", "actor", "action", "target", "from"], rows)

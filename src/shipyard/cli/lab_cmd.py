@@ -1,0 +1,87 @@
+"""`shipyard lab`: a local fleet on this machine for trying shipyard, the e2e tests and benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipyard.cli.common import JsonOption, handle_errors
+from shipyard.cli.render import print_json, say, table
+
+lab_app = typer.Typer(
+    help="A local fleet: registry, controller, hosts with their own engines, an edge proxy."
+)
+DirOption = Annotated[Path, typer.Option("--dir", "-d", help="the lab's directory (state in lab.json)")]
+DEFAULT_DIR = Path(".shipyard-lab")
+
+
+@lab_app.command("up")
+@handle_errors
+def up(
+    hosts: Annotated[int, typer.Option("--hosts", min=0, max=200, help="number of hosts")] = 3,
+    directory: DirOption = DEFAULT_DIR,
+    subnet: Annotated[str, typer.Option("--subnet", help="hosts get SUBNET.1, SUBNET.2, ...")] = "127.0.1",
+    images: Annotated[
+        bool, typer.Option("--images/--no-images", help="build and push the demo images")
+    ] = True,
+) -> None:
+    """Start the lab; hosts start empty and pull the current release themselves."""
+    from shipyard.lab.fleet import lab_up
+
+    state = lab_up(directory, hosts, subnet=subnet, images=images)
+    say(f"lab up in {state.root}: {len(state.hosts)} hosts")
+    say(f"edge {state.edge_url}, controller {state.controller_url}, registry {state.registry_address}")
+    say(f"next: source {state.root}/lab.env")
+    say(f"      shipyard deploy {state.image}:v1 --env production -c {state.root}/shipyard.yml")
+
+
+@lab_app.command("scale")
+@handle_errors
+def scale(
+    hosts: Annotated[int, typer.Argument(min=0, max=200, help="the number of hosts wanted")],
+    directory: DirOption = DEFAULT_DIR,
+) -> None:
+    """Add hosts (each converges to the current release before the edge sends it traffic) or remove some."""
+    from shipyard.lab.fleet import lab_scale
+
+    state = lab_scale(directory, hosts)
+    say(f"the lab has {len(state.hosts)} hosts: " + ", ".join(h.name for h in state.hosts))
+
+
+@lab_app.command("status")
+@handle_errors
+def status(directory: DirOption = DEFAULT_DIR, as_json: JsonOption = False) -> None:
+    """Processes, edge membership and what the controller knows of each host."""
+    from shipyard.lab.fleet import lab_status
+
+    document = lab_status(directory)
+    if as_json:
+        print_json(document)
+        return
+    running = "running" if document["controller_running"] else "stopped"
+    say(f"controller {document['controller']} ({running}), edge {document['edge']}")
+    rows = [
+        [
+            h["name"],
+            h["address"],
+            h["agent"],
+            h["engine"],
+            h["edge"],
+            h["controller_status"],
+            h["active_release"],
+        ]
+        for h in document["hosts"]  # type: ignore[attr-defined]
+    ]
+    table("lab hosts", ["host", "address", "agent", "engine", "edge", "controller", "release"], rows)
+
+
+@lab_app.command("down")
+@handle_errors
+def down(directory: DirOption = DEFAULT_DIR) -> None:
+    """Stop everything the lab started (engines, containers, processes) and remove its directory."""
+    from shipyard.lab.fleet import lab_down
+
+    lab_down(directory)
+    say(f"lab in {directory} removed")

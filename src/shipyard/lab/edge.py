@@ -1,0 +1,128 @@
+"""The lab's edge proxy: one haproxy in front of every host, like a cloud load balancer.
+
+Hosts are servers added and removed through the runtime API (no reload). A new server starts DOWN
+and joins only when its checks pass: the host's health path answers 200 and so does `/`. The second
+check matters because a host's own haproxy answers its health path itself while no slot serves (so
+an upstream balancer keeps a host in maintenance); only `/` proves the app itself answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.adapters.haproxy import HaproxyRuntime
+from shipyard.errors import ProxyError
+
+BACKEND = "hosts"
+OPERATIONAL = {"0": "down", "1": "starting", "2": "up", "3": "stopping"}
+
+
+def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/up", "/")) -> str:
+    checks: list[str] = []
+    for path in check_paths:
+        checks += [
+            "    http-check connect",
+            f"    http-check send meth GET uri {path}",
+            "    http-check expect status 200",
+        ]
+    lines = [
+        "global",
+        "    master-worker",
+        f"    stats socket {root / 'admin.sock'} mode 600 level admin",
+        f"    pidfile {root / 'haproxy.pid'}",
+        "    maxconn 4000",
+        "",
+        "defaults",
+        "    mode http",
+        "    timeout connect 2s",
+        "    timeout client 30s",
+        "    timeout server 30s",
+        "    retries 3",
+        "    option redispatch 1",
+        "    retry-on conn-failure empty-response response-timeout",
+        "",
+        "frontend edge",
+        f"    bind 127.0.0.1:{port}",
+        f"    default_backend {BACKEND}",
+        "",
+        f"backend {BACKEND}",
+        "    balance roundrobin",
+        "    option httpchk",
+        *checks,
+        "    http-response set-header x-lab-host %[srv_name]",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@dataclass
+class EdgeProxy:
+    root: Path
+    port: int
+
+    @property
+    def runtime(self) -> HaproxyRuntime:
+        return HaproxyRuntime(self.root / "admin.sock")
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "haproxy.pid"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "haproxy.cfg"
+        config.write_text(render_edge_config(self.port, self.root))
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        with (self.root / "haproxy.log").open("ab") as log:
+            done = subprocess.run([binary, "-W", "-D", "-f", str(config)], stdout=log, stderr=log)
+        if done.returncode != 0:
+            raise ProxyError(f"the edge haproxy did not start; see {self.root / 'haproxy.log'}.")
+        deadline = time.monotonic() + timeout
+        while not self.runtime.answers():
+            if time.monotonic() > deadline:
+                raise ProxyError("the edge haproxy did not answer on its admin socket.")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            os.kill(int(self.pidfile.read_text().split()[0]), signal.SIGTERM)
+
+    def add_host(self, name: str, listen: str, inter_ms: int = 300) -> None:
+        """Add the host DOWN: in one batch it leaves maintenance and is marked down until checks pass."""
+        server = f"{BACKEND}/{name}"
+        self._expect(f"add server {server} {listen} check inter {inter_ms} rise 2 fall 2", "New server")
+        self.runtime.execute(
+            f"enable health {server}", f"set server {server} state ready", f"set server {server} health down"
+        )
+
+    def remove_host(self, name: str, drain_timeout: float = 5.0) -> None:
+        """Drain the host (no new requests, in-flight ones finish), then delete it."""
+        server = f"{BACKEND}/{name}"
+        self.runtime.execute(f"set server {server} state drain")
+        deadline = time.monotonic() + drain_timeout
+        while self.runtime.sessions(BACKEND).get(name, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.runtime.execute(f"set server {server} state maint", f"shutdown sessions server {server}")
+        self._expect(f"del server {server}", "Server deleted")
+
+    def servers(self) -> dict[str, str]:
+        """Each host's state at the edge: up, down or maint."""
+        states: dict[str, str] = {}
+        for line in self.runtime.execute(f"show servers state {BACKEND}").splitlines():
+            fields = line.split()
+            if len(fields) > 6 and fields[1] == BACKEND:
+                admin = int(fields[6])
+                states[fields[3]] = "maint" if admin & 0x23 else OPERATIONAL.get(fields[5], "down")
+        return states
+
+    def _expect(self, command: str, success: str) -> None:
+        answer = self.runtime.execute(command)
+        if success not in answer:
+            raise ProxyError(f"the edge refused '{command}': {answer.strip()}")

@@ -1,0 +1,139 @@
+"""`shipyard lab`: a local fleet on one machine, all on 127.0.0.0/8.
+
+A registry, a controller (SQLite), N hosts each with its own Docker Engine, agent and haproxy on its
+own loopback address, and an edge haproxy in front of them. Everything it starts is recorded in
+DIR/lab.json, so `lab scale`, `lab status` and `lab down` work from separate invocations.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from shipyard.controller.client import ControllerClient
+from shipyard.errors import ShipyardError
+from shipyard.lab import control_plane
+from shipyard.lab.edge import EdgeProxy
+from shipyard.lab.hosts import host_processes, new_host, start_host, stop_host
+from shipyard.lab.processes import alive, stop_process
+from shipyard.lab.registry_server import free_port
+from shipyard.lab.state import AppPlan, HostRecord, LabState, load_state
+
+T = TypeVar("T")
+
+
+def edge_of(state: LabState) -> EdgeProxy:
+    return EdgeProxy(state.path / "edge", state.edge_port)
+
+
+def lab_up(
+    root: Path, hosts: int, *, subnet: str = "127.0.1", app: AppPlan | None = None, images: bool = True
+) -> LabState:
+    root.mkdir(parents=True, exist_ok=True)
+    state = LabState(root=str(root.resolve()), subnet=subnet, app=app or AppPlan())
+    state.save()
+    control_plane.start_registry(state)
+    if images:
+        control_plane.push_images(state)
+    control_plane.start_controller(state)
+    state.edge_port = free_port()
+    edge_of(state).start()
+    state.save()
+    control_plane.write_app_files(state)
+    return lab_scale(root, hosts)
+
+
+def lab_scale(root: Path, hosts: int) -> LabState:
+    """Add hosts (each starts empty and pulls the current release) or remove the newest ones."""
+    state = load_state(root)
+    if hosts > len(state.hosts):
+        _add_hosts(state, hosts - len(state.hosts))
+    for host in sorted(state.hosts, key=lambda h: h.index, reverse=True)[: max(0, len(state.hosts) - hosts)]:
+        stop_host(state, host, edge_of(state), control_plane.admin_token(state))
+        state.hosts.remove(host)
+        state.save()
+    return state
+
+
+def _add_hosts(state: LabState, count: int) -> None:
+    fresh: list[HostRecord] = []
+    for _ in range(count):
+        fresh.append(new_host(state))
+        state.hosts.append(fresh[-1])
+    with ControllerClient(state.controller_url, control_plane.admin_token(state)) as admin:
+        tokens = [admin.create_join_token(state.group).token for _ in fresh]
+    edge = edge_of(state)
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(
+                pool.map(
+                    lambda pair: start_host(state, pair[0], pair[1], edge), zip(fresh, tokens, strict=True)
+                )
+            )
+    finally:
+        state.save()
+
+
+def lab_down(root: Path) -> None:
+    """Stop everything the lab started and remove its directory."""
+    state = load_state(root)
+    token = control_plane.admin_token(state)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda host: stop_host(state, host, None, token), state.hosts))
+    edge_of(state).stop()
+    stop_process(state.controller_pid)
+    stop_process(state.registry_pid)
+    shutil.rmtree(state.path, ignore_errors=True)
+
+
+def lab_status(root: Path) -> dict[str, object]:
+    """What runs, what the edge thinks of each host and what the controller says about it."""
+    state = load_state(root)
+    no_servers: dict[str, str] = {}
+    no_hosts: dict[str, dict[str, object]] = {}
+    edge_servers = _safe(lambda: edge_of(state).servers(), no_servers)
+    reported = _safe(lambda: _controller_hosts(state), no_hosts)
+    hosts = []
+    for host in sorted(state.hosts, key=lambda h: h.index):
+        seen = reported.get(host.name, {})
+        hosts.append(
+            {
+                "name": host.name,
+                "address": host.address,
+                **host_processes(host),
+                "edge": edge_servers.get(host.name, "absent"),
+                "controller_status": seen.get("status", "unknown"),
+                "active_release": seen.get("active_release"),
+            }
+        )
+    return {
+        "dir": state.root,
+        "controller": state.controller_url,
+        "controller_running": alive(state.controller_pid),
+        "registry": state.registry_address,
+        "edge": state.edge_url,
+        "app": state.app.name,
+        "hosts": hosts,
+    }
+
+
+def _controller_hosts(state: LabState) -> dict[str, dict[str, object]]:
+    with ControllerClient(state.controller_url, control_plane.admin_token(state), timeout=3) as admin:
+        found = admin.hosts(state.group)
+    return {
+        host.name: {
+            "status": host.status,
+            "active_release": next((f"r{a.active_release}" for a in host.apps if a.active_release), None),
+        }
+        for host in found
+    }
+
+
+def _safe(read: Callable[[], T], default: T) -> T:
+    try:
+        return read()
+    except ShipyardError:
+        return default

@@ -1,0 +1,77 @@
+"""One lab host: its own Docker Engine, its own agent (which owns the host's haproxy), its edge membership."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+import httpx
+
+from shipyard.adapters.haproxy import HaproxyProcess
+from shipyard.adapters.haproxy_config import ProxyPaths
+from shipyard.errors import ShipyardError
+from shipyard.lab.edge import EdgeProxy
+from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
+from shipyard.lab.processes import alive, shipyard_process, stop_process
+from shipyard.lab.state import HostRecord, LabState
+
+
+def new_host(state: LabState) -> HostRecord:
+    index = state.next_index()
+    name = f"h{index}"
+    return HostRecord(
+        name=name, index=index, address=f"{state.subnet}.{index}", root=str(state.path / "hosts" / name)
+    )
+
+
+def agent_log(host: HostRecord) -> Path:
+    return Path(host.root) / "agent.log"
+
+
+def start_agent(state: LabState, host: HostRecord, join_token: str | None = None) -> None:
+    """Start (or restart) the host's agent; a restarted one reads its saved agent token."""
+    args = [
+        "agent",
+        *("--controller", state.controller_url, "--name", host.name, "--group", state.group),
+        *("--home", str(host.home), "--docker-host", host.docker_url, "--address", host.address),
+        *("--poll-wait", "20", "--max-backoff", "2", "--retry-failed-after", "30"),
+    ]
+    env = {"SHIPYARD_JOIN_TOKEN": join_token} if join_token else {}
+    host.agent_pid = shipyard_process(args, agent_log(host), env)
+
+
+def start_host(state: LabState, host: HostRecord, join_token: str, edge: EdgeProxy) -> HostRecord:
+    """Engine, then agent, then edge membership (DOWN until the host's app serves)."""
+    host.engine_pid = start_extra_engine(host.engine_root).pid
+    start_agent(state, host, join_token)
+    edge.add_host(host.name, state.app.listen(host.address))
+    return host
+
+
+def stop_host(state: LabState, host: HostRecord, edge: EdgeProxy | None, admin_token: str | None) -> None:
+    """Leave the edge first (drained); stop the agent, haproxy and engine; forget it; remove its files."""
+    if edge is not None:
+        with contextlib.suppress(ShipyardError):
+            edge.remove_host(host.name)
+    stop_process(host.agent_pid)
+    HaproxyProcess(ProxyPaths(host.home / "haproxy")).stop()
+    if host.engine_pid is not None:
+        stop_extra_engine(ExtraEngine(root=host.engine_root, pid=host.engine_pid))
+    if admin_token:
+        forget_host(state, host.name, admin_token)
+    shutil.rmtree(host.root, ignore_errors=True)
+
+
+def forget_host(state: LabState, name: str, admin_token: str) -> None:
+    """Remove the host from the controller, as an autoscaler's termination hook would."""
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.delete(
+            f"{state.controller_url}/api/v1/hosts/{name}",
+            headers={"Authorization": f"Bearer {admin_token}"},
+            timeout=10,
+        )
+
+
+def host_processes(host: HostRecord) -> dict[str, bool]:
+    return {"agent": alive(host.agent_pid), "engine": alive(host.engine_pid)}

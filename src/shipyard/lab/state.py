@@ -1,0 +1,106 @@
+"""The lab's record of what it started, as JSON in its directory, so separate CLI calls share one lab."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import NotFoundError
+
+STATE_FILE = "lab.json"
+
+
+@dataclass
+class HostRecord:
+    name: str
+    index: int
+    address: str
+    root: str
+    engine_pid: int | None = None
+    agent_pid: int | None = None
+
+    @property
+    def home(self) -> Path:
+        return Path(self.root) / "home"
+
+    @property
+    def engine_root(self) -> Path:
+        return Path(self.root) / "engine"
+
+    @property
+    def docker_url(self) -> str:
+        return f"unix://{self.engine_root / 'docker.sock'}"
+
+
+@dataclass
+class AppPlan:
+    """The lab's demo app: the same ports on every host, each host on its own address."""
+
+    name: str = "web"
+    port: int = 3000
+    listen_port: int = 8080
+
+    def listen(self, address: str) -> str:
+        return f"{address}:{self.listen_port}"
+
+
+@dataclass
+class LabState:
+    root: str
+    subnet: str = "127.0.1"
+    group: str = "production"
+    registry_address: str = ""
+    registry_pid: int | None = None
+    controller_port: int = 0
+    controller_pid: int | None = None
+    edge_port: int = 0
+    app: AppPlan = field(default_factory=AppPlan)
+    hosts: list[HostRecord] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root)
+
+    @property
+    def controller_url(self) -> str:
+        return f"http://127.0.0.1:{self.controller_port}"
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://127.0.0.1:{self.edge_port}"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.path / "controller" / "admin-token"
+
+    @property
+    def image(self) -> str:
+        return f"{self.registry_address}/{self.app.name}"
+
+    def host(self, name: str) -> HostRecord:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise NotFoundError(f"the lab has no host {name!r}; see 'shipyard lab status'.")
+
+    def next_index(self) -> int:
+        used = {host.index for host in self.hosts}
+        return next(index for index in range(1, 255) if index not in used)
+
+    def save(self) -> None:
+        temporary = self.path / (STATE_FILE + ".tmp")
+        temporary.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(temporary, self.path / STATE_FILE)
+
+
+def load_state(root: Path) -> LabState:
+    path = root / STATE_FILE
+    if not path.is_file():
+        raise NotFoundError(f"no lab in {root}; start one with 'shipyard lab up --dir {root}'.")
+    data: dict[str, Any] = json.loads(path.read_text())
+    hosts = [HostRecord(**host) for host in data.pop("hosts", [])]
+    app = AppPlan(**data.pop("app", {}))
+    return LabState(**data, app=app, hosts=hosts)

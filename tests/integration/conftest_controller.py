@@ -1,0 +1,29 @@
+"""Fixtures of the controller's integration tests, loaded with `pytest_plugins = ["conftest_controller"]`.
+
+Every test using them runs twice: on SQLite and on PostgreSQL, each time on a fresh database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from controller_fixtures import Harness, controller_settings, running_controller, shared_postgres
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def controller_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'controller.db'}"
+        return
+    server = shared_postgres()
+    url = server.create_database("controller_test")
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture
+def controller_harness(controller_db_url: str) -> Iterator[Harness]:
+    with running_controller(controller_settings(controller_db_url)) as running:
+        yield running

@@ -1,0 +1,91 @@
+"""Fakes of the agent's two ports: a controller and a host, recording what the agent asked of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shipyard.agent.ports import LocalApp
+from shipyard.controller.schemas.agent import AppReport, DesiredApp, DesiredState, ReportAck
+from shipyard.domain.models import Release
+from shipyard.domain.steps import Start, Switch
+from shipyard.errors import ControllerError, DeployFailedError
+from shipyard.host.executor import Reporter
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def desired_app(app: str = "web", release_id: int = 1, deployment_id: int | None = 1) -> DesiredApp:
+    spec = {"app": app, "image": "127.0.0.1:5000/web", "proxy": {"listen": "127.0.0.1:8080"}}
+    return DesiredApp(
+        app=app,
+        release_id=release_id,
+        release=f"r{release_id}",
+        image="127.0.0.1:5000/web",
+        digest=DIGEST,
+        spec=spec,
+        deployment_id=deployment_id,
+    )
+
+
+@dataclass
+class FakeController:
+    apps: list[DesiredApp] = field(default_factory=list)
+    version: int = 1
+    reachable: bool = True
+    polls: list[tuple[int | None, float]] = field(default_factory=list)
+    reports: list[AppReport] = field(default_factory=list)
+
+    def set_desired(self, *apps: DesiredApp) -> None:
+        self.apps = list(apps)
+        self.version += 1
+
+    def desired(self, version: int | None = None, wait: float = 0.0) -> DesiredState:
+        self.polls.append((version, wait))
+        if not self.reachable:
+            raise ControllerError("cannot reach the controller at http://fake (ConnectError).")
+        return DesiredState(host="h1", group="production", version=self.version, apps=list(self.apps))
+
+    def report(self, apps: list[AppReport], *, agent_version: str | None = None) -> ReportAck:
+        if not self.reachable:
+            raise ControllerError("cannot reach the controller at http://fake (ConnectError).")
+        self.reports.extend(apps)
+        return ReportAck(host="h1", status="ready", received_at=datetime.now(UTC))
+
+    def last_report(self, app: str = "web") -> AppReport:
+        return [report for report in self.reports if report.app == app][-1]
+
+
+@dataclass
+class FakeHost:
+    running: dict[str, LocalApp] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)
+    converged: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    on_converge: object = None
+
+    def known_apps(self) -> list[str]:
+        return sorted(self.running)
+
+    def recover(self, app: str) -> list[str]:
+        self.recovered.append(app)
+        return [f"removed the half-started container of {app}"]
+
+    def observe(self, app: str) -> LocalApp:
+        return self.running.get(app, LocalApp(None))
+
+    def converge(self, desired: DesiredApp, reporter: Reporter) -> str:
+        self.converged.append(desired.release)
+        release = Release(
+            desired.release, desired.app, desired.image, desired.digest, {}, datetime.now(UTC), "t"
+        )
+        reporter.step_started(Start("green", release))
+        if callable(self.on_converge):
+            self.on_converge()
+        if desired.release in self.broken:
+            raise DeployFailedError(
+                f"release {desired.release} failed its health check; the previous one serves."
+            )
+        reporter.step_started(Switch("green", "blue", release))
+        self.running[desired.app] = LocalApp(desired.release, running=True, healthy=True)
+        return f"{desired.release} serves"
