@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.lab.fixtures import AppHome, Registry, TestImages, push_images, start_engine, start_test_registry, unique_name
+from shipyard.lab.fixtures import (
+    AppHome,
+    Registry,
+    TestImages,
+    push_images,
+    start_engine,
+    start_test_registry,
+    unique_name,
+)
 
 
 @pytest.fixture(scope="session")

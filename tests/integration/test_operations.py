@@ -18,7 +18,9 @@ def get(home: AppHome, path: str) -> httpx.Response:
     return httpx.get(home.listen_url + path, timeout=5)
 
 
-def test_stop_shows_the_maintenance_page_and_start_serves_again(app_home: AppHome, images: TestImages) -> None:
+def test_stop_shows_the_maintenance_page_and_start_serves_again(
+    app_home: AppHome, images: TestImages
+) -> None:
     page = app_home.root / "503.html"
     page.write_text("<h1>back soon</h1>")
     app_home.write_config(images, proxy={"maintenance_page": str(page)})

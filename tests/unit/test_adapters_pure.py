@@ -23,7 +23,9 @@ DIGEST = "sha256:" + "a" * 64
         ("web:2", None, "web", "2", None),
     ],
 )
-def test_image_references(text: str, registry: str | None, repository: str, tag: str | None, digest: str | None) -> None:
+def test_image_references(
+    text: str, registry: str | None, repository: str, tag: str | None, digest: str | None
+) -> None:
     ref = parse_image(text)
     assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
 
@@ -39,7 +41,13 @@ def test_config_has_one_frontend_and_backend_per_app_and_the_idle_slot_disabled(
     apps = [
         ProxiedApp("web", "127.0.0.1:8080", "127.0.0.1", {"blue": 3000, "green": 3001}, "/up", "green"),
         ProxiedApp(
-            "api", "127.0.0.1:8081", "127.0.0.1", {"blue": 4000, "green": 4001}, "/health", "blue", maintenance=True
+            "api",
+            "127.0.0.1:8081",
+            "127.0.0.1",
+            {"blue": 4000, "green": 4001},
+            "/health",
+            "blue",
+            maintenance=True,
         ),
     ]
     text = render_config(apps, paths)
@@ -57,6 +65,8 @@ def test_config_has_one_frontend_and_backend_per_app_and_the_idle_slot_disabled(
     assert text.count("http-request return status 503") == 1
 
 
-@pytest.mark.parametrize(("bits", "state"), [(0, "ready"), (4, "ready"), (5, "maint"), (8, "drain"), (1, "maint")])
+@pytest.mark.parametrize(
+    ("bits", "state"), [(0, "ready"), (4, "ready"), (5, "maint"), (8, "drain"), (1, "maint")]
+)
 def test_server_admin_state_bits(bits: int, state: str) -> None:
     assert _admin_state(bits) == state

@@ -57,7 +57,11 @@ def kinds(plan: object) -> list[type]:
 
 def test_first_deploy_adds_the_app_pulls_starts_blue_and_switches() -> None:
     first = state(
-        proxy_has_app=False, active_slot=None, active_release_id=None, containers=(), servers={},
+        proxy_has_app=False,
+        active_slot=None,
+        active_release_id=None,
+        containers=(),
+        servers={},
         images_present=frozenset(),
     )
     plan = plan_swap(release("r1"), first, SPEC)
@@ -112,7 +116,11 @@ def test_a_standby_of_another_release_in_the_idle_slot_is_replaced() -> None:
 
 def test_hooks_surround_the_swap() -> None:
     spec = parse_spec(
-        {"app": "web", "image": "r:5000/web", "hooks": {"pre-deploy": "a", "post-swap": "b", "post-deploy": "c"}}
+        {
+            "app": "web",
+            "image": "r:5000/web",
+            "hooks": {"pre-deploy": "a", "post-swap": "b", "post-deploy": "c"},
+        }
     )
     plan = plan_swap(release("r2", D2), state(), spec)
     phases = [s.phase for s in plan.steps if isinstance(s, RunHooks)]

@@ -95,7 +95,11 @@ class DockerEngine:
             return frozenset(digests)
 
     def pull(
-        self, repository: str, digest: str, auth: dict[str, str] | None, progress: Callable[[dict[str, Any]], None]
+        self,
+        repository: str,
+        digest: str,
+        auth: dict[str, str] | None,
+        progress: Callable[[dict[str, Any]], None],
     ) -> None:
         """Pull by digest, streaming the engine's progress events to `progress`."""
         with _translate(f"pulling {repository}@{digest}"):
@@ -105,7 +109,9 @@ class DockerEngine:
                     raise DockerError(f"pulling {repository}@{digest} failed: {event['error']}")
                 progress(event)
         if not self.image_present(f"{repository}@{digest}"):
-            raise DockerError(f"the pulled image does not carry digest {digest}: the registry served other content.")
+            raise DockerError(
+                f"the pulled image does not carry digest {digest}: the registry served other content."
+            )
 
     def remove_image(self, reference: str) -> None:
         with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):

@@ -116,7 +116,10 @@ class HaproxyRuntime:
 
     def switch(self, backend: str, to_slot: str, from_slot: str | None) -> None:
         """Make `to_slot` serve, then put `from_slot` in drain, in one runtime-API batch."""
-        commands = [f"set server {backend}/{to_slot} state ready", f"set server {backend}/{to_slot} health up"]
+        commands = [
+            f"set server {backend}/{to_slot} state ready",
+            f"set server {backend}/{to_slot} health up",
+        ]
         if from_slot:
             commands.append(f"set server {backend}/{from_slot} state drain")
         self.execute(*commands)
@@ -169,8 +172,12 @@ class HaproxyProcess:
                 start_new_session=True,
             )
         if done.returncode != 0:
-            alerts = [line for line in self.paths.log.read_text(errors="replace").splitlines() if "ALERT" in line]
-            raise ProxyError(f"haproxy failed to start: {' '.join(alerts[-3:]) or 'see ' + str(self.paths.log)}")
+            alerts = [
+                line for line in self.paths.log.read_text(errors="replace").splitlines() if "ALERT" in line
+            ]
+            raise ProxyError(
+                f"haproxy failed to start: {' '.join(alerts[-3:]) or 'see ' + str(self.paths.log)}"
+            )
         self._wait(lambda: self.runtime.answers(), timeout, "start")
 
     def reload(self, backend: str, timeout: float = 10.0) -> None:

@@ -103,7 +103,8 @@ def render_app(app: ProxiedApp, page: Path) -> list[str]:
     lines = [f"frontend front_{app.name}", f"    bind {app.listen}"]
     if app.maintenance:
         lines += [
-            f'    http-request return status 200 content-type text/plain string "ok" if {{ path {app.health_path} }}',
+            '    http-request return status 200 content-type text/plain string "ok" '
+            f"if {{ path {app.health_path} }}",
             f"    http-request return status 503 content-type text/html file {page}",
         ]
     lines += [

@@ -30,12 +30,16 @@ def parse_image(reference: str) -> ImageRef:
     """Split `host:port/repo:tag` or `repo@sha256:...` the way docker does."""
     text = reference.strip()
     if not text or any(c.isspace() for c in text):
-        raise ConfigError(f"'{reference}' is not an image reference; use repository:tag or repository@sha256:...")
+        raise ConfigError(
+            f"'{reference}' is not an image reference; use repository:tag or repository@sha256:..."
+        )
     digest = None
     if "@" in text:
         text, digest = text.split("@", 1)
         if not DIGEST.match(digest):
-            raise ConfigError(f"'{digest}' is not a sha256 digest; it must be sha256: followed by 64 hex digits.")
+            raise ConfigError(
+                f"'{digest}' is not a sha256 digest; it must be sha256: followed by 64 hex digits."
+            )
     first, _, rest = text.partition("/")
     registry = first if rest and ("." in first or ":" in first or first == "localhost") else None
     path = rest if registry else text
@@ -77,14 +81,19 @@ class RegistryClient:
         response = self._request("HEAD", f"/v2/{ref.repository}/manifests/{target}", ref)
         if response.status_code == 404:
             raise NotFoundError(
-                f"{ref.name}:{target} was not found in the registry {self.server}; check the tag, or push it first."
+                f"{ref.name}:{target} was not found in the registry {self.server}; "
+                "check the tag, or push it first."
             )
         self._raise_for_status(response, ref)
-        digest = response.headers.get("Docker-Content-Digest", "")
+        digest = str(response.headers.get("Docker-Content-Digest", ""))
         if not DIGEST.match(digest):
-            raise RegistryError(f"the registry {self.server} did not return a digest for {ref.name}:{target}.")
+            raise RegistryError(
+                f"the registry {self.server} did not return a digest for {ref.name}:{target}."
+            )
         if ref.digest and digest != ref.digest:
-            raise RegistryError(f"digest mismatch for {ref.name}: asked for {ref.digest}, registry has {digest}.")
+            raise RegistryError(
+                f"digest mismatch for {ref.name}: asked for {ref.digest}, registry has {digest}."
+            )
         return digest
 
     def _request(self, method: str, path: str, ref: ImageRef) -> httpx.Response:
@@ -96,7 +105,8 @@ class RegistryClient:
                 response = self.http.request(method, self.base + path, headers=self._auth(headers))
         except httpx.HTTPError as exc:
             raise RegistryError(
-                f"the registry {self.server} is unreachable ({type(exc).__name__}); check that it runs and the address."
+                f"the registry {self.server} is unreachable ({type(exc).__name__}); "
+                "check that it runs and the address."
             ) from exc
         return response
 
@@ -123,20 +133,26 @@ class RegistryClient:
         query = {"service": challenge.get("service", ""), "scope": f"repository:{ref.repository}:pull"}
         try:
             response = self.http.get(
-                challenge["realm"], params=query, auth=(self.credentials.username, self.credentials.password)
-                if self.credentials else None,
+                challenge["realm"],
+                params=query,
+                auth=(self.credentials.username, self.credentials.password) if self.credentials else None,
             )
         except (httpx.HTTPError, KeyError) as exc:
-            raise RegistryError(f"getting a token from the registry {self.server}'s auth server failed.") from exc
+            raise RegistryError(
+                f"getting a token from the registry {self.server}'s auth server failed."
+            ) from exc
         if response.status_code in (401, 403):
-            raise RegistryError(f"the registry {self.server} refused the credentials; check username and password.")
+            raise RegistryError(
+                f"the registry {self.server} refused the credentials; check username and password."
+            )
         body = response.json()
         return str(body.get("token") or body.get("access_token") or "")
 
     def _raise_for_status(self, response: httpx.Response, ref: ImageRef) -> None:
         if response.status_code in (401, 403):
             raise RegistryError(
-                f"the registry {self.server} refused the credentials for {ref.name}; check username and password."
+                f"the registry {self.server} refused the credentials for {ref.name}; "
+                "check username and password."
             )
         if response.status_code >= 400:
             raise RegistryError(f"the registry {self.server} answered {response.status_code} for {ref.name}.")

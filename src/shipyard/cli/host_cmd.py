@@ -53,7 +53,9 @@ def _report(outcome: Outcome, as_json: bool, verb: str) -> None:
 @handle_errors
 def deploy(
     image: Annotated[str | None, typer.Argument(help="repo:tag or repo@sha256:...")] = None,
-    ref: Annotated[str | None, typer.Option("--ref", help="deploy the image built for this git commit")] = None,
+    ref: Annotated[
+        str | None, typer.Option("--ref", help="deploy the image built for this git commit")
+    ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     env: FleetEnvOption = None,
     dry_run: DryRunOption = False,
@@ -98,7 +100,9 @@ def _image_argument(repository: str, image: str | None, ref: str | None, config:
 
 def _print_plan(outcome: Outcome, as_json: bool) -> None:
     if as_json:
-        print_json({"release": outcome.release.id if outcome.release else None, "plan": outcome.plan.describe()})
+        print_json(
+            {"release": outcome.release.id if outcome.release else None, "plan": outcome.plan.describe()}
+        )
         return
     console.print("[bold]plan[/] (dry run, nothing changed):")
     for number, line in enumerate(outcome.plan.describe(), 1):
@@ -151,8 +155,13 @@ def status(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -
         f"active release {active.get('id', '-')} {active.get('image', '')}@{active.get('digest', '')} "
         f"(deployed {active.get('deployed_at', '-')} by {active.get('deployed_by', '-')})"
     )
-    say(f"active slot {document['active_slot']} on port {document['active_port']}, health {document['health']}")
-    rows = [[n, s["admin"], s["operational"], s["sessions"], s["port"]] for n, s in document["servers"].items()]
+    say(
+        f"active slot {document['active_slot']} on port {document['active_port']}, "
+        f"health {document['health']}"
+    )
+    rows = [
+        [n, s["admin"], s["operational"], s["sessions"], s["port"]] for n, s in document["servers"].items()
+    ]
     table("haproxy servers", ["slot", "admin", "health", "sessions", "port"], rows)
     rows = [[c["name"], c["slot"], c["release"], c["status"]] for c in document["containers"]]
     table("containers (kept releases)", ["name", "slot", "release", "status"], rows)
@@ -174,12 +183,27 @@ def releases(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False)
         return
     active = document["active_release"]
     rows = [
-        [("* " if r["id"] == active else "  ") + r["id"], r["tag"], r["digest"][:19], r["created_at"][:19], r["created_by"]]
+        [
+            ("* " if r["id"] == active else "  ") + r["id"],
+            r["tag"],
+            r["digest"][:19],
+            r["created_at"][:19],
+            r["created_by"],
+        ]
         for r in document["releases"]
     ]
     table(f"releases of {spec.app}", ["release", "tag", "digest", "created", "by"], rows)
     rows = [
-        [h["id"], h["kind"], h["release"], h["from_release"], h["outcome"], h["started_at"][:19], h["actor"], h["message"]]
+        [
+            h["id"],
+            h["kind"],
+            h["release"],
+            h["from_release"],
+            h["outcome"],
+            h["started_at"][:19],
+            h["actor"],
+            h["message"],
+        ]
         for h in document["history"]
     ]
     table("history", ["#", "kind", "release", "from", "outcome", "started", "by", "message"], rows)
@@ -213,11 +237,15 @@ def stop(config: ConfigOption = DEFAULT_CONFIG, wait: WaitOption = False) -> Non
         maintenance.stop_app(context, spec.app, wait=wait)
     finally:
         context.close()
-    say(f"{spec.app} is in maintenance: {spec.proxy.listen} answers 503, {spec.healthcheck.path} answers 200.")
+    say(
+        f"{spec.app} is in maintenance: {spec.proxy.listen} answers 503, {spec.healthcheck.path} answers 200."
+    )
 
 
 @handle_errors
-def start(config: ConfigOption = DEFAULT_CONFIG, env: EnvOption = "production", wait: WaitOption = False) -> None:
+def start(
+    config: ConfigOption = DEFAULT_CONFIG, env: EnvOption = "production", wait: WaitOption = False
+) -> None:
     """Leave maintenance: start the active release again, health-gated."""
     spec = load(config)
     context = host_context()
@@ -229,7 +257,9 @@ def start(config: ConfigOption = DEFAULT_CONFIG, env: EnvOption = "production", 
 
 
 @handle_errors
-def prune(config: ConfigOption = DEFAULT_CONFIG, wait: WaitOption = False, as_json: JsonOption = False) -> None:
+def prune(
+    config: ConfigOption = DEFAULT_CONFIG, wait: WaitOption = False, as_json: JsonOption = False
+) -> None:
     """Remove containers and images older than the last deploy.keep_releases releases."""
     spec = load(config)
     context = host_context()

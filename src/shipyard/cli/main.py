@@ -28,6 +28,8 @@ for name in ("deploy", "rollback", "status", "releases", "logs", "stop", "start"
 # Sub-command groups and commands living in their own modules: (module, attribute, name, is_group).
 EXTENSIONS: list[tuple[str, str, str, bool]] = [
     ("shipyard.cli.secrets_cmd", "secrets_app", "secrets", True),
+    ("shipyard.cli.build_cmd", "build", "build", False),
+    ("shipyard.cli.build_cmd", "scan", "scan", False),
     ("shipyard.cli.controller_cmd", "controller", "controller", False),
     ("shipyard.cli.agent_cmd", "agent", "agent", False),
     ("shipyard.cli.lab_cmd", "lab_app", "lab", True),

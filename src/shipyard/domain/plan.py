@@ -77,7 +77,9 @@ def plan_recovery(
                 if container.slot == pending.to_slot and container.release_id == pending.release_id:
                     steps.append(Remove(container.name, "its swap was interrupted before the switch"))
             steps.append(FinishPending(pending.history_id, "interrupted", "the switch had not happened"))
-    steps += _cleanup(state, standby_until, now, keep, handled={s.container for s in steps if isinstance(s, Remove)})
+    steps += _cleanup(
+        state, standby_until, now, keep, handled={s.container for s in steps if isinstance(s, Remove)}
+    )
     return Plan(tuple(steps), noop_reason="the host is consistent")
 
 

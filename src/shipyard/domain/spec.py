@@ -49,7 +49,8 @@ class RegistrySpec(Section):
             for key in ("username", "password"):
                 if key in data:
                     raise ValueError(
-                        f"inline '{key}' is not allowed; use {key}_env or {key}_file so it stays out of the file"
+                        f"inline '{key}' is not allowed; "
+                        f"use {key}_env or {key}_file so it stays out of the file"
                     )
         return data
 

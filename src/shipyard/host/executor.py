@@ -88,7 +88,9 @@ class Executor:
             seconds = time.perf_counter() - started
             self.timings[type(step).__name__] = seconds
             if self.history_id is not None:
-                self.context.store.log_step(self.history_id, mask(f"{step.describe()} ({seconds:.3f} s) {note}".strip()))
+                self.context.store.log_step(
+                    self.history_id, mask(f"{step.describe()} ({seconds:.3f} s) {note}".strip())
+                )
             self.reporter.step_finished(step, seconds, note)
 
     def apply(self, step: Step) -> str | None:
@@ -229,7 +231,9 @@ class Executor:
         }
         for command in commands:
             try:
-                done = subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, timeout=300)
+                done = subprocess.run(
+                    shlex.split(command), env=env, capture_output=True, text=True, timeout=300
+                )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 raise DeployFailedError(f"the {step.phase} hook '{command}' could not run: {exc}.") from exc
             if done.returncode != 0:

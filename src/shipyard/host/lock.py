@@ -24,7 +24,8 @@ def _holder_text(path: Path) -> str:
         holder = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
         return "another shipyard process"
-    return f"{holder.get('who', 'someone')} (pid {holder.get('pid', '?')}, {holder.get('what', 'a deploy')}) since {holder.get('since', '?')}"
+    who, what = holder.get("who", "someone"), holder.get("what", "a deploy")
+    return f"{who} (pid {holder.get('pid', '?')}, {what}) since {holder.get('since', '?')}"
 
 
 @contextmanager
@@ -34,8 +35,13 @@ def app_lock(lock_dir: Path, app: str, who: str, what: str, *, wait: bool = Fals
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _acquire(descriptor, path, app, wait)
-        holder = {"who": who, "what": what, "pid": os.getpid(), "host": socket.gethostname(),
-                  "since": datetime.now(UTC).isoformat(timespec="seconds")}
+        holder = {
+            "who": who,
+            "what": what,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, json.dumps(holder).encode(), 0)
         yield

@@ -11,8 +11,8 @@ from shipyard.errors import NotFoundError
 from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
 from shipyard.host.executor import Executor, container_name
-from shipyard.host.store import AppRecord
 from shipyard.host.service import locked, recover
+from shipyard.host.store import AppRecord
 
 
 def stop_app(context: HostContext, app: str, *, wait: bool = False) -> None:
@@ -32,7 +32,9 @@ def stop_app(context: HostContext, app: str, *, wait: bool = False) -> None:
                 context.store.drop_standby(container.name)
 
 
-def start_app(context: HostContext, app: str, *, secrets: dict[str, str] | None = None, wait: bool = False) -> None:
+def start_app(
+    context: HostContext, app: str, *, secrets: dict[str, str] | None = None, wait: bool = False
+) -> None:
     """Leave maintenance: the active release starts again, health-gated, then takes traffic."""
     record = _record(context, app)
     if not record.active_release_id or not record.active_slot:
@@ -84,7 +86,9 @@ def prune(context: HostContext, spec: AppSpec, *, wait: bool = False) -> list[st
     return removed
 
 
-def follow_logs(context: HostContext, app: str, release_id: str | None, follow: bool, tail: int) -> Iterator[str]:
+def follow_logs(
+    context: HostContext, app: str, release_id: str | None, follow: bool, tail: int
+) -> Iterator[str]:
     record = _record(context, app)
     wanted = release_id or record.active_release_id
     containers = [c for c in context.engine.containers(app) if c.release_id == wanted]

@@ -43,7 +43,9 @@ def read_credential(env_name: str | None, file_name: str | None) -> str | None:
         try:
             return Path(file_name).expanduser().read_text().strip()
         except OSError as exc:
-            raise ConfigError(f"cannot read the registry credential file {file_name}: {exc.strerror}.") from exc
+            raise ConfigError(
+                f"cannot read the registry credential file {file_name}: {exc.strerror}."
+            ) from exc
     return None
 
 
@@ -64,7 +66,9 @@ def resolve_digest(spec: AppSpec, ref: ImageRef, context: HostContext) -> str:
         return ref.digest
     server = ref.registry or spec.registry.server
     if server is None:
-        raise ConfigError(f"{ref} names no registry; use registry-host:port/{ref.repository} or set registry.server.")
+        raise ConfigError(
+            f"{ref} names no registry; use registry-host:port/{ref.repository} or set registry.server."
+        )
     client = RegistryClient(server, registry_credentials(spec.registry), insecure=_insecure(spec, server))
     try:
         return client.resolve(ref)
@@ -124,10 +128,13 @@ def _check_listen_free(context: HostContext, spec: AppSpec) -> None:
     for record in context.store.apps():
         other = proxy_sync.proxied_app(record, Path("-"))
         if other.listen == spec.proxy.listen:
-            raise ConfigError(f"{spec.proxy.listen} is already the listen address of {record.app}; pick another.")
+            raise ConfigError(
+                f"{spec.proxy.listen} is already the listen address of {record.app}; pick another."
+            )
     if port_taken(spec.listen_host, spec.listen_port):
         raise ConfigError(
-            f"proxy.listen {spec.proxy.listen} is already taken by another process; free it or change proxy.listen."
+            f"proxy.listen {spec.proxy.listen} is already taken by another process; "
+            "free it or change proxy.listen."
         )
 
 
@@ -163,7 +170,9 @@ def deploy(
 ) -> Outcome:
     ref = parse_image(image) if release is None else parse_image(release.pinned_image)
     if release is None and ref.name != spec.image and ref.repository != spec.image:
-        raise ConfigError(f"{ref.name} is not this app's image {spec.image}; deploy {spec.image}:TAG instead.")
+        raise ConfigError(
+            f"{ref.name} is not this app's image {spec.image}; deploy {spec.image}:TAG instead."
+        )
     digest = release.digest if release else resolve_digest(spec, ref, context)
     if dry_run:
         state = observe(context, spec.app, ref.name)
@@ -254,7 +263,9 @@ def rollback(
     secrets: dict[str, str] | None = None,
     reporter: Reporter | None = None,
 ) -> Outcome:
-    target = context.store.release(spec.app, release_id) if release_id else previous_release(context, spec.app)
+    target = (
+        context.store.release(spec.app, release_id) if release_id else previous_release(context, spec.app)
+    )
     from shipyard.domain.spec import spec_from_snapshot
 
     target_spec = spec_from_snapshot(target.spec)
@@ -271,7 +282,9 @@ def previous_release(context: HostContext, app: str) -> Release:
     for entry in context.store.history(app, limit=200):
         if entry.status == "succeeded" and entry.release_id and entry.release_id != active:
             return context.store.release(app, entry.release_id)
-    raise NotFoundError(f"{app} has no earlier release on this host to roll back to; see 'shipyard releases'.")
+    raise NotFoundError(
+        f"{app} has no earlier release on this host to roll back to; see 'shipyard releases'."
+    )
 
 
 def status(context: HostContext, app: str) -> dict[str, Any]:

@@ -17,7 +17,8 @@ def status_document(context: HostContext, app: str, state: AppState, recovered: 
     if record.active_release_id:
         release = context.store.release(app, record.active_release_id)
         deployed = next(
-            (e for e in context.store.history(app) if e.release_id == release.id and e.status == "succeeded"), None
+            (e for e in context.store.history(app) if e.release_id == release.id and e.status == "succeeded"),
+            None,
         )
         active = {
             "id": release.id,
@@ -35,12 +36,17 @@ def status_document(context: HostContext, app: str, state: AppState, recovered: 
         "maintenance": record.maintenance,
         "active_release": active,
         "active_slot": record.active_slot,
-        "active_port": slot_ports.get(record.active_slot or "", None),
+        "active_port": slot_ports.get(record.active_slot or ""),
         "listen": spec["proxy"]["listen"],
         "health": active_server.operational if active_server else "unknown",
         "proxy_running": state.proxy_running,
         "servers": {
-            name: {"admin": s.admin, "operational": s.operational, "sessions": s.sessions, "port": slot_ports[name]}
+            name: {
+                "admin": s.admin,
+                "operational": s.operational,
+                "sessions": s.sessions,
+                "port": slot_ports[name],
+            }
             for name, s in sorted(state.servers.items())
         },
         "containers": [

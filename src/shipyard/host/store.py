@@ -97,7 +97,9 @@ class HostStore:
     def release(self, app: str, release_id: str) -> Release:
         row = self.db.execute("SELECT * FROM releases WHERE app = ? AND id = ?", (app, release_id)).fetchone()
         if row is None:
-            raise NotFoundError(f"release {release_id} of {app} is not known on this host; see 'shipyard releases'.")
+            raise NotFoundError(
+                f"release {release_id} of {app} is not known on this host; see 'shipyard releases'."
+            )
         return _release(row)
 
     def releases(self, app: str) -> list[Release]:
@@ -114,7 +116,9 @@ class HostStore:
         return _release(row) if row else None
 
     # history ----------------------------------------------------------------------------------
-    def begin(self, app: str, kind: str, release_id: str | None, actor: str, from_release_id: str | None) -> int:
+    def begin(
+        self, app: str, kind: str, release_id: str | None, actor: str, from_release_id: str | None
+    ) -> int:
         cursor = self.db.execute(
             "INSERT INTO history (app, kind, release_id, from_release_id, status, actor, started_at) "
             "VALUES (?, ?, ?, ?, 'running', ?, ?)",
@@ -123,7 +127,9 @@ class HostStore:
         return int(cursor.lastrowid or 0)
 
     def mark_swap(self, history_id: int, to_slot: Slot, from_slot: Slot | None) -> None:
-        self.db.execute("UPDATE history SET to_slot = ?, from_slot = ? WHERE id = ?", (to_slot, from_slot, history_id))
+        self.db.execute(
+            "UPDATE history SET to_slot = ?, from_slot = ? WHERE id = ?", (to_slot, from_slot, history_id)
+        )
 
     def log_step(self, history_id: int, line: str) -> None:
         row = self.db.execute("SELECT steps FROM history WHERE id = ?", (history_id,)).fetchone()
@@ -197,13 +203,15 @@ class HostStore:
 
     def set_maintenance(self, app: str, on: bool) -> None:
         self.db.execute(
-            "UPDATE apps SET maintenance = ?, updated_at = ? WHERE app = ?", (int(on), utcnow().isoformat(), app)
+            "UPDATE apps SET maintenance = ?, updated_at = ? WHERE app = ?",
+            (int(on), utcnow().isoformat(), app),
         )
 
     # warm standbys ----------------------------------------------------------------------------
     def add_standby(self, app: str, container: str, release_id: str, until: datetime) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO standby VALUES (?, ?, ?, ?)", (container, app, release_id, until.isoformat())
+            "INSERT OR REPLACE INTO standby VALUES (?, ?, ?, ?)",
+            (container, app, release_id, until.isoformat()),
         )
 
     def standbys(self, app: str) -> dict[str, datetime]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import hashlib
 
 import docker
 import docker.errors
@@ -93,7 +92,8 @@ def _create_bridge(name: str) -> None:
 
 
 def start_extra_engine(root: Path, timeout: float = 60.0) -> ExtraEngine:
-    """Start an isolated dockerd: host networking only (own empty bridge, no iptables) so engines never clash."""
+    """Start an isolated dockerd: host networking only (own empty bridge, no iptables), so engines
+    never clash."""
     root.mkdir(parents=True, exist_ok=True)
     _create_bridge(bridge_name(root))
     for sub in ("data", "exec"):

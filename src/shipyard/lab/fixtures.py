@@ -175,13 +175,20 @@ class AppHome:
             self.argv(*args), cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=timeout
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"shipyard {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"shipyard {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            self.argv(*args), cwd=self.root, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, start_new_session=True,
+            self.argv(*args),
+            cwd=self.root,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
 
     def teardown(self) -> None:

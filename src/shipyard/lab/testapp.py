@@ -34,7 +34,10 @@ RUN_SCRIPTS: dict[str, str] = {
 }
 
 SLOW_CGI = "#!/bin/sh\nsleep 1\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslow done\\n'\n"
-FAIL_CGI = "#!/bin/sh\nprintf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nbroken\\n'\n"
+FAIL_CGI = (
+    "#!/bin/sh\nprintf 'Status: 500 Internal Server Error\\r\\n"
+    "Content-Type: text/plain\\r\\n\\r\\nbroken\\n'\n"
+)
 DOCKERFILE = """\
 FROM scratch
 COPY rootfs/ /
@@ -88,9 +91,7 @@ def build_context(version: str, behaviour: Behaviour = "ok") -> bytes:
     return buffer.getvalue()
 
 
-def build_test_image(
-    client: docker.DockerClient, tag: str, version: str, behaviour: Behaviour = "ok"
-) -> str:
+def build_test_image(client: docker.DockerClient, tag: str, version: str, behaviour: Behaviour = "ok") -> str:
     """Build and tag the image; return its id."""
     context = io.BytesIO(build_context(version, behaviour))
     try:
