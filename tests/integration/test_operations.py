@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import docker
 import httpx
@@ -115,3 +116,24 @@ def test_init_writes_a_valid_commented_file(app_home: AppHome) -> None:
     assert shown["app"] == "shop" and shown["network"] == "host"
     again = app_home.run("init", check=False)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_a_warm_standby_is_stopped_when_its_time_is_up(app_home: AppHome, images: TestImages) -> None:
+    app_home.write_config(images, deploy={"standby": 1})
+    app_home.run("deploy", images.ref("v1"))
+    app_home.run("deploy", images.ref("v2"))
+    client = docker.DockerClient(base_url=app_home.docker_url)
+
+    def running() -> set[str]:
+        found = client.containers.list(filters={"label": f"shipyard.app={app_home.app}"})
+        return {c.labels["shipyard.release"] for c in found}
+
+    try:
+        assert running() == {"r1", "r2"}
+        deadline = time.monotonic() + 20
+        while running() != {"r2"} and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert running() == {"r2"}
+    finally:
+        client.close()
+    assert get(app_home, "/version").text.strip() == "v2"

@@ -208,7 +208,11 @@ def run_docker(
 
 @contextmanager
 def docker_output(argv: list[str], environment: Mapping[str, str], *, action: str) -> Iterator[IO[bytes]]:
-    """The binary stdout of a long command (``docker save``), streamed; failures raised on exit."""
+    """The binary stdout of a long command (``docker save``), streamed.
+
+    If the command fails, its own error is raised, also when the reader failed first on the
+    empty or truncated stream it left behind.
+    """
     with tempfile.TemporaryFile() as errors:
         try:
             process = subprocess.Popen(argv, env=dict(environment), stdout=subprocess.PIPE, stderr=errors)
@@ -217,16 +221,31 @@ def docker_output(argv: list[str], environment: Mapping[str, str], *, action: st
         assert process.stdout is not None
         try:
             yield process.stdout
-        except BaseException:
-            process.kill()
+        except BaseException as exc:
+            failed_by_itself = _finished_with_error(process)
+            if failed_by_itself and isinstance(exc, Exception):
+                raise _stream_failure(action, process.returncode, errors) from exc
             raise
         finally:
             process.stdout.close()
+            if process.poll() is None:
+                process.kill()
             process.wait()
         if process.returncode != 0:
-            errors.seek(0)
-            lines = errors.read().decode(errors="replace").splitlines()
-            raise command_failure(action, process.returncode, lines[-LOG_TAIL_LINES:], registry=True)
+            raise _stream_failure(action, process.returncode, errors)
+
+
+def _finished_with_error(process: subprocess.Popen[bytes]) -> bool:
+    try:
+        return process.wait(timeout=2) != 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _stream_failure(action: str, returncode: int, errors: IO[bytes]) -> ShipyardError:
+    errors.seek(0)
+    lines = errors.read().decode(errors="replace").splitlines()
+    return command_failure(action, returncode, lines[-LOG_TAIL_LINES:], registry=True)
 
 
 def command_failure(

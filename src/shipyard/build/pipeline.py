@@ -115,7 +115,7 @@ def build_image(options: BuildOptions, progress: BuildProgress | None = None) ->
         if spec.build.scan:
             with timings.measure("scan"):
                 progress.phase("scanning every layer for secrets")
-                report = scan_image(session, image_id, scan_rules(inputs.known_values))
+                report = scan_image(session, image_id, scan_rules(inputs.known_values), name=inputs.tags[0])
             _refuse_leaks(report, inputs.tags[0])
         pushed: tuple[str, ...] = ()
         digest: str | None = None

@@ -59,18 +59,23 @@ def scan_archive(stream: IO[bytes], rules: tuple[Rule, ...], image: str) -> Scan
 
 
 def scan_image(
-    session: DockerSession, image: str, rules: tuple[Rule, ...], *, pull: bool = False
+    session: DockerSession,
+    image: str,
+    rules: tuple[Rule, ...],
+    *,
+    pull: bool = False,
+    name: str | None = None,
 ) -> ScanReport:
-    """Scan ``image`` from the local engine; with ``pull``, fetch it from its registry if missing."""
+    """Scan ``image`` from the local engine (reported as ``name``); with ``pull``, fetch it if missing."""
     try:
         with session.saved_image(image) as stream:
-            return scan_archive(stream, rules, image)
+            return scan_archive(stream, rules, name or image)
     except NotFoundError:
         if not pull:
             raise
     session.pull(image)
     with session.saved_image(image) as stream:
-        return scan_archive(stream, rules, image)
+        return scan_archive(stream, rules, name or image)
 
 
 def _layer_findings(collector: _Collector, layout: ImageLayout) -> list[Finding]:

@@ -22,22 +22,30 @@ from shipyard.cli.render import console, print_json, say
 from shipyard.errors import SecretLeakError
 from shipyard.secrets.masking import mask
 
-STEP_LINE = re.compile(r"^#\d+ (\[.+|CACHED|ERROR.*)$")
+STEP_HEADER = re.compile(r"^#(\d+) \[(?:[\w.-]+ )?\d+/\d+\] ")
+STEP_STATUS = re.compile(r"^#(\d+) (CACHED|DONE [\d.]+s|ERROR.*)$")
 
 
 class BuildPrinter:
-    """Phases as they start; BuildKit's step headers (and CACHED marks) dimmed below them."""
+    """Phases as they start; below them, each Dockerfile step of BuildKit's log and how it ended."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
+        self._steps: set[str] = set()
 
     def phase(self, text: str) -> None:
         if not self.quiet:
             console.print(f"[cyan]→[/] {escape(mask(text))}")
 
     def log_line(self, line: str) -> None:
-        if not self.quiet and STEP_LINE.match(line) and "[internal]" not in line:
-            console.print(f"  [dim]{escape(mask(line))}[/]")
+        if self.quiet:
+            return
+        header, status = STEP_HEADER.match(line), STEP_STATUS.match(line)
+        if header:
+            self._steps.add(header.group(1))
+        elif not (status and status.group(1) in self._steps):
+            return
+        console.print(f"  [dim]{escape(mask(line))}[/]")
 
 
 @handle_errors

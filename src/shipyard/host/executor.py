@@ -202,6 +202,9 @@ class Executor:
         self.context.store.add_standby(
             self.app, step.container, release_id, utcnow() + timedelta(seconds=step.seconds)
         )
+        from shipyard.host.reaper import spawn_reaper
+
+        spawn_reaper(self.context, self.app, step.seconds)
         return None
 
     def _remove(self, step: Remove) -> str | None:

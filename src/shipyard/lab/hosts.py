@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -60,7 +61,19 @@ def stop_host(state: LabState, host: HostRecord, edge: EdgeProxy | None, admin_t
         stop_extra_engine(ExtraEngine(root=host.engine_root, pid=host.engine_pid))
     if admin_token:
         forget_host(state, host.name, admin_token)
+    unmount_under(Path(host.root))
     shutil.rmtree(host.root, ignore_errors=True)
+
+
+def unmount_under(root: Path) -> None:
+    """Detach what a stopped engine left mounted under its root (its network namespace file)."""
+    prefix = str(root.resolve()) + "/"
+    mounts = Path("/proc/mounts").read_text().splitlines()
+    points = [
+        line.split()[1] for line in mounts if len(line.split()) > 1 and line.split()[1].startswith(prefix)
+    ]
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 def forget_host(state: LabState, name: str, admin_token: str) -> None:
