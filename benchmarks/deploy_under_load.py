@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import sys
 import time
@@ -421,6 +422,7 @@ def main() -> int:
     }  # fmt: skip
     measurements: list[Measurement] = []
     started = time.monotonic()
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with lab("load") as the_lab:
         print(
             f"images {the_lab.images.ref('v1')} and :v2; {args.concurrency} clients; modes {', '.join(modes)}"
@@ -435,7 +437,8 @@ def main() -> int:
             finally:
                 contender.teardown()
     report(measurements, args.concurrency)
-    print(f"\ntotal time {time.monotonic() - started:.0f} s")
+    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"total time {time.monotonic() - started:.0f} s")
     return 0
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
-from conftest import Lab, current_version, wait_for
+from lab_harness import Lab, current_version, wait_for
 
 from shipyard.lab.load import LoadGenerator
 
@@ -54,8 +56,9 @@ def test_a_release_failing_its_health_check_fails_the_wave_and_is_rolled_back(se
     assert set(load.stats.bodies) == {before}
     with lab.client() as client:
         reported = {host.name: host.apps[0] for host in client.hosts("production")}
-    assert reported[first.host].outcome == "failed"
+    # The rollback made the previous release desired again, which the failed host never stopped serving.
     assert reported[first.host].active_release == finished.previous_release_id
+    assert (reported[first.host].health, reported[first.host].outcome) == ("healthy", "succeeded")
 
 
 def test_hosts_report_ready_with_their_release_and_the_audit_log_records_the_deploys(
@@ -70,3 +73,41 @@ def test_hosts_report_ready_with_their_release_and_the_audit_log_records_the_dep
     audit = lab.cli("audit", "--json")
     actions = {entry["action"] for entry in json.loads(audit.stdout)}
     assert {"host.register", "release.create", "deployment.create"} <= actions
+
+
+def test_a_lock_refuses_deploys_a_queued_one_starts_at_unlock_and_deployments_are_listed(
+    serving_lab: Lab,
+) -> None:
+    lab = serving_lab
+    version = current_version(lab)
+    config = str(lab.write_config("quick", max_parallel="100%", monitor=0.5))
+    image = f"{lab.state.image}:{version}"
+    assert lab.cli("lock", "--env", "production", "--reason", "release freeze", "-c", config).returncode == 0
+    refused = lab.cli("deploy", image, "--env", "production", "-c", config)
+    assert refused.returncode == 4 and "release freeze" in refused.stderr
+    queued = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shipyard.cli.main",
+            "deploy",
+            image,
+            "--env",
+            "production",
+            "-c",
+            config,
+            "--queue",
+        ],
+        env=lab.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with lab.client() as client:
+        wait_for(lambda: client.list_deployments(status="queued"), 20, "the deployment to be queued")
+    assert lab.cli("unlock", "--env", "production", "-c", config).returncode == 0
+    assert queued.wait(120) == 0, queued.communicate()
+    listed = json.loads(lab.cli("deployments", "--json").stdout)
+    newest = json.loads(lab.cli("deployment", str(listed[0]["id"]), "--json").stdout)
+    assert (newest["status"], len(newest["hosts"])) == ("succeeded", 3)
+    assert current_version(lab) == version

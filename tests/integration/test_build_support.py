@@ -26,7 +26,15 @@ from shipyard.lab.fixtures import Registry, unique_name
 from shipyard.lab.testapp import busybox_path
 from shipyard.secrets.factory import open_store
 
-GIT = ["git", "-c", "user.email=ci@shipyard.test", "-c", "user.name=shipyard tests", "-c", "init.defaultBranch=main"]
+GIT = [
+    "git",
+    "-c",
+    "user.email=ci@shipyard.test",
+    "-c",
+    "user.name=shipyard tests",
+    "-c",
+    "init.defaultBranch=main",
+]
 APPLETS = ("sh", "cat", "rm", "echo", "sha256sum", "dd", "mkdir", "ls", "true")
 BASE_DOCKERFILE = """\
 FROM scratch
@@ -96,12 +104,15 @@ class AppRepo:
             "SHIPYARD_MASTER_KEY": self.master_key,
             "BUILD_TEST_REG_USER": self.registry.username,
             "BUILD_TEST_REG_PASS": self.registry.password,
+            "XDG_CACHE_HOME": str(self.root.parent / "cache"),  # the scan's clean-layer cache, per test
             **self.environ,
         }
 
     def shipyard(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "shipyard.cli.main", *args, "--config", str(self.config)]
-        return subprocess.run(argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=timeout
+        )
 
     def remove_images(self) -> None:
         client = docker.DockerClient(base_url=self.docker_url)
@@ -113,7 +124,9 @@ class AppRepo:
             client.close()
 
 
-def make_app_repo(root: Path, registry: Registry, docker_url: str, dockerfile: str = BASE_DOCKERFILE) -> AppRepo:
+def make_app_repo(
+    root: Path, registry: Registry, docker_url: str, dockerfile: str = BASE_DOCKERFILE
+) -> AppRepo:
     """A git repository holding a FROM-scratch app, its shipyard.yml, and one commit."""
     root.mkdir(parents=True, exist_ok=True)
     git(root, "init", "-q")

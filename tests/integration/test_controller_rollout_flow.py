@@ -100,7 +100,7 @@ def test_a_host_joining_mid_deployment_gets_the_target(controller_harness: Harne
 
 
 def test_a_silent_host_is_lost_and_fails_its_wave(controller_db_url: str) -> None:
-    with running_controller(controller_settings(controller_db_url, lost_after=0.6)) as harness:
+    with running_controller(controller_settings(controller_db_url, lost_after=1.5)) as harness:
         silent, talking = harness.add_agent("h1"), harness.add_agent("h2")
         deployment = harness.admin.create_deployment(release(harness, 0, auto_rollback=False), "production")
 
@@ -109,6 +109,7 @@ def test_a_silent_host_is_lost_and_fails_its_wave(controller_db_url: str) -> Non
             return harness.admin.get_deployment(deployment.id).status == "failed"
 
         wait_for(settled, what="the deployment to fail on the lost host")
+        talking.sync()
         hosts = {host.name: host.status for host in harness.admin.hosts()}
         assert hosts["h1"] == "lost" and hosts["h2"] != "lost"
         assert "host lost" in harness.admin.get_deployment(deployment.id).hosts[0].message

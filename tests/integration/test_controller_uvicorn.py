@@ -16,7 +16,7 @@ from controller_fixtures import DIGESTS, FakeAgent, spec, wait_for
 from shipyard.controller.client import ControllerClient
 from shipyard.controller.schemas.agent import DesiredState
 from shipyard.errors import ControllerError
-from shipyard.lab.postgres import free_port
+from shipyard.lab.ports import free_port
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]

@@ -86,6 +86,8 @@ class FakeHost:
             raise DeployFailedError(
                 f"release {desired.release} failed its health check; the previous one serves."
             )
-        reporter.step_started(Switch("green", "blue", release))
+        switch = Switch("green", "blue", release)
+        reporter.step_started(switch)
+        reporter.step_finished(switch, 0.001, "cutover 1.0 ms")
         self.running[desired.app] = LocalApp(desired.release, running=True, healthy=True)
         return f"{desired.release} serves"

@@ -36,6 +36,8 @@ def test_a_new_host_converges_to_the_desired_release_and_reports_each_step() -> 
     outcomes = [(r.outcome, r.step) for r in controller.reports]
     assert outcomes[0] == ("in_progress", "")  # said before the swap starts: not ready yet
     assert ("in_progress", "start") in outcomes and ("in_progress", "switch") in outcomes
+    switched = [r for r in controller.reports if r.step == "switch" and r.active_release == 3]
+    assert switched and switched[0].health == "healthy"  # the controller's monitor starts at the switch
     final = controller.last_report()
     assert (final.outcome, final.active_release, final.release, final.health) == (
         "succeeded",
@@ -142,3 +144,21 @@ def test_several_apps_are_converged_in_one_pass() -> None:
     make_loop(controller, host, clock).run_once()
     assert host.converged == ["r6"]
     assert controller.last_report("api").outcome == controller.last_report("web").outcome == "succeeded"
+
+
+def test_an_unexpected_failure_in_a_pass_is_logged_and_retried_after_a_backoff() -> None:
+    import threading
+
+    from shipyard.agent.runner import run_guarded
+
+    class BrokenHost(FakeHost):
+        def observe(self, app: str) -> LocalApp:
+            raise RuntimeError("engine socket vanished")
+
+    controller, clock = FakeController(), Clock()
+    controller.set_desired(desired_app(release_id=2))
+    loop = make_loop(controller, BrokenHost(), clock)
+    stop = threading.Event()
+    run_guarded(loop, stop)
+    run_guarded(loop, stop)
+    assert loop.backoff.failures == 2

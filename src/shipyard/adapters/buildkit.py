@@ -59,14 +59,8 @@ class BuildRequest:
 
 def build_argv(cli: DockerCli, request: BuildRequest) -> list[str]:
     head = [cli.path, "buildx", "build", "--load"] if cli.buildx else [cli.path, "build"]
-    argv = [
-        *head,
-        "--progress=plain",
-        "--file",
-        str(request.dockerfile),
-        "--iidfile",
-        str(request.image_id_file),
-    ]
+    argv = [*head, "--progress=plain", "--file", str(request.dockerfile)]
+    argv += ["--iidfile", str(request.image_id_file)]
     for tag in request.tags:
         argv += ["--tag", tag]
     for name, value in sorted(request.labels.items()):
@@ -88,16 +82,18 @@ def login_argv(cli: DockerCli, server: str, username: str) -> list[str]:
     return [cli.path, "login", server, "--username", username, "--password-stdin"]
 
 
-def push_argv(cli: DockerCli, reference: str) -> list[str]:
-    return [cli.path, "push", reference]
+# Commands that act on one image: the image reference is appended as the last argument.
+IMAGE_COMMANDS: dict[str, tuple[str, ...]] = {
+    "push": ("push",),
+    "pull": ("pull", "--quiet"),
+    "save": ("save",),
+    "inspect": ("image", "inspect", "--format", "{{json .}}"),
+    "history": ("history", "--no-trunc", "--format", "{{.CreatedBy}}"),
+}
 
 
-def pull_argv(cli: DockerCli, reference: str) -> list[str]:
-    return [cli.path, "pull", "--quiet", reference]
-
-
-def save_argv(cli: DockerCli, image: str) -> list[str]:
-    return [cli.path, "save", image]
+def image_argv(cli: DockerCli, command: str, image: str) -> list[str]:
+    return [cli.path, *IMAGE_COMMANDS[command], image]
 
 
 def network_names_argv(cli: DockerCli) -> list[str]:
@@ -173,13 +169,16 @@ def run_docker(
     stdin: str | None = None,
     on_line: LineSink | None = None,
     registry: bool = False,
+    keep: int | None = LOG_TAIL_LINES,
 ) -> list[str]:
-    """Run one docker CLI command; each output line goes to ``on_line``; returns the last lines.
+    """Run one docker CLI command; each output line goes to ``on_line``; returns the last ``keep``
+    lines (all with None).
 
-    ``registry`` marks commands that talk to a registry (login, push, pull), whose refusals are
-    RegistryError; a build log saying "permission denied" is a build failure.
+    ``registry`` marks commands that talk to a registry or name one image (login, push, pull, save):
+    their refusals are RegistryError and a missing image NotFoundError, while a build log saying
+    "permission denied" or "not found" is a build failure.
     """
-    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    tail: deque[str] = deque(maxlen=keep)
     try:
         with subprocess.Popen(
             argv,
@@ -202,17 +201,14 @@ def run_docker(
     except OSError as exc:
         raise BuildError(f"{action} failed: cannot run {argv[0]} ({exc.strerror}).") from exc
     if process.returncode != 0:
-        raise command_failure(action, process.returncode, list(tail), registry=registry)
+        raise command_failure(action, process.returncode, list(tail)[-LOG_TAIL_LINES:], registry=registry)
     return list(tail)
 
 
 @contextmanager
 def docker_output(argv: list[str], environment: Mapping[str, str], *, action: str) -> Iterator[IO[bytes]]:
-    """The binary stdout of a long command (``docker save``), streamed.
-
-    If the command fails, its own error is raised, also when the reader failed first on the
-    empty or truncated stream it left behind.
-    """
+    """The binary stdout of a long command (``docker save``), streamed; a failure of the command
+    is raised as its own error, also when the reader failed first on the stream it left behind."""
     with tempfile.TemporaryFile() as errors:
         try:
             process = subprocess.Popen(argv, env=dict(environment), stdout=subprocess.PIPE, stderr=errors)
@@ -221,9 +217,10 @@ def docker_output(argv: list[str], environment: Mapping[str, str], *, action: st
         assert process.stdout is not None
         try:
             yield process.stdout
-        except BaseException as exc:
-            failed_by_itself = _finished_with_error(process)
-            if failed_by_itself and isinstance(exc, Exception):
+            while process.stdout.read(1 << 16):
+                pass  # the reader stops at the tar's end marker; let the command finish writing
+        except Exception as exc:
+            if _finished_with_error(process):  # the reader failed on what a failed command left
                 raise _stream_failure(action, process.returncode, errors) from exc
             raise
         finally:
@@ -257,9 +254,8 @@ def command_failure(
     if registry and any(REFUSED.search(line) for line in masked):
         return RegistryError(
             f"{action} failed: the registry refused the credentials ({cause}); "
-            "check registry.username_env and password_env (or the secret store).",
-            details=masked,
+            "check registry.username_env and password_env (or the secret store)."
         )
-    if any(NO_SUCH_IMAGE.search(line) for line in masked):
-        return NotFoundError(f"{action} failed: {cause}; check the image name and tag.", details=masked)
+    if registry and any(NO_SUCH_IMAGE.search(line) for line in masked):
+        return NotFoundError(f"{action} failed: {cause}; check the image name and tag.")
     return BuildError(f"{action} failed ({cause}); the end of its output is below.", details=masked)

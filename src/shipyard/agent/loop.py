@@ -59,9 +59,10 @@ class AgentLoop:
             log.info("controller unreachable; keeps serving", retry_in=round(delay, 2))
             self.sleep(delay)
             return None
-        self.backoff.reset()
-        self.version = state.version
         self.apply(state.apps)
+        # Only after a whole pass: a pass that failed asks again at once (after its backoff).
+        self.version = state.version
+        self.backoff.reset()
         return state
 
     def _poll(self) -> DesiredState | None:

@@ -14,7 +14,7 @@ import structlog
 from shipyard.agent.localize import release_number
 from shipyard.agent.ports import ControllerPort, LocalApp
 from shipyard.controller.schemas.agent import AppReport, DesiredApp, Health, Outcome
-from shipyard.domain.steps import Step
+from shipyard.domain.steps import Step, Switch
 from shipyard.errors import ControllerError
 
 log = structlog.get_logger("shipyard.agent")
@@ -85,6 +85,12 @@ class StepReporter:
 
     def step_finished(self, step: Step, seconds: float, note: str) -> None:
         log.info("step done", app=self.desired.app, step=step.describe(), ms=round(seconds * 1000), note=note)
+        if isinstance(step, Switch):
+            # Traffic is on the new release, which passed its health check: the controller's monitor
+            # period starts now, while the old slot drains and stops.
+            self.local = LocalApp(self.desired.release, running=True, healthy=True)
+            self.buffer.put(app_report(self.desired, self.local, "in_progress", step="switch", message=note))
+            self.buffer.flush()
 
     def pull_progress(self, event: dict[str, Any]) -> None:
         pass

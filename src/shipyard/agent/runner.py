@@ -75,6 +75,18 @@ def identify(settings: AgentSettings, backoff: Backoff, stop: threading.Event) -
                     raise Stopping() from exc
 
 
+def run_guarded(agent: AgentLoop, stop: threading.Event) -> None:
+    """One pass of the loop; an unexpected failure (an engine down, a bug) waits and retries."""
+    try:
+        agent.run_once()
+    except Stopping:
+        raise
+    except Exception as exc:  # the agent outlives any one failure; the host keeps serving meanwhile
+        delay = agent.backoff.next_delay()
+        log.error("agent pass failed", error=str(exc) or type(exc).__name__, retry_in=round(delay, 2))
+        stop.wait(delay)
+
+
 def run_agent(settings: AgentSettings) -> None:
     stop = threading.Event()
     loop_ref: list[AgentLoop] = []
@@ -99,7 +111,7 @@ def run_agent(settings: AgentSettings) -> None:
                 log.info("recovered", what=line)
             log.info("agent running", name=settings.name, controller=settings.controller)
             while not stop.is_set():
-                agent.run_once()
+                run_guarded(agent, stop)
     except Stopping:
         log.info("agent stopped", name=settings.name)
     finally:

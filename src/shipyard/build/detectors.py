@@ -1,7 +1,7 @@
 """What a scan looks for: private keys, AWS and GitHub tokens, and the values of known secrets.
 
 Each rule is one regular expression over bytes that starts with a literal (``-----BEGIN ``,
-``A``, ``gh``, or the whole known value), so ``re`` skips through data at memory speed and
+``A``, ``gh``, ``github_pat_``, or the whole known value), so ``re`` skips through data at memory speed and
 only looks closer where that literal occurs. Contents are fed in chunks; the tail of each chunk
 is kept so a match that straddles two chunks is still found, and found once.
 """
@@ -26,11 +26,12 @@ ALNUM = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 class Rule:
     kind: str
     label: str
-    pattern: re.Pattern[bytes]
+    pattern: re.Pattern[bytes] | None  # None: look for ``literal`` (bytes.find outruns re on literals)
     max_length: int
     visible_prefix: int = 0  # bytes of a match safe to show (a token's fixed prefix); the rest is masked
     show_whole: bool = False  # the match is a marker, not a secret (a PEM header)
     standalone: bool = False  # the match must not sit inside a longer run of letters and digits
+    literal: bytes = b""
 
 
 PATTERN_RULES: tuple[Rule, ...] = (
@@ -52,9 +53,17 @@ PATTERN_RULES: tuple[Rule, ...] = (
     Rule(
         "github-token",
         "GitHub token",
-        re.compile(rb"gh(?:[pousr]_[A-Za-z0-9]{36}|ithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})"),
-        max_length=93,
+        re.compile(rb"gh[pousr]_[A-Za-z0-9]{36}"),
+        max_length=40,
         visible_prefix=4,
+        standalone=True,
+    ),
+    Rule(
+        "github-token",
+        "GitHub fine-grained token",
+        re.compile(rb"github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}"),
+        max_length=93,
+        visible_prefix=11,
         standalone=True,
     ),
 )
@@ -66,9 +75,7 @@ def known_value_rules(values: Mapping[str, str]) -> tuple[Rule, ...]:
     for name, value in sorted(values.items()):
         data = value.strip().encode()
         if MIN_KNOWN_VALUE_LENGTH <= len(data) <= MAX_KNOWN_VALUE_LENGTH and data not in rules:
-            rules[data] = Rule(
-                "known-secret", f"value of secret {name}", re.compile(re.escape(data)), len(data)
-            )
+            rules[data] = Rule("known-secret", f"value of secret {name}", None, len(data), literal=data)
     return tuple(rules.values())
 
 
@@ -87,19 +94,25 @@ def preview(rule: Rule, matched: bytes) -> str:
     if rule.show_whole:
         return text
     register_secret(text)
+    if rule.pattern is None:
+        return ""  # a known secret is named by its label; no part of it is shown
     return text[: rule.visible_prefix] + MASK
 
 
-def _first_match(rule: Rule, window: bytes, new_from: int) -> re.Match[bytes] | None:
+def _first_match(rule: Rule, window: bytes, new_from: int) -> bytes | None:
+    """The first match of ``rule`` in ``window`` that was not wholly in the previous chunk's tail."""
+    if rule.pattern is None:
+        at = window.find(rule.literal, max(0, new_from - len(rule.literal) + 1))
+        return rule.literal if at >= 0 else None
     for found in rule.pattern.finditer(window):
         if found.end() <= new_from:
-            continue  # lies wholly in the carried-over tail: reported with the previous chunk
+            continue
         if rule.standalone and (
             (found.start() > 0 and window[found.start() - 1] in ALNUM)
             or (found.end() < len(window) and window[found.end()] in ALNUM)
         ):
             continue
-        return found
+        return found.group()
     return None
 
 
@@ -115,6 +128,6 @@ def match_stream(stream: IO[bytes], rules: tuple[Rule, ...], chunk_bytes: int = 
                 continue
             hit = _first_match(rule, window, len(carry))
             if hit is not None:
-                found[number] = Match(rule, preview(rule, hit.group()))
+                found[number] = Match(rule, preview(rule, hit))
         carry = window[-overlap:]
     return [found[number] for number in sorted(found)]

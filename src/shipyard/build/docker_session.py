@@ -8,19 +8,20 @@ the login) when the session ends.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from shipyard.adapters import buildkit
 from shipyard.adapters.buildkit import BuildRequest, DockerCli, LineSink
 from shipyard.adapters.registry import Credentials
 from shipyard.domain.spec import RegistrySpec
-from shipyard.errors import ConfigError, SecretError
+from shipyard.errors import BuildError, ConfigError, SecretError
 from shipyard.secrets.masking import register_secret
 from shipyard.secrets.store import SecretStore
 
@@ -58,7 +59,7 @@ class DockerSession:
         """Push one tag; the digest the registry stored it under, if the CLI reported it."""
         self.ensure_login()
         output = buildkit.run_docker(
-            buildkit.push_argv(self.cli, reference),
+            buildkit.image_argv(self.cli, "push", reference),
             self.environment,
             action=f"pushing {reference}",
             registry=True,
@@ -68,7 +69,7 @@ class DockerSession:
     def pull(self, reference: str) -> None:
         self.ensure_login()
         buildkit.run_docker(
-            buildkit.pull_argv(self.cli, reference),
+            buildkit.image_argv(self.cli, "pull", reference),
             self.environment,
             action=f"pulling {reference}",
             registry=True,
@@ -78,9 +79,27 @@ class DockerSession:
     def saved_image(self, image: str) -> Iterator[IO[bytes]]:
         """The image as a `docker save` tar stream: every layer, with the config and history."""
         with buildkit.docker_output(
-            buildkit.save_argv(self.cli, image), self.environment, action=f"reading the layers of {image}"
+            buildkit.image_argv(self.cli, "save", image),
+            self.environment,
+            action=f"reading the layers of {image}",
         ) as stream:
             yield stream
+
+    def image_metadata(self, image: str) -> tuple[dict[str, Any], list[str]]:
+        """`docker image inspect` of ``image`` and the instructions of its history, newest first."""
+        action = f"reading the metadata of {image}"
+        environment = self.environment
+        inspected = buildkit.run_docker(
+            buildkit.image_argv(self.cli, "inspect", image), environment, action=action, keep=None
+        )
+        history = buildkit.run_docker(
+            buildkit.image_argv(self.cli, "history", image), environment, action=action, keep=None
+        )
+        try:
+            document = json.loads("\n".join(inspected))
+        except ValueError as exc:
+            raise BuildError(f"{action} failed: docker image inspect did not print JSON.") from exc
+        return document, history
 
     def has_bridge_network(self) -> bool:
         output = buildkit.run_docker(

@@ -69,6 +69,8 @@ class ScanReport:
     bytes_scanned: int = 0
     seconds: float = 0.0
     rules: list[str] = field(default_factory=list)
+    layer_digests: tuple[str, ...] = ()
+    layers_known_clean: int = 0  # layers not read again: an earlier scan with the same rules found them clean
 
     @property
     def clean(self) -> bool:
@@ -80,10 +82,16 @@ class ScanReport:
 
     def summary(self) -> str:
         verdict = "no secrets found" if self.clean else f"{len(self.findings)} secret(s) found"
+        if self.layers_known_clean == self.layers and self.layers:
+            return f"{self.image}: {verdict}; its {self.layers} layers were found clean by an earlier scan"
         return (
             f"{self.image}: {verdict} in {self.layers} layers, {self.files} files, "
             f"{self.bytes_scanned / 1e6:.1f} MB ({self.seconds:.2f} s)"
         )
+
+    def clean_layer_digests(self) -> list[str]:
+        dirty = {finding.layer_digest for finding in self.findings}
+        return [digest for digest in self.layer_digests if digest and digest not in dirty]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +103,7 @@ class ScanReport:
             "bytes_scanned": self.bytes_scanned,
             "seconds": round(self.seconds, 3),
             "rules": self.rules,
+            "layers_known_clean": self.layers_known_clean,
         }
 
 

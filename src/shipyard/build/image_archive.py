@@ -22,6 +22,7 @@ from typing import IO, Any, Protocol
 from shipyard.errors import BuildError
 
 SMALL_MEMBER_BYTES = 1 << 20  # JSON documents are read into memory; anything bigger is a layer
+STREAM_BUFFER = 1 << 20  # tarfile reads streams in 10 KiB records by default: slow in Python
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
 
@@ -55,7 +56,7 @@ def read_image_archive(stream: IO[bytes], visitor: LayerVisitor) -> ImageLayout:
     documents: dict[str, bytes] = {}
     links: dict[str, str] = {}
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as archive:
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=STREAM_BUFFER) as archive:
             for member in archive:
                 if member.issym():
                     links[member.name] = posixpath.normpath(
@@ -87,7 +88,7 @@ def _read_member(
 
 
 def _read_layer(name: str, content: IO[bytes], visitor: LayerVisitor) -> None:
-    with tarfile.open(fileobj=content, mode="r|*") as layer:
+    with tarfile.open(fileobj=content, mode="r|*", bufsize=STREAM_BUFFER) as layer:
         for entry in layer:
             path = posixpath.normpath("/" + entry.name.lstrip("/"))
             directory, base = posixpath.split(path)

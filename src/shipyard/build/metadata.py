@@ -30,7 +30,7 @@ def image_tags(
     """``image:<sha>`` first, then each extra tag once; an extra tag may be ``tag`` or ``image:tag``."""
     tags = [f"{image}:{commit_tag(commit, dirty=dirty)}"]
     for tag in extra:
-        name = tag.split(":", 1)[1] if tag.startswith(image + ":") else tag
+        name = tag.removeprefix(image + ":")
         if not TAG.match(name):
             raise ConfigError(f"--tag {tag!r} is not a valid tag; use letters, digits, '.', '_' and '-'.")
         if name == CACHE_TAG:

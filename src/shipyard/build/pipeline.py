@@ -27,6 +27,7 @@ from shipyard.build.build_secrets import known_secret_values, resolve_build_secr
 from shipyard.build.detectors import scan_rules
 from shipyard.build.docker_session import DockerSession, docker_session, registry_credentials
 from shipyard.build.findings import ScanReport
+from shipyard.build.scan_cache import CleanLayers, default_cache_dir
 from shipyard.build.scanner import scan_image
 from shipyard.build.source import BuildSource, prepared_source
 from shipyard.domain.spec import AppSpec
@@ -115,7 +116,9 @@ def build_image(options: BuildOptions, progress: BuildProgress | None = None) ->
         if spec.build.scan:
             with timings.measure("scan"):
                 progress.phase("scanning every layer for secrets")
-                report = scan_image(session, image_id, scan_rules(inputs.known_values), name=inputs.tags[0])
+                rules = scan_rules(inputs.known_values)
+                clean_layers = CleanLayers(default_cache_dir(), rules)
+                report = scan_image(session, image_id, rules, name=inputs.tags[0], clean_layers=clean_layers)
             _refuse_leaks(report, inputs.tags[0])
         pushed: tuple[str, ...] = ()
         digest: str | None = None

@@ -18,6 +18,7 @@ from shipyard.build.detectors import Match, Rule, match_stream
 from shipyard.build.docker_session import DockerSession
 from shipyard.build.findings import CONFIG_PATH, Finding, ScanReport, deleted_in
 from shipyard.build.image_archive import ImageLayout, read_image_archive
+from shipyard.build.scan_cache import CleanLayers
 from shipyard.errors import NotFoundError
 
 
@@ -46,7 +47,7 @@ def scan_archive(stream: IO[bytes], rules: tuple[Rule, ...], image: str) -> Scan
     started = time.monotonic()
     collector = _Collector(rules)
     layout = read_image_archive(stream, collector)
-    findings = _layer_findings(collector, layout) + _config_findings(layout, rules)
+    findings = _layer_findings(collector, layout) + _config_findings(layout.config, rules)
     return ScanReport(
         image=image,
         findings=tuple(findings),
@@ -55,6 +56,7 @@ def scan_archive(stream: IO[bytes], rules: tuple[Rule, ...], image: str) -> Scan
         bytes_scanned=collector.bytes_read,
         seconds=time.monotonic() - started,
         rules=sorted({rule.kind for rule in rules}),
+        layer_digests=tuple(layer.digest for layer in layout.layers),
     )
 
 
@@ -65,17 +67,56 @@ def scan_image(
     *,
     pull: bool = False,
     name: str | None = None,
+    clean_layers: CleanLayers | None = None,
 ) -> ScanReport:
-    """Scan ``image`` from the local engine (reported as ``name``); with ``pull``, fetch it if missing."""
+    """Scan ``image`` from the local engine (reported as ``name``); with ``pull``, fetch it if missing.
+
+    With ``clean_layers``, an image whose every layer an earlier scan found clean has only its
+    config scanned, and the layers found clean now are remembered.
+    """
+    shown = name or image
+    if clean_layers is not None:
+        known = _scan_known_clean(session, image, rules, clean_layers, shown)
+        if known is not None:
+            return known
+    report = _scan_saved(session, image, rules, shown, pull)
+    if clean_layers is not None:
+        clean_layers.remember(report.clean_layer_digests())
+    return report
+
+
+def _scan_saved(
+    session: DockerSession, image: str, rules: tuple[Rule, ...], shown: str, pull: bool
+) -> ScanReport:
     try:
         with session.saved_image(image) as stream:
-            return scan_archive(stream, rules, name or image)
+            return scan_archive(stream, rules, shown)
     except NotFoundError:
         if not pull:
             raise
     session.pull(image)
     with session.saved_image(image) as stream:
-        return scan_archive(stream, rules, name or image)
+        return scan_archive(stream, rules, shown)
+
+
+def _scan_known_clean(
+    session: DockerSession, image: str, rules: tuple[Rule, ...], clean_layers: CleanLayers, shown: str
+) -> ScanReport | None:
+    started = time.monotonic()
+    document, history = session.image_metadata(image)
+    diff_ids = [str(digest) for digest in document.get("RootFS", {}).get("Layers", [])]
+    if not clean_layers.all_clean(diff_ids):
+        return None
+    config = json.dumps({"config": document.get("Config"), "history": history}).encode()
+    return ScanReport(
+        image=shown,
+        findings=tuple(_config_findings(config, rules)),
+        layers=len(diff_ids),
+        seconds=time.monotonic() - started,
+        rules=sorted({rule.kind for rule in rules}),
+        layer_digests=tuple(diff_ids),
+        layers_known_clean=len(diff_ids),
+    )
 
 
 def _layer_findings(collector: _Collector, layout: ImageLayout) -> list[Finding]:
@@ -100,7 +141,7 @@ def _layer_findings(collector: _Collector, layout: ImageLayout) -> list[Finding]
     return sorted(findings, key=lambda f: (f.layer_index or 0, f.path, f.kind, f.label))
 
 
-def _config_findings(layout: ImageLayout, rules: tuple[Rule, ...]) -> list[Finding]:
+def _config_findings(config: bytes, rules: tuple[Rule, ...]) -> list[Finding]:
     """Build args and ENV values land in the config's history and env, not in a layer."""
     return [
         Finding(
@@ -110,7 +151,7 @@ def _config_findings(layout: ImageLayout, rules: tuple[Rule, ...]) -> list[Findi
             path=CONFIG_PATH,
             layer_index=None,
         )
-        for match in match_stream(io.BytesIO(_config_strings(layout.config)), rules)
+        for match in match_stream(io.BytesIO(_config_strings(config)), rules)
     ]
 
 

@@ -1,16 +1,16 @@
-"""Fleet commands through the controller: deploy and roll back per environment, follow, pause, lock, audit.
+"""Fleet commands through the controller (SHIPYARD_CONTROLLER or `controller:`; token SHIPYARD_TOKEN).
 
-The controller comes from SHIPYARD_CONTROLLER or `controller:` in shipyard.yml; the API token from
-SHIPYARD_TOKEN. `shipyard deploy IMAGE --env E` and `shipyard rollback --env E` land here when a
-controller is configured; without one they act on this host alone.
+`shipyard deploy IMAGE --env E` and `rollback --env E` land here when a controller is configured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
@@ -18,15 +18,14 @@ from rich.table import Table
 
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
 from shipyard.cli.render import console, print_json, say, table
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.schemas.deployments import DeploymentOut
 from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import ConfigError, ControllerError, DeployFailedError
 
-FleetEnvOption = Annotated[
-    str | None,
-    typer.Option("--env", "-e", help="environment; with a controller configured, deploys the fleet"),
-]
+if TYPE_CHECKING:  # the client and its schemas load only when a fleet command runs
+    from shipyard.controller.client import ControllerClient
+    from shipyard.controller.schemas.deployments import DeploymentOut
+
+FleetEnvOption = Annotated[str | None, typer.Option("--env", "-e", help="environment (the fleet's, if any)")]
 QueueOption = Annotated[bool, typer.Option("--queue", help="wait behind a running deployment or a lock")]
 AppOption = Annotated[str | None, typer.Option("--app", help="app name (default: from shipyard.yml)")]
 EnvRequired = Annotated[str, typer.Option("--env", "-e", help="environment (host group)")]
@@ -38,6 +37,8 @@ def controller_url(spec: AppSpec | None) -> str | None:
 
 
 def fleet_client(spec: AppSpec | None = None) -> ControllerClient:
+    from shipyard.controller.client import ControllerClient
+
     url = controller_url(spec)
     if not url:
         raise ConfigError(
@@ -119,13 +120,6 @@ def progress_table(deployment: DeploymentOut) -> Table:
     return view
 
 
-def _poll(client: ControllerClient, deployment_id: int) -> DeploymentOut | None:
-    try:
-        return client.get_deployment(deployment_id)
-    except ControllerError:
-        return None  # the controller restarts; the deployment carries on from its rows
-
-
 def follow(
     client: ControllerClient, deployment_id: int, as_json: bool, interval: float = 0.5
 ) -> DeploymentOut:
@@ -133,7 +127,8 @@ def follow(
     with Live(progress_table(deployment), console=console, transient=as_json, auto_refresh=False) as live:
         while deployment.status not in FINISHED:
             time.sleep(interval)
-            deployment = _poll(client, deployment_id) or deployment
+            with contextlib.suppress(ControllerError):  # a restarting controller: keep following
+                deployment = client.get_deployment(deployment_id)
             live.update(progress_table(deployment), refresh=True)
     if as_json:
         print_json(deployment.model_dump(mode="json"))
@@ -181,22 +176,18 @@ def _transition(change: str, deployment_id: int) -> None:
     say(f"deployment {found.id}: {found.status} ({found.message})")
 
 
-@handle_errors
-def pause(deployment_id: Annotated[int, typer.Argument()]) -> None:
-    """Let the running wave finish and start no further one."""
-    _transition("pause", deployment_id)
+def _transition_command(change: str, summary: str) -> Callable[[int], None]:
+    @handle_errors
+    def command(deployment_id: Annotated[int, typer.Argument(help="deployment id")]) -> None:
+        _transition(change, deployment_id)
+
+    command.__doc__ = summary
+    return command
 
 
-@handle_errors
-def resume(deployment_id: Annotated[int, typer.Argument()]) -> None:
-    """Continue a paused deployment."""
-    _transition("resume", deployment_id)
-
-
-@handle_errors
-def abort(deployment_id: Annotated[int, typer.Argument()]) -> None:
-    """Stop a deployment; every host returns to the current release."""
-    _transition("abort", deployment_id)
+pause = _transition_command("pause", "Let the running wave finish and start no further one.")
+resume = _transition_command("resume", "Continue a paused deployment.")
+abort = _transition_command("abort", "Stop a deployment; every host returns to the current release.")
 
 
 @handle_errors

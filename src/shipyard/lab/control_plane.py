@@ -8,8 +8,9 @@ from pathlib import Path
 import yaml
 
 from shipyard.lab.images import push_lab_images
+from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
-from shipyard.lab.registry_server import RegistryServer, free_port
+from shipyard.lab.registry_server import RegistryServer
 from shipyard.lab.state import LabState
 
 

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from shipyard.lab.fixtures import AppHome, push_images, start_engine, start_test_registry, unique_name
 from shipyard.lab.load import LoadGenerator, LoadStats
+from shipyard.lab.testapp import Behaviour
 
 console = Console(highlight=False)
 
@@ -58,14 +59,16 @@ def main() -> int:
     registry = start_test_registry(work)
     home = AppHome(root=work, docker_url=docker_url, registry=registry, app="demo-" + unique_name(""))
     try:
-        images = push_images(docker_url, registry, unique_name("demo-"), {"v1": ("v1", "ok"), "v2": ("v2", "ok")})
+        variants: dict[str, tuple[str, Behaviour]] = {"v1": ("v1", "ok"), "v2": ("v2", "ok")}
+        images = push_images(docker_url, registry, unique_name("demo-"), variants)
         home.write_config(images, deploy={"standby": 120, "drain_timeout": 5})
         console.print(f"config: {home.config}\n" + home.config.read_text())
         shipyard(home, "deploy", images.ref("v1"))
         url = home.listen_url + "/version"
         console.print(f"\nload: 16 keep-alive clients and 16 new-connection clients on {url}")
         timings: dict[str, float] = {}
-        with LoadGenerator(url, clients=16) as kept, LoadGenerator(url, clients=16, keep_alive=False) as fresh:
+        kept, fresh = LoadGenerator(url, clients=16), LoadGenerator(url, clients=16, keep_alive=False)
+        with kept, fresh:
             time.sleep(1)
             timings["deploy v2"] = shipyard(home, "deploy", images.ref("v2"))
             time.sleep(1)

@@ -2,8 +2,8 @@
 
 Hosts are servers added and removed through the runtime API (no reload). A new server starts DOWN
 and joins only when its checks pass: the host's health path answers 200 and so does `/`. The second
-check matters because a host's own haproxy answers its health path itself while no slot serves (so
-an upstream balancer keeps a host in maintenance); only `/` proves the app itself answers.
+check takes a host in maintenance out of the edge: its own haproxy then answers the health path itself
+(so a single upstream balancer keeps showing the maintenance page), but `/` answers 503.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ import docker.errors
 import yaml
 
 from shipyard.lab.engine import ensure_default_engine
-from shipyard.lab.registry_server import RegistryServer, free_port, start_registry
+from shipyard.lab.ports import free_port
+from shipyard.lab.registry_server import RegistryServer, start_registry
 from shipyard.lab.testapp import Behaviour, build_test_image
 
 VARIANTS: dict[str, tuple[str, Behaviour]] = {

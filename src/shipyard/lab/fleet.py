@@ -8,6 +8,7 @@ DIR/lab.json, so `lab scale`, `lab status` and `lab down` work from separate inv
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,8 +19,8 @@ from shipyard.errors import ShipyardError
 from shipyard.lab import control_plane
 from shipyard.lab.edge import EdgeProxy
 from shipyard.lab.hosts import host_processes, new_host, start_host, stop_host
+from shipyard.lab.ports import free_port
 from shipyard.lab.processes import alive, stop_process
-from shipyard.lab.registry_server import free_port
 from shipyard.lab.state import AppPlan, HostRecord, LabState, load_state
 
 T = TypeVar("T")
@@ -68,25 +69,46 @@ def _add_hosts(state: LabState, count: int) -> None:
     edge = edge_of(state)
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(
-                pool.map(
-                    lambda pair: start_host(state, pair[0], pair[1], edge), zip(fresh, tokens, strict=True)
-                )
-            )
+            list(pool.map(lambda host, token: start_host(state, host, token, edge), fresh, tokens))
     finally:
         state.save()
+    _wait_registered(state, {host.name for host in fresh})
+
+
+def _wait_registered(state: LabState, names: set[str], timeout: float = 60.0) -> None:
+    """Return once every new agent has registered with the controller."""
+    deadline = time.monotonic() + timeout
+    with ControllerClient(state.controller_url, control_plane.admin_token(state)) as admin:
+        while not names <= {host.name for host in admin.hosts(state.group)}:
+            if time.monotonic() > deadline:
+                raise ShipyardError(f"lab hosts {sorted(names)} did not register; see their agent.log files.")
+            time.sleep(0.1)
 
 
 def lab_down(root: Path) -> None:
-    """Stop everything the lab started and remove its directory."""
+    """Stop everything the lab started and remove its directory; one failure does not stop the rest."""
     state = load_state(root)
     token = control_plane.admin_token(state)
+    problems: list[str] = []
+
+    def attempt(what: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as exc:  # keep tearing down: a half-removed lab is worse than a noisy one
+            problems.append(f"{what}: {exc}")
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda host: stop_host(state, host, None, token), state.hosts))
-    edge_of(state).stop()
-    stop_process(state.controller_pid)
-    stop_process(state.registry_pid)
+        list(
+            pool.map(
+                lambda host: attempt(host.name, lambda: stop_host(state, host, None, token)), state.hosts
+            )
+        )
+    attempt("edge", edge_of(state).stop)
+    attempt("controller", lambda: stop_process(state.controller_pid))
+    attempt("registry", lambda: stop_process(state.registry_pid))
     shutil.rmtree(state.path, ignore_errors=True)
+    if problems:
+        raise ShipyardError("the lab was removed, with problems: " + "; ".join(problems))
 
 
 def lab_status(root: Path) -> dict[str, object]:

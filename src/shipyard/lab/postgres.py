@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -21,16 +20,10 @@ from pathlib import Path
 import psycopg
 
 from shipyard.errors import ExternalError
+from shipyard.lab.ports import free_port
 
 SYSTEM_USER = "postgres"
 START_TIMEOUT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _as_server_user(command: list[str]) -> list[str]:

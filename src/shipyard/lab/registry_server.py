@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from shipyard.errors import RegistryError
+from shipyard.lab.ports import free_port
 
 CONFIG_TEMPLATE = """\
 version: 0.1
@@ -36,12 +36,6 @@ auth:
     realm: shipyard-registry
     path: {htpasswd}
 """
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def htpasswd_line(username: str, password: str) -> str:

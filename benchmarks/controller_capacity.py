@@ -1,0 +1,224 @@
+"""Controller capacity: N simulated agents (no Docker) long-poll and report exactly like the agent does.
+
+Each simulated agent registers with its own join token, then loops: GET /agent/desired (first at once,
+then long-polling with ?version=&wait=25) and POST /agent/report after every answer (what the agent
+reports: each app's active release, health and outcome). After a steady phase a deployment to every
+host starts (max_parallel 100%, monitor 1 s); the agents see the change through their long-polls,
+"switch" and report, and the deployment completes.
+
+Measured: p50/p99 latency of reports and of immediate desired reads, how long the change took to
+reach the agents (fan-out), the deployment's duration, and the controller's CPU (user+system of its
+process over the run). Runs on SQLite and on PostgreSQL (a throwaway server, shipyard.lab.postgres).
+
+Usage: .venv/bin/python benchmarks/controller_capacity.py [--agents 1000] [--steady 60] [--db sqlite postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+from fleet_common import print_table
+
+from shipyard.domain.spec import parse_spec, spec_snapshot
+from shipyard.lab.ports import free_port
+from shipyard.lab.processes import shipyard_process, stop_process, wait_http
+
+IMAGE = "127.0.0.1:5000/web"
+DIGEST = "sha256:" + "5" * 64
+
+
+class Simulation:
+    def __init__(self, url: str, admin_token: str, agents: int) -> None:
+        self.url, self.admin, self.count = url, {"Authorization": f"Bearer {admin_token}"}, agents
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.fanout: list[float] = []
+        self.changed_at = 0.0
+        self.errors = 0
+        self.stop = asyncio.Event()
+        limits = httpx.Limits(max_connections=agents + 50, max_keepalive_connections=agents + 50)
+        self.http = httpx.AsyncClient(base_url=url + "/api/v1", limits=limits, timeout=60)
+
+    async def call(self, kind: str, method: str, path: str, **kwargs: object) -> httpx.Response:
+        started = time.perf_counter()
+        response = await self.http.request(method, path, **kwargs)  # type: ignore[arg-type]
+        if kind:
+            self.latency[kind].append(time.perf_counter() - started)
+        if response.status_code >= 400:
+            self.errors += 1
+        return response
+
+    async def register(self, number: int, gate: asyncio.Semaphore) -> str:
+        async with gate:
+            join = await self.call(
+                "", "POST", "/join-tokens", json={"group": "production"}, headers=self.admin
+            )
+            body = {"name": f"sim{number:04d}", "address": "127.0.0.1"}
+            headers = {"Authorization": f"Bearer {join.json()['token']}"}
+            answer = await self.call("register", "POST", "/agent/register", json=body, headers=headers)
+            return str(answer.json()["agent_token"])
+
+    async def agent(self, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        version: int | None = None
+        await asyncio.sleep(random.uniform(0, 5))
+        while not self.stop.is_set():
+            params = {"wait": 0} if version is None else {"wait": 25, "version": version}
+            kind = "desired (immediate)" if version is None else ""
+            state = (await self.call(kind, "GET", "/agent/desired", params=params, headers=headers)).json()
+            if version is not None and state["version"] != version and self.changed_at:
+                self.fanout.append(time.perf_counter() - self.changed_at)
+            version = state["version"]
+            apps = [
+                {
+                    "app": a["app"],
+                    "active_release": a["release_id"],
+                    "release": a["release_id"],
+                    "health": "healthy",
+                    "outcome": "succeeded",
+                    "step": "done",
+                }
+                for a in state["apps"]
+            ]
+            await self.call("report", "POST", "/agent/report", json={"apps": apps}, headers=headers)
+
+    async def deploy_everywhere(self) -> float:
+        spec = spec_snapshot(
+            parse_spec({"app": "web", "image": IMAGE, "rollout": {"max_parallel": "100%", "monitor": 1}})
+        )
+        release = await self.call(
+            "", "POST", "/releases", json={"image": IMAGE, "digest": DIGEST, "spec": spec}, headers=self.admin
+        )
+        self.changed_at = time.perf_counter()
+        body = {"release_id": release.json()["id"], "environment": "production"}
+        deployment = (await self.call("", "POST", "/deployments", json=body, headers=self.admin)).json()
+        while deployment["status"] in ("queued", "running"):
+            await asyncio.sleep(0.5)
+            deployment = (
+                await self.call("", "GET", f"/deployments/{deployment['id']}", headers=self.admin)
+            ).json()
+        return time.perf_counter() - self.changed_at
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000 if ordered else 0.0
+
+
+async def simulate(url: str, token: str, agents: int, steady: float, pid: int) -> list[object]:
+    sim = Simulation(url, token, agents)
+    gate = asyncio.Semaphore(32)
+    # The group's environment first: concurrent first registrations would all try to create it.
+    await sim.call("", "POST", "/environments", json={"name": "production"}, headers=sim.admin)
+    tokens = await asyncio.gather(*(sim.register(n, gate) for n in range(agents)))
+    cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
+    tasks = [asyncio.create_task(sim.agent(t)) for t in tokens]
+    await asyncio.sleep(steady)
+    deploy_seconds = await sim.deploy_everywhere()
+    await asyncio.sleep(2)
+    cpu = (cpu_seconds(pid) - cpu_before) / (time.perf_counter() - wall_before) * 100
+    sim.stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await sim.http.aclose()
+    reports, reads = sim.latency["report"], sim.latency["desired (immediate)"]
+    return [
+        agents,
+        len(reports),
+        f"{percentile(reports, 0.5):.1f}",
+        f"{percentile(reports, 0.99):.1f}",
+        f"{percentile(reads, 0.5):.1f}",
+        f"{percentile(reads, 0.99):.1f}",
+        f"{percentile(sim.fanout, 0.5):.0f}",
+        f"{percentile(sim.fanout, 0.99):.0f}",
+        f"{deploy_seconds:.1f}",
+        f"{cpu:.0f}%",
+        sim.errors,
+    ]
+
+
+def run(database: str, agents: int, steady: float) -> list[object]:
+    work = Path(tempfile.mkdtemp(prefix="shipyard-capacity-"))
+    port = free_port()
+    token_file, log = work / "admin-token", work / "controller.log"
+    args = [
+        "controller",
+        "--db",
+        database,
+        "--port",
+        str(port),
+        "--bootstrap-token-file",
+        str(token_file),
+        "--lost-after",
+        "120",
+    ]
+    pid = shipyard_process(args, log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", 60, "the controller", log)
+        url, token = f"http://127.0.0.1:{port}", token_file.read_text().strip()
+        row = asyncio.run(simulate(url, token, agents, steady, pid))
+    finally:
+        stop_process(pid)
+        shutil.rmtree(work, ignore_errors=True)
+    return row
+
+
+COLUMNS = [
+    "db",
+    "agents",
+    "reports",
+    "report p50 ms",
+    "report p99 ms",
+    "read p50 ms",
+    "read p99 ms",
+    "fan-out p50 ms",
+    "fan-out p99 ms",
+    "deploy s",
+    "controller CPU",
+    "errors",
+]
+TITLE = "controller capacity (simulated agents, one 2-core machine shared with the simulator)"
+
+
+def measure(kind: str, agents: int, steady: float) -> list[object]:
+    if kind == "sqlite":
+        return ["sqlite", *run(f"sqlite:///{tempfile.mkdtemp()}/controller.db", agents, steady)]
+    from shipyard.lab.postgres import throwaway_postgres
+
+    with throwaway_postgres() as server:
+        return ["postgres", *run(server.create_database(), agents, steady)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument(
+        "--steady", type=float, default=60.0, help="seconds of long-polling before the deploy"
+    )
+    parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    args = parser.parse_args()
+    rows = []
+    for kind in args.db:
+        rows.append(measure(kind, args.agents, args.steady))
+        print_table(TITLE, COLUMNS, rows[-1:])
+        sys.stdout.flush()
+    print_table(TITLE, COLUMNS, rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Cutover and warm-standby rollback times.
+
+1. Cutover (new container healthy -> haproxy switched), target < 50 ms: `timings_ms` of
+   `shipyard deploy --json` over `--deploys` deploys alternating v2 and v1 (no standby, so each deploy
+   starts, health-checks and switches to a new container), once idle and once under load
+   (`--concurrency` keep-alive clients on the proxy). `cutover` is the runtime-API batch that makes the
+   new slot ready and puts the old one in drain; `Switch` is the whole step (that batch plus recording
+   the active slot, rewriting haproxy.cfg and the server-state file).
+2. The same runtime-API switch timed directly (`--direct` switches between two running slots through
+   shipyard's HaproxyRuntime client), for a larger sample.
+3. Rollback with a warm standby (`deploy.standby: 300`), target < 1 s: wall time of the `shipyard rollback`
+   subprocess from start to exit, `--rollbacks` times (each rollback swaps back to the other release), idle
+   and under load. The wall time includes starting Python and importing the CLI, measured separately too.
+
+Usage: .venv/bin/python benchmarks/cutover.py [--quick] [--deploys 20] [--rollbacks 20] [--direct 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import yaml
+from _load import Lab, Load, LoadResult, lab, percentile, print_table, wait_http
+
+from shipyard.adapters.haproxy import HaproxyRuntime
+from shipyard.lab.fixtures import AppHome, unique_name
+
+
+def stats_row(label: str, samples: list[float], target: float | None, unit: str = "ms") -> list[str]:
+    """p50 / p99 / max of samples given in seconds, printed in `unit`."""
+    scale = 1000.0 if unit == "ms" else 1.0
+    p50, p99, top = (percentile(samples, 50), percentile(samples, 99), max(samples))
+    verdict = ""
+    if target is not None:
+        verdict = "met" if top < target else ("p99 met, max not" if p99 < target else "NOT met")
+    digits = 1 if unit == "ms" else 3
+    return [
+        label,
+        str(len(samples)),
+        f"{p50 * scale:.{digits}f}",
+        f"{p99 * scale:.{digits}f}",
+        f"{top * scale:.{digits}f}",
+        f"< {target * scale:g} {unit}" if target is not None else "",
+        verdict,
+    ]
+
+
+HEADERS = ["measurement", "n", "p50", "p99", "max", "target", "verdict"]
+
+
+def new_home(the_lab: Lab, name: str, **overrides: object) -> AppHome:
+    root = the_lab.work / name
+    root.mkdir()
+    home = AppHome(
+        root=root, docker_url=the_lab.docker_url, registry=the_lab.registry, app=unique_name("cut")
+    )
+    home.write_config(the_lab.images, **overrides)
+    return home
+
+
+def listen_of(home: AppHome) -> str:
+    return str(yaml.safe_load(home.config.read_text())["proxy"]["listen"])
+
+
+@contextmanager
+def maybe_load(address: str, loaded: bool, concurrency: int) -> Iterator[list[LoadResult]]:
+    """Run keep-alive load on `address` while the block runs (when `loaded`); the result lands in the list."""
+    results: list[LoadResult] = []
+    if not loaded:
+        yield results
+        return
+    with Load(address, "keep-alive", concurrency) as load:
+        time.sleep(1.0)
+        yield results
+        results.append(load.stop())
+
+
+def deploy_timings(the_lab: Lab, deploys: int, concurrency: int) -> tuple[list[list[str]], list[str]]:
+    home = new_home(the_lab, "deploys")
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    try:
+        home.run("deploy", the_lab.images.ref("v1"))
+        address = listen_of(home)
+        serving = "v1"
+        wait_http(address, "/version", serving)
+        for loaded in (False, True):
+            cutover: list[float] = []
+            switch: list[float] = []
+            health: list[float] = []
+            wall: list[float] = []
+            condition = f"under load ({concurrency} keep-alive clients)" if loaded else "idle"
+            print(f"  {deploys} deploys, {condition} ...", flush=True)
+            with maybe_load(address, loaded, concurrency) as results:
+                for _ in range(deploys):
+                    tag = serving = "v1" if serving == "v2" else "v2"
+                    started = time.perf_counter()
+                    done = home.run("deploy", the_lab.images.ref(tag), "--json")
+                    wall.append(time.perf_counter() - started)
+                    timings = json.loads(done.stdout)["timings_ms"]
+                    if "cutover" not in timings:
+                        raise RuntimeError(f"deploy of {tag} did not switch: {done.stdout}")
+                    cutover.append(timings["cutover"] / 1000)
+                    switch.append(timings["Switch"] / 1000)
+                    health.append(timings["WaitHealthy"] / 1000)
+                    wait_http(address, "/version", tag)
+            rows.append(stats_row(f"deploy cutover (runtime API), {condition}", cutover, 0.050))
+            rows.append(stats_row(f"deploy Switch step (API + state files), {condition}", switch, 0.050))
+            rows.append(stats_row(f"  for reference: health-check wait, {condition}", health, None))
+            rows.append(stats_row(f"  for reference: whole deploy command, {condition}", wall, None, "s"))
+            if results:
+                notes.append(f"deploys under load: {results[0].total} requests, {results[0].failed} failed")
+    finally:
+        home.teardown()
+    return rows, notes
+
+
+def direct_switches(home: AppHome, count: int) -> list[float]:
+    """Time shipyard's runtime-API switch between the two running slots; restore the state afterwards."""
+    document = json.loads(home.run("status", "--json").stdout)
+    active = str(document["active_slot"])
+    idle = "green" if active == "blue" else "blue"
+    runtime = HaproxyRuntime(home.home / "haproxy" / "admin.sock")
+    backend = f"app_{home.app}"
+    samples: list[float] = []
+    slots = (idle, active)
+    for number in range(count + count % 2):  # an even count ends on the active slot
+        to_slot, from_slot = slots[number % 2], slots[(number + 1) % 2]
+        started = time.perf_counter()
+        runtime.switch(backend, to_slot, from_slot)
+        samples.append(time.perf_counter() - started)
+    runtime.set_state(backend, idle, "maint")  # as shipyard leaves a warm standby
+    return samples
+
+
+def rollback_timings(
+    the_lab: Lab, rollbacks: int, direct: int, concurrency: int
+) -> tuple[list[list[str]], list[list[str]], list[str]]:
+    """Rows for the rollback table, the direct-switch row (if any) and notes."""
+    home = new_home(the_lab, "standby", deploy={"standby": 300})
+    rows: list[list[str]] = []
+    direct_rows: list[list[str]] = []
+    notes: list[str] = []
+    try:
+        home.run("deploy", the_lab.images.ref("v1"))
+        home.run("deploy", the_lab.images.ref("v2"))
+        address = listen_of(home)
+        serving = "v2"
+        wait_http(address, "/version", serving)
+        imports = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import shipyard.cli.main"], check=True, env=home.env())
+            imports.append(time.perf_counter() - started)
+        for loaded in (False, True):
+            wall: list[float] = []
+            steps: list[float] = []
+            started_containers = 0
+            condition = f"under load ({concurrency} keep-alive clients)" if loaded else "idle"
+            print(f"  {rollbacks} rollbacks to a warm standby, {condition} ...", flush=True)
+            with maybe_load(address, loaded, concurrency) as results:
+                for _ in range(rollbacks):
+                    started = time.perf_counter()
+                    done = home.run("rollback", "--json")
+                    wall.append(time.perf_counter() - started)
+                    outcome = json.loads(done.stdout)
+                    steps.append(sum(v for k, v in outcome["timings_ms"].items() if k != "cutover") / 1000)
+                    started_containers += sum(
+                        1 for line in outcome["plan"] if line.startswith("start release")
+                    )
+                    serving = "v1" if serving == "v2" else "v2"
+                    wait_http(address, "/version", serving)
+            rows.append(stats_row(f"rollback command wall time, {condition}", wall, 1.0, "s"))
+            rows.append(stats_row(f"  of which the plan's steps, {condition}", steps, None, "s"))
+            notes.append(f"rollbacks {condition}: {started_containers} started a container (0 expected)")
+            if results:
+                notes.append(f"rollbacks under load: {results[0].total} requests, {results[0].failed} failed")
+        rows.append(stats_row("  for reference: python -c 'import shipyard.cli.main'", imports, None, "s"))
+        if direct:
+            print(f"  {direct} runtime-API switches, timed directly ...", flush=True)
+            samples = direct_switches(home, direct)
+            direct_rows.append(stats_row("runtime-API switch, timed directly (idle)", samples, 0.050))
+    finally:
+        home.teardown()
+    return rows, direct_rows, notes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--deploys", type=int, default=20)
+    parser.add_argument("--rollbacks", type=int, default=20)
+    parser.add_argument("--direct", type=int, default=200, help="runtime-API switches timed directly")
+    parser.add_argument("--concurrency", type=int, default=65)
+    parser.add_argument("--quick", action="store_true", help="5 deploys, 5 rollbacks, 50 direct switches")
+    args = parser.parse_args()
+    if args.quick:
+        args.deploys, args.rollbacks, args.direct = 5, 5, 50
+    started = time.monotonic()
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with lab("cutover") as the_lab:
+        cut_rows, cut_notes = deploy_timings(the_lab, args.deploys, args.concurrency)
+        back_rows, direct_rows, back_notes = rollback_timings(
+            the_lab, args.rollbacks, args.direct, args.concurrency
+        )
+    print_table("Cutover: new container healthy -> haproxy switched (ms)", HEADERS, [*direct_rows, *cut_rows])
+    print_table(
+        "Rollback to a warm standby (deploy.standby: 300), command start to exit (s)", HEADERS, back_rows
+    )
+    for note in cut_notes + back_notes:
+        print(f"note: {note}")
+    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"total time {time.monotonic() - started:.0f} s (percentiles nearest-rank; with 20 samples p99 = max)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
