@@ -137,3 +137,14 @@ def test_a_warm_standby_is_stopped_when_its_time_is_up(app_home: AppHome, images
     finally:
         client.close()
     assert get(app_home, "/version").text.strip() == "v2"
+
+
+def test_the_host_log_is_structured_and_masked(app_home: AppHome, images: TestImages) -> None:
+    app_home.write_config(images, env={"secret": ["API_TOKEN"]})
+    app_home.environ["API_TOKEN"] = "tok-abcdef-123456"
+    app_home.run("deploy", images.ref("v1"))
+    lines = [json.loads(line) for line in (app_home.home / "shipyard.log").read_text().splitlines()]
+    steps = [line["step"] for line in lines if line["event"] == "step_done"]
+    assert any(step.startswith("switch haproxy") for step in steps)
+    assert all(line["app"] == app_home.app for line in lines)
+    assert "tok-abcdef-123456" not in (app_home.home / "shipyard.log").read_text()

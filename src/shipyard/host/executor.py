@@ -36,6 +36,7 @@ from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
 from shipyard.host.health import wait_healthy
 from shipyard.host.store import utcnow
+from shipyard.logs import host_logger
 from shipyard.secrets.masking import mask
 
 
@@ -81,11 +82,18 @@ class Executor:
     timings: dict[str, float] = field(default_factory=dict)
 
     def run(self, steps: tuple[Step, ...] | list[Step]) -> None:
+        log_file = self.context.home / "shipyard.log"
+        log = host_logger(log_file, app=self.app, history_id=self.history_id, actor=self.context.actor)
         for step in steps:
             self.reporter.step_started(step)
             started = time.perf_counter()
-            note = self.apply(step) or ""
+            try:
+                note = self.apply(step) or ""
+            except ShipyardError as exc:
+                log.error("step_failed", step=step.describe(), error=str(exc))
+                raise
             seconds = time.perf_counter() - started
+            log.info("step_done", step=step.describe(), seconds=round(seconds, 4), note=note)
             self.timings[type(step).__name__] = seconds
             if self.history_id is not None:
                 self.context.store.log_step(
