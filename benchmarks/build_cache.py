@@ -1,7 +1,7 @@
 """Build times of `shipyard build`: cold, no-change, last-layer change, and fresh engines with and
 without the registry layer cache.
 
-    .venv/bin/python benchmarks/build_cache.py [--loops 1500000] [--megabytes 48] [--repeat 3]
+    .venv/bin/python benchmarks/build_cache.py [--loops 6000000] [--megabytes 48] [--repeat 3]
 
 Everything is real and local: a docker-registry with htpasswd auth on 127.0.0.1, the default
 Docker Engine's BuildKit for nothing but a reference run, and extra engines (own data-root, own
@@ -116,6 +116,7 @@ class Bench:
         self, engine: ExtraEngine, *, push: bool = False, cache: bool = True
     ) -> tuple[float, str, BuildOutcome]:
         os.environ["DOCKER_HOST"] = engine.base_url
+        os.environ["XDG_CACHE_HOME"] = str(engine.root / "cache")  # each builder has its own scan cache
         spec = load_spec(self.repo / "shipyard.yml")
         spec = spec.model_copy(update={"build": spec.build.model_copy(update={"cache": cache})})
         counter = StepCounter()
@@ -124,7 +125,11 @@ class Bench:
         return time.monotonic() - started, counter.summary(), outcome
 
     def cli_build(self, engine: ExtraEngine) -> float:
-        environment = {**os.environ, "DOCKER_HOST": engine.base_url}
+        environment = {
+            **os.environ,
+            "DOCKER_HOST": engine.base_url,
+            "XDG_CACHE_HOME": str(engine.root / "cache"),
+        }
         argv = [
             sys.executable,
             "-m",
@@ -207,7 +212,7 @@ def print_table(rows: list[list[str]]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--loops", type=int, default=1_500_000, help="shell loop iterations of the expensive RUN"
+        "--loops", type=int, default=6_000_000, help="shell loop iterations of the expensive RUN"
     )
     parser.add_argument("--megabytes", type=int, default=48, help="random data written by the expensive RUN")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the no-change rebuild")

@@ -143,3 +143,16 @@ def test_bridge_network_publishes_the_slot_port_on_loopback_only(
         }
     finally:
         client.close()
+
+
+def test_a_release_may_move_the_app_to_other_ports(app_home: AppHome, images: TestImages) -> None:
+    from shipyard.lab.fixtures import free_port_pair
+
+    app_home.write_config(images)
+    app_home.run("deploy", images.ref("v1"))
+    app_home.write_config(images, port=free_port_pair())
+    with LoadGenerator(app_home.listen_url + "/version", clients=4) as load:
+        app_home.run("deploy", images.ref("v2"))
+    stats = load.stop()
+    assert stats.failed == 0, stats.failures
+    assert version(app_home) == "v2"

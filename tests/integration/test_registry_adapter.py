@@ -21,7 +21,9 @@ def client_for(registry: Registry, password: str | None = None) -> RegistryClien
     return RegistryClient(registry.address, Credentials(registry.username, password or registry.password))
 
 
-def test_tag_resolves_to_the_pushed_digest_and_the_digest_is_checked(registry: Registry, images: TestImages) -> None:
+def test_tag_resolves_to_the_pushed_digest_and_the_digest_is_checked(
+    registry: Registry, images: TestImages
+) -> None:
     client = client_for(registry)
     digest = client.resolve(parse_image(images.ref("v1")))
     assert digest.startswith("sha256:")

@@ -181,7 +181,7 @@ def test_the_debian_cli_drives_buildkit_without_buildx() -> None:
 
 
 def test_a_new_cli_without_buildx_is_refused_with_what_to_do() -> None:
-    with pytest.raises(BuildError, match=r"install docker-buildx or point build\.docker"):
+    with pytest.raises(BuildError, match=r"install docker-buildx, or set build\.docker"):
         find_docker_cli("/usr/local/bin/docker")
 
 

@@ -17,7 +17,7 @@ from shipyard.build.build_secrets import (
     resolve_build_secrets,
     secret_files,
 )
-from shipyard.build.docker_session import registry_credentials
+from shipyard.build.registry_login import registry_credentials
 from shipyard.domain.spec import BuildSecretSpec, RegistrySpec, SecretsSpec
 from shipyard.errors import BuildError, ConfigError, SecretError
 from shipyard.secrets.factory import open_store

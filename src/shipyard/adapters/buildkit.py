@@ -1,8 +1,7 @@
 """The docker CLI as BuildKit's front end: every invocation is argv data, run by one runner.
 
     cli = find_docker_cli(spec.build.docker)
-    argv = build_argv(cli, request)                      # pure, unit-tested
-    run_docker(argv, docker_environment(cli, config_dir), action="building web")
+    run_docker(build_argv(cli, request), docker_environment(cli, config_dir), action="the build")
 
 ``docker buildx build`` when the CLI has buildx, else ``DOCKER_BUILDKIT=1 docker build`` (a docker
 CLI older than 23.0 drives the engine's built-in BuildKit without buildx). A failed invocation
@@ -11,6 +10,7 @@ becomes RegistryError (credentials refused), NotFoundError (no such image) or Bu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -34,6 +34,7 @@ REFUSED = re.compile(r"unauthorized|authentication required|denied|incorrect use
 NO_SUCH_IMAGE = re.compile(
     r"no such image|reference does not exist|manifest unknown|not found: manifest", re.I
 )
+VERTEX_DIGEST = re.compile(r"^#\d+ sha256:[0-9a-f]{64}$")  # BuildKit's id of each step: noise in a log tail
 LineSink = Callable[[str], None]
 
 
@@ -113,11 +114,8 @@ def docker_environment(
 
 def pushed_digest(output: list[str], tag: str) -> str | None:
     """The digest `docker push` reports for ``tag`` (``<tag>: digest: sha256:... size: N``)."""
-    for line in reversed(output):
-        found = re.search(rf"(?:^|\s){re.escape(tag)}: digest: (sha256:[0-9a-f]{{64}})", line)
-        if found:
-            return found.group(1)
-    return None
+    found = re.findall(rf"(?:^|\s){re.escape(tag)}: digest: (sha256:[0-9a-f]{{64}})", "\n".join(output), re.M)
+    return str(found[-1]) if found else None
 
 
 def find_docker_cli(configured: str | None = None) -> DockerCli:
@@ -128,14 +126,10 @@ def find_docker_cli(configured: str | None = None) -> DockerCli:
         cli = _probe(candidate)
         if cli is not None:
             return cli
-    if configured:
-        raise BuildError(
-            f"build.docker {configured} is not a docker CLI that can run BuildKit (it needs buildx, "
-            "or to be older than 23.0); install docker-buildx or point build.docker at another CLI."
-        )
+    which = f"build.docker {configured} is not" if configured else "no docker CLI found is"
     raise BuildError(
-        "no docker CLI that can run BuildKit was found; install docker-buildx, "
-        "or set build.docker in shipyard.yml (for example /usr/bin/docker)."
+        f"{which} a docker CLI that can run BuildKit (it needs buildx, or to be older than 23.0); "
+        "install docker-buildx, or set build.docker in shipyard.yml (for example /usr/bin/docker)."
     )
 
 
@@ -180,29 +174,38 @@ def run_docker(
     """
     tail: deque[str] = deque(maxlen=keep)
     try:
-        with subprocess.Popen(
-            argv,
-            env=dict(environment),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        ) as process:
-            assert process.stdout is not None
-            if stdin is not None and process.stdin is not None:
-                process.stdin.write(stdin)
-                process.stdin.close()
-            for raw in process.stdout:
-                line = raw.rstrip("\n")
-                tail.append(line)
-                if on_line is not None:
-                    on_line(line)
+        returncode = _run_lines(argv, environment, stdin, lambda line: _keep(line, tail, on_line))
     except OSError as exc:
         raise BuildError(f"{action} failed: cannot run {argv[0]} ({exc.strerror}).") from exc
-    if process.returncode != 0:
-        raise command_failure(action, process.returncode, list(tail)[-LOG_TAIL_LINES:], registry=registry)
+    if returncode != 0:
+        raise command_failure(action, returncode, list(tail)[-LOG_TAIL_LINES:], registry=registry)
     return list(tail)
+
+
+def _keep(line: str, tail: deque[str], on_line: LineSink | None) -> None:
+    tail.append(line)
+    if on_line is not None:
+        on_line(line)
+
+
+def _run_lines(argv: list[str], environment: Mapping[str, str], stdin: str | None, sink: LineSink) -> int:
+    """Run ``argv`` with stdout and stderr merged, each line to ``sink``; its exit status."""
+    with subprocess.Popen(
+        argv,
+        env=dict(environment),
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as process:
+        assert process.stdout is not None
+        if stdin is not None and process.stdin is not None:
+            process.stdin.write(stdin)
+            process.stdin.close()
+        for raw in process.stdout:
+            sink(raw.rstrip("\n"))
+    return process.returncode
 
 
 @contextmanager
@@ -220,8 +223,9 @@ def docker_output(argv: list[str], environment: Mapping[str, str], *, action: st
             while process.stdout.read(1 << 16):
                 pass  # the reader stops at the tar's end marker; let the command finish writing
         except Exception as exc:
-            if _finished_with_error(process):  # the reader failed on what a failed command left
-                raise _stream_failure(action, process.returncode, errors) from exc
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                if process.wait(timeout=2) != 0:  # the reader failed on what a failed command left
+                    raise _stream_failure(action, process.returncode, errors) from exc
             raise
         finally:
             process.stdout.close()
@@ -230,13 +234,6 @@ def docker_output(argv: list[str], environment: Mapping[str, str], *, action: st
             process.wait()
         if process.returncode != 0:
             raise _stream_failure(action, process.returncode, errors)
-
-
-def _finished_with_error(process: subprocess.Popen[bytes]) -> bool:
-    try:
-        return process.wait(timeout=2) != 0
-    except subprocess.TimeoutExpired:
-        return False
 
 
 def _stream_failure(action: str, returncode: int, errors: IO[bytes]) -> ShipyardError:
@@ -249,7 +246,7 @@ def command_failure(
     action: str, returncode: int, tail: list[str], *, registry: bool = False
 ) -> ShipyardError:
     """The one translation of a failed docker CLI command into shipyard's errors."""
-    masked = [mask(line) for line in tail]
+    masked = [mask(line) for line in tail if line.strip() and not VERTEX_DIGEST.match(line)]
     cause = next((line.strip() for line in reversed(masked) if line.strip()), f"exit status {returncode}")
     if registry and any(REFUSED.search(line) for line in masked):
         return RegistryError(

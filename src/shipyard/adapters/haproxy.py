@@ -124,6 +124,9 @@ class HaproxyRuntime:
             commands.append(f"set server {backend}/{from_slot} state drain")
         self.execute(*commands)
 
+    def set_address(self, backend: str, slot: str, host: str, port: int) -> None:
+        self.execute(f"set server {backend}/{slot} addr {host} port {port}")
+
     def set_state(self, backend: str, slot: str, state: str) -> None:
         self.execute(f"set server {backend}/{slot} state {state}")
 

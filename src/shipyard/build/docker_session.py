@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -20,10 +20,7 @@ from typing import IO, Any
 from shipyard.adapters import buildkit
 from shipyard.adapters.buildkit import BuildRequest, DockerCli, LineSink
 from shipyard.adapters.registry import Credentials
-from shipyard.domain.spec import RegistrySpec
-from shipyard.errors import BuildError, ConfigError, SecretError
-from shipyard.secrets.masking import register_secret
-from shipyard.secrets.store import SecretStore
+from shipyard.errors import BuildError
 
 
 class DockerSession:
@@ -119,61 +116,3 @@ def docker_session(
         yield DockerSession(cli, folder, login)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def registry_credentials(
-    spec: RegistrySpec,
-    store: SecretStore,
-    base_dir: Path,
-    environ: Mapping[str, str] | None = None,
-    *,
-    required: bool = False,
-) -> Credentials | None:
-    """Credentials from registry.username_env/password_env (the secret store first, then the
-    environment) or username_file/password_file. None when none are configured, or when they are
-    not all set and not ``required`` (a local build without --push needs no login)."""
-    environ = os.environ if environ is None else environ
-    names = [name for name in (spec.username_env, spec.password_env) if name]
-    stored = store.items() if names and store.exists() else {}
-    username = _credential(spec.username_env, spec.username_file, stored, environ, base_dir)
-    password = _credential(spec.password_env, spec.password_file, stored, environ, base_dir)
-    if username is not None and password is not None:
-        register_secret(password)
-        return Credentials(username, password)
-    if not required or not any(
-        (spec.username_env, spec.username_file, spec.password_env, spec.password_file)
-    ):
-        return None
-    missing = [
-        name
-        for name, value in ((spec.username_env, username), (spec.password_env, password))
-        if name and not value
-    ]
-    if not missing:
-        raise ConfigError("registry: set both a username (_env or _file) and a password (_env or _file).")
-    them, are = ("them", "are") if len(missing) > 1 else ("it", "is")
-    raise SecretError(
-        f"pushing needs a registry login, but {' and '.join(missing)} {are} not set; "
-        f"export {them} or add {them} with 'shipyard secrets set NAME --env {store.env}'.",
-        details=missing,
-    )
-
-
-def _credential(
-    env_name: str | None,
-    file_name: str | None,
-    stored: Mapping[str, str],
-    environ: Mapping[str, str],
-    base: Path,
-) -> str | None:
-    if env_name:
-        return stored.get(env_name, environ.get(env_name)) or None
-    if file_name:
-        path = base / Path(file_name).expanduser()
-        try:
-            return path.read_text().strip() or None
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the registry credential file {path} ({type(exc).__name__})."
-            ) from exc
-    return None

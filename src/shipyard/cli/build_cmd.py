@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from shipyard.build.pipeline import BuildOutcome
 
 from shipyard.cli.common import (
     DEFAULT_CONFIG,
@@ -65,9 +68,8 @@ def build(
     """Build the app's image from a clean checkout of a git commit, scan it for secrets, push it."""
     from shipyard.build.pipeline import BuildOptions, build_image
 
-    spec = load(config)
     options = BuildOptions(
-        spec=spec,
+        spec=load(config),
         config_dir=repo_root(config),
         env=env,
         ref=ref,
@@ -78,7 +80,11 @@ def build(
     outcome = build_image(options, BuildPrinter(quiet=as_json))
     if as_json:
         print_json(outcome.to_json())
-        return
+    else:
+        _print_outcome(outcome)
+
+
+def _print_outcome(outcome: BuildOutcome) -> None:
     console.print(f"[bold green]built[/] {escape(outcome.image)} [dim]{outcome.image_id[:19]}[/]")
     if outcome.scan is not None:
         say(f"scan: {outcome.scan.summary()}")

@@ -114,12 +114,21 @@ class Executor:
         return None  # registered by the service before planning; see HostService.register_app
 
     def _switch(self, step: Switch) -> str | None:
+        backend = proxy_sync.backend_name(self.app)
+        spec = spec_from_snapshot(step.release.spec)
+        previous = self.context.store.app(self.app)
+        # A release may move the app to other ports: the slot's server follows, still without a reload.
+        runtime = self.context.proxy.runtime
+        runtime.set_address(backend, step.to_slot, spec.bind, spec.slot_ports[step.to_slot])
         started = time.perf_counter()
-        self.context.proxy.runtime.switch(proxy_sync.backend_name(self.app), step.to_slot, step.from_slot)
+        runtime.switch(backend, step.to_slot, step.from_slot)
         cutover = time.perf_counter() - started
         self.timings["cutover"] = cutover
         self.context.store.set_active(self.app, step.to_slot, step.release.id, step.release.spec)
-        proxy_sync.save_server_state(self.context)
+        if previous is not None and proxy_sync.frontend_changed(previous.spec, step.release.spec):
+            proxy_sync.reload_with_state(self.context, self.app)
+        else:
+            proxy_sync.save_server_state(self.context)
         return f"cutover {cutover * 1000:.1f} ms"
 
     def _drain(self, step: Drain) -> str | None:

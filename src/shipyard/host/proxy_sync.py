@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from shipyard.adapters.haproxy_config import DEFAULT_MAINTENANCE_PAGE, ProxiedApp, render_config
 from shipyard.domain.spec import AppSpec, spec_from_snapshot
@@ -27,6 +28,12 @@ def proxied_app(record: AppRecord, page: Path) -> ProxiedApp:
         maintenance_page=page,
         maintenance=record.maintenance,
     )
+
+
+def frontend_changed(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether a release changes what only a (seamless) reload can change: listen address, health path."""
+    old, new = spec_from_snapshot(before), spec_from_snapshot(after)
+    return (old.proxy.listen, old.healthcheck.path) != (new.proxy.listen, new.healthcheck.path)
 
 
 def write_maintenance_page(context: HostContext, spec: AppSpec) -> Path:
