@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import shutil
@@ -68,15 +69,22 @@ class Simulation:
         return response.json() if response is not None and response.content else {}
 
     async def register(self, number: int, gate: asyncio.Semaphore) -> str:
+        """A join token, then registration, tried again (with a new name) while the controller sheds load."""
         async with gate:
-            join = await self.call(
-                "", "POST", "/join-tokens", json={"group": "production"}, headers=self.admin
-            )
-            body = {"name": f"sim{number:04d}", "address": "127.0.0.1"}
-            answer = await self.call(
-                "", "POST", "/agent/register", json=body, headers={"Authorization": f"Bearer {join['token']}"}
-            )
-            return str(answer["agent_token"])
+            for attempt in itertools.count():
+                join = await self.call(
+                    "", "POST", "/join-tokens", json={"group": "production"}, headers=self.admin
+                )
+                if join is None:
+                    continue
+                body, headers = (
+                    {"name": f"sim{number:04d}-{attempt}"},
+                    {"Authorization": f"Bearer {join['token']}"},
+                )
+                answer = await self.call("", "POST", "/agent/register", json=body, headers=headers)
+                if answer is not None:
+                    return str(answer["agent_token"])
+            raise AssertionError("unreachable")
 
     async def agent(self, token: str) -> None:
         headers = {"Authorization": f"Bearer {token}"}
@@ -141,10 +149,11 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def simulate(url: str, token: str, agents: int, steady: float, pid: int) -> list[object]:
     sim = Simulation(url, token, agents)
-    gate = asyncio.Semaphore(32)
+    gate = asyncio.Semaphore(8)
     # The group's environment first: concurrent first registrations would all try to create it.
     await sim.call("", "POST", "/environments", json={"name": "production"}, headers=sim.admin)
     tokens = await asyncio.gather(*(sim.register(n, gate) for n in range(agents)))
+    sim.errors = 0  # count errors of the measured phases only
     cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
     tasks = [asyncio.create_task(sim.agent(t)) for t in tokens]
     await asyncio.sleep(steady)
@@ -169,8 +178,10 @@ async def simulate(url: str, token: str, agents: int, steady: float, pid: int) -
     ]
 
 
-def run(database: str, agents: int, steady: float) -> list[object]:
+def run(database: str | None, agents: int, steady: float) -> list[object]:
+    """Start a controller on `database` (default: SQLite in a temporary directory) and simulate."""
     work = Path(tempfile.mkdtemp(prefix="shipyard-capacity-"))
+    database = database or f"sqlite:///{work}/controller.db"
     port = free_port()
     token_file, log = work / "admin-token", work / "controller.log"
     args = [
@@ -211,7 +222,7 @@ TITLE = "controller capacity (simulated agents, one 2-core machine shared with t
 
 def measure(kind: str, agents: int, steady: float) -> list[object]:
     if kind == "sqlite":
-        return ["sqlite", *run(f"sqlite:///{tempfile.mkdtemp()}/controller.db", agents, steady)]
+        return ["sqlite", *run(None, agents, steady)]
     from shipyard.lab.postgres import throwaway_postgres
 
     with throwaway_postgres() as server:

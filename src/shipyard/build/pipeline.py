@@ -117,10 +117,7 @@ def build_image(options: BuildOptions, progress: BuildProgress | None = None) ->
         if spec.build.scan:
             with timings.measure("scan"):
                 progress.phase("scanning every layer for secrets")
-                rules = scan_rules(inputs.known_values)
-                clean_layers = CleanLayers(default_cache_dir(), rules)
-                report = scan_image(session, image_id, rules, name=inputs.tags[0], clean_layers=clean_layers)
-            _refuse_leaks(report, inputs.tags[0])
+                report = _scan(session, inputs, image_id)
         pushed: tuple[str, ...] = ()
         digest: str | None = None
         if options.push:
@@ -178,13 +175,17 @@ def _run_build(
         return session.build(request, on_line=progress.log_line), labels
 
 
-def _refuse_leaks(report: ScanReport, image: str) -> None:
+def _scan(session: DockerSession, inputs: _Inputs, image_id: str) -> ScanReport:
+    """The scan of the new image; SecretLeakError on any finding, so nothing gets pushed."""
+    rules = scan_rules(inputs.known_values)
+    clean_layers = CleanLayers(default_cache_dir(), rules)
+    report = scan_image(session, image_id, rules, name=inputs.tags[0], clean_layers=clean_layers)
     if report.clean:
-        return
+        return report
     count = len(report.findings)
     raise SecretLeakError(
-        f"{count} secret{'s' if count > 1 else ''} found in the layers of {image}, so nothing was pushed; "
-        "remove them from the context and pass them as build secrets (docs/build.md).",
+        f"{count} secret{'s' if count > 1 else ''} found in the layers of {inputs.tags[0]}, "
+        "so nothing was pushed; remove them from the context and pass them as build secrets (docs/build.md).",
         details=[finding.describe() for finding in report.findings],
     )
 

@@ -9,9 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-if TYPE_CHECKING:
-    from shipyard.build.pipeline import BuildOutcome
-
 from shipyard.cli.common import (
     DEFAULT_CONFIG,
     ConfigOption,
@@ -24,6 +21,9 @@ from shipyard.cli.common import (
 from shipyard.cli.render import console, print_json, say
 from shipyard.errors import SecretLeakError
 from shipyard.secrets.masking import mask
+
+if TYPE_CHECKING:
+    from shipyard.build.pipeline import BuildOutcome
 
 STEP_HEADER = re.compile(r"^#(\d+) \[(?:[\w.-]+ )?\d+/\d+\] ")
 STEP_STATUS = re.compile(r"^#(\d+) (CACHED|DONE [\d.]+s|ERROR.*)$")
