@@ -6,10 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
-
-from shipyard.controller.app import create_app
-from shipyard.controller.settings import load_settings
 
 
 def controller(
@@ -26,6 +22,12 @@ def controller(
     lost_after: Annotated[float, typer.Option(help="seconds without a report before a host is lost")] = 30.0,
 ) -> None:
     """Run the fleet controller. Default database: $SHIPYARD_HOME/shipyard-controller.db or ./ (SQLite)."""
+    # Imported here: the web stack takes most of a second to import; other commands don't need it.
+    import uvicorn
+
+    from shipyard.controller.app import create_app
+    from shipyard.controller.settings import load_settings
+
     settings = load_settings(
         database_url=db, lost_after=lost_after, bootstrap_token_file=bootstrap_token_file
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +18,7 @@ from shipyard.cli.common import (
     handle_errors,
     host_context,
     load,
+    repo_root,
 )
 from shipyard.cli.fleet_cmd import FleetEnvOption, QueueOption
 from shipyard.cli.render import StepPrinter, console, print_json, say, table
@@ -47,7 +49,10 @@ def _report(outcome: Outcome, as_json: bool, verb: str) -> None:
     if outcome.plan.empty:
         say(outcome.plan.describe()[0])
     elif release is not None:
-        console.print(f"[bold green]{verb}[/] release [bold]{release.id}[/] {release.pinned_image}")
+        tag = f":{release.tag}" if release.tag else ""
+        console.print(
+            f"[bold green]{verb}[/] release [bold]{release.id}[/] {release.image}{tag} ({release.digest})"
+        )
 
 
 @handle_errors
@@ -84,7 +89,7 @@ def deploy(
         context.close()
 
 
-def _image_argument(repository: str, image: str | None, ref: str | None, config: object) -> str:
+def _image_argument(repository: str, image: str | None, ref: str | None, config: Path) -> str:
     from shipyard.errors import ConfigError
 
     if image and ref:
@@ -92,7 +97,7 @@ def _image_argument(repository: str, image: str | None, ref: str | None, config:
     if ref:
         from shipyard.adapters.git import resolve_commit
 
-        return f"{repository}:{resolve_commit(ref)}"
+        return f"{repository}:{resolve_commit(ref, repo_root(config))}"
     if not image:
         raise ConfigError("name the image to deploy: shipyard deploy REPOSITORY:TAG (or --ref COMMIT).")
     return image

@@ -194,14 +194,21 @@ class AppHome:
 
     def teardown(self) -> None:
         """Remove this app's containers and stop this home's haproxy."""
-        client = docker.DockerClient(base_url=self.docker_url)
-        try:
-            for container in client.containers.list(all=True, filters={"label": f"shipyard.app={self.app}"}):
-                with contextlib.suppress(docker.errors.DockerException):
-                    container.remove(force=True)
-        finally:
-            client.close()
-        pidfile = self.home / "haproxy" / "haproxy.pid"
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
-            time.sleep(0.05)
+        remove_app_containers(self.docker_url, self.app)
+        stop_haproxy(self.home)
+
+
+def remove_app_containers(docker_url: str, app: str) -> None:
+    client = docker.DockerClient(base_url=docker_url)
+    try:
+        for container in client.containers.list(all=True, filters={"label": f"shipyard.app={app}"}):
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
+    finally:
+        client.close()
+
+
+def stop_haproxy(home: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((home / "haproxy" / "haproxy.pid").read_text().split()[0]), signal.SIGTERM)
+        time.sleep(0.05)
