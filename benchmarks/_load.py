@@ -338,6 +338,31 @@ def phase_durations(swaps: list[Swap]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in spent.items()}
 
 
+def completions_per_second(result: LoadResult, start: float, end: float) -> list[int]:
+    """Successful responses completed per second in [start, end): a stall, or only a few stuck requests?"""
+    buckets = [0] * max(1, math.ceil(end - start))
+    for began, latency in zip(result.ok_starts, result.ok_latencies, strict=True):
+        done = began + latency
+        if start <= done < end:
+            buckets[int(done - start)] += 1
+    return buckets
+
+
+TCP_COUNTERS = ("ListenOverflows", "SyncookiesSent", "SyncookiesRecv", "TCPTimeouts", "TCPAbortOnData")
+
+
+def tcp_counters() -> dict[str, int]:
+    """Machine-wide TcpExt counters (listen-queue overflows, SYN cookies, retransmission timeouts)."""
+    values: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+        for header, row in zip(lines[::2], lines[1::2], strict=False):
+            for name, value in zip(header.split()[1:], row.split()[1:], strict=False):
+                if name in TCP_COUNTERS:
+                    values[name] = int(value)
+    return values
+
+
 # --- small tools shared by the scripts ---------------------------------------------------------
 
 
@@ -398,6 +423,23 @@ def free_port_block(count: int = 2) -> int:
         if ok:
             return base
     raise RuntimeError("no free block of ports found")
+
+
+def stop_reapers(home: Path) -> int:
+    """End the standby reapers shipyard detached for this SHIPYARD_HOME (they would sleep out the standby)."""
+    stopped = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"shipyard.host.reaper" in argv and str(home).encode() in argv:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGTERM)
+                stopped += 1
+    return stopped
 
 
 def fmt_ms(seconds: float) -> str:

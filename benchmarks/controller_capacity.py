@@ -22,6 +22,7 @@ import itertools
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -178,7 +179,27 @@ async def simulate(url: str, token: str, agents: int, steady: float, pid: int) -
     ]
 
 
-def run(database: str | None, agents: int, steady: float) -> list[object]:
+def start_controller(args: list[str], log: Path, recheck: float | None) -> int:
+    """`shipyard controller ARGS`, or (to try another long-poll recheck interval) the same app via uvicorn."""
+    if recheck is None:
+        return shipyard_process(args, log)
+    options = dict(zip(args[1::2], args[2::2], strict=True))
+    script = (
+        "import dataclasses, pathlib, uvicorn\n"
+        "from shipyard.controller.app import create_app\n"
+        "from shipyard.controller.settings import load_settings\n"
+        f"s = load_settings(database_url={options['--db']!r}, lost_after=120, "
+        f"bootstrap_token_file=pathlib.Path({options['--bootstrap-token-file']!r}))\n"
+        f"s = dataclasses.replace(s, recheck_interval={recheck})\n"
+        f"uvicorn.run(create_app(s), host='127.0.0.1', port={options['--port']}, log_level='warning')\n"
+    )
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", script], stdout=out, stderr=out, start_new_session=True
+        ).pid
+
+
+def run(database: str | None, agents: int, steady: float, recheck: float | None = None) -> list[object]:
     """Start a controller on `database` (default: SQLite in a temporary directory) and simulate."""
     work = Path(tempfile.mkdtemp(prefix="shipyard-capacity-"))
     database = database or f"sqlite:///{work}/controller.db"
@@ -195,7 +216,7 @@ def run(database: str | None, agents: int, steady: float) -> list[object]:
         "--lost-after",
         "120",
     ]
-    pid = shipyard_process(args, log)
+    pid = start_controller(args, log, recheck)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", 60, "the controller", log)
         url, token = f"http://127.0.0.1:{port}", token_file.read_text().strip()
@@ -220,13 +241,14 @@ COLUMNS = [
 TITLE = "controller capacity (simulated agents, one 2-core machine shared with the simulator)"
 
 
-def measure(kind: str, agents: int, steady: float) -> list[object]:
+def measure(kind: str, agents: int, steady: float, recheck: float | None) -> list[object]:
+    label = kind if recheck is None else f"{kind} (recheck {recheck:g} s)"
     if kind == "sqlite":
-        return ["sqlite", *run(None, agents, steady)]
+        return [label, *run(None, agents, steady, recheck)]
     from shipyard.lab.postgres import throwaway_postgres
 
     with throwaway_postgres() as server:
-        return ["postgres", *run(server.create_database(), agents, steady)]
+        return [label, *run(server.create_database(), agents, steady, recheck)]
 
 
 def main() -> None:
@@ -236,10 +258,13 @@ def main() -> None:
         "--steady", type=float, default=60.0, help="seconds of long-polling before the deploy"
     )
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument(
+        "--recheck", type=float, help="run the controller with this long-poll recheck interval"
+    )
     args = parser.parse_args()
     rows = []
     for kind in args.db:
-        rows.append(measure(kind, args.agents, args.steady))
+        rows.append(measure(kind, args.agents, args.steady, args.recheck))
         print_table(TITLE, COLUMNS, rows[-1:])
         sys.stdout.flush()
     print_table(TITLE, COLUMNS, rows)

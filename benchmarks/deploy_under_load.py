@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import yaml
@@ -41,6 +44,7 @@ from _load import (
     LoadResult,
     Swap,
     attribute,
+    completions_per_second,
     error_window,
     fmt_ms,
     free_port_block,
@@ -48,9 +52,12 @@ from _load import (
     phase_durations,
     print_table,
     run,
+    tcp_counters,
     wait_http,
 )
 
+from shipyard.adapters.haproxy import HaproxyRuntime
+from shipyard.errors import ShipyardError
 from shipyard.lab.fixtures import AppHome, unique_name
 
 LABEL = "shipyard-benchmark=deploy-under-load"
@@ -62,7 +69,13 @@ class Contender(Protocol):
 
     def setup(self) -> None: ...
     def swap(self, tag: str, swap: Swap) -> None: ...
+    def counters(self) -> dict[str, int]: ...
     def teardown(self) -> None: ...
+
+
+class NoCounters:
+    def counters(self) -> dict[str, int]:
+        return {}
 
 
 # --- shipyard ---------------------------------------------------------------------------------
@@ -80,7 +93,52 @@ PHASES = {
 }
 
 
+HAPROXY_COUNTERS = ("stot", "econ", "eresp", "wretr", "wredis", "hrsp_5xx", "cli_abrt", "srv_abrt")
+SERVER_COUNTERS = ("chkfail", "chkdown")
+
+
+def haproxy_stats(runtime: HaproxyRuntime, backend: str) -> dict[str, dict[str, str]]:
+    """`show stat` rows of one backend (its servers and BACKEND), keyed by server name."""
+    header, *rows = [line for line in runtime.execute("show stat -1 6 -1").splitlines() if line]
+    columns = header.lstrip("# ").split(",")
+    found = {}
+    for row in rows:
+        cells = dict(zip(columns, row.split(","), strict=False))
+        if cells.get("pxname") == backend:
+            found[cells["svname"]] = cells
+    return found
+
+
+class ProxyWatcher(threading.Thread):
+    """Polls haproxy's server status every 100 ms; records each change (e.g. a health check marking DOWN)."""
+
+    def __init__(self, runtime: HaproxyRuntime, backend: str) -> None:
+        super().__init__(daemon=True)
+        self.runtime, self.backend = runtime, backend
+        self.changes: list[tuple[float, str, str]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        last: dict[str, str] = {}
+        while not self.halt.wait(0.1):
+            try:
+                rows = haproxy_stats(self.runtime, self.backend)
+            except ShipyardError:
+                continue
+            for slot in ("blue", "green"):
+                cells = rows.get(slot, {})
+                state = f"{cells.get('status', '?')} (check {cells.get('check_status', '?')})"
+                if last.get(slot) != state:
+                    self.changes.append((time.monotonic(), slot, state))
+                    last[slot] = state
+
+    def between(self, start: float, end: float) -> list[tuple[float, str, str]]:
+        return [change for change in self.changes if start <= change[0] <= end]
+
+
 class Shipyard:
+    """Also watches haproxy: its backend counters (retries, redispatches, errors) and its processes."""
+
     name = "shipyard"
 
     def __init__(self, lab: Lab) -> None:
@@ -91,15 +149,37 @@ class Shipyard:
             root=root, docker_url=lab.docker_url, registry=lab.registry, app=unique_name("bench")
         )
         self.address = ""
+        self.process_changes: list[str] = []
+        self.runtime = HaproxyRuntime(self.home.home / "haproxy" / "admin.sock")
+        self.backend = f"app_{self.home.app}"
+        self.watcher = ProxyWatcher(self.runtime, self.backend)
 
     def setup(self) -> None:
         self.home.write_config(self.lab.images)
         self.home.run("deploy", self.lab.images.ref("v1"))
         self.address = yaml.safe_load(self.home.config.read_text())["proxy"]["listen"]
         wait_http(self.address, "/version", "v1")
+        self.watcher.start()
+
+    def processes(self) -> tuple[str, ...]:
+        """haproxy's master and worker pids: a swap must change neither (no reload, no restart)."""
+        try:
+            master = (self.home.home / "haproxy" / "haproxy.pid").read_text().split()[0]
+        except (OSError, IndexError):
+            return ()
+        workers = run(["pgrep", "-P", master], check=False).split()
+        return (master, *sorted(workers))
+
+    def counters(self) -> dict[str, int]:
+        rows = haproxy_stats(self.runtime, self.backend)
+        values = {name: int(rows.get("BACKEND", {}).get(name) or 0) for name in HAPROXY_COUNTERS}
+        for name in SERVER_COUNTERS:
+            values[name] = sum(int(rows.get(slot, {}).get(name) or 0) for slot in ("blue", "green"))
+        return values
 
     def swap(self, tag: str, swap: Swap) -> None:
         args = ("deploy", self.lab.images.ref(tag)) if tag == "v2" else ("rollback",)
+        before = self.processes()
         swap.mark(f"shipyard {args[0]}")
         process = self.home.popen(*args)
         assert process.stdout is not None and process.stderr is not None
@@ -114,15 +194,19 @@ class Shipyard:
         swap.mark("cli exited")
         if code != 0:
             raise RuntimeError(f"shipyard {' '.join(args)} exited {code}: {process.stderr.read()[-800:]}")
+        after = self.processes()
+        if after != before:
+            self.process_changes.append(f"{swap.label}: haproxy pids {before} -> {after}")
 
     def teardown(self) -> None:
+        self.watcher.halt.set()
         self.home.teardown()
 
 
 # --- docker stop + docker run -----------------------------------------------------------------
 
 
-class DockerRun:
+class DockerRun(NoCounters):
     name = "docker-run"
 
     def __init__(self, lab: Lab) -> None:
@@ -174,7 +258,7 @@ services:
 """
 
 
-class Compose:
+class Compose(NoCounters):
     name = "compose"
 
     def __init__(self, lab: Lab) -> None:
@@ -208,7 +292,7 @@ class Compose:
 # --- docker swarm ------------------------------------------------------------------------------
 
 
-class Swarm:
+class Swarm(NoCounters):
     name = "swarm"
 
     def __init__(self, lab: Lab) -> None:
@@ -271,6 +355,10 @@ class Measurement:
     load: LoadResult
     swaps: list[Swap]
     groups: list[list[tuple[float, float, str]]] = field(default_factory=list)
+    tcp: dict[str, int] = field(default_factory=dict)
+    proxy: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    watcher: ProxyWatcher | None = None
 
     @property
     def per_swap(self) -> float:
@@ -288,6 +376,7 @@ class Measurement:
 def measure(contender: Contender, mode: str, cycles: int, concurrency: int, settle: float) -> Measurement:
     swaps: list[Swap] = []
     print(f"  {contender.name} / {mode}: {cycles} cycles ({cycles * 2} swaps) ...", end="", flush=True)
+    tcp_before, proxy_before = tcp_counters(), contender.counters()
     with Load(contender.address, mode, concurrency) as load:
         time.sleep(1.0)
         for cycle in range(1, cycles + 1):
@@ -299,7 +388,21 @@ def measure(contender: Contender, mode: str, cycles: int, concurrency: int, sett
                 time.sleep(settle)
         time.sleep(1.0)
         result = load.stop()
+    tcp_after, proxy_after = tcp_counters(), contender.counters()
     measurement = Measurement(contender.name, mode, result, swaps, attribute(result.failures, swaps))
+    measurement.tcp = {k: v - tcp_before.get(k, 0) for k, v in tcp_after.items()}
+    measurement.proxy = {k: v - proxy_before.get(k, 0) for k, v in proxy_after.items()}
+    if isinstance(contender, Shipyard):
+        changes = contender.process_changes
+        measurement.notes = changes or [f"haproxy master and worker pids unchanged over {len(swaps)} swaps"]
+        contender.process_changes = []
+        measurement.watcher = contender.watcher
+        downs = [
+            c for c in contender.watcher.between(result.started, result.finished) if c[2].startswith("DOWN")
+        ]
+        measurement.notes.append(
+            f"haproxy health checks marked a slot DOWN {len(downs)} times during the run"
+        )
     print(f" {result.total} requests, {result.failed} failed", flush=True)
     return measurement
 
@@ -328,6 +431,7 @@ def report(measurements: list[Measurement], concurrency: int) -> None:
                 f"{fmt_ms(statistics.median(windows))} / {fmt_ms(max(windows))}" if windows else "0 / 0",
                 fmt_ms(m.load.percentile(50)),
                 fmt_ms(m.load.percentile(99)),
+                fmt_ms(max(m.load.ok_latencies, default=float("nan"))),
                 f"{m.load.rps:.0f}",
                 f"{m.swap_seconds:.2f}",
                 ratio(m.per_swap, ref.per_swap) if ref else "",
@@ -336,7 +440,7 @@ def report(measurements: list[Measurement], concurrency: int) -> None:
         )
     headers = [
         "contender", "client mode", "swaps", "requests", "failed", "failed/swap", "swaps w/ failures",
-        "error window/swap ms (median / max)", "p50 ms", "p99 ms", "req/s", "swap s (median)",
+        "error window/swap ms (median / max)", "p50 ms", "p99 ms", "max ms", "req/s", "swap s (median)",
         "failed/swap vs shipyard", "p99 vs shipyard",
     ]  # fmt: skip
     print_table(f"Requests during swaps, {concurrency} concurrent clients (one run)", headers, rows)
@@ -368,6 +472,16 @@ def report(measurements: list[Measurement], concurrency: int) -> None:
         phases.append([m.contender, m.mode, steps])
     print_table("Median time in each swap phase (ms), up to the new version answering", [
         "contender", "client mode", "phases"], phases)  # fmt: skip
+    counters = []
+    for m in measurements:
+        proxy = ", ".join(f"{k} {v}" for k, v in m.proxy.items()) if m.proxy else ""
+        tcp = ", ".join(f"{k} {v}" for k, v in m.tcp.items())
+        counters.append([m.contender, m.mode, proxy, tcp])
+    title = "Counters over each run: haproxy backend (shipyard) and the kernel's TcpExt (whole machine)"
+    print_table(title, ["contender", "client mode", "haproxy backend", "kernel TCP"], counters)
+    for m in measurements:
+        for note in m.notes:
+            print(f"note ({m.contender}, {m.mode}): {note}")
     for m in measurements:
         if m.contender == "shipyard" and m.load.failed:
             details(m)
@@ -387,10 +501,37 @@ def details(m: Measurement, limit: int = 40) -> None:
                 f"    {swap.phase_at(start):>14}  start +{(start - swap.started) * 1000:8.1f} ms"
                 f"  end +{(end - swap.started) * 1000:8.1f} ms  {kind}"
             )
+        first = min(start for start, _, _ in group)
+        rate = completions_per_second(m.load, first - 3, max(end for _, end, _ in group) + 2)
+        print(f"    successful responses per second from 3 s before the first failure: {rate}")
+        if m.watcher is not None:
+            for at, slot, state in m.watcher.between(first - 10, max(end for _, end, _ in group) + 1):
+                print(f"    haproxy: {slot} became {state} at +{(at - swap.started) * 1000:.0f} ms")
         shown += len(group)
         if shown >= limit:
             print("    ...")
             break
+
+
+def save(measurements: list[Measurement], path: str) -> None:
+    document = [
+        {
+            "contender": m.contender,
+            "mode": m.mode,
+            "requests": m.load.total,
+            "failed": m.load.failed,
+            "p50_ms": m.load.percentile(50) * 1000,
+            "p99_ms": m.load.percentile(99) * 1000,
+            "load_started": m.load.started,
+            "failures": m.load.failures,
+            "swaps": [{"label": s.label, "events": s.events} for s in m.swaps],
+            "haproxy": m.proxy,
+            "tcp": m.tcp,
+            "notes": m.notes,
+        }
+        for m in measurements
+    ]
+    Path(path).write_text(json.dumps(document, indent=1))
 
 
 def main() -> int:
@@ -405,12 +546,13 @@ def main() -> int:
     )
     parser.add_argument("--concurrency", type=int, default=65)
     parser.add_argument(
-        "--settle", type=float, default=0.5, help="seconds between swaps once the new one serves"
+        "--settle", type=float, default=0.3, help="seconds between swaps once the new one serves"
     )
     parser.add_argument(
         "--only", default="shipyard,docker-run,compose,swarm", help="comma-separated contenders"
     )
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--save", help="write failures and swap timelines to this JSON file")
     parser.add_argument("--quick", action="store_true", help="3 shipyard cycles, 1 for each alternative")
     args = parser.parse_args()
     if args.quick:
@@ -437,6 +579,8 @@ def main() -> int:
             finally:
                 contender.teardown()
     report(measurements, args.concurrency)
+    if args.save:
+        save(measurements, args.save)
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"total time {time.monotonic() - started:.0f} s")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,12 +23,15 @@ FINISHED = {"succeeded", "failed", "aborted", "rolled_back"}
 
 @contextmanager
 def running_lab(hosts: int) -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="shipyard-bench-")) / "lab"
-    lab_up(root, hosts, subnet=f"127.0.{random.randint(100, 250)}")
+    work = Path(tempfile.mkdtemp(prefix="shipyard-bench-"))
+    root = work / "lab"
     try:
+        lab_up(root, hosts, subnet=f"127.0.{random.randint(100, 250)}")
         yield root
     finally:
-        lab_down(root)
+        if (root / "lab.json").exists():
+            lab_down(root)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def admin(state: LabState) -> ControllerClient:

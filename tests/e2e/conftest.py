@@ -1,4 +1,4 @@
-"""One lab for the whole e2e suite: a registry, a controller, 3 hosts with their own engines, an edge."""
+"""One lab for the e2e package (torn down when its last test ends): registry, controller, 3 hosts, edge."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_harness import Lab, wait_for
 
 from shipyard.lab.fleet import lab_down, lab_up
 
+from .lab_harness import Lab, wait_for
 
-@pytest.fixture(scope="session")
+
+@pytest.fixture(scope="package")
 def lab() -> Iterator[Lab]:
     root = Path(tempfile.mkdtemp(prefix="shipyard-e2e-"))
     subnet = f"127.0.{random.randint(100, 250)}"

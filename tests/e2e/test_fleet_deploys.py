@@ -8,9 +8,10 @@ import sys
 import time
 
 import pytest
-from lab_harness import Lab, current_version, wait_for
 
 from shipyard.lab.load import LoadGenerator
+
+from .lab_harness import Lab, current_version, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -73,6 +74,10 @@ def test_hosts_report_ready_with_their_release_and_the_audit_log_records_the_dep
     audit = lab.cli("audit", "--json")
     actions = {entry["action"] for entry in json.loads(audit.stdout)}
     assert {"host.register", "release.create", "deployment.create"} <= actions
+    status = json.loads(lab.cli("lab", "status", "--dir", str(lab.root), "--json").stdout)
+    assert [(h["name"], h["agent"], h["engine"], h["edge"]) for h in status["hosts"]] == [
+        (name, True, True, "up") for name in ("h1", "h2", "h3")
+    ]
 
 
 def test_a_lock_refuses_deploys_a_queued_one_starts_at_unlock_and_deployments_are_listed(

@@ -6,12 +6,14 @@ import time
 
 import docker
 import pytest
-from lab_harness import Lab, current_version, wait_for
 
+from shipyard.host.store import HostStore
 from shipyard.lab import control_plane
 from shipyard.lab.hosts import start_agent
 from shipyard.lab.load import LoadGenerator
 from shipyard.lab.processes import alive, kill_now
+
+from .lab_harness import Lab, current_version, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -51,6 +53,13 @@ def test_an_agent_killed_mid_swap_converges_when_restarted(serving_lab: Lab) -> 
     assert _app_containers(host.docker_url) == _app_containers(host.docker_url, deployment.release)
     assert len(_app_containers(host.docker_url)) == 1
     assert load.stats.failed == 0, load.stats.failures
+    store = HostStore(host.home / "history.sqlite3")
+    try:
+        killed = [e for e in store.history("web") if e.release_id == deployment.release][-1]
+    finally:
+        store.close()
+    # The restarted agent recovered the swap it was killed in: undone before the switch, or finished after.
+    assert killed.status == "interrupted" or killed.message == "haproxy had already switched"
 
 
 def test_with_the_controller_stopped_mid_deployment_hosts_keep_serving_and_it_continues(

@@ -6,10 +6,11 @@ import threading
 import time
 
 import pytest
-from lab_harness import Lab, current_version, wait_for
 
 from shipyard.lab.fleet import lab_scale
 from shipyard.lab.load import LoadGenerator
+
+from .lab_harness import Lab, current_version, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -35,6 +35,7 @@ class FakeController:
     reachable: bool = True
     polls: list[tuple[int | None, float]] = field(default_factory=list)
     reports: list[AppReport] = field(default_factory=list)
+    failed_reports: int = 0
 
     def set_desired(self, *apps: DesiredApp) -> None:
         self.apps = list(apps)
@@ -48,6 +49,7 @@ class FakeController:
 
     def report(self, apps: list[AppReport], *, agent_version: str | None = None) -> ReportAck:
         if not self.reachable:
+            self.failed_reports += 1
             raise ControllerError("cannot reach the controller at http://fake (ConnectError).")
         self.reports.extend(apps)
         return ReportAck(host="h1", status="ready", received_at=datetime.now(UTC))

@@ -124,6 +124,7 @@ def test_reports_made_while_the_controller_is_away_are_sent_when_it_returns() ->
     loop = make_loop(controller, host, clock)
     loop.run_once()
     assert host.converged == ["r4"] and controller.last_report().outcome == "in_progress"
+    assert controller.failed_reports == 1  # the swap tried once, then stopped waiting on the controller
     controller.reachable = True
     loop.run_once()
     final = controller.last_report()

@@ -54,6 +54,7 @@ class AgentLoop:
         """One poll and whatever it asks for; None when the controller did not answer."""
         self.reports.flush()
         state = self._poll()
+        self.reports.offline = state is None
         if state is None:
             delay = self.backoff.next_delay()
             log.info("controller unreachable; keeps serving", retry_in=round(delay, 2))
@@ -81,7 +82,7 @@ class AgentLoop:
         for action in actions:
             if isinstance(action, Converge):
                 self.reports.put(app_report(action.desired, observed[action.desired.app], "in_progress"))
-        self.reports.flush()
+        self.reports.flush(force=False)
         for action in actions:
             if isinstance(action, Converge):
                 self._converge(action.desired, observed[action.desired.app])
@@ -91,7 +92,7 @@ class AgentLoop:
                 local = observed[action.desired.app]
                 self.reports.put(app_report(action.desired, local, "failed", message=action.last_error))
         self.retry_in = next_retry(plan_apps(apps, observed, self.failures, self.clock()))
-        self.reports.flush()
+        self.reports.flush(force=False)
 
     def _converge(self, desired: DesiredApp, before: LocalApp) -> None:
         reporter = StepReporter(self.reports, desired, before)

@@ -46,20 +46,27 @@ class ReportBuffer:
     controller: ControllerPort
     agent_version: str | None = None
     pending: dict[str, AppReport] = field(default_factory=dict)
+    offline: bool = False
 
     def put(self, report: AppReport) -> None:
         self.pending[report.app] = report
 
-    def flush(self) -> bool:
-        """Send what waits; True when the controller has it all (or nothing waited)."""
-        if not self.pending:
-            return True
+    def flush(self, *, force: bool = True) -> bool:
+        """Send what waits; True when the controller has it all (or nothing waited).
+
+        Without `force`, nothing is tried while the last attempt failed: a swap must not wait on an
+        unreachable controller at every step. The loop forces a try before each poll.
+        """
+        if not self.pending or (self.offline and not force):
+            return not self.pending
         reports = list(self.pending.values())
         try:
             self.controller.report(reports, agent_version=self.agent_version)
         except ControllerError as exc:
+            self.offline = True
             log.info("report deferred", reason=str(exc), apps=len(reports))
             return False
+        self.offline = False
         for report in reports:
             if self.pending.get(report.app) is report:
                 del self.pending[report.app]
@@ -81,7 +88,7 @@ class StepReporter:
         self.buffer.put(
             app_report(self.desired, self.local, "in_progress", step=name, message=step.describe())
         )
-        self.buffer.flush()
+        self.buffer.flush(force=False)
 
     def step_finished(self, step: Step, seconds: float, note: str) -> None:
         log.info("step done", app=self.desired.app, step=step.describe(), ms=round(seconds * 1000), note=note)
@@ -90,7 +97,7 @@ class StepReporter:
             # period starts now, while the old slot drains and stops.
             self.local = LocalApp(self.desired.release, running=True, healthy=True)
             self.buffer.put(app_report(self.desired, self.local, "in_progress", step="switch", message=note))
-            self.buffer.flush()
+            self.buffer.flush(force=False)
 
     def pull_progress(self, event: dict[str, Any]) -> None:
         pass

@@ -19,6 +19,7 @@ from shipyard.errors import ShipyardError
 from shipyard.lab import control_plane
 from shipyard.lab.edge import EdgeProxy
 from shipyard.lab.hosts import host_processes, new_host, start_host, stop_host
+from shipyard.lab.images import remove_lab_images
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import alive, stop_process
 from shipyard.lab.state import AppPlan, HostRecord, LabState, load_state
@@ -106,6 +107,7 @@ def lab_down(root: Path) -> None:
     attempt("edge", edge_of(state).stop)
     attempt("controller", lambda: stop_process(state.controller_pid))
     attempt("registry", lambda: stop_process(state.registry_pid))
+    attempt("images", lambda: remove_lab_images(state.image))
     shutil.rmtree(state.path, ignore_errors=True)
     if problems:
         raise ShipyardError("the lab was removed, with problems: " + "; ".join(problems))

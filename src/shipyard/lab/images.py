@@ -6,13 +6,15 @@ it never passes its health check).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import docker
 import docker.errors
 
 from shipyard.errors import RegistryError
-from shipyard.lab.engine import ensure_default_engine
+from shipyard.lab.engine import DEFAULT_SOCKET, engine_answers, ensure_default_engine
 from shipyard.lab.testapp import Behaviour, build_test_image
 
 LAB_IMAGES: dict[str, tuple[str, Behaviour]] = {
@@ -41,3 +43,17 @@ def push_lab_images(
     finally:
         client.close()
     return pushed
+
+
+def remove_lab_images(repository: str, tags: dict[str, tuple[str, Behaviour]] | None = None) -> None:
+    """Untag what push_lab_images built in the default engine (layers shared with others stay)."""
+    base_url = os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+    if not engine_answers(base_url):
+        return
+    client = docker.DockerClient(base_url=base_url)
+    try:
+        for tag in tags or LAB_IMAGES:
+            with contextlib.suppress(docker.errors.DockerException):
+                client.images.remove(f"{repository}:{tag}", noprune=False)
+    finally:
+        client.close()
