@@ -105,6 +105,7 @@ def test_rollback_to_a_warm_standby_is_only_a_switch() -> None:
     )
     plan = plan_swap(release("r1"), warm, SPEC, pull_allowed=False)
     assert kinds(plan) == [WaitHealthy, Switch, Drain, Stop]
+    assert plan.steps[0] == WaitHealthy("blue", release("r1"), warm=True)
     assert plan.steps[1] == Switch("blue", "green", release("r1"))
 
 

@@ -137,7 +137,7 @@ def _prepare_target(state: AppState, release: Release, target: Slot, pull_allowe
     occupant = state.container_in(target)
     if occupant is not None and occupant.release_id == release.id:
         # A warm standby of this very release: only the switch is needed.
-        return [WaitHealthy(target, release)]
+        return [WaitHealthy(target, release, warm=True)]
     steps: list[Step] = []
     if occupant is not None:
         steps.append(Remove(occupant.name, "the idle slot is needed for the new release"))

@@ -57,8 +57,11 @@ class Start:
 class WaitHealthy:
     slot: Slot
     release: Release
+    warm: bool = False  # a standby that has been serving health checks all along: one pass suffices
 
     def describe(self) -> str:
+        if self.warm:
+            return f"check that the warm standby in the {self.slot} slot answers its health check"
         return f"wait until the {self.slot} slot answers its health check"
 
 
