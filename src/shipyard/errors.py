@@ -14,6 +14,7 @@ with ``raise ... from exc``; the CLI maps them to exit codes and the HTTP API to
     │   ├── ProxyError                 exit 7   haproxy could not start or answer
     │   ├── BuildError                 exit 8   an image build or a git checkout failed
     │   └── ControllerError            exit 10  the fleet controller refused or is unreachable
+    │       └── ControllerAuthError    exit 10  the controller refused the token (401/403)
     ├── DeployFailedError              exit 9   the new release never became healthy; old one still serves
     ├── SecretError                    exit 11  a secret is missing, or a secrets file cannot be decrypted
     └── SecretLeakError                exit 12  a scan found a secret in an image layer
@@ -70,6 +71,10 @@ class BuildError(ExternalError):
 
 class ControllerError(ExternalError):
     exit_code = 10
+
+
+class ControllerAuthError(ControllerError):
+    """The controller answered but refused the token (HTTP 401 or 403), as opposed to being unreachable."""
 
 
 class DeployFailedError(ShipyardError):

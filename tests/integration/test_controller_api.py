@@ -175,7 +175,7 @@ def test_every_action_is_audited_with_actor_and_source(controller_harness: Harne
 
 
 def test_metrics_healthz_and_openapi(controller_harness: Harness) -> None:
-    controller_harness.add_agent("h1")
+    controller_harness.add_agent("h1").sync()  # converging until its first report
     assert controller_harness.http.get("/healthz").json() == {"status": "ok"}
     metrics = controller_harness.http.get("/metrics").text
     assert 'shipyard_hosts{status="ready"} 1.0' in metrics

@@ -5,8 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shipyard.controller.client import ControllerClient
-from shipyard.errors import ConfigError, ControllerError, LockedError, NotFoundError, ShipyardError
+from shipyard.controller.client import ControllerClient, PermissionDeniedError, TokenRejectedError
+from shipyard.errors import (
+    ConfigError,
+    ControllerAuthError,
+    ControllerError,
+    LockedError,
+    NotFoundError,
+    ShipyardError,
+)
 
 
 def client_answering(status: int, body: dict[str, str]) -> ControllerClient:
@@ -23,8 +30,8 @@ def client_answering(status: int, body: dict[str, str]) -> ControllerClient:
         (409, "LockedError", LockedError),
         (409, "ConflictError", ControllerError),
         (422, "ValidationError", ConfigError),
-        (401, "UnauthorizedError", ControllerError),
-        (403, "ForbiddenError", ControllerError),
+        (401, "UnauthorizedError", TokenRejectedError),
+        (403, "ForbiddenError", PermissionDeniedError),
         (500, "InternalError", ControllerError),
     ],
 )
@@ -53,3 +60,30 @@ def test_the_token_is_sent_as_bearer_and_never_in_the_url() -> None:
     ControllerClient("http://controller", "sya_secret", http=http).hosts()
     assert seen[0].headers["Authorization"] == "Bearer sya_secret"
     assert "sya_secret" not in str(seen[0].url)
+
+
+def test_refusals_are_told_apart_from_outages() -> None:
+    with pytest.raises(TokenRejectedError) as unauthorized:
+        client_answering(401, {"detail": "unknown token", "kind": "UnauthorizedError"}).hosts()
+    with pytest.raises(PermissionDeniedError) as forbidden:
+        client_answering(403, {"detail": "needs admin", "kind": "ForbiddenError"}).hosts()
+    assert isinstance(unauthorized.value, ControllerAuthError) and isinstance(
+        forbidden.value, ControllerAuthError
+    )
+    assert not isinstance(unauthorized.value, PermissionDeniedError)
+    assert "refused the token" in str(unauthorized.value)
+    with pytest.raises(ControllerError) as unavailable:
+        client_answering(503, {"detail": "database unavailable", "kind": "ControllerError"}).hosts()
+    assert not isinstance(unavailable.value, ControllerAuthError)
+
+
+def test_delete_host_sends_delete_to_the_host() -> None:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    http = httpx.Client(base_url="http://controller", transport=httpx.MockTransport(record))
+    ControllerClient("http://controller", "sya_x", http=http).delete_host("h1")
+    assert (seen[0].method, seen[0].url.path) == ("DELETE", "/api/v1/hosts/h1")

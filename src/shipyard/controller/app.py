@@ -7,18 +7,23 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import anyio.to_thread
 import structlog
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.controller import tokens
+from shipyard.controller.agent_auth import AgentTokenCache
 from shipyard.controller.api import admin, agent, deployments, errors, fleet, ops, releases
 from shipyard.controller.context import ControllerContext
-from shipyard.controller.db import Database
+from shipyard.controller.db import WORKER_THREADS, Database
+from shipyard.controller.desired_cache import DesiredCache
 from shipyard.controller.driver import Clock, RolloutDriver
 from shipyard.controller.metrics import ControllerMetrics
 from shipyard.controller.models import utcnow
 from shipyard.controller.notifier import ChangeNotifier
+from shipyard.controller.report_writer import BatchWriter
+from shipyard.controller.schemas.agent import ReportAck
 from shipyard.controller.settings import ControllerSettings
 
 log = structlog.get_logger("shipyard.controller")
@@ -29,7 +34,13 @@ def build_context(settings: ControllerSettings, clock: Clock) -> ControllerConte
     db = Database(settings.database_url)
     notifier = ChangeNotifier()
     driver = RolloutDriver(db, lost_after=settings.lost_after, clock=clock, on_change=notifier.notify)
-    return ControllerContext(settings, db, notifier, driver, ControllerMetrics(db), clock)
+    desired = DesiredCache(
+        db, notifier, max_age=settings.recheck_interval, presence=driver.presence, clock=clock
+    )
+    reports: BatchWriter[tuple[ReportAck, list[int]]] = BatchWriter(db)
+    return ControllerContext(
+        settings, db, notifier, driver, ControllerMetrics(db), clock, desired, AgentTokenCache(), reports
+    )
 
 
 def prepare_database(context: ControllerContext) -> None:
@@ -41,13 +52,18 @@ def prepare_database(context: ControllerContext) -> None:
                 log.info("bootstrap admin token stored")
 
 
+# Reports wake the loop; this gap between woken ticks lets a burst of reports share one tick.
+MIN_TICK_GAP_S = 0.2
+
+
 async def rollout_loop(context: ControllerContext) -> None:
     while True:
         try:
             await asyncio.to_thread(context.driver.tick)
         except Exception:  # the loop must outlive a database hiccup; the next tick retries
             log.exception("rollout tick failed")
-        await asyncio.sleep(context.settings.tick_interval)
+        await asyncio.sleep(min(MIN_TICK_GAP_S, context.settings.tick_interval))
+        await context.driver.wait_for_request(max(0.0, context.settings.tick_interval - MIN_TICK_GAP_S))
 
 
 def _lifespan(
@@ -55,8 +71,10 @@ def _lifespan(
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         await run_in_threadpool(prepare_database, context)
         context.notifier.bind(asyncio.get_running_loop())
+        context.driver.bind(asyncio.get_running_loop())
         task = asyncio.create_task(rollout_loop(context), name="shipyard-rollout-loop")
         try:
             yield
@@ -64,6 +82,12 @@ def _lifespan(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await context.desired.close()
+            await context.reports.close()
+            try:
+                await run_in_threadpool(context.driver.flush_presence)
+            except Exception:  # a database gone at shutdown loses at most a few seconds of last_seen
+                log.exception("storing last_seen at shutdown failed")
             context.db.dispose()
 
     return lifespan

@@ -1,7 +1,9 @@
 """A typed HTTP client for the controller API, used by the CLI and the agent.
 
-Every failure is translated here, in one place: unreachable or 5xx -> ControllerError, 404 ->
-NotFoundError, 409 for a held deployment or lock -> LockedError, 422 -> ConfigError.
+Every failure is translated here, in one place: unreachable or 5xx -> ControllerError, 401 ->
+TokenRejectedError and 403 -> PermissionDeniedError (both ControllerAuthError, so callers can tell a
+refusal from an outage), 404 -> NotFoundError, 409 for a held deployment or lock -> LockedError,
+422 -> ConfigError.
 """
 
 from __future__ import annotations
@@ -16,10 +18,25 @@ from shipyard.controller.schemas.agent import AgentRegistered, AppReport, Desire
 from shipyard.controller.schemas.deployments import DeploymentOut
 from shipyard.controller.schemas.fleet import HostOut
 from shipyard.controller.schemas.releases import ReleaseOut
-from shipyard.errors import ConfigError, ControllerError, LockedError, NotFoundError, ShipyardError
+from shipyard.errors import (
+    ConfigError,
+    ControllerAuthError,
+    ControllerError,
+    LockedError,
+    NotFoundError,
+    ShipyardError,
+)
 
 Model = TypeVar("Model", bound=BaseModel)
 API = "/api/v1"
+
+
+class TokenRejectedError(ControllerAuthError):
+    """HTTP 401: the token is missing, unknown, revoked or expired (or the host was removed)."""
+
+
+class PermissionDeniedError(ControllerAuthError):
+    """HTTP 403: the token is valid but may not do this."""
 
 
 def error_for(response: httpx.Response) -> ShipyardError:
@@ -35,8 +52,10 @@ def error_for(response: httpx.Response) -> ShipyardError:
         return LockedError(message)
     if response.status_code == 422:
         return ConfigError(message)
-    if response.status_code in (401, 403):
-        return ControllerError(f"the controller refused the token: {message}")
+    if response.status_code == 401:
+        return TokenRejectedError(f"the controller refused the token: {message}")
+    if response.status_code == 403:
+        return PermissionDeniedError(f"the controller refused the token: {message}")
     return ControllerError(f"the controller answered HTTP {response.status_code}: {message}")
 
 
@@ -140,6 +159,10 @@ class ControllerClient:
     # fleet and administration
     def hosts(self, group: str | None = None) -> list[HostOut]:
         return self._many(HostOut, "/hosts", group=group)
+
+    def delete_host(self, name: str) -> None:
+        """Forget the host and revoke its agent token (admin)."""
+        self._call("DELETE", f"/hosts/{name}")
 
     def lock(self, app: str, environment: str, reason: str) -> LockOut:
         return self._one(

@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from shipyard.controller.agent_auth import AgentTokenCache
 from shipyard.controller.db import Database
+from shipyard.controller.desired_cache import DesiredCache
 from shipyard.controller.driver import Clock, RolloutDriver
 from shipyard.controller.metrics import ControllerMetrics
 from shipyard.controller.notifier import ChangeNotifier
+from shipyard.controller.presence import Presence
+from shipyard.controller.report_writer import BatchWriter
+from shipyard.controller.schemas.agent import ReportAck
 from shipyard.controller.settings import ControllerSettings
 
 
@@ -20,6 +25,13 @@ class ControllerContext:
     driver: RolloutDriver
     metrics: ControllerMetrics
     clock: Clock
+    desired: DesiredCache
+    agent_tokens: AgentTokenCache
+    reports: BatchWriter[tuple[ReportAck, list[int]]]
+
+    @property
+    def presence(self) -> Presence:
+        return self.driver.presence
 
     def now(self) -> datetime:
         return self.clock()

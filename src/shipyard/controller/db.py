@@ -1,12 +1,18 @@
 """Engine, sessions and schema upgrades for SQLite and PostgreSQL.
 
-On SQLite every write transaction starts with BEGIN IMMEDIATE: with several threads writing
-(requests, the rollout loop), a deferred transaction that later upgrades to a write lock can fail
-at once instead of waiting for the busy timeout.
+SQLite has one writer at a time. Write transactions of this process are serialized by an in-process
+lock, so threads queue in Python instead of spinning in SQLite's busy handler; each still starts with
+BEGIN IMMEDIATE, which keeps another process sharing the file (or a deferred upgrade) from failing at
+once. WAL mode lets readers proceed while a write runs; synchronous=NORMAL is durable across process
+crashes in WAL mode and saves an fsync per commit.
+
+The connection pool is sized to the worker threads that may touch the database at once, so a request
+never queues for a connection behind long waits (long-polls hold no connection while they wait).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from shipyard.errors import ControllerError
 
 SQLITE_BUSY_TIMEOUT_S = 30
+# Worker threads of the app (anyio's threadpool, set at startup) and the pool that serves them; a few
+# extra connections for the rollout loop and the scrape-time metrics collector.
+WORKER_THREADS = 40
+POOL_SIZE = WORKER_THREADS + 4
+POOL_OVERFLOW = 8
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -28,6 +39,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -38,12 +50,15 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        pool: dict[str, Any] = {}
+        if ":memory:" not in url and url.rstrip("/") != "sqlite:":
+            pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
         engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **pool
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 class Database:
@@ -54,6 +69,8 @@ class Database:
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
+        # SQLite: one write transaction at a time in this process (reentrant for nested helpers).
+        self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -62,7 +79,11 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back when it raises."""
-        with self._writer() as session, session.begin():
+        if self._write_lock is None:
+            with self._writer() as session, session.begin():
+                yield session
+            return
+        with self._write_lock, self._writer() as session, session.begin():
             yield session
 
     @contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -44,15 +44,6 @@ def choose_release(
     return Choice(current_release, None) if current_release is not None else None
 
 
-def _in_started_wave(session: Session, deployment: Deployment, host_id: int) -> bool:
-    wave = session.scalar(
-        select(DeploymentHost.wave).where(
-            DeploymentHost.deployment_id == deployment.id, DeploymentHost.host_id == host_id
-        )
-    )
-    return wave is not None and 0 < wave <= deployment.current_wave
-
-
 def _latest_started(session: Session, app_id: int, environment_id: int) -> Deployment | None:
     query = (
         select(Deployment)
@@ -66,24 +57,92 @@ def _latest_started(session: Session, app_id: int, environment_id: int) -> Deplo
     return session.scalar(query.limit(1))
 
 
-def desired_choices(session: Session, host: Host) -> list[Choice]:
-    environment = session.scalar(select(Environment).where(Environment.name == host.group))
+@dataclass(frozen=True)
+class AppPlan:
+    """One app's latest started deployment in a group, with every host's wave in it."""
+
+    status: str
+    release_id: int
+    deployment_id: int
+    current_wave: int
+    current_release: int | None
+    waves: dict[int, int]
+
+    def choice_for(self, host_id: int) -> Choice | None:
+        wave = self.waves.get(host_id)
+        in_wave = wave is not None and 0 < wave <= self.current_wave
+        return choose_release(self.status, self.release_id, self.deployment_id, self.current_release, in_wave)
+
+
+@dataclass
+class GroupPlan:
+    """Everything the desired state of any host in one group depends on, read in one short transaction.
+
+    Per-host answers are derived in memory, so all long-polls of a group share one database read.
+    """
+
+    group: str
+    apps: list[AppPlan]
+    releases: dict[int, DesiredApp]
+    _answers: dict[tuple[int, str], DesiredState] = field(default_factory=dict, compare=False, repr=False)
+
+    def for_host(self, host_id: int, host_name: str) -> DesiredState:
+        key = (host_id, host_name)
+        answer = self._answers.get(key)
+        if answer is None:
+            apps = []
+            for plan in self.apps:
+                choice = plan.choice_for(host_id)
+                if choice is not None:
+                    template = self.releases[choice.release_id]
+                    apps.append(template.model_copy(update={"deployment_id": choice.deployment_id}))
+            answer = DesiredState(host=host_name, group=self.group, version=version_of(apps), apps=apps)
+            self._answers[key] = answer
+        return answer
+
+
+def _release_template(release: Release) -> DesiredApp:
+    return DesiredApp(
+        app=release.app.name,
+        release_id=release.id,
+        release=release_name(release.id),
+        image=release.image,
+        digest=release.digest,
+        spec=release.spec,
+        deployment_id=None,
+    )
+
+
+def group_plan(session: Session, group: str) -> GroupPlan:
+    environment = session.scalar(select(Environment).where(Environment.name == group))
     if environment is None:
-        return []
+        return GroupPlan(group, [], {})
     app_ids = session.scalars(
         select(Deployment.app_id).where(Deployment.environment_id == environment.id).distinct()
     ).all()
-    choices = []
+    apps: list[AppPlan] = []
+    releases: dict[int, DesiredApp] = {}
     for app_id in sorted(app_ids):
         latest = _latest_started(session, app_id, environment.id)
         if latest is None:
             continue
         current = current_release_id(session, app_id, environment.id)
-        in_wave = _in_started_wave(session, latest, host.id)
-        choice = choose_release(latest.status, latest.release_id, latest.id, current, in_wave)
-        if choice is not None:
-            choices.append(choice)
-    return choices
+        rows = session.execute(
+            select(DeploymentHost.host_id, DeploymentHost.wave).where(
+                DeploymentHost.deployment_id == latest.id
+            )
+        ).all()
+        waves = {host_id: wave for host_id, wave in rows}
+        apps.append(AppPlan(latest.status, latest.release_id, latest.id, latest.current_wave, current, waves))
+        for release_id in (latest.release_id, current):
+            if release_id is not None and release_id not in releases:
+                releases[release_id] = _release_template(session.get_one(Release, release_id))
+    return GroupPlan(group, apps, releases)
+
+
+def desired_choices(session: Session, host: Host) -> list[Choice]:
+    plan = group_plan(session, host.group)
+    return [choice for app in plan.apps if (choice := app.choice_for(host.id)) is not None]
 
 
 def version_of(apps: list[DesiredApp]) -> int:
@@ -93,18 +152,4 @@ def version_of(apps: list[DesiredApp]) -> int:
 
 
 def desired_state(session: Session, host: Host) -> DesiredState:
-    apps = []
-    for choice in desired_choices(session, host):
-        release = session.get_one(Release, choice.release_id)
-        apps.append(
-            DesiredApp(
-                app=release.app.name,
-                release_id=release.id,
-                release=release_name(release.id),
-                image=release.image,
-                digest=release.digest,
-                spec=release.spec,
-                deployment_id=choice.deployment_id,
-            )
-        )
-    return DesiredState(host=host.name, group=host.group, version=version_of(apps), apps=apps)
+    return group_plan(session, host.group).for_host(host.id, host.name)

@@ -1,12 +1,18 @@
-"""Drives the rollout engine from the database: on a timer and right after each agent report.
+"""Drives the rollout engine from the database: on a timer, and soon after agent reports ask for it.
 
 Every tick is one transaction that loads the state, asks the pure engine what happens now and stores
-the answer. Nothing lives only in memory, so a restarted controller simply carries on.
+the answer. Rollout state never lives only in memory, so a restarted controller simply carries on.
+Agent reports do not tick inline: they store the report and call request_tick(), which wakes the
+background loop; many reports arriving together are thus handled by one tick. The tick also stores
+the agents' in-memory last_seen times (Presence) in one batch every `flush_interval` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -16,6 +22,7 @@ from sqlalchemy.orm import Session
 from shipyard.controller import deployments, hosts
 from shipyard.controller.db import Database
 from shipyard.controller.models import Deployment, Host, HostApp
+from shipyard.controller.presence import Presence
 from shipyard.controller.rollout import ACTIVE, HostView, advance
 from shipyard.controller.rollout_store import report_of, state_of, store_state
 
@@ -24,26 +31,79 @@ Clock = Callable[[], datetime]
 
 class RolloutDriver:
     def __init__(
-        self, db: Database, *, lost_after: float, clock: Clock, on_change: Callable[[], None]
+        self,
+        db: Database,
+        *,
+        lost_after: float,
+        clock: Clock,
+        on_change: Callable[[], None],
+        presence: Presence | None = None,
+        flush_interval: float = 2.0,
     ) -> None:
         self._db, self._lost_after, self._clock, self._on_change = db, lost_after, clock, on_change
+        self.presence = presence or Presence()
+        self._flush_interval = flush_interval
+        self._flushed_at = time.monotonic()
         # One tick at a time in this process; across processes the row locks of PostgreSQL (and the
         # single writer of SQLite) keep ticks apart.
         self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
 
-    def tick(self, *, app_id: int | None = None) -> bool:
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop, self._wakeup = loop, asyncio.Event()
+
+    def request_tick(self) -> None:
+        """Ask the background loop for a tick soon; safe from any thread, cheap to call per report."""
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wakeup.set)
+
+    async def wait_for_request(self, timeout: float) -> None:
+        """Returns after `timeout` seconds, or earlier when request_tick() was called."""
+        if self._wakeup is None:
+            await asyncio.sleep(timeout)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        self._wakeup.clear()
+
+    def tick(self, *, app_id: int | None = None, flush: bool = False) -> bool:
         """Advance every active deployment (or only `app_id`'s); True when anything changed."""
         with self._lock:
             now = self._clock()
-            with self._db.transaction() as session:
-                changed = bool(hosts.mark_lost(session, now=now, lost_after=self._lost_after))
-                changed |= self._advance_all(session, now, app_id)
-                if deployments.start_queued(session, now):
-                    changed = True
-                    self._advance_all(session, now, app_id)
+            due = flush or time.monotonic() - self._flushed_at >= self._flush_interval
+            pending = self.presence.take_pending() if due else {}
+            try:
+                with self._db.transaction() as session:
+                    hosts.store_last_seen(session, pending)
+                    lost = hosts.mark_lost(
+                        session, now=now, lost_after=self._lost_after, seen=self.presence.latest()
+                    )
+                    changed = bool(lost)
+                    changed |= self._advance_all(session, now, app_id)
+                    if deployments.start_queued(session, now):
+                        changed = True
+                        self._advance_all(session, now, app_id)
+            except BaseException:
+                self.presence.restore(pending)
+                raise
+            if due:
+                self._flushed_at = time.monotonic()
         if changed:
             self._on_change()
         return changed
+
+    def flush_presence(self) -> None:
+        """Store the pending last_seen times now (at shutdown)."""
+        pending = self.presence.take_pending()
+        try:
+            with self._db.transaction() as session:
+                hosts.store_last_seen(session, pending)
+        except BaseException:
+            self.presence.restore(pending)
+            raise
 
     def _advance_all(self, session: Session, now: datetime, app_id: int | None) -> bool:
         query = select(Deployment).where(Deployment.status.in_(ACTIVE)).order_by(Deployment.id)

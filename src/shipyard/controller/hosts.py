@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from shipyard.controller import audit, catalog
 from shipyard.controller.errors import ConflictError, UnauthorizedError
-from shipyard.controller.models import Host, HostApp
+from shipyard.controller.models import Host, HostApp, UtcDateTime
 from shipyard.controller.schemas.agent import AgentRegister, AppReport, DesiredState
 from shipyard.controller.tokens import AGENT_PREFIX, consume_join_token, hash_token, new_token
 from shipyard.errors import NotFoundError
@@ -34,7 +34,7 @@ def register_host(
         address=body.address,
         labels=dict(body.labels),
         group=join.group,
-        status=READY,
+        status=CONVERGING,  # until its first report says it runs what it should
         last_seen=now,
         agent_version=body.agent_version,
         token_hash=hash_token(agent_token),
@@ -114,9 +114,33 @@ def converged_status(host: Host, desired: DesiredState) -> str:
     return READY
 
 
-def mark_lost(session: Session, *, now: datetime, lost_after: float) -> list[Host]:
+def store_last_seen(session: Session, seen: Mapping[int, datetime]) -> None:
+    """Store a batch of in-memory last_seen times: one executemany UPDATE, never moving a time back.
+
+    A host marked lost that was seen again comes back as converging, as touch() does.
+    """
+    if not seen:
+        return
+    table = Host.metadata.tables[Host.__tablename__]
+    at = bindparam("seen_at", type_=UtcDateTime())
+    params = [{"host": host_id, "seen_at": when} for host_id, when in sorted(seen.items())]
+    session.execute(
+        update(table).where(table.c.id == bindparam("host"), table.c.last_seen < at).values(last_seen=at),
+        params,
+    )
+    session.execute(
+        update(table).where(table.c.id.in_(list(seen)), table.c.status == LOST).values(status=CONVERGING)
+    )
+
+
+def mark_lost(
+    session: Session, *, now: datetime, lost_after: float, seen: Mapping[int, datetime] | None = None
+) -> list[Host]:
+    """Hosts silent for `lost_after`; `seen` holds in-memory last_seen times not stored yet."""
     cutoff = now - timedelta(seconds=lost_after)
-    silent = session.scalars(select(Host).where(Host.status != LOST, Host.last_seen < cutoff)).all()
+    recent = seen or {}
+    candidates = session.scalars(select(Host).where(Host.status != LOST, Host.last_seen < cutoff)).all()
+    silent = [host for host in candidates if not (host.id in recent and recent[host.id] >= cutoff)]
     for host in silent:
         host.status = LOST
         audit.record(session, actor=audit.CONTROLLER_ACTOR, action="host.lost", target=host.name)

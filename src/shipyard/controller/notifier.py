@@ -1,29 +1,39 @@
 """Wakes this process's waiting long-polls when the desired state may have changed.
 
-Callers take a snapshot before reading the database and wait on that snapshot afterwards, so a
-change committed in between is never missed. Waiters also time out and re-read the database, which
-covers changes made by another controller process.
+Callers take a snapshot before reading the state and wait on that snapshot afterwards, so a change
+committed in between is never missed. Waiters also time out and re-check, which covers changes made
+by another controller process. `generation` counts notifications; the desired-state cache keys on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 
 class ChangeNotifier:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
+        self._generation = 0
+        self._counter_lock = threading.Lock()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop, self._event = loop, asyncio.Event()
+
+    @property
+    def generation(self) -> int:
+        """Bumped at once (in the notifying thread) by every notify()."""
+        return self._generation
 
     def snapshot(self) -> asyncio.Event | None:
         return self._event
 
     def notify(self) -> None:
         """Safe to call from any thread."""
+        with self._counter_lock:
+            self._generation += 1
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop is shutting down; nobody waits anymore

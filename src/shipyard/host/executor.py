@@ -199,7 +199,9 @@ class Executor:
         spec = spec_from_snapshot(step.release.spec)
         name = container_name(self.app, step.release.id, step.slot)
         url = f"http://{spec.bind}:{spec.slot_ports[step.slot]}{spec.healthcheck.path}"
-        check = spec.healthcheck.model_copy(update={"healthy_threshold": 1}) if step.warm else spec.healthcheck
+        check = spec.healthcheck
+        if step.warm:
+            check = check.model_copy(update={"healthy_threshold": 1})
         result = wait_healthy(url, check, lambda: self.context.engine.status(name))
         if not result.healthy:
             logs = mask(self.context.engine.logs(name, tail=20)).strip()

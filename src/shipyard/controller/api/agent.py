@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from shipyard.controller import hosts
 from shipyard.controller.api.deps import Agent, Context, Credentials, bearer_token, source_ip
-from shipyard.controller.context import ControllerContext
-from shipyard.controller.desired import desired_state
+from shipyard.controller.desired import GroupPlan
 from shipyard.controller.schemas.agent import (
     AgentRegister,
     AgentRegistered,
@@ -38,16 +38,6 @@ def register(
     return answer
 
 
-def _load_desired(context: ControllerContext, host_id: int, *, touch: bool) -> DesiredState:
-    if not touch:
-        with context.db.read() as session:
-            return desired_state(session, hosts.agent_host(session, host_id))
-    with context.db.transaction() as session:
-        host = hosts.agent_host(session, host_id)
-        hosts.touch(host, context.now())
-        return desired_state(session, host)
-
-
 @router.get("/agent/desired", summary="The host's desired state; long-polls while it equals ?version")
 async def desired(
     agent: Agent,
@@ -55,33 +45,43 @@ async def desired(
     wait: Annotated[float, Query(ge=0, le=300, description="seconds to wait for a change")] = 0.0,
     version: Annotated[int | None, Query(description="the version the agent already has")] = None,
 ) -> DesiredState:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + min(wait, context.settings.max_wait)
-    # A waiting agent is alive: refresh last_seen often enough that a long wait never looks like silence.
-    touch_every = context.settings.lost_after / 3
-    last_touch: float | None = None
-    while True:
-        snapshot = context.notifier.snapshot()
-        touch = last_touch is None or loop.time() - last_touch >= touch_every
-        state = await run_in_threadpool(_load_desired, context, agent.host_id, touch=touch)
-        last_touch = loop.time() if touch else last_touch
-        remaining = deadline - loop.time()
-        if version is None or state.version != version or remaining <= 0:
-            return state
-        await context.notifier.wait(snapshot, min(remaining, context.settings.recheck_interval, touch_every))
+    """Waits without a database connection or a worker thread: the answer comes from the group's plan,
+    computed once per change (or per recheck interval) and shared by every waiting agent of the group."""
+    context.presence.seen(agent.host_id, context.now())  # the agent is alive
+    plan = await context.desired.plan(agent.group)
+    state = plan.for_host(agent.host_id, agent.host)
+    timeout = min(wait, context.settings.max_wait)
+    if version is None or state.version != version or timeout <= 0:
+        return state
+    changed = await context.desired.wait_for_change(agent.group, agent.host_id, agent.host, version, timeout)
+    if changed is not None:
+        return changed
+    final = (await context.desired.plan(agent.group)).for_host(agent.host_id, agent.host)
+    context.presence.seen(agent.host_id, context.now())
+    return final
+
+
+def _store_report(
+    session: Session, host_id: int, body: AgentReport, plan: GroupPlan, now: datetime
+) -> tuple[ReportAck, list[int]]:
+    """The report rows, the agent version and the host's status; part of a batch's short transaction."""
+    host = hosts.agent_host(session, host_id)
+    if body.agent_version:
+        host.agent_version = body.agent_version
+    app_ids = hosts.record_report(session, host, body.apps, now=now)
+    session.flush()
+    host.status = hosts.converged_status(host, plan.for_host(host.id, host.name))
+    return ReportAck(host=host.name, status=host.status, received_at=now), app_ids
 
 
 @router.post("/agent/report", summary="Report per-app progress and health")
-def report(body: AgentReport, agent: Agent, context: Context) -> ReportAck:
+async def report(body: AgentReport, agent: Agent, context: Context) -> ReportAck:
     now = context.now()
-    with context.db.transaction() as session:
-        host = hosts.agent_host(session, agent.host_id)
-        if body.agent_version:
-            host.agent_version = body.agent_version
-        app_ids = hosts.record_report(session, host, body.apps, now=now)
-        session.flush()
-        host.status = hosts.converged_status(host, desired_state(session, host))
-        answer = ReportAck(host=host.name, status=host.status, received_at=now)
-    for app_id in sorted(set(app_ids)):
-        context.driver.tick(app_id=app_id)
+    plan = await context.desired.plan(agent.group)
+    answer, app_ids = await context.reports.submit(
+        functools.partial(_store_report, host_id=agent.host_id, body=body, plan=plan, now=now)
+    )
+    context.presence.seen(agent.host_id, now)
+    if app_ids:
+        context.driver.request_tick()  # the background loop advances the deployments, once per burst
     return answer

@@ -8,7 +8,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
+from shipyard.controller.agent_auth import KnownAgent
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.errors import ForbiddenError, UnauthorizedError
 from shipyard.controller.hosts import find_agent_host
@@ -38,6 +40,7 @@ class AgentCaller:
     host_id: int
     host: str
     source_ip: str | None
+    group: str = ""
 
 
 def source_ip(request: Request) -> str | None:
@@ -65,11 +68,22 @@ def require(role: str) -> Callable[[Request, ControllerContext, HTTPAuthorizatio
     return dependency
 
 
-def require_agent(request: Request, context: Context, credentials: Credentials) -> AgentCaller:
-    token = bearer_token(credentials)
+def _lookup_agent(context: ControllerContext, token: str) -> KnownAgent:
     with context.db.read() as session:
         host = find_agent_host(session, token)
-        return AgentCaller(host_id=host.id, host=host.name, source_ip=source_ip(request))
+        return KnownAgent(host_id=host.id, host=host.name, group=host.group)
+
+
+async def require_agent(request: Request, context: Context, credentials: Credentials) -> AgentCaller:
+    """The calling host; agent tokens are remembered briefly, so the hot path reads no database."""
+    token = bearer_token(credentials)
+    known = context.agent_tokens.get(token)
+    if known is None:
+        known = await run_in_threadpool(_lookup_agent, context, token)
+        context.agent_tokens.put(token, known)
+    return AgentCaller(
+        host_id=known.host_id, host=known.host, source_ip=source_ip(request), group=known.group
+    )
 
 
 Viewer = Annotated[Caller, Depends(require("viewer"))]

@@ -82,8 +82,12 @@ def get_host(name: str, _caller: Viewer, context: Context) -> HostOut:
 @router.delete("/hosts/{name}", status_code=204, summary="Forget a host and revoke its agent token (admin)")
 def delete_host(name: str, caller: Admin, context: Context) -> None:
     with context.db.transaction() as session:
-        session.delete(hosts.find_host(session, name))
+        host = hosts.find_host(session, name)
+        host_id = host.id
+        session.delete(host)
         audit.record(
             session, actor=caller.name, action="host.delete", target=name, source_ip=caller.source_ip
         )
+    context.agent_tokens.forget_host(host_id)  # its agent token stops working at once
+    context.presence.forget(host_id)
     context.driver.tick()
