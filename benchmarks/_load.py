@@ -442,6 +442,16 @@ def stop_reapers(home: Path) -> int:
     return stopped
 
 
+def describe_run() -> str:
+    """One line for the top of a benchmark's output: the code measured and how busy the machine is."""
+    root = Path(__file__).resolve().parent.parent
+    commit = run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], check=False).strip() or "unknown"
+    dirty = run(["git", "-C", str(root), "status", "--porcelain", "--", "src"], check=False).strip()
+    changes = f" + uncommitted changes in {len(dirty.splitlines())} src files" if dirty else ""
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"shipyard at {commit}{changes}; {os.cpu_count()} CPUs; load average {load}"
+
+
 def fmt_ms(seconds: float) -> str:
     if seconds != seconds:  # NaN
         return "-"
@@ -505,13 +515,17 @@ def lab(prefix: str) -> Iterator[Lab]:
 
 
 def _remove_images(docker_url: str, images: TestImages) -> None:
+    """Untag this run's references only: builds are reproducible, so other users' tags may share the ids."""
     import docker
     import docker.errors
 
     client = docker.DockerClient(base_url=docker_url)
     try:
         for image in client.images.list(name=images.repository):
-            with contextlib.suppress(docker.errors.DockerException):
-                client.images.remove(image.id, force=True)
+            references = (image.attrs.get("RepoTags") or []) + (image.attrs.get("RepoDigests") or [])
+            for reference in references:
+                if reference.startswith((f"{images.repository}:", f"{images.repository}@")):
+                    with contextlib.suppress(docker.errors.DockerException):
+                        client.images.remove(reference)
     finally:
         client.close()

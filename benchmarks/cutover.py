@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import yaml
-from _load import Lab, Load, LoadResult, lab, percentile, print_table, stop_reapers, wait_http
+from _load import Lab, Load, LoadResult, describe_run, lab, percentile, print_table, stop_reapers, wait_http
 
 from shipyard.adapters.haproxy import HaproxyRuntime
 from shipyard.lab.fixtures import AppHome, unique_name
@@ -239,7 +239,7 @@ def main() -> int:
     if args.quick:
         args.deploys, args.rollbacks, args.direct = 5, 5, 50
     started = time.monotonic()
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(describe_run())
     with lab("cutover") as the_lab:
         cut_rows, cut_notes = deploy_timings(the_lab, args.deploys, args.concurrency)
         back_rows, direct_rows, back_notes = rollback_timings(

@@ -16,9 +16,17 @@ which the failed request started.
 
 Swarm and 127.0.0.1: a swarm `--publish mode=host` port is bound on every address (a service port has no
 host-IP field), so the swarm service here runs on the host network with the app bound to 127.0.0.1 instead:
-the same one-port-per-host constraint, hence stop-first (start-first would need the port twice).
+the same one-port-per-host constraint, hence stop-first (with start-first the new task cannot bind the
+port, exits, and swarm pauses the update).
 
-Usage: .venv/bin/python benchmarks/deploy_under_load.py [--quick] [--cycles 20] [--alt-cycles 5]
+For shipyard the script also watches haproxy: backend counters (retries, redispatches, errors), its
+process ids (a swap must not reload or restart it) and every change of the slot servers' status.
+`--stall S [S ...]` runs only a different experiment: no swap, the serving container is frozen with
+`docker pause` for S seconds under keep-alive load, to show what haproxy's health checks make of a
+stalled app.
+
+Usage: .venv/bin/python benchmarks/deploy_under_load.py [--quick] [--cycles 20] [--alt-cycles 5] [--save F]
+       .venv/bin/python benchmarks/deploy_under_load.py --stall 4 6 8
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from _load import (
     Swap,
     attribute,
     completions_per_second,
+    describe_run,
     error_window,
     fmt_ms,
     free_port_block,
@@ -143,7 +152,7 @@ class Shipyard:
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
-        root = lab.work / "shipyard"
+        root = lab.work / unique_name("shipyard-")
         root.mkdir()
         self.home = AppHome(
             root=root, docker_url=lab.docker_url, registry=lab.registry, app=unique_name("bench")
@@ -445,10 +454,10 @@ def report(measurements: list[Measurement], concurrency: int) -> None:
     ]  # fmt: skip
     print_table(f"Requests during swaps, {concurrency} concurrent clients (one run)", headers, rows)
 
-    kinds = []
+    kinds: list[list[str]] = []
     for m in measurements:
         if m.load.failed:
-            phases = Counter(
+            by_phase = Counter(
                 swap.phase_at(start)
                 for swap, group in zip(m.swaps, m.groups, strict=True)
                 for start, _, _ in group
@@ -458,13 +467,13 @@ def report(measurements: list[Measurement], concurrency: int) -> None:
                     m.contender,
                     m.mode,
                     ", ".join(f"{k}: {v}" for k, v in m.load.failure_kinds().most_common()),
-                    ", ".join(f"{k}: {v}" for k, v in phases.most_common()),
+                    ", ".join(f"{k}: {v}" for k, v in by_phase.most_common()),
                 ]
             )
     if kinds:
         print_table("Failed requests by kind, and by swap phase in which they started", [
             "contender", "client mode", "kinds", "phase at request start"], kinds)  # fmt: skip
-    phases = []
+    phases: list[list[str]] = []
     for m in measurements:
         steps = ", ".join(
             f"{name} {seconds * 1000:.0f}" for name, seconds in phase_durations(m.swaps).items()
@@ -472,7 +481,7 @@ def report(measurements: list[Measurement], concurrency: int) -> None:
         phases.append([m.contender, m.mode, steps])
     print_table("Median time in each swap phase (ms), up to the new version answering", [
         "contender", "client mode", "phases"], phases)  # fmt: skip
-    counters = []
+    counters: list[list[str]] = []
     for m in measurements:
         proxy = ", ".join(f"{k} {v}" for k, v in m.proxy.items()) if m.proxy else ""
         tcp = ", ".join(f"{k} {v}" for k, v in m.tcp.items())
@@ -534,6 +543,56 @@ def save(measurements: list[Measurement], path: str) -> None:
     Path(path).write_text(json.dumps(document, indent=1))
 
 
+def stall_experiment(the_lab: Lab, seconds: list[float], concurrency: int) -> None:
+    """No swap: freeze the serving container (`docker pause`) for S seconds under keep-alive load.
+
+    Shows what haproxy's health checks make of an app that stalls (a GC pause, CPU starvation): the
+    requests in flight wait, and if the checks mark the only serving slot DOWN, everyone gets a 503
+    until the checks see it up again.
+    """
+    rows = []
+    for stall in seconds:
+        contender = Shipyard(the_lab)
+        try:
+            contender.setup()
+            container = the_lab.docker(
+                "ps", "-q", "--filter", f"label=shipyard.app={contender.home.app}"
+            ).split()[0]
+            with Load(contender.address, "keep-alive", concurrency) as load:
+                time.sleep(3.0)
+                the_lab.docker("pause", container)
+                paused = time.monotonic()
+                time.sleep(stall)
+                the_lab.docker("unpause", container)
+                resumed = time.monotonic()
+                time.sleep(6.0)
+                result = load.stop()
+            changes = contender.watcher.between(paused - 1, resumed + 6)
+            states = "; ".join(f"+{(at - paused):.1f} s {slot} {state}" for at, slot, state in changes)
+            failed = ", ".join(f"{k}: {v}" for k, v in result.failure_kinds().most_common()) or "0"
+            window = ""
+            if result.failures:
+                first = min(start for start, _, _ in result.failures) - resumed
+                last = max(end for _, end, _ in result.failures) - resumed
+                window = f"{first:+.1f} s .. {last:+.1f} s"
+            longest = max(result.ok_latencies, default=float("nan"))
+            rows.append([f"{stall:g}", str(result.total), failed, window, fmt_ms(longest), states])
+        finally:
+            contender.teardown()
+    print_table(
+        f"Serving container paused for S seconds under {concurrency} keep-alive clients (no swap)",
+        [
+            "stall s",
+            "requests",
+            "failed",
+            "failures, from the unpause",
+            "max ms",
+            "slot states, from the pause",
+        ],
+        rows,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -554,7 +613,15 @@ def main() -> int:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--save", help="write failures and swap timelines to this JSON file")
     parser.add_argument("--quick", action="store_true", help="3 shipyard cycles, 1 for each alternative")
+    parser.add_argument(
+        "--stall", type=float, nargs="+", metavar="S", help="only the app-stall experiment (docker pause S s)"
+    )
     args = parser.parse_args()
+    if args.stall:
+        print(describe_run())
+        with lab("stall") as the_lab:
+            stall_experiment(the_lab, args.stall, 10)
+        return 0
     if args.quick:
         args.cycles, args.alt_cycles = 3, 1
     chosen = args.only.split(",")
@@ -564,7 +631,7 @@ def main() -> int:
     }  # fmt: skip
     measurements: list[Measurement] = []
     started = time.monotonic()
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(describe_run())
     with lab("load") as the_lab:
         print(
             f"images {the_lab.images.ref('v1')} and :v2; {args.concurrency} clients; modes {', '.join(modes)}"
