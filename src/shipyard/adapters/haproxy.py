@@ -114,18 +114,20 @@ class HaproxyRuntime:
     def has_backend(self, backend: str) -> bool:
         return any(line.strip() == backend for line in self.execute("show backend").splitlines())
 
-    def switch(self, backend: str, to_slot: str, from_slot: str | None) -> None:
-        """Make `to_slot` serve, then put `from_slot` in drain, in one runtime-API batch."""
-        commands = [
+    def switch(
+        self, backend: str, to_slot: str, from_slot: str | None, address: tuple[str, int] | None = None
+    ) -> None:
+        """Point `to_slot` at `address`, make it serve, then drain `from_slot`: one runtime-API batch."""
+        commands = []
+        if address is not None:
+            commands.append(f"set server {backend}/{to_slot} addr {address[0]} port {address[1]}")
+        commands += [
             f"set server {backend}/{to_slot} state ready",
             f"set server {backend}/{to_slot} health up",
         ]
         if from_slot:
             commands.append(f"set server {backend}/{from_slot} state drain")
         self.execute(*commands)
-
-    def set_address(self, backend: str, slot: str, host: str, port: int) -> None:
-        self.execute(f"set server {backend}/{slot} addr {host} port {port}")
 
     def set_state(self, backend: str, slot: str, state: str) -> None:
         self.execute(f"set server {backend}/{slot} state {state}")

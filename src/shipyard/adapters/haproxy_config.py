@@ -88,6 +88,8 @@ def render_global(paths: ProxyPaths) -> list[str]:
         "    timeout http-request 10s",
         "    timeout http-keep-alive 10s",
         "    timeout queue 10s",
+        # A stalled app must miss checks for seconds, not one, before its only slot is marked down.
+        "    timeout check 5s",
         # A request whose connection to a stopping server fails is sent again to the other slot.
         "    retries 3",
         "    option redispatch 1",

@@ -118,10 +118,9 @@ class Executor:
         spec = spec_from_snapshot(step.release.spec)
         previous = self.context.store.app(self.app)
         # A release may move the app to other ports: the slot's server follows, still without a reload.
-        runtime = self.context.proxy.runtime
-        runtime.set_address(backend, step.to_slot, spec.bind, spec.slot_ports[step.to_slot])
+        address = (spec.bind, spec.slot_ports[step.to_slot])
         started = time.perf_counter()
-        runtime.switch(backend, step.to_slot, step.from_slot)
+        self.context.proxy.runtime.switch(backend, step.to_slot, step.from_slot, address)
         cutover = time.perf_counter() - started
         self.timings["cutover"] = cutover
         self.context.store.set_active(self.app, step.to_slot, step.release.id, step.release.spec)
