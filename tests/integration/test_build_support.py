@@ -21,7 +21,9 @@ import docker
 import docker.errors
 import yaml
 
+from shipyard.adapters.registry import Credentials, RegistryClient, parse_image
 from shipyard.domain.spec import SecretsSpec
+from shipyard.errors import NotFoundError
 from shipyard.lab.fixtures import Registry, unique_name
 from shipyard.lab.testapp import busybox_path
 from shipyard.secrets.factory import open_store
@@ -157,5 +159,16 @@ def image_labels(docker_url: str, image: str) -> dict[str, str]:
     client = docker.DockerClient(base_url=docker_url)
     try:
         return dict(client.images.get(image).labels or {})
+    finally:
+        client.close()
+
+
+def pushed(registry: Registry, reference: str) -> bool:
+    client = RegistryClient(registry.address, Credentials(registry.username, registry.password))
+    try:
+        client.resolve(parse_image(reference))
+        return True
+    except NotFoundError:
+        return False
     finally:
         client.close()

@@ -10,10 +10,8 @@ import docker
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from test_build_support import BASE_DOCKERFILE, AppRepo, git, make_app_repo
+from test_build_support import BASE_DOCKERFILE, AppRepo, git, make_app_repo, pushed
 
-from shipyard.adapters.registry import Credentials, RegistryClient, parse_image
-from shipyard.errors import NotFoundError
 from shipyard.lab.fixtures import Registry
 
 pytestmark = pytest.mark.integration
@@ -39,17 +37,6 @@ def repo(tmp_path: Path, registry: Registry, docker_url: str) -> Iterator[AppRep
     app = make_app_repo(tmp_path / "app", registry, docker_url)
     yield app
     app.remove_images()
-
-
-def pushed(registry: Registry, reference: str) -> bool:
-    client = RegistryClient(registry.address, Credentials(registry.username, registry.password))
-    try:
-        client.resolve(parse_image(reference))
-        return True
-    except NotFoundError:
-        return False
-    finally:
-        client.close()
 
 
 def layer_digests(repo: AppRepo, image: str) -> list[str]:
