@@ -150,7 +150,7 @@ def _prepare_target(state: AppState, release: Release, target: Slot, pull_allowe
 def _retire(old: ContainerInfo, slot: Slot, spec: AppSpec) -> list[Step]:
     steps: list[Step] = [Drain(slot, spec.deploy.drain_timeout)]
     if spec.deploy.standby > 0:
-        steps.append(KeepStandby(old.name, spec.deploy.standby))
+        steps.append(KeepStandby(old.name, old.release_id, spec.deploy.standby))
     else:
         steps.append(Stop(old.name, spec.deploy.stop_timeout))
     return steps

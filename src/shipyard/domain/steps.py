@@ -97,6 +97,7 @@ class Stop:
 @dataclass(frozen=True)
 class KeepStandby:
     container: str
+    release_id: str
     seconds: float
 
     def describe(self) -> str:

@@ -217,9 +217,8 @@ class Executor:
         return None
 
     def _keepstandby(self, step: KeepStandby) -> str | None:
-        release_id = step.container.split("-")[-2]
         self.context.store.add_standby(
-            self.app, step.container, release_id, utcnow() + timedelta(seconds=step.seconds)
+            self.app, step.container, step.release_id, utcnow() + timedelta(seconds=step.seconds)
         )
         from shipyard.host.reaper import spawn_reaper
 

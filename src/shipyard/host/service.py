@@ -16,9 +16,9 @@ from typing import Any
 from shipyard.adapters.registry import Credentials, RegistryClient, parse_image
 from shipyard.domain.models import AppState, ImageRef, Release
 from shipyard.domain.plan import Plan, choose_target_slot, plan_proxy, plan_recovery, plan_swap
-from shipyard.domain.spec import AppSpec, RegistrySpec, spec_snapshot
+from shipyard.domain.spec import AppSpec, RegistrySpec, spec_from_snapshot, spec_snapshot
 from shipyard.domain.steps import Remove, Start, Stop
-from shipyard.errors import ConfigError, NotFoundError, ShipyardError
+from shipyard.errors import ConfigError, LockedError, NotFoundError, ShipyardError
 from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
 from shipyard.host.executor import Executor, Reporter, SilentReporter, container_name, run_isolated
@@ -126,8 +126,7 @@ def _check_listen_free(context: HostContext, spec: AppSpec) -> None:
     from shipyard.host.executor import port_taken
 
     for record in context.store.apps():
-        other = proxy_sync.proxied_app(record, Path("-"))
-        if other.listen == spec.proxy.listen:
+        if spec_from_snapshot(record.spec).proxy.listen == spec.proxy.listen:
             raise ConfigError(
                 f"{spec.proxy.listen} is already the listen address of {record.app}; pick another."
             )
@@ -138,7 +137,10 @@ def _check_listen_free(context: HostContext, spec: AppSpec) -> None:
         )
 
 
-def make_release(context: HostContext, spec: AppSpec, ref: ImageRef, digest: str) -> Release:
+def make_release(
+    context: HostContext, spec: AppSpec, ref: ImageRef, digest: str, *, save: bool = True
+) -> Release:
+    """The release for this digest and spec: the recorded one, or a new one (recorded when `save`)."""
     snapshot = spec_snapshot(spec)
     existing = context.store.find_release(spec.app, digest, snapshot)
     if existing is not None:
@@ -153,7 +155,8 @@ def make_release(context: HostContext, spec: AppSpec, ref: ImageRef, digest: str
         created_by=context.actor,
         tag=ref.tag,
     )
-    context.store.save_release(release)
+    if save:
+        context.store.save_release(release)
     return release
 
 
@@ -176,25 +179,11 @@ def deploy(
     digest = release.digest if release else resolve_digest(spec, ref, context)
     if dry_run:
         state = observe(context, spec.app, ref.name)
-        target = release or make_release_preview(spec, ref, digest, context)
+        target = release or make_release(context, spec, ref, digest, save=False)
         return Outcome(target, plan_swap(target, state, spec))
     with locked(context, spec.app, f"deploy {ref}", wait):
         target = release or make_release(context, spec, ref, digest)
         return _swap(context, spec, target, "deploy", secrets or {}, reporter, pull_allowed=True)
-
-
-def make_release_preview(spec: AppSpec, ref: ImageRef, digest: str, context: HostContext) -> Release:
-    existing = context.store.find_release(spec.app, digest, spec_snapshot(spec))
-    return existing or Release(
-        id=context.store.next_release_id(spec.app),
-        app=spec.app,
-        image=ref.name,
-        digest=digest,
-        spec=spec_snapshot(spec),
-        created_at=utcnow(),
-        created_by=context.actor,
-        tag=ref.tag,
-    )
 
 
 def _swap(
@@ -266,8 +255,6 @@ def rollback(
     target = (
         context.store.release(spec.app, release_id) if release_id else previous_release(context, spec.app)
     )
-    from shipyard.domain.spec import spec_from_snapshot
-
     target_spec = spec_from_snapshot(target.spec)
     if dry_run:
         state = observe(context, spec.app, target.image)
@@ -299,8 +286,7 @@ def status(context: HostContext, app: str) -> dict[str, Any]:
     try:
         with locked(context, app, "status", wait=False):
             state, recovered = recover(context, app, repository)
-    except ShipyardError as exc:
-        if type(exc).__name__ != "LockedError":
-            raise
+    except LockedError:
+        # A deploy is running: report what is, and leave repairs to it.
         state = observe(context, app, repository)
     return status_document(context, app, state, recovered)

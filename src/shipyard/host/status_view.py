@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.domain.models import AppState
+from shipyard.domain.spec import spec_from_snapshot
 from shipyard.errors import NotFoundError
 from shipyard.host.context import HostContext
 
@@ -28,8 +29,8 @@ def status_document(context: HostContext, app: str, state: AppState, recovered: 
             "deployed_at": deployed.finished_at if deployed else release.created_at.isoformat(),
             "deployed_by": deployed.actor if deployed else release.created_by,
         }
-    spec = record.spec
-    slot_ports = {"blue": int(spec["port"]), "green": int(spec["port"]) + 1}
+    spec = spec_from_snapshot(record.spec)
+    slot_ports = spec.slot_ports
     active_server = state.servers.get(record.active_slot or "")
     return {
         "app": app,
@@ -37,7 +38,7 @@ def status_document(context: HostContext, app: str, state: AppState, recovered: 
         "active_release": active,
         "active_slot": record.active_slot,
         "active_port": slot_ports.get(record.active_slot or ""),
-        "listen": spec["proxy"]["listen"],
+        "listen": spec.proxy.listen,
         "health": active_server.operational if active_server else "unknown",
         "proxy_running": state.proxy_running,
         "servers": {
