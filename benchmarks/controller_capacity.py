@@ -2,31 +2,39 @@
 
 Each simulated agent registers with its own join token, then loops: GET /agent/desired (first at once,
 then long-polling with ?version=&wait=25) and POST /agent/report after every answer (what the agent
-reports: each app's active release, health and outcome). After a steady phase a deployment to every
-host starts (max_parallel 100%, monitor 1 s); the agents see the change through their long-polls,
-"switch" and report, and the deployment completes.
+reports: each app's active release, health and outcome). Like the real agent, each one has its own
+HTTP client and keep-alive connection. After a steady phase a deployment to every host starts
+(max_parallel 100%, monitor 1 s); the agents see the change through their long-polls, "switch" and
+report, and the deployment completes.
+
+The agents run in `--workers` separate processes, so the simulator's own CPU (HTTP client, JSON) is
+spread over processes rather than queueing every request behind one event loop.
 
 Measured: p50/p99 latency of reports in the steady phase and in the burst after the deploy, of immediate
-desired reads, the controller's CPU (user+system of its process) in the steady phase, how long the change
-took to reach the agents (fan-out) and the deployment's duration. Requests time out after 60 s (counted
-as errors). Runs on SQLite and on PostgreSQL (a throwaway server, shipyard.lab.postgres).
+desired reads, the CPU of the controller and of the simulator in the steady phase (100% = one core),
+how long the change took to reach the agents (fan-out) and the deployment's duration. Requests time out
+after 60 s (counted as errors). Runs on SQLite and on PostgreSQL (a throwaway server,
+shipyard.lab.postgres).
 
-Usage: .venv/bin/python benchmarks/controller_capacity.py [--agents 1000] [--steady 60] [--db sqlite postgres]
+Usage: .venv/bin/python benchmarks/controller_capacity.py [--agents 1000] [--steady 60] [--workers 2]
+       [--db sqlite postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import multiprocessing
 import os
 import random
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from dataclasses import dataclass, field
+from multiprocessing.synchronize import Event as StopEvent
 from pathlib import Path
 from typing import Any
 
@@ -40,67 +48,55 @@ from shipyard.lab.processes import shipyard_process, stop_process, wait_http
 IMAGE = "127.0.0.1:5000/web"
 TIMEOUT = 60.0
 DIGEST = "sha256:" + "5" * 64
+# No TLS here; one context for every client spares each of them loading the CA bundle.
+PLAIN = ssl.create_default_context()
 
 
-class Simulation:
-    def __init__(self, url: str, admin_token: str, agents: int) -> None:
-        self.admin = {"Authorization": f"Bearer {admin_token}"}
-        self.latency: dict[tuple[str, str], list[float]] = defaultdict(list)
-        self.phase = "steady"
-        self.fanout: list[float] = []
-        self.changed_at = 0.0
-        self.errors = 0
-        self.stop = asyncio.Event()
-        limits = httpx.Limits(max_connections=agents + 50, max_keepalive_connections=agents + 50)
-        self.http = httpx.AsyncClient(base_url=url + "/api/v1", limits=limits, timeout=TIMEOUT)
+@dataclass
+class Record:
+    """What one worker process saw: (kind, wall-clock start, seconds, ok) per request, version changes."""
 
-    async def call(self, kind: str, method: str, path: str, **kwargs: Any) -> Any:
-        """The answer's JSON; None (counted as an error, its time kept) on a failure or a timeout."""
-        started = time.perf_counter()
-        try:
-            response = await self.http.request(method, path, **kwargs)
-            ok = response.status_code < 400
-        except httpx.HTTPError:
-            response, ok = None, False
-        if kind:
-            self.latency[(self.phase, kind)].append(time.perf_counter() - started)
-        if not ok:
-            self.errors += 1
-            return None
-        return response.json() if response is not None and response.content else {}
+    samples: list[tuple[str, float, float, bool]] = field(default_factory=list)
+    changes: list[float] = field(default_factory=list)
 
-    async def register(self, number: int, gate: asyncio.Semaphore) -> str:
-        """A join token, then registration, tried again (with a new name) while the controller sheds load."""
-        async with gate:
-            for attempt in itertools.count():
-                join = await self.call(
-                    "", "POST", "/join-tokens", json={"group": "production"}, headers=self.admin
-                )
-                if join is None:
-                    continue
-                body, headers = (
-                    {"name": f"sim{number:04d}-{attempt}"},
-                    {"Authorization": f"Bearer {join['token']}"},
-                )
-                answer = await self.call("", "POST", "/agent/register", json=body, headers=headers)
-                if answer is not None:
-                    return str(answer["agent_token"])
-            raise AssertionError("unreachable")
 
-    async def agent(self, token: str) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        version: int | None = None
-        await asyncio.sleep(random.uniform(0, 5))
-        while not self.stop.is_set():
+async def call(
+    client: httpx.AsyncClient, record: Record, kind: str, method: str, path: str, **kwargs: Any
+) -> Any:
+    """The answer's JSON; None on a failure or a timeout (recorded as not ok, its time kept)."""
+    wall, started = time.time(), time.perf_counter()
+    try:
+        response = await client.request(method, path, **kwargs)
+        ok = response.status_code < 400
+    except httpx.HTTPError:
+        response, ok = None, False
+    if kind:
+        record.samples.append((kind, wall, time.perf_counter() - started, ok))
+    if not ok or response is None:
+        return None
+    return response.json() if response.content else {}
+
+
+def agent_client(url: str, headers: dict[str, str] | None = None, connections: int = 1) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(
+        base_url=url + "/api/v1", headers=headers, limits=limits, timeout=TIMEOUT, verify=PLAIN
+    )
+
+
+async def simulated_agent(url: str, token: str, record: Record, stopping: asyncio.Event) -> None:
+    version: int | None = None
+    await asyncio.sleep(random.uniform(0, 5))
+    async with agent_client(url, {"Authorization": f"Bearer {token}"}) as client:
+        while not stopping.is_set():
             params = {"wait": 0} if version is None else {"wait": 25, "version": version}
-            state = await self.call(
-                "read" if version is None else "", "GET", "/agent/desired", params=params, headers=headers
-            )
+            kind = "read" if version is None else ""
+            state = await call(client, record, kind, "GET", "/agent/desired", params=params)
             if state is None:
                 await asyncio.sleep(1)
                 continue
-            if version is not None and state["version"] != version and self.changed_at:
-                self.fanout.append(time.perf_counter() - self.changed_at)
+            if version is not None and state["version"] != version:
+                record.changes.append(time.time())
             version = state["version"]
             apps = [
                 {
@@ -113,29 +109,74 @@ class Simulation:
                 }
                 for a in state["apps"]
             ]
-            await self.call("report", "POST", "/agent/report", json={"apps": apps}, headers=headers)
+            await call(client, record, "report", "POST", "/agent/report", json={"apps": apps})
 
-    async def deploy_everywhere(self, limit: float) -> float | None:
-        """Seconds until a deployment to every host succeeded; None when it did not within `limit`."""
-        snapshot = spec_snapshot(
-            parse_spec({"app": "web", "image": IMAGE, "rollout": {"max_parallel": "100%", "monitor": 1}})
-        )
-        release = await self.call(
-            "",
-            "POST",
-            "/releases",
-            json={"image": IMAGE, "digest": DIGEST, "spec": snapshot},
-            headers=self.admin,
-        )
-        self.phase, self.changed_at = "deploy", time.perf_counter()
+
+async def run_agents(url: str, tokens: list[str], stop: StopEvent) -> Record:
+    record, stopping = Record(), asyncio.Event()
+    tasks = [asyncio.create_task(simulated_agent(url, t, record, stopping)) for t in tokens]
+    while not stop.is_set():
+        await asyncio.sleep(0.2)
+    stopping.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return record
+
+
+def worker(url: str, tokens: list[str], stop: StopEvent, results: Any) -> None:
+    """One simulator process: its share of the agents until `stop`, then its record to `results`."""
+    record = asyncio.run(run_agents(url, tokens, stop))
+    results.put((record.samples, record.changes))
+
+
+async def register_all(url: str, admin_token: str, agents: int) -> list[str]:
+    """Agent tokens for `agents` hosts (join token, then registration), eight at a time."""
+    gate = asyncio.Semaphore(8)
+    record = Record()
+    async with agent_client(url, {"Authorization": f"Bearer {admin_token}"}, connections=16) as admin:
+        await call(admin, record, "", "POST", "/environments", json={"name": "production"})
+
+        async def register(number: int) -> str:
+            async with gate:
+                for attempt in range(100):
+                    join = await call(admin, record, "", "POST", "/join-tokens", json={"group": "production"})
+                    if join is None:
+                        continue
+                    answer = await call(
+                        admin,
+                        record,
+                        "",
+                        "POST",
+                        "/agent/register",
+                        json={"name": f"sim{number:04d}-{attempt}"},
+                        headers={"Authorization": f"Bearer {join['token']}"},
+                    )
+                    if answer is not None:
+                        return str(answer["agent_token"])
+            raise SystemExit(f"agent {number} could not register in 100 attempts")
+
+        return list(await asyncio.gather(*(register(n) for n in range(agents))))
+
+
+async def deploy_everywhere(url: str, admin_token: str, limit: float) -> tuple[float, float | None]:
+    """The deployment's creation time (wall clock) and seconds until it succeeded (None: not in `limit`)."""
+    snapshot = spec_snapshot(
+        parse_spec({"app": "web", "image": IMAGE, "rollout": {"max_parallel": "100%", "monitor": 1}})
+    )
+    record = Record()
+    async with agent_client(url, {"Authorization": f"Bearer {admin_token}"}) as admin:
+        body = {"image": IMAGE, "digest": DIGEST, "spec": snapshot}
+        release = await call(admin, record, "", "POST", "/releases", json=body)
+        changed_at, started = time.time(), time.perf_counter()
         body = {"release_id": release["id"], "environment": "production"}
-        deployment = await self.call("", "POST", "/deployments", json=body, headers=self.admin) or {}
-        while time.perf_counter() - self.changed_at < limit:
-            found = await self.call("", "GET", f"/deployments/{deployment.get('id', 0)}", headers=self.admin)
+        deployment = await call(admin, record, "", "POST", "/deployments", json=body) or {}
+        while time.perf_counter() - started < limit:
+            found = await call(admin, record, "", "GET", f"/deployments/{deployment.get('id', 0)}")
             if found and found["status"] == "succeeded":
-                return time.perf_counter() - self.changed_at
+                return changed_at, time.perf_counter() - started
             await asyncio.sleep(0.5)
-        return None
+    return changed_at, None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -143,39 +184,57 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def percentile(values: list[float], fraction: float) -> float:
+def percentiles(values: list[float]) -> str:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000 if ordered else 0.0
+    if not ordered:
+        return "-"
+    at = lambda fraction: ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000  # noqa: E731
+    return f"{at(0.5):.0f} / {at(0.99):.0f}"
 
 
-async def simulate(url: str, token: str, agents: int, steady: float, pid: int) -> list[object]:
-    sim = Simulation(url, token, agents)
-    gate = asyncio.Semaphore(8)
-    # The group's environment first: concurrent first registrations would all try to create it.
-    await sim.call("", "POST", "/environments", json={"name": "production"}, headers=sim.admin)
-    tokens = await asyncio.gather(*(sim.register(n, gate) for n in range(agents)))
-    sim.errors = 0  # count errors of the measured phases only
-    cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
-    tasks = [asyncio.create_task(sim.agent(t)) for t in tokens]
-    await asyncio.sleep(steady)
-    cpu = (cpu_seconds(pid) - cpu_before) / (time.perf_counter() - wall_before) * 100
-    deploy_seconds = await sim.deploy_everywhere(limit=180)
-    sim.stop.set()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await sim.http.aclose()
-    steady_reports, burst_reports = sim.latency[("steady", "report")], sim.latency[("deploy", "report")]
-    reads = sim.latency[("steady", "read")] + sim.latency[("deploy", "read")]
+def simulate(url: str, admin_token: str, agents: int, steady: float, workers: int, pid: int) -> list[object]:
+    tokens = asyncio.run(register_all(url, admin_token, agents))
+    # fork: the workers inherit this script's imports; no event loop or thread runs at this point
+    context = multiprocessing.get_context("fork")
+    stop, results = context.Event(), context.Queue()
+    processes = [
+        context.Process(target=worker, args=(url, tokens[n::workers], stop, results), daemon=True)
+        for n in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        simulator = [p.pid for p in processes if p.pid is not None]
+        before = {p: cpu_seconds(p) for p in [pid, *simulator]}
+        started = time.perf_counter()
+        time.sleep(steady)
+        elapsed = time.perf_counter() - started
+        controller_cpu = (cpu_seconds(pid) - before[pid]) / elapsed * 100
+        simulator_cpu = sum(cpu_seconds(p) - before[p] for p in simulator) / elapsed * 100
+        changed_at, deploy_seconds = asyncio.run(deploy_everywhere(url, admin_token, limit=180))
+        stop.set()
+        records = [results.get(timeout=120) for _ in processes]
+    finally:
+        stop.set()
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    samples = [s for sample_list, _ in records for s in sample_list]
+    steady_reports = [s for kind, at, s, _ in samples if kind == "report" and at < changed_at]
+    burst_reports = [s for kind, at, s, _ in samples if kind == "report" and at >= changed_at]
+    reads = [s for kind, _, s, _ in samples if kind == "read"]
+    fanout = [at - changed_at for _, changes in records for at in changes if at >= changed_at]
     return [
         agents,
-        f"{percentile(steady_reports, 0.5):.0f} / {percentile(steady_reports, 0.99):.0f}",
-        f"{percentile(reads, 0.5):.0f} / {percentile(reads, 0.99):.0f}",
-        f"{cpu:.0f}%",
-        f"{percentile(burst_reports, 0.5):.0f} / {percentile(burst_reports, 0.99):.0f}",
-        f"{percentile(sim.fanout, 0.5):.0f} / {percentile(sim.fanout, 0.99):.0f}",
+        percentiles(steady_reports),
+        percentiles(reads),
+        f"{controller_cpu:.0f}%",
+        f"{simulator_cpu:.0f}%",
+        percentiles(burst_reports),
+        percentiles(fanout),
         f"{deploy_seconds:.1f}" if deploy_seconds is not None else "not in 180 s",
-        sim.errors,
+        sum(1 for *_, ok in samples if not ok),
     ]
 
 
@@ -199,7 +258,9 @@ def start_controller(args: list[str], log: Path, recheck: float | None) -> int:
         ).pid
 
 
-def run(database: str | None, agents: int, steady: float, recheck: float | None = None) -> list[object]:
+def run(
+    database: str | None, agents: int, steady: float, workers: int, recheck: float | None = None
+) -> list[object]:
     """Start a controller on `database` (default: SQLite in a temporary directory) and simulate."""
     work = Path(tempfile.mkdtemp(prefix="shipyard-capacity-"))
     database = database or f"sqlite:///{work}/controller.db"
@@ -220,7 +281,7 @@ def run(database: str | None, agents: int, steady: float, recheck: float | None 
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", 60, "the controller", log)
         url, token = f"http://127.0.0.1:{port}", token_file.read_text().strip()
-        row = asyncio.run(simulate(url, token, agents, steady, pid))
+        row = simulate(url, token, agents, steady, workers, pid)
     finally:
         stop_process(pid)
         shutil.rmtree(work, ignore_errors=True)
@@ -232,23 +293,24 @@ COLUMNS = [
     "agents",
     "steady report p50/p99 ms",
     "read p50/p99 ms",
-    "steady CPU",
+    "controller CPU",
+    "simulator CPU",
     "burst report p50/p99 ms",
     "fan-out p50/p99 ms",
     "deploy to all s",
     "errors",
 ]
-TITLE = "controller capacity (simulated agents, one 2-core machine shared with the simulator)"
+TITLE = "controller capacity (simulated agents; the simulator shares the 2-core machine)"
 
 
-def measure(kind: str, agents: int, steady: float, recheck: float | None) -> list[object]:
+def measure(kind: str, agents: int, steady: float, workers: int, recheck: float | None) -> list[object]:
     label = kind if recheck is None else f"{kind} (recheck {recheck:g} s)"
     if kind == "sqlite":
-        return [label, *run(None, agents, steady, recheck)]
+        return [label, *run(None, agents, steady, workers, recheck)]
     from shipyard.lab.postgres import throwaway_postgres
 
     with throwaway_postgres() as server:
-        return [label, *run(server.create_database(), agents, steady, recheck)]
+        return [label, *run(server.create_database(), agents, steady, workers, recheck)]
 
 
 def main() -> None:
@@ -257,6 +319,7 @@ def main() -> None:
     parser.add_argument(
         "--steady", type=float, default=60.0, help="seconds of long-polling before the deploy"
     )
+    parser.add_argument("--workers", type=int, default=2, help="simulator processes")
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
     parser.add_argument(
         "--recheck", type=float, help="run the controller with this long-poll recheck interval"
@@ -264,7 +327,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for kind in args.db:
-        rows.append(measure(kind, args.agents, args.steady, args.recheck))
+        rows.append(measure(kind, args.agents, args.steady, args.workers, args.recheck))
         print_table(TITLE, COLUMNS, rows[-1:])
         sys.stdout.flush()
     print_table(TITLE, COLUMNS, rows)

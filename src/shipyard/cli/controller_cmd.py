@@ -20,6 +20,9 @@ def controller(
         typer.Option(help="admin token file: read if present, else written (0600); used on first start only"),
     ] = None,
     lost_after: Annotated[float, typer.Option(help="seconds without a report before a host is lost")] = 30.0,
+    access_log: Annotated[
+        bool, typer.Option(help="log every request (a line per long-poll and report of every agent)")
+    ] = False,
 ) -> None:
     """Run the fleet controller. Default database: $SHIPYARD_HOME/shipyard-controller.db or ./ (SQLite)."""
     # Imported here: the web stack takes most of a second to import; other commands don't need it.
@@ -33,4 +36,4 @@ def controller(
     )
     if bootstrap_token_file is not None:
         typer.echo(f"bootstrap admin token: in {bootstrap_token_file} (used only while no API token exists)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)

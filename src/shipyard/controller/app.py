@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import anyio.to_thread
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.controller import tokens
 from shipyard.controller.agent_auth import AgentTokenCache
@@ -23,7 +24,7 @@ from shipyard.controller.metrics import ControllerMetrics
 from shipyard.controller.models import utcnow
 from shipyard.controller.notifier import ChangeNotifier
 from shipyard.controller.report_writer import BatchWriter
-from shipyard.controller.schemas.agent import ReportAck
+from shipyard.controller.reports import ReportMemory, store_reports
 from shipyard.controller.settings import ControllerSettings
 
 log = structlog.get_logger("shipyard.controller")
@@ -37,9 +38,18 @@ def build_context(settings: ControllerSettings, clock: Clock) -> ControllerConte
     desired = DesiredCache(
         db, notifier, max_age=settings.recheck_interval, presence=driver.presence, clock=clock
     )
-    reports: BatchWriter[tuple[ReportAck, list[int]]] = BatchWriter(db)
+    reports = BatchWriter(db, store_reports)
     return ControllerContext(
-        settings, db, notifier, driver, ControllerMetrics(db), clock, desired, AgentTokenCache(), reports
+        settings,
+        db,
+        notifier,
+        driver,
+        ControllerMetrics(db),
+        clock,
+        desired,
+        AgentTokenCache(),
+        reports,
+        ReportMemory(),
     )
 
 
@@ -63,7 +73,11 @@ async def rollout_loop(context: ControllerContext) -> None:
         except Exception:  # the loop must outlive a database hiccup; the next tick retries
             log.exception("rollout tick failed")
         await asyncio.sleep(min(MIN_TICK_GAP_S, context.settings.tick_interval))
-        await context.driver.wait_for_request(max(0.0, context.settings.tick_interval - MIN_TICK_GAP_S))
+        wait = context.settings.tick_interval - MIN_TICK_GAP_S
+        due = context.driver.next_due
+        if due is not None:  # a monitor period ends before the timer: tick right then
+            wait = min(wait, (due - context.now()).total_seconds())
+        await context.driver.wait_for_request(max(0.0, wait))
 
 
 def _lifespan(
@@ -101,19 +115,33 @@ def route_template(request: Request) -> str:
     )
 
 
-def _observe_latency(
-    context: ControllerContext,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = route_template(request) if "route" in request.scope else "unmatched"
-        context.metrics.request_seconds.labels(request.method, route, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+class LatencyMiddleware:
+    """Observes every HTTP request's time to its answer; plain ASGI, so long-polls cost no extra task."""
 
-    return middleware
+    def __init__(self, app: ASGIApp, context: ControllerContext) -> None:
+        self._app, self._context = app, context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_observed)
+        finally:
+            request = Request(scope)
+            route = route_template(request) if "route" in scope else "unmatched"
+            self._context.metrics.request_seconds.labels(request.method, route, str(status)).observe(
+                time.perf_counter() - started
+            )
 
 
 def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> FastAPI:
@@ -127,7 +155,7 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     )
     app.state.context = context
     errors.install(app)
-    app.middleware("http")(_observe_latency(context))
+    app.add_middleware(LatencyMiddleware, context=context)
     for module in (fleet, releases, deployments, admin, agent):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

@@ -13,7 +13,7 @@ from shipyard.controller.metrics import ControllerMetrics
 from shipyard.controller.notifier import ChangeNotifier
 from shipyard.controller.presence import Presence
 from shipyard.controller.report_writer import BatchWriter
-from shipyard.controller.schemas.agent import ReportAck
+from shipyard.controller.reports import PendingReport, ReportMemory, StoredReport
 from shipyard.controller.settings import ControllerSettings
 
 
@@ -27,7 +27,8 @@ class ControllerContext:
     clock: Clock
     desired: DesiredCache
     agent_tokens: AgentTokenCache
-    reports: BatchWriter[tuple[ReportAck, list[int]]]
+    reports: BatchWriter[PendingReport, StoredReport]
+    report_memory: ReportMemory
 
     @property
     def presence(self) -> Presence:

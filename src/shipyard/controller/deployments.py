@@ -6,19 +6,27 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from shipyard.controller import audit, catalog, locks, rollout
-from shipyard.controller.models import App, Deployment, Environment, Release
+from shipyard.controller.models import App, Deployment, DeploymentHost, Environment, Release
 from shipyard.controller.releases import find_release
 from shipyard.controller.rollout import ACTIVE, QUEUED, RUNNING, SUCCEEDED, Policy, RolloutState
 from shipyard.controller.rollout_store import state_of, store_state
 from shipyard.domain.spec import RolloutSpec
 from shipyard.errors import LockedError, NotFoundError
 
+# What a deployment's API view reads, loaded up front: a handful of queries instead of one per host.
+VIEW_OPTIONS = (
+    joinedload(Deployment.app),
+    joinedload(Deployment.environment),
+    joinedload(Deployment.release),
+    selectinload(Deployment.hosts).joinedload(DeploymentHost.host),
+)
 
-def find_deployment(session: Session, deployment_id: int) -> Deployment:
-    deployment = session.get(Deployment, deployment_id)
+
+def find_deployment(session: Session, deployment_id: int, *, for_view: bool = False) -> Deployment:
+    deployment = session.get(Deployment, deployment_id, options=VIEW_OPTIONS if for_view else ())
     if deployment is None:
         raise NotFoundError(
             f"deployment {deployment_id} does not exist; list them with GET /api/v1/deployments."
@@ -34,7 +42,7 @@ def list_deployments(
     status: str | None = None,
     limit: int = 50,
 ) -> Sequence[Deployment]:
-    query = select(Deployment).order_by(Deployment.id.desc()).limit(limit)
+    query = select(Deployment).options(*VIEW_OPTIONS).order_by(Deployment.id.desc()).limit(limit)
     if app is not None:
         query = query.where(Deployment.app.has(App.name == app))
     if environment is not None:

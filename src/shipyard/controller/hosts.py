@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from shipyard.controller import audit, catalog
 from shipyard.controller.errors import ConflictError, UnauthorizedError
-from shipyard.controller.models import Host, HostApp, UtcDateTime
-from shipyard.controller.schemas.agent import AgentRegister, AppReport, DesiredState
+from shipyard.controller.models import Host, UtcDateTime
+from shipyard.controller.schemas.agent import AgentRegister
 from shipyard.controller.tokens import AGENT_PREFIX, consume_join_token, hash_token, new_token
 from shipyard.errors import NotFoundError
 
@@ -55,14 +55,6 @@ def find_agent_host(session: Session, token: str) -> Host:
     return host
 
 
-def agent_host(session: Session, host_id: int) -> Host:
-    """The calling agent's host; it may have been removed since its token was checked."""
-    host = session.get(Host, host_id)
-    if host is None:
-        raise UnauthorizedError("this host was removed from the controller; register it again.")
-    return host
-
-
 def find_host(session: Session, name: str) -> Host:
     host = session.scalar(select(Host).where(Host.name == name))
     if host is None:
@@ -77,47 +69,10 @@ def list_hosts(session: Session, group: str | None = None) -> Sequence[Host]:
     return session.scalars(query).all()
 
 
-def touch(host: Host, now: datetime) -> None:
-    """The agent is alive; a lost host comes back as converging until its next report says more."""
-    host.last_seen = now
-    if host.status == LOST:
-        host.status = CONVERGING
-
-
-def record_report(session: Session, host: Host, items: Sequence[AppReport], *, now: datetime) -> list[int]:
-    """Store the agent's per-app report; returns the ids of the known apps it mentioned."""
-    touch(host, now)
-    existing = {row.app_id: row for row in host.apps}
-    app_ids = []
-    known = {app.name: app for app in catalog.list_apps(session)}
-    for item in items:
-        app = known.get(item.app)
-        if app is None:  # agents report what they run; only releases and admins create apps
-            continue
-        row = existing.get(app.id) or HostApp(host_id=host.id, app_id=app.id)
-        row.active_release_id, row.release_id = item.active_release, item.release
-        row.step, row.health, row.outcome = item.step, item.health, item.outcome
-        row.message, row.reported_at = item.message, now
-        if app.id not in existing:
-            host.apps.append(row)
-        app_ids.append(app.id)
-    return app_ids
-
-
-def converged_status(host: Host, desired: DesiredState) -> str:
-    """Ready when every desired release is the active one and healthy, converging otherwise."""
-    running = {row.app.name: row for row in host.apps}
-    for app in desired.apps:
-        row = running.get(app.app)
-        if row is None or row.active_release_id != app.release_id or row.health != "healthy":
-            return CONVERGING
-    return READY
-
-
 def store_last_seen(session: Session, seen: Mapping[int, datetime]) -> None:
     """Store a batch of in-memory last_seen times: one executemany UPDATE, never moving a time back.
 
-    A host marked lost that was seen again comes back as converging, as touch() does.
+    A host marked lost that was seen again comes back as converging.
     """
     if not seen:
         return

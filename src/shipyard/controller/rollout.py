@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shipyard.controller.errors import ConflictError
 
@@ -109,6 +109,19 @@ def advance(
             break
         state = following
     return state
+
+
+def next_due(state: RolloutState) -> datetime | None:
+    """When advance() will next change something without any new report: a host's monitor period ends."""
+    if state.status not in ACTIVE:
+        return None
+    monitor = timedelta(seconds=state.policy.monitor)
+    ends = [
+        row.healthy_since + monitor
+        for row in state.progress
+        if row.outcome == HEALTHY and row.healthy_since is not None
+    ]
+    return min(ends, default=None)
 
 
 def _step(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from shipyard.controller import audit
@@ -45,7 +47,21 @@ def state_of(deployment: Deployment) -> RolloutState:
     )
 
 
-def report_of(row: HostApp) -> Report:
+# The host_apps columns a Report is made of, selected as plain rows by the tick.
+REPORT_COLUMNS = (
+    HostApp.host_id,
+    HostApp.active_release_id,
+    HostApp.health,
+    HostApp.outcome,
+    HostApp.release_id,
+    HostApp.step,
+    HostApp.message,
+    HostApp.reported_at,
+)
+
+
+def report_of(row: Row[*tuple[Any, ...]]) -> Report:
+    """A Report from a row of REPORT_COLUMNS."""
     return Report(
         active_release=row.active_release_id,
         health=row.health,

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy.orm import Session
 
 from shipyard.controller import hosts
 from shipyard.controller.api.deps import Agent, Context, Credentials, bearer_token, source_ip
-from shipyard.controller.desired import GroupPlan
+from shipyard.controller.reports import PendingReport
 from shipyard.controller.schemas.agent import (
     AgentRegister,
     AgentRegistered,
@@ -61,27 +58,18 @@ async def desired(
     return final
 
 
-def _store_report(
-    session: Session, host_id: int, body: AgentReport, plan: GroupPlan, now: datetime
-) -> tuple[ReportAck, list[int]]:
-    """The report rows, the agent version and the host's status; part of a batch's short transaction."""
-    host = hosts.agent_host(session, host_id)
-    if body.agent_version:
-        host.agent_version = body.agent_version
-    app_ids = hosts.record_report(session, host, body.apps, now=now)
-    session.flush()
-    host.status = hosts.converged_status(host, plan.for_host(host.id, host.name))
-    return ReportAck(host=host.name, status=host.status, received_at=now), app_ids
-
-
 @router.post("/agent/report", summary="Report per-app progress and health")
 async def report(body: AgentReport, agent: Agent, context: Context) -> ReportAck:
+    """A report repeating the last stored one is answered from memory; others are stored in batches."""
     now = context.now()
-    plan = await context.desired.plan(agent.group)
-    answer, app_ids = await context.reports.submit(
-        functools.partial(_store_report, host_id=agent.host_id, body=body, plan=plan, now=now)
-    )
+    desired = (await context.desired.plan(agent.group)).for_host(agent.host_id, agent.host)
     context.presence.seen(agent.host_id, now)
-    if app_ids:
+    fingerprint = context.report_memory.fingerprint(body)
+    status = context.report_memory.repeated_status(agent.host_id, fingerprint, desired.version)
+    if status is not None:
+        return ReportAck(host=agent.host, status=status, received_at=now)
+    stored = await context.reports.submit(PendingReport(agent.host_id, body, desired, now))
+    context.report_memory.remember(agent.host_id, fingerprint, desired.version, stored.ack.status)
+    if stored.app_ids:
         context.driver.request_tick()  # the background loop advances the deployments, once per burst
-    return answer
+    return stored.ack

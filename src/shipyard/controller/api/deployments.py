@@ -20,7 +20,7 @@ def _started(context: ControllerContext, deployment_id: int) -> DeploymentOut:
     context.driver.tick()
     context.notifier.notify()
     with context.db.read() as session:
-        return deployment_out(deployments.find_deployment(session, deployment_id))
+        return deployment_out(deployments.find_deployment(session, deployment_id, for_view=True))
 
 
 @router.post("/deployments", status_code=201, summary="Deploy a release to an environment (deployer)")
@@ -58,7 +58,7 @@ def list_deployments(
 @router.get("/deployments/{deployment_id}", summary="One deployment with per-host progress (viewer)")
 def get_deployment(deployment_id: int, _caller: Viewer, context: Context) -> DeploymentOut:
     with context.db.read() as session:
-        return deployment_out(deployments.find_deployment(session, deployment_id))
+        return deployment_out(deployments.find_deployment(session, deployment_id, for_view=True))
 
 
 def _transition(context: ControllerContext, caller: Caller, deployment_id: int, change: str) -> DeploymentOut:
