@@ -182,3 +182,14 @@ def test_pause_and_resume_refuse_finished_deployments(change: object) -> None:
 def test_advance_is_stable_when_nothing_happens() -> None:
     state = advance(new_state(monitor=5), hosts(3), {}, at(0))
     assert advance(state, hosts(3), {}, at(1)) == state
+
+
+def test_next_due_is_when_the_first_monitored_host_may_succeed() -> None:
+    state = advance(new_state(max_parallel="100%", monitor=5.0), hosts(2), {}, at(0))
+    assert rollout.next_due(state) is None  # nobody healthy yet: only a report can move it
+    state = advance(state, hosts(2), {1: healthy(when=1)}, at(1))
+    state = advance(state, hosts(2), {1: healthy(when=1), 2: healthy(when=3)}, at(3))
+    assert rollout.next_due(state) == at(6)
+    finished = advance(state, hosts(2), {1: healthy(when=1), 2: healthy(when=3)}, at(8))
+    assert finished.status == rollout.SUCCEEDED
+    assert rollout.next_due(finished) is None

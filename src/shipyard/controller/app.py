@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shipyard.controller import tokens
 from shipyard.controller.agent_auth import AgentTokenCache
 from shipyard.controller.api import admin, agent, deployments, errors, fleet, ops, releases
+from shipyard.controller.api.hot_path import AgentHotPath
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.db import WORKER_THREADS, Database
 from shipyard.controller.desired_cache import DesiredCache
@@ -155,7 +156,8 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     )
     app.state.context = context
     errors.install(app)
-    app.add_middleware(LatencyMiddleware, context=context)
+    app.add_middleware(AgentHotPath, context=context)
+    app.add_middleware(LatencyMiddleware, context=context)  # added last: outermost, so it times both
     for module in (fleet, releases, deployments, admin, agent):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

@@ -78,13 +78,15 @@ class AppPlan:
 class GroupPlan:
     """Everything the desired state of any host in one group depends on, read in one short transaction.
 
-    Per-host answers are derived in memory, so all long-polls of a group share one database read.
+    Per-host answers are derived in memory, so all long-polls of a group share one database read; each
+    is also kept as its JSON body, so a burst of answers after a change serializes each host once.
     """
 
     group: str
     apps: list[AppPlan]
     releases: dict[int, DesiredApp]
     _answers: dict[tuple[int, str], DesiredState] = field(default_factory=dict, compare=False, repr=False)
+    _bodies: dict[tuple[int, str], bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def for_host(self, host_id: int, host_name: str) -> DesiredState:
         key = (host_id, host_name)
@@ -99,6 +101,14 @@ class GroupPlan:
             answer = DesiredState(host=host_name, group=self.group, version=version_of(apps), apps=apps)
             self._answers[key] = answer
         return answer
+
+    def json_for(self, host_id: int, host_name: str) -> bytes:
+        """for_host() as the JSON body of the API's answer."""
+        key = (host_id, host_name)
+        body = self._bodies.get(key)
+        if body is None:
+            body = self._bodies[key] = self.for_host(host_id, host_name).model_dump_json().encode()
+        return body
 
 
 def _release_template(release: Release) -> DesiredApp:

@@ -26,7 +26,6 @@ from shipyard.controller.db import Database
 from shipyard.controller.desired import GroupPlan, group_plan
 from shipyard.controller.notifier import ChangeNotifier
 from shipyard.controller.presence import Presence
-from shipyard.controller.schemas.agent import DesiredState
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class _Waiter:
     host_id: int
     host: str
     version: int
-    future: asyncio.Future[DesiredState] = field(repr=False)
+    future: asyncio.Future[GroupPlan] = field(repr=False)
 
 
 class DesiredCache:
@@ -95,9 +94,9 @@ class DesiredCache:
 
     async def wait_for_change(
         self, group: str, host_id: int, host: str, version: int, timeout: float
-    ) -> DesiredState | None:
-        """The host's desired state once it differs from `version`; None after `timeout` seconds."""
-        future: asyncio.Future[DesiredState] = asyncio.get_running_loop().create_future()
+    ) -> GroupPlan | None:
+        """The group's plan once the host's desired state in it differs from `version`; None on timeout."""
+        future: asyncio.Future[GroupPlan] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(host_id, host, version, future)
         self._waiters.setdefault(group, set()).add(waiter)
         if group not in self._refreshers:
@@ -133,10 +132,9 @@ class DesiredCache:
     @staticmethod
     def _resolve(plan: GroupPlan, waiters: list[_Waiter]) -> None:
         for waiter in waiters:
-            if not waiter.future.done():
-                state = plan.for_host(waiter.host_id, waiter.host)
-                if state.version != waiter.version:
-                    waiter.future.set_result(state)
+            moved = plan.for_host(waiter.host_id, waiter.host).version != waiter.version
+            if moved and not waiter.future.done():
+                waiter.future.set_result(plan)
 
     async def close(self) -> None:
         for task in list(self._refreshers.values()):

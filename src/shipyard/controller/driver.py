@@ -40,11 +40,13 @@ class RolloutDriver:
         clock: Clock,
         on_change: Callable[[], None],
         presence: Presence | None = None,
-        flush_interval: float = 2.0,
+        flush_interval: float | None = None,
     ) -> None:
         self._db, self._lost_after, self._clock, self._on_change = db, lost_after, clock, on_change
         self.presence = presence or Presence()
-        self._flush_interval = flush_interval
+        # Stored last_seen may lag by this much: lost detection reads the in-memory times, and storing a
+        # thousand hosts' times is a thousand-row UPDATE, so not more often than needed.
+        self._flush_interval = flush_interval if flush_interval is not None else min(10.0, lost_after / 6)
         self._flushed_at = time.monotonic()
         # One tick at a time in this process; across processes the row locks of PostgreSQL (and the
         # single writer of SQLite) keep ticks apart.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -67,10 +68,24 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+# Most specific first: answer_for() takes the first that matches.
+HANDLERS: list[tuple[type[Exception], Handler]] = [
+    (ShipyardError, shipyard_error),
+    (RequestValidationError, validation_error),
+    (HTTPException, http_error),
+    (IntegrityError, integrity_error),
+    (OperationalError, database_unavailable),
+    (Exception, unexpected_error),
+]
+
+
+async def answer_for(request: Request, exc: Exception) -> JSONResponse:
+    """The answer the application's exception handlers give for `exc` (for code outside the routes)."""
+    handler = next(handler for kind, handler in HANDLERS if isinstance(exc, kind))
+    return await handler(request, exc)
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ShipyardError, shipyard_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(IntegrityError, integrity_error)
-    app.add_exception_handler(OperationalError, database_unavailable)
-    app.add_exception_handler(Exception, unexpected_error)
+    for kind, handler in HANDLERS:
+        app.add_exception_handler(kind, handler)

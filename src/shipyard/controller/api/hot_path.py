@@ -1,0 +1,145 @@
+"""The agents' two hot endpoints, answered without the framework's routing and dependency resolution.
+
+At a thousand agents nearly every request is a long-poll of GET /api/v1/agent/desired or a
+POST /api/v1/agent/report from an agent whose token the controller already knows. This ASGI layer in
+front of the application answers exactly those with the same functions the routes call
+(agent.desired_body, agent.store_report). Everything else goes on to the application, unchanged: other
+paths, an unknown token (first contact, a removed host), a query or body that does not validate
+(the application then answers 401 or 422 as documented), so behaviour is the same either way, only
+cheaper on the common path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shipyard.controller.api.agent import MAX_WAIT_QUERY, desired_body, store_report
+from shipyard.controller.api.deps import AgentCaller
+from shipyard.controller.api.errors import answer_for
+from shipyard.controller.context import ControllerContext
+from shipyard.controller.schemas.agent import AgentReport
+
+DESIRED, REPORT = "/api/v1/agent/desired", "/api/v1/agent/report"
+MAX_REPORT_BYTES = 1 << 20  # larger bodies take the application's path (and its limits)
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+def _desired_query(scope: Scope) -> tuple[float, int | None] | None:
+    """(wait, version) from the query string; None when it needs the application's validation."""
+    try:
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1"), strict_parsing=False))
+        wait = float(query.get("wait", "0"))
+        version = int(query["version"]) if "version" in query else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (wait, version) if math.isfinite(wait) and 0 <= wait <= MAX_WAIT_QUERY else None
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The request body, and whether it is complete (reading stops past MAX_REPORT_BYTES)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > MAX_REPORT_BYTES:
+            return b"".join(chunks), False
+
+
+def _replaying(body: bytes, complete: bool, receive: Receive) -> Receive:
+    """A receive() that hands the part of the body already read to the application first."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": not complete}
+
+    return replay
+
+
+class AgentHotPath:
+    def __init__(self, app: ASGIApp, context: ControllerContext) -> None:
+        self._app, self._context = app, context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in (DESIRED, REPORT):
+            await self._app(scope, receive, send)
+            return
+        agent = self._known_agent(scope)
+        if agent is None:
+            await self._app(scope, receive, send)
+        elif scope["path"] == DESIRED and scope["method"] == "GET":
+            await self._desired(agent, scope, receive, send)
+        elif scope["path"] == REPORT and scope["method"] == "POST":
+            await self._report(agent, scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+    def _known_agent(self, scope: Scope) -> AgentCaller | None:
+        token = _bearer(scope)
+        known = self._context.agent_tokens.get(token) if token else None
+        if known is None:
+            return None
+        client = scope.get("client")
+        return AgentCaller(
+            host_id=known.host_id, host=known.host, source_ip=client[0] if client else None, group=known.group
+        )
+
+    async def _desired(self, agent: AgentCaller, scope: Scope, receive: Receive, send: Send) -> None:
+        query = _desired_query(scope)
+        if query is None:
+            await self._app(scope, receive, send)
+            return
+        wait, version = query
+        await self._answer(scope, receive, send, lambda: desired_body(agent, self._context, wait, version))
+
+    async def _report(self, agent: AgentCaller, scope: Scope, receive: Receive, send: Send) -> None:
+        body, complete = await _read_body(receive)
+        try:
+            report = AgentReport.model_validate_json(body) if complete else None
+        except ValidationError:
+            report = None
+        if report is None:
+            await self._app(scope, _replaying(body, complete, receive), send)
+            return
+        await self._answer(scope, receive, send, lambda: self._ack(report, agent))
+
+    async def _ack(self, report: AgentReport, agent: AgentCaller) -> bytes:
+        return (await store_report(report, agent, self._context)).model_dump_json().encode()
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, produce: Callable[[], Awaitable[bytes]]
+    ) -> None:
+        scope["route"] = scope["path"]  # named in the latency metrics like a routed request
+        try:
+            body = await produce()
+        except Exception as exc:  # the application's own handlers decide the answer (4xx, 503)
+            response = await answer_for(Request(scope, receive), exc)
+            await response(scope, receive, send)
+            return
+        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
