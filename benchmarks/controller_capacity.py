@@ -13,8 +13,9 @@ spread over processes rather than queueing every request behind one event loop.
 Measured, as p50/p99 client-side latency: the connect phase (every agent starts within 5 s and makes
 its first read and report, as after a controller restart), reports in the steady phase (long-polls
 only), and reports in the burst after the deploy; the CPU of the controller and of the simulator in the
-steady phase after the connect phase (100% = one core); how long the change took to reach the agents
-(fan-out) and the deployment's duration. Requests time out after 60 s (counted as errors). Runs on
+steady phase after the connect phase (100% = one core), and the CPU seconds each spent on the
+deployment until it completed; how long the change took to reach the agents (fan-out) and the
+deployment's duration. Requests time out after 60 s (counted as errors). Runs on
 SQLite and on PostgreSQL (a throwaway server, shipyard.lab.postgres).
 
 Usage: .venv/bin/python benchmarks/controller_capacity.py [--agents 1000] [--steady 60] [--workers 2]
@@ -216,7 +217,13 @@ def simulate(url: str, admin_token: str, agents: int, steady: float, workers: in
         elapsed = time.perf_counter() - started
         controller_cpu = (cpu_seconds(pid) - before[pid]) / elapsed * 100
         simulator_cpu = sum(cpu_seconds(p) - before[p] for p in simulator) / elapsed * 100
+        before = {p: cpu_seconds(p) for p in [pid, *simulator]}
         changed_at, deploy_seconds = asyncio.run(deploy_everywhere(url, admin_token, limit=180))
+        # CPU seconds spent on the deployment until it completed, by the controller and by the simulator
+        burst_cpu = (
+            cpu_seconds(pid) - before[pid],
+            sum(cpu_seconds(p) - before[p] for p in simulator),
+        )
         stop.set()
         records = [results.get(timeout=120) for _ in processes]
     finally:
@@ -234,9 +241,9 @@ def simulate(url: str, admin_token: str, agents: int, steady: float, workers: in
         agents,
         percentiles(connect),
         percentiles(steady_reports),
-        f"{controller_cpu:.0f}%",
-        f"{simulator_cpu:.0f}%",
+        f"{controller_cpu:.0f}% / {simulator_cpu:.0f}%",
         percentiles(burst_reports),
+        f"{burst_cpu[0]:.1f} / {burst_cpu[1]:.1f}",
         percentiles(fanout),
         f"{deploy_seconds:.1f}" if deploy_seconds is not None else "not in 180 s",
         sum(1 for *_, ok in samples if not ok),
@@ -298,9 +305,9 @@ COLUMNS = [
     "agents",
     "connect p50/p99 ms",
     "steady report p50/p99 ms",
-    "controller CPU",
-    "simulator CPU",
+    "steady CPU controller / simulator",
     "burst report p50/p99 ms",
+    "deploy CPU s controller / simulator",
     "fan-out p50/p99 ms",
     "deploy to all s",
     "errors",

@@ -36,5 +36,4 @@ def controller(
     )
     if bootstrap_token_file is not None:
         typer.echo(f"bootstrap admin token: in {bootstrap_token_file} (used only while no API token exists)")
-    import sys; sys.setswitchinterval(float(__import__("os").environ.get("SWI", "0.005")))
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)
