@@ -84,6 +84,8 @@ def store_state(session: Session, deployment: Deployment, state: RolloutState, n
         if row is None:
             row = DeploymentHost(host_id=progress.host_id, wave=progress.wave)
             deployment.hosts.append(row)
+        elif progress_of(row) == progress:
+            continue  # unchanged: most rows of a large deployment on most ticks; spares the ORM's bookkeeping
         _copy_progress(row, progress)
     if finishing:
         deployment.finished_at = now
