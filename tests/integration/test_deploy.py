@@ -92,11 +92,22 @@ def test_deploy_by_digest(app_home: AppHome, images: TestImages) -> None:
 def test_rollback_with_a_warm_standby_is_only_the_switch(app_home: AppHome, images: TestImages) -> None:
     app_home.write_config(images, deploy={"standby": 300})
     app_home.run("deploy", images.ref("v1"))
-    app_home.run("deploy", images.ref("v2"))
-    plan = json.loads(app_home.run("rollback", "--json").stdout)["plan"]
-    assert not any(line.startswith("start") for line in plan)
+    with (
+        LoadGenerator(app_home.listen_url + "/version", clients=4, keep_alive=True) as kept,
+        LoadGenerator(app_home.listen_url + "/version", clients=4, keep_alive=False) as fresh,
+        # one-second requests: some are in flight on the old slot at every switch and must finish there
+        LoadGenerator(app_home.listen_url + "/cgi-bin/slow", clients=3, keep_alive=False) as slow,
+    ):
+        deployed = json.loads(app_home.run("deploy", images.ref("v2"), "--json").stdout)
+        assert any(line.startswith("take the blue slot out of rotation") for line in deployed["plan"])
+        plan = json.loads(app_home.run("rollback", "--json").stdout)["plan"]
+        again = json.loads(app_home.run("deploy", images.ref("v2"), "--json").stdout)["plan"]
+    assert not any(line.startswith("start") for line in plan + again), "both releases stayed warm"
     assert any(line.startswith("switch haproxy to the blue slot") for line in plan)
-    assert version(app_home) == "v1"
+    for stats in (kept.stop(), fresh.stop(), slow.stop()):
+        assert stats.sent > 3
+        assert stats.failed == 0, stats.failures
+    assert version(app_home) == "v2"
     running = {c["release"] for c in status(app_home)["containers"] if c["status"] == "running"}  # type: ignore[union-attr]
     assert running == {"r1", "r2"}
 

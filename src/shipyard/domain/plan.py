@@ -148,9 +148,9 @@ def _prepare_target(state: AppState, release: Release, target: Slot, pull_allowe
 
 
 def _retire(old: ContainerInfo, slot: Slot, spec: AppSpec) -> list[Step]:
-    steps: list[Step] = [Drain(slot, spec.deploy.drain_timeout)]
     if spec.deploy.standby > 0:
-        steps.append(KeepStandby(old.name, old.release_id, spec.deploy.standby))
-    else:
-        steps.append(Stop(old.name, spec.deploy.stop_timeout))
-    return steps
+        return [
+            Drain(slot, spec.deploy.drain_timeout, wait=False),
+            KeepStandby(old.name, old.release_id, spec.deploy.standby),
+        ]
+    return [Drain(slot, spec.deploy.drain_timeout), Stop(old.name, spec.deploy.stop_timeout)]

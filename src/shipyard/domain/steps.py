@@ -80,8 +80,13 @@ class Switch:
 class Drain:
     slot: Slot
     timeout: float
+    # False when the old container keeps running (a warm standby): requests in flight finish on it by
+    # themselves, so the slot leaves the rotation at once and nobody waits for them.
+    wait: bool = True
 
     def describe(self) -> str:
+        if not self.wait:
+            return f"take the {self.slot} slot out of rotation (requests in flight finish on it)"
         return f"drain the {self.slot} slot (up to {self.timeout:g} s for requests in flight)"
 
 
