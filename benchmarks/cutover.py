@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,6 +70,13 @@ def new_home(the_lab: Lab, name: str, **overrides: object) -> AppHome:
 
 def listen_of(home: AppHome) -> str:
     return str(yaml.safe_load(home.config.read_text())["proxy"]["listen"])
+
+
+def load_summary(result: LoadResult) -> str:
+    """'N requests, M failed', with the kinds of the failures when there are any."""
+    kinds = Counter(kind for _, _, kind in result.failures)
+    detail = f" ({', '.join(f'{n} {kind}' for kind, n in kinds.most_common())})" if kinds else ""
+    return f"{result.total} requests, {result.failed} failed{detail}"
 
 
 @contextmanager
@@ -118,7 +126,7 @@ def deploy_timings(the_lab: Lab, deploys: int, concurrency: int) -> tuple[list[l
             rows.append(stats_row(f"  for reference: health-check wait, {condition}", health, None))
             rows.append(stats_row(f"  for reference: whole deploy command, {condition}", wall, None, "s"))
             if results:
-                notes.append(f"deploys under load: {results[0].total} requests, {results[0].failed} failed")
+                notes.append(f"deploys under load: {load_summary(results[0])}")
     finally:
         home.teardown()
     return rows, notes
@@ -214,7 +222,7 @@ def rollback_timings(
             rows.append(stats_row(f"  sum of the plan's steps, {condition}", steps, None, "s"))
             notes.append(f"rollbacks {condition}: {started_containers} started a container (0 expected)")
             if results:
-                notes.append(f"rollbacks under load: {results[0].total} requests, {results[0].failed} failed")
+                notes.append(f"rollbacks under load: {load_summary(results[0])}")
         rows.append(stats_row("  for reference: python -c 'import shipyard.cli.main'", imports, None, "s"))
         if direct:
             print(f"  {direct} runtime-API switches, timed directly ...", flush=True)
