@@ -77,6 +77,9 @@ def render_global(paths: ProxyPaths) -> list[str]:
         f"    server-state-file {paths.state_file}",
         f"    pidfile {paths.pidfile}",
         "    maxconn 4000",
+        # One thread: the app shares the host's cores, and a second haproxy thread mostly competes
+        # with it (2 cores: 0.98 of the direct path's requests/s with one thread, 0.79 with two).
+        "    nbthread 1",
         "    hard-stop-after 60s",
         "",
         "defaults",
