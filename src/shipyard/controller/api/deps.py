@@ -42,6 +42,10 @@ class AgentCaller:
     source_ip: str | None
     group: str = ""
 
+    @classmethod
+    def of(cls, known: KnownAgent, source_ip: str | None) -> AgentCaller:
+        return cls(host_id=known.host_id, host=known.host, source_ip=source_ip, group=known.group)
+
 
 def source_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
@@ -81,9 +85,7 @@ async def require_agent(request: Request, context: Context, credentials: Credent
     if known is None:
         known = await run_in_threadpool(_lookup_agent, context, token)
         context.agent_tokens.put(token, known)
-    return AgentCaller(
-        host_id=known.host_id, host=known.host, source_ip=source_ip(request), group=known.group
-    )
+    return AgentCaller.of(known, source_ip(request))
 
 
 Viewer = Annotated[Caller, Depends(require("viewer"))]

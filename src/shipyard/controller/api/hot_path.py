@@ -104,9 +104,7 @@ class AgentHotPath:
         if known is None:
             return None
         client = scope.get("client")
-        return AgentCaller(
-            host_id=known.host_id, host=known.host, source_ip=client[0] if client else None, group=known.group
-        )
+        return AgentCaller.of(known, client[0] if client else None)
 
     async def _desired(self, agent: AgentCaller, scope: Scope, receive: Receive, send: Send) -> None:
         query = _desired_query(scope)
