@@ -80,8 +80,8 @@ class Switch:
 class Drain:
     slot: Slot
     timeout: float
-    # False when the old container keeps running (a warm standby): requests in flight finish on it by
-    # themselves, so the slot leaves the rotation at once and nobody waits for them.
+    # False when the old container keeps running (a warm standby): the slot stays in haproxy's drain
+    # state, which sends it no new requests and lets those in flight finish, so nobody waits for them.
     wait: bool = True
 
     def describe(self) -> str:

@@ -133,11 +133,10 @@ class Executor:
     def _drain(self, step: Drain) -> str | None:
         backend = proxy_sync.backend_name(self.app)
         runtime = self.context.proxy.runtime
-        if not step.wait:  # haproxy keeps established sessions of a server put in maintenance
-            runtime.set_state(backend, step.slot, "maint")
+        runtime.set_state(backend, step.slot, "drain")
+        if not step.wait:  # the slot stays in drain: no new requests, those in flight finish on it
             proxy_sync.save_server_state(self.context)
             return None
-        runtime.set_state(backend, step.slot, "drain")
         deadline = time.monotonic() + step.timeout
         in_flight = runtime.sessions(backend).get(step.slot, 0)
         while in_flight and time.monotonic() < deadline:
