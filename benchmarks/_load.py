@@ -425,23 +425,6 @@ def free_port_block(count: int = 2) -> int:
     raise RuntimeError("no free block of ports found")
 
 
-def stop_reapers(home: Path) -> int:
-    """End the standby reapers shipyard detached for this SHIPYARD_HOME (they would sleep out the standby)."""
-    stopped = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"shipyard.host.reaper" in argv and str(home).encode() in argv:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGTERM)
-                stopped += 1
-    return stopped
-
-
 def describe_run() -> str:
     """One line for the top of a benchmark's output: the code measured and how busy the machine is."""
     root = Path(__file__).resolve().parent.parent

@@ -30,10 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import yaml
-from _load import Lab, Load, LoadResult, describe_run, lab, percentile, print_table, stop_reapers, wait_http
+from _load import Lab, Load, LoadResult, describe_run, lab, percentile, print_table, wait_http
 
 from shipyard.adapters.haproxy import HaproxyRuntime
-from shipyard.lab.fixtures import AppHome, unique_name
+from shipyard.lab.fixtures import AppHome, stop_reapers, unique_name
 
 
 def stats_row(label: str, samples: list[float], target: float | None, unit: str = "ms") -> list[str]:

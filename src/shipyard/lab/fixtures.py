@@ -193,9 +193,27 @@ class AppHome:
         )
 
     def teardown(self) -> None:
-        """Remove this app's containers and stop this home's haproxy."""
+        """End this home's standby reapers, remove this app's containers and stop this home's haproxy."""
+        stop_reapers(self.home)  # a reaper waking later would bring this home's haproxy back
         remove_app_containers(self.docker_url, self.app)
         stop_haproxy(self.home)
+
+
+def stop_reapers(home: Path) -> int:
+    """End the standby reapers shipyard detached for this SHIPYARD_HOME (they would sleep out the standby)."""
+    stopped = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"shipyard.host.reaper" in argv and str(home).encode() in argv:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGTERM)
+                stopped += 1
+    return stopped
 
 
 def remove_app_containers(docker_url: str, app: str) -> None:
