@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shipyard.controller.deployments import current_release_id
-from shipyard.controller.models import Deployment, DeploymentHost, Environment, Host, Release
+from shipyard.controller.models import Deployment, DeploymentHost, Environment, Release
 from shipyard.controller.rollout import ACTIVE, FAILED, SUCCEEDED
 from shipyard.controller.schemas.agent import DesiredApp, DesiredState
 from shipyard.controller.schemas.common import release_name
@@ -150,16 +150,7 @@ def group_plan(session: Session, group: str) -> GroupPlan:
     return GroupPlan(group, apps, releases)
 
 
-def desired_choices(session: Session, host: Host) -> list[Choice]:
-    plan = group_plan(session, host.group)
-    return [choice for app in plan.apps if (choice := app.choice_for(host.id)) is not None]
-
-
 def version_of(apps: list[DesiredApp]) -> int:
     """A fingerprint of the content, so any change in what the host should run changes the version."""
     content = json.dumps([[a.app, a.release_id, a.digest, a.deployment_id] for a in apps], sort_keys=True)
     return int(hashlib.sha256(content.encode()).hexdigest()[:13], 16)
-
-
-def desired_state(session: Session, host: Host) -> DesiredState:
-    return group_plan(session, host.group).for_host(host.id, host.name)

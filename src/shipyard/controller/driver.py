@@ -74,8 +74,8 @@ class RolloutDriver:
             await asyncio.wait_for(self._wakeup.wait(), timeout)
         self._wakeup.clear()
 
-    def tick(self, *, app_id: int | None = None, flush: bool = False) -> bool:
-        """Advance every active deployment (or only `app_id`'s); True when anything changed."""
+    def tick(self, *, flush: bool = False) -> bool:
+        """Advance every active deployment; True when anything changed."""
         with self._lock:
             now = self._clock()
             flush_due = flush or time.monotonic() - self._flushed_at >= self._flush_interval
@@ -87,18 +87,17 @@ class RolloutDriver:
                         session, now=now, lost_after=self._lost_after, seen=self.presence.latest()
                     )
                     changed = bool(lost)
-                    advanced, due = self._advance_all(session, now, app_id)
+                    advanced, due = self._advance_all(session, now)
                     changed |= advanced
                     if deployments.start_queued(session, now):
                         changed = True
-                        _, due = self._advance_all(session, now, app_id)
+                        _, due = self._advance_all(session, now)
             except BaseException:
                 self.presence.restore(pending)
                 raise
             if flush_due:
                 self._flushed_at = time.monotonic()
-            if app_id is None:
-                self.next_due = due
+            self.next_due = due
         if changed:
             self._on_change()
         return changed
@@ -113,13 +112,9 @@ class RolloutDriver:
             self.presence.restore(pending)
             raise
 
-    def _advance_all(
-        self, session: Session, now: datetime, app_id: int | None
-    ) -> tuple[bool, datetime | None]:
+    def _advance_all(self, session: Session, now: datetime) -> tuple[bool, datetime | None]:
         """Whether anything changed, and the earliest moment a deployment needs a tick on its own."""
         query = select(Deployment).where(Deployment.status.in_(ACTIVE)).order_by(Deployment.id)
-        if app_id is not None:
-            query = query.where(Deployment.app_id == app_id)
         changed, dues = False, []
         for deployment in session.scalars(query.with_for_update()).all():
             advanced, due = advance_deployment(session, deployment, now)

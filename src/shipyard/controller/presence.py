@@ -18,10 +18,7 @@ class Presence:
         self._pending: dict[int, datetime] = {}
 
     def seen(self, host_id: int, at: datetime) -> None:
-        with self._lock:
-            if host_id not in self._latest or self._latest[host_id] < at:
-                self._latest[host_id] = at
-                self._pending[host_id] = at
+        self.seen_many([host_id], at)
 
     def seen_many(self, host_ids: list[int], at: datetime) -> None:
         with self._lock:

@@ -45,14 +45,14 @@ def push_lab_images(
     return pushed
 
 
-def remove_lab_images(repository: str, tags: dict[str, tuple[str, Behaviour]] | None = None) -> None:
+def remove_lab_images(repository: str) -> None:
     """Untag what push_lab_images built in the default engine (layers shared with others stay)."""
     base_url = os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
     if not engine_answers(base_url):
         return
     client = docker.DockerClient(base_url=base_url)
     try:
-        for tag in tags or LAB_IMAGES:
+        for tag in LAB_IMAGES:
             with contextlib.suppress(docker.errors.DockerException):
                 client.images.remove(f"{repository}:{tag}", noprune=False)
     finally:
