@@ -99,6 +99,12 @@ def percentile(values: array[float] | list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (fields 14 and 15 of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- the client ------------------------------------------------------------------------------
 
 

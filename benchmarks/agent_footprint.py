@@ -9,10 +9,10 @@ Usage: .venv/bin/python benchmarks/agent_footprint.py [--seconds 60]
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
+from _load import cpu_seconds
 from fleet_common import deploy, print_table, running_lab
 
 from shipyard.lab.state import load_state
@@ -23,11 +23,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import random
 import shutil
 import ssl
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _load import cpu_seconds, percentile
 from fleet_common import print_table
 
 from shipyard.domain.spec import parse_spec, spec_snapshot
@@ -184,17 +184,11 @@ async def deploy_everywhere(url: str, admin_token: str, limit: float) -> tuple[f
     return changed_at, None
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def percentiles(values: list[float]) -> str:
-    ordered = sorted(values)
-    if not ordered:
+    """'p50 / p99' in milliseconds, nearest-rank."""
+    if not values:
         return "-"
-    at = lambda fraction: ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000  # noqa: E731
-    return f"{at(0.5):.0f} / {at(0.99):.0f}"
+    return f"{percentile(values, 50) * 1000:.0f} / {percentile(values, 99) * 1000:.0f}"
 
 
 def simulate(url: str, admin_token: str, agents: int, steady: float, workers: int, pid: int) -> list[object]:

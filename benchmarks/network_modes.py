@@ -27,10 +27,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
-from _load import Lab, describe_run, free_port_block, lab, print_table, run, wait_http
+from _load import Lab, cpu_seconds, describe_run, free_port_block, lab, print_table, run, wait_http
 
 from shipyard.lab.fixtures import AppHome, unique_name
 from shipyard.lab.testapp import busybox_path, write_context_dir
@@ -138,11 +137,7 @@ class Servers:
         if self.home is None:
             return 0.0
         master = (self.home.home / "haproxy" / "haproxy.pid").read_text().split()[0]
-        total = 0
-        for pid in run(["pgrep", "-P", master], check=False).split():
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-        return total / os.sysconf("SC_CLK_TCK")
+        return sum(cpu_seconds(int(pid)) for pid in run(["pgrep", "-P", master], check=False).split())
 
     def stop(self) -> None:
         if self.native is not None:
