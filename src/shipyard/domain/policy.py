@@ -223,10 +223,26 @@ def _sensitive(path: str, protected: Iterable[str]) -> bool:
     return path == "/" or any(within(path, guarded) or within(guarded, path) for guarded in protected)
 
 
+def _inside(path: str, protected: Iterable[str]) -> list[str]:
+    """The protected paths strictly inside `path`: a volume of `path` exposes them too."""
+    return [guarded for guarded in protected if guarded != path and within(guarded, path)]
+
+
 def _host_path_allowed(path: str, entries: list[str], protected: list[str]) -> bool:
+    if path == "/":
+        return "/" in entries
     if path in entries:
-        return True
+        return all(guarded in entries for guarded in _inside(path, protected))
     return not _sensitive(path, protected) and any(within(path, entry) for entry in entries)
+
+
+def _host_path_hint(path: str, entries: list[str], protected: list[str]) -> str:
+    held = [guarded for guarded in _inside(path, protected) if guarded not in entries]
+    if path != "/" and held:
+        return f"it holds {', '.join(held)}; list {path} and each of those itself in volumes.host_paths"
+    if _sensitive(path, protected):
+        return f"list {path} itself in volumes.host_paths to allow it"
+    return "add it (or a parent directory) to volumes.host_paths in the policy"
 
 
 def _volumes(
@@ -234,7 +250,7 @@ def _volumes(
 ) -> list[Violation]:
     violations = []
     entries = _entries(policy.volumes.host_paths, resolved)
-    protected = [*protected, *own]  # a parent of the host's own files needs its exact entry too
+    protected = [*protected, *own]
     for index, volume in enumerate(spec.volumes):
         key = f"volumes.{index}"
         source = volume.split(":", 1)[0]
@@ -252,21 +268,14 @@ def _volumes(
             continue
         for form in _forms(source, resolved):
             shown = source if form == normalise(source) else f"{source} (resolving to {form})"
-            if any(within(form, path) for path in own):
-                violations.append(
-                    Violation(
-                        "host-paths", key, f"host path {shown} holds this host's own state; never mounted"
-                    )
-                )
+            # Only an explicitly listed / may expose the host's own files (it exposes everything).
+            if any(within(form, path) or (within(path, form) and form != "/") for path in own):
+                message = f"host path {shown} holds this host's own state; never mounted"
             elif not _host_path_allowed(form, entries, protected):
-                hint = (
-                    f"list {form} itself in volumes.host_paths to allow it"
-                    if _sensitive(form, protected)
-                    else "add it (or a parent directory) to volumes.host_paths in the policy"
-                )
-                violations.append(Violation("host-paths", key, f"host path {shown} is not allowed; {hint}"))
+                message = f"host path {shown} is not allowed; {_host_path_hint(form, entries, protected)}"
             else:
                 continue
+            violations.append(Violation("host-paths", key, message))
             break
     return violations
 
