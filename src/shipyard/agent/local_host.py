@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shipyard.agent.localize import host_release
 from shipyard.agent.ports import LocalApp
 from shipyard.controller.schemas.agent import DesiredApp
+from shipyard.domain.policy import AgentPolicy
 from shipyard.domain.spec import spec_from_snapshot
 from shipyard.host import service
 from shipyard.host.context import HostContext
 from shipyard.host.executor import Reporter
 from shipyard.host.observe import observe
+from shipyard.host.policy import HostPolicy
 from shipyard.host.store import utcnow
 from shipyard.secrets.resolve import resolve_secrets
 
@@ -22,6 +24,7 @@ class LocalHost:
     context: HostContext
     address: str | None = None
     environ: Mapping[str, str] | None = None
+    policy: HostPolicy = field(default_factory=lambda: HostPolicy(AgentPolicy(), "built-in defaults"))
 
     def known_apps(self) -> list[str]:
         return [record.app for record in self.context.store.apps()]
@@ -46,9 +49,11 @@ class LocalHost:
     def converge(self, desired: DesiredApp, reporter: Reporter) -> str:
         """The health-gated swap to the desired release; raises ShipyardError when it fails."""
         release = host_release(desired, self.address, utcnow())
+        spec = spec_from_snapshot(release.spec)
+        # Before the store, the environment or any step: a refused release leaves no trace but its report.
+        self.policy.enforce(spec, release.pinned_image, release=release.id)
         # The store must know the release before the swap: recovery after a crash looks it up.
         self.context.store.save_release(release)
-        spec = spec_from_snapshot(release.spec)
         secrets = resolve_secrets(spec.env.secret, None, self.environ)
         outcome = service.deploy(
             self.context,
@@ -58,6 +63,7 @@ class LocalHost:
             secrets=secrets,
             wait=True,
             reporter=reporter,
+            policy=self.policy,
         )
         if outcome.plan.empty:
             return outcome.plan.describe()[0]

@@ -19,6 +19,7 @@ from shipyard.agent.loop import AgentLoop
 from shipyard.controller.client import ControllerClient
 from shipyard.errors import ControllerError
 from shipyard.host.context import HostContext
+from shipyard.host.policy import agent_policy
 
 log = structlog.get_logger("shipyard.agent")
 
@@ -37,6 +38,7 @@ class AgentSettings:
     poll_wait: float = 25.0
     max_backoff: float = 30.0
     retry_failed_after: float = 60.0
+    policy_file: Path | None = None
 
     @property
     def token_path(self) -> Path:
@@ -100,16 +102,26 @@ def run_agent(settings: AgentSettings) -> None:
     signal.signal(signal.SIGINT, on_signal)
     context = HostContext(home=settings.home, docker_url=settings.docker_url, actor=f"agent:{settings.name}")
     try:
+        # Read first: a broken policy file stops the agent before it spends its join token.
+        policy = agent_policy(
+            settings.policy_file,
+            home=settings.home,
+            token_file=settings.token_path,
+            docker_url=settings.docker_url,
+        )
         backoff = Backoff(cap=settings.max_backoff)
         token = identify(settings, backoff, stop)
         with ControllerClient(settings.controller, token) as client:
-            agent = AgentLoop(client, LocalHost(context, settings.address), poll_wait=settings.poll_wait)
+            host = LocalHost(context, settings.address, policy=policy)
+            agent = AgentLoop(client, host, poll_wait=settings.poll_wait)
             agent.backoff, agent.agent_version = backoff, __version__
             agent.failures.first_retry = settings.retry_failed_after
             loop_ref.append(agent)
             for line in agent.start():
                 log.info("recovered", what=line)
-            log.info("agent running", name=settings.name, controller=settings.controller)
+            log.info(
+                "agent running", name=settings.name, controller=settings.controller, policy=policy.source
+            )
             while not stop.is_set():
                 run_guarded(agent, stop)
     except Stopping:

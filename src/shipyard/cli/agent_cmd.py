@@ -53,6 +53,14 @@ def agent(
     retry_failed_after: Annotated[
         float, typer.Option("--retry-failed-after", help="first wait before retrying a failed release")
     ] = 60.0,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            envvar="SHIPYARD_POLICY",
+            help="this host's policy file (default /etc/shipyard/agent-policy.yml; see docs/policy.md)",
+        ),
+    ] = None,
 ) -> None:
     """Run the agent: register, long-poll the desired releases, swap health-gated, report."""
     from shipyard.agent.runner import AgentSettings, run_agent
@@ -70,5 +78,6 @@ def agent(
         poll_wait=poll_wait,
         max_backoff=max_backoff,
         retry_failed_after=retry_failed_after,
+        policy_file=policy,
     )
     run_agent(settings)

@@ -13,6 +13,7 @@ from shipyard.cli.render import print_error
 from shipyard.domain.spec import AppSpec, load_spec
 from shipyard.errors import ShipyardError
 from shipyard.host.context import HostContext, default_home
+from shipyard.host.policy import HostPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,6 +21,14 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="path to ship
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output (see docs/json.md)")]
 WaitOption = Annotated[bool, typer.Option("--wait", help="queue behind a deploy that holds the lock")]
 EnvOption = Annotated[str, typer.Option("--env", "-e", help="environment whose secrets to use")]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        envvar="SHIPYARD_POLICY",
+        help="this host's policy file (default /etc/shipyard/agent-policy.yml when it exists)",
+    ),
+]
 DEFAULT_CONFIG = Path("shipyard.yml")
 
 
@@ -59,3 +68,20 @@ def app_secrets(spec: AppSpec, config: Path, env: str) -> dict[str, str]:
     from shipyard.secrets.resolve import resolve_secrets
 
     return resolve_secrets(spec.env.secret, open_store(spec.secrets, repo_root(config), env))
+
+
+def host_policy(path: Path | None, spec: AppSpec, config: Path, env: str, home: Path) -> HostPolicy | None:
+    """The host's policy for a deploy from this machine, or None when the host has none.
+
+    Names of env.secret found in the encrypted store of `env` are not read from the environment, so
+    the policy's prefix rule applies only to the others.
+    """
+    from shipyard.host.policy import cli_policy
+
+    policy = cli_policy(path, home=home)
+    if policy is None or not spec.env.secret:
+        return policy
+    from shipyard.secrets.factory import open_store
+
+    store = open_store(spec.secrets, repo_root(config), env)
+    return policy.with_stored_secrets(store.names() if store.exists() else [])

@@ -13,10 +13,12 @@ from shipyard.cli.common import (
     ConfigOption,
     EnvOption,
     JsonOption,
+    PolicyOption,
     WaitOption,
     app_secrets,
     handle_errors,
     host_context,
+    host_policy,
     load,
     repo_root,
 )
@@ -67,6 +69,7 @@ def deploy(
     wait: WaitOption = False,
     as_json: JsonOption = False,
     queue: QueueOption = False,
+    policy_file: PolicyOption = None,
 ) -> None:
     """Deploy IMAGE with a health-gated blue-green swap behind this host's haproxy (or --env: the fleet)."""
     spec = load(config)
@@ -76,13 +79,22 @@ def deploy(
     env = env or "production"
     context = host_context()
     try:
+        policy = host_policy(policy_file, spec, config, env, context.home)
         if dry_run:
-            outcome = service.deploy(context, spec, image, dry_run=True)
+            outcome = service.deploy(context, spec, image, dry_run=True, policy=policy)
             _print_plan(outcome, as_json)
             return
+        if policy is not None:
+            policy.enforce(spec, image)  # before any secret is resolved
         secrets = app_secrets(spec, config, env)
         outcome = service.deploy(
-            context, spec, image, secrets=secrets, wait=wait, reporter=StepPrinter(quiet=as_json)
+            context,
+            spec,
+            image,
+            secrets=secrets,
+            wait=wait,
+            reporter=StepPrinter(quiet=as_json),
+            policy=policy,
         )
         _report(outcome, as_json, "deployed")
     finally:
@@ -122,6 +134,7 @@ def rollback(
     dry_run: DryRunOption = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
+    policy_file: PolicyOption = None,
 ) -> None:
     """Swap back to the previous release (or RELEASE) with the image on this host (or --env: the fleet)."""
     spec = load(config)
@@ -130,12 +143,19 @@ def rollback(
     env = env or "production"
     context = host_context()
     try:
+        policy = host_policy(policy_file, spec, config, env, context.home)
         if dry_run:
-            _print_plan(service.rollback(context, spec, release, dry_run=True), as_json)
+            _print_plan(service.rollback(context, spec, release, dry_run=True, policy=policy), as_json)
             return
         secrets = app_secrets(spec, config, env)
         outcome = service.rollback(
-            context, spec, release, wait=wait, secrets=secrets, reporter=StepPrinter(quiet=as_json)
+            context,
+            spec,
+            release,
+            wait=wait,
+            secrets=secrets,
+            reporter=StepPrinter(quiet=as_json),
+            policy=policy,
         )
         _report(outcome, as_json, "rolled back to")
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import subprocess
@@ -38,6 +37,9 @@ from shipyard.host.health import wait_healthy
 from shipyard.host.store import utcnow
 from shipyard.logs import host_logger
 from shipyard.secrets.masking import mask
+
+# Hooks find the usual system commands; a release that needs others sets PATH in env.clear.
+HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Reporter(Protocol):
@@ -245,14 +247,7 @@ class Executor:
             "post-swap": spec.hooks.post_swap,
             "post-deploy": spec.hooks.post_deploy,
         }[step.phase]
-        env = {
-            **os.environ,
-            "SHIPYARD_APP": self.app,
-            "SHIPYARD_RELEASE": step.release.id,
-            "SHIPYARD_IMAGE": step.release.pinned_image,
-            "SHIPYARD_DIGEST": step.release.digest,
-            "SHIPYARD_HOOK": step.phase,
-        }
+        env = self._hook_environment(spec, step)
         for command in commands:
             try:
                 done = subprocess.run(
@@ -268,6 +263,19 @@ class Executor:
                     details=mask(done.stderr).strip().splitlines()[-10:],
                 )
         return f"{len(commands)} ok"
+
+    def _hook_environment(self, spec: AppSpec, step: RunHooks) -> dict[str, str]:
+        """The release's own environment, never this process's: an agent's token stays with the agent."""
+        return {
+            "PATH": HOOK_PATH,
+            **spec.env.clear,
+            **{key: self.secrets[key] for key in spec.env.secret if key in self.secrets},
+            "SHIPYARD_APP": self.app,
+            "SHIPYARD_RELEASE": step.release.id,
+            "SHIPYARD_IMAGE": step.release.pinned_image,
+            "SHIPYARD_DIGEST": step.release.digest,
+            "SHIPYARD_HOOK": step.phase,
+        }
 
 
 def run_isolated(executor: Executor, steps: list[Step]) -> list[str]:

@@ -24,6 +24,7 @@ from shipyard.host.context import HostContext
 from shipyard.host.executor import Executor, Reporter, SilentReporter, container_name, run_isolated
 from shipyard.host.lock import app_lock
 from shipyard.host.observe import observe
+from shipyard.host.policy import HostPolicy
 from shipyard.host.store import utcnow
 
 
@@ -170,8 +171,11 @@ def deploy(
     wait: bool = False,
     reporter: Reporter | None = None,
     release: Release | None = None,
+    policy: HostPolicy | None = None,
 ) -> Outcome:
     ref = parse_image(image) if release is None else parse_image(release.pinned_image)
+    if policy is not None:  # before anything reads a credential, asks a registry or runs a step
+        policy.enforce(spec, str(ref), release=release.id if release else None)
     if release is None and ref.name != spec.image and ref.repository != spec.image:
         raise ConfigError(
             f"{ref.name} is not this app's image {spec.image}; deploy {spec.image}:TAG instead."
@@ -251,11 +255,14 @@ def rollback(
     wait: bool = False,
     secrets: dict[str, str] | None = None,
     reporter: Reporter | None = None,
+    policy: HostPolicy | None = None,
 ) -> Outcome:
     target = (
         context.store.release(spec.app, release_id) if release_id else previous_release(context, spec.app)
     )
     target_spec = spec_from_snapshot(target.spec)
+    if policy is not None:  # the policy may have changed since the release last ran here
+        policy.enforce(target_spec, target.pinned_image, release=target.id)
     if dry_run:
         state = observe(context, spec.app, target.image)
         return Outcome(target, plan_swap(target, state, target_spec, pull_allowed=False))
