@@ -39,8 +39,8 @@ class Lab:
         token = control_plane.admin_token(state) or ""
         return {"SHIPYARD_CONTROLLER": state.controller_url, "SHIPYARD_TOKEN": token, "PATH": "/usr/bin:/bin"}
 
-    def write_config(self, name: str, **rollout: Any) -> Path:
-        document = control_plane.app_document(self.state)
+    def write_config(self, name: str, extra: dict[str, Any] | None = None, **rollout: Any) -> Path:
+        document = {**control_plane.app_document(self.state), **(extra or {})}
         document["rollout"] = {**document["rollout"], **rollout}  # type: ignore[dict-item]
         path = self.root / f"{name}.yml"
         path.write_text(yaml.safe_dump(document))
@@ -56,12 +56,14 @@ class Lab:
             timeout=timeout,
         )
 
-    def start_deployment(self, tag: str, **rollout: Any) -> DeploymentOut:
-        """Create the release and deployment through the API, without following it."""
+    def start_deployment(
+        self, tag: str, extra: dict[str, Any] | None = None, **rollout: Any
+    ) -> DeploymentOut:
+        """Create the release (the lab app with `extra` keys) and deployment, without following it."""
         from shipyard.cli.fleet_cmd import resolve_digest
         from shipyard.domain.spec import load_spec, spec_snapshot
 
-        spec = load_spec(self.write_config(f"deploy-{tag}", **rollout))
+        spec = load_spec(self.write_config(f"deploy-{tag}", extra, **rollout))
         repository, digest = resolve_digest(spec, f"{self.state.image}:{tag}")
         with self.client() as client:
             release = client.create_release(repository, digest, spec_snapshot(spec))

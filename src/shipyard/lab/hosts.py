@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import yaml
 
 from shipyard.adapters.haproxy import HaproxyProcess
 from shipyard.adapters.haproxy_config import ProxyPaths
@@ -30,6 +31,20 @@ def agent_log(host: HostRecord) -> Path:
     return Path(host.root) / "agent.log"
 
 
+def policy_file(host: HostRecord) -> Path:
+    return Path(host.root) / "agent-policy.yml"
+
+
+def write_policy(state: LabState, host: HostRecord) -> Path:
+    """The host's own policy (kept when there is one): the lab registry only, no hooks, no host paths."""
+    path = policy_file(host)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {"registries": [state.registry_address], "hooks": {"allow": False}}
+        path.write_text("# this lab host's policy; see docs/policy.md\n" + yaml.safe_dump(document))
+    return path
+
+
 def start_agent(state: LabState, host: HostRecord, join_token: str | None = None) -> None:
     """Start (or restart) the host's agent; a restarted one reads its saved agent token."""
     args = [
@@ -37,6 +52,7 @@ def start_agent(state: LabState, host: HostRecord, join_token: str | None = None
         *("--controller", state.controller_url, "--name", host.name, "--group", state.group),
         *("--home", str(host.home), "--docker-host", host.docker_url, "--address", host.address),
         *("--poll-wait", "20", "--max-backoff", "2", "--retry-failed-after", "30"),
+        *("--policy", str(write_policy(state, host))),
     ]
     env = {"SHIPYARD_JOIN_TOKEN": join_token} if join_token else {}
     host.agent_pid = shipyard_process(args, agent_log(host), env)
