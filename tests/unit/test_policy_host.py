@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +18,7 @@ from shipyard.domain.models import Release
 from shipyard.domain.policy import parse_policy
 from shipyard.domain.spec import parse_spec, spec_snapshot
 from shipyard.domain.steps import RunHooks
-from shipyard.errors import ConfigError, PolicyError
+from shipyard.errors import ConfigError, DeployFailedError, PolicyError
 from shipyard.host import policy as host_policy
 from shipyard.host.context import HostContext
 from shipyard.host.executor import Executor, SilentReporter
@@ -175,3 +178,40 @@ def host_policy_path() -> str:
     from shipyard.host.executor import HOOK_PATH
 
     return HOOK_PATH
+
+
+def test_hooks_run_as_the_policys_user_with_its_own_groups(tmp_path: Path) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="shipyard-hook-user-"))  # pytest's tmp_path is root-only
+    shared.chmod(0o777)
+    out = shared / "id.out"
+    spec = parse_spec({**BASE, "hooks": {"post-deploy": [f"sh -c 'id -u > {out}; id -G >> {out}'"]}})
+    release = Release("r1", "web", "127.0.0.1:5000/web", DIGEST, spec_snapshot(spec), datetime.now(UTC), "t")
+    nobody = pwd.getpwnam("nobody")
+    executor = Executor(HostContext(home=tmp_path / "home"), "web", hook_user="nobody")
+    try:
+        if os.geteuid() != 0:  # only root may switch users: the hook is refused, never run as shipyard's user
+            with pytest.raises(DeployFailedError, match="could not run"):
+                executor.apply(RunHooks("post-deploy", release))
+            assert not out.exists()
+            return
+        executor.apply(RunHooks("post-deploy", release))
+        uid, groups = out.read_text().splitlines()
+    finally:
+        shutil.rmtree(shared)
+    assert int(uid) == nobody.pw_uid
+    assert groups.split() == [str(nobody.pw_gid)]
+
+
+def test_a_hook_user_that_does_not_exist_stops_the_hook(tmp_path: Path) -> None:
+    spec = parse_spec({**BASE, "hooks": {"pre-deploy": ["true"]}})
+    release = Release("r1", "web", "127.0.0.1:5000/web", DIGEST, spec_snapshot(spec), datetime.now(UTC), "t")
+    executor = Executor(HostContext(home=tmp_path / "home"), "web", hook_user="no-such-user-here")
+    with pytest.raises(DeployFailedError, match="not a user on this host"):
+        executor.apply(RunHooks("pre-deploy", release))
+
+
+def test_the_hook_user_must_look_like_a_user() -> None:
+    assert parse_policy({"hooks": {"user": "nobody"}}).hooks.user == "nobody"
+    assert parse_policy({"hooks": {"user": "65534"}}).hooks.user == "65534"
+    with pytest.raises(ConfigError, match=r"hooks\.user"):
+        parse_policy({"hooks": {"user": "nobody\nroot"}})

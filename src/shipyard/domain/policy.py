@@ -87,8 +87,21 @@ def _absolute_paths(values: list[str], key: str) -> list[str]:
     return paths
 
 
+USER_NAME = re.compile(r"\A([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})\Z")
+
+
 class HooksPolicy(Section):
     allow: bool = Field(default=False, description="run the release's hooks on this host")
+    user: str | None = Field(
+        default=None, description="run hooks as this user (name or uid), not as shipyard's"
+    )
+
+    @field_validator("user")
+    @classmethod
+    def _user_name(cls, value: str | None) -> str | None:
+        if value is not None and not USER_NAME.match(value):
+            raise ValueError(f"{value!r} must be a user name like nobody, or a numeric uid")
+        return value
 
 
 class VolumesPolicy(Section):

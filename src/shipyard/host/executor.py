@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pwd
 import shlex
 import socket
 import subprocess
@@ -82,6 +83,7 @@ class Executor:
     reporter: Reporter = field(default_factory=SilentReporter)
     history_id: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    hook_user: str | None = None
 
     def run(self, steps: tuple[Step, ...] | list[Step]) -> None:
         log_file = self.context.home / "shipyard.log"
@@ -251,7 +253,12 @@ class Executor:
         for command in commands:
             try:
                 done = subprocess.run(
-                    shlex.split(command), env=env, capture_output=True, text=True, timeout=300
+                    shlex.split(command),
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    **hook_identity(self.hook_user),
                 )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 raise DeployFailedError(f"the {step.phase} hook '{command}' could not run: {exc}.") from exc
@@ -276,6 +283,20 @@ class Executor:
             "SHIPYARD_DIGEST": step.release.digest,
             "SHIPYARD_HOOK": step.phase,
         }
+
+
+def hook_identity(user: str | None) -> dict[str, Any]:
+    """subprocess arguments running a hook as `user` with its own group and no other groups."""
+    if user is None:
+        return {}
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError as exc:
+        raise DeployFailedError(
+            f"the policy runs hooks as {user}, which is not a user on this host; "
+            "create it or change hooks.user."
+        ) from exc
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 def run_isolated(executor: Executor, steps: list[Step]) -> list[str]:

@@ -187,7 +187,9 @@ def deploy(
         return Outcome(target, plan_swap(target, state, spec))
     with locked(context, spec.app, f"deploy {ref}", wait):
         target = release or make_release(context, spec, ref, digest)
-        return _swap(context, spec, target, "deploy", secrets or {}, reporter, pull_allowed=True)
+        return _swap(
+            context, spec, target, "deploy", secrets or {}, reporter, pull_allowed=True, policy=policy
+        )
 
 
 def _swap(
@@ -199,6 +201,7 @@ def _swap(
     reporter: Reporter | None,
     *,
     pull_allowed: bool,
+    policy: HostPolicy | None = None,
 ) -> Outcome:
     if context.store.app(spec.app) is None or not context.proxy.running():
         register_app(context, spec)
@@ -221,6 +224,7 @@ def _swap(
         credentials=registry_credentials(spec.registry),
         reporter=reporter or SilentReporter(),
         history_id=history_id,
+        hook_user=policy.rules.hooks.user if policy else None,
     )
     try:
         executor.run(plan.steps)
@@ -267,7 +271,16 @@ def rollback(
         state = observe(context, spec.app, target.image)
         return Outcome(target, plan_swap(target, state, target_spec, pull_allowed=False))
     with locked(context, spec.app, f"rollback to {target.id}", wait):
-        return _swap(context, target_spec, target, "rollback", secrets or {}, reporter, pull_allowed=False)
+        return _swap(
+            context,
+            target_spec,
+            target,
+            "rollback",
+            secrets or {},
+            reporter,
+            pull_allowed=False,
+            policy=policy,
+        )
 
 
 def previous_release(context: HostContext, app: str) -> Release:
