@@ -17,7 +17,8 @@ with ``raise ... from exc``; the CLI maps them to exit codes and the HTTP API to
     │       └── ControllerAuthError    exit 10  the controller refused the token (401/403)
     ├── DeployFailedError              exit 9   the new release never became healthy; old one still serves
     ├── SecretError                    exit 11  a secret is missing, or a secrets file cannot be decrypted
-    └── SecretLeakError                exit 12  a scan found a secret in an image layer
+    ├── SecretLeakError                exit 12  a scan found a secret in an image layer
+    └── SignatureError                 exit 13  a release is unsigned or does not match its signature
 """
 
 from __future__ import annotations
@@ -87,3 +88,9 @@ class SecretError(ShipyardError):
 
 class SecretLeakError(ShipyardError):
     exit_code = 12
+
+
+class SignatureError(ShipyardError):
+    """A release is unsigned, signed by an untrusted key, or altered after it was signed."""
+
+    exit_code = 13

@@ -15,6 +15,7 @@ from shipyard.host.executor import Reporter
 from shipyard.host.observe import observe
 from shipyard.host.store import utcnow
 from shipyard.secrets.resolve import resolve_secrets
+from shipyard.signing import TrustedKeys, release_payload
 
 
 @dataclass
@@ -22,6 +23,8 @@ class LocalHost:
     context: HostContext
     address: str | None = None
     environ: Mapping[str, str] | None = None
+    # When set, only releases signed by one of these keys run here (shipyard.signing).
+    trusted_keys: TrustedKeys | None = None
 
     def known_apps(self) -> list[str]:
         return [record.app for record in self.context.store.apps()]
@@ -45,6 +48,10 @@ class LocalHost:
 
     def converge(self, desired: DesiredApp, reporter: Reporter) -> str:
         """The health-gated swap to the desired release; raises ShipyardError when it fails."""
+        if self.trusted_keys is not None:
+            # Before anything is stored or pulled: a forged release must leave no trace on the host.
+            payload = release_payload(desired.app, desired.image, desired.digest, desired.spec)
+            self.trusted_keys.verify(payload, desired.signature, what=f"release {desired.release}")
         release = host_release(desired, self.address, utcnow())
         # The store must know the release before the swap: recovery after a crash looks it up.
         self.context.store.save_release(release)

@@ -19,6 +19,7 @@ from shipyard.agent.loop import AgentLoop
 from shipyard.controller.client import ControllerClient
 from shipyard.errors import ControllerError
 from shipyard.host.context import HostContext
+from shipyard.signing import load_trusted_keys
 
 log = structlog.get_logger("shipyard.agent")
 
@@ -37,6 +38,7 @@ class AgentSettings:
     poll_wait: float = 25.0
     max_backoff: float = 30.0
     retry_failed_after: float = 60.0
+    trusted_keys: tuple[Path, ...] = ()
 
     @property
     def token_path(self) -> Path:
@@ -98,12 +100,14 @@ def run_agent(settings: AgentSettings) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    trusted = load_trusted_keys(settings.trusted_keys) if settings.trusted_keys else None
     context = HostContext(home=settings.home, docker_url=settings.docker_url, actor=f"agent:{settings.name}")
     try:
         backoff = Backoff(cap=settings.max_backoff)
         token = identify(settings, backoff, stop)
         with ControllerClient(settings.controller, token) as client:
-            agent = AgentLoop(client, LocalHost(context, settings.address), poll_wait=settings.poll_wait)
+            host = LocalHost(context, settings.address, trusted_keys=trusted)
+            agent = AgentLoop(client, host, poll_wait=settings.poll_wait)
             agent.backoff, agent.agent_version = backoff, __version__
             agent.failures.first_retry = settings.retry_failed_after
             loop_ref.append(agent)

@@ -53,6 +53,14 @@ def agent(
     retry_failed_after: Annotated[
         float, typer.Option("--retry-failed-after", help="first wait before retrying a failed release")
     ] = 60.0,
+    trusted_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trusted-key",
+            help="public key (from 'shipyard signing-key'); when given, only releases it signed run here. "
+            "Repeatable, for a rotation.",
+        ),
+    ] = None,
 ) -> None:
     """Run the agent: register, long-poll the desired releases, swap health-gated, report."""
     from shipyard.agent.runner import AgentSettings, run_agent
@@ -70,5 +78,6 @@ def agent(
         poll_wait=poll_wait,
         max_backoff=max_backoff,
         retry_failed_after=retry_failed_after,
+        trusted_keys=tuple(trusted_key or ()),
     )
     run_agent(settings)
