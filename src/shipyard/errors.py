@@ -18,7 +18,8 @@ with ``raise ... from exc``; the CLI maps them to exit codes and the HTTP API to
     ├── DeployFailedError              exit 9   the new release never became healthy; old one still serves
     ├── SecretError                    exit 11  a secret is missing, or a secrets file cannot be decrypted
     ├── SecretLeakError                exit 12  a scan found a secret in an image layer
-    └── PolicyError                    exit 13  the host's policy refuses the release; nothing ran
+    ├── PolicyError                    exit 13  the host's policy refuses the release; nothing ran
+    └── SignatureError                 exit 14  a release is unsigned or does not match its signature
 """
 
 from __future__ import annotations
@@ -94,3 +95,9 @@ class PolicyError(ShipyardError):
     """The host's own policy (agent-policy.yml) refuses what a release asks for; nothing ran."""
 
     exit_code = 13
+
+
+class SignatureError(ShipyardError):
+    """A release is unsigned, signed by an untrusted key, or altered after it was signed."""
+
+    exit_code = 14

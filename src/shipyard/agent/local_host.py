@@ -17,6 +17,7 @@ from shipyard.host.observe import observe
 from shipyard.host.policy import HostPolicy
 from shipyard.host.store import utcnow
 from shipyard.secrets.resolve import resolve_secrets
+from shipyard.signing import TrustedKeys, release_payload
 
 
 @dataclass
@@ -25,6 +26,8 @@ class LocalHost:
     address: str | None = None
     environ: Mapping[str, str] | None = None
     policy: HostPolicy = field(default_factory=lambda: HostPolicy(AgentPolicy(), "built-in defaults"))
+    # When set, only releases signed by one of these keys run here (shipyard.signing).
+    trusted_keys: TrustedKeys | None = None
 
     def known_apps(self) -> list[str]:
         return [record.app for record in self.context.store.apps()]
@@ -48,6 +51,10 @@ class LocalHost:
 
     def converge(self, desired: DesiredApp, reporter: Reporter) -> str:
         """The health-gated swap to the desired release; raises ShipyardError when it fails."""
+        if self.trusted_keys is not None:
+            # Before anything is stored or pulled: a forged release must leave no trace on the host.
+            payload = release_payload(desired.app, desired.image, desired.digest, desired.spec)
+            self.trusted_keys.verify(payload, desired.signature, what=f"release {desired.release}")
         release = host_release(desired, self.address, utcnow())
         spec = spec_from_snapshot(release.spec)
         # Before the store, the environment or any step: a refused release leaves no trace but its report.

@@ -20,6 +20,7 @@ from shipyard.controller.client import ControllerClient
 from shipyard.errors import ControllerError
 from shipyard.host.context import HostContext
 from shipyard.host.policy import agent_policy
+from shipyard.signing import load_trusted_keys
 
 log = structlog.get_logger("shipyard.agent")
 
@@ -39,6 +40,7 @@ class AgentSettings:
     max_backoff: float = 30.0
     retry_failed_after: float = 60.0
     policy_file: Path | None = None
+    trusted_keys: tuple[Path, ...] = ()
 
     @property
     def token_path(self) -> Path:
@@ -100,6 +102,7 @@ def run_agent(settings: AgentSettings) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    trusted = load_trusted_keys(settings.trusted_keys) if settings.trusted_keys else None
     context = HostContext(home=settings.home, docker_url=settings.docker_url, actor=f"agent:{settings.name}")
     try:
         # Read first: a broken policy file stops the agent before it spends its join token.
@@ -112,7 +115,7 @@ def run_agent(settings: AgentSettings) -> None:
         backoff = Backoff(cap=settings.max_backoff)
         token = identify(settings, backoff, stop)
         with ControllerClient(settings.controller, token) as client:
-            host = LocalHost(context, settings.address, policy=policy)
+            host = LocalHost(context, settings.address, policy=policy, trusted_keys=trusted)
             agent = AgentLoop(client, host, poll_wait=settings.poll_wait)
             agent.backoff, agent.agent_version = backoff, __version__
             agent.failures.first_retry = settings.retry_failed_after

@@ -61,6 +61,14 @@ def agent(
             help="this host's policy file (default /etc/shipyard/agent-policy.yml; see docs/policy.md)",
         ),
     ] = None,
+    trusted_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trusted-key",
+            help="public key (from 'shipyard signing-key'); when given, only releases it signed run here. "
+            "Repeatable, for a rotation.",
+        ),
+    ] = None,
 ) -> None:
     """Run the agent: register, long-poll the desired releases, swap health-gated, report."""
     from shipyard.agent.runner import AgentSettings, run_agent
@@ -79,5 +87,6 @@ def agent(
         max_backoff=max_backoff,
         retry_failed_after=retry_failed_after,
         policy_file=policy,
+        trusted_keys=tuple(trusted_key or ()),
     )
     run_agent(settings)

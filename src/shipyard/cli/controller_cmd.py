@@ -20,6 +20,10 @@ def controller(
         typer.Option(help="admin token file: read if present, else written (0600); used on first start only"),
     ] = None,
     lost_after: Annotated[float, typer.Option(help="seconds without a report before a host is lost")] = 30.0,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="Ed25519 key (from 'shipyard signing-key') that signs releases CI did not sign"),
+    ] = None,
     access_log: Annotated[
         bool, typer.Option(help="log every request (a line per long-poll and report of every agent)")
     ] = False,
@@ -32,7 +36,10 @@ def controller(
     from shipyard.controller.settings import load_settings
 
     settings = load_settings(
-        database_url=db, lost_after=lost_after, bootstrap_token_file=bootstrap_token_file
+        database_url=db,
+        lost_after=lost_after,
+        bootstrap_token_file=bootstrap_token_file,
+        signing_key_file=signing_key,
     )
     if bootstrap_token_file is not None:
         typer.echo(f"bootstrap admin token: in {bootstrap_token_file} (used only while no API token exists)")

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the client and its schemas load only when a fleet command r
     from shipyard.controller.schemas.deployments import DeploymentOut
 
 FleetEnvOption = Annotated[str | None, typer.Option("--env", "-e", help="environment (the fleet's, if any)")]
+SIGNING_KEY_ENV = "SHIPYARD_SIGNING_KEY"
 QueueOption = Annotated[bool, typer.Option("--queue", help="wait behind a running deployment or a lock")]
 AppOption = Annotated[str | None, typer.Option("--app", help="app name (default: from shipyard.yml)")]
 EnvRequired = Annotated[str, typer.Option("--env", "-e", help="environment (host group)")]
@@ -88,11 +89,24 @@ def resolve_digest(spec: AppSpec, image: str) -> tuple[str, str]:
         client.close()
 
 
+def ci_signature(app: str, image: str, digest: str, snapshot: dict[str, Any]) -> str | None:
+    """A signature by the key in $SHIPYARD_SIGNING_KEY (CI's), or None to let the controller sign."""
+    key_file = os.environ.get(SIGNING_KEY_ENV)
+    if not key_file:
+        return None
+    # Loaded only when signing: the CLI's start time matters for a rollback.
+    from shipyard.signing import load_private_key, release_payload, sign
+
+    return sign(load_private_key(Path(key_file)), release_payload(app, image, digest, snapshot))
+
+
 def fleet_deploy(spec: AppSpec, image: str, env: str, *, queue: bool, as_json: bool) -> None:
     """Record the release, start (or queue) its deployment to `env`, and follow it to the end."""
     repository, digest = resolve_digest(spec, image)
+    snapshot = spec_snapshot(spec)
+    signature = ci_signature(spec.app, repository, digest, snapshot)
     with fleet_client(spec) as client:
-        release = client.create_release(repository, digest, spec_snapshot(spec))
+        release = client.create_release(repository, digest, snapshot, signature=signature)
         deployment = client.create_deployment(release.id, env, queue=queue)
         if not as_json:
             say(f"release {release.name} {repository}@{digest[:19]}: deployment {deployment.id} to {env}")

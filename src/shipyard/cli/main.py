@@ -32,6 +32,7 @@ EXTENSIONS: list[tuple[str, str, str, bool]] = [
     ("shipyard.cli.build_cmd", "scan", "scan", False),
     ("shipyard.cli.controller_cmd", "controller", "controller", False),
     ("shipyard.cli.agent_cmd", "agent", "agent", False),
+    ("shipyard.cli.signing_cmd", "signing_key", "signing-key", False),
     ("shipyard.cli.lab_cmd", "lab_app", "lab", True),
     *[
         ("shipyard.cli.fleet_cmd", name, name, False)

@@ -120,10 +120,13 @@ class ControllerClient:
         self._call("GET", "/healthz", prefix="")
 
     # releases and deployments
-    def create_release(self, image: str, digest: str, spec: dict[str, Any]) -> ReleaseOut:
-        return self._one(
-            ReleaseOut, "POST", "/releases", json={"image": image, "digest": digest, "spec": spec}
-        )
+    def create_release(
+        self, image: str, digest: str, spec: dict[str, Any], *, signature: str | None = None
+    ) -> ReleaseOut:
+        body: dict[str, Any] = {"image": image, "digest": digest, "spec": spec}
+        if signature is not None:
+            body["signature"] = signature
+        return self._one(ReleaseOut, "POST", "/releases", json=body)
 
     def list_releases(self, app: str | None = None) -> list[ReleaseOut]:
         return self._many(ReleaseOut, "/releases", app=app)

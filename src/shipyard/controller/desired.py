@@ -120,6 +120,7 @@ def _release_template(release: Release) -> DesiredApp:
         digest=release.digest,
         spec=release.spec,
         deployment_id=None,
+        signature=release.signature,
     )
 
 

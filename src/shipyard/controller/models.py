@@ -97,6 +97,8 @@ class Release(Base):
     spec: Mapped[dict[str, Any]] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # ed25519:<key id>:<base64>, over shipyard.signing.release_payload; None when nobody signed it.
+    signature: Mapped[str | None] = mapped_column(String(160), default=None)
     app: Mapped[App] = relationship()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,15 +13,38 @@ from shipyard.controller.models import App, Release
 from shipyard.controller.schemas.releases import ReleaseCreate
 from shipyard.domain.spec import spec_from_snapshot, spec_snapshot
 from shipyard.errors import ConfigError, NotFoundError
+from shipyard.signing import release_payload, sign
 
 
-def create_release(session: Session, body: ReleaseCreate, *, actor: str, source_ip: str | None) -> Release:
+def create_release(
+    session: Session,
+    body: ReleaseCreate,
+    *,
+    actor: str,
+    source_ip: str | None,
+    signing_key: Ed25519PrivateKey | None = None,
+) -> Release:
     spec = spec_from_snapshot(body.spec)  # raises ConfigError with every problem and its key path
     if spec.image != body.image:
         raise ConfigError(f"image {body.image!r} does not match the spec's image {spec.image!r}.")
+    snapshot = spec_snapshot(spec)
+    signature = body.signature
+    if signature is not None and snapshot != body.spec:
+        # Hosts verify the stored snapshot; a signature over anything else could never verify.
+        raise ConfigError(
+            "the signed spec is not a canonical snapshot; sign the output of spec_snapshot "
+            "(the fleet CLI does when SHIPYARD_SIGNING_KEY is set)."
+        )
+    if signature is None and signing_key is not None:
+        signature = sign(signing_key, release_payload(spec.app, body.image, body.digest, snapshot))
     app = catalog.ensure_app(session, spec.app)
     release = Release(
-        app_id=app.id, image=body.image, digest=body.digest, spec=spec_snapshot(spec), created_by=actor
+        app_id=app.id,
+        image=body.image,
+        digest=body.digest,
+        spec=snapshot,
+        created_by=actor,
+        signature=signature,
     )
     session.add(release)
     session.flush()
@@ -31,6 +55,7 @@ def create_release(session: Session, body: ReleaseCreate, *, actor: str, source_
         target=f"{app.name}/r{release.id}",
         source_ip=source_ip,
         digest=body.digest,
+        signed=signature is not None,
     )
     return release
 

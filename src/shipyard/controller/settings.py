@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from shipyard.errors import ConfigError
+from shipyard.signing import load_private_key
 
 DEFAULT_DB_FILE = "shipyard-controller.db"
 ADMIN_TOKEN_ENV = "SHIPYARD_ADMIN_TOKEN"
@@ -29,6 +32,8 @@ class ControllerSettings:
     max_wait: float = 60.0
     # Shown once in the bootstrap file or given by the operator; repr=False keeps it out of logs.
     bootstrap_admin_token: str | None = field(default=None, repr=False)
+    # Signs releases created without a CI signature (shipyard.signing); agents verify with its .pub.
+    signing_key: Ed25519PrivateKey | None = field(default=None, repr=False)
 
 
 def default_database_url(environ: Mapping[str, str]) -> str:
@@ -63,6 +68,7 @@ def load_settings(
     database_url: str | None = None,
     lost_after: float = 30.0,
     bootstrap_token_file: Path | None = None,
+    signing_key_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ControllerSettings:
     env = os.environ if environ is None else environ
@@ -77,4 +83,7 @@ def load_settings(
     token = env.get(ADMIN_TOKEN_ENV) or None
     if bootstrap_token_file is not None:
         token = read_or_create_token_file(bootstrap_token_file)
-    return ControllerSettings(database_url=url, lost_after=lost_after, bootstrap_admin_token=token)
+    signing_key = load_private_key(signing_key_file) if signing_key_file is not None else None
+    return ControllerSettings(
+        database_url=url, lost_after=lost_after, bootstrap_admin_token=token, signing_key=signing_key
+    )

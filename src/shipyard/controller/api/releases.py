@@ -17,7 +17,13 @@ router = APIRouter(prefix="/releases", tags=["releases"])
 @router.post("", status_code=201, summary="Record a release (deployer)")
 def create_release(body: ReleaseCreate, caller: Deployer, context: Context) -> ReleaseOut:
     with context.db.transaction() as session:
-        release = releases.create_release(session, body, actor=caller.name, source_ip=caller.source_ip)
+        release = releases.create_release(
+            session,
+            body,
+            actor=caller.name,
+            source_ip=caller.source_ip,
+            signing_key=context.settings.signing_key,
+        )
         return release_out(release)
 
 

@@ -21,6 +21,7 @@ def release_out(release: Release) -> ReleaseOut:
         spec=release.spec,
         created_by=release.created_by,
         created_at=release.created_at,
+        signature=release.signature,
     )
 
 

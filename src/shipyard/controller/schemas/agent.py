@@ -34,6 +34,7 @@ class DesiredApp(BaseModel):
     digest: str
     spec: dict[str, Any]
     deployment_id: int | None = Field(description="the deployment that put this release here, if any")
+    signature: str | None = Field(default=None, description="ed25519 signature over the release, if signed")
 
 
 class DesiredState(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from shipyard.controller.schemas.common import Body
 
+Signature = Annotated[str, Field(pattern=r"^ed25519:[0-9a-f]{16}:[A-Za-z0-9+/]{86}==$", max_length=160)]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", examples=["sha256:" + "0" * 64])]
 
 
@@ -18,6 +19,11 @@ class ReleaseCreate(Body):
     )
     digest: Digest
     spec: dict[str, Any] = Field(description="spec snapshot (shipyard.domain.spec.spec_snapshot)")
+    signature: Signature | None = Field(
+        default=None,
+        description="signature by a CI key over the release (shipyard.signing); the controller signs "
+        "releases that come without one when it has a signing key",
+    )
 
 
 class ReleaseOut(BaseModel):
@@ -29,3 +35,4 @@ class ReleaseOut(BaseModel):
     spec: dict[str, Any]
     created_by: str
     created_at: datetime
+    signature: str | None = None

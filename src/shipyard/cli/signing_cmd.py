@@ -1,0 +1,50 @@
+"""`shipyard signing-key`: make the Ed25519 key pair that signs releases (controller or CI)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipyard.cli.common import handle_errors
+from shipyard.cli.render import say
+from shipyard.errors import ConfigError
+from shipyard.signing import generate_private_key, key_id, private_key_pem, public_key_pem
+
+
+@handle_errors
+def signing_key(
+    path: Annotated[
+        Path, typer.Argument(help="private key file to write (0600); the public key goes to PATH.pub")
+    ],
+    force: Annotated[bool, typer.Option("--force", help="overwrite existing key files")] = False,
+) -> None:
+    """Write a new release signing key pair: the private key for the controller or CI, PATH.pub for agents."""
+    public_path = path.with_name(path.name + ".pub")
+    for existing in (path, public_path):
+        if existing.exists() and not force:
+            raise ConfigError(f"{existing} already exists; pass --force to replace the key pair.")
+    key = generate_private_key()
+    write_private(path, private_key_pem(key))
+    try:
+        public_path.write_bytes(public_key_pem(key.public_key()))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {public_path}: {exc.strerror or exc}.") from exc
+    say(
+        f"wrote {path} (private, key id {key_id(key.public_key())}) and {public_path} (give it to the agents)"
+    )
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to a new file readable by its owner only, whatever mode an older file had."""
+    draft = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(draft, path)
+    except OSError as exc:
+        draft.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}.") from exc
