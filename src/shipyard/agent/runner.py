@@ -37,10 +37,18 @@ class AgentSettings:
     poll_wait: float = 25.0
     max_backoff: float = 30.0
     retry_failed_after: float = 60.0
+    ca_file: Path | None = None
+    insecure_http: bool = False
 
     @property
     def token_path(self) -> Path:
         return self.token_file or self.home / TOKEN_FILE_NAME
+
+    def client(self, token: str | None = None) -> ControllerClient:
+        """A client under the URL policy, verifying the controller against `ca_file`."""
+        return ControllerClient(
+            self.controller, token, ca_file=self.ca_file, insecure_http=self.insecure_http
+        )
 
 
 class Stopping(Exception):
@@ -53,7 +61,7 @@ def _refused(exc: ControllerError) -> bool:
 
 def identify(settings: AgentSettings, backoff: Backoff, stop: threading.Event) -> str:
     """The agent token; registration is retried with backoff while the controller is unreachable."""
-    with ControllerClient(settings.controller) as client:
+    with settings.client() as client:
         while True:
             try:
                 return agent_token(
@@ -88,6 +96,7 @@ def run_guarded(agent: AgentLoop, stop: threading.Event) -> None:
 
 
 def run_agent(settings: AgentSettings) -> None:
+    settings.client().close()  # a refused URL or unreadable CA bundle stops the agent before anything runs
     stop = threading.Event()
     loop_ref: list[AgentLoop] = []
 
@@ -102,7 +111,7 @@ def run_agent(settings: AgentSettings) -> None:
     try:
         backoff = Backoff(cap=settings.max_backoff)
         token = identify(settings, backoff, stop)
-        with ControllerClient(settings.controller, token) as client:
+        with settings.client(token) as client:
             agent = AgentLoop(client, LocalHost(context, settings.address), poll_wait=settings.poll_wait)
             agent.backoff, agent.agent_version = backoff, __version__
             agent.failures.first_retry = settings.retry_failed_after

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import handle_errors
+from shipyard.cli.fleet_cmd import CaFileOption, InsecureHttpOption
 from shipyard.errors import ConfigError
 from shipyard.host.context import default_home
 
@@ -53,6 +54,8 @@ def agent(
     retry_failed_after: Annotated[
         float, typer.Option("--retry-failed-after", help="first wait before retrying a failed release")
     ] = 60.0,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Run the agent: register, long-poll the desired releases, swap health-gated, report."""
     from shipyard.agent.runner import AgentSettings, run_agent
@@ -70,5 +73,7 @@ def agent(
         poll_wait=poll_wait,
         max_backoff=max_backoff,
         retry_failed_after=retry_failed_after,
+        ca_file=ca_file,
+        insecure_http=insecure_http,
     )
     run_agent(settings)
