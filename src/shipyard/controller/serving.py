@@ -13,6 +13,11 @@ from typing import Any
 
 from shipyard.errors import ConfigError
 
+# On SIGTERM, requests still running after this long are cancelled (a waiting long-poll: its agent polls
+# again) and the process exits. It also bounds the TLS close of idle keep-alive connections, which
+# otherwise waits up to 30 s for a client's close_notify that a pooled, unread connection never sends.
+SHUTDOWN_GRACE_SECONDS = 3
+
 
 @dataclass(frozen=True)
 class ServeOptions:
@@ -52,6 +57,7 @@ def uvicorn_options(options: ServeOptions) -> dict[str, Any]:
         # Without a trusted proxy the headers are ignored altogether: the peer's address is the source.
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": proxies,
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
     }
     if options.tls_cert is not None and options.tls_key is not None:
         served["ssl_certfile"] = str(options.tls_cert)
