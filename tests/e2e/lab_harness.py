@@ -51,11 +51,16 @@ class Lab:
         return path
 
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return self.cli_with(self.env(), *args, timeout=timeout)
+
+    def cli_with(
+        self, env: dict[str, str], *args: str, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "shipyard.cli.main", *args],
             capture_output=True,
             text=True,
-            env=self.env(),
+            env=env,
             cwd=self.root,
             timeout=timeout,
         )
