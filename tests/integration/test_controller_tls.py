@@ -66,8 +66,9 @@ def test_the_client_trusts_the_controller_with_the_ca_only(served: ServedControl
 
 def test_plain_http_to_the_https_port_fails_cleanly(served: ServedController) -> None:
     plain = served.url.replace("https://", "http://")
-    with ControllerClient(plain, served.admin_token) as client, pytest.raises(ControllerError):
+    with ControllerClient(plain, served.admin_token) as client, pytest.raises(ControllerError) as refused:
         client.hosts()
+    assert "use an https:// URL" in refused.value.message
 
 
 def test_the_cli_needs_the_ca_and_says_so_in_one_sentence(served: ServedController) -> None:

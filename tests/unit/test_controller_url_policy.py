@@ -112,6 +112,20 @@ def test_fleet_command_refuses_plain_http_to_a_network_address() -> None:
     assert_one_sentence(runner.invoke(app, ["hosts"], env=env), 2, "--insecure-http", "192.0.2.10")
 
 
+def test_insecure_http_from_the_environment_lets_the_url_pass(tmp_path: Path) -> None:
+    # The URL policy passes, so the next check (the CA bundle) is what stops it: nothing connects.
+    env = {
+        "SHIPYARD_CONTROLLER": "http://192.0.2.10:8700",
+        "SHIPYARD_INSECURE_HTTP": "1",
+        "SHIPYARD_CA_FILE": str(tmp_path / "missing.pem"),
+    }
+    assert_one_sentence(runner.invoke(app, ["hosts"], env=env), 2, "--ca-file")
+    flag = runner.invoke(
+        app, ["audit", "--insecure-http", "--ca-file", str(tmp_path / "missing.pem")], env=env
+    )
+    assert_one_sentence(flag, 2, "--ca-file")
+
+
 def test_fleet_deploy_refuses_plain_http_before_asking_the_registry(tmp_path: Path) -> None:
     config = tmp_path / "shipyard.yml"
     config.write_text("app: web\nimage: 192.0.2.20:5000/web\ncontroller: http://192.0.2.10:8700\n")

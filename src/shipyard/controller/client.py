@@ -123,6 +123,11 @@ class ControllerClient:
         except httpx.HTTPError as exc:
             if tls_problem := refusal_reason(exc):
                 raise ControllerError(f"the controller at {self.url} {tls_problem}.") from exc
+            if isinstance(exc, httpx.RemoteProtocolError) and self.url.startswith("http://"):
+                raise ControllerError(
+                    f"the controller at {self.url} closed the connection without answering; "
+                    "if it serves https, use an https:// URL."
+                ) from exc
             raise ControllerError(
                 f"cannot reach the controller at {self.url} ({type(exc).__name__})."
             ) from exc
