@@ -120,8 +120,9 @@ def test_insecure_http_from_the_environment_lets_the_url_pass(tmp_path: Path) ->
         "SHIPYARD_CA_FILE": str(tmp_path / "missing.pem"),
     }
     assert_one_sentence(runner.invoke(app, ["hosts"], env=env), 2, "--ca-file")
+    only_flags = {**env, "SHIPYARD_INSECURE_HTTP": None, "SHIPYARD_CA_FILE": None}  # None: unset
     flag = runner.invoke(
-        app, ["audit", "--insecure-http", "--ca-file", str(tmp_path / "missing.pem")], env=env
+        app, ["audit", "--insecure-http", "--ca-file", str(tmp_path / "missing.pem")], env=only_flags
     )
     assert_one_sentence(flag, 2, "--ca-file")
 
