@@ -35,7 +35,7 @@ def running_lab(hosts: int) -> Iterator[Path]:
 
 
 def admin(state: LabState) -> ControllerClient:
-    return ControllerClient(state.controller_url, control_plane.admin_token(state))
+    return control_plane.admin_client(state)
 
 
 def deploy(root: Path, tag: str, **rollout: object) -> tuple[DeploymentOut, float]:

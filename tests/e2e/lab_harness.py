@@ -31,13 +31,17 @@ class Lab:
         return load_state(self.root)
 
     def client(self) -> ControllerClient:
-        state = self.state
-        return ControllerClient(state.controller_url, control_plane.admin_token(state))
+        return control_plane.admin_client(self.state)
 
     def env(self) -> dict[str, str]:
         state = self.state
         token = control_plane.admin_token(state) or ""
-        return {"SHIPYARD_CONTROLLER": state.controller_url, "SHIPYARD_TOKEN": token, "PATH": "/usr/bin:/bin"}
+        return {
+            "SHIPYARD_CONTROLLER": state.controller_url,
+            "SHIPYARD_CA_FILE": str(state.ca_file),
+            "SHIPYARD_TOKEN": token,
+            "PATH": "/usr/bin:/bin",
+        }
 
     def write_config(self, name: str, extra: dict[str, Any] | None = None, **rollout: Any) -> Path:
         document = {**control_plane.app_document(self.state), **(extra or {})}
@@ -47,11 +51,16 @@ class Lab:
         return path
 
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return self.cli_with(self.env(), *args, timeout=timeout)
+
+    def cli_with(
+        self, env: dict[str, str], *args: str, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "shipyard.cli.main", *args],
             capture_output=True,
             text=True,
-            env=self.env(),
+            env=env,
             cwd=self.root,
             timeout=timeout,
         )

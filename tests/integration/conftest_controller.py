@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from controller_fixtures import Harness, controller_settings, running_controller, shared_postgres
 
+from shipyard.lab.tls import TlsFiles, make_throwaway_ca
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def controller_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -21,6 +23,12 @@ def controller_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
     url = server.create_database("controller_test")
     yield url
     server.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def controller_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A throwaway CA and a certificate for 127.0.0.1 and localhost, for controllers served over TCP."""
+    return make_throwaway_ca(tmp_path_factory.mktemp("controller-tls"))
 
 
 @pytest.fixture

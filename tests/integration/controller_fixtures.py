@@ -7,10 +7,14 @@ PostgreSQL is started once per test process, lazily, and stopped at exit.
 from __future__ import annotations
 
 import atexit
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -19,7 +23,10 @@ from shipyard.controller.app import create_app
 from shipyard.controller.client import ControllerClient
 from shipyard.controller.schemas.agent import AppReport, DesiredState
 from shipyard.controller.settings import ControllerSettings
+from shipyard.errors import ControllerError
+from shipyard.lab.ports import free_port
 from shipyard.lab.postgres import PostgresServer, start_postgres
+from shipyard.lab.tls import TlsFiles
 
 ADMIN_TOKEN = "sya_test-admin-token-0123456789abcdef"
 DIGESTS = ["sha256:" + str(i) * 64 for i in range(1, 10)]
@@ -138,6 +145,54 @@ class Harness:
                 return status
             time.sleep(0.05)
         raise AssertionError(f"deployment {deployment_id} never reached {statuses}")
+
+
+RUN_CONTROLLER = "import typer; from shipyard.cli.controller_cmd import controller; typer.run(controller)"
+
+
+@dataclass
+class ServedController:
+    """A `shipyard controller` process reached over TCP: its https URL, admin token, CA and output."""
+
+    url: str
+    admin_token: str
+    ca_file: Path
+    output: str = ""
+
+    def client(self, token: str | None = None, **kwargs: Any) -> ControllerClient:
+        return ControllerClient(self.url, token, ca_file=self.ca_file, **kwargs)
+
+
+def controller_answers(client: ControllerClient) -> bool:
+    try:
+        with client:
+            client.healthz()
+        return True
+    except ControllerError:
+        return False
+
+
+@contextmanager
+def served_controller(db_url: str, work: Path, tls: TlsFiles, *extra: str) -> Iterator[ServedController]:
+    """The controller started through its CLI command, serving https with `tls`; stopped on exit."""
+    port, token_file = free_port(), work / "admin.token"
+    command = [sys.executable, "-c", RUN_CONTROLLER, "--db", db_url, "--port", str(port)]
+    command += ["--bootstrap-token-file", str(token_file), "--lost-after", "30"]
+    command += ["--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key), *extra]
+    env = {**os.environ, "SHIPYARD_ADMIN_TOKEN": ""}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    served = ServedController(f"https://127.0.0.1:{port}", "", tls.ca_cert)
+    try:
+        wait_for(
+            lambda: process.poll() is None and controller_answers(served.client(timeout=1.0)),
+            timeout=30,
+            what="the controller",
+        )
+        served.admin_token = token_file.read_text().strip()
+        yield served
+    finally:
+        process.terminate()
+        served.output, _ = process.communicate(timeout=15)
 
 
 @contextmanager

@@ -2,64 +2,35 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from controller_fixtures import DIGESTS, FakeAgent, spec, wait_for
+from controller_fixtures import DIGESTS, FakeAgent, ServedController, served_controller, spec, wait_for
 
-from shipyard.controller.client import ControllerClient
 from shipyard.controller.schemas.agent import DesiredState
-from shipyard.errors import ControllerError
-from shipyard.lab.ports import free_port
+from shipyard.lab.tls import TlsFiles
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]
 
-RUN_CONTROLLER = "import typer; from shipyard.cli.controller_cmd import controller; typer.run(controller)"
-
-
-def controller_answers(url: str) -> bool:
-    try:
-        with ControllerClient(url, timeout=1.0) as client:
-            client.healthz()
-        return True
-    except ControllerError:
-        return False
-
 
 @pytest.fixture
-def served(controller_db_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(url, admin token) of a controller process started through the CLI command."""
-    port, token_file = free_port(), tmp_path / "admin.token"
-    command = [sys.executable, "-c", RUN_CONTROLLER, "--db", controller_db_url, "--port", str(port)]
-    command += ["--bootstrap-token-file", str(token_file), "--lost-after", "30"]
-    env = {**os.environ, "SHIPYARD_ADMIN_TOKEN": ""}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(
-            lambda: process.poll() is None and controller_answers(url), timeout=30, what="the controller"
-        )
-        yield url, token_file.read_text().strip()
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=15)
-        assert token_file.read_text().strip() not in output, "the admin token must never reach the log"
+def served(controller_db_url: str, tmp_path: Path, controller_tls: TlsFiles) -> Iterator[ServedController]:
+    """A controller process started through the CLI command, serving https."""
+    with served_controller(controller_db_url, tmp_path, controller_tls) as controller:
+        yield controller
+    assert controller.admin_token not in controller.output, "the admin token must never reach the log"
 
 
-def test_deployment_over_real_http_with_long_polling_agents(served: tuple[str, str]) -> None:
-    url, admin_token = served
-    admin = ControllerClient(url, admin_token)
+def test_deployment_over_real_https_with_long_polling_agents(served: ServedController) -> None:
+    admin = served.client(served.admin_token)
     agents = []
     for name in ("h1", "h2", "h3"):
-        registered = ControllerClient(url).register_agent(admin.create_join_token("production").token, name)
-        agents.append(FakeAgent(name, registered.agent_token, ControllerClient(url, registered.agent_token)))
+        registered = served.client().register_agent(admin.create_join_token("production").token, name)
+        agents.append(FakeAgent(name, registered.agent_token, served.client(registered.agent_token)))
     baseline = agents[0].client.desired()
     woken: list[DesiredState] = []
     poll = threading.Thread(target=lambda: woken.append(agents[0].client.desired(baseline.version, wait=25)))

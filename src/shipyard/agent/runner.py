@@ -41,10 +41,18 @@ class AgentSettings:
     retry_failed_after: float = 60.0
     policy_file: Path | None = None
     trusted_keys: tuple[Path, ...] = ()
+    ca_file: Path | None = None
+    insecure_http: bool = False
 
     @property
     def token_path(self) -> Path:
         return self.token_file or self.home / TOKEN_FILE_NAME
+
+    def client(self, token: str | None = None) -> ControllerClient:
+        """A client under the URL policy, verifying the controller against `ca_file`."""
+        return ControllerClient(
+            self.controller, token, ca_file=self.ca_file, insecure_http=self.insecure_http
+        )
 
 
 class Stopping(Exception):
@@ -57,7 +65,7 @@ def _refused(exc: ControllerError) -> bool:
 
 def identify(settings: AgentSettings, backoff: Backoff, stop: threading.Event) -> str:
     """The agent token; registration is retried with backoff while the controller is unreachable."""
-    with ControllerClient(settings.controller) as client:
+    with settings.client() as client:
         while True:
             try:
                 return agent_token(
@@ -92,6 +100,7 @@ def run_guarded(agent: AgentLoop, stop: threading.Event) -> None:
 
 
 def run_agent(settings: AgentSettings) -> None:
+    settings.client().close()  # a refused URL or unreadable CA bundle stops the agent before anything runs
     stop = threading.Event()
     loop_ref: list[AgentLoop] = []
 
@@ -114,7 +123,7 @@ def run_agent(settings: AgentSettings) -> None:
         )
         backoff = Backoff(cap=settings.max_backoff)
         token = identify(settings, backoff, stop)
-        with ControllerClient(settings.controller, token) as client:
+        with settings.client(token) as client:
             host = LocalHost(context, settings.address, policy=policy, trusted_keys=trusted)
             agent = AgentLoop(client, host, poll_wait=settings.poll_wait)
             agent.backoff, agent.agent_version = backoff, __version__

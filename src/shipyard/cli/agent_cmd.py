@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import handle_errors
+from shipyard.cli.fleet_cmd import CaFileOption, InsecureHttpOption
 from shipyard.errors import ConfigError
 from shipyard.host.context import default_home
 
@@ -69,6 +70,8 @@ def agent(
             "Repeatable, for a rotation.",
         ),
     ] = None,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Run the agent: register, long-poll the desired releases, swap health-gated, report."""
     from shipyard.agent.runner import AgentSettings, run_agent
@@ -88,5 +91,7 @@ def agent(
         retry_failed_after=retry_failed_after,
         policy_file=policy,
         trusted_keys=tuple(trusted_key or ()),
+        ca_file=ca_file,
+        insecure_http=insecure_http,
     )
     run_agent(settings)

@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
+from shipyard.cli.common import handle_errors
 
+
+@handle_errors
 def controller(
     db: Annotated[
         str | None,
@@ -27,20 +30,47 @@ def controller(
     access_log: Annotated[
         bool, typer.Option(help="log every request (a line per long-poll and report of every agent)")
     ] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="serve https with this certificate (PEM, chain after it)"),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="the certificate's private key (PEM)")
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            "--forwarded-allow-ips",
+            envvar="SHIPYARD_FORWARDED_ALLOW_IPS",
+            help="proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed",
+        ),
+    ] = "",
 ) -> None:
     """Run the fleet controller. Default database: $SHIPYARD_HOME/shipyard-controller.db or ./ (SQLite)."""
     # Imported here: the web stack takes most of a second to import; other commands don't need it.
     import uvicorn
 
     from shipyard.controller.app import create_app
+    from shipyard.controller.serving import ServeOptions, uvicorn_options
     from shipyard.controller.settings import load_settings
+    from shipyard.controller.tls import check_server_files
+    from shipyard.controller.url_policy import is_loopback
 
+    served = uvicorn_options(ServeOptions(host, port, tls_cert, tls_key, forwarded_allow_ips, access_log))
+    if tls_cert is not None and tls_key is not None:
+        check_server_files(tls_cert, tls_key)
     settings = load_settings(
         database_url=db,
         lost_after=lost_after,
         bootstrap_token_file=bootstrap_token_file,
         signing_key_file=signing_key,
     )
+    if tls_cert is None and not is_loopback(host):
+        typer.echo(
+            f"warning: serving plain http on {host}; agents and the CLI refuse it without --insecure-http "
+            "(serve https with --tls-cert and --tls-key).",
+            err=True,
+        )
     if bootstrap_token_file is not None:
         typer.echo(f"bootstrap admin token: in {bootstrap_token_file} (used only while no API token exists)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)
+    uvicorn.run(create_app(settings), log_level="info", **served)

@@ -1,5 +1,8 @@
 """Fleet commands through the controller (SHIPYARD_CONTROLLER or `controller:`; token SHIPYARD_TOKEN).
 
+The controller is reached over https, verified with --ca-file / SHIPYARD_CA_FILE (else the system's
+CAs); plain http only to a loopback address unless --insecure-http / SHIPYARD_INSECURE_HTTP=1.
+
 `shipyard deploy IMAGE --env E` and `rollback --env E` land here when a controller is configured.
 """
 
@@ -30,6 +33,22 @@ SIGNING_KEY_ENV = "SHIPYARD_SIGNING_KEY"
 QueueOption = Annotated[bool, typer.Option("--queue", help="wait behind a running deployment or a lock")]
 AppOption = Annotated[str | None, typer.Option("--app", help="app name (default: from shipyard.yml)")]
 EnvRequired = Annotated[str, typer.Option("--env", "-e", help="environment (host group)")]
+CaFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        envvar="SHIPYARD_CA_FILE",
+        help="CA bundle (PEM) that signed the controller's certificate",
+    ),
+]
+InsecureHttpOption = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-http",
+        envvar="SHIPYARD_INSECURE_HTTP",
+        help="allow plain http:// to a controller that is not on a loopback address (tokens in clear)",
+    ),
+]
 FINISHED = {"succeeded", "failed", "aborted", "rolled_back"}
 
 
@@ -37,7 +56,9 @@ def controller_url(spec: AppSpec | None) -> str | None:
     return os.environ.get("SHIPYARD_CONTROLLER") or (spec.controller if spec else None)
 
 
-def fleet_client(spec: AppSpec | None = None) -> ControllerClient:
+def fleet_client(
+    spec: AppSpec | None = None, ca_file: Path | None = None, insecure_http: bool = False
+) -> ControllerClient:
     from shipyard.controller.client import ControllerClient
 
     url = controller_url(spec)
@@ -45,7 +66,9 @@ def fleet_client(spec: AppSpec | None = None) -> ControllerClient:
         raise ConfigError(
             "no controller configured; set SHIPYARD_CONTROLLER or 'controller:' in shipyard.yml."
         )
-    return ControllerClient(url, os.environ.get("SHIPYARD_TOKEN"))
+    return ControllerClient(
+        url, os.environ.get("SHIPYARD_TOKEN"), ca_file=ca_file, insecure_http=insecure_http
+    )
 
 
 def _optional_spec(config: Path) -> AppSpec | None:
@@ -100,12 +123,21 @@ def ci_signature(app: str, image: str, digest: str, snapshot: dict[str, Any]) ->
     return sign(load_private_key(Path(key_file)), release_payload(app, image, digest, snapshot))
 
 
-def fleet_deploy(spec: AppSpec, image: str, env: str, *, queue: bool, as_json: bool) -> None:
+def fleet_deploy(
+    spec: AppSpec,
+    image: str,
+    env: str,
+    *,
+    queue: bool,
+    as_json: bool,
+    ca_file: Path | None = None,
+    insecure_http: bool = False,
+) -> None:
     """Record the release, start (or queue) its deployment to `env`, and follow it to the end."""
-    repository, digest = resolve_digest(spec, image)
-    snapshot = spec_snapshot(spec)
-    signature = ci_signature(spec.app, repository, digest, snapshot)
-    with fleet_client(spec) as client:
+    with fleet_client(spec, ca_file, insecure_http) as client:  # URL policy before the registry
+        repository, digest = resolve_digest(spec, image)
+        snapshot = spec_snapshot(spec)
+        signature = ci_signature(spec.app, repository, digest, snapshot)
         release = client.create_release(repository, digest, snapshot, signature=signature)
         deployment = client.create_deployment(release.id, env, queue=queue)
         if not as_json:
@@ -113,8 +145,17 @@ def fleet_deploy(spec: AppSpec, image: str, env: str, *, queue: bool, as_json: b
         follow(client, deployment.id, as_json)
 
 
-def fleet_rollback(app: str, env: str, release: str | None, *, as_json: bool, spec: AppSpec | None) -> None:
-    with fleet_client(spec) as client:
+def fleet_rollback(
+    app: str,
+    env: str,
+    release: str | None,
+    *,
+    as_json: bool,
+    spec: AppSpec | None,
+    ca_file: Path | None = None,
+    insecure_http: bool = False,
+) -> None:
+    with fleet_client(spec, ca_file, insecure_http) as client:
         deployment = client.rollback(app, env, release_id(release) if release else None)
         if not as_json:
             say(f"rollback of {app} in {env} to {deployment.release}: deployment {deployment.id}")
@@ -152,9 +193,15 @@ def follow(
 
 
 @handle_errors
-def deployments(app: AppOption = None, env: FleetEnvOption = None, as_json: JsonOption = False) -> None:
+def deployments(
+    app: AppOption = None,
+    env: FleetEnvOption = None,
+    as_json: JsonOption = False,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
+) -> None:
     """Deployments on the controller, newest first."""
-    with fleet_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found = client.list_deployments(app=app, environment=env)
     if as_json:
         print_json([d.model_dump(mode="json") for d in found])
@@ -171,9 +218,11 @@ def deployment(
     deployment_id: Annotated[int, typer.Argument(help="deployment id")],
     follow_it: Annotated[bool, typer.Option("--follow", "-f", help="follow until it finishes")] = False,
     as_json: JsonOption = False,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
     """One deployment with per-host progress."""
-    with fleet_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         if follow_it:
             follow(client, deployment_id, as_json)
             return
@@ -184,16 +233,20 @@ def deployment(
         console.print(progress_table(found))
 
 
-def _transition(change: str, deployment_id: int) -> None:
-    with fleet_client(_optional_spec(DEFAULT_CONFIG)) as client:
+def _transition(change: str, deployment_id: int, ca_file: Path | None, insecure_http: bool) -> None:
+    with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found: DeploymentOut = getattr(client, change)(deployment_id)
     say(f"deployment {found.id}: {found.status} ({found.message})")
 
 
-def _transition_command(change: str, summary: str) -> Callable[[int], None]:
+def _transition_command(change: str, summary: str) -> Callable[..., None]:
     @handle_errors
-    def command(deployment_id: Annotated[int, typer.Argument(help="deployment id")]) -> None:
-        _transition(change, deployment_id)
+    def command(
+        deployment_id: Annotated[int, typer.Argument(help="deployment id")],
+        ca_file: CaFileOption = None,
+        insecure_http: InsecureHttpOption = False,
+    ) -> None:
+        _transition(change, deployment_id, ca_file, insecure_http)
 
     command.__doc__ = summary
     return command
@@ -205,9 +258,14 @@ abort = _transition_command("abort", "Stop a deployment; every host returns to t
 
 
 @handle_errors
-def hosts(env: FleetEnvOption = None, as_json: JsonOption = False) -> None:
+def hosts(
+    env: FleetEnvOption = None,
+    as_json: JsonOption = False,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
+) -> None:
     """Hosts known to the controller with what their agents report."""
-    with fleet_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found = client.hosts(env)
     if as_json:
         print_json([h.model_dump(mode="json") for h in found])
@@ -232,18 +290,26 @@ def lock(
     reason: Annotated[str, typer.Option("--reason", help="why; shown to whoever tries to deploy")],
     app: AppOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Refuse deployments of the app to ENV until unlocked."""
-    with fleet_client(_optional_spec(config)) as client:
+    with fleet_client(_optional_spec(config), ca_file, insecure_http) as client:
         held = client.lock(_app_name(app, config), env, reason)
     say(f"{held.app} in {held.environment} locked by {held.holder}: {held.reason}")
 
 
 @handle_errors
-def unlock(env: EnvRequired, app: AppOption = None, config: ConfigOption = DEFAULT_CONFIG) -> None:
+def unlock(
+    env: EnvRequired,
+    app: AppOption = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
+) -> None:
     """Allow deployments of the app to ENV again (a queued one starts)."""
     name = _app_name(app, config)
-    with fleet_client(_optional_spec(config)) as client:
+    with fleet_client(_optional_spec(config), ca_file, insecure_http) as client:
         client.unlock(name, env)
     say(f"{name} in {env} unlocked")
 
@@ -253,9 +319,11 @@ def audit(
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
     action: Annotated[str | None, typer.Option("--action", help="only this action, e.g. rollback")] = None,
     as_json: JsonOption = False,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Who did what, when, from where."""
-    with fleet_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         entries = client.audit(limit=limit, action=action)
     if as_json:
         print_json([e.model_dump(mode="json") for e in entries])

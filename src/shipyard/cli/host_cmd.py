@@ -22,7 +22,7 @@ from shipyard.cli.common import (
     load,
     repo_root,
 )
-from shipyard.cli.fleet_cmd import FleetEnvOption, QueueOption
+from shipyard.cli.fleet_cmd import CaFileOption, FleetEnvOption, InsecureHttpOption, QueueOption
 from shipyard.cli.render import StepPrinter, console, print_json, say, table
 from shipyard.host import maintenance, service
 from shipyard.host.service import Outcome
@@ -70,12 +70,16 @@ def deploy(
     as_json: JsonOption = False,
     queue: QueueOption = False,
     policy_file: PolicyOption = None,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Deploy IMAGE with a health-gated blue-green swap behind this host's haproxy (or --env: the fleet)."""
     spec = load(config)
     image = _image_argument(spec.image, image, ref, config)
     if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
-        return fleet_cmd.fleet_deploy(spec, image, env, queue=queue, as_json=as_json)
+        return fleet_cmd.fleet_deploy(
+            spec, image, env, queue=queue, as_json=as_json, ca_file=ca_file, insecure_http=insecure_http
+        )
     env = env or "production"
     context = host_context()
     try:
@@ -135,11 +139,21 @@ def rollback(
     wait: WaitOption = False,
     as_json: JsonOption = False,
     policy_file: PolicyOption = None,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Swap back to the previous release (or RELEASE) with the image on this host (or --env: the fleet)."""
     spec = load(config)
     if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
-        return fleet_cmd.fleet_rollback(spec.app, env, release, as_json=as_json, spec=spec)
+        return fleet_cmd.fleet_rollback(
+            spec.app,
+            env,
+            release,
+            as_json=as_json,
+            spec=spec,
+            ca_file=ca_file,
+            insecure_http=insecure_http,
+        )
     env = env or "production"
     context = host_context()
     try:

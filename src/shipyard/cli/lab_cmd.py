@@ -33,6 +33,7 @@ def up(
     state = lab_up(directory, hosts, subnet=subnet, images=images)
     say(f"lab up in {state.root}: {len(state.hosts)} hosts")
     say(f"edge {state.edge_url}, controller {state.controller_url}, registry {state.registry_address}")
+    say(f"the controller's certificate is signed by the lab's own CA: {state.ca_file}")
     say(f"next: source {state.root}/lab.env")
     say(f"      shipyard deploy {state.image}:v1 --env production -c {state.root}/shipyard.yml")
 

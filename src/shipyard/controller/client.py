@@ -4,10 +4,14 @@ Every failure is translated here, in one place: unreachable or 5xx -> Controller
 TokenRejectedError and 403 -> PermissionDeniedError (both ControllerAuthError, so callers can tell a
 refusal from an outage), 404 -> NotFoundError, 409 for a held deployment or lock -> LockedError,
 422 -> ConfigError.
+
+A client that opens its own connection takes the URL policy (https, or http to loopback only unless
+insecure_http) and verifies the controller's certificate against `ca_file` (the system's CAs without).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -18,6 +22,8 @@ from shipyard.controller.schemas.agent import AgentRegistered, AppReport, Desire
 from shipyard.controller.schemas.deployments import DeploymentOut
 from shipyard.controller.schemas.fleet import HostOut
 from shipyard.controller.schemas.releases import ReleaseOut
+from shipyard.controller.tls import client_ssl_context, refusal_reason
+from shipyard.controller.url_policy import check_controller_url
 from shipyard.errors import (
     ConfigError,
     ControllerAuthError,
@@ -61,12 +67,26 @@ def error_for(response: httpx.Response) -> ShipyardError:
 
 class ControllerClient:
     def __init__(
-        self, url: str, token: str | None = None, *, timeout: float = 10.0, http: httpx.Client | None = None
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        http: httpx.Client | None = None,
+        ca_file: Path | None = None,
+        insecure_http: bool = False,
     ) -> None:
-        self.url = url.rstrip("/")
+        """`http`: a caller-made client (in-process tests); otherwise one is opened under the URL policy."""
+        if http is None:
+            self.url = check_controller_url(url, insecure_http=insecure_http)
+            verify = client_ssl_context(ca_file)
+            http = httpx.Client(base_url=self.url, timeout=timeout, verify=verify)
+            self._owns_http = True
+        else:
+            self.url = url.rstrip("/")
+            self._owns_http = False
         self._token = token
-        self._http = http or httpx.Client(base_url=self.url, timeout=timeout)
-        self._owns_http = http is None
+        self._http = http
 
     def close(self) -> None:
         if self._owns_http:
@@ -101,6 +121,13 @@ class ControllerClient:
                 f"the controller at {self.url} did not answer in time; is it overloaded?"
             ) from exc
         except httpx.HTTPError as exc:
+            if tls_problem := refusal_reason(exc):
+                raise ControllerError(f"the controller at {self.url} {tls_problem}.") from exc
+            if isinstance(exc, httpx.RemoteProtocolError) and self.url.startswith("http://"):
+                raise ControllerError(
+                    f"the controller at {self.url} closed the connection without answering; "
+                    "if it serves https, use an https:// URL."
+                ) from exc
             raise ControllerError(
                 f"cannot reach the controller at {self.url} ({type(exc).__name__})."
             ) from exc

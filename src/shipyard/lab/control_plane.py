@@ -1,4 +1,8 @@
-"""The lab's shared services: its registry, its controller (SQLite) and the files a user deploys with."""
+"""The lab's shared services: its registry, its controller (SQLite, https) and the files a user deploys with.
+
+The controller serves https with a certificate from a throwaway CA made when the lab starts
+(shipyard.lab.tls); the agents, the CLI (lab.env) and the lab's own clients trust that CA only.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,14 @@ from pathlib import Path
 
 import yaml
 
+from shipyard.controller.client import ControllerClient
+from shipyard.controller.tls import client_ssl_context
 from shipyard.lab.images import push_lab_images
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
 from shipyard.lab.registry_server import RegistryServer
 from shipyard.lab.state import LabState
+from shipyard.lab.tls import TlsFiles, make_throwaway_ca
 
 
 def start_registry(state: LabState) -> None:
@@ -30,18 +37,46 @@ def controller_log(state: LabState) -> Path:
     return state.path / "controller" / "controller.log"
 
 
+def controller_tls(state: LabState) -> TlsFiles:
+    """The lab's CA and the controller's certificate, made on first use and kept for restarts."""
+    tls_dir = state.tls_dir
+    files = TlsFiles(state.ca_file, tls_dir / "server.pem", tls_dir / "server-key.pem")
+    if all(path.is_file() for path in (files.ca_cert, files.server_cert, files.server_key)):
+        return files
+    return make_throwaway_ca(tls_dir)
+
+
 def start_controller(state: LabState, lost_after: float = 30.0) -> None:
-    """Start (or restart, on the same port and database) the controller."""
+    """Start (or restart, on the same port and database) the controller, serving https."""
     state.controller_port = state.controller_port or free_port()
     database = state.path / "controller" / "controller.db"
+    tls = controller_tls(state)
     args = [
         "controller",
         *("--db", f"sqlite:///{database}", "--host", "127.0.0.1", "--port", str(state.controller_port)),
         *("--bootstrap-token-file", str(state.admin_token_file), "--lost-after", str(lost_after)),
+        *("--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key)),
     ]
     state.controller_pid = shipyard_process(args, controller_log(state))
     state.save()
-    wait_http(f"{state.controller_url}/healthz", 60, "the lab controller", controller_log(state))
+    wait_http(
+        f"{state.controller_url}/healthz",
+        60,
+        "the lab controller",
+        controller_log(state),
+        verify=client_ssl_context(state.ca_file),
+    )
+
+
+def controller_client(
+    state: LabState, token: str | None = None, *, timeout: float = 10.0
+) -> ControllerClient:
+    """A client of the lab's controller trusting the lab's CA."""
+    return ControllerClient(state.controller_url, token, timeout=timeout, ca_file=state.ca_file)
+
+
+def admin_client(state: LabState, *, timeout: float = 10.0) -> ControllerClient:
+    return controller_client(state, admin_token(state), timeout=timeout)
 
 
 def stop_controller(state: LabState) -> None:
@@ -79,4 +114,5 @@ def write_app_files(state: LabState) -> None:
     descriptor = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(f"export SHIPYARD_CONTROLLER={state.controller_url}\n")
+        handle.write(f"export SHIPYARD_CA_FILE={state.ca_file}\n")
         handle.write(f"export SHIPYARD_TOKEN={admin_token(state) or ''}\n")

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from shipyard.controller.client import ControllerClient
 from shipyard.errors import ShipyardError
 from shipyard.lab import control_plane
 from shipyard.lab.edge import EdgeProxy
@@ -65,7 +64,7 @@ def _add_hosts(state: LabState, count: int) -> None:
     for _ in range(count):
         fresh.append(new_host(state))
         state.hosts.append(fresh[-1])
-    with ControllerClient(state.controller_url, control_plane.admin_token(state)) as admin:
+    with control_plane.admin_client(state) as admin:
         tokens = [admin.create_join_token(state.group).token for _ in fresh]
     edge = edge_of(state)
     try:
@@ -79,7 +78,7 @@ def _add_hosts(state: LabState, count: int) -> None:
 def _wait_registered(state: LabState, names: set[str], timeout: float = 60.0) -> None:
     """Return once every new agent has registered with the controller."""
     deadline = time.monotonic() + timeout
-    with ControllerClient(state.controller_url, control_plane.admin_token(state)) as admin:
+    with control_plane.admin_client(state) as admin:
         while not names <= {host.name for host in admin.hosts(state.group)}:
             if time.monotonic() > deadline:
                 raise ShipyardError(f"lab hosts {sorted(names)} did not register; see their agent.log files.")
@@ -145,7 +144,7 @@ def lab_status(root: Path) -> dict[str, object]:
 
 
 def _controller_hosts(state: LabState) -> dict[str, dict[str, object]]:
-    with ControllerClient(state.controller_url, control_plane.admin_token(state), timeout=3) as admin:
+    with control_plane.admin_client(state, timeout=3) as admin:
         found = admin.hosts(state.group)
     return {
         host.name: {

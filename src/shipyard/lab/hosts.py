@@ -7,11 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import httpx
 import yaml
 
 from shipyard.adapters.haproxy import HaproxyProcess
 from shipyard.adapters.haproxy_config import ProxyPaths
+from shipyard.controller.client import ControllerClient
 from shipyard.errors import ShipyardError
 from shipyard.lab.edge import EdgeProxy
 from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
@@ -53,6 +53,7 @@ def start_agent(state: LabState, host: HostRecord, join_token: str | None = None
         *("--home", str(host.home), "--docker-host", host.docker_url, "--address", host.address),
         *("--poll-wait", "20", "--max-backoff", "2", "--retry-failed-after", "30"),
         *("--policy", str(write_policy(state, host))),
+        *("--ca-file", str(state.ca_file)),
     ]
     env = {"SHIPYARD_JOIN_TOKEN": join_token} if join_token else {}
     host.agent_pid = shipyard_process(args, agent_log(host), env)
@@ -94,12 +95,11 @@ def unmount_under(root: Path) -> None:
 
 def forget_host(state: LabState, name: str, admin_token: str) -> None:
     """Remove the host from the controller, as an autoscaler's termination hook would."""
-    with contextlib.suppress(httpx.HTTPError):
-        httpx.delete(
-            f"{state.controller_url}/api/v1/hosts/{name}",
-            headers={"Authorization": f"Bearer {admin_token}"},
-            timeout=10,
-        )
+    with (
+        contextlib.suppress(ShipyardError),
+        ControllerClient(state.controller_url, admin_token, ca_file=state.ca_file) as admin,
+    ):
+        admin.delete_host(name)
 
 
 def host_processes(host: HostRecord) -> dict[str, bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -87,11 +88,13 @@ def kill_now(pid: int | None) -> None:
         _reap(pid)
 
 
-def wait_http(url: str, timeout: float, what: str, log: Path | None = None) -> None:
+def wait_http(
+    url: str, timeout: float, what: str, log: Path | None = None, verify: ssl.SSLContext | bool = True
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
+            if httpx.get(url, timeout=1.0, verify=verify).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -66,7 +66,16 @@ class LabState:
 
     @property
     def controller_url(self) -> str:
-        return f"http://127.0.0.1:{self.controller_port}"
+        return f"https://127.0.0.1:{self.controller_port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The lab's throwaway CA certificate and the controller's certificate and key."""
+        return self.path / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.tls_dir / "ca.pem"
 
     @property
     def edge_url(self) -> str:
