@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,19 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
             f"{path} is not an Ed25519 public key; use the .pub file 'shipyard signing-key' wrote."
         )
     return key
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to a new file readable by its owner only, whatever mode an older file had."""
+    draft = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(draft, path)
+    except OSError as exc:
+        draft.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}.") from exc
 
 
 def load_trusted_keys(paths: Iterable[Path]) -> TrustedKeys:

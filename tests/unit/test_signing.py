@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from shipyard.cli.signing_cmd import write_private
 from shipyard.errors import ConfigError, SignatureError
 from shipyard.signing import (
     TrustedKeys,
@@ -18,6 +17,7 @@ from shipyard.signing import (
     public_key_pem,
     release_payload,
     sign,
+    write_private,
 )
 
 DIGEST = "sha256:" + "a" * 64

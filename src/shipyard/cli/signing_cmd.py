@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from shipyard.cli.common import handle_errors
 from shipyard.cli.render import say
 from shipyard.errors import ConfigError
-from shipyard.signing import generate_private_key, key_id, private_key_pem, public_key_pem
+from shipyard.signing import generate_private_key, key_id, private_key_pem, public_key_pem, write_private
 
 
 @handle_errors
@@ -35,16 +34,3 @@ def signing_key(
     say(
         f"wrote {path} (private, key id {key_id(key.public_key())}) and {public_path} (give it to the agents)"
     )
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write `data` to a new file readable by its owner only, whatever mode an older file had."""
-    draft = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(draft, path)
-    except OSError as exc:
-        draft.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}.") from exc

@@ -19,6 +19,7 @@ from shipyard.lab.processes import shipyard_process, stop_process, wait_http
 from shipyard.lab.registry_server import RegistryServer
 from shipyard.lab.state import LabState
 from shipyard.lab.tls import TlsFiles, make_throwaway_ca
+from shipyard.signing import generate_private_key, private_key_pem, public_key_pem, write_private
 
 
 def start_registry(state: LabState) -> None:
@@ -46,6 +47,17 @@ def controller_tls(state: LabState) -> TlsFiles:
     return make_throwaway_ca(tls_dir)
 
 
+def release_signing_key(state: LabState) -> Path:
+    """The controller's release signing key, made on first use; the agents trust its .pub."""
+    key = state.release_key_file
+    if not (key.is_file() and key.with_name(key.name + ".pub").is_file()):
+        key.parent.mkdir(parents=True, exist_ok=True)
+        private = generate_private_key()
+        write_private(key, private_key_pem(private))
+        key.with_name(key.name + ".pub").write_bytes(public_key_pem(private.public_key()))
+    return key
+
+
 def start_controller(state: LabState, lost_after: float = 30.0) -> None:
     """Start (or restart, on the same port and database) the controller, serving https."""
     state.controller_port = state.controller_port or free_port()
@@ -56,6 +68,7 @@ def start_controller(state: LabState, lost_after: float = 30.0) -> None:
         *("--db", f"sqlite:///{database}", "--host", "127.0.0.1", "--port", str(state.controller_port)),
         *("--bootstrap-token-file", str(state.admin_token_file), "--lost-after", str(lost_after)),
         *("--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key)),
+        *("--signing-key", str(release_signing_key(state))),
     ]
     state.controller_pid = shipyard_process(args, controller_log(state))
     state.save()

@@ -54,6 +54,7 @@ def start_agent(state: LabState, host: HostRecord, join_token: str | None = None
         *("--poll-wait", "20", "--max-backoff", "2", "--retry-failed-after", "30"),
         *("--policy", str(write_policy(state, host))),
         *("--ca-file", str(state.ca_file)),
+        *("--trusted-key", str(state.release_key_file.with_name(state.release_key_file.name + ".pub"))),
     ]
     env = {"SHIPYARD_JOIN_TOKEN": join_token} if join_token else {}
     host.agent_pid = shipyard_process(args, agent_log(host), env)

@@ -78,6 +78,11 @@ class LabState:
         return self.tls_dir / "ca.pem"
 
     @property
+    def release_key_file(self) -> Path:
+        """The controller's release signing key; agents trust release.key.pub beside it."""
+        return self.path / "controller" / "release.key"
+
+    @property
     def edge_url(self) -> str:
         return f"http://127.0.0.1:{self.edge_port}"
 
