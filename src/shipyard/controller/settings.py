@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.errors import ConfigError
+from shipyard.files import write_private
 
 DEFAULT_DB_FILE = "shipyard-controller.db"
 ADMIN_TOKEN_ENV = "SHIPYARD_ADMIN_TOKEN"
@@ -43,10 +44,7 @@ def read_or_create_token_file(path: Path) -> str:
         return path.read_text().strip()
     token = "sya_" + secrets.token_urlsafe(32)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token + "\n")
+        write_private(path, token + "\n")
     except OSError as exc:
         raise ConfigError(f"cannot write the bootstrap token file {path}: {exc.strerror}.") from exc
     return token

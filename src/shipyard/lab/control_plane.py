@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 
+from shipyard.files import write_private
 from shipyard.lab.images import push_lab_images
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
@@ -76,7 +76,8 @@ def write_app_files(state: LabState) -> None:
     """DIR/shipyard.yml for deploys, DIR/lab.env (0600) with the controller URL and admin token."""
     (state.path / "shipyard.yml").write_text(yaml.safe_dump(app_document(state), sort_keys=False))
     env = state.path / "lab.env"
-    descriptor = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(f"export SHIPYARD_CONTROLLER={state.controller_url}\n")
-        handle.write(f"export SHIPYARD_TOKEN={admin_token(state) or ''}\n")
+    write_private(
+        env,
+        f"export SHIPYARD_CONTROLLER={state.controller_url}\n"
+        f"export SHIPYARD_TOKEN={admin_token(state) or ''}\n",
+    )
