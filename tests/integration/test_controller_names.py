@@ -1,11 +1,12 @@
-"""The controller refuses app, environment and host names with a newline wherever they are given."""
+"""The controller refuses names with a newline wherever they are given, and unbounded spec numbers."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-from controller_fixtures import ADMIN_TOKEN, Harness
+from controller_fixtures import ADMIN_TOKEN, DIGESTS, Harness, spec
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]
@@ -13,6 +14,7 @@ pytest_plugins = ["conftest_controller"]
 REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/deployments?environment=production%0A", None),
     ("GET", "/api/v1/deployments?app=web%0A", None),
+    ("GET", "/api/v1/releases?app=web%0A", None),
     ("GET", "/api/v1/hosts?group=production%0A", None),
     ("GET", "/api/v1/hosts/h1%0A", None),
     ("DELETE", "/api/v1/hosts/h1%0A", None),
@@ -46,3 +48,16 @@ def test_well_formed_names_still_work(controller_harness: Harness) -> None:
         "/api/v1/deployments?environment=production&app=web", headers=headers
     )
     assert listed.status_code == 200 and listed.json() == []
+
+
+@pytest.mark.parametrize("monitor", ["1e300", "Infinity", "NaN"])
+def test_a_release_with_an_unbounded_monitor_is_refused_with_its_key_path(
+    controller_harness: Harness, monitor: str
+) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+    body = json.dumps({"image": "registry:5000/web", "digest": DIGESTS[0], "spec": spec(monitor=0.5)})
+    body = body.replace('"monitor": 0.5', f'"monitor": {monitor}')
+    answer = controller_harness.http.post("/api/v1/releases", content=body, headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert "rollout.monitor" in answer.json()["detail"]
+    assert controller_harness.http.get("/api/v1/releases", headers=headers).json() == []

@@ -139,6 +139,11 @@ def test_the_agent_refuses_a_desired_release_with_a_name_out_of_shape(overrides:
         host_release(desired(**overrides), None, datetime.now(UTC))
 
 
+def test_the_agent_refuses_an_address_with_a_newline() -> None:
+    with pytest.raises(ConfigError, match="--address"):
+        host_release(desired(), "127.0.1.2\nfrontend x", datetime.now(UTC))
+
+
 def test_the_agent_accepts_a_well_formed_desired_release() -> None:
     release = host_release(desired(), "127.0.1.2", datetime.now(UTC))
     assert (release.id, release.spec["bind"]) == ("r12", "127.0.1.2")

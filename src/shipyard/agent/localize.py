@@ -12,7 +12,7 @@ from typing import Any
 
 from shipyard.controller.schemas.agent import DesiredApp
 from shipyard.domain.models import Release
-from shipyard.domain.names import APP_NAME, DIGEST, IMAGE_REPOSITORY, is_name
+from shipyard.domain.names import APP_NAME, DIGEST, HOST, IMAGE_REPOSITORY, is_name
 from shipyard.errors import ConfigError
 
 CONTROLLER_ACTOR = "controller"
@@ -47,6 +47,10 @@ def _checked(desired: DesiredApp) -> None:
 
 def host_release(desired: DesiredApp, address: str | None, now: datetime) -> Release:
     _checked(desired)
+    if address and not is_name(HOST, address):
+        raise ConfigError(
+            f"the agent's --address {address!r} is not a host name or IPv4 address; restart it with one."
+        )
     return Release(
         id=desired.release,
         app=desired.app,
