@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
+from shipyard.adapters.haproxy import HaproxyRuntime
 from shipyard.adapters.haproxy_config import ProxiedApp, ProxyPaths, render_config
 from shipyard.domain.spec import parse_spec, spec_snapshot
 from shipyard.errors import ConfigError
 from shipyard.host.proxy_sync import proxied_app
 from shipyard.host.store import AppRecord
+from shipyard.lab.fleet import lab_up
 
 EVERY_KEY: dict[str, Any] = {
     "app": "web",
@@ -187,3 +189,19 @@ def test_valid_values_render_as_before(tmp_path: Path) -> None:
     text = render_config([app(health_path="/health?full=1", listen=":::8080")], ProxyPaths(tmp_path))
     assert "    bind :::8080\n" in text
     assert "    option httpchk GET /health?full=1\n" in text
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["show info\nshutdown frontend front_web", "show info;disable server app_web/blue", "show\0info"],
+)
+def test_the_runtime_api_refuses_a_command_that_would_smuggle_another(tmp_path: Path, command: str) -> None:
+    runtime = HaproxyRuntime(tmp_path / "admin.sock")  # nothing listens: refused before connecting
+    with pytest.raises(ConfigError, match="refusing to send"):
+        runtime.execute(command)
+
+
+def test_the_lab_refuses_a_subnet_that_would_reach_the_edge_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--subnet"):
+        lab_up(tmp_path / "lab", 1, subnet="127.0.1\nfrontend evil")
+    assert not (tmp_path / "lab").exists()
