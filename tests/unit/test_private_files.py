@@ -80,6 +80,13 @@ def test_the_agent_token_file_is_0600_over_a_looser_file_and_draft(tmp_path: Pat
     assert (read_token(path), mode(path)) == ("sya_new", 0o600)
 
 
+def test_existing_looser_token_files_are_made_0600_when_read(tmp_path: Path) -> None:
+    agent = loose(tmp_path / "agent-token", "sya_agent\n")
+    admin = loose(tmp_path / "admin-token", "sya_admin\n")
+    assert (read_token(agent), read_or_create_token_file(admin)) == ("sya_agent", "sya_admin")
+    assert (mode(agent), mode(admin)) == (0o600, 0o600)
+
+
 def test_the_bootstrap_token_file_is_0600_over_a_looser_empty_file(tmp_path: Path, open_umask: None) -> None:
     path = loose(tmp_path / "admin-token")
     token = read_or_create_token_file(path)

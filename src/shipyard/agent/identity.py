@@ -6,7 +6,7 @@ from pathlib import Path
 
 from shipyard.controller.client import ControllerClient
 from shipyard.errors import ConfigError
-from shipyard.files import write_private
+from shipyard.files import restrict, write_private
 
 TOKEN_FILE_NAME = "agent-token"
 
@@ -14,6 +14,7 @@ TOKEN_FILE_NAME = "agent-token"
 def read_token(path: Path) -> str | None:
     try:
         text = path.read_text().strip()
+        restrict(path)  # a token file left readable by others is made 0600 before it is used
     except FileNotFoundError:
         return None
     except OSError as exc:

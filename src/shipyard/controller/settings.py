@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.errors import ConfigError
-from shipyard.files import write_private
+from shipyard.files import restrict, write_private
 
 DEFAULT_DB_FILE = "shipyard-controller.db"
 ADMIN_TOKEN_ENV = "SHIPYARD_ADMIN_TOKEN"
@@ -41,6 +41,10 @@ def default_database_url(environ: Mapping[str, str]) -> str:
 def read_or_create_token_file(path: Path) -> str:
     """The admin token in `path`; a fresh one is written (mode 0600) when the file is absent or empty."""
     if path.is_file() and path.read_text().strip():
+        try:
+            restrict(path)  # a token file left readable by others is made 0600 before it is used
+        except OSError as exc:
+            raise ConfigError(f"cannot make the bootstrap token file {path} 0600: {exc.strerror}.") from exc
         return path.read_text().strip()
     token = "sya_" + secrets.token_urlsafe(32)
     try:
