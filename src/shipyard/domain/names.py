@@ -27,7 +27,7 @@ IMAGE_REPOSITORY = re.compile(rf"(?:{HOST_NAME}(?::[0-9]{{1,5}})?/)?{_PATH_COMPO
 LISTEN_HOST = re.compile(rf"\*|{HOST_NAME}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
 # RFC 3986 path and query characters, less the quotes and `#` haproxy's config parser gives a meaning.
 URL_PATH = re.compile(r"/[A-Za-z0-9._~!$&()*+,;=:@%/-]{0,1023}(?:\?[A-Za-z0-9._~!$&()*+,;=:@%/?-]{0,1023})?")
-URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]{1,2040}")
+URL = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]{1,2040}")
 VOLUME = re.compile(
     r"(?P<source>/[^:,\x00-\x1f\x7f]*|[A-Za-z0-9][A-Za-z0-9_.-]{0,254})"
     r":(?P<target>/[^:,\x00-\x1f\x7f]*)"

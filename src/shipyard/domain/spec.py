@@ -27,7 +27,7 @@ from shipyard.domain import names
 from shipyard.domain.names import APP_NAME, ENV_NAME
 from shipyard.errors import ConfigError
 
-# Limits: a duration is at most a day, a count at most 100000, a size at most the docker API's.
+# Limits, documented in docs/config.md: a duration at most a day, a count of hosts at most 100000.
 MAX_SECONDS = 86_400
 MAX_COUNT = 100_000
 MAX_CPUS = 1024
@@ -55,7 +55,7 @@ def _env_name(value: str) -> str:
     return value
 
 
-def _matching(pattern: Any, hint: str) -> AfterValidator:
+def _matching(pattern: re.Pattern[str], hint: str) -> AfterValidator:
     def check(value: str) -> str:
         if not names.is_name(pattern, value):
             raise ValueError(f"must be {hint}, without spaces or control characters")
