@@ -168,3 +168,12 @@ def test_a_layer_id_with_a_trailing_newline_names_no_file(tmp_path: Path) -> Non
     layers = CleanLayers(tmp_path, ())
     with pytest.raises(ValueError, match="is not a layer diff id"):
         layers.all_clean([DIGEST + "\n"])
+
+
+def test_init_refuses_an_app_name_that_would_add_keys_to_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "shipyard.yml"
+    argv = ["init", "--app", "web\ncontroller: http://elsewhere:9000", "--config", str(config)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    assert "app: must be 1 to 40 lowercase letters" in result.output
+    assert not config.exists()
