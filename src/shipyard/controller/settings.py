@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shipyard.errors import ConfigError
+from shipyard.files import restrict, write_private
 from shipyard.signing import load_private_key
 
 DEFAULT_DB_FILE = "shipyard-controller.db"
@@ -45,13 +46,14 @@ def default_database_url(environ: Mapping[str, str]) -> str:
 def read_or_create_token_file(path: Path) -> str:
     """The admin token in `path`; a fresh one is written (mode 0600) when the file is absent or empty."""
     if path.is_file() and path.read_text().strip():
+        try:
+            restrict(path)  # a token file left readable by others is made 0600 before it is used
+        except OSError as exc:
+            raise ConfigError(f"cannot make the bootstrap token file {path} 0600: {exc.strerror}.") from exc
         return path.read_text().strip()
     token = "sya_" + secrets.token_urlsafe(32)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token + "\n")
+        write_private(path, token + "\n")
     except OSError as exc:
         raise ConfigError(f"cannot write the bootstrap token file {path}: {exc.strerror}.") from exc
     return token
