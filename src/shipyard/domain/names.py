@@ -22,7 +22,11 @@ HOST = re.compile(HOST_NAME)
 HOST_PORT = re.compile(rf"{HOST_NAME}(?::[0-9]{{1,5}})?")
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 REPOSITORY_PATH = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
-IMAGE_REPOSITORY = re.compile(rf"(?:{HOST_NAME}(?::[0-9]{{1,5}})?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+# A registry host may be an IPv6 literal in brackets, as Docker's reference grammar allows.
+_REGISTRY_HOST = rf"(?:{HOST_NAME}|\[[0-9A-Fa-f:.]{{2,45}}\])"
+IMAGE_REPOSITORY = re.compile(
+    rf"(?:{_REGISTRY_HOST}(?::[0-9]{{1,5}})?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+)
 # haproxy's bind address: `*`, a host name or IPv4 address, or an IPv6 literal (its last colon ends it).
 LISTEN_HOST = re.compile(rf"\*|{HOST_NAME}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
 # RFC 3986 path and query characters, less the quotes and `#` haproxy's config parser gives a meaning.
