@@ -1,8 +1,13 @@
-"""Prometheus metrics: request latency, plus deployment and host counts read at scrape time."""
+"""Prometheus metrics: request latency, plus deployment and host counts read at scrape time.
+
+Request labels come from a closed set whatever a client sends: the matched route's template (not the
+path), a known method or "other", and the status code.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -11,6 +16,18 @@ from sqlalchemy import func, select
 
 from shipyard.controller.db import Database
 from shipyard.controller.models import Deployment, Host
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def route_label(scope: dict[str, Any] | Any) -> str:
+    """The template of the route that matched, e.g. /api/v1/hosts/{name}; "unmatched" for none."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
 
 
 class StateCollector(Collector):
@@ -45,3 +62,7 @@ class ControllerMetrics:
             registry=self.registry,
         )
         self.registry.register(StateCollector(db))
+
+    def observe_request(self, scope: Any, status: int, seconds: float) -> None:
+        labels = (method_label(scope["method"]), route_label(scope), str(status))
+        self.request_seconds.labels(*labels).observe(seconds)

@@ -12,11 +12,12 @@ cheaper on the common path.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
 from starlette.requests import Request
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.controller.api.agent import MAX_WAIT_QUERY, desired_body, store_report
@@ -81,8 +82,18 @@ def _replaying(body: bytes, complete: bool, receive: Receive) -> Receive:
 
 
 class AgentHotPath:
-    def __init__(self, app: ASGIApp, context: ControllerContext) -> None:
+    def __init__(self, app: ASGIApp, context: ControllerContext, routes: Sequence[BaseRoute]) -> None:
         self._app, self._context = app, context
+        self._routes = routes
+        self._matched: dict[tuple[str, str], BaseRoute | None] = {}
+
+    def _route(self, scope: Scope) -> BaseRoute | None:
+        """The route the application would match, found once per endpoint (for the metrics' labels)."""
+        key = (scope["path"], scope["method"])
+        if key not in self._matched:
+            full = (route for route in self._routes if route.matches(scope)[0] == Match.FULL)
+            self._matched[key] = next(full, None)
+        return self._matched[key]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in (DESIRED, REPORT):
@@ -131,7 +142,9 @@ class AgentHotPath:
     async def _answer(
         self, scope: Scope, receive: Receive, send: Send, produce: Callable[[], Awaitable[bytes]]
     ) -> None:
-        scope["route"] = scope["path"]  # named in the latency metrics like a routed request
+        route = self._route(scope)
+        if route is not None:  # named in the latency metrics like a routed request
+            scope["route"] = route
         try:
             body = await produce()
         except Exception as exc:  # the application's own handlers decide the answer (4xx, 503)
