@@ -99,6 +99,7 @@ def configure_process_logging(stream: TextIO | None = None, level: int = logging
     root = logging.getLogger()
     root.handlers = [DeferredQueueHandler(records)]
     root.setLevel(level)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, each start
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

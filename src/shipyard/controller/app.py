@@ -151,11 +151,14 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     errors.install(app)
     # Each layer added wraps the ones before: a request meets them from the last to the first.
     app.add_middleware(AuthenticateBeforeBody, context=context)
-    app.add_middleware(AgentHotPath, context=context, routes=app.router.routes)
+    app.add_middleware(AgentHotPath, context=context)
     app.add_middleware(RequestBodyLimit, max_body=settings.max_body)
     app.add_middleware(errors.UnexpectedErrors)
     app.add_middleware(LatencyMiddleware, context=context)  # outermost, so it times everything
     for module in (fleet, releases, deployments, admin, agent):
         app.include_router(module.router, prefix=API_PREFIX)
+        context.metrics.name_routes(module.router.routes, API_PREFIX)
     app.include_router(ops.router)
+    context.metrics.name_routes(ops.router.routes)
+    context.metrics.name_routes(app.router.routes)  # the documentation's, and copies of the above
     return app

@@ -6,7 +6,7 @@ path), a known method or "other", and the status code.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -18,12 +18,6 @@ from shipyard.controller.db import Database
 from shipyard.controller.models import Deployment, Host
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-def route_label(scope: dict[str, Any] | Any) -> str:
-    """The template of the route that matched, e.g. /api/v1/hosts/{name}; "unmatched" for none."""
-    path = getattr(scope.get("route"), "path", None)
-    return path if isinstance(path, str) else "unmatched"
 
 
 def method_label(method: str) -> str:
@@ -63,6 +57,20 @@ class ControllerMetrics:
         )
         self.registry.register(StateCollector(db))
 
+        # id(route) -> its full template: a route included under a prefix may not carry the prefix itself
+        self._templates: dict[int, str] = {}
+
+    def name_routes(self, routes: Iterable[Any], prefix: str = "") -> None:
+        """Label requests matching these routes with prefix + the route's path template."""
+        for route in routes:
+            path = getattr(route, "path", None)
+            if isinstance(path, str):
+                self._templates.setdefault(id(route), prefix + path)
+
+    def route_label(self, scope: Any) -> str:
+        """The template of the route that matched, e.g. /api/v1/hosts/{name}; "unmatched" for none."""
+        return self._templates.get(id(scope.get("route")), "unmatched")
+
     def observe_request(self, scope: Any, status: int, seconds: float) -> None:
-        labels = (method_label(scope["method"]), route_label(scope), str(status))
+        labels = (method_label(scope["method"]), self.route_label(scope), str(status))
         self.request_seconds.labels(*labels).observe(seconds)
