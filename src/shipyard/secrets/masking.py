@@ -21,11 +21,12 @@ MIN_MASKED_LENGTH = 4
 # prefix and urlsafe base64. The prefix is kept, so a log still tells which kind of token was used.
 TOKEN_PATTERN = re.compile(r"(?<![A-Za-z0-9])(sy[agj]_)[A-Za-z0-9_-]+")
 # An authorization header however it is printed: "authorization: Bearer x", ('authorization', 'x'),
-# b'authorization', b'Bearer x'; and a credential after its scheme anywhere else.
+# b'authorization', b'Bearer x'; and a credential after its scheme anywhere else (16 characters at
+# least there, so that prose such as "basic authentication" stays readable).
 AUTHORIZATION_PATTERN = re.compile(
     r"""(?i)(authorization['"]?\s*[,:=]\s*(?-i:b)?['"]?)(?:(?:bearer|basic)\s+)?+[A-Za-z0-9._~+/=-]+"""
 )
-SCHEME_PATTERN = re.compile(r"(?i)\b(bearer|basic)(\s+)(?!\*\*\*)[A-Za-z0-9._~+/=-]+")
+SCHEME_PATTERN = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{16,}")
 
 _lock = threading.Lock()
 _values: set[str] = set()
