@@ -26,6 +26,7 @@ from shipyard.secrets.masking import mask_credentials, mask_processor
 
 _files: dict[Path, TextIO] = {}
 _listener: logging.handlers.QueueListener | None = None
+MAX_QUEUED_RECORDS = 10_000
 
 
 def host_logger(path: Path, **context: Any) -> Any:
@@ -63,10 +64,31 @@ class MaskingFormatter(structlog.stdlib.ProcessorFormatter):
 
 
 class DeferredQueueHandler(logging.handlers.QueueHandler):
-    """Queues records unformatted: the listener's thread renders them, not the thread that logged."""
+    """Queues records unformatted: the listener's thread renders them, not the thread that logged.
+
+    The queue is bounded: when the stream does not keep up (a full pipe), records are dropped and
+    counted, and the next one that fits says how many were lost, rather than memory growing.
+    """
+
+    def __init__(self, records: queue.Queue[logging.LogRecord]) -> None:
+        super().__init__(records)
+        self.dropped = 0
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            if self.dropped:
+                notice = logging.makeLogRecord(
+                    {"name": "shipyard.logs", "levelno": logging.WARNING, "levelname": "WARNING"}
+                )
+                notice.msg = f"{self.dropped} log records dropped: the log stream did not keep up"
+                self.queue.put_nowait(notice)
+                self.dropped = 0
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
 
 
 def console_formatter() -> logging.Formatter:
@@ -92,7 +114,7 @@ def configure_process_logging(stream: TextIO | None = None, level: int = logging
         return
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(console_formatter())
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    records: queue.Queue[logging.LogRecord] = queue.Queue(MAX_QUEUED_RECORDS)
     _listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
     _listener.start()
     atexit.register(stop_process_logging)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
 from collections.abc import Iterator
 
 import pytest
 import structlog
 
 from shipyard.controller.tokens import AGENT_PREFIX, API_PREFIX, JOIN_PREFIX, new_token
-from shipyard.logs import capture_exc_info, console_formatter
+from shipyard.logs import DeferredQueueHandler, capture_exc_info, console_formatter
 from shipyard.secrets.masking import forget_registered_secrets, mask_credentials, register_secret
 
 
@@ -105,3 +106,16 @@ def test_a_standard_library_record_with_a_traceback_is_masked() -> None:
     output = stream.getvalue()
     assert "Exception in ASGI application" in output and "GET /x?t=syj_***" in output
     assert token[len(JOIN_PREFIX) :] not in output
+
+
+def test_a_stream_that_does_not_keep_up_loses_records_not_memory_and_says_so() -> None:
+    records: queue.Queue[logging.LogRecord] = queue.Queue(2)
+    handler = DeferredQueueHandler(records)
+    for number in range(5):
+        handler.handle(logging.makeLogRecord({"msg": f"record {number}"}))
+    assert [records.get_nowait().getMessage() for _ in range(2)] == ["record 0", "record 1"]
+    handler.handle(logging.makeLogRecord({"msg": "record 5"}))
+    queued = [records.get_nowait() for _ in range(2)]
+    assert queued[0].getMessage() == "3 log records dropped: the log stream did not keep up"
+    assert queued[0].levelname == "WARNING"
+    assert queued[1].getMessage() == "record 5"
