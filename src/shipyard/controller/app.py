@@ -16,6 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shipyard.controller import tokens
 from shipyard.controller.agent_auth import AgentTokenCache
 from shipyard.controller.api import admin, agent, deployments, errors, fleet, ops, releases
+from shipyard.controller.api import hooks as hooks_api
+from shipyard.controller.api import jobs as jobs_api
+from shipyard.controller.api import webhooks as webhooks_api
 from shipyard.controller.api.hot_path import AgentHotPath
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.db import WORKER_THREADS, Database
@@ -24,6 +27,7 @@ from shipyard.controller.driver import Clock, RolloutDriver
 from shipyard.controller.metrics import ControllerMetrics
 from shipyard.controller.models import utcnow
 from shipyard.controller.notifier import ChangeNotifier
+from shipyard.controller.pipeline.lifecycle import start_jobs, stop_jobs
 from shipyard.controller.report_writer import BatchWriter
 from shipyard.controller.reports import ReportMemory, store_reports
 from shipyard.controller.settings import ControllerSettings
@@ -85,15 +89,17 @@ def _lifespan(
     context: ControllerContext,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         await run_in_threadpool(prepare_database, context)
         context.notifier.bind(asyncio.get_running_loop())
         context.driver.bind(asyncio.get_running_loop())
         task = asyncio.create_task(rollout_loop(context), name="shipyard-rollout-loop")
+        jobs_worker = start_jobs(app, context)
         try:
             yield
         finally:
+            await run_in_threadpool(stop_jobs, jobs_worker)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -160,5 +166,8 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     app.add_middleware(LatencyMiddleware, context=context)  # added last: outermost, so it times both
     for module in (fleet, releases, deployments, admin, agent):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(hooks_api.router, prefix=API_PREFIX)
+    app.include_router(jobs_api.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    app.include_router(webhooks_api.router)
     return app

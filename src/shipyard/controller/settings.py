@@ -18,6 +18,15 @@ from shipyard.errors import ConfigError
 from shipyard.signing import load_private_key
 
 DEFAULT_DB_FILE = "shipyard-controller.db"
+# Request body limits by path prefix, consulted by whatever bounds request bodies (the longest matching
+# prefix wins; other paths get the caller's default). Webhooks carry GitHub's largest payloads.
+BODY_LIMITS_BY_PREFIX: dict[str, int] = {"/hooks/": 25 * 1024 * 1024}
+
+
+def body_limit_for(path: str, default: int) -> int:
+    """The most bytes a request body to `path` may have."""
+    matches = [prefix for prefix in BODY_LIMITS_BY_PREFIX if path.startswith(prefix)]
+    return BODY_LIMITS_BY_PREFIX[max(matches, key=len)] if matches else default
 ADMIN_TOKEN_ENV = "SHIPYARD_ADMIN_TOKEN"
 
 
@@ -34,6 +43,9 @@ class ControllerSettings:
     bootstrap_admin_token: str | None = field(default=None, repr=False)
     # Signs releases created without a CI signature (shipyard.signing); agents verify with its .pub.
     signing_key: Ed25519PrivateKey | None = field(default=None, repr=False)
+    # Pipeline jobs: a worker renews its claim this often x3; a lapsed claim is interrupted and retried.
+    job_lease: float = 30.0
+    run_jobs: bool = True
 
 
 def default_database_url(environ: Mapping[str, str]) -> str:

@@ -65,7 +65,9 @@ def admit(candidate: Candidate, jobs: Sequence[JobView], next_id: int) -> Admiss
     same_place = [job for job in jobs if job.environment == candidate.environment]
     for job in same_place:
         if job.sha == candidate.sha:
-            return Admission(False, reason=f"commit {candidate.sha[:12]} already has job {job.id}", existing=job.id)
+            return Admission(
+                False, reason=f"commit {candidate.sha[:12]} already has job {job.id}", existing=job.id
+            )
     branch = [job for job in same_place if job.branch == candidate.branch]
     mine = _order(candidate.commit_time, next_id)
     newer = [
@@ -113,7 +115,9 @@ class Recovery:
 def recover(job: JobView) -> Recovery:
     if job.attempt < MAX_ATTEMPTS:
         return Recovery(INTERRUPTED, "the worker stopped renewing its lease; retried once", True)
-    return Recovery(INTERRUPTED, f"the worker stopped renewing its lease on attempt {job.attempt}; not retried", False)
+    return Recovery(
+        INTERRUPTED, f"the worker stopped renewing its lease on attempt {job.attempt}; not retried", False
+    )
 
 
 def cancel(job: JobView) -> str:
@@ -130,4 +134,3 @@ def check_retry(job: JobView) -> None:
         raise ConflictError(f"job {job.id} is {job.status}; only a finished job can be retried.")
     if job.status == SUCCEEDED:
         raise ConflictError(f"job {job.id} succeeded; push a new commit or roll back instead of retrying it.")
-
