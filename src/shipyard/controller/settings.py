@@ -27,6 +27,8 @@ def body_limit_for(path: str, default: int) -> int:
     """The most bytes a request body to `path` may have."""
     matches = [prefix for prefix in BODY_LIMITS_BY_PREFIX if path.startswith(prefix)]
     return BODY_LIMITS_BY_PREFIX[max(matches, key=len)] if matches else default
+
+
 ADMIN_TOKEN_ENV = "SHIPYARD_ADMIN_TOKEN"
 
 
