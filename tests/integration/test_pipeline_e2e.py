@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,40 @@ FINAL = {"succeeded", "failed", "cancelled", "superseded", "interrupted"}
 @dataclass
 class Pipeline:
     url: str
-    token: str
     repo: AppRepo
     origin: Path
-    output: list[str]
+    command: list[str]
+    env: dict[str, str]
+    token_file: Path
+    output: list[str] = field(default_factory=list)
+    process: subprocess.Popen[str] | None = None
+    readers: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def token(self) -> str:
+        return self.token_file.read_text().strip()
+
+    def start(self) -> None:
+        process = subprocess.Popen(
+            self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        reader = threading.Thread(target=lambda: self.output.extend(process.stdout or []), daemon=True)
+        reader.start()
+        self.process, self.readers = process, [*self.readers, reader]
+        wait_for(lambda: process.poll() is None and answers(self.url), timeout=60, what="the controller")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, the job's lease is simply no longer renewed."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        for reader in self.readers:
+            reader.join(timeout=5)
 
     def cli(
         self, *args: str, stdin: str | None = None, timeout: float = 300
@@ -101,24 +131,18 @@ def pipeline(tmp_path: Path, registry: Registry, docker_url: str) -> Iterator[Pi
     repo.commit("ship release to production")
     subprocess.run(["git", "clone", "-q", "--bare", str(repo.root), str(origin)], check=True)
     git(repo.root, "remote", "add", "origin", origin.as_uri())
-    port, token_file = free_port(), tmp_path / "admin.token"
+    port = free_port()
     command = [sys.executable, "-c", RUN_CONTROLLER, "--db", f"sqlite:///{tmp_path / 'controller.db'}"]
-    command += ["--port", str(port), "--bootstrap-token-file", str(token_file)]
+    command += ["--port", str(port), "--bootstrap-token-file", str(tmp_path / "admin.token")]
     env = {**repo.env(), "SHIPYARD_ADMIN_TOKEN": ""}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
-    reader.start()
-    url = f"http://127.0.0.1:{port}"
+    pipeline = Pipeline(f"http://127.0.0.1:{port}", repo, origin, command, env, tmp_path / "admin.token")
     try:
-        wait_for(lambda: process.poll() is None and answers(url), timeout=60, what="the controller")
-        yield Pipeline(url, token_file.read_text().strip(), repo, origin, output)
+        pipeline.start()
+        yield pipeline
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        reader.join(timeout=5)
+        pipeline.stop()
         repo.remove_images()
-        logged = "".join(output)
+        logged = "".join(pipeline.output)
         assert SECRET not in logged and registry.password not in logged, "secrets must never reach the log"
 
 
@@ -208,3 +232,21 @@ def test_a_failing_build_deploys_nothing_and_its_log_shows_the_step(
     shown = pipeline.cli("job", str(job_id))
     assert "[build]" in shown.stdout and "no-such-directory" in shown.stdout
     assert "failed" in shown.stdout
+
+
+def test_a_controller_killed_mid_build_ends_in_a_finished_job(pipeline: Pipeline, agent: FakeAgent) -> None:
+    """SIGKILL mid-build, then start on the same database: interrupted when the lease lapses, retried."""
+    added = pipeline.cli("hooks", "add", "github", "--app", pipeline.repo.app, stdin=SECRET, timeout=60)
+    assert added.returncode == 0, added.stderr
+    sha = pipeline.push_commit("v2")
+    job_id = pipeline.deliver(sha).json()["job_id"]
+    wait_for(lambda: pipeline.get(f"/jobs/{job_id}")["step"] == "build", timeout=120, what="the build step")
+    pipeline.kill()
+    pipeline.start()
+    interrupted = pipeline.wait_job(job_id, timeout=120)  # within the 30 s lease and a worker round
+    assert interrupted["status"] == "interrupted" and "lease" in interrupted["message"]
+    retry = next(job for job in pipeline.get("/jobs") if job["retry_of"] == job_id)
+    finished = pipeline.wait_job(retry["id"])
+    assert finished["status"] == "succeeded", finished["message"]
+    assert (finished["sha"], finished["attempt"]) == (sha, 2)
+    assert pipeline.api().get_deployment(finished["deployment_id"]).status == "succeeded"
