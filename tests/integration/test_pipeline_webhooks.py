@@ -239,3 +239,19 @@ def test_a_restarted_controller_finishes_a_job_left_running(controller_db_url: s
         assert retry["status"] == "failed" and retry["message"].startswith("fetch failed: git fetch failed")
         log = second.http.get(f"/api/v1/jobs/{retry['id']}/log", headers=ADMIN).json()
         assert any("fetching file:///srv/git/web.git" in line["line"] for line in log)
+
+
+def test_cancelling_a_running_job_stops_it_at_its_next_step(harness: Harness) -> None:
+    add_hook(harness)
+    job_id = deliver(harness, "push", push("release", SHA[0])).json()["job_id"]
+    context = harness.http.app.state.context  # type: ignore[attr-defined]
+    with context.db.transaction() as session:
+        assert job_store.claim_next(session, worker="w", now=context.now(), lease=30) is not None
+    asked = harness.http.post(f"/api/v1/jobs/{job_id}/cancel", headers=ADMIN).json()
+    assert (asked["status"], asked["cancel_requested"]) == ("running", True)
+    with context.db.transaction() as session:  # what the worker asks when a step starts
+        assert job_store.set_step(session, job_id, "build", {"fetch": 1.0}) is True
+    second = deliver(harness, "push", push("release", SHA[1], timestamp="2026-11-29T13:00:00Z"))
+    assert second.json()["verdict"] == "accepted"
+    with context.db.transaction() as session:  # one running job per app and environment
+        assert job_store.claim_next(session, worker="w2", now=context.now(), lease=30) is None

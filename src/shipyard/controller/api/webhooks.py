@@ -74,7 +74,7 @@ def _store(
             return _Reply(400, "the body is not a JSON object; send the payload as application/json.")
         outcome = hooks.handle(session, hook, received, payload, context.now())
     status = 200 if outcome.verdict == hooks.PING else 202
-    return _Reply(status, outcome.reason, outcome.verdict, outcome.job_id)
+    return _Reply(status, outcome.reason[: hooks.REASON_LIMIT], outcome.verdict, outcome.job_id)
 
 
 @router.post("/hooks/github/{app}", summary="GitHub webhook (signed with the hook's secret)")

@@ -24,6 +24,7 @@ from shipyard.errors import ConfigError, NotFoundError
 
 ACCEPTED, IGNORED, DUPLICATE, REJECTED, PING = "accepted", "ignored", "duplicate", "rejected", "ping"
 MIN_SECRET_LENGTH = 16
+REASON_LIMIT = 500  # a reason may quote the payload (a ref name); stored and echoed bounded
 
 
 def check_secret(secret: str) -> str:
@@ -130,7 +131,7 @@ def record(session: Session, received: Received, outcome: Outcome) -> Delivery:
         delivery_id=received.delivery_id,
         event=received.event,
         verdict=outcome.verdict,
-        reason=outcome.reason,
+        reason=outcome.reason[:REASON_LIMIT],
         job_id=outcome.job_id,
         source_ip=received.source_ip,
     )

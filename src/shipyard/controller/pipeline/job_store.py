@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, joinedload
 
 from shipyard.controller import audit
 from shipyard.controller.errors import ConflictError
@@ -99,12 +99,21 @@ def find_job(session: Session, job_id: int, *, lock: bool = False) -> Job:
 def list_jobs(
     session: Session, *, app: str | None = None, environment: str | None = None, limit: int = 50
 ) -> Sequence[Job]:
-    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    query = select(Job).options(joinedload(Job.app)).order_by(Job.id.desc()).limit(limit)
     if app is not None:
         query = query.join(App, Job.app_id == App.id).where(App.name == app)
     if environment is not None:
         query = query.where(Job.environment == environment)
     return session.scalars(query).all()
+
+
+def has_work(session: Session, *, now: datetime) -> bool:
+    """A queued job, or a running one whose lease lapsed: a cheap read before any write transaction."""
+    due = or_(
+        Job.status == engine.QUEUED,
+        (Job.status == engine.RUNNING) & (Job.lease_until.is_(None) | (Job.lease_until <= now)),
+    )
+    return session.scalar(select(Job.id).where(due).limit(1)) is not None
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,9 @@ class JobWorker:
 
     def run_once(self) -> bool:
         """Recover expired leases, then claim and run one job; True when a job ran."""
+        with self._context.db.read() as session:  # most rounds find nothing: no write lock taken then
+            if not job_store.has_work(session, now=self._context.now()):
+                return False
         with self._context.db.transaction() as session:
             job_store.recover_expired(session, now=self._context.now())
             claim = job_store.claim_next(
