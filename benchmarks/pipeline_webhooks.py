@@ -8,9 +8,9 @@ one production host played by a simulated agent (it reports the desired release 
 rollout time is the controller's own, not a container start). For each commit: push to `release`, one
 signed push delivery, and the job's time per step (fetch, build, scan, push, release, deploy, wait)
 until the deployment succeeded; the first commit builds cold, the next ones with a warm cache.
-Then the acknowledgement latency of signed deliveries sent at `--rate` per second for `--seconds`
-(pushes to a branch without a pipeline: verified, stored, answered; nothing queued): once idle, once
-while a job builds.
+Then the acknowledgement latency of signed deliveries (pushes to a branch without a pipeline:
+verified, stored, answered; nothing queued): 200 one after the other (the service time), then sent at
+`--rate` per second for `--seconds`, once idle and once while a job builds.
 """
 
 from __future__ import annotations
@@ -98,11 +98,16 @@ def signed_push(branch: str, sha: str) -> tuple[bytes, dict[str, str]]:
 
 
 def simulated_host(url: str, admin: ControllerClient, stop: threading.Event) -> None:
+    """Long-polls like the agent and reports the desired release healthy whenever it changes."""
     registered = ControllerClient(url).register_agent(admin.create_join_token("production").token, "h1")
     client = ControllerClient(url, registered.agent_token)
-    while not stop.wait(0.1):
+    version: int | None = None
+    while not stop.is_set():
         try:
-            desired = client.desired()
+            desired = client.desired(version, wait=5.0)
+            if desired.version == version:
+                continue
+            version = desired.version
             reports = [
                 AppReport(
                     app=app.app,
@@ -116,7 +121,7 @@ def simulated_host(url: str, admin: ControllerClient, stop: threading.Event) -> 
             ]
             client.report(reports, agent_version="bench")
         except ControllerError:
-            pass
+            time.sleep(0.2)
 
 
 def wait_job(url: str, token: str, job_id: int) -> dict[str, Any]:
@@ -127,8 +132,9 @@ def wait_job(url: str, token: str, job_id: int) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-async def acknowledgements(url: str, app: str, rate: float, seconds: float) -> list[float]:
-    """Seconds from sending each delivery to its answer; deliveries start on schedule, not after answers."""
+async def acknowledgements(url: str, app: str, rate: float | None, count: int) -> list[float]:
+    """Seconds from sending each delivery to its answer: `count` deliveries started on a schedule of
+    `rate` per second (not waiting for answers), or one after the other when `rate` is None."""
     latencies: list[float] = []
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as client:
 
@@ -142,9 +148,13 @@ async def acknowledgements(url: str, app: str, rate: float, seconds: float) -> l
                 accepted = False
             latencies.append(time.perf_counter() - started if accepted else float("inf"))
 
+        if rate is None:
+            for _ in range(count):
+                await one()
+            return latencies
         tasks = []
         begin = time.perf_counter()
-        for index in range(int(rate * seconds)):
+        for index in range(count):
             await asyncio.sleep(max(0.0, begin + index / rate - time.perf_counter()))
             tasks.append(asyncio.create_task(one()))
         await asyncio.gather(*tasks)
@@ -239,7 +249,9 @@ def main() -> None:
             rows,
         )
 
-        idle = asyncio.run(acknowledgements(url, app, options.rate, options.seconds))
+        count = int(options.rate * options.seconds)
+        sequential = asyncio.run(acknowledgements(url, app, None, 200))
+        idle = asyncio.run(acknowledgements(url, app, options.rate, count))
         (repo / "release.txt").write_text("during acknowledgements\n")
         git(repo, "commit", "-qam", "built while deliveries arrive")
         git(repo, "push", "-q", "origin", "HEAD:release")
@@ -252,12 +264,16 @@ def main() -> None:
             != "build"
         ):
             time.sleep(0.05)
-        busy = asyncio.run(acknowledgements(url, app, options.rate, options.seconds))
+        busy = asyncio.run(acknowledgements(url, app, options.rate, count))
         building = wait_job(url, token, job_id)
         print_table(
             f"webhook acknowledgement at {options.rate:.0f}/s for {options.seconds:.0f} s, milliseconds",
             ["while", "deliveries", "failed", "p50", "p99", "max"],
-            [ack_row("idle", idle), ack_row(f"a job builds ({building['status']})", busy)],
+            [
+                ack_row("one at a time, idle", sequential),
+                ack_row("idle", idle),
+                ack_row(f"a job builds ({building['status']})", busy),
+            ],
         )
     finally:
         stop.set()
