@@ -250,3 +250,35 @@ def test_a_controller_killed_mid_build_ends_in_a_finished_job(pipeline: Pipeline
     assert finished["status"] == "succeeded", finished["message"]
     assert (finished["sha"], finished["attempt"]) == (sha, 2)
     assert pipeline.api().get_deployment(finished["deployment_id"]).status == "succeeded"
+
+
+def test_hooks_and_jobs_commands(pipeline: Pipeline) -> None:
+    app = pipeline.repo.app
+    assert pipeline.cli("hooks", "add", "github", "--app", app, stdin="").returncode == 2  # no secret
+    assert pipeline.cli("hooks", "add", "gitlab", "--app", app, stdin=SECRET).returncode == 2
+    added = pipeline.cli(
+        "hooks", "add", "github", "--app", app, "--pipeline", "release=production", stdin=SECRET
+    )
+    assert added.returncode == 0, added.stderr
+    listed = pipeline.cli("hooks", "list", "--json")
+    assert json.loads(listed.stdout)[0]["pipelines"] == [{"branch": "release", "environment": "production"}]
+    assert SECRET not in listed.stdout
+    new_secret = "rotated-secret-0123456789abcdef"
+    started = pipeline.cli("hooks", "rotate", "--app", app, stdin=new_secret)
+    assert started.returncode == 0 and "--finish" in started.stdout
+    assert pipeline.deliver("f" * 40, secret=SECRET).status_code == 202
+    assert pipeline.cli("hooks", "rotate", "--app", app, "--finish").returncode == 0
+    assert pipeline.deliver("e" * 40, secret=SECRET).status_code == 401
+
+    # A commit the origin does not have: the job fails at fetch, saying so.
+    job_id = pipeline.deliver("f" * 40, secret=new_secret, delivery="again").json()["job_id"]
+    failed = pipeline.wait_job(job_id, timeout=120)
+    assert failed["status"] == "failed" and failed["message"].startswith("fetch failed")
+    refused = pipeline.cli("job", "cancel", str(job_id))
+    assert refused.returncode != 0 and "already finished" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    retried = pipeline.cli("job", "retry", str(job_id))
+    assert retried.returncode == 0 and f"retry of {job_id}" in retried.stdout
+    assert pipeline.cli("job", "nonsense").returncode == 2
+    assert pipeline.cli("hooks", "rm", "--app", app).returncode == 0
+    assert pipeline.deliver("d" * 40, secret=new_secret).status_code == 404

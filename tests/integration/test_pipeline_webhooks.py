@@ -6,6 +6,7 @@ test_pipeline_e2e.py runs jobs for real.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from github_payloads import ZERO_SHA, merged_pull_request, ping, push, signed
 
 from shipyard.controller.pipeline import job_store
 from shipyard.controller.pipeline.worker import JobWorker
+from shipyard.controller.pipeline_client import parse_events
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]
@@ -255,3 +257,28 @@ def test_cancelling_a_running_job_stops_it_at_its_next_step(harness: Harness) ->
     assert second.json()["verdict"] == "accepted"
     with context.db.transaction() as session:  # one running job per app and environment
         assert job_store.claim_next(session, worker="w2", now=context.now(), lease=30) is None
+
+
+def test_log_events_resume_after_the_last_event_id(harness: Harness) -> None:
+    add_hook(harness)
+    job_id = deliver(harness, "push", push("release", SHA[0])).json()["job_id"]
+    context = harness.http.app.state.context  # type: ignore[attr-defined]
+    now = context.now()
+    with context.db.transaction() as session:
+        job_store.append_log(session, job_id, [("fetch", f"line {n}", now) for n in range(5)])
+    harness.http.post(f"/api/v1/jobs/{job_id}/cancel", headers=ADMIN)
+    lines = harness.http.get(f"/api/v1/jobs/{job_id}/log", headers=ADMIN).json()
+    assert [line["line"] for line in lines] == [f"line {n}" for n in range(5)]
+
+    def events(headers: dict[str, str]) -> list[tuple[str, str, str]]:
+        parsed = list(
+            parse_events(harness.http.get(f"/api/v1/jobs/{job_id}/events", headers=headers).iter_lines())
+        )
+        return [(event, event_id or "", data) for event, event_id, data in parsed]
+
+    everything = events(ADMIN)
+    assert [event for event, _, _ in everything] == ["log"] * 5 + ["end"]
+    assert json.loads(everything[-1][2])["status"] == "cancelled"
+    resumed = events({**ADMIN, "Last-Event-ID": str(lines[2]["id"])})
+    assert [json.loads(data)["line"] for event, _, data in resumed if event == "log"] == ["line 3", "line 4"]
+    assert harness.http.get("/api/v1/jobs/999/events", headers=ADMIN).status_code == 404
