@@ -6,9 +6,11 @@ test_pipeline_e2e.py runs jobs for real.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,8 @@ from github_payloads import ZERO_SHA, merged_pull_request, ping, push, signed
 from shipyard.controller.pipeline import job_store
 from shipyard.controller.pipeline.worker import JobWorker
 from shipyard.controller.pipeline_client import parse_events
+from shipyard.domain.spec import SecretsSpec
+from shipyard.secrets.factory import open_store
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]
@@ -282,3 +286,42 @@ def test_log_events_resume_after_the_last_event_id(harness: Harness) -> None:
     resumed = events({**ADMIN, "Last-Event-ID": str(lines[2]["id"])})
     assert [json.loads(data)["line"] for event, _, data in resumed if event == "log"] == ["line 3", "line 4"]
     assert harness.http.get("/api/v1/jobs/999/events", headers=ADMIN).status_code == 404
+
+
+def test_ssh_repositories_fetch_with_the_deploy_key_from_the_controller_store(
+    controller_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key reaches ssh (here refused: nothing listens on port 1) and never the job log."""
+    monkeypatch.setenv("SHIPYARD_MASTER_KEY", base64.b64encode(b"m" * 32).decode())
+    key_body = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSVBa"
+    key = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{key_body}\n-----END OPENSSH PRIVATE KEY-----\n"
+    open_store(SecretsSpec(), tmp_path, "controller").set("web_deploy_key", key)
+    settings = controller_settings(controller_db_url, secrets_root=tmp_path)
+    with running_controller(settings) as harness:
+        for app, secret_name in (("web", "web_deploy_key"), ("api", "missing_key")):
+            body = {
+                "app": app,
+                "repository": "ssh://git@127.0.0.1:1/srv/web.git",
+                "secret": SECRET,
+                "pipelines": PIPELINES,
+                "deploy_key_secret": secret_name,
+            }
+            assert harness.http.post("/api/v1/hooks", json=body, headers=ADMIN).status_code == 201
+        payload, headers = signed(SECRET, "push", push("release", SHA[0]))
+        keyed = harness.http.post("/hooks/github/web", content=payload, headers=headers).json()["job_id"]
+        missing = harness.http.post("/hooks/github/api", content=payload, headers=headers).json()["job_id"]
+
+        def finished() -> bool:
+            found = {j["id"]: j["status"] for j in jobs(harness)}
+            return found.get(keyed) == "failed" and found.get(missing) == "failed"
+
+        wait_for(finished, timeout=60, what="both jobs to fail at fetch")
+        job = harness.http.get(f"/api/v1/jobs/{keyed}", headers=ADMIN).json()
+        assert job["message"].startswith("fetch failed: git fetch failed")
+        log = harness.http.get(f"/api/v1/jobs/{keyed}/log", headers=ADMIN).text
+        assert "using deploy key web_deploy_key" in log and "127.0.0.1 port 1" in log
+        assert key_body not in log and key_body not in job["message"]
+        other = harness.http.get(f"/api/v1/jobs/{missing}", headers=ADMIN).json()
+        assert "missing_key" in other["message"] and "shipyard secrets set" in other["message"]
+        listed = harness.http.get("/api/v1/hooks", headers=ADMIN).json()
+        assert {h["deploy_key_secret"] for h in listed} == {"web_deploy_key", "missing_key"}

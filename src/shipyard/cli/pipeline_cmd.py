@@ -75,6 +75,13 @@ def add(
             "--pipeline", help="BRANCH=ENVIRONMENT (default: pipelines in shipyard.yml); repeatable"
         ),
     ] = None,
+    deploy_key_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--deploy-key-secret",
+            help="ssh URLs: name of the key in the controller's secret store (--env controller)",
+        ),
+    ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Register APP's webhook; the secret is read from standard input and never shown again."""
@@ -95,7 +102,9 @@ def add(
         )
     secret = read_secret("webhook secret: ")
     with pipeline_client(spec) as client:
-        hook = client.add_hook(app, repository, secret, pipelines, provider=provider)
+        hook = client.add_hook(
+            app, repository, secret, pipelines, provider=provider, deploy_key_secret=deploy_key_secret
+        )
         url = client.url + hook.payload_path
     shipped = ", ".join(f"{p['branch']} -> {p['environment']}" for p in hook.pipelines)
     say(f"hook added for {hook.app}: {shipped}")

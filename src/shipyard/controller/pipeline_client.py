@@ -32,6 +32,7 @@ class PipelineClient(ControllerClient):
         pipelines: list[dict[str, str]],
         *,
         provider: str = "github",
+        deploy_key_secret: str | None = None,
     ) -> HookOut:
         body = {
             "provider": provider,
@@ -39,6 +40,7 @@ class PipelineClient(ControllerClient):
             "repository": repository,
             "secret": secret,
             "pipelines": pipelines,
+            "deploy_key_secret": deploy_key_secret,
         }
         return self._one(HookOut, "POST", "/hooks", json=body)
 

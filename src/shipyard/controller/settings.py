@@ -48,6 +48,8 @@ class ControllerSettings:
     # Pipeline jobs: a worker renews its claim this often x3; a lapsed claim is interrupted and retried.
     job_lease: float = 30.0
     run_jobs: bool = True
+    # Holds .shipyard/secrets/controller.enc: deploy keys that fetch ssh repositories.
+    secrets_root: Path = field(default_factory=Path.cwd)
 
 
 def default_database_url(environ: Mapping[str, str]) -> str:
@@ -99,5 +101,9 @@ def load_settings(
         token = read_or_create_token_file(bootstrap_token_file)
     signing_key = load_private_key(signing_key_file) if signing_key_file is not None else None
     return ControllerSettings(
-        database_url=url, lost_after=lost_after, bootstrap_admin_token=token, signing_key=signing_key
+        database_url=url,
+        lost_after=lost_after,
+        bootstrap_admin_token=token,
+        signing_key=signing_key,
+        secrets_root=Path(env.get("SHIPYARD_HOME") or Path.cwd()),
     )

@@ -35,6 +35,11 @@ class Redactor:
         self._known: frozenset[str] | None = None
         self._pattern: re.Pattern[str] | None = None
 
+    def add(self, value: str) -> None:
+        """Redact `value` (and each of its lines: a key file) from now on."""
+        lines = {line.strip() for line in [value, *value.splitlines()]}
+        self._extra |= {line for line in lines if len(line) >= MIN_MASKED_LENGTH}
+
     def _current_pattern(self) -> re.Pattern[str] | None:
         known = registered_values() | self._extra
         if known != self._known:  # a step registered new values (a store opened): rebuild once

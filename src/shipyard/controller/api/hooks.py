@@ -21,6 +21,7 @@ def hook_out(hook: Hook) -> HookOut:
         app=hook.app.name,
         repository=hook.repository,
         pipelines=list(hook.pipelines),
+        deploy_key_secret=hook.deploy_key_secret,
         rotating=hook.previous_secret is not None,
         payload_path=f"/hooks/{hook.provider}/{hook.app.name}",
         created_by=hook.created_by,
@@ -51,6 +52,7 @@ def add_hook(body: HookCreate, caller: Admin, context: Context) -> HookOut:
             pipelines=[pipeline.model_dump() for pipeline in body.pipelines],
             actor=caller.name,
             source_ip=caller.source_ip,
+            deploy_key_secret=body.deploy_key_secret,
         )
         return hook_out(hook)
 

@@ -59,6 +59,7 @@ def add_hook(
     pipelines: list[dict[str, str]],
     actor: str,
     source_ip: str | None,
+    deploy_key_secret: str | None = None,
 ) -> Hook:
     app_row = catalog.ensure_app(session, app)
     if session.scalar(select(Hook.id).where(Hook.app_id == app_row.id)) is not None:
@@ -69,6 +70,7 @@ def add_hook(
         repository=repository,
         secret=check_secret(secret),
         pipelines=pipelines,
+        deploy_key_secret=deploy_key_secret,
         created_by=actor,
     )
     session.add(hook)
@@ -168,6 +170,7 @@ def _decide(
         select(Delivery)
         .where(
             Delivery.provider == received.provider,
+            Delivery.app == received.app,
             Delivery.delivery_id == received.delivery_id,
             Delivery.verdict.in_((ACCEPTED, DUPLICATE)),
         )

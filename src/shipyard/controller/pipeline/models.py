@@ -23,6 +23,8 @@ class Hook(Base):
     # still accepted while a rotation is under way.
     secret: Mapped[str] = mapped_column(String(512))
     previous_secret: Mapped[str | None] = mapped_column(String(512), default=None)
+    # Name of the fetch key for ssh URLs in the controller's secret store (env "controller").
+    deploy_key_secret: Mapped[str | None] = mapped_column(String(128), default=None)
     # [{branch, environment}]: from shipyard.yml at registration, refreshed by every job's commit.
     pipelines: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     created_by: Mapped[str] = mapped_column(String(128))

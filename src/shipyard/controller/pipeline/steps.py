@@ -7,6 +7,7 @@ one sentence saying what failed; the worker stores it as the job's message.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +21,7 @@ from shipyard.adapters.git import without_credentials
 from shipyard.build.pipeline import BuildOptions, build_image
 from shipyard.controller import deployments, releases
 from shipyard.controller.context import ControllerContext
-from shipyard.controller.pipeline import job_store
+from shipyard.controller.pipeline import git_access, job_store
 from shipyard.controller.pipeline.job_log import JobLog, LogProgress
 from shipyard.controller.rollout import FINISHED, SUCCEEDED
 from shipyard.controller.schemas.releases import ReleaseCreate
@@ -44,6 +45,7 @@ class JobInput:
     branch: str
     sha: str
     repository: str
+    deploy_key_secret: str | None = None
 
 
 @dataclass
@@ -101,11 +103,11 @@ def run_steps(run: JobRun) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _git(run: JobRun, *args: str, cwd: Path) -> None:
+def _git(run: JobRun, *args: str, cwd: Path, environment: dict[str, str]) -> None:
     argv = ["git", "-c", "advice.detachedHead=false", *args]
     try:
         done = subprocess.run(
-            argv, cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False
+            argv, cwd=cwd, env=environment, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False
         )
     except (OSError, subprocess.SubprocessError) as exc:
         raise BuildError(f"running git failed ({type(exc).__name__}); check the git installation.") from exc
@@ -114,19 +116,26 @@ def _git(run: JobRun, *args: str, cwd: Path) -> None:
     if done.returncode != 0:
         last = run.log.redact((done.stderr.strip().splitlines() or ["no output"])[-1])
         raise BuildError(
-            f"git {args[0]} failed ({last}); check the repository URL and that the commit exists."
+            f"git {args[0]} failed ({last}); check the repository URL, its access and that the commit exists."
         )
 
 
 def fetch(run: JobRun, into: Path) -> Path:
-    """A clean checkout of exactly the job's commit in `into`."""
+    """A clean checkout of exactly the job's commit in `into` (the deploy key, if any, beside it)."""
     repository, sha = run.job.repository, run.job.sha
     into.mkdir(parents=True)
+    key_file = None
+    if run.job.deploy_key_secret and git_access.is_ssh_url(repository):
+        key = git_access.read_deploy_key(run.context.settings.secrets_root, run.job.deploy_key_secret)
+        run.log.redact.add(key)
+        key_file = git_access.write_key_file(into.parent, key)
+        run.log.line(f"using deploy key {run.job.deploy_key_secret} from the controller's secret store")
+    environment = git_access.git_environment(os.environ, key_file)
     run.log.line(f"fetching {without_credentials(repository)} at {sha}")
-    _git(run, "init", "-q", ".", cwd=into)
-    _git(run, "remote", "add", "origin", repository, cwd=into)
-    _git(run, "fetch", "-q", "--no-tags", "--depth", "1", "origin", sha, cwd=into)
-    _git(run, "checkout", "-q", "--detach", sha, cwd=into)
+    _git(run, "init", "-q", ".", cwd=into, environment=environment)
+    _git(run, "remote", "add", "origin", repository, cwd=into, environment=environment)
+    _git(run, "fetch", "-q", "--no-tags", "--depth", "1", "origin", sha, cwd=into, environment=environment)
+    _git(run, "checkout", "-q", "--detach", sha, cwd=into, environment=environment)
     return into
 
 

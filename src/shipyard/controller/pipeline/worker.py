@@ -83,7 +83,15 @@ class JobWorker:
             hook = session.scalar(select(Hook).where(Hook.app_id == job.app_id))
             # The hook's own secrets have no business in a job log either.
             secrets = [hook.secret, hook.previous_secret or ""] if hook is not None else []
-            job_input = JobInput(job.id, job.app.name, job.environment, job.branch, job.sha, job.repository)
+            job_input = JobInput(
+                job.id,
+                job.app.name,
+                job.environment,
+                job.branch,
+                job.sha,
+                job.repository,
+                hook.deploy_key_secret if hook is not None else None,
+            )
         job_log = JobLog(self._context.db, job_id, self._context.clock, Redactor(secrets))
         cancel = threading.Event()
         lost = threading.Event()

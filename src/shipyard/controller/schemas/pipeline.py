@@ -23,6 +23,11 @@ class HookCreate(Body):
     repository: str = Field(min_length=1, max_length=1024, description="git URL: ssh, https:// or file://")
     secret: Secret
     pipelines: list[PipelineIn] = Field(min_length=1, max_length=50)
+    deploy_key_secret: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+        description="name of the ssh key in the controller's secret store (env controller)",
+    )
 
 
 class HookRotate(Body):
@@ -35,6 +40,7 @@ class HookOut(BaseModel):
     app: str
     repository: str
     pipelines: list[dict[str, str]]
+    deploy_key_secret: str | None = None
     rotating: bool = Field(description="two secrets are accepted until the rotation ends")
     payload_path: str = Field(description="where the provider posts, relative to the controller's URL")
     created_by: str

@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("repository", sa.String(length=1024), nullable=False),
         sa.Column("secret", sa.String(length=512), nullable=False),
         sa.Column("previous_secret", sa.String(length=512), nullable=True),
+        sa.Column("deploy_key_secret", sa.String(length=128), nullable=True),
         sa.Column("pipelines", sa.JSON(), nullable=False),
         sa.Column("created_by", sa.String(length=128), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
