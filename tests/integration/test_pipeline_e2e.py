@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from controller_fixtures import FakeAgent, wait_for
-from github_payloads import push, signed
+from github_payloads import merged_pull_request, push, signed
 from test_build_support import AppRepo, git, make_app_repo, pushed
 
 from shipyard.controller.client import ControllerClient
@@ -206,11 +206,14 @@ def test_a_signed_push_builds_releases_and_deploys(
 
     # The same delivery again, and a bad signature: no second job, nothing changed.
     assert pipeline.deliver(sha, delivery="delivery-1").json()["verdict"] == "duplicate"
+    body, headers = signed(SECRET, "pull_request", merged_pull_request("release", sha))
+    merged = httpx.post(f"{pipeline.url}/hooks/github/{pipeline.repo.app}", content=body, headers=headers)
+    assert merged.json()["verdict"] == "duplicate" and merged.json()["job_id"] == job_id
     assert pipeline.deliver(sha, secret="a-wrong-secret-0123456789").status_code == 401
     listed = pipeline.cli("jobs", "--json")
     assert [j["id"] for j in json.loads(listed.stdout)] == [job_id]
     verdicts = [d["verdict"] for d in json.loads(pipeline.cli("hooks", "deliveries", "--json").stdout)]
-    assert verdicts == ["rejected", "duplicate", "accepted"]
+    assert verdicts == ["rejected", "duplicate", "duplicate", "accepted"]
     assert len(pipeline.api().list_releases(app=pipeline.repo.app)) == 1
 
 
@@ -282,3 +285,21 @@ def test_hooks_and_jobs_commands(pipeline: Pipeline) -> None:
     assert pipeline.cli("job", "nonsense").returncode == 2
     assert pipeline.cli("hooks", "rm", "--app", app).returncode == 0
     assert pipeline.deliver("d" * 40, secret=new_secret).status_code == 404
+
+
+def test_merges_in_quick_succession_end_with_the_newest_live(pipeline: Pipeline, agent: FakeAgent) -> None:
+    added = pipeline.cli("hooks", "add", "github", "--app", pipeline.repo.app, stdin=SECRET, timeout=60)
+    assert added.returncode == 0, added.stderr
+    first = pipeline.push_commit("first")
+    first_job = pipeline.deliver(first).json()["job_id"]
+    wait_for(lambda: pipeline.get(f"/jobs/{first_job}")["status"] == "running", timeout=60, what="job 1")
+    second = pipeline.push_commit("second")
+    second_job = pipeline.deliver(second).json()["job_id"]
+    third = pipeline.push_commit("third")
+    third_job = pipeline.deliver(third).json()["job_id"]
+    assert pipeline.get(f"/jobs/{second_job}")["status"] == "superseded"  # it never ran
+    assert pipeline.wait_job(third_job)["status"] == "succeeded"
+    assert pipeline.wait_job(first_job)["status"] == "succeeded"
+    live = pipeline.api().get_release(agent.running[pipeline.repo.app])
+    assert live.id == pipeline.get(f"/jobs/{third_job}")["release_id"]
+    assert [j["sha"] for j in pipeline.get("/jobs") if j["status"] == "succeeded"] == [third, first]
