@@ -39,7 +39,7 @@ def check_secret(secret: str) -> str:
 
 def find_hook(session: Session, app: str, *, lock: bool = False) -> Hook:
     query = select(Hook).join(App, Hook.app_id == App.id).where(App.name == app)
-    hook = session.scalar(query.with_for_update() if lock else query)
+    hook = session.scalar(query.with_for_update(of=Hook) if lock else query)
     if hook is None:
         raise NotFoundError(f"app {app!r} has no hook; add one with 'shipyard hooks add github --app {app}'.")
     return hook
