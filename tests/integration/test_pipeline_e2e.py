@@ -303,3 +303,21 @@ def test_merges_in_quick_succession_end_with_the_newest_live(pipeline: Pipeline,
     live = pipeline.api().get_release(agent.running[pipeline.repo.app])
     assert live.id == pipeline.get(f"/jobs/{third_job}")["release_id"]
     assert [j["sha"] for j in pipeline.get("/jobs") if j["status"] == "succeeded"] == [third, first]
+
+
+def test_a_locked_environment_stops_the_job_before_deploying(pipeline: Pipeline, agent: FakeAgent) -> None:
+    app = pipeline.repo.app
+    added = pipeline.cli("hooks", "add", "github", "--app", app, stdin=SECRET, timeout=60)
+    assert added.returncode == 0, added.stderr
+    pipeline.api().lock(app, "production", "database migration")
+    job_id = pipeline.deliver(pipeline.push_commit("while locked")).json()["job_id"]
+    job = pipeline.wait_job(job_id)
+    assert (job["status"], job["step"]) == ("failed", "deploy")
+    assert "database migration" in job["message"] and f"shipyard job retry {job_id}" in job["message"]
+    assert job["release_id"] is not None and job["deployment_id"] is None
+    assert pipeline.api().list_deployments(app=app) == []
+    pipeline.api().unlock(app, "production")
+    retried = pipeline.cli("job", "retry", str(job_id))
+    assert retried.returncode == 0, retried.stderr
+    again = next(j for j in pipeline.get("/jobs") if j["retry_of"] == job_id)
+    assert pipeline.wait_job(again["id"])["status"] == "succeeded"

@@ -19,14 +19,14 @@ from pathlib import Path
 
 from shipyard.adapters.git import without_credentials
 from shipyard.build.pipeline import BuildOptions, build_image
-from shipyard.controller import deployments, releases
+from shipyard.controller import catalog, deployments, locks, releases
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.pipeline import git_access, job_store
 from shipyard.controller.pipeline.job_log import JobLog, LogProgress
 from shipyard.controller.rollout import FINISHED, SUCCEEDED
 from shipyard.controller.schemas.releases import ReleaseCreate
 from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
-from shipyard.errors import BuildError, ConfigError, DeployFailedError, ShipyardError
+from shipyard.errors import BuildError, ConfigError, DeployFailedError, LockedError, ShipyardError
 
 CONFIG_FILE = "shipyard.yml"
 GIT_TIMEOUT_S = 300
@@ -182,6 +182,15 @@ def create_release(run: JobRun, spec: AppSpec, image: str, digest: str) -> int:
 
 def create_deployment(run: JobRun, release_id: int) -> int:
     with run.context.db.transaction() as session:
+        release = releases.find_release(session, release_id)
+        environment = catalog.find_environment(session, run.job.environment)
+        held = locks.lock_for(session, release.app_id, environment.id)
+        if held is not None:
+            # A person locked it: the job stops here rather than hold the worker until someone unlocks.
+            raise LockedError(
+                f"{run.job.environment} is {locks.describe(held)}; release r{release_id} was not deployed. "
+                f"After unlocking, deploy it or run 'shipyard job retry {run.job.job_id}'."
+            )
         deployment = deployments.create_deployment(
             session,
             release_id=release_id,
