@@ -7,7 +7,9 @@ suite's Docker Engine and an htpasswd registry on 127.0.0.1, a bare git reposito
 one production host played by a simulated agent (it reports the desired release healthy at once, so the
 rollout time is the controller's own, not a container start). For each commit: push to `release`, one
 signed push delivery, and the job's time per step (fetch, build, scan, push, release, deploy, wait)
-until the deployment succeeded; the first commit builds cold, the next ones with a warm cache.
+until the deployment succeeded; the first commit builds cold, the next ones with a warm cache. Then one
+more commit the manual way, timed the same (`shipyard build --push`, then `shipyard deploy IMAGE:SHA
+--env production` through the controller; its `deploy` column is the whole deploy command).
 Then the acknowledgement latency of signed deliveries (pushes to a branch without a pipeline:
 verified, stored, answered; nothing queued): 200 one after the other (the service time), then sent at
 `--rate` per second for `--seconds`, once idle and once while a job builds.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -185,6 +188,50 @@ def remove_images(docker_url: str, repository: str) -> None:
         client.close()
 
 
+def manual_path(
+    repo: Path, url: str, token: str, env: dict[str, str], registry: str, app: str
+) -> list[object]:
+    """The same change the manual way, timed the same: `shipyard build --push`, then `shipyard deploy`."""
+    (repo / "release.txt").write_text("manual\n")
+    git(repo, "commit", "-qam", "shipped by hand")
+    environ = {**os.environ, **env, "SHIPYARD_CONTROLLER": url, "SHIPYARD_TOKEN": token}
+    started = time.perf_counter()
+    built = subprocess.run(
+        [sys.executable, "-m", "shipyard.cli.main", "build", "--push", "--json"],
+        cwd=repo,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    build_done = time.perf_counter()
+    timings = json.loads(built.stdout)["timings_ms"]
+    sha = git(repo, "rev-parse", "HEAD")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shipyard.cli.main",
+            "deploy",
+            f"{registry}/{app}:{sha}",
+            "--env",
+            "production",
+            "--json",
+        ],
+        cwd=repo,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    deployed = time.perf_counter()
+    return (
+        ["manual (warm)", "succeeded", "-"]
+        + [f"{timings.get(step, 0) / 1000:.2f}" for step in ("build", "scan", "push")]
+        + ["-", f"{deployed - build_done:.2f}", "-", f"{deployed - started:.2f}"]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -243,6 +290,7 @@ def main() -> None:
                 + [f"{timings.get(step, 0):.2f}" for step in STEPS]
                 + [f"{total:.2f}"]
             )
+        rows.append(manual_path(repo, url, token, env, registry.address, app))
         print_table(
             "merge -> live, seconds per step (1 host, simulated agent)",
             ["commit", "status", *STEPS, "total"],
