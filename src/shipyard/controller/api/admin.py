@@ -52,7 +52,7 @@ def unlock(app: str, environment: str, caller: Deployer, context: Context) -> No
         locks.release(
             session, app=app, environment=environment, actor=caller.name, source_ip=caller.source_ip
         )
-    context.driver.tick()  # a queued deployment may start now
+    context.driver.tick_after_commit()  # a queued deployment may start now
 
 
 @router.get("/audit", summary="The audit log, newest first (viewer)")

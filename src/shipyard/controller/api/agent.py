@@ -40,7 +40,7 @@ def register(
             session, join_token, body, now=context.now(), source_ip=source_ip(request)
         )
         answer = AgentRegistered(host=host.name, group=host.group, agent_token=agent_token)
-    context.driver.tick()  # a host joining mid-deployment enters the running wave right away
+    context.driver.tick_after_commit()  # a host joining mid-deployment enters the running wave right away
     return answer
 
 

@@ -17,7 +17,7 @@ router = APIRouter(tags=["deployments"])
 
 def _started(context: ControllerContext, deployment_id: int) -> DeploymentOut:
     """Run one engine tick so the answer already shows the first wave, then read the result."""
-    context.driver.tick()
+    context.driver.tick_after_commit()
     context.notifier.notify()
     with context.db.read() as session:
         return deployment_out(deployments.find_deployment(session, deployment_id, for_view=True))

@@ -91,4 +91,4 @@ def delete_host(name: str, caller: Admin, context: Context) -> None:
     context.agent_tokens.forget_host(host_id)  # its agent token stops working at once
     context.presence.forget(host_id)
     context.report_memory.forget_host(host_id)
-    context.driver.tick()
+    context.driver.tick_after_commit()
