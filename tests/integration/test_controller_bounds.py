@@ -47,9 +47,7 @@ def test_a_poisoned_deployment_does_not_stop_the_others(controller_harness: Harn
     harness.agents[0].sync()
     with context.db.transaction() as session:
         session.execute(
-            update(Host)
-            .where(Host.name == "h2")
-            .values(last_seen=context.now() - timedelta(seconds=3600))
+            update(Host).where(Host.name == "h2").values(last_seen=context.now() - timedelta(seconds=3600))
         )
     context.presence.forget(_host_id(harness, "h2"))
     wait_for(

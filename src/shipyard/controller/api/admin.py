@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from shipyard.controller import audit, locks, tokens
-from shipyard.controller.api.deps import Admin, Context, Deployer, Viewer
+from shipyard.controller.api.deps import Admin, Context, Deployer, ResourceId, Viewer
 from shipyard.controller.api.views import audit_out, lock_out, token_out
 from shipyard.controller.models import ApiToken
 from shipyard.controller.schemas.admin import (
@@ -89,7 +89,7 @@ def create_token(body: TokenCreate, caller: Admin, context: Context) -> TokenCre
 
 
 @router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token (admin)")
-def revoke_token(token_id: int, caller: Admin, context: Context) -> None:
+def revoke_token(token_id: ResourceId, caller: Admin, context: Context) -> None:
     with context.db.transaction() as session:
         row = session.get(ApiToken, token_id)
         if row is None or row.revoked_at is not None:

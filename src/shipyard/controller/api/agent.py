@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import email.message
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
 
 from shipyard.controller import hosts
 from shipyard.controller.api.deps import (
@@ -21,12 +24,12 @@ from shipyard.controller.schemas.agent import (
     AgentRegister,
     AgentRegistered,
     AgentReport,
+    DesiredQuery,
     DesiredState,
     ReportAck,
 )
 
 router = APIRouter(tags=["agent"])
-MAX_WAIT_QUERY = 300  # seconds; the controller caps the actual wait at its max_wait setting
 
 
 @router.post("/agent/register", status_code=201, summary="Register a host with a one-time join token")
@@ -63,6 +66,25 @@ async def desired_body(
     return changed.json_for(agent.host_id, agent.host)
 
 
+def report_in(content_type: str | None, body: bytes) -> AgentReport | None:
+    """The report in a request body when POST /agent/report takes it as it is; None when it does not.
+
+    The same reading as the framework's for the route's body: a JSON content type (application/json
+    or application/*+json) is required, Python's JSON parser reads it, and AgentReport validates the
+    result in Python mode. Anything refused here is left to the route, which explains the refusal."""
+    if not content_type or not body:
+        return None
+    header = email.message.Message()
+    header["content-type"] = content_type
+    subtype = header.get_content_subtype()
+    if header.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        return None
+    try:
+        return AgentReport.model_validate(json.loads(body))
+    except (ValueError, ValidationError, RecursionError):  # JSONDecodeError and UnicodeDecodeError too
+        return None
+
+
 async def store_report(body: AgentReport, agent: AgentCaller, context: ControllerContext) -> ReportAck:
     """A report repeating the last stored one is answered from memory; others are stored in batches."""
     now = context.now()
@@ -89,10 +111,10 @@ async def store_report(body: AgentReport, agent: AgentCaller, context: Controlle
 async def desired(
     agent: Agent,
     context: Context,
-    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_QUERY, description="seconds to wait for a change")] = 0.0,
-    version: Annotated[int | None, Query(description="the version the agent already has")] = None,
+    query: Annotated[DesiredQuery, Query()],
 ) -> Response:
-    return Response(await desired_body(agent, context, wait, version), media_type="application/json")
+    body = await desired_body(agent, context, query.wait, query.version)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/agent/report", summary="Report per-app progress and health")

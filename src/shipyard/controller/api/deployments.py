@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shipyard.controller import deployments
-from shipyard.controller.api.deps import Caller, Context, Deployer, Viewer
+from shipyard.controller.api.deps import Caller, Context, Deployer, ResourceId, Viewer
 from shipyard.controller.api.views import deployment_out
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.schemas.deployments import DeploymentCreate, DeploymentOut, RollbackCreate
@@ -56,7 +56,7 @@ def list_deployments(
 
 
 @router.get("/deployments/{deployment_id}", summary="One deployment with per-host progress (viewer)")
-def get_deployment(deployment_id: int, _caller: Viewer, context: Context) -> DeploymentOut:
+def get_deployment(deployment_id: ResourceId, _caller: Viewer, context: Context) -> DeploymentOut:
     with context.db.read() as session:
         return deployment_out(deployments.find_deployment(session, deployment_id, for_view=True))
 
@@ -70,17 +70,17 @@ def _transition(context: ControllerContext, caller: Caller, deployment_id: int, 
 
 
 @router.post("/deployments/{deployment_id}/pause", summary="Start no further wave (deployer)")
-def pause(deployment_id: int, caller: Deployer, context: Context) -> DeploymentOut:
+def pause(deployment_id: ResourceId, caller: Deployer, context: Context) -> DeploymentOut:
     return _transition(context, caller, deployment_id, "pause")
 
 
 @router.post("/deployments/{deployment_id}/resume", summary="Continue a paused deployment (deployer)")
-def resume(deployment_id: int, caller: Deployer, context: Context) -> DeploymentOut:
+def resume(deployment_id: ResourceId, caller: Deployer, context: Context) -> DeploymentOut:
     return _transition(context, caller, deployment_id, "resume")
 
 
 @router.post("/deployments/{deployment_id}/abort", summary="Stop; every host returns to the current release")
-def abort(deployment_id: int, caller: Deployer, context: Context) -> DeploymentOut:
+def abort(deployment_id: ResourceId, caller: Deployer, context: Context) -> DeploymentOut:
     return _transition(context, caller, deployment_id, "abort")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shipyard.controller import releases
-from shipyard.controller.api.deps import Context, Deployer, Viewer
+from shipyard.controller.api.deps import Context, Deployer, ResourceId, Viewer
 from shipyard.controller.api.views import release_out
 from shipyard.controller.schemas.releases import ReleaseCreate, ReleaseOut
 
@@ -33,6 +33,6 @@ def list_releases(
 
 
 @router.get("/{release_id}", summary="One release with its spec snapshot (viewer)")
-def get_release(release_id: int, _caller: Viewer, context: Context) -> ReleaseOut:
+def get_release(release_id: ResourceId, _caller: Viewer, context: Context) -> ReleaseOut:
     with context.db.read() as session:
         return release_out(releases.find_release(session, release_id))
