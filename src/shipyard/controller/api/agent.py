@@ -18,6 +18,7 @@ from shipyard.controller.api.deps import (
     bearer_token,
     source_ip,
 )
+from shipyard.controller.api.responses import BODY, errors
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.reports import PendingReport
 from shipyard.controller.schemas.agent import (
@@ -29,11 +30,23 @@ from shipyard.controller.schemas.agent import (
     ReportAck,
 )
 
-router = APIRouter(tags=["agent"])
+router = APIRouter(tags=["agent"], responses=errors(401, 503))
+# A join token that is unknown, spent or expired is a 401; a host of that name already registered, 409.
+REGISTER = {**BODY, **errors(409)}
 
 
-@router.post("/agent/register", status_code=201, summary="Register a host with a one-time join token")
-@router.post("/hosts/register", status_code=201, summary="Register a host (same as /agent/register)")
+@router.post(
+    "/agent/register",
+    status_code=201,
+    summary="Register a host with a one-time join token",
+    responses=REGISTER,
+)
+@router.post(
+    "/hosts/register",
+    status_code=201,
+    summary="Register a host (same as /agent/register)",
+    responses=REGISTER,
+)
 def register(
     body: AgentRegister, request: Request, context: Context, credentials: Credentials
 ) -> AgentRegistered:
@@ -107,6 +120,7 @@ async def store_report(body: AgentReport, agent: AgentCaller, context: Controlle
     "/agent/desired",
     response_model=DesiredState,
     summary="The host's desired state; long-polls while it equals ?version",
+    responses=errors(422),
 )
 async def desired(
     agent: Agent,
@@ -117,6 +131,6 @@ async def desired(
     return Response(body, media_type="application/json")
 
 
-@router.post("/agent/report", summary="Report per-app progress and health")
+@router.post("/agent/report", summary="Report per-app progress and health", responses=BODY)
 async def report(body: AgentReport, agent: Agent, context: Context) -> ReportAck:
     return await store_report(body, agent, context)

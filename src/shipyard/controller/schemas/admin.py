@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shipyard.controller.schemas.common import Body, Name, Role
+from shipyard.controller.schemas.common import Body, Line, Name, Role, Text
 
 MAX_JOIN_TOKEN_LIFETIME = 366 * 24 * 3600.0  # seconds; a host that joins later needs a new token
 
@@ -15,7 +15,7 @@ MAX_JOIN_TOKEN_LIFETIME = 366 * 24 * 3600.0  # seconds; a host that joins later 
 class LockCreate(Body):
     app: Name
     environment: Name
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class LockOut(BaseModel):
@@ -37,7 +37,7 @@ class AuditOut(BaseModel):
 
 
 class TokenCreate(Body):
-    name: str = Field(min_length=1, max_length=128)
+    name: Line = Field(min_length=1, max_length=128)
     role: Role
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.controller.schemas.common import MAX_ID, Body, Name
+from shipyard.controller.schemas.common import MAX_ID, Body, Line, Name, Text
 
 Health = Literal["healthy", "unhealthy", "unknown"]
 Outcome = Literal["in_progress", "succeeded", "failed"]
@@ -16,9 +16,9 @@ MAX_WAIT_QUERY = 300  # seconds; the controller caps the actual wait at its max_
 
 class AgentRegister(Body):
     name: Name
-    address: str = Field(default="", max_length=255)
+    address: Line = Field(default="", max_length=255)
     labels: dict[str, str] = Field(default_factory=dict)
-    agent_version: str = Field(default="", max_length=64)
+    agent_version: Line = Field(default="", max_length=64)
 
 
 class AgentRegistered(BaseModel):
@@ -46,7 +46,7 @@ class DesiredState(BaseModel):
 
 class AppReport(Body):
     app: Name
-    step: str = Field(default="", max_length=64)
+    step: Line = Field(default="", max_length=64)
     active_release: int | None = Field(
         default=None, ge=0, le=MAX_ID, description="release serving traffic now"
     )
@@ -55,11 +55,11 @@ class AppReport(Body):
     )
     health: Health = "unknown"
     outcome: Outcome | None = None
-    message: str = Field(default="", max_length=2000)
+    message: Text = Field(default="", max_length=2000)
 
 
 class AgentReport(Body):
-    agent_version: str | None = Field(default=None, max_length=64)
+    agent_version: Line | None = Field(default=None, max_length=64)
     apps: list[AppReport] = Field(default_factory=list)
 
 
