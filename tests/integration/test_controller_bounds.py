@@ -157,3 +157,66 @@ def test_a_report_naming_the_largest_release_id_is_stored(controller_harness: Ha
     report["apps"][0]["release"] = MAX_ID + 1
     refused = harness.http.post("/api/v1/agent/report", json=report, headers=bearer(agent.token))
     assert refused.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/api/v1/deployments?app=web%00", None),
+        ("get", "/api/v1/deployments?status=bogus", None),
+        ("get", "/api/v1/audit?actor=a%00", None),
+        ("get", "/api/v1/hosts?group=prod%00", None),
+        ("get", "/api/v1/hosts/h%00", None),
+        ("delete", "/api/v1/locks/web/prod%00", None),
+        ("post", "/api/v1/locks", {"app": "web", "environment": "production", "reason": "nul\x00"}),
+        ("post", "/api/v1/tokens", {"name": "ci\x00", "role": "viewer"}),
+        ("post", "/api/v1/tokens", {"name": "ci\n", "role": "viewer"}),
+    ],
+)
+def test_nul_and_control_characters_are_422_not_a_database_error(
+    controller_harness: Harness, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    answer = controller_harness.http.request(method, path, json=body, headers=bearer(ADMIN_TOKEN))
+    assert answer.status_code == 422, answer.text
+
+
+def test_a_report_with_nul_is_refused_and_others_are_stored(
+    controller_harness: Harness,
+) -> None:
+    harness = controller_harness
+    harness.admin.create_release("registry:5000/web", DIGESTS[0], spec("web"))
+    first, second = harness.add_agent("h1"), harness.add_agent("h2")
+    bad = {"apps": [{"app": "web", "message": "boom\x00"}]}
+    refused = harness.http.post("/api/v1/agent/report", json=bad, headers=bearer(first.token))
+    assert refused.status_code == 422, refused.text
+    good = {"apps": [{"app": "web", "message": "multi\nline", "health": "healthy"}]}
+    stored = harness.http.post("/api/v1/agent/report", json=good, headers=bearer(second.token))
+    assert stored.status_code == 200, stored.text
+
+
+def test_a_release_spec_with_a_non_finite_number_is_422(controller_harness: Harness) -> None:
+    body = (
+        '{"image": "registry:5000/web", "digest": "' + DIGESTS[0] + '", '
+        '"spec": {"app": "web", "image": "registry:5000/web", "rollout": {"monitor": Infinity}}}'
+    )
+    headers = {**bearer(ADMIN_TOKEN), "content-type": "application/json"}
+    answer = controller_harness.http.post("/api/v1/releases", content=body, headers=headers)
+    assert answer.status_code == 422, answer.text
+
+
+def test_the_openapi_document_declares_the_error_answers(controller_harness: Harness) -> None:
+    document = controller_harness.http.get("/openapi.json").json()
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            declared = {int(code) for code in responses if code.isdigit() and int(code) >= 400}
+            for code in declared:
+                assert responses[str(code)]["content"]["application/json"]["schema"] == error, (path, code)
+            if path.startswith("/api/v1/"):
+                assert 401 in declared, f"{method} {path} declares 401"
+            if "requestBody" in operation:
+                assert {400, 413, 422} <= declared, f"{method} {path} declares its body's refusals"
+            if operation.get("parameters"):
+                assert 422 in declared, f"{method} {path} declares 422"
+    assert "HTTPValidationError" not in document["components"]["schemas"]
