@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shipyard.controller.schemas.agent import DesiredApp
+from shipyard.controller.schemas.common import MAX_ID
 from shipyard.domain.models import Release
 
 CONTROLLER_ACTOR = "controller"
@@ -39,6 +40,8 @@ def host_release(desired: DesiredApp, address: str | None, now: datetime) -> Rel
 
 def release_number(release_id: str | None) -> int | None:
     """`r12` -> 12, the controller's id of a release; None for a release made on this host."""
-    if release_id and release_id.startswith("r") and release_id[1:].isdigit():
-        return int(release_id[1:])
+    digits = release_id[1:] if release_id and release_id.startswith("r") else ""
+    # ASCII digits within the controller's id range; anything else cannot be one of its releases.
+    if digits.isascii() and digits.isdigit() and len(digits) <= len(str(MAX_ID)) and int(digits) <= MAX_ID:
+        return int(digits)
     return None
