@@ -5,11 +5,11 @@ can count duplicates and losses across both slots: in memory, and as JSON lines 
 $RECORD_FILE when set (a volume shared by the slots). Every response carries ``X-App-Version`` and
 ``X-App-Slot``.
 
-Routes: ``GET /up``, ``GET /`` and ``/version``; ``POST /pay`` (``?delay=S`` answers after S seconds,
-``?close=1`` closes the connection without answering, as an app killed mid-request does);
-``GET /slow?delay=S``; ``POST /upload`` (reads the whole body, answers its sha256 and length);
-``GET /ids`` (recorded ids with counts); ``/ws`` (websocket echo); ``GET /events`` (server-sent
-events, ``?interval=S&count=N``). Any route takes ``?delay=S``.
+Routes: ``GET /up``, ``GET /`` and ``/version``; ``POST /pay``; ``GET /slow``; ``POST /upload``
+(reads the whole body, answers its sha256 and length); ``GET /ids`` (recorded ids with counts);
+``/ws`` (websocket echo); ``GET /events`` (server-sent events, ``?interval=S&count=N``). Any route
+takes ``?delay=S`` (answer after S seconds) and ``?close=1`` (record the request, then close the
+connection without answering, as an app killed mid-request does).
 
 On SIGTERM it stops listening, closes idle keep-alive connections, lets requests in flight finish
 (answering them with ``Connection: close``), closes each websocket with a 1001 close frame and ends
@@ -226,7 +226,7 @@ class App:
             return await self.upload(conn, request, delay)
         await request.discard_body()
         self.record(request, "received")
-        if request.path == "/pay" and request.query.get("close"):
+        if request.query.get("close"):
             return False  # closed without an answer, as an app killed mid-request
         if delay:
             await asyncio.sleep(delay)
