@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.adapters.haproxy import _admin_state
+from shipyard.adapters.haproxy import OpenStreams, _admin_state, parse_open_streams
 from shipyard.adapters.haproxy_config import ProxiedApp, ProxyPaths, render_config
 from shipyard.adapters.registry import parse_image
 from shipyard.errors import ConfigError
@@ -144,3 +144,42 @@ def test_the_lab_edge_replays_only_idempotent_methods(tmp_path: Path) -> None:
     assert "response-timeout" not in text
     assert "retry-on conn-failure empty-response" in text
     assert "http-request disable-l7-retry unless { method GET HEAD OPTIONS }" in text
+
+
+# `show sess all` of haproxy 2.6 with a websocket, a request waiting for its answer and a server-sent
+# event stream on app_web/blue, one request on green and the CLI's own stream (trimmed to the lines read).
+SHOW_SESS = """\
+0x55fffc932800: [29/Nov/2026:16:36:05.424040] id=0 proto=tcpv4 source=127.0.0.1:34152
+  frontend=front_web (id=2 mode=http), listener=? (id=1) addr=127.0.0.1:18740
+  backend=app_web (id=3 mode=http) addr=127.0.0.1:33494
+  server=blue (id=1) addr=127.0.0.1:18731
+  txn=0x55fffca4ca30 flags=0x8000 meth=1 status=101 req.st=MSG_TUNNEL rsp.st=MSG_TUNNEL req.f=0xcc rsp.f=0xcc
+0x55fffca4d630: [29/Nov/2026:16:36:05.579836] id=2 proto=tcpv4 source=127.0.0.1:34180
+  frontend=front_web (id=2 mode=http), listener=? (id=1) addr=127.0.0.1:18740
+  backend=app_web (id=3 mode=http) addr=127.0.0.1:33516
+  server=blue (id=1) addr=127.0.0.1:18731
+  txn=0x55fffca4db90 flags=0x3000 meth=1 status=-1 req.st=MSG_DONE rsp.st=MSG_RPBEFORE req.f=0x4c rsp.f=0x00
+0x55fffca4d700: [29/Nov/2026:16:36:05.600000] id=4 proto=tcpv4 source=127.0.0.1:34190
+  frontend=front_web (id=2 mode=http), listener=? (id=1) addr=127.0.0.1:18740
+  backend=app_web (id=3 mode=http) addr=127.0.0.1:33520
+  server=green (id=2) addr=127.0.0.1:18732
+  txn=0x55fffca4db99 flags=0x3000 meth=3 status=-1 req.st=MSG_DATA rsp.st=MSG_RPBEFORE req.f=0x4c rsp.f=0x00
+0x55fffca4e570: [29/Nov/2026:16:36:06.510590] id=3 proto=unix_stream source=unix:1
+  frontend=GLOBAL (id=0 mode=tcp), listener=? (id=1) addr=unix:1
+  backend=<NONE> (id=-1 mode=-)
+  server=<NONE> (id=-1)
+0x7f000c041fd0: [29/Nov/2026:16:36:05.570187] id=1 proto=tcpv4 source=127.0.0.1:34166
+  frontend=front_web (id=2 mode=http), listener=? (id=1) addr=127.0.0.1:18740
+  backend=app_web (id=3 mode=http) addr=127.0.0.1:33500
+  server=blue (id=1) addr=127.0.0.1:18731
+  txn=0x7f000c0425a0 flags=0x3000 meth=1 status=200 req.st=MSG_DONE rsp.st=MSG_DATA req.f=0x4c rsp.f=0x0e
+"""
+
+
+def test_open_streams_are_counted_per_server_by_kind() -> None:
+    blue = parse_open_streams(SHOW_SESS, "app_web", "blue")
+    assert blue == OpenStreams(requests=1, responses=1, tunnels=1)
+    assert blue.describe() == "1 request, 1 streamed response, 1 websocket"
+    assert parse_open_streams(SHOW_SESS, "app_web", "green") == OpenStreams(requests=1)
+    assert parse_open_streams(SHOW_SESS, "app_api", "blue").total == 0
+    assert OpenStreams(requests=2, tunnels=3).describe() == "2 requests, 3 websockets"
