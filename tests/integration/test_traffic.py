@@ -13,13 +13,16 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
-from shipyard.lab.fixtures import AppHome, TestImages
+from shipyard.lab.edge import EdgeProxy
+from shipyard.lab.fixtures import AppHome, TestImages, unique_name
 from shipyard.lab.load import LoadGenerator
+from shipyard.lab.ports import free_port
 from shipyard.lab.recording_app import PaymentClients, read_records, record_volume
 
 pytestmark = pytest.mark.integration
@@ -249,3 +252,36 @@ def test_body_limit_and_request_head_timeout_are_enforced_by_the_proxy(
         slow_head.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finishes its head
         answer = slow_head.recv(200)
     assert answer.startswith(b"HTTP/1.1 408")
+
+
+def test_the_lab_edge_does_not_replay_a_post_a_host_dropped(
+    docker_url: str, images: TestImages, tmp_path: Path
+) -> None:
+    records, app_port = tmp_path / "records", free_port()
+    client = docker.DockerClient(base_url=docker_url)
+    container = client.containers.run(
+        images.ref("rec-v1"),
+        detach=True,
+        name=unique_name("edge-rec-"),
+        network_mode="host",
+        environment={"HOST": "127.0.0.1", "PORT": str(app_port)},
+        volumes=[record_volume(records)],
+    )
+    edge = EdgeProxy(tmp_path / "edge", free_port())
+    try:
+        edge.start()
+        edge.add_host("h1", f"127.0.0.1:{app_port}", inter_ms=100)
+        deadline = time.monotonic() + 30
+        while edge.servers().get("h1") != "up":
+            assert time.monotonic() < deadline, edge.servers()
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{edge.port}"
+        assert httpx.post(f"{url}/pay?close=1&id=edge-post", timeout=10).status_code == 502
+        httpx.get(f"{url}/?close=1&id=edge-get", timeout=10)
+        received = read_records(records).received
+        assert received["edge-post"] == 1
+        assert received["edge-get"] == 4  # an idempotent request is still retried (3 retries)
+    finally:
+        edge.stop()
+        container.remove(force=True)
+        client.close()
