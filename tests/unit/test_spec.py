@@ -135,3 +135,12 @@ def test_http_request_timeout_must_be_positive() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_spec({**MINIMAL, "proxy": {**MINIMAL["proxy"], "timeouts": {"http_request": 0}}})
     assert "proxy.timeouts.http_request: must be greater than 0" in caught.value.details
+
+
+def test_the_init_templates_commented_proxy_settings_are_valid_once_uncommented() -> None:
+    text = render_template("shop", "127.0.0.1:5000/shop")
+    for key in ("retries:", "methods:", "timeouts:", "http_request:", "max_body:"):
+        text = text.replace(f"  # {key}", f"  {key}").replace(f"  #   {key}", f"    {key}")
+    proxy = parse_spec(yaml.safe_load(text)).proxy
+    assert proxy.retries.methods == ["GET", "HEAD", "OPTIONS"]
+    assert proxy.timeouts.http_request == 10 and proxy.max_body_bytes == 100 * 1024 * 1024
