@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import socket
 import subprocess
 import threading
@@ -19,6 +18,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
+from shipyard.domain.spec import load_spec
+from shipyard.host import service
+from shipyard.host.context import HostContext
 from shipyard.lab.edge import EdgeProxy
 from shipyard.lab.fixtures import AppHome, TestImages, unique_name
 from shipyard.lab.load import LoadGenerator
@@ -61,8 +63,20 @@ def test_idempotent_requests_are_still_replayed_and_put_only_when_listed(
     assert received["POST-2"] == 1
 
 
+def deploy_in_process(home: AppHome, image: str, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """The deploy the CLI runs, without starting a Python per deploy (20 swaps in one test)."""
+    environment = home.env()
+    for name in ("SHIPYARD_HOME", "DOCKER_HOST", "SHIPYARD_TEST_REG_USER", "SHIPYARD_TEST_REG_PASS"):
+        monkeypatch.setenv(name, environment[name])
+    context = HostContext(home=home.home)
+    try:
+        return not service.deploy(context, load_spec(home.config), image).plan.empty
+    finally:
+        context.close()
+
+
 def test_payments_through_20_swaps_are_handled_at_most_once_and_cut_ones_fail_visibly(
-    app_home: AppHome, images: TestImages, tmp_path: Path
+    app_home: AppHome, images: TestImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records = tmp_path / "records"
     # A drain shorter than the slow payments: at each swap some are still in flight when the old
@@ -70,13 +84,13 @@ def test_payments_through_20_swaps_are_handled_at_most_once_and_cut_ones_fail_vi
     deploy_recording_app(app_home, images, records, deploy={"drain_timeout": 0.5, "stop_timeout": 1})
     swaps = 0
     with (
-        LoadGenerator(app_home.listen_url + "/version", clients=2) as reads,
-        PaymentClients(app_home.listen_url, clients=3, prefix="fast") as fast,
+        LoadGenerator(app_home.listen_url + "/version", clients=1) as reads,
+        PaymentClients(app_home.listen_url, clients=3, prefix="fast", pause=0.01) as fast,
         PaymentClients(app_home.listen_url, clients=3, delay=2.0, prefix="slow") as slow,
     ):
         for swap in range(20):
             tag = "rec-v2" if swap % 2 == 0 else "rec-v1"
-            swaps += json.loads(app_home.run("deploy", images.ref(tag), "--json").stdout)["changed"]
+            swaps += deploy_in_process(app_home, images.ref(tag), monkeypatch)
     assert swaps == 20
     seen = read_records(records)
     assert seen.duplicates() == {}  # no payment handled twice, whatever happened to its connection

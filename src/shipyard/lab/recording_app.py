@@ -218,15 +218,19 @@ class PaymentOutcomes:
 class PaymentClients:
     """Client threads sending `POST /pay` through `url`, each request with a unique id, on keep-alive.
 
-    `delay` asks the app to take that long to answer (a long request a drain may outlast).
+    `delay` asks the app to take that long to answer (a long request a drain may outlast); `pause` is
+    the time each client waits between requests (0: as fast as it can).
     """
 
-    def __init__(self, url: str, clients: int = 4, delay: float = 0.0, prefix: str = "pay") -> None:
+    def __init__(
+        self, url: str, clients: int = 4, delay: float = 0.0, prefix: str = "pay", pause: float = 0.0
+    ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.clients = clients
         self.delay = delay
+        self.pause = pause
         self.prefix = f"{prefix}-{uuid.uuid4().hex[:6]}"
         self.outcomes = PaymentOutcomes()
         self._lock = threading.Lock()
@@ -284,5 +288,7 @@ class PaymentClients:
                     self.outcomes.failed[request_id] = failure
                 else:
                     self.outcomes.succeeded.add(request_id)
+            if self.pause:
+                self._stop.wait(self.pause)
         if connection is not None:
             connection.close()
