@@ -299,3 +299,34 @@ def test_the_lab_edge_does_not_replay_a_post_a_host_dropped(
         edge.stop()
         container.remove(force=True)
         client.close()
+
+
+def test_an_upload_the_drain_deadline_overtakes_fails_cleanly(
+    app_home: AppHome, images: TestImages, tmp_path: Path
+) -> None:
+    records = tmp_path / "records"
+    deploy_recording_app(app_home, images, records, deploy={"drain_timeout": 1, "stop_timeout": 1})
+    url = app_home.listen_url
+    sending, deployed = threading.Semaphore(0), threading.Event()
+    size = 100 * 1024 * 1024
+    body, _digest = _body(size, 0.0, 1 << 20, sending, deployed)  # its second half waits for the stop
+
+    def upload() -> str:
+        try:
+            answer = httpx.post(
+                f"{url}/upload?id=overtaken", content=body, headers={"Content-Length": str(size)}, timeout=60
+            )
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+        return f"HTTP {answer.status_code}"
+
+    with ThreadPoolExecutor(1) as pool:
+        outcome = pool.submit(upload)
+        assert sending.acquire(timeout=30)
+        deploy = app_home.run("deploy", images.ref("rec-v2"))
+        deployed.set()
+        result = outcome.result()
+    # A 502 from the proxy or a cut connection: an error, never a success for half a body.
+    assert result == "HTTP 502" or not result.startswith("HTTP"), result
+    assert "1 request still open when the container was stopped" in deploy.stdout
+    assert read_records(records).received["overtaken"] == 0  # the app never took a partial body as whole
