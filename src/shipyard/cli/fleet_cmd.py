@@ -21,6 +21,7 @@ from rich.table import Table
 
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
 from shipyard.cli.render import console, print_json, say, table
+from shipyard.controller.schemas.fleet import HostOut
 from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import ConfigError, ControllerError, DeployFailedError
 
@@ -278,10 +279,23 @@ def hosts(
             h.status,
             ", ".join(f"{a.app}=r{a.active_release} {a.health}" for a in h.apps),
             h.last_seen.strftime("%H:%M:%S"),
+            *(_version_cell(h, component) for component in VERSION_COLUMNS),
         ]
         for h in found
     ]
-    table("hosts", ["host", "group", "address", "status", "apps", "last seen"], rows)
+    columns = ["host", "group", "address", "status", "apps", "last seen", *VERSION_COLUMNS]
+    table("hosts", columns, rows)
+    skewed = [f"{h.name} ({', '.join(h.skew)})" for h in found if h.skew]
+    if skewed:
+        say("version skew (marked *, differs from most hosts of its group): " + "; ".join(skewed))
+
+
+VERSION_COLUMNS = ("docker", "haproxy", "kernel", "shipyard")
+
+
+def _version_cell(host: HostOut, component: str) -> str:
+    value = host.versions.get(component, "") or "?"
+    return f"{value} *" if component in host.skew else value
 
 
 @handle_errors

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shipyard.domain.versions import parse_specifier
 from shipyard.errors import ConfigError
 
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
@@ -188,6 +189,23 @@ class RolloutSpec(Section):
         return text
 
 
+class RequiresSpec(Section):
+    """Versions a host must run for this release (PEP 440 specifiers, e.g. ">=2.6")."""
+
+    docker: str | None = Field(default=None, description="Docker Engine version, e.g. '>=24'")
+    haproxy: str | None = Field(default=None, description="haproxy version, e.g. '>=2.6'")
+
+    @field_validator("docker", "haproxy")
+    @classmethod
+    def _specifier(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_specifier(value)
+        return value
+
+    def as_dict(self) -> dict[str, str]:
+        return {key: value for key, value in self.model_dump().items() if value is not None}
+
+
 class AppSpec(Section):
     app: str
     image: str
@@ -208,6 +226,7 @@ class AppSpec(Section):
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
     controller: str | None = None
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    requires: RequiresSpec = Field(default_factory=RequiresSpec)
 
     @field_validator("app")
     @classmethod
@@ -295,8 +314,17 @@ def load_spec(path: Path) -> AppSpec:
 
 
 def spec_snapshot(spec: AppSpec) -> dict[str, Any]:
-    """The spec as stored with a release: secret names only, never values."""
-    return spec.model_dump(mode="json", by_alias=True)
+    """The spec as stored with a release: secret names only, never values.
+
+    `requires` appears only when it says something, so a release without it stays readable by an
+    agent that predates it."""
+    snapshot = spec.model_dump(mode="json", by_alias=True)
+    requires = spec.requires.as_dict()
+    if requires:
+        snapshot["requires"] = requires
+    else:
+        snapshot.pop("requires", None)
+    return snapshot
 
 
 def spec_from_snapshot(snapshot: dict[str, Any]) -> AppSpec:

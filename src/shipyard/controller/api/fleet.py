@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from shipyard.controller import audit, catalog, deployments, hosts
 from shipyard.controller.api.deps import Admin, Context, Viewer
-from shipyard.controller.api.views import host_out
+from shipyard.controller.api.views import hosts_out
 from shipyard.controller.errors import ConflictError
 from shipyard.controller.schemas.fleet import AppCreate, AppOut, EnvironmentCreate, EnvironmentOut, HostOut
 
@@ -70,13 +70,14 @@ def create_environment(body: EnvironmentCreate, caller: Admin, context: Context)
 @router.get("/hosts", summary="List hosts with what they report (viewer)")
 def list_hosts(_caller: Viewer, context: Context, group: str | None = None) -> list[HostOut]:
     with context.db.read() as session:
-        return [host_out(host) for host in hosts.list_hosts(session, group)]
+        return hosts_out(hosts.list_hosts(session, group))
 
 
 @router.get("/hosts/{name}", summary="One host (viewer)")
 def get_host(name: str, _caller: Viewer, context: Context) -> HostOut:
     with context.db.read() as session:
-        return host_out(hosts.find_host(session, name))
+        host = hosts.find_host(session, name)
+        return hosts_out([host], hosts.list_hosts(session, host.group))[0]
 
 
 @router.delete("/hosts/{name}", status_code=204, summary="Forget a host and revoke its agent token (admin)")

@@ -13,11 +13,21 @@ Health = Literal["healthy", "unhealthy", "unknown"]
 Outcome = Literal["in_progress", "succeeded", "failed"]
 
 
+class HostVersions(Body):
+    """What the host runs beneath its apps, as its agent found it; an empty string when unknown."""
+
+    docker: str = Field(default="", max_length=64, description="Docker Engine version")
+    haproxy: str = Field(default="", max_length=64, description="haproxy version")
+    kernel: str = Field(default="", max_length=128, description="kernel release (uname -r)")
+    shipyard: str = Field(default="", max_length=64, description="the agent's shipyard version")
+
+
 class AgentRegister(Body):
     name: Name
     address: str = Field(default="", max_length=255)
     labels: dict[str, str] = Field(default_factory=dict)
     agent_version: str = Field(default="", max_length=64)
+    versions: HostVersions | None = None
 
 
 class AgentRegistered(BaseModel):
@@ -56,6 +66,7 @@ class AppReport(Body):
 
 class AgentReport(Body):
     agent_version: str | None = Field(default=None, max_length=64)
+    versions: HostVersions | None = Field(default=None, description="sent when known; kept until changed")
     apps: list[AppReport] = Field(default_factory=list)
 
 

@@ -1,0 +1,89 @@
+"""Versions beneath the apps: release requirements and skew across a group, as data."""
+
+from __future__ import annotations
+
+import pytest
+
+from shipyard.controller.schemas.agent import HostVersions
+from shipyard.domain.spec import parse_spec, spec_from_snapshot, spec_snapshot
+from shipyard.domain.versions import release_number, unmet_requirements, version_skew
+from shipyard.errors import ConfigError, PolicyError
+from shipyard.host.versions import enforce_requirements
+
+DEBIAN = {"docker": "20.10.24+dfsg1", "haproxy": "2.6.12-1+deb12u1", "kernel": "6.1.0-18-amd64"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2.6.12-1+deb12u1", "2.6.12"),
+        ("20.10.24+dfsg1", "20.10.24"),
+        ("v27.3.1", "27.3.1"),
+        ("6.1.0-18", "6.1.0"),
+    ],
+)
+def test_release_number_of_distribution_versions(text: str, expected: str) -> None:
+    number = release_number(text)
+    assert number is not None and str(number) == expected
+
+
+def test_release_number_of_garbage_is_none() -> None:
+    assert release_number("") is None
+    assert release_number("unknown") is None
+
+
+def test_requirements_met_and_unmet() -> None:
+    assert unmet_requirements({"haproxy": ">=2.6", "docker": ">=20"}, DEBIAN) == []
+    unmet = unmet_requirements({"haproxy": ">=2.8", "docker": ">=24"}, DEBIAN)
+    assert unmet == [
+        "docker >=24 is required but this host runs docker 20.10.24+dfsg1",
+        "haproxy >=2.8 is required but this host runs haproxy 2.6.12-1+deb12u1",
+    ]
+
+
+def test_unknown_version_does_not_meet_a_requirement() -> None:
+    assert unmet_requirements({"docker": ">=24"}, {"docker": ""}) == [
+        "docker >=24 is required but this host's docker version is unknown"
+    ]
+
+
+def test_spec_requires_is_validated_with_its_key_path() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_spec({"app": "web", "image": "r/web", "requires": {"haproxy": "two point six"}})
+    assert "requires.haproxy" in str(caught.value)
+    with pytest.raises(ConfigError) as unknown:
+        parse_spec({"app": "web", "image": "r/web", "requires": {"nginx": ">=1"}})
+    assert "requires.nginx" in str(unknown.value)
+
+
+def test_snapshot_carries_requires_only_when_set() -> None:
+    plain = parse_spec({"app": "web", "image": "r/web"})
+    assert "requires" not in spec_snapshot(plain)
+    pinned = parse_spec({"app": "web", "image": "r/web", "requires": {"haproxy": ">=2.6"}})
+    snapshot = spec_snapshot(pinned)
+    assert snapshot["requires"] == {"haproxy": ">=2.6"}
+    assert spec_snapshot(spec_from_snapshot(snapshot)) == snapshot
+
+
+def test_host_outside_the_requirements_refuses_the_release() -> None:
+    spec = parse_spec({"app": "web", "image": "r/web", "requires": {"haproxy": ">=2.8"}})
+    with pytest.raises(PolicyError) as caught:
+        enforce_requirements(spec, HostVersions(**DEBIAN), release="r7")
+    message = str(caught.value)
+    assert message.startswith("this host refuses release r7 of web: haproxy >=2.8 is required")
+    assert "nothing was changed" in message
+    enforce_requirements(parse_spec({"app": "web", "image": "r/web"}), HostVersions(), release="r7")
+
+
+def test_skew_marks_the_odd_host_out() -> None:
+    hosts = {
+        "a": {**DEBIAN, "shipyard": "0.1.0"},
+        "b": {**DEBIAN, "shipyard": "0.1.0"},
+        "c": {**DEBIAN, "haproxy": "2.8.5-1", "shipyard": "0.1.0"},
+    }
+    assert version_skew(hosts) == {"a": [], "b": [], "c": ["haproxy"]}
+
+
+def test_skew_tie_takes_the_newest_as_reference_and_ignores_unknown() -> None:
+    hosts = {"a": {"docker": "24.0.5"}, "b": {"docker": "20.10.24"}, "c": {"docker": ""}, "d": {}}
+    assert version_skew(hosts) == {"a": [], "b": ["docker"], "c": [], "d": []}
