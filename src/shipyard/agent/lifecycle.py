@@ -147,32 +147,44 @@ class HostLifecycle:
         self.launch_deadline = self.clock() + timeout
         log.info("launch hook pending", instance=self.instance, group=self.group, hook=hook, timeout=timeout)
 
+    @property
+    def registration_pending(self) -> bool:
+        if self.cloud is None or self.settings.target_group is None or self.drained:
+            return False
+        return self._state().get("registered") != self.instance
+
     def after_pass(self, apps: Sequence[DesiredApp] | None, observed: dict[str, LocalApp]) -> None:
-        """After each pass of the loop: complete the launch hook once converged, or abandon it late.
+        """After each pass of the loop: register and complete the launch hook once converged.
 
         `apps` is None when the controller did not answer: never converged, but the deadline holds."""
-        if not self.launch_pending:
+        launch, register = self.launch_pending, self.registration_pending
+        if not (launch or register):
             return
         waiting = ["the controller did not answer"] if apps is None else unconverged(apps, observed)
-        if not waiting:
-            self._launch_converged()
-        elif self.launch_deadline is not None and self.clock() >= self.launch_deadline:
-            self._finish_launch("ABANDON", "not converged in time: " + "; ".join(waiting))
-
-    def _launch_converged(self) -> None:
-        cloud, target_group = self.cloud, self.settings.target_group
-        assert cloud is not None
-        if target_group is not None:
-            cloud.register_target(target_group, self.instance, self.settings.target_port)
-            health = self._wait_healthy(cloud, target_group)
-            if health != "healthy":
+        if waiting:
+            if launch and self.launch_deadline is not None and self.clock() >= self.launch_deadline:
+                self._finish_launch("ABANDON", "not converged in time: " + "; ".join(waiting))
+            return
+        if register and not self._register():
+            if launch:
                 self._finish_launch(
                     "ABANDON",
                     f"the target group did not call {self.instance} healthy within "
-                    f"{self.settings.healthy_timeout:.0f} s (last state: {health})",
+                    f"{self.settings.healthy_timeout:.0f} s",
                 )
-                return
-        self._finish_launch("CONTINUE", "every app runs its current release, healthy")
+            return
+        if launch:
+            self._finish_launch("CONTINUE", "every app runs its current release, healthy")
+
+    def _register(self) -> bool:
+        """Register in the target group; True once it calls the instance healthy."""
+        cloud, target_group = self.cloud, self.settings.target_group
+        assert cloud is not None and target_group is not None
+        cloud.register_target(target_group, self.instance, self.settings.target_port)
+        self._remember(registered=self.instance)
+        health = self._wait_healthy(cloud, target_group)
+        log.info("registered in the target group", instance=self.instance, health=health)
+        return health == "healthy"
 
     def _wait_healthy(self, cloud: CloudPort, target_group: str) -> str:
         deadline = self.clock() + self.settings.healthy_timeout
@@ -239,11 +251,15 @@ class HostLifecycle:
         done: list[str] = []
         cloud, target_group = self.cloud, self.settings.target_group
         self.close()
+        port = self.settings.target_port
         if cloud is not None and target_group is not None:
-            cloud.deregister_target(target_group, self.instance, self.settings.target_port)
-            delay = cloud.deregistration_delay(target_group)
-            waited = self._wait_drained(cloud, target_group, delay)
-            done.append(f"deregistered {self.instance} from the target group, waited {waited:.1f} s")
+            if cloud.target_health(target_group, self.instance, port) == "unused":
+                done.append(f"{self.instance} is not registered in the target group")
+            else:
+                cloud.deregister_target(target_group, self.instance, port)
+                delay = cloud.deregistration_delay(target_group)
+                waited = self._wait_drained(cloud, target_group, delay)
+                done.append(f"deregistered {self.instance} from the target group, waited {waited:.1f} s")
         done += stop_apps()
         if cloud is not None and self.settings.termination_hook is not None:
             try:
