@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from shipyard.agent.identity import read_token
 from shipyard.cli.common import handle_errors
 from shipyard.cli.fleet_cmd import CaFileOption, InsecureHttpOption
 from shipyard.errors import ConfigError
@@ -31,6 +32,13 @@ def agent(
     ],
     join_token: Annotated[
         str | None, typer.Option("--join-token", envvar="SHIPYARD_JOIN_TOKEN", help="one-time join token")
+    ] = None,
+    join_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--join-token-file",
+            help="file holding the one-time join token (read only while no agent token is saved)",
+        ),
     ] = None,
     token_file: Annotated[
         Path | None, typer.Option("--token-file", help="agent token file (default HOME/agent-token, 0600)")
@@ -141,6 +149,8 @@ def agent(
         else None
     )
 
+    if join_token is None and join_token_file is not None:
+        join_token = read_token(join_token_file)
     settings = AgentSettings(
         controller=controller,
         home=home or default_home(),
