@@ -169,8 +169,16 @@ def bootstrap_script(lab: Lab, tree: Path, token_file: Path, address: str, docke
     return done.stdout
 
 
-def test_bootstrap_then_reboot_serves_the_release_again(empty_lab: Lab, tmp_path: Path) -> None:
-    lab = empty_lab
+@pytest.fixture
+def short_path() -> Iterator[Path]:
+    """A short directory: unix socket paths (containerd's, haproxy's) must fit in 108 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="syb-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_bootstrap_then_reboot_serves_the_release_again(empty_lab: Lab, short_path: Path) -> None:
+    lab, tmp_path = empty_lab, short_path
     state = lab.state
     tree = tmp_path / "tree"
     token_file = tmp_path / "join-token"

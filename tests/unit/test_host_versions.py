@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shipyard.controller.schemas.agent import HostVersions
@@ -87,3 +89,31 @@ def test_skew_marks_the_odd_host_out() -> None:
 def test_skew_tie_takes_the_newest_as_reference_and_ignores_unknown() -> None:
     hosts = {"a": {"docker": "24.0.5"}, "b": {"docker": "20.10.24"}, "c": {"docker": ""}, "d": {}}
     assert version_skew(hosts) == {"a": [], "b": ["docker"], "c": [], "d": []}
+
+
+def test_agent_refuses_before_storing_anything(tmp_path: Path) -> None:
+    from shipyard.agent.local_host import LocalHost
+    from shipyard.controller.schemas.agent import DesiredApp
+    from shipyard.host.context import HostContext
+
+    spec = spec_snapshot(parse_spec({"app": "web", "image": "r/web", "requires": {"docker": ">=24"}}))
+    desired = DesiredApp(
+        app="web",
+        release_id=7,
+        release="r7",
+        image="r/web",
+        digest="sha256:" + "ab" * 32,
+        spec=spec,
+        deployment_id=1,
+    )
+    context = HostContext(home=tmp_path)
+    host = LocalHost(context, versions=HostVersions(**DEBIAN))
+    try:
+        with pytest.raises(
+            PolicyError, match=r"docker >=24 is required but this host runs docker 20\.10\.24"
+        ):
+            host.converge(desired, reporter=lambda *_: None)  # type: ignore[arg-type]
+        assert context.store.apps() == []
+        assert "engine" not in context.__dict__  # nothing pulled or started: Docker never touched
+    finally:
+        context.close()

@@ -72,7 +72,7 @@ class LifecycleSettings:
     launch_timeout: float | None = None  # None: 100 x the hook's heartbeat timeout, at most 48 h
     heartbeat_every: float | None = None  # None: a third of the hook's heartbeat timeout
     healthy_timeout: float = 300.0  # how long the target group may take to call the instance healthy
-    check_every: float = 2.0
+    check_every: float = 5.0  # seconds between notice checks (caps the long-poll wait) and health polls
 
 
 def unconverged(apps: Sequence[DesiredApp], observed: dict[str, LocalApp]) -> list[str]:
