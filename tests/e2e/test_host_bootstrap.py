@@ -32,6 +32,7 @@ from shipyard.adapters.apt import distribution_versions
 from shipyard.lab import control_plane
 from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
 from shipyard.lab.fleet import lab_down, lab_up
+from shipyard.lab.hosts import unmount_under
 
 from .lab_harness import Lab, wait_for
 
@@ -174,6 +175,7 @@ def short_path() -> Iterator[Path]:
     """A short directory: unix socket paths (containerd's, haproxy's) must fit in 108 bytes."""
     path = Path(tempfile.mkdtemp(prefix="syb-", dir="/tmp"))
     yield path
+    unmount_under(path)  # the stopped engine's network namespace file
     shutil.rmtree(path, ignore_errors=True)
 
 
