@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shlex
-import shutil
 import signal
 import stat
 import subprocess
 import sys
 import sysconfig
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +27,11 @@ import yaml
 from shipyard.adapters.apt import distribution_versions
 from shipyard.lab import control_plane
 from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
-from shipyard.lab.fleet import lab_down, lab_up
-from shipyard.lab.hosts import unmount_under
 
+from .host_fixtures import empty_lab, short_path
 from .lab_harness import Lab, wait_for
+
+__all__ = ["empty_lab", "short_path"]  # fixtures used by name
 
 pytestmark = pytest.mark.e2e
 
@@ -131,19 +128,6 @@ class BootedHost:
         return answer.text.strip() if answer.status_code == 200 else None
 
 
-@pytest.fixture(scope="module")
-def empty_lab() -> Iterator[Lab]:
-    root = Path(tempfile.mkdtemp(prefix="shipyard-bootstrap-"))
-    subnet = f"127.0.{random.randint(100, 250)}"
-    try:
-        lab_up(root / "lab", 0, subnet=subnet)
-        yield Lab(root / "lab")
-    finally:
-        if (root / "lab" / "lab.json").exists():
-            lab_down(root / "lab")
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def bootstrap_script(lab: Lab, tree: Path, token_file: Path, address: str, docker_url: str) -> str:
     state = lab.state
     policy = tree.parent / "policy.yml"
@@ -168,15 +152,6 @@ def bootstrap_script(lab: Lab, tree: Path, token_file: Path, address: str, docke
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-@pytest.fixture
-def short_path() -> Iterator[Path]:
-    """A short directory: unix socket paths (containerd's, haproxy's) must fit in 108 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="syb-", dir="/tmp"))
-    yield path
-    unmount_under(path)  # the stopped engine's network namespace file
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_bootstrap_then_reboot_serves_the_release_again(empty_lab: Lab, short_path: Path) -> None:

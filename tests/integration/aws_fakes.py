@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,16 +28,26 @@ ANSWERED_HERE = ("CompleteLifecycleAction", "RecordLifecycleActionHeartbeat")
 
 @dataclass
 class CallLog:
-    """AWS actions and the host's own steps (e.g. "stop apps"), in the order they happened."""
+    """AWS actions and the host's own steps (e.g. "stop apps"), in the order they happened.
+
+    With a `probe`, what it returns at the moment of each call is kept too (e.g. what the host serves)."""
 
     entries: list[str] = field(default_factory=list)
     parameters: list[dict[str, str]] = field(default_factory=list)
+    observed: list[object] = field(default_factory=list)
+    probe: Callable[[], object] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, entry: str, parameters: dict[str, str] | None = None) -> None:
+        seen = self.probe() if self.probe is not None else None
         with self.lock:
             self.entries.append(entry)
             self.parameters.append(parameters or {})
+            self.observed.append(seen)
+
+    def seen_at(self, entry: str) -> object:
+        with self.lock:
+            return self.observed[self.entries.index(entry)]
 
     def actions(self, *names: str) -> list[str]:
         with self.lock:
@@ -172,3 +184,50 @@ class FakeMetadata:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@dataclass(frozen=True)
+class AutoScalingGroup:
+    name: str
+    instance: str
+    target_group: str
+
+
+def create_group(moto_url: str, region: str) -> AutoScalingGroup:
+    """In moto: an Auto Scaling group of one instance with "launch" and "terminate" lifecycle hooks,
+    and an ALB target group with a 2 s deregistration delay."""
+    name = f"web-{time.monotonic_ns()}"
+    ec2: Any = boto3.client("ec2", region_name=region, endpoint_url=moto_url)
+    autoscaling: Any = boto3.client("autoscaling", region_name=region, endpoint_url=moto_url)
+    elb: Any = boto3.client("elbv2", region_name=region, endpoint_url=moto_url)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone=f"{region}a")["Subnet"]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"}
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
+        MinSize=1,
+        MaxSize=2,
+        DesiredCapacity=1,
+        VPCZoneIdentifier=subnet["SubnetId"],
+    )
+    for hook, transition in (("launch", "LAUNCHING"), ("terminate", "TERMINATING")):
+        autoscaling.put_lifecycle_hook(
+            AutoScalingGroupName=name,
+            LifecycleHookName=hook,
+            LifecycleTransition=f"autoscaling:EC2_INSTANCE_{transition}",
+            HeartbeatTimeout=60,
+            DefaultResult="ABANDON",
+        )
+    target_group = elb.create_target_group(
+        Name=name[:32], Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elb.modify_target_group_attributes(
+        TargetGroupArn=target_group,
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "2"}],
+    )
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    return AutoScalingGroup(name, groups[0]["Instances"][0]["InstanceId"], target_group)

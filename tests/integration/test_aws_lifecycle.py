@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_fakes import CallLog, FakeMetadata, RecordingAwsEndpoint
+from aws_fakes import CallLog, FakeMetadata, RecordingAwsEndpoint, create_group
 from moto.server import ThreadedMotoServer
 
 from shipyard.adapters.aws import AwsCloud
@@ -69,46 +69,12 @@ class Group:
 @pytest.fixture
 def group(moto_url: str) -> Iterator[Group]:
     """An Auto Scaling group of one instance with launch and termination hooks, and an ALB target group."""
-    name = f"web-{time.monotonic_ns()}"
-    ec2: Any = boto3.client("ec2", region_name=REGION, endpoint_url=moto_url)
-    autoscaling: Any = boto3.client("autoscaling", region_name=REGION, endpoint_url=moto_url)
+    created = create_group(moto_url, REGION)
     elb: Any = boto3.client("elbv2", region_name=REGION, endpoint_url=moto_url)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    ec2.create_launch_template(
-        LaunchTemplateName=name, LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"}
-    )
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
-        MinSize=1,
-        MaxSize=2,
-        DesiredCapacity=1,
-        VPCZoneIdentifier=subnet["SubnetId"],
-    )
-    for hook, transition in (("launch", "LAUNCHING"), ("terminate", "TERMINATING")):
-        autoscaling.put_lifecycle_hook(
-            AutoScalingGroupName=name,
-            LifecycleHookName=hook,
-            LifecycleTransition=f"autoscaling:EC2_INSTANCE_{transition}",
-            HeartbeatTimeout=60,
-            DefaultResult="ABANDON",
-        )
-    target_group = elb.create_target_group(
-        Name=name[:32], Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance"
-    )["TargetGroups"][0]["TargetGroupArn"]
-    elb.modify_target_group_attributes(
-        TargetGroupArn=target_group,
-        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "2"}],
-    )
-    instance = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0][
-        "Instances"
-    ][0]["InstanceId"]
     log = CallLog()
     endpoint = RecordingAwsEndpoint(moto_url, REGION, log)
-    metadata = FakeMetadata(instance)
-    yield Group(name, instance, target_group, elb, log, endpoint, metadata)
+    metadata = FakeMetadata(created.instance)
+    yield Group(created.name, created.instance, created.target_group, elb, log, endpoint, metadata)
     endpoint.close()
     metadata.close()
 
