@@ -23,8 +23,8 @@ import httpx
 import pytest
 import yaml
 from moto.server import ThreadedMotoServer
-from tests.integration.aws_fakes import CallLog, FakeMetadata, RecordingAwsEndpoint, create_group
 
+from integration.aws_fakes import CallLog, FakeMetadata, RecordingAwsEndpoint, create_group
 from shipyard.lab import control_plane
 from shipyard.lab.engine import start_extra_engine, stop_extra_engine
 
@@ -73,6 +73,10 @@ def test_agent_joins_and_leaves_its_auto_scaling_group_in_order(
     empty_lab: Lab, short_path: Path, moto_url: str
 ) -> None:
     lab, state = empty_lab, empty_lab.state
+    with lab.client() as admin:  # the group has no host yet: its environment is created by hand
+        existing = admin._call("GET", "/environments")
+        if state.group not in {env["name"] for env in existing}:
+            admin._call("POST", "/environments", json={"name": state.group})
     deployment = lab.start_deployment("v1", max_parallel="100%", monitor=0.5)
     assert lab.wait_deployment(deployment.id).status in {"succeeded"}
 
