@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,12 +211,28 @@ def test_bootstrap_then_reboot_serves_the_release_again(empty_lab: Lab, short_pa
             reported = {h.name: h for h in admin.hosts(state.group)}["boot1"]
         assert reported.versions["haproxy"] and reported.versions["docker"] and reported.versions["kernel"]
 
+        listed = lab.cli_with({**lab.env(), "COLUMNS": "300"}, "hosts")
+        assert listed.returncode == 0, listed.stderr
+        assert reported.versions["haproxy"] in listed.stdout and "version skew" not in listed.stdout
+
         # Reboot: everything of the host dies; the units' commands start again; nobody runs anything else.
         host.power_off()
         assert host.version() is None
         assert parse_unit(tree / "etc/systemd/system/shipyard-haproxy.service").may_start()
+        rebooted = time.monotonic()
         host.boot()
         wait_for(lambda: host.version() == "v1", 120, "the host to serve v1 again after the reboot")
+        print(f"\nreboot -> serving v1 again: {time.monotonic() - rebooted:.1f} s")
+
+        # A release needing a newer haproxy than the pinned one is refused here; v1 keeps serving.
+        needs = {"requires": {"haproxy": ">=99"}}
+        refused = lab.start_deployment("v2", needs, max_parallel="100%", monitor=0.5, auto_rollback=False)
+        assert lab.wait_deployment(refused.id, timeout=120).status == "failed"
+        with lab.client() as admin:
+            app = {h.name: h for h in admin.hosts(state.group)}["boot1"].apps[0]
+        assert app.outcome == "failed"
+        assert "this host refuses release" in app.message and "haproxy >=99 is required" in app.message
+        assert host.version() == "v1"
     finally:
         host.power_off()
         stop_extra_engine(engine)

@@ -117,3 +117,37 @@ def test_agent_refuses_before_storing_anything(tmp_path: Path) -> None:
         assert "engine" not in context.__dict__  # nothing pulled or started: Docker never touched
     finally:
         context.close()
+
+
+def test_hosts_table_marks_skewed_versions() -> None:
+    from datetime import UTC, datetime
+
+    from shipyard.cli.fleet_cmd import _version_cell, skew_summary
+    from shipyard.controller.schemas.fleet import HostOut
+
+    def host(name: str, haproxy: str, skew: list[str]) -> HostOut:
+        now = datetime.now(UTC)
+        versions = {**DEBIAN, "haproxy": haproxy, "shipyard": "0.1.0"}
+        return HostOut(
+            name=name,
+            address="",
+            labels={},
+            group="production",
+            status="ready",
+            last_seen=now,
+            agent_version="0.1.0",
+            registered_at=now,
+            apps=[],
+            versions=versions,
+            skew=skew,
+        )
+
+    usual, odd = host("h1", "2.6.12-1+deb12u1", []), host("h2", "2.8.5-1", ["haproxy"])
+    assert _version_cell(usual, "haproxy") == "2.6.12-1+deb12u1"
+    assert _version_cell(odd, "haproxy") == "2.8.5-1 *"
+    assert _version_cell(odd, "docker") == "20.10.24+dfsg1"
+    assert _version_cell(host("h3", "", []), "haproxy") == "?"
+    assert skew_summary([usual, odd]) == (
+        "version skew (marked *, differs from most hosts of its group): h2 (haproxy)"
+    )
+    assert skew_summary([usual]) is None

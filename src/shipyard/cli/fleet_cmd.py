@@ -285,12 +285,19 @@ def hosts(
     ]
     columns = ["host", "group", "address", "status", "apps", "last seen", *VERSION_COLUMNS]
     table("hosts", columns, rows)
-    skewed = [f"{h.name} ({', '.join(h.skew)})" for h in found if h.skew]
-    if skewed:
-        say("version skew (marked *, differs from most hosts of its group): " + "; ".join(skewed))
+    skew = skew_summary(found)
+    if skew:
+        say(skew)
 
 
 VERSION_COLUMNS = ("docker", "haproxy", "kernel", "shipyard")
+
+
+def skew_summary(found: list[HostOut]) -> str | None:
+    skewed = [f"{h.name} ({', '.join(h.skew)})" for h in found if h.skew]
+    if not skewed:
+        return None
+    return "version skew (marked *, differs from most hosts of its group): " + "; ".join(skewed)
 
 
 def _version_cell(host: HostOut, component: str) -> str:
