@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,7 @@ def test_agent_joins_and_leaves_its_auto_scaling_group_in_order(
     ]
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SHIPYARD_JOIN_TOKEN": join_token, **AWS_ENV}
     agent_log = (short_path / "agent.log").open("ab")
+    started = time.monotonic()
     agent = subprocess.Popen(
         argv, stdout=agent_log, stderr=subprocess.STDOUT, env=env, start_new_session=True
     )
@@ -118,6 +120,7 @@ def test_agent_joins_and_leaves_its_auto_scaling_group_in_order(
     try:
         # Launch: the release is pulled and serving before the instance joins the target group.
         wait_for(lambda: "CompleteLifecycleAction launch CONTINUE" in log.actions(), 180, "the launch hook")
+        print(f"\nagent start -> launch hook CONTINUE: {time.monotonic() - started:.1f} s")
         assert log.seen_at("RegisterTargets") == "v1"
         assert log.seen_at("CompleteLifecycleAction launch CONTINUE") == "v1"
         assert log.actions().index("RegisterTargets") < log.actions().index(
@@ -132,9 +135,11 @@ def test_agent_joins_and_leaves_its_auto_scaling_group_in_order(
 
         # Termination: the group terminates the instance.
         metadata.target_state = "Terminated"
+        noticed = time.monotonic()
         wait_for(
             lambda: "CompleteLifecycleAction terminate CONTINUE" in log.actions(), 60, "the termination hook"
         )
+        print(f"termination notice -> termination hook CONTINUE: {time.monotonic() - noticed:.1f} s")
         assert log.seen_at("DeregisterTargets") == "v1"  # still serving when it left the target group
         assert log.seen_at("CompleteLifecycleAction terminate CONTINUE") is None  # its app had stopped
         assert target_state() == "unused"

@@ -155,8 +155,9 @@ def lifecycle_pass(
         return
     state = run_guarded(agent, stop)
     try:
-        apps = state.apps if state is not None else None
-        lifecycle.after_pass(apps, {app.app: host.observe(app.app) for app in apps or []})
+        if lifecycle.launch_pending or lifecycle.registration_pending:  # else nothing to observe for it
+            apps = state.apps if state is not None else None
+            lifecycle.after_pass(apps, {app.app: host.observe(app.app) for app in apps or []})
     except ShipyardError as exc:
         log.error("lifecycle step failed", error=str(exc))
 
