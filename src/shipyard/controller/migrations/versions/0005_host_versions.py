@@ -1,6 +1,6 @@
 """Hosts keep the Docker Engine, haproxy, kernel and shipyard versions their agent reports.
 
-Revision ID: 0004
+Revision ID: 0005
 Revises: 0002
 """
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
+revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
