@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from shipyard.agent.identity import read_token
 from shipyard.cli.common import handle_errors
 from shipyard.cli.fleet_cmd import CaFileOption, InsecureHttpOption
 from shipyard.errors import ConfigError
@@ -119,8 +118,13 @@ def agent(
     ] = None,
 ) -> None:
     """Run the agent: register, long-poll the desired releases, swap health-gated, report."""
+    from shipyard.agent.identity import read_token
     from shipyard.agent.lifecycle import LifecycleSettings
     from shipyard.agent.runner import AgentSettings, AwsSettings, run_agent
+    from shipyard.logs import configure_process_logging
+    from shipyard.secrets.masking import register_secret
+
+    configure_process_logging()
 
     aws_options = [
         aws_launch_hook,
@@ -151,6 +155,8 @@ def agent(
 
     if join_token is None and join_token_file is not None:
         join_token = read_token(join_token_file)
+    if join_token:
+        register_secret(join_token)
     settings = AgentSettings(
         controller=controller,
         home=home or default_home(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,13 +22,14 @@ from rich.table import Table
 
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
 from shipyard.cli.render import console, print_json, say, table
-from shipyard.controller.schemas.fleet import HostOut
+from shipyard.domain.names import FLEET_NAME, is_name
 from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import ConfigError, ControllerError, DeployFailedError
 
 if TYPE_CHECKING:  # the client and its schemas load only when a fleet command runs
     from shipyard.controller.client import ControllerClient
     from shipyard.controller.schemas.deployments import DeploymentOut
+    from shipyard.controller.schemas.fleet import HostOut
 
 FleetEnvOption = Annotated[str | None, typer.Option("--env", "-e", help="environment (the fleet's, if any)")]
 SIGNING_KEY_ENV = "SHIPYARD_SIGNING_KEY"
@@ -72,13 +74,27 @@ def fleet_client(
     )
 
 
+def checked_name(value: str, option: str) -> str:
+    """An environment or app name as the controller accepts it, or one sentence saying what is wrong."""
+    if not is_name(FLEET_NAME, value):
+        raise ConfigError(
+            f"{option} {value!r} is not a valid name; use up to 64 letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit."
+        )
+    return value
+
+
+def _optional(value: str | None, option: str) -> str | None:
+    return None if value is None else checked_name(value, option)
+
+
 def _optional_spec(config: Path) -> AppSpec | None:
     return load_spec(config) if config.is_file() else None
 
 
 def _app_name(app: str | None, config: Path) -> str:
-    if app:
-        return app
+    if app is not None:
+        return checked_name(app, "--app")
     spec = _optional_spec(config)
     if spec is None:
         raise ConfigError(f"name the app with --app, or run where {config} is.")
@@ -86,10 +102,10 @@ def _app_name(app: str | None, config: Path) -> str:
 
 
 def release_id(text: str) -> int:
-    digits = text[1:] if text.startswith("r") else text
-    if not digits.isdigit():
+    # ASCII digits only: str.isdigit() also accepts digits int() cannot read, such as '²'.
+    if not re.fullmatch(r"r?[0-9]{1,18}", text):
         raise ConfigError(f"{text!r} is not a release id; use the form r12 (see the deployments list).")
-    return int(digits)
+    return int(text.removeprefix("r"))
 
 
 def resolve_digest(spec: AppSpec, image: str) -> tuple[str, str]:
@@ -135,6 +151,7 @@ def fleet_deploy(
     insecure_http: bool = False,
 ) -> None:
     """Record the release, start (or queue) its deployment to `env`, and follow it to the end."""
+    checked_name(env, "--env")
     with fleet_client(spec, ca_file, insecure_http) as client:  # URL policy before the registry
         repository, digest = resolve_digest(spec, image)
         snapshot = spec_snapshot(spec)
@@ -156,6 +173,7 @@ def fleet_rollback(
     ca_file: Path | None = None,
     insecure_http: bool = False,
 ) -> None:
+    checked_name(env, "--env")
     with fleet_client(spec, ca_file, insecure_http) as client:
         deployment = client.rollback(app, env, release_id(release) if release else None)
         if not as_json:
@@ -202,6 +220,7 @@ def deployments(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Deployments on the controller, newest first."""
+    app, env = _optional(app, "--app"), _optional(env, "--env")
     with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found = client.list_deployments(app=app, environment=env)
     if as_json:
@@ -266,6 +285,7 @@ def hosts(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Hosts known to the controller with what their agents report."""
+    env = _optional(env, "--env")
     with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found = client.hosts(env)
     if as_json:
@@ -315,8 +335,10 @@ def lock(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Refuse deployments of the app to ENV until unlocked."""
+    checked_name(env, "--env")
+    name = _app_name(app, config)
     with fleet_client(_optional_spec(config), ca_file, insecure_http) as client:
-        held = client.lock(_app_name(app, config), env, reason)
+        held = client.lock(name, env, reason)
     say(f"{held.app} in {held.environment} locked by {held.holder}: {held.reason}")
 
 
@@ -329,6 +351,7 @@ def unlock(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Allow deployments of the app to ENV again (a queued one starts)."""
+    checked_name(env, "--env")
     name = _app_name(app, config)
     with fleet_client(_optional_spec(config), ca_file, insecure_http) as client:
         client.unlock(name, env)

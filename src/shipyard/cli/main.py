@@ -72,6 +72,8 @@ def init(
 
     if config.exists() and not force:
         raise ConfigError(f"{config} already exists; pass --force to overwrite it.")
+    # The values are checked before they are written into the template, where a newline would add keys.
+    parse_spec({"app": app_name, "image": image}, source="--app/--image")
     text = render_template(app_name, image)
     import yaml
 
