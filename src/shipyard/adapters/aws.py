@@ -29,10 +29,13 @@ def _translate(action: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        raise CloudError(
-            f"AWS refused {action}: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-            + "; check the instance role's permissions (docs/aws.md)."
-        ) from exc
+        code = str(error.get("Code", "error"))
+        hint = (
+            "check the instance role's permissions (docs/aws.md)"
+            if "AccessDenied" in code or "Unauthorized" in code
+            else "check the group, hook and target group names"
+        )
+        raise CloudError(f"AWS refused {action}: {code}: {error.get('Message', '')}; {hint}.") from exc
     except BotoCoreError as exc:
         raise CloudError(f"AWS did not answer {action}: {exc}; the agent tries again.") from exc
 
