@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from shipyard.agent.localize import host_release
 from shipyard.agent.ports import LocalApp
 from shipyard.controller.schemas.agent import DesiredApp, HostVersions
+from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy
 from shipyard.domain.spec import spec_from_snapshot
 from shipyard.host import maintenance, service
@@ -15,7 +16,7 @@ from shipyard.host.context import HostContext
 from shipyard.host.executor import Reporter
 from shipyard.host.observe import observe
 from shipyard.host.policy import HostPolicy
-from shipyard.host.store import utcnow
+from shipyard.host.store import AppRecord, utcnow
 from shipyard.host.versions import detect_versions, enforce_requirements
 from shipyard.secrets.resolve import resolve_secrets
 from shipyard.signing import TrustedKeys, release_payload
@@ -44,8 +45,22 @@ class LocalHost:
         record = self.context.store.app(app)
         repository = str(record.spec.get("image")) if record else None
         with service.locked(self.context, app, "agent start: recover", wait=True):
-            _state, done = service.recover(self.context, app, repository)
+            state, done = service.recover(self.context, app, repository)
+        if record is not None and self._stopped_while_serving(record, state):
+            # After a reboot (or the engine's restart) the serving release's container is gone or
+            # stopped: start it again from this host's own records, without waiting for the controller.
+            spec = spec_from_snapshot(record.spec)
+            secrets = resolve_secrets(spec.env.secret, None, self.environ)
+            maintenance.start_app(self.context, app, secrets=secrets, wait=True)
+            done.append(f"started {record.active_release_id} again, which served before this host stopped")
         return done
+
+    @staticmethod
+    def _stopped_while_serving(record: AppRecord, state: AppState) -> bool:
+        """An active release, not in maintenance, whose slot has no running container."""
+        if not record.active_release_id or not record.active_slot or record.maintenance:
+            return False
+        return state.container_in(record.active_slot) is None
 
     def observe(self, app: str) -> LocalApp:
         record = self.context.store.app(app)
