@@ -36,7 +36,7 @@ def agent(
         Path | None,
         typer.Option(
             "--join-token-file",
-            help="file holding the one-time join token (read only while no agent token is saved)",
+            help="file holding the one-time join token (used only while no agent token is saved)",
         ),
     ] = None,
     token_file: Annotated[
