@@ -183,3 +183,18 @@ def test_drain_on_a_host_outside_aws(tmp_path: Path) -> None:
     request_drain(tmp_path, "shipyard host drain")
     assert gate.terminate("shipyard host drain", lambda: ["stopped web"]) == ["stopped web"]
     assert gate.drained
+
+
+def test_an_image_made_from_a_drained_instance_starts_afresh(tmp_path: Path) -> None:
+    cloud, clock = FakeCloud(), Clock()
+    gate = lifecycle(tmp_path, cloud, clock)
+    gate.terminate("spot interruption notice", lambda: [])
+    assert gate.drained
+
+    @dataclass
+    class OtherInstance(FakeCloud):
+        def instance_id(self) -> str:
+            return "i-0new"
+
+    launched = lifecycle(tmp_path, OtherInstance(), clock)
+    assert not launched.drained and launched.launch_pending

@@ -121,8 +121,11 @@ class HostLifecycle:
 
     @property
     def drained(self) -> bool:
-        """A drained host converges nothing (a restarted agent must not bring its apps back)."""
-        return "drained" in self._state()
+        """A drained host converges nothing (a restarted agent must not bring its apps back).
+
+        In AWS only for the instance that drained: a machine image made from it starts afresh."""
+        state = self._state()
+        return "drained" in state and (self.cloud is None or state.get("instance") == self.instance)
 
     @property
     def launch_pending(self) -> bool:
