@@ -238,6 +238,16 @@ def test_bootstrap_then_reboot_serves_the_release_again(empty_lab: Lab, short_pa
         assert app.outcome == "failed"
         assert "this host refuses release" in app.message and "haproxy >=99 is required" in app.message
         assert host.version() == "v1"
+
+        # shipyard host drain: the agent stops the app and converges nothing more, also after a restart.
+        drained = lab.cli_with(lab.env(), "host", "drain", "--home", str(host.home), "--timeout", "120")
+        assert drained.returncode == 0, drained.stderr
+        assert "drained" in drained.stdout and host.version() is None
+        assert host.agent is not None and host.agent.poll() is None
+        host.power_off()
+        host.boot()
+        time.sleep(3)
+        assert host.version() is None
     finally:
         host.power_off()
         stop_extra_engine(engine)
