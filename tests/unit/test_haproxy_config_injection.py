@@ -67,6 +67,8 @@ EVERY_KEY: dict[str, Any] = {
         "region": "eu-west-1",
     },
     "controller": "http://127.0.0.1:9000",
+    "repository": "file:///srv/git/web.git",
+    "pipelines": [{"branch": "release", "environment": "production"}],
     "rollout": {"max_parallel": "50%", "max_failed": 1, "monitor": 5, "auto_rollback": True},
 }
 # Where a newline is a legitimate part of the value: passed to the container or a process as is.

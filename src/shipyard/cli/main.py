@@ -40,6 +40,8 @@ EXTENSIONS: list[tuple[str, str, str, bool]] = [
         for name in ("deployments", "deployment", "pause", "resume", "abort")
     ],
     *[("shipyard.cli.fleet_cmd", name, name, False) for name in ("hosts", "lock", "unlock", "audit")],
+    ("shipyard.cli.pipeline_cmd", "hooks_app", "hooks", True),
+    *[("shipyard.cli.pipeline_cmd", name, name, False) for name in ("jobs", "job")],
 ]
 
 

@@ -16,6 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shipyard.controller import tokens
 from shipyard.controller.agent_auth import AgentTokenCache
 from shipyard.controller.api import admin, agent, deployments, errors, fleet, ops, releases
+from shipyard.controller.api import hooks as hooks_api
+from shipyard.controller.api import jobs as jobs_api
+from shipyard.controller.api import webhooks as webhooks_api
 from shipyard.controller.api.auth_first import AuthenticateBeforeBody
 from shipyard.controller.api.body_limit import RequestBodyLimit
 from shipyard.controller.api.hot_path import AgentHotPath
@@ -26,6 +29,7 @@ from shipyard.controller.driver import Clock, RolloutDriver
 from shipyard.controller.metrics import ControllerMetrics
 from shipyard.controller.models import utcnow
 from shipyard.controller.notifier import ChangeNotifier
+from shipyard.controller.pipeline.lifecycle import start_jobs, stop_jobs
 from shipyard.controller.report_writer import BatchWriter
 from shipyard.controller.reports import ReportMemory, store_reports
 from shipyard.controller.settings import ControllerSettings
@@ -88,15 +92,17 @@ def _lifespan(
     context: ControllerContext,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         await run_in_threadpool(prepare_database, context)
         context.notifier.bind(asyncio.get_running_loop())
         context.driver.bind(asyncio.get_running_loop())
         task = asyncio.create_task(rollout_loop(context), name="shipyard-rollout-loop")
+        jobs_worker = start_jobs(app, context)
         try:
             yield
         finally:
+            await run_in_threadpool(stop_jobs, jobs_worker)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -155,10 +161,12 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     app.add_middleware(RequestBodyLimit, max_body=settings.max_body)
     app.add_middleware(errors.UnexpectedErrors)
     app.add_middleware(LatencyMiddleware, context=context)  # outermost, so it times everything
-    for module in (fleet, releases, deployments, admin, agent):
+    for module in (fleet, releases, deployments, admin, agent, hooks_api, jobs_api):
         app.include_router(module.router, prefix=API_PREFIX)
         context.metrics.name_routes(module.router.routes, API_PREFIX)
     app.include_router(ops.router)
+    app.include_router(webhooks_api.router)
     context.metrics.name_routes(ops.router.routes)
+    context.metrics.name_routes(webhooks_api.router.routes)
     context.metrics.name_routes(app.router.routes)  # the documentation's, and copies of the above
     return app

@@ -20,6 +20,17 @@ from shipyard.files import restrict, write_private
 from shipyard.signing import load_private_key
 
 DEFAULT_DB_FILE = "shipyard-controller.db"
+# Request body limits by path prefix, consulted by whatever bounds request bodies (the longest matching
+# prefix wins; other paths get the caller's default). Webhooks carry GitHub's largest payloads.
+BODY_LIMITS_BY_PREFIX: dict[str, int] = {"/hooks/": 25 * 1024 * 1024}
+
+
+def body_limit_for(path: str, default: int) -> int:
+    """The most bytes a request body to `path` may have."""
+    matches = [prefix for prefix in BODY_LIMITS_BY_PREFIX if path.startswith(prefix)]
+    return BODY_LIMITS_BY_PREFIX[max(matches, key=len)] if matches else default
+
+
 ADMIN_TOKEN_ENV = "SHIPYARD_ADMIN_TOKEN"
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: a spec snapshot or a report of many apps is a few kilobytes
 SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2}
@@ -42,6 +53,11 @@ class ControllerSettings:
     bootstrap_admin_token: str | None = field(default=None, repr=False)
     # Signs releases created without a CI signature (shipyard.signing); agents verify with its .pub.
     signing_key: Ed25519PrivateKey | None = field(default=None, repr=False)
+    # Pipeline jobs: a worker renews its claim this often x3; a lapsed claim is interrupted and retried.
+    job_lease: float = 30.0
+    run_jobs: bool = True
+    # Holds .shipyard/secrets/controller.enc: deploy keys that fetch ssh repositories.
+    secrets_root: Path = field(default_factory=Path.cwd)
 
 
 def default_database_url(environ: Mapping[str, str]) -> str:
@@ -113,4 +129,5 @@ def load_settings(
         bootstrap_admin_token=token,
         signing_key=signing_key,
         max_body=body_limit,
+        secrets_root=Path(env.get("SHIPYARD_HOME") or Path.cwd()),
     )

@@ -31,6 +31,8 @@ IMAGE_REPOSITORY = re.compile(
 LISTEN_HOST = re.compile(rf"\*|{HOST_NAME}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
 # RFC 3986 path and query characters, less the quotes and `#` haproxy's config parser gives a meaning.
 URL_PATH = re.compile(r"/[A-Za-z0-9._~!$&()*+,;=:@%/-]{0,1023}(?:\?[A-Za-z0-9._~!$&()*+,;=:@%/?-]{0,1023})?")
+# A git remote: scp-like ssh (git@host:path), ssh://, https:// or file:// URL, never with whitespace.
+GIT_URL = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,2048}")
 URL = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]{1,2040}")
 VOLUME = re.compile(
     r"(?P<source>/[^:,\x00-\x1f\x7f]*|[A-Za-z0-9][A-Za-z0-9_.-]{0,254})"

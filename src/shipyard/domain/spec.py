@@ -267,8 +267,8 @@ class RolloutSpec(Section):
 class RequiresSpec(Section):
     """Versions a host must run for this release (PEP 440 specifiers, e.g. ">=2.6")."""
 
-    docker: str | None = Field(default=None, description="Docker Engine version, e.g. '>=24'")
-    haproxy: str | None = Field(default=None, description="haproxy version, e.g. '>=2.6'")
+    docker: str | None = Field(default=None, max_length=64, description="Docker Engine version, e.g. '>=24'")
+    haproxy: str | None = Field(default=None, max_length=64, description="haproxy version, e.g. '>=2.6'")
 
     @field_validator("docker", "haproxy")
     @classmethod
@@ -279,6 +279,31 @@ class RequiresSpec(Section):
 
     def as_dict(self) -> dict[str, str]:
         return {key: value for key, value in self.model_dump().items() if value is not None}
+
+
+class PipelineSpec(Section):
+    """A push to (or a merged pull request into) `branch` ships the commit to `environment`."""
+
+    branch: str = Field(min_length=1, max_length=255)
+    environment: str = Field(min_length=1, max_length=64)
+
+    @field_validator("branch")
+    @classmethod
+    def _branch_name(cls, value: str) -> str:
+        if (
+            value.startswith(("-", "refs/"))
+            or names.has_control(value)
+            or any(c.isspace() or c in "~^:?*[\\" for c in value)
+        ):
+            raise ValueError("must be a plain branch name like main or release")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _environment_name(cls, value: str) -> str:
+        if not names.is_name(names.FLEET_NAME, value):
+            raise ValueError("must be an environment (host group) name like production")
+        return value
 
 
 class AppSpec(Section):
@@ -307,6 +332,30 @@ class AppSpec(Section):
     controller: Url | None = None
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     requires: RequiresSpec = Field(default_factory=RequiresSpec)
+    repository: str | None = Field(default=None, description="git URL: ssh, https:// or file://")
+    pipelines: list[PipelineSpec] = Field(default_factory=list)
+
+    @field_validator("repository")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not names.is_name(names.GIT_URL, value):
+            raise ValueError(
+                "must be a git URL (ssh, https:// or file://) without spaces or control characters"
+            )
+        if re.match(r"[a-z+]+://[^/@]*:[^/@]*@", value):
+            raise ValueError("must not hold credentials; the controller fetches with a deploy key")
+        return value
+
+    @field_validator("pipelines")
+    @classmethod
+    def _one_environment_per_branch(cls, value: list[PipelineSpec]) -> list[PipelineSpec]:
+        branches = [pipeline.branch for pipeline in value]
+        repeated = sorted({branch for branch in branches if branches.count(branch) > 1})
+        if repeated:
+            raise ValueError(f"branch {repeated[0]!r} is listed twice; ship each branch to one environment")
+        return value
 
     @field_validator("app")
     @classmethod

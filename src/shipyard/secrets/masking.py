@@ -55,6 +55,12 @@ def register_secret(value: str) -> None:
         _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
 
 
+def registered_values() -> frozenset[str]:
+    """Every value registered so far (for redaction that also needs their encoded forms)."""
+    with _lock:
+        return frozenset(_values)
+
+
 def forget_registered_secrets() -> None:
     """Empty the registry (for a long-lived process that switches apps, and for tests)."""
     global _pattern

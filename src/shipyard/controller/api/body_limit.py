@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.controller.api.errors import answer_for
+from shipyard.controller.settings import body_limit_for
 
 
 class RequestBodyTooLarge(HTTPException):
@@ -42,9 +43,10 @@ class RequestBodyLimit:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        limit = body_limit_for(scope["path"], self._max_body)
         declared = declared_length(scope)
-        if declared is not None and declared > self._max_body:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
         started = False
@@ -54,8 +56,8 @@ class RequestBodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self._max_body:
-                    raise RequestBodyTooLarge(self._max_body)
+                if received > limit:
+                    raise RequestBodyTooLarge(limit)
             return message
 
         async def tracked_send(message: Message) -> None:
@@ -68,10 +70,10 @@ class RequestBodyLimit:
         except RequestBodyTooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await answer_for(Request(scope), RequestBodyTooLarge(self._max_body))
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = await answer_for(Request(scope), RequestBodyTooLarge(limit))
         # The rest of the body is never read: the connection closes after the answer.
         response.headers["connection"] = "close"
         await response(scope, receive, send)
