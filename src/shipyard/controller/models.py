@@ -72,6 +72,8 @@ class Host(Base):
     status: Mapped[str] = mapped_column(String(16), default="ready")
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     agent_version: Mapped[str] = mapped_column(String(64), default="")
+    # Docker Engine, haproxy, kernel and shipyard versions as the agent last reported them.
+    versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     apps: Mapped[list[HostApp]] = relationship(back_populates="host", cascade="all, delete-orphan")

@@ -25,6 +25,7 @@ from pydantic import (
 
 from shipyard.domain import names
 from shipyard.domain.names import APP_NAME, ENV_NAME
+from shipyard.domain.versions import parse_specifier
 from shipyard.errors import ConfigError
 
 # Limits, documented in docs/config.md: a duration at most a day, a count of hosts at most 100000.
@@ -329,6 +330,23 @@ class RolloutSpec(Section):
         return text
 
 
+class RequiresSpec(Section):
+    """Versions a host must run for this release (PEP 440 specifiers, e.g. ">=2.6")."""
+
+    docker: str | None = Field(default=None, max_length=64, description="Docker Engine version, e.g. '>=24'")
+    haproxy: str | None = Field(default=None, max_length=64, description="haproxy version, e.g. '>=2.6'")
+
+    @field_validator("docker", "haproxy")
+    @classmethod
+    def _specifier(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_specifier(value)
+        return value
+
+    def as_dict(self) -> dict[str, str]:
+        return {key: value for key, value in self.model_dump().items() if value is not None}
+
+
 class PipelineSpec(Section):
     """A push to (or a merged pull request into) `branch` ships the commit to `environment`."""
 
@@ -379,6 +397,7 @@ class AppSpec(Section):
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
     controller: Url | None = None
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    requires: RequiresSpec = Field(default_factory=RequiresSpec)
     repository: str | None = Field(default=None, description="git URL: ssh, https:// or file://")
     pipelines: list[PipelineSpec] = Field(default_factory=list)
 
@@ -504,8 +523,17 @@ def load_spec(path: Path) -> AppSpec:
 
 
 def spec_snapshot(spec: AppSpec) -> dict[str, Any]:
-    """The spec as stored with a release: secret names only, never values."""
-    return spec.model_dump(mode="json", by_alias=True)
+    """The spec as stored with a release: secret names only, never values.
+
+    `requires` appears only when it says something, so a release without it stays readable by an
+    agent that predates it."""
+    snapshot = spec.model_dump(mode="json", by_alias=True)
+    requires = spec.requires.as_dict()
+    if requires:
+        snapshot["requires"] = requires
+    else:
+        snapshot.pop("requires", None)
+    return snapshot
 
 
 def spec_from_snapshot(snapshot: dict[str, Any]) -> AppSpec:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from shipyard.controller import audit, catalog, deployments, hosts
 from shipyard.controller.api.deps import Admin, Context, Viewer
 from shipyard.controller.api.responses import API_TOKEN, BODY, PARAMS, errors
-from shipyard.controller.api.views import host_out
+from shipyard.controller.api.views import hosts_out
 from shipyard.controller.errors import ConflictError
 from shipyard.controller.schemas.common import NAME_PATTERN
 from shipyard.controller.schemas.fleet import AppCreate, AppOut, EnvironmentCreate, EnvironmentOut, HostOut
@@ -89,13 +89,14 @@ def list_hosts(
     group: Annotated[str | None, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)] = None,
 ) -> list[HostOut]:
     with context.db.read() as session:
-        return [host_out(host) for host in hosts.list_hosts(session, group)]
+        return hosts_out(hosts.list_hosts(session, group))
 
 
 @router.get("/hosts/{name}", summary="One host (viewer)", responses={**PARAMS, **errors(404)})
 def get_host(name: HostName, _caller: Viewer, context: Context) -> HostOut:
     with context.db.read() as session:
-        return host_out(hosts.find_host(session, name))
+        host = hosts.find_host(session, name)
+        return hosts_out([host], hosts.list_hosts(session, host.group))[0]
 
 
 @router.delete(

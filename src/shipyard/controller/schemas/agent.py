@@ -19,6 +19,15 @@ LabelKey = Annotated[str, Field(min_length=1, max_length=64)]
 LabelValue = Annotated[str, Field(max_length=255)]
 
 
+class HostVersions(Body):
+    """What the host runs beneath its apps, as its agent found it; an empty string when unknown."""
+
+    docker: str = Field(default="", max_length=64, description="Docker Engine version")
+    haproxy: str = Field(default="", max_length=64, description="haproxy version")
+    kernel: str = Field(default="", max_length=128, description="kernel release (uname -r)")
+    shipyard: str = Field(default="", max_length=64, description="the agent's shipyard version")
+
+
 class AgentRegister(Body):
     name: Name
     address: Line = Field(default="", max_length=255)
@@ -26,6 +35,7 @@ class AgentRegister(Body):
         default_factory=dict, max_length=MAX_LABELS, description="at most 64; keys 1-64, values 0-255 chars"
     )
     agent_version: Line = Field(default="", max_length=64)
+    versions: HostVersions | None = None
 
 
 class AgentRegistered(BaseModel):
@@ -68,6 +78,7 @@ class AppReport(Body):
 
 class AgentReport(Body):
     agent_version: Line | None = Field(default=None, max_length=64)
+    versions: HostVersions | None = Field(default=None, description="sent when known; kept until changed")
     apps: list[AppReport] = Field(default_factory=list)
 
 
