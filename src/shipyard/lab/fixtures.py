@@ -24,6 +24,7 @@ import yaml
 from shipyard.lab.engine import ensure_default_engine
 from shipyard.lab.ports import free_port
 from shipyard.lab.registry_server import RegistryServer, start_registry
+from shipyard.lab.server_image import build_server_image
 from shipyard.lab.testapp import Behaviour, build_test_image
 
 VARIANTS: dict[str, tuple[str, Behaviour]] = {
@@ -86,6 +87,26 @@ def push_images(
                 if "error" in event:
                     raise RuntimeError(f"push of {images.ref(tag)} failed: {event['error']}")
             images.tags[tag] = images.ref(tag)
+    finally:
+        client.close()
+    return images
+
+
+def push_server_images(
+    docker_url: str, registry: Registry, name: str, versions: tuple[str, ...]
+) -> TestImages:
+    """The lighttpd test image (server_image.py), one tag per version, pushed like push_images."""
+    client = docker.DockerClient(base_url=docker_url)
+    images = TestImages(repository=f"{registry.address}/{name}")
+    try:
+        for version in versions:
+            build_server_image(client, images.ref(version), version)
+            for event in client.api.push(
+                images.repository, tag=version, stream=True, decode=True, auth_config=registry.auth()
+            ):
+                if "error" in event:
+                    raise RuntimeError(f"push of {images.ref(version)} failed: {event['error']}")
+            images.tags[version] = images.ref(version)
     finally:
         client.close()
     return images
