@@ -13,14 +13,15 @@ listen backlog of 9, so there every request costs a handshake and a fork.
 The targets are measured round-robin, `--repeat` rounds of `--duration` seconds each (after one short
 warm-up each), every other round in reverse order; the median round is reported, and ratios are medians
 of per-round ratios, so drift in other load on the machine favours no path. The server's CPU time
-(user + system, all its processes) is read from /proc around each run: "server CPU µs/req" tells a
-server that does more work per request apart from one that gets less CPU.
+(user + system, all its processes) is read from /proc around each run, and wrk's (and haproxy's) too:
+CPU µs per request tells a server that does more work per request apart from one that gets less CPU.
 
 `--variants` measures where a gap between the host-network container and the native process comes
-
-the container's processes moved into the benchmark's own cgroups and the native one into a container's,
-a private cgroup namespace, pages bind-mounted instead of read through overlayfs, server and wrk pinned
-to different CPUs, the bridge path with and without docker-proxy).
+from instead: the same server with one thing changed at a time (no init, seccomp off, the container's
+processes moved into the benchmark's own cgroups (all, or the cpu one only) and the native one into a
+container's, a private cgroup namespace, pages bind-mounted instead of read through overlayfs, server
+and wrk pinned to different CPUs, the bridge path with and without docker-proxy). Each variant's
+"vs its reference" is its paired ratio to what it changes one thing of.
 
 Usage: .venv/bin/python benchmarks/network_modes.py [--quick] [--variants] [--server lighttpd|busybox]
        [--duration 10] [--repeat 5] [--threads 2] [--connections 65]
@@ -32,6 +33,7 @@ import argparse
 import contextlib
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -74,6 +76,7 @@ class WrkResult:
     non_2xx: int
     haproxy_cpu: float = 0.0  # cores used by shipyard's haproxy during the run
     server_cpu: float = 0.0  # cores used by the server's processes during the run
+    wrk_cpu: float = 0.0  # cores used by wrk itself
 
 
 @dataclass
@@ -273,17 +276,25 @@ def measure(targets: list[Target], servers: Servers, args: argparse.Namespace) -
         for target in targets if round_number % 2 else targets[::-1]:
             pids = target.server_pids()
             haproxy, server = servers.haproxy_cpu_seconds(), process_cpu(pids)
+            children = children_cpu_seconds()
             result = wrk(target.address, args.duration, args.connections, args.threads, target.wrk_cpus)
+            result.wrk_cpu = (children_cpu_seconds() - children) / args.duration
             result.haproxy_cpu = (servers.haproxy_cpu_seconds() - haproxy) / args.duration
             result.server_cpu = (process_cpu(pids) - server) / args.duration
             target.results.append(result)
             print(f"  round {round_number}: {target.name}: {result.rps:.0f} req/s", flush=True)
 
 
-def cpu_per_request_us(result: WrkResult, duration: float) -> str:
-    if not result.server_cpu or not result.requests:
+def children_cpu_seconds() -> float:
+    """User + system CPU time of this process's waited-for children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_per_request_us(cores: float, result: WrkResult, duration: float) -> str:
+    if not cores or not result.requests:
         return "-"
-    return f"{result.server_cpu * duration / result.requests * 1e6:.1f}"
+    return f"{cores * duration / result.requests * 1e6:.1f}"
 
 
 @contextlib.contextmanager
@@ -314,6 +325,7 @@ def variants(servers: Servers) -> list[Target]:
     native = servers.start_native(f"native {servers.server}")
     container = servers.start_container("container, host network, --init (as shipyard runs it)")
     in_host_cgroups = servers.start_container("container, processes moved into the native process's cgroups")
+    in_host_cpu_cgroup = servers.start_container("container, moved into the native process's cpu cgroup only")
     in_container_cgroups = servers.start_native("native, process moved into a container's cgroups")
     host_variants = [
         servers.start_container("container, no --init", init=False),
@@ -321,6 +333,7 @@ def variants(servers: Servers) -> list[Target]:
             "container, --security-opt seccomp=unconfined", "--security-opt", "seccomp=unconfined"
         ),
         in_host_cgroups,
+        in_host_cpu_cgroup,
         servers.start_container("container, --cgroupns private", "--cgroupns", "private"),
     ]
     if servers.server == "lighttpd":
@@ -350,7 +363,10 @@ def variants(servers: Servers) -> list[Target]:
         wait_http(target.address, "/version", "v1")
     # The container's processes go where the native server runs (the benchmark's own cgroups), and
     # a second native server goes into the reference container's cgroups.
-    move_to(in_host_cgroups.server_pids(), cgroups_of(os.getpid()))
+    own = cgroups_of(os.getpid())
+    move_to(in_host_cgroups.server_pids(), own)
+    cpu_only = {name: path for name, path in own.items() if {"cpu", "cpuacct"} & set(name.split(","))}
+    move_to(in_host_cpu_cgroup.server_pids(), cpu_only)
     move_to(in_container_cgroups.server_pids(), cgroups_of(container.server_pids()[0]))
     return targets
 
@@ -411,7 +427,9 @@ def report(targets: list[Target], args: argparse.Namespace) -> None:
                     else []
                 ),
                 f"{server_cores:.2f}" if server_cores else "-",
-                cpu_per_request_us(best, args.duration),
+                cpu_per_request_us(best.server_cpu, best, args.duration),
+                *([] if args.variants else [cpu_per_request_us(best.haproxy_cpu, best, args.duration)]),
+                cpu_per_request_us(best.wrk_cpu, best, args.duration),
                 f"{best.p50_ms:.2f}",
                 f"{best.p99_ms:.1f}",
                 f"{best.errors} / {best.non_2xx}",
@@ -420,7 +438,8 @@ def report(targets: list[Target], args: argparse.Namespace) -> None:
     headers = [
         "path", "req/s (median round)", "req/s range", "vs native", "vs host-network container",
         *(["vs its reference"] if args.variants else []),
-        "server cores", "server CPU µs/req", "p50 ms", "p99 ms", "socket errors / non-2xx",
+        "server cores", "server CPU µs/req", *([] if args.variants else ["haproxy CPU µs/req"]),
+        "wrk CPU µs/req", "p50 ms", "p99 ms", "socket errors / non-2xx",
     ]  # fmt: skip
     title = (
         f"{args.server}, static page, wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, "
