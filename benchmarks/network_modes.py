@@ -19,9 +19,10 @@ CPU µs per request tells a server that does more work per request apart from on
 `--variants` measures where a gap between the host-network container and the native process comes
 from instead: the same server with one thing changed at a time (no init, seccomp off, the container's
 processes moved into the benchmark's own cgroups (all, or the cpu one only) and the native one into a
-container's, a private cgroup namespace, pages bind-mounted instead of read through overlayfs, server
-and wrk pinned to different CPUs, the bridge path with and without docker-proxy). Each variant's
-"vs its reference" is its paired ratio to what it changes one thing of.
+container's, a private cgroup namespace, a cgroup parent of its own beside /docker, pages bind-mounted
+instead of read through overlayfs, server and wrk pinned to different CPUs, the bridge path with and
+without docker-proxy). Each variant's "vs its reference" is its paired ratio to what it changes one
+thing of.
 
 Usage: .venv/bin/python benchmarks/network_modes.py [--quick] [--variants] [--server lighttpd|busybox]
        [--duration 10] [--repeat 5] [--threads 2] [--connections 65]
@@ -173,6 +174,13 @@ class Servers:
         self.natives: list[subprocess.Popen[bytes]] = []
         self.containers: list[str] = []
         self.home: AppHome | None = None
+        self.cgroup_parents: list[str] = []
+
+    def top_level_cgroup(self) -> str:
+        """A --cgroup-parent beside /docker (docker creates it; stop() removes it)."""
+        name = f"/{unique_name('shipyard-bench-')}"
+        self.cgroup_parents.append(name)
+        return name
 
     def native_argv(self, port: int) -> list[str]:
         root = self.lab.work / f"native-{port}"
@@ -209,10 +217,10 @@ class Servers:
             placement = ["-p", f"127.0.0.1:{port}:{port}", "-e", f"PORT={port}", "-e", "HOST=0.0.0.0"]
         init_option = ["--init"] if init else []
         image = self.images.ref("v1")
+        self.containers.append(container)  # before `docker run`: a run that fails may leave it created
         self.lab.docker(
             "run", "-d", *init_option, "--name", container, "--label", LABEL, *placement, *options, image
         )
-        self.containers.append(container)
         address = f"127.0.0.1:{port}"
         if via_container_ip:
             ip = self.lab.docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", container).strip()
@@ -255,6 +263,10 @@ class Servers:
             self.lab.docker("rm", "-f", name, check=False)
         if self.home is not None:
             self.home.teardown()
+        for parent in self.cgroup_parents:
+            for controller in CGROUP_ROOT.iterdir():
+                with contextlib.suppress(OSError):
+                    (controller / parent.lstrip("/")).rmdir()
 
 
 def process_cpu(pids: list[int]) -> float:
@@ -335,6 +347,11 @@ def variants(servers: Servers) -> list[Target]:
         in_host_cgroups,
         in_host_cpu_cgroup,
         servers.start_container("container, --cgroupns private", "--cgroupns", "private"),
+        servers.start_container(
+            "container, --cgroup-parent: its own top-level group, not under /docker",
+            "--cgroup-parent",
+            servers.top_level_cgroup(),
+        ),
     ]
     if servers.server == "lighttpd":
         www = servers.lab.work / "bind-www"
