@@ -1,11 +1,14 @@
-"""The lighttpd test image on the real Docker Engine, and the same server run natively."""
+"""The lighttpd test image: its build context from this machine's lighttpd, the image on the real Docker
+Engine, and the same server run natively."""
 
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import signal
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,16 @@ import pytest
 
 from shipyard.lab.fixtures import unique_name
 from shipyard.lab.ports import free_port
-from shipyard.lab.server_image import build_server_image, pages, write_native_root
+from shipyard.lab.server_image import (
+    IMAGE_BINARY,
+    IMAGE_CONFIG,
+    build_server_context,
+    build_server_image,
+    lighttpd_path,
+    pages,
+    shared_libraries,
+    write_native_root,
+)
 
 
 def _wait_up(port: int, deadline: float = 20.0) -> None:
@@ -91,3 +103,18 @@ def test_the_same_server_runs_natively(tmp_path: Path) -> None:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(10)
+
+
+def test_context_holds_lighttpd_its_libraries_the_config_and_the_pages() -> None:
+    with tarfile.open(fileobj=io.BytesIO(build_server_context("v7"))) as tar:
+        names = set(tar.getnames())
+        dockerfile = tar.extractfile("Dockerfile").read().decode()  # type: ignore[union-attr]
+        index = tar.extractfile("rootfs/www/index.html").read()  # type: ignore[union-attr]
+    assert dockerfile.startswith("FROM scratch\n")
+    assert f"rootfs{IMAGE_BINARY}" in names
+    assert f"rootfs{IMAGE_CONFIG}" in names
+    for library in shared_libraries(lighttpd_path()):
+        assert f"rootfs{library}" in names
+    assert {"rootfs/www/up", "rootfs/www/version"} <= names
+    assert index == pages("v7")["index.html"]
+    assert b"version v7" in index

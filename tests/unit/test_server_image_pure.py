@@ -1,22 +1,13 @@
-"""The lighttpd test image's pure parts: reading ldd's output, the config and the build context."""
+"""The lighttpd test image's pure parts: reading ldd's output and the config."""
 
 from __future__ import annotations
-
-import io
-import tarfile
 
 import pytest
 
 from shipyard.errors import DockerError
 from shipyard.lab.server_image import (
-    IMAGE_BINARY,
-    IMAGE_CONFIG,
-    build_server_context,
     lighttpd_config,
-    lighttpd_path,
-    pages,
     parse_ldd,
-    shared_libraries,
 )
 
 LDD_OUTPUT = """\
@@ -55,18 +46,3 @@ def test_config_reads_host_and_port_from_the_environment_and_keeps_connections_a
     assert "server.bind = env.HOST" in config
     assert "server.port = env.PORT" in config
     assert "server.max-keep-alive-requests = 1000000" in config
-
-
-def test_context_holds_lighttpd_its_libraries_the_config_and_the_pages() -> None:
-    with tarfile.open(fileobj=io.BytesIO(build_server_context("v7"))) as tar:
-        names = set(tar.getnames())
-        dockerfile = tar.extractfile("Dockerfile").read().decode()  # type: ignore[union-attr]
-        index = tar.extractfile("rootfs/www/index.html").read()  # type: ignore[union-attr]
-    assert dockerfile.startswith("FROM scratch\n")
-    assert f"rootfs{IMAGE_BINARY}" in names
-    assert f"rootfs{IMAGE_CONFIG}" in names
-    for library in shared_libraries(lighttpd_path()):
-        assert f"rootfs{library}" in names
-    assert {"rootfs/www/up", "rootfs/www/version"} <= names
-    assert index == pages("v7")["index.html"]
-    assert b"version v7" in index
