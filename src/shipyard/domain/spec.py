@@ -55,9 +55,71 @@ class RegistrySpec(Section):
         return data
 
 
+# Methods a request of which may be sent again after it reached a server: safe ones always, PUT and
+# DELETE only when the app lists them (idempotent by HTTP's rules, but not every app honours that).
+REPLAYABLE_METHODS = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
+SIZE = re.compile(r"^(\d+)([kmg]?)$")
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+class RetriesSpec(Section):
+    """When haproxy may send a failed request again (to the other slot during a swap)."""
+
+    attempts: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=3, description="retries after the first attempt; 0 never retries"
+    )
+    methods: list[str] = Field(
+        default_factory=lambda: ["GET", "HEAD", "OPTIONS"],
+        description="methods replayed after a server closed without answering; others: connection failures",
+    )
+    response_timeout: bool = Field(
+        default=False, description="also replay those methods after a server timeout"
+    )
+
+    @field_validator("methods")
+    @classmethod
+    def _idempotent_methods(cls, value: list[str]) -> list[str]:
+        methods = [method.upper() for method in value]
+        for method in methods:
+            if method not in REPLAYABLE_METHODS:
+                raise ValueError(
+                    f"{method} cannot be replayed: a server may already have handled it, so a replay could "
+                    f"apply it twice; list only {', '.join(REPLAYABLE_METHODS)}"
+                )
+        return list(dict.fromkeys(methods))
+
+
+class TimeoutsSpec(Section):
+    http_request: PositiveFloat = Field(
+        default=10.0, description="seconds a client has to send its request head"
+    )
+
+
 class ProxySpec(Section):
     listen: str = "127.0.0.1:8080"
     maintenance_page: str | None = Field(default=None, description="path to an HTML file served with 503")
+    retries: RetriesSpec = Field(default_factory=RetriesSpec)
+    timeouts: TimeoutsSpec = Field(default_factory=TimeoutsSpec)
+    max_body: str | None = Field(default=None, description="largest request body accepted, like 100m")
+
+    @field_validator("max_body", mode="before")
+    @classmethod
+    def _body_size(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        text = str(value).strip().lower()
+        match = SIZE.match(text)
+        if match is None or int(match.group(1)) == 0:
+            raise ValueError("must be a size like 512k, 100m or 1g")
+        return text
+
+    @property
+    def max_body_bytes(self) -> int | None:
+        if self.max_body is None:
+            return None
+        match = SIZE.match(self.max_body)
+        assert match is not None  # validated above
+        return int(match.group(1)) * SIZE_UNITS[match.group(2)]
 
     @field_validator("listen")
     @classmethod
