@@ -7,7 +7,9 @@ handled (lost). Like _load.Load, the clients run on raw asyncio sockets in a chi
 and pause `FAILURE_PAUSE` after a failure. Four kinds of client, each its own loop:
 
 - get:       `GET /` (keep-alive or a new connection per request, as the client mode says);
-- pay:       `POST /pay` with a small JSON body; ok when the answer is 200 and names the same id;
+- pay:       `POST /pay` with a small JSON body; ok when the answer is 200 and names the same id; with
+             `slow_post` S, the first pay client asks the app to take S seconds over each (`?delay=S`),
+             so swaps find a POST in flight that may outlast the old container;
 - upload:    `POST /upload` with `upload_bytes` of random data; ok when the app's sha256 and length
              of what it received match what was sent (a mismatch is counted as "upload corrupt");
 - websocket: opens `/ws`, sends a message every `WS_INTERVAL` s and waits for its echo; a session that
@@ -53,6 +55,12 @@ def split_clients(concurrency: int) -> dict[str, int]:
         "upload": upload,
         "websocket": websocket,
     }
+
+
+@dataclass(frozen=True)
+class MixOptions:
+    upload_bytes: int = 256 * 1024
+    slow_post: float = 0.0  # seconds the first pay client's POSTs take in the app; 0: none
 
 
 @dataclass
@@ -117,11 +125,14 @@ async def _response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], 
 
 
 class _Clients:
-    def __init__(self, host: str, port: int, mode: str, prefix: str, upload_bytes: int, result: MixedResult):
+    def __init__(
+        self, host: str, port: int, mode: str, prefix: str, options: MixOptions, result: MixedResult
+    ):
         self.host, self.port, self.mode, self.prefix = host, port, mode, prefix
         self.result = result
         self.stop = asyncio.Event()
-        self.upload = os.urandom(upload_bytes)
+        self.slow_post = options.slow_post
+        self.upload = os.urandom(options.upload_bytes)
         self.upload_sha = hashlib.sha256(self.upload).hexdigest()
 
     def _head(self, method: str, path: str, request_id: str, extra: str = "") -> bytes:
@@ -152,9 +163,9 @@ class _Clients:
             reused = stream.writer is not None
             got_head = False
             try:
-                async with asyncio.timeout(REQUEST_TIMEOUT if kind != "upload" else REQUEST_TIMEOUT * 3):
+                async with asyncio.timeout(self._timeout(kind, number)):
                     reader, writer = await stream.open()
-                    await self._send(kind, request_id, writer)
+                    await self._send(kind, request_id, writer, slow=self._slow(kind, number))
                     status, headers, body = await _response(reader)
                     got_head = True
             except (
@@ -179,13 +190,24 @@ class _Clients:
                 await asyncio.sleep(FAILURE_PAUSE)
         stream.drop()
 
-    async def _send(self, kind: str, request_id: str, writer: asyncio.StreamWriter) -> None:
+    def _slow(self, kind: str, number: int) -> bool:
+        return kind == "pay" and number == 0 and self.slow_post > 0
+
+    def _timeout(self, kind: str, number: int) -> float:
+        if kind == "upload":
+            return REQUEST_TIMEOUT * 3
+        return REQUEST_TIMEOUT + (self.slow_post if self._slow(kind, number) else 0.0)
+
+    async def _send(
+        self, kind: str, request_id: str, writer: asyncio.StreamWriter, slow: bool = False
+    ) -> None:
         if kind == "get":
             writer.write(self._head("GET", "/", request_id))
         elif kind == "pay":
             body = json.dumps({"id": request_id, "amount": 1}).encode()
             extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            writer.write(self._head("POST", "/pay", request_id, extra) + body)
+            path = f"/pay?delay={self.slow_post:g}" if slow else "/pay"
+            writer.write(self._head("POST", path, request_id, extra) + body)
         else:
             extra = f"Content-Type: application/octet-stream\r\nContent-Length: {len(self.upload)}\r\n"
             writer.write(self._head("POST", "/upload", request_id, extra))
@@ -325,7 +347,7 @@ async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def _run(
-    host: str, port: int, mode: str, concurrency: int, prefix: str, upload_bytes: int, control: Connection
+    host: str, port: int, mode: str, concurrency: int, prefix: str, options: MixOptions, control: Connection
 ) -> MixedResult:
     loop = asyncio.get_running_loop()
     clients = split_clients(concurrency)
@@ -333,7 +355,7 @@ async def _run(
     result = MixedResult(load=load, prefix=prefix, clients=clients)
     for kind in KINDS:
         result.sent_ids[kind], result.ok_ids[kind] = [], []
-    runner = _Clients(host, port, mode, prefix, upload_bytes, result)
+    runner = _Clients(host, port, mode, prefix, options, result)
     loop.add_reader(control.fileno(), runner.stop.set)
     tasks = [
         *(runner.http_client(kind, n) for kind in ("get", "pay", "upload") for n in range(clients[kind])),
@@ -346,10 +368,10 @@ async def _run(
 
 
 def _child(
-    host: str, port: int, mode: str, concurrency: int, prefix: str, upload_bytes: int, control: Connection
+    host: str, port: int, mode: str, concurrency: int, prefix: str, options: MixOptions, control: Connection
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    result = asyncio.run(_run(host, port, mode, concurrency, prefix, upload_bytes, control))
+    result = asyncio.run(_run(host, port, mode, concurrency, prefix, options, control))
     control.recv()
     control.send(result)
     control.close()
@@ -358,11 +380,12 @@ def _child(
 class MixedLoad:
     """Mixed traffic in a child process: `start()`, do things, `stop()` returns the MixedResult."""
 
-    def __init__(self, address: str, mode: str, concurrency: int, prefix: str, upload_bytes: int) -> None:
+    def __init__(self, address: str, mode: str, concurrency: int, prefix: str, options: MixOptions) -> None:
         host, _, port = address.rpartition(":")
         if not host.startswith("127."):
             raise ValueError("load goes to 127.0.0.0/8 only")
-        self.args = (host, int(port), mode, concurrency, prefix, upload_bytes)
+        self.args = (host, int(port), mode, concurrency, prefix, options)
+        self.options = options
         self._process: multiprocessing.process.BaseProcess | None = None
         self._control: Connection | None = None
 
@@ -378,7 +401,7 @@ class MixedLoad:
     def stop(self) -> MixedResult:
         assert self._process is not None and self._control is not None
         self._control.send("stop")
-        if not self._control.poll(REQUEST_TIMEOUT * 3 + 30):
+        if not self._control.poll(REQUEST_TIMEOUT * 3 + self.options.slow_post + 30):
             self._process.kill()
             raise RuntimeError("the mixed load generator did not stop")
         result: MixedResult = self._control.recv()

@@ -33,7 +33,7 @@ client saw succeed that the app never handled (lost) and how websocket sessions 
 stalled app.
 
 Usage: .venv/bin/python benchmarks/deploy_under_load.py [--quick] [--cycles 20] [--alt-cycles 5] [--save F]
-       .venv/bin/python benchmarks/deploy_under_load.py --mixed [--quick] [--upload-kb 256]
+       .venv/bin/python benchmarks/deploy_under_load.py --mixed [--quick] [--upload-kb 256] [--slow-post S]
        .venv/bin/python benchmarks/deploy_under_load.py --stall 4 6 8
 """
 
@@ -72,7 +72,7 @@ from _load import (
     tcp_counters,
     wait_http,
 )
-from _mixed import MixedLoad, MixedResult
+from _mixed import MixedLoad, MixedResult, MixOptions
 
 from shipyard.adapters.haproxy import HaproxyRuntime
 from shipyard.errors import ShipyardError
@@ -454,13 +454,13 @@ def tally(result: MixedResult, records_dir: Path) -> MixedTally:
 class _Loads:
     """Load (GET only) or MixedLoad, one interface for measure()."""
 
-    def __init__(self, contender: Contender, mode: str, concurrency: int, upload_kb: int) -> None:
+    def __init__(self, contender: Contender, mode: str, concurrency: int, options: MixOptions) -> None:
         self.records = contender.records
         self.mixed: MixedLoad | None = None
         self.plain: Load | None = None
         if self.records is not None:
             prefix = unique_name(f"{contender.name}-{mode}-").replace("-", "")
-            self.mixed = MixedLoad(contender.address, mode, concurrency, prefix, upload_kb * 1024)
+            self.mixed = MixedLoad(contender.address, mode, concurrency, prefix, options)
         else:
             self.plain = Load(contender.address, mode, concurrency)
 
@@ -480,12 +480,17 @@ class _Loads:
 
 
 def measure(
-    contender: Contender, mode: str, cycles: int, concurrency: int, settle: float, upload_kb: int = 256
+    contender: Contender,
+    mode: str,
+    cycles: int,
+    concurrency: int,
+    settle: float,
+    options: MixOptions | None = None,
 ) -> Measurement:
     swaps: list[Swap] = []
     print(f"  {contender.name} / {mode}: {cycles} cycles ({cycles * 2} swaps) ...", end="", flush=True)
     tcp_before, proxy_before = tcp_counters(), contender.counters()
-    with _Loads(contender, mode, concurrency, upload_kb) as load:
+    with _Loads(contender, mode, concurrency, options or MixOptions()) as load:
         time.sleep(1.0)
         for cycle in range(1, cycles + 1):
             for tag in ("v2", "v1"):
@@ -760,6 +765,13 @@ def main() -> int:
         help="GETs, POSTs with ids, uploads and websockets on the recording app",
     )
     parser.add_argument("--upload-kb", type=int, default=256, help="size of each upload with --mixed")
+    parser.add_argument(
+        "--slow-post",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --mixed, one client's POSTs take S seconds in the app (in flight when a swap stops it)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 shipyard cycles, 1 for each alternative")
     parser.add_argument(
         "--stall", type=float, nargs="+", metavar="S", help="only the app-stall experiment (docker pause S s)"
@@ -782,6 +794,7 @@ def main() -> int:
     print(describe_run())
     with lab("load") as the_lab:
         app = TestApp(the_lab.images, recording=args.mixed)
+        options = MixOptions(upload_bytes=args.upload_kb * 1024, slow_post=args.slow_post)
         print(
             f"images {app.ref('v1')} and {app.ref('v2')}; {args.concurrency} clients; "
             f"modes {', '.join(modes)}"
@@ -793,7 +806,7 @@ def main() -> int:
                 cycles = args.cycles if name == "shipyard" else args.alt_cycles
                 for mode in modes:
                     measurements.append(
-                        measure(contender, mode, cycles, args.concurrency, args.settle, args.upload_kb)
+                        measure(contender, mode, cycles, args.concurrency, args.settle, options)
                     )
             finally:
                 contender.teardown()
