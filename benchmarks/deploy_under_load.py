@@ -21,11 +21,19 @@ port, exits, and swarm pauses the update).
 
 For shipyard the script also watches haproxy: backend counters (retries, redispatches, errors), its
 process ids (a swap must not reload or restart it) and every change of the slot servers' status.
+`--mixed` runs every contender on the recording test app (shipyard.lab.recording_app) with mixed
+traffic instead of `GET /` only: GETs, POSTs to /pay with a unique id each, 256 KB uploads checked by
+sha256 and websockets (see _mixed.py). The app records every id it handles in a directory on the host
+(mounted at /records, shared by old and new container); the "duplicates" column counts ids of POSTs
+and uploads the app handled more than once, and a second table shows each kind of traffic, POSTs the
+client saw succeed that the app never handled (lost) and how websocket sessions ended.
+
 `--stall S [S ...]` runs only a different experiment: no swap, the serving container is frozen with
 `docker pause` for S seconds under keep-alive load, to show what haproxy's health checks make of a
 stalled app.
 
 Usage: .venv/bin/python benchmarks/deploy_under_load.py [--quick] [--cycles 20] [--alt-cycles 5] [--save F]
+       .venv/bin/python benchmarks/deploy_under_load.py --mixed [--quick] [--upload-kb 256] [--slow-post S]
        .venv/bin/python benchmarks/deploy_under_load.py --stall 4 6 8
 """
 
@@ -64,17 +72,40 @@ from _load import (
     tcp_counters,
     wait_http,
 )
+from _mixed import MixedLoad, MixedResult, MixOptions
 
 from shipyard.adapters.haproxy import HaproxyRuntime
 from shipyard.errors import ShipyardError
-from shipyard.lab.fixtures import AppHome, unique_name
+from shipyard.lab.fixtures import AppHome, TestImages, unique_name
+from shipyard.lab.recording_app import RECORD_DIR, read_records, record_volume
 
 LABEL = "shipyard-benchmark=deploy-under-load"
+
+
+@dataclass
+class TestApp:
+    """The image every contender runs: the busybox test image (tags v1, v2), or with --mixed the
+    recording app (rec-v1, rec-v2), which appends each request's id to a file in a host directory."""
+
+    images: TestImages
+    recording: bool = False
+
+    def ref(self, tag: str) -> str:
+        return self.images.ref(f"rec-{tag}" if self.recording else tag)
+
+    def records(self, work: Path, contender: str) -> Path | None:
+        """The host directory a contender's containers record into (created), or None."""
+        if not self.recording:
+            return None
+        directory = work / f"records-{contender}"
+        record_volume(directory)
+        return directory
 
 
 class Contender(Protocol):
     name: str
     address: str
+    records: Path | None
 
     def setup(self) -> None: ...
     def swap(self, tag: str, swap: Swap) -> None: ...
@@ -150,8 +181,9 @@ class Shipyard:
 
     name = "shipyard"
 
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
+    def __init__(self, lab: Lab, app: TestApp) -> None:
+        self.lab, self.app = lab, app
+        self.records = app.records(lab.work, self.name)
         root = lab.work / unique_name("shipyard-")
         root.mkdir()
         self.home = AppHome(
@@ -164,8 +196,9 @@ class Shipyard:
         self.watcher = ProxyWatcher(self.runtime, self.backend)
 
     def setup(self) -> None:
-        self.home.write_config(self.lab.images)
-        self.home.run("deploy", self.lab.images.ref("v1"))
+        volumes = [record_volume(self.records)] if self.records else []
+        self.home.write_config(self.lab.images, volumes=volumes)
+        self.home.run("deploy", self.app.ref("v1"))
         self.address = yaml.safe_load(self.home.config.read_text())["proxy"]["listen"]
         wait_http(self.address, "/version", "v1")
         self.watcher.start()
@@ -187,7 +220,7 @@ class Shipyard:
         return values
 
     def swap(self, tag: str, swap: Swap) -> None:
-        args = ("deploy", self.lab.images.ref(tag)) if tag == "v2" else ("rollback",)
+        args = ("deploy", self.app.ref(tag)) if tag == "v2" else ("rollback",)
         before = self.processes()
         swap.mark(f"shipyard {args[0]}")
         process = self.home.popen(*args)
@@ -218,18 +251,20 @@ class Shipyard:
 class DockerRun(NoCounters):
     name = "docker-run"
 
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
+    def __init__(self, lab: Lab, app: TestApp) -> None:
+        self.lab, self.app = lab, app
+        self.records = app.records(lab.work, self.name)
         self.container = unique_name("bench-run-")
         self.port = free_port_block(1)
         self.address = f"127.0.0.1:{self.port}"
 
     def _run(self, tag: str) -> None:
+        volume = ["-v", record_volume(self.records)] if self.records else []
         self.lab.docker(
             "run", "-d", "--init", "--name", self.container, "--label", LABEL,
             "-p", f"127.0.0.1:{self.port}:{self.port}",
-            "-e", f"PORT={self.port}", "-e", "HOST=0.0.0.0",
-            self.lab.images.ref(tag),
+            "-e", f"PORT={self.port}", "-e", "HOST=0.0.0.0", *volume,
+            self.app.ref(tag),
         )  # fmt: skip
 
     def setup(self) -> None:
@@ -270,17 +305,21 @@ services:
 class Compose(NoCounters):
     name = "compose"
 
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
+    def __init__(self, lab: Lab, app: TestApp) -> None:
+        self.lab, self.app = lab, app
+        self.records = app.records(lab.work, self.name)
         self.project = unique_name("benchcompose")
         self.port = free_port_block(1)
         self.address = f"127.0.0.1:{self.port}"
         self.directory = lab.work / "compose"
         self.directory.mkdir()
-        (self.directory / "docker-compose.yml").write_text(COMPOSE_FILE.format(port=self.port))
+        compose = COMPOSE_FILE.format(port=self.port)
+        if self.records:
+            compose += f'    volumes:\n      - "{record_volume(self.records)}"\n'
+        (self.directory / "docker-compose.yml").write_text(compose)
 
     def _compose(self, tag: str, *args: str) -> None:
-        env = {**self.lab.env(), "BENCH_IMAGE": self.lab.images.ref(tag)}
+        env = {**self.lab.env(), "BENCH_IMAGE": self.app.ref(tag)}
         compose_file = str(self.directory / "docker-compose.yml")
         run(["docker-compose", "--ansi", "never", "-p", self.project, "-f", compose_file, *args], env=env)
 
@@ -304,8 +343,9 @@ class Compose(NoCounters):
 class Swarm(NoCounters):
     name = "swarm"
 
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
+    def __init__(self, lab: Lab, app: TestApp) -> None:
+        self.lab, self.app = lab, app
+        self.records = app.records(lab.work, self.name)
         self.service = unique_name("bench-svc-")
         self.port = free_port_block(1)
         self.address = f"127.0.0.1:{self.port}"
@@ -319,12 +359,13 @@ class Swarm(NoCounters):
             self.had_gwbridge = "docker_gwbridge" in networks
             self.lab.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
             self.created_swarm = True
+        mount = ["--mount", f"type=bind,source={self.records},target={RECORD_DIR}"] if self.records else []
         self.lab.docker(
             "service", "create", "--detach=false", "--quiet", "--name", self.service, "--label", LABEL,
-            "--network", "host", "--init",
+            "--network", "host", "--init", *mount,
             "--env", f"PORT={self.port}", "--env", "HOST=127.0.0.1",
             "--update-order", "stop-first", "--update-monitor", "1s", "--no-resolve-image",
-            self.lab.images.ref("v1"),
+            self.app.ref("v1"),
             timeout=180,
         )  # fmt: skip
         wait_http(self.address, "/version", "v1")
@@ -333,7 +374,7 @@ class Swarm(NoCounters):
         swap.mark("service update")
         self.lab.docker(
             "service", "update", "--detach=false", "--quiet", "--no-resolve-image",
-            "--image", self.lab.images.ref(tag), self.service,
+            "--image", self.app.ref(tag), self.service,
             timeout=180,
         )  # fmt: skip
         swap.mark("cli exited")
@@ -368,6 +409,11 @@ class Measurement:
     proxy: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     watcher: ProxyWatcher | None = None
+    mixed: MixedTally | None = None
+
+    @property
+    def duplicates(self) -> str:
+        return str(self.mixed.duplicates) if self.mixed else "n/a"
 
     @property
     def per_swap(self) -> float:
@@ -382,11 +428,69 @@ class Measurement:
         return statistics.median(s.events[-1][1] - s.started for s in self.swaps)
 
 
-def measure(contender: Contender, mode: str, cycles: int, concurrency: int, settle: float) -> Measurement:
+@dataclass
+class MixedTally:
+    """The client's view of a mixed run (MixedResult) checked against what the app recorded."""
+
+    client: MixedResult
+    duplicates: int  # ids of POSTs and uploads the app handled more than once
+    lost: int  # POSTs and uploads the client saw succeed that the app never handled
+    get_duplicates: int  # GETs handled more than once (a proxy may retry an idempotent request)
+    unanswered: int  # POSTs and uploads the app handled that the client saw fail (an error, not a replay)
+
+
+def tally(result: MixedResult, records_dir: Path) -> MixedTally:
+    received = read_records(records_dir).received
+    mine = {key: count for key, count in received.items() if key.startswith(f"{result.prefix}-")}
+    posts = ("pay", "upload")
+    duplicates = sum(1 for key, count in mine.items() if count > 1 and result.kind_of(key) in posts)
+    gets = sum(1 for key, count in mine.items() if count > 1 and result.kind_of(key) == "get")
+    ok = {key for kind in posts for key in result.ok_ids[kind]}
+    lost = sum(1 for key in ok if key not in mine)
+    unanswered = sum(1 for key in mine if result.kind_of(key) in posts and key not in ok)
+    return MixedTally(result, duplicates, lost, gets, unanswered)
+
+
+class _Loads:
+    """Load (GET only) or MixedLoad, one interface for measure()."""
+
+    def __init__(self, contender: Contender, mode: str, concurrency: int, options: MixOptions) -> None:
+        self.records = contender.records
+        self.mixed: MixedLoad | None = None
+        self.plain: Load | None = None
+        if self.records is not None:
+            prefix = unique_name(f"{contender.name}-{mode}-").replace("-", "")
+            self.mixed = MixedLoad(contender.address, mode, concurrency, prefix, options)
+        else:
+            self.plain = Load(contender.address, mode, concurrency)
+
+    def __enter__(self) -> _Loads:
+        (self.mixed or self.plain).start()  # type: ignore[union-attr]
+        return self
+
+    def stop(self) -> tuple[LoadResult, MixedTally | None]:
+        if self.mixed is not None and self.records is not None:
+            result = self.mixed.stop()
+            return result.load, tally(result, self.records)
+        assert self.plain is not None
+        return self.plain.stop(), None
+
+    def __exit__(self, *exc: object) -> None:
+        (self.mixed or self.plain).kill()  # type: ignore[union-attr]
+
+
+def measure(
+    contender: Contender,
+    mode: str,
+    cycles: int,
+    concurrency: int,
+    settle: float,
+    options: MixOptions | None = None,
+) -> Measurement:
     swaps: list[Swap] = []
     print(f"  {contender.name} / {mode}: {cycles} cycles ({cycles * 2} swaps) ...", end="", flush=True)
     tcp_before, proxy_before = tcp_counters(), contender.counters()
-    with Load(contender.address, mode, concurrency) as load:
+    with _Loads(contender, mode, concurrency, options or MixOptions()) as load:
         time.sleep(1.0)
         for cycle in range(1, cycles + 1):
             for tag in ("v2", "v1"):
@@ -396,9 +500,10 @@ def measure(contender: Contender, mode: str, cycles: int, concurrency: int, sett
                 swaps.append(swap)
                 time.sleep(settle)
         time.sleep(1.0)
-        result = load.stop()
+        result, mixed = load.stop()
     tcp_after, proxy_after = tcp_counters(), contender.counters()
     measurement = Measurement(contender.name, mode, result, swaps, attribute(result.failures, swaps))
+    measurement.mixed = mixed
     measurement.tcp = {k: v - tcp_before.get(k, 0) for k, v in tcp_after.items()}
     measurement.proxy = {k: v - proxy_before.get(k, 0) for k, v in proxy_after.items()}
     if isinstance(contender, Shipyard):
@@ -412,7 +517,8 @@ def measure(contender: Contender, mode: str, cycles: int, concurrency: int, sett
         measurement.notes.append(
             f"haproxy health checks marked a slot DOWN {len(downs)} times during the run"
         )
-    print(f" {result.total} requests, {result.failed} failed", flush=True)
+    duplicates = f", {mixed.duplicates} duplicates" if mixed else ""
+    print(f" {result.total} requests, {result.failed} failed{duplicates}", flush=True)
     return measurement
 
 
@@ -435,6 +541,7 @@ def report(measurements: list[Measurement], concurrency: int) -> None:
                 str(len(m.swaps)),
                 str(m.load.total),
                 str(m.load.failed),
+                m.duplicates,
                 f"{m.per_swap:.1f}",
                 f"{sum(1 for g in m.groups if g)}/{len(m.swaps)}",
                 f"{fmt_ms(statistics.median(windows))} / {fmt_ms(max(windows))}" if windows else "0 / 0",
@@ -448,11 +555,12 @@ def report(measurements: list[Measurement], concurrency: int) -> None:
             ]
         )
     headers = [
-        "contender", "client mode", "swaps", "requests", "failed", "failed/swap", "swaps w/ failures",
-        "error window/swap ms (median / max)", "p50 ms", "p99 ms", "max ms", "req/s", "swap s (median)",
-        "failed/swap vs shipyard", "p99 vs shipyard",
+        "contender", "client mode", "swaps", "requests", "failed", "duplicates", "failed/swap",
+        "swaps w/ failures", "error window/swap ms (median / max)", "p50 ms", "p99 ms", "max ms", "req/s",
+        "swap s (median)", "failed/swap vs shipyard", "p99 vs shipyard",
     ]  # fmt: skip
     print_table(f"Requests during swaps, {concurrency} concurrent clients (one run)", headers, rows)
+    mixed_report(measurements)
 
     kinds: list[list[str]] = []
     for m in measurements:
@@ -496,6 +604,43 @@ def report(measurements: list[Measurement], concurrency: int) -> None:
             details(m)
 
 
+def mixed_report(measurements: list[Measurement]) -> None:
+    """Each kind of traffic of a --mixed run, checked against what the app recorded."""
+    rows = []
+    for m in measurements:
+        if m.mixed is None:
+            continue
+        client = m.mixed.client
+
+        def counts(kind: str, client: MixedResult = client) -> str:
+            return f"{client.ok[kind]} / {client.failed[kind]}"
+
+        ends = ", ".join(f"{how}: {count}" for how, count in client.ws_ends.most_common())
+        rows.append(
+            [
+                m.contender,
+                m.mode,
+                " ".join(f"{kind} {count}" for kind, count in client.clients.items()),
+                counts("get"),
+                counts("pay"),
+                f"{counts('upload')} ({client.corrupt_uploads} corrupt)",
+                f"**{m.mixed.duplicates}**",
+                str(m.mixed.lost),
+                str(m.mixed.unanswered),
+                str(m.mixed.get_duplicates),
+                f"{counts('websocket')}; {client.ws_messages} echoed",
+                ends,
+            ]
+        )
+    if rows:
+        headers = [
+            "contender", "client mode", "clients", "GET ok / failed", "POST /pay ok / failed",
+            "uploads ok / failed", "duplicates (POST, upload)", "lost", "handled, client saw an error",
+            "GET handled twice", "websocket sessions ok / broken", "how websocket sessions ended",
+        ]  # fmt: skip
+        print_table("Mixed traffic, by kind; ids checked against the app's records", headers, rows)
+
+
 def details(m: Measurement, limit: int = 40) -> None:
     """Every shipyard failure: which swap, which phase, when relative to the swap's steps."""
     print(f"\nshipyard failures ({m.mode}): swap, phase, request start/end after the swap began, kind")
@@ -529,6 +674,8 @@ def save(measurements: list[Measurement], path: str) -> None:
             "mode": m.mode,
             "requests": m.load.total,
             "failed": m.load.failed,
+            "duplicates": m.mixed.duplicates if m.mixed else None,
+            "lost": m.mixed.lost if m.mixed else None,
             "p50_ms": m.load.percentile(50) * 1000,
             "p99_ms": m.load.percentile(99) * 1000,
             "load_started": m.load.started,
@@ -552,7 +699,7 @@ def stall_experiment(the_lab: Lab, seconds: list[float], concurrency: int) -> No
     """
     rows = []
     for stall in seconds:
-        contender = Shipyard(the_lab)
+        contender = Shipyard(the_lab, TestApp(the_lab.images))
         try:
             contender.setup()
             container = the_lab.docker(
@@ -612,6 +759,19 @@ def main() -> int:
     )
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--save", help="write failures and swap timelines to this JSON file")
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="GETs, POSTs with ids, uploads and websockets on the recording app",
+    )
+    parser.add_argument("--upload-kb", type=int, default=256, help="size of each upload with --mixed")
+    parser.add_argument(
+        "--slow-post",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --mixed, one client's POSTs take S seconds in the app (in flight when a swap stops it)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 shipyard cycles, 1 for each alternative")
     parser.add_argument(
         "--stall", type=float, nargs="+", metavar="S", help="only the app-stall experiment (docker pause S s)"
@@ -633,16 +793,21 @@ def main() -> int:
     started = time.monotonic()
     print(describe_run())
     with lab("load") as the_lab:
+        app = TestApp(the_lab.images, recording=args.mixed)
+        options = MixOptions(upload_bytes=args.upload_kb * 1024, slow_post=args.slow_post)
         print(
-            f"images {the_lab.images.ref('v1')} and :v2; {args.concurrency} clients; modes {', '.join(modes)}"
+            f"images {app.ref('v1')} and {app.ref('v2')}; {args.concurrency} clients; "
+            f"modes {', '.join(modes)}"
         )
         for name in chosen:
-            contender = kinds[name](the_lab)
+            contender = kinds[name](the_lab, app)
             try:
                 contender.setup()
                 cycles = args.cycles if name == "shipyard" else args.alt_cycles
                 for mode in modes:
-                    measurements.append(measure(contender, mode, cycles, args.concurrency, args.settle))
+                    measurements.append(
+                        measure(contender, mode, cycles, args.concurrency, args.settle, options)
+                    )
             finally:
                 contender.teardown()
     report(measurements, args.concurrency)

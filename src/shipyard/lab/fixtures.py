@@ -25,6 +25,7 @@ from shipyard.lab.engine import ensure_default_engine
 from shipyard.lab.ports import free_port
 from shipyard.lab.recording_app import build_recording_image
 from shipyard.lab.registry_server import RegistryServer, start_registry
+from shipyard.lab.server_image import build_server_image
 from shipyard.lab.testapp import Behaviour, build_test_image
 
 VARIANTS: dict[str, tuple[str, Behaviour]] = {
@@ -104,6 +105,21 @@ def _push(client: docker.DockerClient, registry: Registry, images: TestImages, t
         if "error" in event:
             raise RuntimeError(f"push of {images.ref(tag)} failed: {event['error']}")
     images.tags[tag] = images.ref(tag)
+
+
+def push_server_images(
+    docker_url: str, registry: Registry, name: str, versions: tuple[str, ...]
+) -> TestImages:
+    """The lighttpd test image (server_image.py), one tag per version, pushed like push_images."""
+    client = docker.DockerClient(base_url=docker_url)
+    images = TestImages(repository=f"{registry.address}/{name}")
+    try:
+        for version in versions:
+            build_server_image(client, images.ref(version), version)
+            _push(client, registry, images, version)
+    finally:
+        client.close()
+    return images
 
 
 def unique_name(prefix: str) -> str:
