@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from controller_fixtures import ADMIN_TOKEN, Harness, controller_settings, running_controller, wait_for
 from github_payloads import ZERO_SHA, merged_pull_request, ping, push, signed
+from sqlalchemy import create_engine, text
 
 from shipyard.controller.pipeline import job_store
 from shipyard.controller.pipeline.worker import JobWorker
@@ -124,6 +126,33 @@ def test_ignored_events_are_recorded_with_their_reason(harness: Harness) -> None
         assert answer.json()["verdict"] == "ignored" and reason in answer.json()["detail"]
     assert jobs(harness) == []
     assert all(d["verdict"] == "ignored" and d["reason"] for d in deliveries(harness))
+
+
+@pytest.mark.parametrize("controller_db_url", ["postgresql"], indirect=True)  # row locks are PostgreSQL's
+def test_deliveries_that_queue_nothing_never_wait_on_the_hook_lock(
+    harness: Harness, controller_db_url: str
+) -> None:
+    """Only a delivery that ships a commit locks the hook row (for its duplicate checks): a ping or an
+    ignored push is stored and answered while another transaction holds that lock."""
+    add_hook(harness)
+    engine = create_engine(controller_db_url)
+    answers: list[int] = []
+    try:
+        with engine.begin() as holder:
+            holder.execute(text("SELECT id FROM hooks FOR UPDATE"))
+            sender = threading.Thread(
+                target=lambda: answers.extend(
+                    deliver(harness, event, payload).status_code
+                    for event, payload in (("ping", ping()), ("push", push("feature", SHA[2])))
+                ),
+                daemon=True,
+            )
+            sender.start()
+            sender.join(30)  # with the lock still held: a delivery that waited on it is not back yet
+            assert answers == [200, 202]
+    finally:
+        engine.dispose()
+    assert [d["verdict"] for d in deliveries(harness)] == ["ignored", "ping"]
 
 
 def test_bad_signature_is_401_recorded_audited_and_changes_nothing(harness: Harness) -> None:

@@ -60,19 +60,35 @@ class _Reply:
 def _store(
     context: ControllerContext, received: hooks.Received, body: bytes, signature: str | None
 ) -> _Reply:
-    with context.db.transaction() as session:
-        hook = hooks.find_hook(session, received.app, lock=True)  # NotFoundError -> 404
-        if not github.verify_signature(signature, body, hooks.accepted_secrets(hook)):
+    """Verify, classify, store. Most deliveries queue nothing (other branches, tags, pings): they
+    cost one read and one prepared insert, no ORM and no lock on the hook. Only a delivery that
+    ships a commit takes the hook's lock, for the duplicate checks and its job's admission."""
+    with context.db.core_read() as connection:
+        keys = hooks.hook_keys(connection, received.app)  # NotFoundError -> 404
+    if not github.verify_signature(signature, body, keys.secrets):
+        with context.db.transaction() as session:
             hooks.record_rejected(session, received, "bad signature")
-            return _Reply(401, "the X-Hub-Signature-256 signature does not match the hook's secret.")
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            payload = None
-        if not isinstance(payload, dict):
-            hooks.record(session, received, hooks.Outcome(hooks.REJECTED, "the body is not a JSON object"))
-            return _Reply(400, "the body is not a JSON object; send the payload as application/json.")
-        outcome = hooks.handle(session, hook, received, payload, context.now())
+        return _Reply(401, "the X-Hub-Signature-256 signature does not match the hook's secret.")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        payload = None
+    if not isinstance(payload, dict):
+        outcome = hooks.Outcome(hooks.REJECTED, "the body is not a JSON object")
+        with context.db.core_transaction() as connection:
+            hooks.insert_delivery(connection, received, outcome, context.now())
+        return _Reply(400, "the body is not a JSON object; send the payload as application/json.")
+    verdict = github.classify(received.event, payload, keys.pipelines)
+    if verdict.action != github.SHIP:
+        outcome = hooks.Outcome(
+            hooks.PING if verdict.action == github.PING else hooks.IGNORED, verdict.reason
+        )
+        with context.db.core_transaction() as connection:
+            hooks.insert_delivery(connection, received, outcome, context.now())
+    else:
+        with context.db.transaction() as session:
+            hook = hooks.find_hook(session, received.app, lock=True)
+            outcome = hooks.handle(session, hook, received, payload, context.now())
     status = 200 if outcome.verdict == hooks.PING else 202
     return _Reply(status, outcome.reason[: hooks.REASON_LIMIT], outcome.verdict, outcome.job_id)
 
