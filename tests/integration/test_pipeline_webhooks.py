@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from controller_fixtures import ADMIN_TOKEN, Harness, controller_settings, running_controller, wait_for
 from github_payloads import ZERO_SHA, merged_pull_request, ping, push, signed
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from shipyard.controller.pipeline import job_store
@@ -183,6 +184,28 @@ def test_malformed_unknown_and_oversized_requests(harness: Harness) -> None:
     no_delivery = {key: value for key, value in headers.items() if key != "X-GitHub-Delivery"}
     assert harness.http.post("/hooks/github/web", content=body, headers=no_delivery).status_code == 400
     assert jobs(harness) == []
+
+
+def test_webhooks_answered_before_the_router_keep_its_metrics_and_its_other_answers(harness: Harness) -> None:
+    add_hook(harness)
+    assert deliver(harness, "ping", ping()).status_code == 200
+    body, headers = signed(SECRET, "push", push("release", SHA[0]))
+    assert harness.http.post("/hooks/github/nobody", content=body, headers=headers).status_code == 404
+    assert harness.http.get("/hooks/github/web").status_code == 405  # only POST is a delivery
+    assert harness.http.post("/hooks/github/web/extra", content=body, headers=headers).status_code == 404
+    series = set()
+    for family in text_string_to_metric_families(harness.http.get("/metrics").text):
+        if family.name == "shipyard_controller_request_seconds":
+            series |= {
+                (sample.labels["method"], sample.labels["route"], sample.labels["status"])
+                for sample in family.samples
+                if sample.name.endswith("_count") and sample.labels["route"].startswith("/hooks")
+            }
+    assert series == {
+        ("POST", "/hooks/github/{app}", "200"),
+        ("POST", "/hooks/github/{app}", "404"),
+        ("GET", "/hooks/github/{app}", "405"),
+    }
 
 
 def test_rotation_accepts_both_secrets_until_it_ends(harness: Harness) -> None:

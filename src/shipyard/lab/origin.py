@@ -18,6 +18,7 @@ import httpx
 import yaml
 
 from shipyard.controller.pipeline.github import signature_of
+from shipyard.controller.tls import client_ssl_context
 from shipyard.errors import ShipyardError
 from shipyard.lab import control_plane
 from shipyard.lab.state import LabState
@@ -84,14 +85,18 @@ class LabOrigin:
             "X-Hub-Signature-256": signature_of(secret, body),
         }
         return httpx.post(
-            self.hook_url, content=body, headers=headers, verify=str(self.state.ca_file), timeout=30
+            self.hook_url,
+            content=body,
+            headers=headers,
+            verify=client_ssl_context(self.state.ca_file),
+            timeout=30,
         )
 
     def job(self, job_id: int) -> dict[str, Any]:
         answer = httpx.get(
             f"{self.state.controller_url}/api/v1/jobs/{job_id}",
             headers={"Authorization": f"Bearer {control_plane.admin_token(self.state)}"},
-            verify=str(self.state.ca_file),
+            verify=client_ssl_context(self.state.ca_file),
             timeout=30,
         )
         answer.raise_for_status()
