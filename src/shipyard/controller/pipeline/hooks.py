@@ -142,13 +142,13 @@ def record(session: Session, received: Received, outcome: Outcome) -> Delivery:
 
 
 # The hot path's two statements, built once: Core on a plain connection, no ORM unit of work.
-_HOOKS, _APPS, _DELIVERIES = Hook.__table__, App.__table__, Delivery.__table__
+_HOOKS, _APPS = Hook.__table__, App.__table__
 _HOOK_KEYS = (
     select(_HOOKS.c.secret, _HOOKS.c.previous_secret, _HOOKS.c.pipelines)
     .select_from(_HOOKS.join(_APPS, _HOOKS.c.app_id == _APPS.c.id))
     .where(_APPS.c.name == bindparam("app"))
 )
-_INSERT_DELIVERY = insert(_DELIVERIES)
+_INSERT_DELIVERY = insert(Delivery)
 
 
 @dataclass(frozen=True)
