@@ -45,8 +45,12 @@ def shipyard(home: AppHome, *args: str) -> float:
     return seconds
 
 
-def summary(results: list[tuple[str, LoadStats]], timings: dict[str, float]) -> None:
-    table = Table(title="requests during the deploy of v2 and the rollback to v1", title_justify="left")
+def summary(
+    results: list[tuple[str, LoadStats]],
+    timings: dict[str, float],
+    title: str = "requests during the deploy of v2 and the rollback to v1",
+) -> None:
+    table = Table(title=title, title_justify="left")
     for column in ("clients", "sent", "failed", "p50 ms", "p99 ms", "answers"):
         table.add_column(column)
     for name, stats in results:
@@ -128,7 +132,11 @@ def one_click_on_the_lab(work: Path) -> int:
         lab_cli(state, root, "jobs")
         served = {host.name: _version(state, host.address) for host in state.hosts}
         console.print(f"\nevery host serves: {served}")
-        summary([("keep-alive via the edge", load.stats)], {"merge -> live on every host": merge_to_live})
+        summary(
+            [("keep-alive via the edge", load.stats)],
+            {"merge -> live on every host": merge_to_live},
+            "requests through the edge from the merge until every host served it",
+        )
         shipped = job["status"] == "succeeded" and set(served.values()) == {"merged"}
         ok = shipped and load.stats.failed == 0
         console.print(f"[bold]{'shipped with no failed request' if ok else 'the one-click story failed'}[/]")
