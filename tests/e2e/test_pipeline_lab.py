@@ -100,6 +100,8 @@ def test_a_signed_push_ships_to_every_host_and_quick_merges_end_with_the_newest(
         # Two merges in quick succession while the first job runs: the older one never ships.
         older_sha = origin.commit("pipeline-2")
         newer_sha = origin.commit("pipeline-3")
+        forged = origin.deliver("not-the-hook-secret-0123456789", "push", push("release", newer_sha))
+        assert forged.status_code == 401  # and no job: the newer commit's real delivery is accepted below
         older = origin.deliver(SECRET, "pull_request", merged_pull_request("release", older_sha, number=8))
         newer = origin.deliver(SECRET, "pull_request", merged_pull_request("release", newer_sha, number=9))
         assert older.json()["verdict"] == newer.json()["verdict"] == "accepted"

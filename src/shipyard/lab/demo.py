@@ -97,8 +97,8 @@ def one_click_on_the_lab(work: Path) -> int:
     """Commit, merge webhook, build, waves, live: on LAB_HOSTS hosts behind the edge, under load."""
     console.print(f"\n[bold]one click[/]: a {LAB_HOSTS}-host lab, a git origin, a merged pull request")
     root = work / "lab"
-    state = lab_up(root, LAB_HOSTS, subnet=f"127.0.{random.randint(100, 250)}")
     try:
+        state = lab_up(root, LAB_HOSTS, subnet=f"127.0.{random.randint(100, 250)}")
         origin = LabOrigin.create(state, work / "origin")
         console.print(f"origin: {origin.bare}; shipyard.yml in the repository:")
         console.print((origin.work / "shipyard.yml").read_text())
@@ -142,7 +142,8 @@ def one_click_on_the_lab(work: Path) -> int:
         console.print(f"[bold]{'shipped with no failed request' if ok else 'the one-click story failed'}[/]")
         return 0 if ok else 1
     finally:
-        lab_down(root)
+        if (root / "lab.json").exists():  # whatever part of the lab started, even when `lab up` failed
+            lab_down(root)
 
 
 def _version(state: LabState, address: str) -> str:
