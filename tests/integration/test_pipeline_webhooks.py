@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 from controller_fixtures import ADMIN_TOKEN, Harness, controller_settings, running_controller, wait_for
 from github_payloads import ZERO_SHA, merged_pull_request, ping, push, signed
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
 
 from shipyard.controller.pipeline import job_store
 from shipyard.controller.pipeline.worker import JobWorker
@@ -126,6 +129,33 @@ def test_ignored_events_are_recorded_with_their_reason(harness: Harness) -> None
     assert all(d["verdict"] == "ignored" and d["reason"] for d in deliveries(harness))
 
 
+@pytest.mark.parametrize("controller_db_url", ["postgresql"], indirect=True)  # row locks are PostgreSQL's
+def test_deliveries_that_queue_nothing_never_wait_on_the_hook_lock(
+    harness: Harness, controller_db_url: str
+) -> None:
+    """Only a delivery that ships a commit locks the hook row (for its duplicate checks): a ping or an
+    ignored push is stored and answered while another transaction holds that lock."""
+    add_hook(harness)
+    engine = create_engine(controller_db_url)
+    answers: list[int] = []
+    try:
+        with engine.begin() as holder:
+            holder.execute(text("SELECT id FROM hooks FOR UPDATE"))
+            sender = threading.Thread(
+                target=lambda: answers.extend(
+                    deliver(harness, event, payload).status_code
+                    for event, payload in (("ping", ping()), ("push", push("feature", SHA[2])))
+                ),
+                daemon=True,
+            )
+            sender.start()
+            sender.join(30)  # with the lock still held: a delivery that waited on it is not back yet
+            assert answers == [200, 202]
+    finally:
+        engine.dispose()
+    assert [d["verdict"] for d in deliveries(harness)] == ["ignored", "ping"]
+
+
 def test_bad_signature_is_401_recorded_audited_and_changes_nothing(harness: Harness) -> None:
     add_hook(harness)
     answer = deliver(harness, "push", push("release", SHA[0]), secret="not-the-right-secret-value")
@@ -154,6 +184,28 @@ def test_malformed_unknown_and_oversized_requests(harness: Harness) -> None:
     no_delivery = {key: value for key, value in headers.items() if key != "X-GitHub-Delivery"}
     assert harness.http.post("/hooks/github/web", content=body, headers=no_delivery).status_code == 400
     assert jobs(harness) == []
+
+
+def test_webhooks_answered_before_the_router_keep_its_metrics_and_its_other_answers(harness: Harness) -> None:
+    add_hook(harness)
+    assert deliver(harness, "ping", ping()).status_code == 200
+    body, headers = signed(SECRET, "push", push("release", SHA[0]))
+    assert harness.http.post("/hooks/github/nobody", content=body, headers=headers).status_code == 404
+    assert harness.http.get("/hooks/github/web").status_code == 405  # only POST is a delivery
+    assert harness.http.post("/hooks/github/web/extra", content=body, headers=headers).status_code == 404
+    series = set()
+    for family in text_string_to_metric_families(harness.http.get("/metrics").text):
+        if family.name == "shipyard_controller_request_seconds":
+            series |= {
+                (sample.labels["method"], sample.labels["route"], sample.labels["status"])
+                for sample in family.samples
+                if sample.name.endswith("_count") and sample.labels["route"].startswith("/hooks")
+            }
+    assert series == {
+        ("POST", "/hooks/github/{app}", "200"),
+        ("POST", "/hooks/github/{app}", "404"),
+        ("GET", "/hooks/github/{app}", "405"),
+    }
 
 
 def test_rotation_accepts_both_secrets_until_it_ends(harness: Harness) -> None:

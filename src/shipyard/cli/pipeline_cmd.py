@@ -35,7 +35,9 @@ def pipeline_client(spec: AppSpec | None = None) -> PipelineClient:
         raise ConfigError(
             "no controller configured; set SHIPYARD_CONTROLLER or 'controller:' in shipyard.yml."
         )
-    return PipelineClient(url, os.environ.get("SHIPYARD_TOKEN"))
+    # Like the fleet commands: an https controller with a private CA (the lab's) is verified with it.
+    ca_file = os.environ.get("SHIPYARD_CA_FILE")
+    return PipelineClient(url, os.environ.get("SHIPYARD_TOKEN"), ca_file=Path(ca_file) if ca_file else None)
 
 
 def _optional_spec(config: Path) -> AppSpec | None:

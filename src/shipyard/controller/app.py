@@ -158,6 +158,7 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     # Each layer added wraps the ones before: a request meets them from the last to the first.
     app.add_middleware(AuthenticateBeforeBody, context=context)
     app.add_middleware(AgentHotPath, context=context)
+    app.add_middleware(webhooks_api.WebhookHotPath, context=context)
     app.add_middleware(RequestBodyLimit, max_body=settings.max_body)
     app.add_middleware(errors.UnexpectedErrors)
     app.add_middleware(LatencyMiddleware, context=context)  # outermost, so it times everything

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -95,9 +95,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = sessionmaker(
-            self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
-        )
+        self._immediate = self.engine.execution_options(sqlite_immediate=True)
+        self._writer = sessionmaker(self._immediate, expire_on_commit=False)
         # SQLite: one write transaction at a time in this process (reentrant for nested helpers).
         self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
 
@@ -119,6 +118,21 @@ class Database:
     def read(self) -> Iterator[Session]:
         with self._reader() as session, session.begin():
             yield session
+
+    @contextmanager
+    def core_transaction(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection, for hot paths that skip the ORM's unit of work."""
+        if self._write_lock is None:
+            with self._immediate.begin() as connection:
+                yield connection
+            return
+        with self._write_lock, self._immediate.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def core_read(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            yield connection
 
     def migrate(self) -> None:
         from shipyard.controller.migrate import upgrade_to_head

@@ -13,6 +13,7 @@ import yaml
 from shipyard.controller.client import ControllerClient
 from shipyard.controller.tls import client_ssl_context
 from shipyard.files import write_private
+from shipyard.lab.engine import ensure_default_engine
 from shipyard.lab.images import push_lab_images
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
@@ -58,6 +59,19 @@ def release_signing_key(state: LabState) -> Path:
     return key
 
 
+def builder_environment(state: LabState) -> dict[str, str]:
+    """What the controller's job worker needs to build pushed commits: the Docker Engine that built
+    the lab images (BuildKit through the docker CLI), and a home for its secret store (deploy keys).
+    The lab registry takes pushes without a login, so no registry credentials are needed."""
+    home = state.path / "controller"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        "DOCKER_HOST": ensure_default_engine(state.path / "build" / "engine"),
+        "DOCKER_BUILDKIT": "1",
+        "SHIPYARD_HOME": str(home),
+    }
+
+
 def start_controller(state: LabState, lost_after: float = 30.0) -> None:
     """Start (or restart, on the same port and database) the controller, serving https."""
     state.controller_port = state.controller_port or free_port()
@@ -70,7 +84,7 @@ def start_controller(state: LabState, lost_after: float = 30.0) -> None:
         *("--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key)),
         *("--signing-key", str(release_signing_key(state))),
     ]
-    state.controller_pid = shipyard_process(args, controller_log(state))
+    state.controller_pid = shipyard_process(args, controller_log(state), builder_environment(state))
     state.save()
     wait_http(
         f"{state.controller_url}/healthz",

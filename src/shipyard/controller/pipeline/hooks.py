@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from shipyard.controller import audit, catalog
@@ -139,6 +139,50 @@ def record(session: Session, received: Received, outcome: Outcome) -> Delivery:
     )
     session.add(delivery)
     return delivery
+
+
+# The hot path's two statements, built once: Core on a plain connection, no ORM unit of work.
+_HOOKS, _APPS = Hook.__table__, App.__table__
+_HOOK_KEYS = (
+    select(_HOOKS.c.secret, _HOOKS.c.previous_secret, _HOOKS.c.pipelines)
+    .select_from(_HOOKS.join(_APPS, _HOOKS.c.app_id == _APPS.c.id))
+    .where(_APPS.c.name == bindparam("app"))
+)
+_INSERT_DELIVERY = insert(Delivery)
+
+
+@dataclass(frozen=True)
+class HookKeys:
+    """What verifying and classifying a delivery needs of its hook."""
+
+    secrets: list[str]
+    pipelines: list[dict[str, str]]
+
+
+def hook_keys(connection: Connection, app: str) -> HookKeys:
+    row = connection.execute(_HOOK_KEYS, {"app": app}).first()
+    if row is None:
+        raise NotFoundError(f"app {app!r} has no hook; add one with 'shipyard hooks add github --app {app}'.")
+    secret, previous, pipelines = row
+    return HookKeys([secret, *([previous] if previous else [])], list(pipelines or []))
+
+
+def insert_delivery(connection: Connection, received: Received, outcome: Outcome, now: datetime) -> None:
+    """Store a delivery that queues nothing (ping, ignored, malformed) in one prepared insert."""
+    connection.execute(
+        _INSERT_DELIVERY,
+        {
+            "provider": received.provider,
+            "app": received.app,
+            "delivery_id": received.delivery_id,
+            "event": received.event,
+            "verdict": outcome.verdict,
+            "reason": outcome.reason[:REASON_LIMIT],
+            "job_id": outcome.job_id,
+            "source_ip": received.source_ip,
+            "received_at": now,
+        },
+    )
 
 
 def record_rejected(session: Session, received: Received, reason: str) -> None:
