@@ -89,7 +89,7 @@ class BodyTooLarge(Exception):
 
 async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:  # not "²", a digit to isdigit
         raise BodyTooLarge
     chunks, size = [], 0
     async for chunk in request.stream():
