@@ -377,3 +377,99 @@ def test_ssh_repositories_fetch_with_the_deploy_key_from_the_controller_store(
         assert "missing_key" in other["message"] and "shipyard secrets set" in other["message"]
         listed = harness.http.get("/api/v1/hooks", headers=ADMIN).json()
         assert {h["deploy_key_secret"] for h in listed} == {"web_deploy_key", "missing_key"}
+
+
+MAX_ID = 2**63 - 1
+HOOK = {"app": "web", "repository": "file:///srv/git/web.git", "secret": SECRET, "pipelines": PIPELINES}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", f"/api/v1/jobs/{MAX_ID + 1}", None),
+        ("get", f"/api/v1/jobs/{MAX_ID + 1}/events", None),
+        ("post", f"/api/v1/jobs/{MAX_ID + 1}/retry", None),
+        ("post", "/api/v1/jobs/0/cancel", None),
+        ("get", f"/api/v1/jobs/1/log?after={MAX_ID + 1}", None),
+        ("get", "/api/v1/jobs?limit=1e300", None),
+        ("get", "/api/v1/jobs?app=web%00", None),
+        ("get", "/api/v1/jobs?environment=production%0A", None),
+        ("get", "/api/v1/hooks/deliveries?app=web%00", None),
+        ("delete", "/api/v1/hooks/web%0A", None),
+        ("post", "/api/v1/hooks/Web_App/rotate", {}),
+        ("post", "/api/v1/hooks/web/rotate", {"secret": "s" * 16 + "\x00"}),
+        ("post", "/api/v1/hooks", {**HOOK, "repository": "file:///srv/git/web.git\x00"}),
+        ("post", "/api/v1/hooks", {**HOOK, "secret": SECRET + "\x00"}),
+        ("post", "/api/v1/hooks", {**HOOK, "pipelines": [{"branch": "main\x01", "environment": "staging"}]}),
+        ("post", "/api/v1/hooks", {**HOOK, "app": "web\n"}),
+    ],
+)
+def test_pipeline_input_out_of_bounds_is_422_and_changes_nothing(
+    harness: Harness, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    answer = harness.http.request(method, path, json=body, headers=ADMIN)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["kind"] == "ValidationError"
+    assert harness.http.get("/api/v1/hooks", headers=ADMIN).json() == []
+
+
+@pytest.mark.parametrize("last_event_id", [b"\xb2", str(MAX_ID + 1).encode(), b"-1", b"12abc"])
+def test_a_malformed_last_event_id_is_422(harness: Harness, last_event_id: bytes) -> None:
+    add_hook(harness)
+    job_id = deliver(harness, "push", push("release", SHA[0])).json()["job_id"]
+    harness.http.post(f"/api/v1/jobs/{job_id}/cancel", headers=ADMIN)
+    headers = {**ADMIN, "Last-Event-ID": last_event_id}
+    answer = harness.http.get(f"/api/v1/jobs/{job_id}/events", headers=headers)  # type: ignore[arg-type]
+    assert answer.status_code == 422, answer.text
+    assert "Last-Event-ID" in answer.json()["detail"]
+
+
+def test_the_largest_job_id_is_answered_404(harness: Harness) -> None:
+    for path in (f"/api/v1/jobs/{MAX_ID}", f"/api/v1/jobs/{MAX_ID}/log", f"/api/v1/jobs/{MAX_ID}/events"):
+        answer = harness.http.get(path, headers=ADMIN)
+        assert answer.status_code == 404, answer.text
+    assert harness.http.post(f"/api/v1/jobs/{MAX_ID}/retry", headers=ADMIN).status_code == 404
+
+
+def test_the_webhook_refusals_carry_the_error_body(harness: Harness) -> None:
+    add_hook(harness)
+    body, headers = signed(SECRET, "push", push("release", SHA[0]))
+    unsigned = {key: value for key, value in headers.items() if key != "X-Hub-Signature-256"}
+    no_event = {key: value for key, value in headers.items() if key != "X-GitHub-Event"}
+    too_big, big_headers = signed(SECRET, "push", b"{" + b" " * (25 * 1024 * 1024) + b"}")
+    refusals = [
+        ("/hooks/github/web", body, unsigned, 401, "UnauthorizedError"),
+        ("/hooks/github/nobody", body, headers, 404, "NotFoundError"),
+        ("/hooks/github/web%0A", body, headers, 404, "NotFoundError"),
+        ("/hooks/github/web", body, no_event, 400, "BadRequestError"),
+        ("/hooks/github/web", too_big, big_headers, 413, "PayloadTooLargeError"),
+    ]
+    for path, content, sent_headers, status, kind in refusals:
+        answer = harness.http.post(path, content=content, headers=sent_headers)
+        assert (answer.status_code, answer.json()["kind"]) == (status, kind), (path, answer.text)
+        assert answer.json()["detail"].endswith(".")
+    assert jobs(harness) == []
+
+
+def test_control_characters_quoted_from_a_signed_payload_are_not_stored(harness: Harness) -> None:
+    """A ref is quoted in the delivery's reason; PostgreSQL cannot store NUL (it answered 500)."""
+    add_hook(harness)
+    payload = {**push("release", SHA[0]), "ref": "refs/tags/v1\x00\n"}
+    answer = deliver(harness, "push", payload)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["verdict"] == "ignored"
+    assert answer.json()["detail"] == "push to refs/tags/v1\ufffd\ufffd, not to a branch"
+    assert [d["reason"] for d in deliveries(harness)] == [answer.json()["detail"]]
+
+
+def test_the_event_stream_and_the_webhook_are_documented_as_they_answer(harness: Harness) -> None:
+    paths = harness.http.get("/openapi.json").json()["paths"]
+    stream = paths["/api/v1/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"]
+    assert list(stream) == ["text/event-stream"]
+    events = stream["text/event-stream"]["itemSchema"]["oneOf"]
+    assert [event["properties"]["event"]["const"] for event in events] == ["log", "end"]
+    webhook = paths["/hooks/github/{app}"]["post"]
+    assert webhook["requestBody"]["content"]["application/json"]["schema"] == {"type": "object"}
+    headers = {p["name"] for p in webhook["parameters"] if p["in"] == "header"}
+    assert headers == {"X-GitHub-Delivery", "X-GitHub-Event", "X-Hub-Signature-256"}
+    assert set(webhook["responses"]) == {"200", "202", "400", "401", "404", "413", "503"}

@@ -7,11 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shipyard.controller.api.deps import Admin, Context, Viewer
+from shipyard.controller.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.pipeline import hooks
 from shipyard.controller.pipeline.models import Delivery, Hook
-from shipyard.controller.schemas.pipeline import DeliveryOut, HookCreate, HookOut, HookRotate
+from shipyard.controller.schemas.common import NameQuery
+from shipyard.controller.schemas.pipeline import (
+    DeliveryOut,
+    HookAppInPath,
+    HookCreate,
+    HookOut,
+    HookRotate,
+)
 
-router = APIRouter(prefix="/hooks", tags=["pipeline"])
+router = APIRouter(prefix="/hooks", tags=["pipeline"], responses=API_TOKEN)
 
 
 def hook_out(hook: Hook) -> HookOut:
@@ -40,7 +48,12 @@ def list_hooks(_caller: Admin, context: Context) -> list[HookOut]:
         return [hook_out(hook) for hook in hooks.list_hooks(session)]
 
 
-@router.post("", status_code=201, summary="Register an app's webhook (admin)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Register an app's webhook (admin)",
+    responses={**BODY, **errors(409)},
+)
 def add_hook(body: HookCreate, caller: Admin, context: Context) -> HookOut:
     with context.db.transaction() as session:
         hook = hooks.add_hook(
@@ -57,25 +70,34 @@ def add_hook(body: HookCreate, caller: Admin, context: Context) -> HookOut:
         return hook_out(hook)
 
 
-@router.get("/deliveries", summary="Webhook deliveries received, newest first (viewer)")
+@router.get("/deliveries", summary="Webhook deliveries received, newest first (viewer)", responses=PARAMS)
 def list_deliveries(
     _caller: Viewer,
     context: Context,
-    app: str | None = None,
+    app: NameQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[DeliveryOut]:
     with context.db.read() as session:
         return [delivery_out(d) for d in hooks.deliveries(session, app=app, limit=limit)]
 
 
-@router.delete("/{app}", status_code=204, summary="Remove an app's hook (admin)")
-def remove_hook(app: str, caller: Admin, context: Context) -> None:
+@router.delete(
+    "/{app}",
+    status_code=204,
+    summary="Remove an app's hook (admin)",
+    responses={**PARAMS, **errors(404)},
+)
+def remove_hook(app: HookAppInPath, caller: Admin, context: Context) -> None:
     with context.db.transaction() as session:
         hooks.remove_hook(session, app, actor=caller.name, source_ip=caller.source_ip)
 
 
-@router.post("/{app}/rotate", summary="Start (new secret) or end (no secret) a secret rotation (admin)")
-def rotate(app: str, body: HookRotate, caller: Admin, context: Context) -> HookOut:
+@router.post(
+    "/{app}/rotate",
+    summary="Start (new secret) or end (no secret) a secret rotation (admin)",
+    responses={**PARAMS, **BODY, **errors(404, 409)},
+)
+def rotate(app: HookAppInPath, body: HookRotate, caller: Admin, context: Context) -> HookOut:
     with context.db.transaction() as session:
         hook = hooks.rotate_secret(
             session, app, secret=body.secret, now=context.now(), actor=caller.name, source_ip=caller.source_ip

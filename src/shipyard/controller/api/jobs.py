@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from shipyard.controller.api.deps import Context, Deployer, Viewer
+from shipyard.controller.api.deps import Context, Deployer, ResourceId, Viewer
+from shipyard.controller.api.responses import API_TOKEN, PARAMS, errors
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.pipeline import engine, job_store
 from shipyard.controller.pipeline.models import Job, JobLogLine
+from shipyard.controller.schemas.common import MAX_ID, NameQuery
 from shipyard.controller.schemas.pipeline import JobOut, LogLineOut
 
-router = APIRouter(prefix="/jobs", tags=["pipeline"])
+router = APIRouter(prefix="/jobs", tags=["pipeline"], responses=API_TOKEN)
 FOLLOW_POLL_S = 0.5
+# A job's answers: the job may not exist (404); cancel and retry also depend on its state (409).
+ONE_JOB = {**PARAMS, **errors(404)}
+CHANGE = {**PARAMS, **errors(404, 409)}
 
 
 def job_out(job: Job) -> JobOut:
@@ -48,12 +54,12 @@ def line_out(line: JobLogLine) -> LogLineOut:
     return LogLineOut(id=line.id, step=line.step, line=line.line, at=line.at)
 
 
-@router.get("", summary="Jobs, newest first (viewer)")
+@router.get("", summary="Jobs, newest first (viewer)", responses=PARAMS)
 def list_jobs(
     _caller: Viewer,
     context: Context,
-    app: str | None = None,
-    environment: str | None = None,
+    app: NameQuery = None,
+    environment: NameQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[JobOut]:
     with context.db.read() as session:
@@ -63,18 +69,18 @@ def list_jobs(
         ]
 
 
-@router.get("/{job_id}", summary="One job with its step timings (viewer)")
-def get_job(job_id: int, _caller: Viewer, context: Context) -> JobOut:
+@router.get("/{job_id}", summary="One job with its step timings (viewer)", responses=ONE_JOB)
+def get_job(job_id: ResourceId, _caller: Viewer, context: Context) -> JobOut:
     with context.db.read() as session:
         return job_out(job_store.find_job(session, job_id))
 
 
-@router.get("/{job_id}/log", summary="A job's log lines after a line id (viewer)")
+@router.get("/{job_id}/log", summary="A job's log lines after a line id (viewer)", responses=ONE_JOB)
 def get_log(
-    job_id: int,
+    job_id: ResourceId,
     _caller: Viewer,
     context: Context,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[LogLineOut]:
     with context.db.read() as session:
@@ -88,17 +94,59 @@ def _news(context: ControllerContext, job_id: int, after: int) -> tuple[list[Log
         return lines, job_out(job_store.find_job(session, job_id))
 
 
-@router.get("/{job_id}/events", summary="The job's log live, as server-sent events (viewer)")
+def _event(name: str, model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI schema of one server-sent event `name` whose data is `model` as JSON."""
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": f"#/components/schemas/{model.__name__}"},
+            },
+        },
+    }
+
+
+EVENTS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`log` events (id: the line id), then one `end` event with the finished job; "
+        "the stream stays open while the job is queued or running",
+        "content": {
+            "text/event-stream": {"itemSchema": {"oneOf": [_event("log", LogLineOut), _event("end", JobOut)]}}
+        },
+    }
+}
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="The job's log live, as server-sent events (viewer)",
+    # The plain Response class: the document then shows the event stream declared here, not JSON.
+    response_class=Response,
+    responses={**EVENTS, **ONE_JOB},
+)
 async def follow(
-    job_id: int,
+    job_id: ResourceId,
     request: Request,
     _caller: Viewer,
     context: Context,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        int | None,
+        Header(
+            alias="Last-Event-ID",
+            ge=0,
+            le=MAX_ID,
+            description="the id of the last event received: the stream resumes after it",
+        ),
+    ] = None,
 ) -> EventSourceResponse:
     """`log` events (id = line id, resumable with Last-Event-ID), then one `end` event with the job."""
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    await run_in_threadpool(_news, context, job_id, 0)  # 404 before the stream starts
+    after = last_event_id or 0
+    await run_in_threadpool(_news, context, job_id, after)  # 404 before the stream starts
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         cursor = after
@@ -117,9 +165,11 @@ async def follow(
 
 
 @router.post(
-    "/{job_id}/cancel", summary="Cancel a queued job, or stop a running one at its next step (deployer)"
+    "/{job_id}/cancel",
+    summary="Cancel a queued job, or stop a running one at its next step (deployer)",
+    responses=CHANGE,
 )
-def cancel(job_id: int, caller: Deployer, context: Context) -> JobOut:
+def cancel(job_id: ResourceId, caller: Deployer, context: Context) -> JobOut:
     with context.db.transaction() as session:
         return job_out(
             job_store.cancel(
@@ -128,8 +178,13 @@ def cancel(job_id: int, caller: Deployer, context: Context) -> JobOut:
         )
 
 
-@router.post("/{job_id}/retry", status_code=201, summary="Queue a finished job's commit again (deployer)")
-def retry(job_id: int, caller: Deployer, request: Request, context: Context) -> JobOut:
+@router.post(
+    "/{job_id}/retry",
+    status_code=201,
+    summary="Queue a finished job's commit again (deployer)",
+    responses=CHANGE,
+)
+def retry(job_id: ResourceId, caller: Deployer, request: Request, context: Context) -> JobOut:
     with context.db.transaction() as session:
         again = job_store.retry(
             session, job_id, actor=caller.name, source_ip=caller.source_ip, now=context.now()

@@ -18,16 +18,70 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.controller.api.deps import source_ip
-from shipyard.controller.api.errors import answer_for
+from shipyard.controller.api.errors import KIND_BY_STATUS, answer_for
+from shipyard.controller.api.responses import errors
 from shipyard.controller.context import ControllerContext
+from shipyard.controller.errors import UnauthorizedError
 from shipyard.controller.pipeline import github, hooks
+from shipyard.controller.schemas.pipeline import HOOK_APP_PATTERN, DeliveryAnswer
 from shipyard.controller.settings import body_limit_for
+from shipyard.errors import NotFoundError
 
 router = APIRouter(tags=["webhooks"])
 
 DEFAULT_LIMIT = 1024 * 1024
-HEADER_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+HEADER_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+SIGNATURE_PATTERN = r"^sha256=[0-9a-f]{64}$"
+# Matched whole: pydantic's `$` is the end of the text, Python's also allows a trailing newline.
+HEADER_VALUE = re.compile(HEADER_PATTERN.strip("^$"))
+APP_NAME = re.compile(HOOK_APP_PATTERN.strip("^$"))
+KIND_BY_STATUS_HERE = {400: "BadRequestError", 404: NotFoundError.__name__, 401: UnauthorizedError.__name__}
+
+
+def _header(name: str, pattern: str, description: str) -> dict[str, Any]:
+    schema = {"type": "string", "pattern": pattern}
+    return {"name": name, "in": "header", "required": True, "schema": schema, "description": description}
+
+
+# The body is read as bytes and verified before anything parses it, and the route checks the app and
+# headers itself (a refusal is 400 or 404, never FastAPI's 422): so FastAPI declares none of them, and
+# the document describes them here for clients and contract tests.
+OPENAPI_EXTRA: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "app",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": HOOK_APP_PATTERN},
+            "description": "the app whose hook receives the delivery (another name is answered 404)",
+        },
+        _header("X-GitHub-Delivery", HEADER_PATTERN, "the delivery's id (GitHub's GUID)"),
+        _header("X-GitHub-Event", HEADER_PATTERN, "the event: push, pull_request, ping, ..."),
+        _header(
+            "X-Hub-Signature-256",
+            SIGNATURE_PATTERN,
+            "HMAC-SHA256 of the raw body under the hook's secret, as GitHub computes it",
+        ),
+    ],
+    "requestBody": {
+        "required": True,
+        "description": "GitHub's payload as sent (content type application/json); its signature is "
+        "checked on these exact bytes before they are parsed",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": DeliveryAnswer, "description": "a ping: the hook is set up"},
+    202: {"model": DeliveryAnswer, "description": "the delivery is stored (and its job queued, if any)"},
+    **errors(400, 401, 404, 413, 503),
+}
+RESPONSES[400] = {
+    **RESPONSES[400],
+    "description": "X-GitHub-Delivery or X-GitHub-Event is missing or malformed, "
+    "or the signed body is not a JSON object",
+}
+RESPONSES[401] = {**RESPONSES[401], "description": "X-Hub-Signature-256 is missing or does not match"}
+RESPONSES[404] = {**RESPONSES[404], "description": "no hook is registered for the app"}
 
 
 class BodyTooLarge(Exception):
@@ -36,7 +90,7 @@ class BodyTooLarge(Exception):
 
 async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:  # not "²", a digit to isdigit
         raise BodyTooLarge
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -48,6 +102,9 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 
 def _answer(status: int, detail: str, **extra: Any) -> JSONResponse:
+    """An answer with the error body's `kind` on a refusal (status 400 and up)."""
+    if status >= 400:
+        extra["kind"] = KIND_BY_STATUS_HERE.get(status) or KIND_BY_STATUS.get(status, "HTTPError")
     return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
@@ -92,13 +149,21 @@ def _store(
             hook = hooks.find_hook(session, received.app, lock=True)
             outcome = hooks.handle(session, hook, received, payload, context.now())
     status = 200 if outcome.verdict == hooks.PING else 202
-    return _Reply(status, outcome.reason[: hooks.REASON_LIMIT], outcome.verdict, outcome.job_id)
+    return _Reply(status, hooks.printable_reason(outcome.reason), outcome.verdict, outcome.job_id)
 
 
-@router.post("/hooks/github/{app}", summary="GitHub webhook (signed with the hook's secret)")
-async def github_hook(app: str, request: Request) -> JSONResponse:
+@router.post(
+    "/hooks/github/{app}",
+    status_code=202,
+    summary="GitHub webhook (signed with the hook's secret)",
+    response_model=DeliveryAnswer,
+    responses=RESPONSES,
+    openapi_extra=OPENAPI_EXTRA,
+)
+async def github_hook(request: Request) -> JSONResponse:
     context: ControllerContext = request.app.state.context
-    if not APP_NAME.match(app):
+    app: str = request.path_params["app"]
+    if not APP_NAME.fullmatch(app):
         return _answer(404, f"no hook is registered at {request.url.path}.")
     try:
         body = await read_limited(request, body_limit_for(request.url.path, DEFAULT_LIMIT))
@@ -107,7 +172,7 @@ async def github_hook(app: str, request: Request) -> JSONResponse:
         return _answer(413, f"the payload is larger than {limit} MiB; GitHub never sends more.")
     delivery_id = request.headers.get("x-github-delivery", "")
     event = request.headers.get("x-github-event", "")
-    if not HEADER_VALUE.match(delivery_id) or not HEADER_VALUE.match(event):
+    if not HEADER_VALUE.fullmatch(delivery_id) or not HEADER_VALUE.fullmatch(event):
         return _answer(
             400, "X-GitHub-Delivery and X-GitHub-Event headers are required (as GitHub sends them)."
         )

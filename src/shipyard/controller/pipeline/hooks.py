@@ -7,6 +7,7 @@ race past the duplicate checks.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,13 @@ from shipyard.errors import ConfigError, NotFoundError
 ACCEPTED, IGNORED, DUPLICATE, REJECTED, PING = "accepted", "ignored", "duplicate", "rejected", "ping"
 MIN_SECRET_LENGTH = 16
 REASON_LIMIT = 500  # a reason may quote the payload (a ref name); stored and echoed bounded
+# A quoted ref may hold any character; a control character (NUL above all) is never stored or echoed.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable_reason(reason: str) -> str:
+    """The reason as stored and answered: one line of at most REASON_LIMIT characters."""
+    return CONTROL.sub("\ufffd", reason)[:REASON_LIMIT]
 
 
 def check_secret(secret: str) -> str:
@@ -133,7 +141,7 @@ def record(session: Session, received: Received, outcome: Outcome) -> Delivery:
         delivery_id=received.delivery_id,
         event=received.event,
         verdict=outcome.verdict,
-        reason=outcome.reason[:REASON_LIMIT],
+        reason=printable_reason(outcome.reason),
         job_id=outcome.job_id,
         source_ip=received.source_ip,
     )

@@ -5,22 +5,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, Field
 
-from shipyard.controller.schemas.common import Body, Name
+from shipyard.controller.schemas.common import LINE_PATTERN, Body, Line, Name
 
-Secret = Annotated[str, Field(min_length=16, max_length=512, description="the webhook secret")]
+# A hooked app's name is also a path segment of its payload URL (/hooks/github/{app}).
+HOOK_APP_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+HookApp = Annotated[str, Field(min_length=1, max_length=40, pattern=HOOK_APP_PATTERN)]
+HookAppInPath = Annotated[str, Path(min_length=1, max_length=40, pattern=HOOK_APP_PATTERN)]
+Secret = Annotated[
+    str, Field(min_length=16, max_length=512, pattern=LINE_PATTERN, description="the webhook secret")
+]
+# What git accepts in a branch name: no whitespace or control character, none of ~ ^ : ? * [ and backslash.
+BRANCH_PATTERN = r"^[^\s\x00-\x1f\x7f~^:?*\[\\]+$"
 
 
 class PipelineIn(Body):
-    branch: str = Field(min_length=1, max_length=255, pattern=r"^[^\s~^:?*\[\\]+$")
+    branch: str = Field(min_length=1, max_length=255, pattern=BRANCH_PATTERN)
     environment: Name
 
 
 class HookCreate(Body):
     provider: Literal["github"] = "github"
-    app: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
-    repository: str = Field(min_length=1, max_length=1024, description="git URL: ssh, https:// or file://")
+    app: HookApp
+    repository: Line = Field(min_length=1, max_length=1024, description="git URL: ssh, https:// or file://")
     secret: Secret
     pipelines: list[PipelineIn] = Field(min_length=1, max_length=50)
     deploy_key_secret: str | None = Field(
@@ -59,6 +68,14 @@ class DeliveryOut(BaseModel):
     job_id: int | None
     source_ip: str | None
     received_at: datetime
+
+
+class DeliveryAnswer(BaseModel):
+    """The webhook's answer to a verified delivery, stored before it is sent."""
+
+    detail: str = Field(description="why the delivery was accepted, ignored or taken as a duplicate")
+    verdict: Literal["accepted", "ignored", "duplicate", "ping"]
+    job_id: int | None = Field(description="the job the delivery queued (or its duplicate's)")
 
 
 class JobOut(BaseModel):
