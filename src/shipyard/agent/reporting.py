@@ -38,6 +38,7 @@ def app_report(
         health=health_of(local),
         outcome=outcome,
         message=message[:MAX_MESSAGE],
+        counters=local.counters,
     )
 
 

@@ -1,0 +1,32 @@
+"""Dashboard sign-in sessions, kept server-side: the cookie holds a random id, never a token.
+
+Revision ID: 0004
+Revises: 0002
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "ui_sessions",
+        sa.Column("id_hash", sa.String(length=64), primary_key=True),
+        sa.Column(
+            "token_id", sa.Integer(), sa.ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column("csrf_token", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False, index=True),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("ui_sessions")
