@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shipyard.controller import tokens
+from shipyard.controller import tokens, ui
 from shipyard.controller.agent_auth import AgentTokenCache
 from shipyard.controller.api import admin, agent, deployments, errors, fleet, ops, releases
 from shipyard.controller.api.hot_path import AgentHotPath
@@ -161,4 +161,5 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     for module in (fleet, releases, deployments, admin, agent):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    ui.install(app)
     return app

@@ -12,12 +12,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, ForeignKey, String, delete, select
+from sqlalchemy import ForeignKey, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from shipyard.controller.models import ApiToken, Base
-from shipyard.controller.tokens import AGENT_PREFIX, find_api_token
 from shipyard.controller.errors import UnauthorizedError
+from shipyard.controller.models import ApiToken, Base
+from shipyard.controller.tokens import AGENT_PREFIX, ROLE_RANK, find_api_token
 
 SESSION_LIFETIME = timedelta(hours=8)
 COOKIE_NAME = "shipyard_session"
@@ -29,7 +29,7 @@ class UiSession(Base):
     token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column()
-    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,6 @@ class SignedIn:
     csrf_token: str
 
     def may(self, role: str) -> bool:
-        from shipyard.controller.tokens import ROLE_RANK
-
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
 
