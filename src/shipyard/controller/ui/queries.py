@@ -32,6 +32,7 @@ from shipyard.errors import NotFoundError
 LABEL_REVISION = "org.opencontainers.image.revision"
 LABEL_MESSAGE = "org.opencontainers.image.description"
 HISTORY_SHOWN = 30
+RELEASES_OFFERED = 20
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,8 @@ class EnvironmentPage:
     environment: str
     live: ReleaseSummary | None
     history: list[Deployment]
-    releases: list[ReleaseSummary]  # earlier succeeded releases, newest first: candidates to deploy again
+    # The app's recent releases but the live one, newest first, each with: has it succeeded here before?
+    releases: list[tuple[ReleaseSummary, bool]]
     lock: Lock | None
     active: Deployment | None
     timeline: list[Deployment] = field(default_factory=list)
@@ -199,13 +201,24 @@ def environment_page(session: Session, app_name: str, env_name: str) -> Environm
         ).all()
     )
     live, _previous = live_and_previous(session, app.id, env.id)
-    seen: set[int] = set()
-    releases: list[ReleaseSummary] = []
-    for deployment in _succeeded(session, app.id, env.id, 200):
-        if deployment.release_id in seen or (live is not None and deployment.release_id == live.release_id):
-            continue
-        seen.add(deployment.release_id)
-        releases.append(summarize(deployment.release, by=deployment.created_by, at=deployment.finished_at))
+    succeeded_here = {
+        release_id
+        for release_id in session.scalars(
+            select(Deployment.release_id).where(
+                Deployment.app_id == app.id,
+                Deployment.environment_id == env.id,
+                Deployment.status == SUCCEEDED,
+            )
+        )
+    }
+    recent = session.scalars(
+        select(Release).where(Release.app_id == app.id).order_by(Release.id.desc()).limit(RELEASES_OFFERED)
+    ).all()
+    releases = [
+        (summarize(release), release.id in succeeded_here)
+        for release in recent
+        if live is None or release.id != live.release_id
+    ]
     active = session.scalar(
         select(Deployment).where(
             Deployment.app_id == app.id, Deployment.environment_id == env.id, Deployment.status.in_(ACTIVE)
@@ -216,7 +229,7 @@ def environment_page(session: Session, app_name: str, env_name: str) -> Environm
         environment=env.name,
         live=summarize(live.release, by=live.created_by, at=live.finished_at) if live else None,
         history=history,
-        releases=releases[:20],
+        releases=releases,
         lock=locks.lock_for(session, app.id, env.id),
         active=active,
         timeline=list(reversed(history)),
