@@ -62,7 +62,8 @@ def waves(deployment: Deployment) -> Markup:
     by_wave: dict[int, list[tuple[str, str, str]]] = {}
     for row in sorted(deployment.hosts, key=lambda row: (row.wave, row.host.name)):
         by_wave.setdefault(row.wave, []).append((row.host.name, row.outcome, row.step))
-    count = max(deployment.total_waves, max(by_wave, default=-1) + 1, 1)
+    # Waves are numbered from 1; 0 means none has started yet.
+    count = max(deployment.total_waves, max(by_wave, default=0), 1)
     cell, gap = 16, 4
     column = cell + 3 * gap
     tallest = max((len(hosts) for hosts in by_wave.values()), default=1)
@@ -72,14 +73,14 @@ def waves(deployment: Deployment) -> Markup:
         f'<svg class="waves" role="img" aria-label="waves" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
     ]
-    for wave in range(count):
-        x = wave * column + gap
+    for wave in range(1, count + 1):
+        x = (wave - 1) * column + gap
         if wave == deployment.current_wave and deployment.status in ("running", "paused"):
             parts.append(
                 f'<rect x="{x - 3}" y="1" width="{cell + 6}" height="{height - 2}" fill="none" '
                 f'stroke="#1565c0" stroke-width="2" rx="3"/>'
             )
-        parts.append(f'<text x="{x}" y="{height - 4}" font-size="10">w{wave + 1}</text>')
+        parts.append(f'<text x="{x}" y="{height - 4}" font-size="10">w{wave}</text>')
         hosts = by_wave.get(wave, [])
         for index, (host, outcome, step) in enumerate(hosts[:rows_shown]):
             y = index * (cell + gap) + 4
