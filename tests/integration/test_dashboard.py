@@ -128,7 +128,7 @@ def test_overview_environment_and_hosts_show_the_fleet(controller_harness: Harne
     sign_in(harness.http, ADMIN_TOKEN)
     overview = harness.http.get("/ui").text
     assert f"r{second}" in overview and "abc1234def" in overview and "hosts converged 2/2" in overview
-    assert f"previous: r{first}" in overview and "locked by bootstrap-admin: release freeze" in overview
+    assert f"previous: r{first}" in overview and "Locked by bootstrap-admin: release freeze" in overview
     environment = harness.http.get("/ui/environments/web/production").text
     assert f'<option value="{first}">' in environment and 'class="timeline"' in environment
     assert environment.count('data-status="succeeded"') == 2
