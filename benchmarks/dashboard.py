@@ -1,15 +1,15 @@
 """The dashboard at fleet size: page render times and what 50 live dashboards cost the controller.
 
 A database is filled with 1,000 hosts (800 production, 200 staging), 3 apps, 600 releases, 10,000
-deployments (the last 60 with their per-host rows, as the deployment page reads them), 10,000 audit
-entries and one deployment running across the 800 production hosts in 8 waves. A `shipyard controller`
-process serves it over http on 127.0.0.1.
+finished deployments (the last 60 with their per-host rows, as the deployment page reads them) and
+10,000 audit entries. A `shipyard controller` process serves it over http on 127.0.0.1.
 
 1. Render times: each page requested 30 times in a row by one signed-in client (after 3 warm-ups);
    the time to the whole answer.
-2. Live dashboards: the running deployment changes every second (pause, then resume, through the API)
-   for 30 s, once with no dashboard open and once with 50 dashboards following it over Server-Sent
-   Events; the controller's CPU (from /proc) in both, and the difference is what the dashboards cost.
+2. Live dashboards: a deployment to the 800 production hosts (8 waves) runs while this script plays
+   their agents (20 reports a second, host after host of the running wave), for 30 s: once with no
+   dashboard open (app web) and once with 50 dashboards following it over Server-Sent Events (app api);
+   the controller's CPU (from /proc) in both, and the difference is what the dashboards cost.
 
 Usage: .venv/bin/python benchmarks/dashboard.py [--db sqlite postgres] [--seconds 30] [--dashboards 50]
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import re
 import secrets
 import shutil
@@ -43,6 +44,7 @@ from shipyard.controller.models import (
     HostApp,
     Release,
 )
+from shipyard.controller.tokens import AGENT_PREFIX, new_token
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
 
@@ -51,6 +53,7 @@ APPS = ["web", "api", "worker"]
 RELEASES_PER_APP = 200
 DEPLOYMENTS = 10_000
 WITH_HOST_ROWS = 60
+REPORTS_PER_TICK, TICK_S = 10, 0.5
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -59,7 +62,7 @@ def spec_of(app: str, number: int) -> dict[str, Any]:
         "app": app,
         "image": f"registry.example:5000/{app}",
         "port": 3000,
-        "rollout": {"max_parallel": "100", "max_failed": 0, "monitor": 30, "auto_rollback": True},
+        "rollout": {"max_parallel": "100", "max_failed": 0, "monitor": 0.2, "auto_rollback": True},
         "deploy": {"standby": 0},
         "labels": {
             "org.opencontainers.image.revision": secrets.token_hex(20),
@@ -68,8 +71,9 @@ def spec_of(app: str, number: int) -> dict[str, Any]:
     }
 
 
-def fill(url: str) -> int:
-    """Fill the database; returns the id of the running deployment."""
+def fill(url: str) -> dict[str, str]:
+    """Fill the database; returns each host's agent token, by host name."""
+    tokens: dict[str, str] = {}
     db = Database(url)
     db.migrate()
     now = datetime.now(UTC)
@@ -98,7 +102,9 @@ def fill(url: str) -> int:
                         "status": status,
                         "last_seen": now,
                         "agent_version": "0.1.0",
-                        "token_hash": secrets.token_hex(32),
+                        "token_hash": hashlib.sha256(
+                            tokens.setdefault(f"{group}-{index:04d}", new_token(AGENT_PREFIX)).encode()
+                        ).hexdigest(),
                         "registered_at": now,
                     }
                 )
@@ -168,36 +174,6 @@ def fill(url: str) -> int:
                             "message": "",
                         }
                     )
-        running = DEPLOYMENTS + 1
-        web_release = RELEASES_PER_APP  # the newest release of web
-        deployments.append(
-            {
-                **deployments[-1],
-                "id": running,
-                "release_id": web_release,
-                "app_id": 1,
-                "environment_id": 1,
-                "status": "running",
-                "current_wave": 4,
-                "monitor": 3600.0,
-                "created_at": now,
-                "started_at": now,
-                "finished_at": None,
-            }
-        )
-        for index, host in enumerate(env_hosts[1]):
-            wave = 1 + index * 8 // len(env_hosts[1])
-            outcome = "succeeded" if wave < 4 else "in_progress" if wave == 4 else "waiting"
-            host_rows.append(
-                {
-                    "deployment_id": running,
-                    "host_id": host,
-                    "wave": wave,
-                    "outcome": outcome,
-                    "step": "done" if wave < 4 else "health" if wave == 4 else "",
-                    "message": "",
-                }
-            )
         session.execute(insert(Deployment), deployments)
         session.execute(insert(DeploymentHost), host_rows)
         session.execute(insert(AuditEntry), audit)
@@ -220,7 +196,7 @@ def fill(url: str) -> int:
             ],
         )
     db.dispose()
-    return running
+    return tokens
 
 
 def signed_in(url: str, token: str) -> httpx.Client:
@@ -265,46 +241,90 @@ async def follow(url: str, cookies: httpx.Cookies, path: str, stop: asyncio.Even
                 return
 
 
-async def changes(url: str, token: str, deployment: int, seconds: float) -> int:
-    """Pause and resume the deployment, one change a second; returns how many changes were made."""
-    made = 0
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+async def play_agents(url: str, admin_token: str, tokens: dict[str, str], app: str, seconds: float) -> int:
+    """Deploy the app's newest release to production and report for its hosts, wave after wave."""
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    release = RELEASES_PER_APP * (APPS.index(app) + 1)
+    sent = 0
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        created = await client.post(
+            "/api/v1/deployments", json={"release_id": release, "environment": "production"}, headers=admin
+        )
+        assert created.status_code == 201, created.text
+        deployment = created.json()["id"]
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            change = "pause" if made % 2 == 0 else "resume"
-            answer = await client.post(f"/api/v1/deployments/{deployment}/{change}")
-            assert answer.status_code == 200, answer.text
-            made += 1
-            await asyncio.sleep(1.0)
-    return made
+            found = (await client.get(f"/api/v1/deployments/{deployment}", headers=admin)).json()
+            if found["status"] != "running":
+                break
+            waiting = [
+                row["host"]
+                for row in found["hosts"]
+                if row["wave"] == found["current_wave"] and row["outcome"] not in ("succeeded", "failed")
+            ]
+            for host in waiting[:REPORTS_PER_TICK]:
+                report = {
+                    "app": app,
+                    "step": "done",
+                    "active_release": release,
+                    "release": release,
+                    "health": "healthy",
+                    "outcome": "succeeded",
+                }
+                answer = await client.post(
+                    "/api/v1/agent/report",
+                    json={"apps": [report]},
+                    headers={"Authorization": f"Bearer {tokens[host]}"},
+                )
+                assert answer.status_code == 200, answer.text
+                sent += 1
+            await asyncio.sleep(TICK_S)
+    return sent
+
+
+async def first_running(url: str, admin_token: str, app: str) -> int:
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for _ in range(100):
+            found = (await client.get(f"/api/v1/deployments?app={app}&status=running", headers=admin)).json()
+            if found:
+                return int(found[0]["id"])
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"no running deployment of {app}")
 
 
 async def live_cost(
-    url: str, token: str, cookies: httpx.Cookies, deployment: int, dashboards: int, seconds: float, pid: int
+    url: str,
+    token: str,
+    tokens: dict[str, str],
+    cookies: httpx.Cookies,
+    app: str,
+    dashboards: int,
+    seconds: float,
+    pid: int,
 ) -> tuple[float, int, int]:
     stop, counts = asyncio.Event(), []
+    before, started = cpu_seconds(pid), time.monotonic()
+    agents = asyncio.create_task(play_agents(url, token, tokens, app, seconds))
+    deployment = await first_running(url, token, app)
     followers = [
         asyncio.create_task(follow(url, cookies, f"/ui/deployments/{deployment}/events", stop, counts))
         for _ in range(dashboards)
     ]
-    await asyncio.sleep(3 if dashboards else 0)  # every stream open and past its first event
-    counts.clear()
-    before, started = cpu_seconds(pid), time.monotonic()
-    made = await changes(url, token, deployment, seconds)
+    sent = await agents
     cpu = (cpu_seconds(pid) - before) / (time.monotonic() - started) * 100
     stop.set()
     for task in followers:
         task.cancel()
     await asyncio.gather(*followers, return_exceptions=True)
-    return cpu, made, len(counts)
+    return cpu, sent, len(counts)
 
 
 def run(
     url_db: str, work: Path, seconds: float, dashboards: int, label: str
 ) -> tuple[list[list[str]], list[list[str]]]:
     started = time.monotonic()
-    running = fill(url_db)
+    tokens = fill(url_db)
     filled = time.monotonic() - started
     port, token_file, log = free_port(), work / "admin-token", work / f"controller-{label}.log"
     args = ["controller", "--db", url_db, "--port", str(port), "--bootstrap-token-file", str(token_file)]
@@ -316,7 +336,6 @@ def run(
         client = signed_in(url, token)
         pages = [
             ("overview", "/ui"),
-            ("deployment, running, 800 hosts", f"/ui/deployments/{running}"),
             ("deployment, finished, 800 hosts", f"/ui/deployments/{DEPLOYMENTS - 1}"),
             ("environment web/production", "/ui/environments/web/production"),
             ("hosts (1,000)", "/ui/hosts"),
@@ -324,10 +343,10 @@ def run(
         ]
         renders = [[label, name, *render_times(client, path)] for name, path in pages]
         idle_cpu, idle_changes, _ = asyncio.run(
-            live_cost(url, token, client.cookies, running, 0, seconds, pid)
+            live_cost(url, token, tokens, client.cookies, "web", 0, seconds, pid)
         )
         busy_cpu, busy_changes, events = asyncio.run(
-            live_cost(url, token, client.cookies, running, dashboards, seconds, pid)
+            live_cost(url, token, tokens, client.cookies, "api", dashboards, seconds, pid)
         )
         live = [
             [label, "0", f"{idle_changes}", "-", f"{idle_cpu:.1f}%", "-"],
@@ -380,8 +399,15 @@ def main() -> None:
         renders,
     )
     print_table(
-        f"live dashboards following a running deployment that changes every second ({options.seconds:.0f} s)",
-        ["db", "dashboards", "changes", "SSE updates received", "controller CPU", "cost of the dashboards"],
+        f"dashboards following a deployment to 800 hosts, agents reporting 20/s ({options.seconds:.0f} s)",
+        [
+            "db",
+            "dashboards",
+            "agent reports",
+            "SSE updates received",
+            "controller CPU",
+            "cost of the dashboards",
+        ],
         live,
     )
 

@@ -6,12 +6,11 @@ of the database grouped, never one query per host or per deployment.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Index, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from shipyard.controller import catalog, locks
@@ -31,6 +30,14 @@ from shipyard.errors import NotFoundError
 
 LABEL_REVISION = "org.opencontainers.image.revision"
 LABEL_MESSAGE = "org.opencontainers.image.description"
+# The latest succeeded deployments of an app in an environment, without sorting them all (migration 0004).
+PLACE_INDEX = Index(
+    "ix_deployments_place_status_finished",
+    Deployment.app_id,
+    Deployment.environment_id,
+    Deployment.status,
+    Deployment.finished_at,
+)
 HISTORY_SHOWN = 30
 RELEASES_OFFERED = 20
 
@@ -89,27 +96,41 @@ class Overview:
     total_hosts: int
 
 
-def _succeeded(session: Session, app_id: int, env_id: int, limit: int) -> Sequence[Deployment]:
+@dataclass(frozen=True)
+class Done:
+    """A succeeded deployment, as much as the pages need of it (columns only: no ORM objects)."""
+
+    release_id: int
+    created_by: str
+    finished_at: datetime | None
+
+
+def _succeeded(session: Session, app_id: int, env_id: int, limit: int) -> list[Done]:
     query = (
-        select(Deployment)
-        .options(joinedload(Deployment.release))
+        select(Deployment.release_id, Deployment.created_by, Deployment.finished_at)
         .where(
             Deployment.app_id == app_id, Deployment.environment_id == env_id, Deployment.status == SUCCEEDED
         )
         .order_by(Deployment.finished_at.desc(), Deployment.id.desc())
         .limit(limit)
     )
-    return session.scalars(query).all()
+    return [Done(*row) for row in session.execute(query).all()]
 
 
-def live_and_previous(
-    session: Session, app_id: int, env_id: int
-) -> tuple[Deployment | None, Deployment | None]:
+def live_and_previous(session: Session, app_id: int, env_id: int) -> tuple[Done | None, Done | None]:
     done = _succeeded(session, app_id, env_id, 20)
     if not done:
         return None, None
     previous = next((d for d in done[1:] if d.release_id != done[0].release_id), None)
     return done[0], previous
+
+
+def summary_of(session: Session, done: Done | None) -> ReleaseSummary | None:
+    if done is None:
+        return None
+    release = session.get(Release, done.release_id)
+    assert release is not None  # deployments reference their release by foreign key
+    return summarize(release, by=done.created_by, at=done.finished_at)
 
 
 def overview(session: Session, now: datetime) -> Overview:
@@ -139,9 +160,10 @@ def overview(session: Session, now: datetime) -> Overview:
     for app in apps:
         for env in environments:
             live, previous = live_and_previous(session, app.id, env.id)
+            live_release = session.get(Release, live.release_id) if live else None
             standby_until = None
-            if live is not None and previous is not None and live.finished_at is not None:
-                standby = float(live.release.spec.get("deploy", {}).get("standby", 0) or 0)
+            if live_release is not None and previous is not None and live and live.finished_at is not None:
+                standby = float(live_release.spec.get("deploy", {}).get("standby", 0) or 0)
                 until = live.finished_at + timedelta(seconds=standby)
                 standby_until = until if standby > 0 and until > now else None
             converged = sum(
@@ -155,10 +177,8 @@ def overview(session: Session, now: datetime) -> Overview:
             cells[(app.name, env.name)] = Cell(
                 app=app.name,
                 environment=env.name,
-                live=summarize(live.release, by=live.created_by, at=live.finished_at) if live else None,
-                previous=summarize(previous.release, by=previous.created_by, at=previous.finished_at)
-                if previous
-                else None,
+                live=summary_of(session, live),
+                previous=summary_of(session, previous),
                 standby_until=standby_until,
                 converged=converged,
                 hosts=hosts_by_group.get(env.name, 0),
@@ -201,19 +221,19 @@ def environment_page(session: Session, app_name: str, env_name: str) -> Environm
         ).all()
     )
     live, _previous = live_and_previous(session, app.id, env.id)
-    succeeded_here = {
-        release_id
-        for release_id in session.scalars(
+    recent = session.scalars(
+        select(Release).where(Release.app_id == app.id).order_by(Release.id.desc()).limit(RELEASES_OFFERED)
+    ).all()
+    succeeded_here = set(
+        session.scalars(
             select(Deployment.release_id).where(
                 Deployment.app_id == app.id,
                 Deployment.environment_id == env.id,
                 Deployment.status == SUCCEEDED,
+                Deployment.release_id.in_([release.id for release in recent]),
             )
         )
-    }
-    recent = session.scalars(
-        select(Release).where(Release.app_id == app.id).order_by(Release.id.desc()).limit(RELEASES_OFFERED)
-    ).all()
+    )
     releases = [
         (summarize(release), release.id in succeeded_here)
         for release in recent
@@ -227,7 +247,7 @@ def environment_page(session: Session, app_name: str, env_name: str) -> Environm
     return EnvironmentPage(
         app=app.name,
         environment=env.name,
-        live=summarize(live.release, by=live.created_by, at=live.finished_at) if live else None,
+        live=summary_of(session, live),
         history=history,
         releases=releases,
         lock=locks.lock_for(session, app.id, env.id),
@@ -240,11 +260,31 @@ def deployment_page(session: Session, deployment_id: int) -> Deployment:
     return find_deployment(session, deployment_id, for_view=True)
 
 
-def hosts_page(session: Session) -> list[Host]:
-    query = (
-        select(Host).options(joinedload(Host.apps).joinedload(HostApp.app)).order_by(Host.group, Host.name)
-    )
-    return list(session.scalars(query).unique().all())
+@dataclass(frozen=True)
+class HostRow:
+    name: str
+    group: str
+    status: str
+    agent_version: str
+    last_seen: datetime
+    labels: dict[str, str]
+    apps: list[tuple[str, int | None, str]]  # (app, serving release, health), by app name
+
+
+def hosts_page(session: Session) -> list[HostRow]:
+    """Columns only: a thousand hosts cost two queries and no ORM objects."""
+    app_names = dict(session.execute(select(App.id, App.name)).tuples().all())
+    per_host: dict[int, list[tuple[str, int | None, str]]] = {}
+    states = select(HostApp.host_id, HostApp.app_id, HostApp.active_release_id, HostApp.health)
+    for host_id, app_id, release_id, health in session.execute(states).tuples():
+        per_host.setdefault(host_id, []).append((app_names[app_id], release_id, health))
+    hosts = select(
+        Host.id, Host.name, Host.group, Host.status, Host.agent_version, Host.last_seen, Host.labels
+    ).order_by(Host.group, Host.name)
+    return [
+        HostRow(name, group, status, version, seen, labels or {}, sorted(per_host.get(host_id, [])))
+        for host_id, name, group, status, version, seen, labels in session.execute(hosts).tuples()
+    ]
 
 
 def audit_page(

@@ -1,4 +1,5 @@
-"""Dashboard sign-in sessions, kept server-side: the cookie holds a random id, never a token.
+"""Dashboard sign-in sessions, kept server-side: the cookie holds a random id, never a token; and an
+index for the dashboard's "live and previous release" of an app in an environment.
 
 Revision ID: 0004
 Revises: 0002
@@ -28,5 +29,13 @@ def upgrade() -> None:
     )
 
 
+    op.create_index(
+        "ix_deployments_place_status_finished",
+        "deployments",
+        ["app_id", "environment_id", "status", "finished_at"],
+    )
+
+
 def downgrade() -> None:
+    op.drop_index("ix_deployments_place_status_finished", table_name="deployments")
     op.drop_table("ui_sessions")
