@@ -241,6 +241,20 @@ async def follow(url: str, cookies: httpx.Cookies, path: str, stop: asyncio.Even
                 return
 
 
+async def report(client: httpx.AsyncClient, app: str, release: int, token: str) -> httpx.Response:
+    body = {
+        "app": app,
+        "step": "done",
+        "active_release": release,
+        "release": release,
+        "health": "healthy",
+        "outcome": "succeeded",
+    }
+    return await client.post(
+        "/api/v1/agent/report", json={"apps": [body]}, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
 async def play_agents(url: str, admin_token: str, tokens: dict[str, str], app: str, seconds: float) -> int:
     """Deploy the app's newest release to production and report for its hosts, wave after wave."""
     admin = {"Authorization": f"Bearer {admin_token}"}
@@ -256,28 +270,23 @@ async def play_agents(url: str, admin_token: str, tokens: dict[str, str], app: s
         while time.monotonic() < deadline:
             found = (await client.get(f"/api/v1/deployments/{deployment}", headers=admin)).json()
             if found["status"] != "running":
+                print(
+                    f"{app}: deployment {deployment} {found['status']} at wave {found['current_wave']}: "
+                    f"{found['message']}",
+                    flush=True,
+                )
                 break
             waiting = [
                 row["host"]
                 for row in found["hosts"]
-                if row["wave"] == found["current_wave"] and row["outcome"] not in ("succeeded", "failed")
+                if row["wave"] == found["current_wave"] and row["outcome"] == "pending"
             ]
-            for host in waiting[:REPORTS_PER_TICK]:
-                report = {
-                    "app": app,
-                    "step": "done",
-                    "active_release": release,
-                    "release": release,
-                    "health": "healthy",
-                    "outcome": "succeeded",
-                }
-                answer = await client.post(
-                    "/api/v1/agent/report",
-                    json={"apps": [report]},
-                    headers={"Authorization": f"Bearer {tokens[host]}"},
-                )
-                assert answer.status_code == 200, answer.text
-                sent += 1
+            # Sent together, as many agents would: each report waits for the controller's batched write.
+            answers = await asyncio.gather(
+                *(report(client, app, release, tokens[host]) for host in waiting[:REPORTS_PER_TICK])
+            )
+            assert all(answer.status_code == 200 for answer in answers), [a.text for a in answers]
+            sent += len(answers)
             await asyncio.sleep(TICK_S)
     return sent
 

@@ -273,17 +273,17 @@ class HostRow:
 
 def hosts_page(session: Session) -> list[HostRow]:
     """Columns only: a thousand hosts cost two queries and no ORM objects."""
-    app_names = dict(session.execute(select(App.id, App.name)).tuples().all())
+    app_names = dict(session.execute(select(App.id, App.name)).all())
     per_host: dict[int, list[tuple[str, int | None, str]]] = {}
     states = select(HostApp.host_id, HostApp.app_id, HostApp.active_release_id, HostApp.health)
-    for host_id, app_id, release_id, health in session.execute(states).tuples():
+    for host_id, app_id, release_id, health in session.execute(states):
         per_host.setdefault(host_id, []).append((app_names[app_id], release_id, health))
     hosts = select(
         Host.id, Host.name, Host.group, Host.status, Host.agent_version, Host.last_seen, Host.labels
     ).order_by(Host.group, Host.name)
     return [
         HostRow(name, group, status, version, seen, labels or {}, sorted(per_host.get(host_id, [])))
-        for host_id, name, group, status, version, seen, labels in session.execute(hosts).tuples()
+        for host_id, name, group, status, version, seen, labels in session.execute(hosts)
     ]
 
 
