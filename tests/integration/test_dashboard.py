@@ -157,6 +157,8 @@ def test_deploy_rollback_and_lock_from_the_dashboard(controller_harness: Harness
         follow_redirects=False,
     )
     assert locked.status_code == 303
+    assert "Locked by bootstrap-admin: database migration" in http.get("/ui/fragments/overview").text
+    assert TestClient(http.app).get("/ui/fragments/overview").status_code == 401
     refused = http.post(
         "/ui/environments/web/production/deploy", data={"csrf_token": csrf, "release_id": str(second)}
     )

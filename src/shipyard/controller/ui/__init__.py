@@ -6,11 +6,11 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
-from shipyard.controller.ui.routes import HERE, ProgressCache, router
+from shipyard.controller.ui.routes import HERE, SharedRenders, router
 
 
 def install(app: FastAPI) -> None:
-    app.state.ui_progress = ProgressCache()
+    app.state.ui_shared_renders = SharedRenders()
     app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
     app.add_api_route("/", lambda: RedirectResponse("/ui", status_code=307), include_in_schema=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -204,14 +204,37 @@ def logout(request: Request, context: Context, csrf_token: Field = "") -> Respon
 # --- pages -----------------------------------------------------------------------------------------------
 
 
+def overview_values(context: ControllerContext, session: Any) -> dict[str, Any]:
+    summary = queries.overview(session, context.now())
+    traffic = {app: context.traffic.last_hour(app, context.now()) for app in summary.apps}
+    return {"overview": summary, "traffic": traffic}
+
+
 @router.get("/ui")
 def overview(request: Request, context: Context) -> Response:
-    def read(session: Any) -> dict[str, Any]:
-        summary = queries.overview(session, context.now())
-        traffic = {app: context.traffic.last_hour(app, context.now()) for app in summary.apps}
-        return {"overview": summary, "traffic": traffic}
+    return page(request, context, "overview.html", lambda session: overview_values(context, session))
 
-    return page(request, context, "overview.html", read)
+
+def overview_grid(context: ControllerContext) -> tuple[str, bool]:
+    with context.db.read() as session:
+        values = overview_values(context, session)
+    return templates.get_template("_overview.html").render(svg=svg, **values), False
+
+
+# How often open overviews refresh, and so how old their shared render may be.
+OVERVIEW_REFRESH_S = 5
+
+
+@router.get("/ui/fragments/overview")
+async def overview_fragment(request: Request) -> Response:
+    """The overview's grid for htmx to swap in: rendered once per change or refresh period for everyone."""
+    context = get_context(request)
+    if await run_in_threadpool(current_user, context, request) is None:
+        return Response("sign in first", status_code=401, media_type="text/plain")
+    loop = asyncio.get_running_loop()
+    version = (context.notifier.generation, int(loop.time() // OVERVIEW_REFRESH_S))
+    html, _ = await shared_renders(request).get("overview", version, lambda: overview_grid(context))
+    return HTMLResponse(html, headers=SECURITY_HEADERS)
 
 
 @router.get("/ui/environments/{app}/{environment}")
@@ -258,27 +281,30 @@ def audit(
 # --- live deployment progress ----------------------------------------------------------------------------
 
 
-class ProgressCache:
-    """The progress fragment of each followed deployment, rendered once per change for every viewer."""
+class SharedRenders:
+    """Fragments that are the same for every viewer (a deployment's progress, the overview's grid),
+    rendered once per version however many dashboards ask; the others wait for that render."""
 
     MAX_ENTRIES = 256
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[object, str, bool]] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._entries: dict[Hashable, tuple[Hashable, str, bool]] = {}
+        self._locks: dict[Hashable, asyncio.Lock] = {}
 
     async def get(
-        self, deployment_id: int, version: object, render: Callable[[], tuple[str, bool]]
+        self, key: Hashable, version: Hashable, render: Callable[[], tuple[str, bool]]
     ) -> tuple[str, bool]:
-        lock = self._locks.setdefault(deployment_id, asyncio.Lock())
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            entry = self._entries.get(deployment_id)
+            entry = self._entries.get(key)
             if entry is not None and entry[0] == version:
                 return entry[1], entry[2]
             html, finished = await run_in_threadpool(render)
             if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.pop(next(iter(self._entries)))
-            self._entries[deployment_id] = (version, html, finished)
+                oldest = next(iter(self._entries))
+                self._entries.pop(oldest)
+                self._locks.pop(oldest, None)
+            self._entries[key] = (version, html, finished)
             return html, finished
 
 
@@ -289,8 +315,8 @@ def progress_html(context: ControllerContext, deployment_id: int) -> tuple[str, 
         return html, found.status not in ACTIVE
 
 
-def progress_cache(request: Request) -> ProgressCache:
-    cache: ProgressCache = request.app.state.ui_progress
+def shared_renders(request: Request) -> SharedRenders:
+    cache: SharedRenders = request.app.state.ui_shared_renders
     return cache
 
 
@@ -315,7 +341,7 @@ async def progress_events(deployment_id: int, request: Request) -> Response:
     context = get_context(request)
     if await run_in_threadpool(current_user, context, request) is None:
         return Response("sign in first", status_code=401, media_type="text/plain")
-    cache = progress_cache(request)
+    cache = shared_renders(request)
     loop = asyncio.get_running_loop()
 
     async def events() -> AsyncIterator[dict[str, str]]:
@@ -325,7 +351,7 @@ async def progress_events(deployment_id: int, request: Request) -> Response:
             version = (context.notifier.generation, int(loop.time() // RECHECK_S))
             try:
                 html, finished = await cache.get(
-                    deployment_id, version, lambda: progress_html(context, deployment_id)
+                    ("progress", deployment_id), version, lambda: progress_html(context, deployment_id)
                 )
             except ShipyardError as exc:
                 yield {"event": "gone", "data": exc.message}

@@ -28,7 +28,6 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(), nullable=False, index=True),
     )
 
-
     op.create_index(
         "ix_deployments_place_status_finished",
         "deployments",
