@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 from _load import cpu_seconds, print_table
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from shipyard.controller.db import Database
 from shipyard.controller.models import (
@@ -195,6 +195,13 @@ def fill(url: str) -> dict[str, str]:
                 for app_id in range(1, len(APPS) + 1)
             ],
         )
+        if db.engine.dialect.name == "postgresql":  # ids were given explicitly: move the sequences past them
+            for table in ("apps", "environments", "hosts", "releases", "deployments"):
+                session.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+                    )
+                )
     db.dispose()
     return tokens
 
@@ -372,6 +379,7 @@ def run(
         client.close()
     finally:
         stop_process(pid)
+        shutil.copy(log, Path(tempfile.gettempdir()) / f"shipyard-dashboard-bench-{label}.log")
     return renders, live
 
 
