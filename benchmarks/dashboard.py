@@ -197,11 +197,8 @@ def fill(url: str) -> dict[str, str]:
         )
         if db.engine.dialect.name == "postgresql":  # ids were given explicitly: move the sequences past them
             for table in ("apps", "environments", "hosts", "releases", "deployments"):
-                session.execute(
-                    text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-                    )
-                )
+                sequence = f"pg_get_serial_sequence('{table}', 'id')"
+                session.execute(text(f"SELECT setval({sequence}, (SELECT max(id) FROM {table}))"))
     db.dispose()
     return tokens
 

@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from shipyard.errors import ConfigError, SignatureError
+from shipyard.files import write_private
 
 SCHEME = "ed25519"
 
@@ -113,16 +113,11 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write `data` to a new file readable by its owner only, whatever mode an older file had."""
-    draft = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
+    """The key as PEM in a new 0600 file, whatever mode an older file had."""
     try:
-        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(draft, path)
+        write_private(path, private_key_pem(key))
     except OSError as exc:
-        draft.unlink(missing_ok=True)
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}.") from exc
 
 

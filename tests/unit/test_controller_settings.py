@@ -42,3 +42,21 @@ def test_unsupported_databases_are_config_errors(url: str) -> None:
 
 def test_settings_is_a_plain_value() -> None:
     assert ControllerSettings(database_url="sqlite://").lost_after == 30.0
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("1048576", 1 << 20), ("1MiB", 1 << 20), ("512KiB", 512 << 10), ("2MB", 2_000_000)]
+)
+def test_max_body_takes_bytes_or_a_unit(tmp_path: Path, text: str, size: int) -> None:
+    settings = load_settings(database_url=f"sqlite:///{tmp_path}/c.db", environ={}, max_body=text)
+    assert settings.max_body == size
+
+
+def test_max_body_defaults_to_one_mebibyte(tmp_path: Path) -> None:
+    assert load_settings(database_url=f"sqlite:///{tmp_path}/c.db", environ={}).max_body == 1 << 20
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1.5MiB", "2GiB", "1TB", "lots", "", "\u0663"])
+def test_a_max_body_that_is_not_a_sane_size_is_refused_in_one_sentence(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--max-body .* is not a size from 1 byte to 1GiB; .*\.$"):
+        load_settings(database_url=f"sqlite:///{tmp_path}/c.db", environ={}, max_body=text)

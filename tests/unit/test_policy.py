@@ -163,7 +163,11 @@ def test_named_volumes_are_allowed_unless_turned_off() -> None:
 
 
 def test_a_relative_or_home_source_is_refused() -> None:
-    violations = check(DEFAULTS, spec(volumes=["./data:/data", "~/x:/x"]))
+    with pytest.raises(ConfigError, match="volumes"):
+        spec(volumes=["./data:/data"])
+    # The policy refuses them too, should a spec ever reach it unvalidated.
+    unvalidated = spec().model_copy(update={"volumes": ["./data:/data", "~/x:/x"]})
+    violations = check(DEFAULTS, unvalidated)
     assert found(violations) == {("host-paths", "volumes.0"), ("host-paths", "volumes.1")}
 
 

@@ -13,11 +13,10 @@ from shipyard.signing import (
     generate_private_key,
     load_private_key,
     load_public_key,
-    private_key_pem,
     public_key_pem,
     release_payload,
     sign,
-    write_private,
+    write_private_key,
 )
 
 DIGEST = "sha256:" + "a" * 64
@@ -80,7 +79,7 @@ def test_key_files_round_trip_and_bad_files_are_one_sentence(tmp_path: Path) -> 
     private, public = tmp_path / "release.key", tmp_path / "release.key.pub"
     private.write_text("loose")
     private.chmod(0o644)
-    write_private(private, private_key_pem(key))
+    write_private_key(private, key)
     public.write_bytes(public_key_pem(key.public_key()))
     assert private.stat().st_mode & 0o777 == 0o600
     signature = sign(load_private_key(private), payload())

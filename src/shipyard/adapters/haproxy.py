@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.adapters.haproxy_config import ProxyPaths
-from shipyard.errors import ProxyError
+from shipyard.domain.names import has_control
+from shipyard.errors import ConfigError, ProxyError
 
 # `show servers state` column indexes (haproxy 2.x format version 1).
 OPERATIONAL = {0: "down", 1: "starting", 2: "up", 3: "stopping"}
@@ -72,6 +73,13 @@ class HaproxyRuntime:
         self.timeout = timeout
 
     def execute(self, *commands: str) -> str:
+        for command in commands:
+            # A newline or `;` would end the command and start another one of the caller's choosing.
+            if has_control(command) or ";" in command:
+                raise ConfigError(
+                    f"refusing to send {command!r} to haproxy's runtime API: it holds a newline, "
+                    "a control character or ';'."
+                )
         payload = ";".join(commands).encode() + b"\n"
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

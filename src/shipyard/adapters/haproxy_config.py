@@ -5,12 +5,18 @@ idle one `disabled` (maintenance), so a restarted haproxy serves what was active
 server states through the runtime API; the file is rewritten to match but never reloaded for a swap.
 In maintenance the frontend answers 503 with the maintenance page while the health path keeps
 answering 200 for an upstream load balancer; entering and leaving maintenance is a seamless reload.
+
+The spec validates every value before it gets here; the renderer still refuses a value that would
+start a new line, a new word or a comment in the file, so a bypassed validation cannot add a rule.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from shipyard.errors import ConfigError
 
 SLOTS = ("blue", "green")
 
@@ -69,7 +75,52 @@ class ProxyPaths:
         return self.root / f"maintenance-{app}.html"
 
 
+# A word of the config: no whitespace, control character, quote, backslash, `#` or brace.
+_CONFIG_WORD = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u2028\u2029\"'\\#{}]+")
+# A file path: spaces are tolerated by nothing here either, but the point is a single line.
+_CONFIG_PATH = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u2028\u2029\"'\\#]+")
+
+
+def _word(what: str, value: str) -> str:
+    if _CONFIG_WORD.fullmatch(value) is None:
+        raise ConfigError(
+            f"refusing to write haproxy's config: {what} {value!r} contains whitespace, a control "
+            "character, a quote, '#' or a brace; fix it in shipyard.yml."
+        )
+    return value
+
+
+def _path(what: str, path: Path) -> Path:
+    if _CONFIG_PATH.fullmatch(str(path)) is None:
+        raise ConfigError(
+            f"refusing to write haproxy's config: the {what} path {str(path)!r} contains whitespace, "
+            "a control character, a quote or '#'; use a directory without them."
+        )
+    return path
+
+
+def _checked(app: ProxiedApp, page: Path) -> None:
+    _word("the app name", app.name)
+    _word(f"proxy.listen of {app.name}", app.listen)
+    _word(f"the upstream host (bind) of {app.name}", app.upstream_host)
+    _word(f"healthcheck.path of {app.name}", app.health_path)
+    _path(f"maintenance page of {app.name}", page)
+    if app.active_slot is not None and app.active_slot not in SLOTS:
+        raise ConfigError(f"refusing to write haproxy's config: {app.active_slot!r} is not a slot.")
+    for slot in SLOTS:
+        if not 0 < int(app.slot_ports[slot]) < 65536:
+            raise ConfigError(
+                f"refusing to write haproxy's config: port {app.slot_ports[slot]} is out of range."
+            )
+
+
 def render_global(paths: ProxyPaths) -> list[str]:
+    for what, path in (
+        ("admin socket", paths.admin_socket),
+        ("server state file", paths.state_file),
+        ("pid file", paths.pidfile),
+    ):
+        _path(what, path)
     return [
         "global",
         "    master-worker",
@@ -105,6 +156,7 @@ def render_global(paths: ProxyPaths) -> list[str]:
 
 
 def render_app(app: ProxiedApp, page: Path) -> list[str]:
+    _checked(app, page)
     lines = [f"frontend front_{app.name}", f"    bind {app.listen}"]
     if app.maintenance:
         lines += [

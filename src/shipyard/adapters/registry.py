@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 
 from shipyard.domain.models import ImageRef
+from shipyard.domain.names import DIGEST, REPOSITORY_PATH, TAG, is_name
 from shipyard.errors import ConfigError, NotFoundError, RegistryError
 
 MANIFEST_TYPES = ", ".join(
@@ -22,8 +23,6 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.docker.distribution.manifest.v2+json",
     ]
 )
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 
 
 def parse_image(reference: str) -> ImageRef:
@@ -36,7 +35,7 @@ def parse_image(reference: str) -> ImageRef:
     digest = None
     if "@" in text:
         text, digest = text.split("@", 1)
-        if not DIGEST.match(digest):
+        if not is_name(DIGEST, digest):
             raise ConfigError(
                 f"'{digest}' is not a sha256 digest; it must be sha256: followed by 64 hex digits."
             )
@@ -47,9 +46,9 @@ def parse_image(reference: str) -> ImageRef:
     last = path.rsplit("/", 1)[-1]
     if ":" in last:
         path, tag = path.rsplit(":", 1)
-        if not TAG.match(tag):
+        if not is_name(TAG, tag):
             raise ConfigError(f"'{tag}' is not a valid tag in '{reference}'.")
-    if not re.fullmatch(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*", path):
+    if not is_name(REPOSITORY_PATH, path):
         raise ConfigError(f"'{path}' is not a valid repository name (lowercase letters, digits, . _ - /).")
     return ImageRef(registry=registry, repository=path, tag=tag if tag or digest else "latest", digest=digest)
 
@@ -86,7 +85,7 @@ class RegistryClient:
             )
         self._raise_for_status(response, ref)
         digest = str(response.headers.get("Docker-Content-Digest", ""))
-        if not DIGEST.match(digest):
+        if not is_name(DIGEST, digest):
             raise RegistryError(
                 f"the registry {self.server} did not return a digest for {ref.name}:{target}."
             )

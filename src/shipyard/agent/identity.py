@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from shipyard.controller.client import ControllerClient
 from shipyard.errors import ConfigError
+from shipyard.files import restrict, write_private
 
 TOKEN_FILE_NAME = "agent-token"
 
@@ -14,6 +14,7 @@ TOKEN_FILE_NAME = "agent-token"
 def read_token(path: Path) -> str | None:
     try:
         text = path.read_text().strip()
+        restrict(path)  # a token file left readable by others is made 0600 before it is used
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -23,12 +24,10 @@ def read_token(path: Path) -> str | None:
 
 def write_token(path: Path, token: str) -> None:
     """Write the token readable by its owner only (0600), replacing the file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(token + "\n")
-    os.replace(temporary, path)
+    try:
+        write_private(path, token + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the agent token file {path}: {exc.strerror}.") from exc
 
 
 def agent_token(

@@ -6,13 +6,18 @@ address, so `bind` and the host part of `proxy.listen` are this host's address; 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from shipyard.controller.schemas.agent import DesiredApp
 from shipyard.domain.models import Release
+from shipyard.domain.names import APP_NAME, DIGEST, HOST, IMAGE_REPOSITORY, is_name
+from shipyard.errors import ConfigError
 
 CONTROLLER_ACTOR = "controller"
+# The controller's release names: r followed by a database id (at most 2^63-1, 19 digits).
+RELEASE_NAME = re.compile(r"r[0-9]{1,19}")
 
 
 def localized_snapshot(snapshot: dict[str, Any], address: str | None) -> dict[str, Any]:
@@ -25,7 +30,27 @@ def localized_snapshot(snapshot: dict[str, Any], address: str | None) -> dict[st
     return {**snapshot, "bind": address, "proxy": proxy}
 
 
+def _checked(desired: DesiredApp) -> None:
+    """The names that become container names, labels, image references and file names, matched whole."""
+    for what, pattern, value in (
+        ("app", APP_NAME, desired.app),
+        ("release", RELEASE_NAME, desired.release),
+        ("image", IMAGE_REPOSITORY, desired.image),
+        ("digest", DIGEST, desired.digest),
+    ):
+        if not is_name(pattern, value):
+            raise ConfigError(
+                f"the controller's desired state names the {what} {value!r}, which is not a valid {what} "
+                "name; nothing was changed on this host."
+            )
+
+
 def host_release(desired: DesiredApp, address: str | None, now: datetime) -> Release:
+    _checked(desired)
+    if address and not is_name(HOST, address):
+        raise ConfigError(
+            f"the agent's --address {address!r} is not a host name or IPv4 address; restart it with one."
+        )
     return Release(
         id=desired.release,
         app=desired.app,
@@ -39,6 +64,6 @@ def host_release(desired: DesiredApp, address: str | None, now: datetime) -> Rel
 
 def release_number(release_id: str | None) -> int | None:
     """`r12` -> 12, the controller's id of a release; None for a release made on this host."""
-    if release_id and release_id.startswith("r") and release_id[1:].isdigit():
+    if release_id and RELEASE_NAME.fullmatch(release_id):
         return int(release_id[1:])
     return None

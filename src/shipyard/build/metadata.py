@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shipyard.adapters.registry import TAG, parse_image
+from shipyard.adapters.registry import parse_image
 from shipyard.domain.models import LABEL_APP
+from shipyard.domain.names import TAG, is_name
 from shipyard.errors import ConfigError
 
 CACHE_TAG = "cache"
@@ -31,7 +32,7 @@ def image_tags(
     tags = [f"{image}:{commit_tag(commit, dirty=dirty)}"]
     for tag in extra:
         name = tag.removeprefix(image + ":")
-        if not TAG.match(name):
+        if not is_name(TAG, name):
             raise ConfigError(f"--tag {tag!r} is not a valid tag; use letters, digits, '.', '_' and '-'.")
         if name == CACHE_TAG:
             raise ConfigError(f"--tag {CACHE_TAG} is reserved for the layer cache; choose another tag.")

@@ -21,7 +21,7 @@ from shipyard.build.detectors import Rule
 
 FINGERPRINT_ITERATIONS = 100_000
 SALT_BYTES = 32
-DIFF_ID = re.compile(r"^sha256:([0-9a-f]{64})$")
+DIFF_ID = re.compile(r"sha256:([0-9a-f]{64})")
 
 
 def default_cache_dir() -> Path:
@@ -43,7 +43,7 @@ class CleanLayers:
             self._marker(diff_id).touch()
 
     def _marker(self, diff_id: str) -> Path:
-        found = DIFF_ID.match(diff_id)
+        found = DIFF_ID.fullmatch(diff_id)
         if found is None:
             raise ValueError(f"{diff_id!r} is not a layer diff id")
         return self.folder / found.group(1)

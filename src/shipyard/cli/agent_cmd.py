@@ -75,7 +75,12 @@ def agent(
 ) -> None:
     """Run the agent: register, long-poll the desired releases, swap health-gated, report."""
     from shipyard.agent.runner import AgentSettings, run_agent
+    from shipyard.logs import configure_process_logging
+    from shipyard.secrets.masking import register_secret
 
+    configure_process_logging()
+    if join_token:
+        register_secret(join_token)
     settings = AgentSettings(
         controller=controller,
         home=home or default_home(),

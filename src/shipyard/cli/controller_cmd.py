@@ -45,6 +45,9 @@ def controller(
             help="proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed",
         ),
     ] = "",
+    max_body: Annotated[
+        str, typer.Option("--max-body", help="largest request body, e.g. 1MiB; larger ones get 413")
+    ] = "1MiB",
 ) -> None:
     """Run the fleet controller. Default database: $SHIPYARD_HOME/shipyard-controller.db or ./ (SQLite)."""
     # Imported here: the web stack takes most of a second to import; other commands don't need it.
@@ -55,6 +58,7 @@ def controller(
     from shipyard.controller.settings import load_settings
     from shipyard.controller.tls import check_server_files
     from shipyard.controller.url_policy import is_loopback
+    from shipyard.logs import configure_process_logging, stop_process_logging
 
     served = uvicorn_options(ServeOptions(host, port, tls_cert, tls_key, forwarded_allow_ips, access_log))
     if tls_cert is not None and tls_key is not None:
@@ -64,6 +68,7 @@ def controller(
         lost_after=lost_after,
         bootstrap_token_file=bootstrap_token_file,
         signing_key_file=signing_key,
+        max_body=max_body,
     )
     if tls_cert is None and not is_loopback(host):
         typer.echo(
@@ -73,4 +78,9 @@ def controller(
         )
     if bootstrap_token_file is not None:
         typer.echo(f"bootstrap admin token: in {bootstrap_token_file} (used only while no API token exists)")
-    uvicorn.run(create_app(settings), log_level="info", **served)
+    configure_process_logging()
+    try:
+        # log_config=None: uvicorn's loggers keep the masked handler configured above.
+        uvicorn.run(create_app(settings), log_level="info", log_config=None, **served)
+    finally:
+        stop_process_logging()

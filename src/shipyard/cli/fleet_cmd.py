@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
 from shipyard.cli.render import console, print_json, say, table
+from shipyard.domain.names import FLEET_NAME, is_name
 from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import ConfigError, ControllerError, DeployFailedError
 
@@ -71,13 +73,27 @@ def fleet_client(
     )
 
 
+def checked_name(value: str, option: str) -> str:
+    """An environment or app name as the controller accepts it, or one sentence saying what is wrong."""
+    if not is_name(FLEET_NAME, value):
+        raise ConfigError(
+            f"{option} {value!r} is not a valid name; use up to 64 letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit."
+        )
+    return value
+
+
+def _optional(value: str | None, option: str) -> str | None:
+    return None if value is None else checked_name(value, option)
+
+
 def _optional_spec(config: Path) -> AppSpec | None:
     return load_spec(config) if config.is_file() else None
 
 
 def _app_name(app: str | None, config: Path) -> str:
-    if app:
-        return app
+    if app is not None:
+        return checked_name(app, "--app")
     spec = _optional_spec(config)
     if spec is None:
         raise ConfigError(f"name the app with --app, or run where {config} is.")
@@ -85,10 +101,10 @@ def _app_name(app: str | None, config: Path) -> str:
 
 
 def release_id(text: str) -> int:
-    digits = text[1:] if text.startswith("r") else text
-    if not digits.isdigit():
+    # ASCII digits only: str.isdigit() also accepts digits int() cannot read, such as '²'.
+    if not re.fullmatch(r"r?[0-9]{1,18}", text):
         raise ConfigError(f"{text!r} is not a release id; use the form r12 (see the deployments list).")
-    return int(digits)
+    return int(text.removeprefix("r"))
 
 
 def resolve_digest(spec: AppSpec, image: str) -> tuple[str, str]:
@@ -134,6 +150,7 @@ def fleet_deploy(
     insecure_http: bool = False,
 ) -> None:
     """Record the release, start (or queue) its deployment to `env`, and follow it to the end."""
+    checked_name(env, "--env")
     with fleet_client(spec, ca_file, insecure_http) as client:  # URL policy before the registry
         repository, digest = resolve_digest(spec, image)
         snapshot = spec_snapshot(spec)
@@ -155,6 +172,7 @@ def fleet_rollback(
     ca_file: Path | None = None,
     insecure_http: bool = False,
 ) -> None:
+    checked_name(env, "--env")
     with fleet_client(spec, ca_file, insecure_http) as client:
         deployment = client.rollback(app, env, release_id(release) if release else None)
         if not as_json:
@@ -201,6 +219,7 @@ def deployments(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Deployments on the controller, newest first."""
+    app, env = _optional(app, "--app"), _optional(env, "--env")
     with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found = client.list_deployments(app=app, environment=env)
     if as_json:
@@ -265,6 +284,7 @@ def hosts(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Hosts known to the controller with what their agents report."""
+    env = _optional(env, "--env")
     with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found = client.hosts(env)
     if as_json:
@@ -294,8 +314,10 @@ def lock(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Refuse deployments of the app to ENV until unlocked."""
+    checked_name(env, "--env")
+    name = _app_name(app, config)
     with fleet_client(_optional_spec(config), ca_file, insecure_http) as client:
-        held = client.lock(_app_name(app, config), env, reason)
+        held = client.lock(name, env, reason)
     say(f"{held.app} in {held.environment} locked by {held.holder}: {held.reason}")
 
 
@@ -308,6 +330,7 @@ def unlock(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Allow deployments of the app to ENV again (a queued one starts)."""
+    checked_name(env, "--env")
     name = _app_name(app, config)
     with fleet_client(_optional_spec(config), ca_file, insecure_http) as client:
         client.unlock(name, env)

@@ -76,6 +76,8 @@ def deploy(
     """Deploy IMAGE with a health-gated blue-green swap behind this host's haproxy (or --env: the fleet)."""
     spec = load(config)
     image = _image_argument(spec.image, image, ref, config)
+    if env is not None:
+        fleet_cmd.checked_name(env, "--env")
     if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
         return fleet_cmd.fleet_deploy(
             spec, image, env, queue=queue, as_json=as_json, ca_file=ca_file, insecure_http=insecure_http
@@ -144,6 +146,8 @@ def rollback(
 ) -> None:
     """Swap back to the previous release (or RELEASE) with the image on this host (or --env: the fleet)."""
     spec = load(config)
+    if env is not None:
+        fleet_cmd.checked_name(env, "--env")
     if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
         return fleet_cmd.fleet_rollback(
             spec.app,

@@ -39,6 +39,8 @@ EXTENSIONS: list[tuple[str, str, str, bool]] = [
         for name in ("deployments", "deployment", "pause", "resume", "abort")
     ],
     *[("shipyard.cli.fleet_cmd", name, name, False) for name in ("hosts", "lock", "unlock", "audit")],
+    ("shipyard.cli.pipeline_cmd", "hooks_app", "hooks", True),
+    *[("shipyard.cli.pipeline_cmd", name, name, False) for name in ("jobs", "job")],
 ]
 
 
@@ -71,6 +73,8 @@ def init(
 
     if config.exists() and not force:
         raise ConfigError(f"{config} already exists; pass --force to overwrite it.")
+    # The values are checked before they are written into the template, where a newline would add keys.
+    parse_spec({"app": app_name, "image": image}, source="--app/--image")
     text = render_template(app_name, image)
     import yaml
 

@@ -10,7 +10,7 @@ import typer
 from shipyard.cli.common import handle_errors
 from shipyard.cli.render import say
 from shipyard.errors import ConfigError
-from shipyard.signing import generate_private_key, key_id, private_key_pem, public_key_pem, write_private
+from shipyard.signing import generate_private_key, key_id, public_key_pem, write_private_key
 
 
 @handle_errors
@@ -26,7 +26,7 @@ def signing_key(
         if existing.exists() and not force:
             raise ConfigError(f"{existing} already exists; pass --force to replace the key pair.")
     key = generate_private_key()
-    write_private(path, private_key_pem(key))
+    write_private_key(path, key)
     try:
         public_path.write_bytes(public_key_pem(key.public_key()))
     except OSError as exc:

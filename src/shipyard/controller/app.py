@@ -9,13 +9,18 @@ from collections.abc import AsyncIterator, Callable
 
 import anyio.to_thread
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.controller import tokens, ui
 from shipyard.controller.agent_auth import AgentTokenCache
 from shipyard.controller.api import admin, agent, deployments, errors, fleet, ops, releases
+from shipyard.controller.api import hooks as hooks_api
+from shipyard.controller.api import jobs as jobs_api
+from shipyard.controller.api import webhooks as webhooks_api
+from shipyard.controller.api.auth_first import AuthenticateBeforeBody
+from shipyard.controller.api.body_limit import RequestBodyLimit
 from shipyard.controller.api.hot_path import AgentHotPath
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.db import WORKER_THREADS, Database
@@ -24,9 +29,11 @@ from shipyard.controller.driver import Clock, RolloutDriver
 from shipyard.controller.metrics import ControllerMetrics
 from shipyard.controller.models import utcnow
 from shipyard.controller.notifier import ChangeNotifier
+from shipyard.controller.pipeline.lifecycle import start_jobs, stop_jobs
 from shipyard.controller.report_writer import BatchWriter
 from shipyard.controller.reports import ReportMemory, store_reports
 from shipyard.controller.settings import ControllerSettings
+from shipyard.secrets.masking import register_secret
 
 log = structlog.get_logger("shipyard.controller")
 API_PREFIX = "/api/v1"
@@ -85,15 +92,17 @@ def _lifespan(
     context: ControllerContext,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         await run_in_threadpool(prepare_database, context)
         context.notifier.bind(asyncio.get_running_loop())
         context.driver.bind(asyncio.get_running_loop())
         task = asyncio.create_task(rollout_loop(context), name="shipyard-rollout-loop")
+        jobs_worker = start_jobs(app, context)
         try:
             yield
         finally:
+            await run_in_threadpool(stop_jobs, jobs_worker)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -106,14 +115,6 @@ def _lifespan(
             context.db.dispose()
 
     return lifespan
-
-
-def route_template(request: Request) -> str:
-    """The path with its parameters named, e.g. /api/v1/deployments/{deployment_id}: keeps labels few."""
-    values = {str(value): name for name, value in request.scope.get("path_params", {}).items()}
-    return "/".join(
-        "{" + values[part] + "}" if part in values else part for part in request.url.path.split("/")
-    )
 
 
 class LatencyMiddleware:
@@ -138,16 +139,14 @@ class LatencyMiddleware:
         try:
             await self._app(scope, receive, send_observed)
         finally:
-            request = Request(scope)
-            route = route_template(request) if "route" in scope else "unmatched"
-            self._context.metrics.request_seconds.labels(request.method, route, str(status)).observe(
-                time.perf_counter() - started
-            )
+            self._context.metrics.observe_request(scope, status, time.perf_counter() - started)
 
 
 def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> FastAPI:
     """The controller app; the database is migrated and the rollout loop started when it starts serving."""
     context = build_context(settings, clock or utcnow)
+    if settings.bootstrap_admin_token:  # an operator's token need not have a token's shape: mask it by value
+        register_secret(settings.bootstrap_admin_token)
     app = FastAPI(
         title="shipyard controller",
         version="1",
@@ -156,10 +155,19 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     )
     app.state.context = context
     errors.install(app)
+    # Each layer added wraps the ones before: a request meets them from the last to the first.
+    app.add_middleware(AuthenticateBeforeBody, context=context)
     app.add_middleware(AgentHotPath, context=context)
-    app.add_middleware(LatencyMiddleware, context=context)  # added last: outermost, so it times both
-    for module in (fleet, releases, deployments, admin, agent):
+    app.add_middleware(RequestBodyLimit, max_body=settings.max_body)
+    app.add_middleware(errors.UnexpectedErrors)
+    app.add_middleware(LatencyMiddleware, context=context)  # outermost, so it times everything
+    for module in (fleet, releases, deployments, admin, agent, hooks_api, jobs_api):
         app.include_router(module.router, prefix=API_PREFIX)
+        context.metrics.name_routes(module.router.routes, API_PREFIX)
     app.include_router(ops.router)
+    app.include_router(webhooks_api.router)
+    context.metrics.name_routes(ops.router.routes)
+    context.metrics.name_routes(webhooks_api.router.routes)
     ui.install(app)
+    context.metrics.name_routes(app.router.routes)  # the documentation's, and copies of the above
     return app

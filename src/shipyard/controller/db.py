@@ -8,6 +8,9 @@ crashes in WAL mode and saves an fsync per commit.
 
 The connection pool is sized to the worker threads that may touch the database at once, so a request
 never queues for a connection behind long waits (long-polls hold no connection while they wait).
+
+A SQLite database holds token hashes and release specs: its file is made 0600 before SQLite opens it,
+and SQLite gives its -wal and -shm files the database file's mode.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.errors import ControllerError
+from shipyard.files import create_private, restrict
 
 SQLITE_BUSY_TIMEOUT_S = 30
 # Worker threads of the app (anyio's threadpool, set at startup) and the pool that serves them; a few
@@ -48,11 +53,35 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for an in-memory database."""
+    database = make_url(url).database
+    if not url.startswith("sqlite") or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def make_private(path: Path) -> None:
+    """The database file (created empty when absent) and any -wal/-shm/-journal left beside it, 0600."""
+    try:
+        create_private(path)
+        for suffix in ("-wal", "-shm", "-journal"):
+            restrict(path.with_name(path.name + suffix))
+    except OSError as exc:
+        raise ControllerError(
+            f"cannot open the controller database {path}: {exc.strerror}; "
+            "check --db and the directory's owner."
+        ) from exc
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         pool: dict[str, Any] = {}
         if ":memory:" not in url and url.rstrip("/") != "sqlite:":
             pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        database_file = sqlite_file(url)
+        if database_file is not None:
+            make_private(database_file)
         engine = create_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **pool
         )

@@ -1,8 +1,13 @@
-"""Prometheus metrics: request latency, plus deployment and host counts read at scrape time."""
+"""Prometheus metrics: request latency, plus deployment and host counts read at scrape time.
+
+Request labels come from a closed set whatever a client sends: the matched route's template (not the
+path), a known method or "other", and the status code.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -11,6 +16,12 @@ from sqlalchemy import func, select
 
 from shipyard.controller.db import Database
 from shipyard.controller.models import Deployment, Host
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
 
 
 class StateCollector(Collector):
@@ -45,3 +56,21 @@ class ControllerMetrics:
             registry=self.registry,
         )
         self.registry.register(StateCollector(db))
+
+        # id(route) -> its full template: a route included under a prefix may not carry the prefix itself
+        self._templates: dict[int, str] = {}
+
+    def name_routes(self, routes: Iterable[Any], prefix: str = "") -> None:
+        """Label requests matching these routes with prefix + the route's path template."""
+        for route in routes:
+            path = getattr(route, "path", None)
+            if isinstance(path, str):
+                self._templates.setdefault(id(route), prefix + path)
+
+    def route_label(self, scope: Any) -> str:
+        """The template of the route that matched, e.g. /api/v1/hosts/{name}; "unmatched" for none."""
+        return self._templates.get(id(scope.get("route")), "unmatched")
+
+    def observe_request(self, scope: Any, status: int, seconds: float) -> None:
+        labels = (method_label(scope["method"]), self.route_label(scope), str(status))
+        self.request_seconds.labels(*labels).observe(seconds)

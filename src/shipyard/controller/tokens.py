@@ -64,12 +64,21 @@ def create_join_token(
     return row, token
 
 
-def consume_join_token(session: Session, token: str, *, host_name: str, now: datetime) -> JoinToken:
-    query = select(JoinToken).where(JoinToken.token_hash == hash_token(token)).with_for_update()
-    row = session.scalar(query)
+def _usable(row: JoinToken | None, now: datetime) -> JoinToken:
     if row is None or row.used_at is not None:
         raise UnauthorizedError("the join token is unknown or already used; ask an admin for a new one.")
     if row.expires_at is not None and row.expires_at <= now:
         raise UnauthorizedError("the join token expired; ask an admin for a new one.")
+    return row
+
+
+def check_join_token(session: Session, token: str, *, now: datetime) -> None:
+    """Raises UnauthorizedError unless `token` could register a host now (it stays unused)."""
+    _usable(session.scalar(select(JoinToken).where(JoinToken.token_hash == hash_token(token))), now)
+
+
+def consume_join_token(session: Session, token: str, *, host_name: str, now: datetime) -> JoinToken:
+    query = select(JoinToken).where(JoinToken.token_hash == hash_token(token)).with_for_update()
+    row = _usable(session.scalar(query), now)
     row.used_at, row.used_by = now, host_name
     return row

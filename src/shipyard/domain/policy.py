@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from shipyard.domain.spec import ENV_NAME, AppSpec, Section, validation_messages
+from shipyard.domain.names import ENV_NAME, is_name
+from shipyard.domain.spec import AppSpec, Section, validation_messages
 from shipyard.errors import ConfigError
 
 DEFAULT_POLICY_PATH = Path("/etc/shipyard/agent-policy.yml")
@@ -121,7 +122,7 @@ class EnvPolicy(Section):
     @classmethod
     def _prefixes(cls, value: list[str]) -> list[str]:
         for prefix in value:
-            if not ENV_NAME.match(prefix):
+            if not is_name(ENV_NAME, prefix):
                 raise ValueError(f"{prefix!r} must be the start of a variable name, like SHIPYARD_SECRET_")
         return value
 

@@ -2,6 +2,8 @@
 
 Unknown keys are errors, except keys starting with ``x-`` (YAML anchors and user notes).
 Loading a file is a separate function (load_spec) from the schema, so the schema stays pure.
+Every string that reaches haproxy's config, a docker argument or a file name is matched whole
+(shipyard.domain.names); every number is finite and bounded (docs/config.md lists the limits).
 """
 
 from __future__ import annotations
@@ -11,20 +13,74 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from shipyard.domain import names
+from shipyard.domain.names import APP_NAME, ENV_NAME
 from shipyard.errors import ConfigError
 
-APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PositiveFloat = Annotated[float, Field(gt=0)]
+# Limits, documented in docs/config.md: a duration at most a day, a count of hosts at most 100000.
+MAX_SECONDS = 86_400
+MAX_COUNT = 100_000
+MAX_CPUS = 1024
+MAX_TEXT = 4096
+
+
+def _plain_text(value: str) -> str:
+    if names.has_control(value):
+        raise ValueError("must not contain control characters such as a newline or a tab")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character, which no process argument or variable can hold")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not names.is_name(ENV_NAME, value):
+        raise ValueError(
+            f"{value!r} is not a valid environment variable name "
+            "(letters, digits and _, not starting with a digit)"
+        )
+    return value
+
+
+def _matching(pattern: re.Pattern[str], hint: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not names.is_name(pattern, value):
+            raise ValueError(f"must be {hint}, without spaces or control characters")
+        return value
+
+    return AfterValidator(check)
+
+
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Port = Annotated[int, Field(ge=1, le=65534)]
+# A file path: any printable text (spaces included), no control characters.
+FilePath = Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_plain_text)]
+# A process argument, variable value or hook command: anything but NUL (newlines are legitimate).
+Argument = Annotated[str, Field(max_length=65_536), AfterValidator(_no_nul)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+Url = Annotated[str, _matching(names.URL, "an http:// or https:// URL")]
 
 
 class Section(BaseModel):
     """A config section: unknown keys rejected, ``x-`` keys allowed and dropped."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Infinity and NaN are never a sensible number of seconds, hosts or CPUs.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -35,11 +91,13 @@ class Section(BaseModel):
 
 
 class RegistrySpec(Section):
-    server: str | None = None
-    username_env: str | None = None
-    username_file: str | None = None
-    password_env: str | None = None
-    password_file: str | None = None
+    server: (
+        Annotated[str, _matching(names.HOST_PORT, "a registry host[:port] such as registry:5000")] | None
+    ) = None
+    username_env: EnvName | None = None
+    username_file: FilePath | None = None
+    password_env: EnvName | None = None
+    password_file: FilePath | None = None
     insecure: bool = Field(default=False, description="use plain HTTP (loopback registries)")
 
     @model_validator(mode="before")
@@ -57,34 +115,48 @@ class RegistrySpec(Section):
 
 class ProxySpec(Section):
     listen: str = "127.0.0.1:8080"
-    maintenance_page: str | None = Field(default=None, description="path to an HTML file served with 503")
+    maintenance_page: FilePath | None = Field(
+        default=None, description="path to an HTML file served with 503"
+    )
 
     @field_validator("listen")
     @classmethod
     def _address_and_port(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError("must be address:port, for example 127.0.0.1:8080")
+        if (
+            not sep
+            or not names.is_name(names.LISTEN_HOST, host)
+            or not re.fullmatch(r"[0-9]{1,5}", port)
+            or not 1 <= int(port) <= 65535
+        ):
+            raise ValueError(
+                "must be address:port, for example 127.0.0.1:8080, without spaces or control characters"
+            )
         return value
 
 
 class HealthcheckSpec(Section):
     path: str = "/up"
-    interval: PositiveFloat = 0.2
-    timeout: PositiveFloat = 2.0
-    healthy_threshold: Annotated[int, Field(ge=1)] = 2
-    deadline: PositiveFloat = 30.0
+    interval: PositiveSeconds = 0.2
+    timeout: PositiveSeconds = 2.0
+    healthy_threshold: Annotated[int, Field(ge=1, le=100)] = 2
+    deadline: PositiveSeconds = 30.0
 
     @field_validator("path")
     @classmethod
     def _absolute(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("must start with /")
+        if not names.is_name(names.URL_PATH, value):
+            raise ValueError(
+                "must be a URL path such as /up (letters, digits and -._~!$&()*+,;=:@%/?), "
+                "without spaces, quotes, # or control characters"
+            )
         return value
 
 
 class EnvSpec(Section):
-    clear: dict[str, str] = Field(default_factory=dict)
+    clear: dict[str, Argument] = Field(default_factory=dict)
     secret: list[str] = Field(default_factory=list, description="names read from the secret store or env")
 
     @field_validator("clear", mode="before")
@@ -98,30 +170,28 @@ class EnvSpec(Section):
     @classmethod
     def _clear_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not a valid environment variable name")
+            _env_name(name)
         return value
 
     @field_validator("secret")
     @classmethod
     def _secret_names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not a valid environment variable name")
+            _env_name(name)
         return value
 
 
 class DeploySpec(Section):
-    drain_timeout: Annotated[float, Field(ge=0)] = 10.0
-    stop_timeout: Annotated[int, Field(ge=0)] = 10
-    keep_releases: Annotated[int, Field(ge=1)] = 3
-    standby: Annotated[float, Field(ge=0)] = 0.0
+    drain_timeout: Seconds = 10.0
+    stop_timeout: Annotated[int, Field(ge=0, le=MAX_SECONDS)] = 10
+    keep_releases: Annotated[int, Field(ge=1, le=1000)] = 3
+    standby: Seconds = 0.0
 
 
 class HooksSpec(Section):
-    pre_deploy: list[str] = Field(default_factory=list, alias="pre-deploy")
-    post_swap: list[str] = Field(default_factory=list, alias="post-swap")
-    post_deploy: list[str] = Field(default_factory=list, alias="post-deploy")
+    pre_deploy: list[Argument] = Field(default_factory=list, alias="pre-deploy")
+    post_swap: list[Argument] = Field(default_factory=list, alias="post-swap")
+    post_deploy: list[Argument] = Field(default_factory=list, alias="post-deploy")
 
     @field_validator("pre_deploy", "post_swap", "post_deploy", mode="before")
     @classmethod
@@ -131,21 +201,24 @@ class HooksSpec(Section):
 
 class ResourcesSpec(Section):
     memory: str | None = None
-    cpus: PositiveFloat | None = None
+    cpus: Annotated[float, Field(gt=0, le=MAX_CPUS)] | None = None
 
     @field_validator("memory")
     @classmethod
     def _memory_size(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"\d+[bkmg]?", value.lower()):
+        if value is not None and not names.is_name(names.MEMORY, value):
             raise ValueError("must be a size like 256m or 1g")
         return value
 
 
+BuildName = Annotated[str, _matching(names.BUILD_NAME, "letters, digits, '.', '_' and '-'")]
+
+
 class BuildSecretSpec(Section):
-    id: str
-    env: str | None = None
-    file: str | None = None
-    secret: str | None = Field(default=None, description="name in the encrypted secret store")
+    id: BuildName
+    env: EnvName | None = None
+    file: FilePath | None = None
+    secret: EnvName | None = Field(default=None, description="name in the encrypted secret store")
 
     @model_validator(mode="after")
     def _one_source(self) -> BuildSecretSpec:
@@ -155,37 +228,64 @@ class BuildSecretSpec(Section):
 
 
 class BuildSpec(Section):
-    context: str = "."
-    dockerfile: str = "Dockerfile"
-    target: str | None = None
-    args: dict[str, str] = Field(default_factory=dict)
+    context: FilePath = "."
+    dockerfile: FilePath = "Dockerfile"
+    target: BuildName | None = None
+    args: dict[EnvName, Argument] = Field(default_factory=dict)
     secrets: list[BuildSecretSpec] = Field(default_factory=list)
     cache: bool = True
-    docker: str | None = Field(default=None, description="docker CLI with BuildKit, e.g. /usr/bin/docker")
+    docker: FilePath | None = Field(
+        default=None, description="docker CLI with BuildKit, e.g. /usr/bin/docker"
+    )
     scan: bool = True
 
 
 class SecretsSpec(Section):
     provider: Literal["local", "aws-kms"] = "local"
-    key_file: str | None = None
-    kms_key_id: str | None = None
-    kms_endpoint: str | None = None
-    region: str = "us-east-1"
+    key_file: FilePath | None = None
+    kms_key_id: Annotated[str, _matching(names.KMS_KEY_ID, "a KMS key id, ARN or alias/NAME")] | None = None
+    kms_endpoint: Url | None = None
+    region: Annotated[str, _matching(names.REGION, "a region such as us-east-1")] = "us-east-1"
 
 
 class RolloutSpec(Section):
     max_parallel: str = "1"
-    max_failed: Annotated[int, Field(ge=0)] = 0
-    monitor: Annotated[float, Field(ge=0)] = 5.0
+    max_failed: Count = 0
+    monitor: Seconds = 5.0
     auto_rollback: bool = True
 
     @field_validator("max_parallel", mode="before")
     @classmethod
     def _count_or_percent(cls, value: Any) -> Any:
         text = str(value)
-        if not re.fullmatch(r"[1-9]\d*%?", text) or (text.endswith("%") and int(text[:-1]) > 100):
+        if not re.fullmatch(r"[1-9][0-9]{0,5}%?", text) or (text.endswith("%") and int(text[:-1]) > 100):
             raise ValueError("must be a count like 2 or a percentage like 50%")
         return text
+
+
+class PipelineSpec(Section):
+    """A push to (or a merged pull request into) `branch` ships the commit to `environment`."""
+
+    branch: str = Field(min_length=1, max_length=255)
+    environment: str = Field(min_length=1, max_length=64)
+
+    @field_validator("branch")
+    @classmethod
+    def _branch_name(cls, value: str) -> str:
+        if (
+            value.startswith(("-", "refs/"))
+            or names.has_control(value)
+            or any(c.isspace() or c in "~^:?*[\\" for c in value)
+        ):
+            raise ValueError("must be a plain branch name like main or release")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _environment_name(cls, value: str) -> str:
+        if not names.is_name(names.FLEET_NAME, value):
+            raise ValueError("must be an environment (host group) name like production")
+        return value
 
 
 class AppSpec(Section):
@@ -194,26 +294,58 @@ class AppSpec(Section):
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     port: Port = 3000
     network: Literal["host", "bridge"] = "host"
-    bind: str = Field(default="127.0.0.1", description="host address the app listens on")
+    bind: Annotated[str, _matching(names.HOST, "a host name or IPv4 address such as 127.0.0.1")] = Field(
+        default="127.0.0.1", description="host address the app listens on"
+    )
     proxy: ProxySpec = Field(default_factory=ProxySpec)
     healthcheck: HealthcheckSpec = Field(default_factory=HealthcheckSpec)
     env: EnvSpec = Field(default_factory=EnvSpec)
     deploy: DeploySpec = Field(default_factory=DeploySpec)
     hooks: HooksSpec = Field(default_factory=HooksSpec)
     volumes: list[str] = Field(default_factory=list)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[
+        Annotated[str, _matching(names.LABEL_KEY, "a label key of letters, digits and ._/-")],
+        Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_plain_text)],
+    ] = Field(default_factory=dict)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    command: list[str] | None = None
+    command: list[Argument] | None = None
     build: BuildSpec = Field(default_factory=BuildSpec)
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
-    controller: str | None = None
+    controller: Url | None = None
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    repository: str | None = Field(default=None, description="git URL: ssh, https:// or file://")
+    pipelines: list[PipelineSpec] = Field(default_factory=list)
+
+    @field_validator("repository")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not names.is_name(names.GIT_URL, value):
+            raise ValueError(
+                "must be a git URL (ssh, https:// or file://) without spaces or control characters"
+            )
+        if re.match(r"[a-z+]+://[^/@]*:[^/@]*@", value):
+            raise ValueError("must not hold credentials; the controller fetches with a deploy key")
+        return value
+
+    @field_validator("pipelines")
+    @classmethod
+    def _one_environment_per_branch(cls, value: list[PipelineSpec]) -> list[PipelineSpec]:
+        branches = [pipeline.branch for pipeline in value]
+        repeated = sorted({branch for branch in branches if branches.count(branch) > 1})
+        if repeated:
+            raise ValueError(f"branch {repeated[0]!r} is listed twice; ship each branch to one environment")
+        return value
 
     @field_validator("app")
     @classmethod
     def _app_name(cls, value: str) -> str:
-        if not APP_NAME.match(value):
-            raise ValueError("must be lowercase letters, digits and dashes, starting with a letter")
+        if not names.is_name(APP_NAME, value):
+            raise ValueError(
+                "must be 1 to 40 lowercase letters, digits and dashes, starting with a letter, "
+                "without spaces or control characters"
+            )
         return value
 
     @field_validator("image")
@@ -221,14 +353,22 @@ class AppSpec(Section):
     def _image_repository(cls, value: str) -> str:
         if ":" in value.rsplit("/", 1)[-1] or "@" in value:
             raise ValueError("must be a repository without tag or digest, for example registry:5000/web")
+        if len(value) > 255 or not names.is_name(names.IMAGE_REPOSITORY, value):
+            raise ValueError(
+                "must be a repository such as registry:5000/web (lowercase path of letters, digits "
+                "and ._-/), without spaces or control characters"
+            )
         return value
 
     @field_validator("volumes")
     @classmethod
     def _volume_syntax(cls, value: list[str]) -> list[str]:
         for volume in value:
-            if ":" not in volume:
-                raise ValueError(f"{volume!r} must be source:target[:ro]")
+            if not names.is_name(names.VOLUME, volume):
+                raise ValueError(
+                    f"{volume!r} must be source:target[:ro], with an absolute target path or a volume name "
+                    "as source, without commas or control characters"
+                )
         return value
 
     @property
@@ -247,7 +387,8 @@ class AppSpec(Section):
 
 def _key_path(location: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in location if p not in ("function-after", "function-before")]
-    return ".".join(parts) or "(top level)"
+    # A key holding a newline or another control character is shown escaped, on the one line.
+    return ".".join(repr(p) if names.has_control(p) else p for p in parts) or "(top level)"
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -256,6 +397,8 @@ def _message(error: dict[str, Any]) -> str:
         return "unknown key (remove it, or prefix it with x- to keep it as a note)"
     if kind == "missing":
         return "is required"
+    if kind == "int_parsing_size":
+        return "is too large a number"
     text = str(error["msg"])
     for prefix in ("Value error, ", "Input should be "):
         if text.startswith(prefix):

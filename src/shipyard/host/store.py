@@ -8,6 +8,7 @@ finished, so a crash is recovered by running the command again.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,7 +77,7 @@ class HostStore:
     # releases ---------------------------------------------------------------------------------
     def next_release_id(self, app: str) -> str:
         rows = self.db.execute("SELECT id FROM releases WHERE app = ?", (app,)).fetchall()
-        numbers = [int(r["id"][1:]) for r in rows if r["id"].startswith("r") and r["id"][1:].isdigit()]
+        numbers = [int(r["id"][1:]) for r in rows if re.fullmatch(r"r[0-9]{1,18}", r["id"])]
         return f"r{max(numbers, default=0) + 1}"
 
     def save_release(self, release: Release) -> None:

@@ -6,20 +6,20 @@ The controller serves https with a certificate from a throwaway CA made when the
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 
 from shipyard.controller.client import ControllerClient
 from shipyard.controller.tls import client_ssl_context
+from shipyard.files import write_private
 from shipyard.lab.images import push_lab_images
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
 from shipyard.lab.registry_server import RegistryServer
 from shipyard.lab.state import LabState
 from shipyard.lab.tls import TlsFiles, make_throwaway_ca
-from shipyard.signing import generate_private_key, private_key_pem, public_key_pem, write_private
+from shipyard.signing import generate_private_key, public_key_pem, write_private_key
 
 
 def start_registry(state: LabState) -> None:
@@ -53,7 +53,7 @@ def release_signing_key(state: LabState) -> Path:
     if not (key.is_file() and key.with_name(key.name + ".pub").is_file()):
         key.parent.mkdir(parents=True, exist_ok=True)
         private = generate_private_key()
-        write_private(key, private_key_pem(private))
+        write_private_key(key, private)
         key.with_name(key.name + ".pub").write_bytes(public_key_pem(private.public_key()))
     return key
 
@@ -124,8 +124,9 @@ def write_app_files(state: LabState) -> None:
     """DIR/shipyard.yml for deploys, DIR/lab.env (0600) with the controller URL and admin token."""
     (state.path / "shipyard.yml").write_text(yaml.safe_dump(app_document(state), sort_keys=False))
     env = state.path / "lab.env"
-    descriptor = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(f"export SHIPYARD_CONTROLLER={state.controller_url}\n")
-        handle.write(f"export SHIPYARD_CA_FILE={state.ca_file}\n")
-        handle.write(f"export SHIPYARD_TOKEN={admin_token(state) or ''}\n")
+    write_private(
+        env,
+        f"export SHIPYARD_CONTROLLER={state.controller_url}\n"
+        f"export SHIPYARD_CA_FILE={state.ca_file}\n"
+        f"export SHIPYARD_TOKEN={admin_token(state) or ''}\n",
+    )

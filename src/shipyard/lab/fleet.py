@@ -7,6 +7,7 @@ DIR/lab.json, so `lab scale`, `lab status` and `lab down` work from separate inv
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import ConfigError, ShipyardError
 from shipyard.lab import control_plane
 from shipyard.lab.edge import EdgeProxy
 from shipyard.lab.hosts import host_processes, new_host, start_host, stop_host
@@ -33,6 +34,10 @@ def edge_of(state: LabState) -> EdgeProxy:
 def lab_up(
     root: Path, hosts: int, *, subnet: str = "127.0.1", app: AppPlan | None = None, images: bool = True
 ) -> LabState:
+    if not re.fullmatch(r"127\.(?:[0-9]{1,3})\.(?:[0-9]{1,3})", subnet) or any(
+        int(part) > 255 for part in subnet.split(".")
+    ):
+        raise ConfigError(f"--subnet {subnet!r} is not a loopback /24 prefix; use one like 127.0.1.")
     root.mkdir(parents=True, exist_ok=True)
     state = LabState(root=str(root.resolve()), subnet=subnet, app=app or AppPlan())
     state.save()

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from shipyard.errors import RegistryError
+from shipyard.files import write_private
 from shipyard.lab.ports import free_port
 
 CONFIG_TEMPLATE = """\
@@ -69,7 +70,7 @@ class RegistryServer:
         auth = ""
         if self.username and self.password:
             htpasswd = self.root / "htpasswd"
-            htpasswd.write_text(htpasswd_line(self.username, self.password) + "\n")
+            write_private(htpasswd, htpasswd_line(self.username, self.password) + "\n")
             auth = AUTH_TEMPLATE.format(htpasswd=htpasswd)
         config = self.root / "config.yml"
         config.write_text(CONFIG_TEMPLATE.format(data=self.root / "data", address=self.address, auth=auth))

@@ -9,7 +9,13 @@ The aws-kms provider lives in shipyard.secrets.kms, imported only when used (bot
 
 from shipyard.secrets.factory import key_file_path, kms_provider, local_provider, open_store, provider_for
 from shipyard.secrets.local_key import DEFAULT_KEY_FILE, MASTER_KEY_ENV, LocalKeyProvider, create_key_file
-from shipyard.secrets.masking import forget_registered_secrets, mask, mask_processor, register_secret
+from shipyard.secrets.masking import (
+    forget_registered_secrets,
+    mask,
+    mask_credentials,
+    mask_processor,
+    register_secret,
+)
 from shipyard.secrets.provider import KeyProvider
 from shipyard.secrets.resolve import resolve_secrets
 from shipyard.secrets.store import SecretStore, list_envs
@@ -27,6 +33,7 @@ __all__ = [
     "list_envs",
     "local_provider",
     "mask",
+    "mask_credentials",
     "mask_processor",
     "open_store",
     "provider_for",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import secrets
 import stat
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shipyard.errors import SecretError
+from shipyard.files import write_private
 from shipyard.secrets.provider import DecryptionError
 
 MASTER_KEY_ENV = "SHIPYARD_MASTER_KEY"
@@ -108,17 +108,9 @@ def create_key_file(path: Path) -> LocalKeyProvider:
         )
     key = secrets.token_bytes(MASTER_KEY_BYTES)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(base64.b64encode(key).decode() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        # link() fails if the path appeared meanwhile, so a concurrent init-key cannot clobber it.
-        os.link(draft, path)
+        # Never replaces: a concurrent init-key that wrote first keeps its key.
+        write_private(path, base64.b64encode(key).decode() + "\n", replace=False)
     except FileExistsError as exc:
         raise SecretError(f"{path} already exists; pass another --key-file.") from exc
-    finally:
-        draft.unlink(missing_ok=True)
     return LocalKeyProvider(key)

@@ -2,6 +2,8 @@
 
 Every value the secret store decrypts or resolves is registered here, so whatever later prints
 a command line, a container's environment or a build log can pass it through ``mask`` first.
+``mask_credentials`` also masks what needs no registration: the controller's bearer tokens, known by
+their shape, and the value of any authorization header.
 """
 
 from __future__ import annotations
@@ -14,6 +16,17 @@ from typing import Any
 MASK = "***"
 # Shorter values ("on", "1", "yes") would mask ordinary words all over the output.
 MIN_MASKED_LENGTH = 4
+
+# The controller's tokens (shipyard.controller.tokens): an API (sya_), agent (syg_) or join (syj_)
+# prefix and urlsafe base64. The prefix is kept, so a log still tells which kind of token was used.
+TOKEN_PATTERN = re.compile(r"(?<![A-Za-z0-9])(sy[agj]_)[A-Za-z0-9_-]+")
+# An authorization header however it is printed: "authorization: Bearer x", ('authorization', 'x'),
+# b'authorization', b'Bearer x'; and a credential after its scheme anywhere else (16 characters at
+# least there, so that prose such as "basic authentication" stays readable).
+AUTHORIZATION_PATTERN = re.compile(
+    r"""(?i)(authorization['"]?\s*[,:=]\s*(?-i:b)?['"]?)(?:(?:bearer|basic)\s+)?+[A-Za-z0-9._~+/=-]+"""
+)
+SCHEME_PATTERN = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{16,}")
 
 _lock = threading.Lock()
 _values: set[str] = set()
@@ -42,6 +55,12 @@ def register_secret(value: str) -> None:
         _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
 
 
+def registered_values() -> frozenset[str]:
+    """Every value registered so far (for redaction that also needs their encoded forms)."""
+    with _lock:
+        return frozenset(_values)
+
+
 def forget_registered_secrets() -> None:
     """Empty the registry (for a long-lived process that switches apps, and for tests)."""
     global _pattern
@@ -58,9 +77,19 @@ def mask(text: str) -> str:
     return pattern.sub(MASK, text)
 
 
+def mask_credentials(text: str) -> str:
+    """``text`` with registered secrets, token-shaped values and authorization header values masked."""
+    text = mask(text)
+    if not text:
+        return text
+    text = AUTHORIZATION_PATTERN.sub(lambda found: found.group(1) + MASK, text)
+    text = SCHEME_PATTERN.sub(lambda found: found.group(1) + found.group(2) + MASK, text)
+    return TOKEN_PATTERN.sub(lambda found: found.group(1) + MASK, text)
+
+
 def _mask_any(value: Any) -> Any:
     if isinstance(value, str):
-        return mask(value)
+        return mask_credentials(value)
     if isinstance(value, Mapping):
         return {key: _mask_any(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

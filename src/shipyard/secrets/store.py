@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.domain.spec import ENV_NAME
+from shipyard.domain.names import ENV_NAME, SECRETS_ENV, is_name
 from shipyard.errors import ConfigError, SecretError
 from shipyard.secrets.envelope import Envelope, new_data_key, seal
 from shipyard.secrets.masking import register_secret
@@ -25,17 +24,16 @@ from shipyard.secrets.provider import DecryptionError, KeyProvider
 
 SECRETS_DIR = Path(".shipyard") / "secrets"
 SUFFIX = ".enc"
-ENV_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
 def validate_env(env: str) -> str:
-    if not ENV_PATTERN.match(env):
+    if not is_name(SECRETS_ENV, env):
         raise ConfigError(f"{env!r} is not a valid environment name: use letters, digits, '-' and '_'.")
     return env
 
 
 def validate_secret(name: str, value: str) -> None:
-    if not ENV_NAME.match(name):
+    if not is_name(ENV_NAME, name):
         raise ConfigError(
             f"{name!r} is not a valid secret name: use letters, digits and '_', not starting with a digit."
         )
@@ -46,7 +44,7 @@ def validate_secret(name: str, value: str) -> None:
 def list_envs(repo_root: Path) -> list[str]:
     """The environments that have a secrets file in ``repo_root``."""
     folder = repo_root / SECRETS_DIR
-    return sorted(path.stem for path in folder.glob(f"*{SUFFIX}") if ENV_PATTERN.match(path.stem))
+    return sorted(path.stem for path in folder.glob(f"*{SUFFIX}") if is_name(SECRETS_ENV, path.stem))
 
 
 @dataclass(frozen=True)

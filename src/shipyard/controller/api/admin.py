@@ -21,6 +21,7 @@ from shipyard.controller.schemas.admin import (
     TokenCreated,
     TokenOut,
 )
+from shipyard.controller.schemas.common import NameInPath
 from shipyard.errors import NotFoundError
 
 router = APIRouter(tags=["admin"])
@@ -47,7 +48,7 @@ def lock(body: LockCreate, caller: Deployer, context: Context) -> LockOut:
 
 
 @router.delete("/locks/{app}/{environment}", status_code=204, summary="Unlock (deployer)")
-def unlock(app: str, environment: str, caller: Deployer, context: Context) -> None:
+def unlock(app: NameInPath, environment: NameInPath, caller: Deployer, context: Context) -> None:
     with context.db.transaction() as session:
         locks.release(
             session, app=app, environment=environment, actor=caller.name, source_ip=caller.source_ip

@@ -10,6 +10,7 @@ from shipyard.controller import deployments
 from shipyard.controller.api.deps import Caller, Context, Deployer, Viewer
 from shipyard.controller.api.views import deployment_out
 from shipyard.controller.context import ControllerContext
+from shipyard.controller.schemas.common import NameQuery
 from shipyard.controller.schemas.deployments import DeploymentCreate, DeploymentOut, RollbackCreate
 
 router = APIRouter(tags=["deployments"])
@@ -43,8 +44,8 @@ def create_deployment(body: DeploymentCreate, caller: Deployer, context: Context
 def list_deployments(
     _caller: Viewer,
     context: Context,
-    app: str | None = None,
-    environment: str | None = None,
+    app: NameQuery = None,
+    environment: NameQuery = None,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[DeploymentOut]:

@@ -72,7 +72,7 @@ def require(role: str) -> Callable[[Request, ControllerContext, HTTPAuthorizatio
     return dependency
 
 
-def _lookup_agent(context: ControllerContext, token: str) -> KnownAgent:
+def lookup_agent(context: ControllerContext, token: str) -> KnownAgent:
     with context.db.read() as session:
         host = find_agent_host(session, token)
         return KnownAgent(host_id=host.id, host=host.name, group=host.group)
@@ -83,7 +83,7 @@ async def require_agent(request: Request, context: Context, credentials: Credent
     token = bearer_token(credentials)
     known = context.agent_tokens.get(token)
     if known is None:
-        known = await run_in_threadpool(_lookup_agent, context, token)
+        known = await run_in_threadpool(lookup_agent, context, token)
         context.agent_tokens.put(token, known)
     return AgentCaller.of(known, source_ip(request))
 

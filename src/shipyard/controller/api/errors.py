@@ -1,4 +1,8 @@
-"""One place that turns failures into HTTP answers: ShipyardError -> 4xx, never a stack trace."""
+"""One place that turns failures into HTTP answers: ShipyardError -> 4xx, never a stack trace.
+
+An unexpected exception is answered 500 with a reference that the one log line of its traceback
+also holds; the log renders tracebacks without local variables and masks credentials (shipyard.logs).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.controller.errors import UnauthorizedError, status_for
 from shipyard.errors import ShipyardError
 
 log = structlog.get_logger("shipyard.controller")
+
+
+KIND_BY_STATUS = {401: UnauthorizedError.__name__, 413: "PayloadTooLargeError"}
 
 
 def _answer(status: int, detail: str, kind: str, **extra: Any) -> JSONResponse:
@@ -43,7 +51,7 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    kind = UnauthorizedError.__name__ if exc.status_code == 401 else "HTTPError"
+    kind = KIND_BY_STATUS.get(exc.status_code, "HTTPError")
     return _answer(exc.status_code, str(exc.detail), kind)
 
 
@@ -64,7 +72,10 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     reference = uuid.uuid4().hex[:12]
     log.exception("unexpected error", path=request.url.path, method=request.method, reference=reference)
     return _answer(
-        500, f"internal controller error (reference {reference}); see the controller log.", "InternalError"
+        500,
+        f"internal controller error (reference {reference}); see the controller log.",
+        "InternalError",
+        reference=reference,
     )
 
 
@@ -89,3 +100,33 @@ async def answer_for(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     for kind, handler in HANDLERS:
         app.add_exception_handler(kind, handler)
+
+
+class UnexpectedErrors:
+    """Answers an exception that escaped the routes' handlers, and logs it once.
+
+    Starlette's outermost layer would answer it too, then re-raise it for the server to log a second
+    traceback; caught here, it never reaches the server.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._app(scope, receive, tracked_send)
+        except Exception as exc:
+            if started:  # too late to answer: the server logs it and closes the connection
+                raise
+            response = await answer_for(Request(scope), exc)
+            await response(scope, receive, send)

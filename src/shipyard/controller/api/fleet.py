@@ -8,6 +8,7 @@ from shipyard.controller import audit, catalog, deployments, hosts
 from shipyard.controller.api.deps import Admin, Context, Viewer
 from shipyard.controller.api.views import host_out
 from shipyard.controller.errors import ConflictError
+from shipyard.controller.schemas.common import NameInPath, NameQuery
 from shipyard.controller.schemas.fleet import AppCreate, AppOut, EnvironmentCreate, EnvironmentOut, HostOut
 
 router = APIRouter(tags=["fleet"])
@@ -68,19 +69,19 @@ def create_environment(body: EnvironmentCreate, caller: Admin, context: Context)
 
 
 @router.get("/hosts", summary="List hosts with what they report (viewer)")
-def list_hosts(_caller: Viewer, context: Context, group: str | None = None) -> list[HostOut]:
+def list_hosts(_caller: Viewer, context: Context, group: NameQuery = None) -> list[HostOut]:
     with context.db.read() as session:
         return [host_out(host) for host in hosts.list_hosts(session, group)]
 
 
 @router.get("/hosts/{name}", summary="One host (viewer)")
-def get_host(name: str, _caller: Viewer, context: Context) -> HostOut:
+def get_host(name: NameInPath, _caller: Viewer, context: Context) -> HostOut:
     with context.db.read() as session:
         return host_out(hosts.find_host(session, name))
 
 
 @router.delete("/hosts/{name}", status_code=204, summary="Forget a host and revoke its agent token (admin)")
-def delete_host(name: str, caller: Admin, context: Context) -> None:
+def delete_host(name: NameInPath, caller: Admin, context: Context) -> None:
     with context.db.transaction() as session:
         host = hosts.find_host(session, name)
         host_id = host.id

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi import APIRouter
 from pydantic import ValidationError
 from starlette.requests import Request
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shipyard.controller.api import agent
 from shipyard.controller.api.agent import MAX_WAIT_QUERY, desired_body, store_report
 from shipyard.controller.api.deps import AgentCaller
 from shipyard.controller.api.errors import answer_for
@@ -28,6 +32,10 @@ from shipyard.controller.schemas.agent import AgentReport
 DESIRED, REPORT = "/api/v1/agent/desired", "/api/v1/agent/report"
 MAX_REPORT_BYTES = 1 << 20  # larger bodies take the application's path (and its limits)
 JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def route_of(router: APIRouter, endpoint: Callable[..., Any]) -> BaseRoute:
+    return next(route for route in router.routes if getattr(route, "endpoint", None) is endpoint)
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -83,6 +91,11 @@ def _replaying(body: bytes, complete: bool, receive: Receive) -> Receive:
 class AgentHotPath:
     def __init__(self, app: ASGIApp, context: ControllerContext) -> None:
         self._app, self._context = app, context
+        # The routes these requests would have matched: the latency metrics name them alike.
+        self._routes = {
+            (DESIRED, "GET"): route_of(agent.router, agent.desired),
+            (REPORT, "POST"): route_of(agent.router, agent.report),
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in (DESIRED, REPORT):
@@ -131,7 +144,7 @@ class AgentHotPath:
     async def _answer(
         self, scope: Scope, receive: Receive, send: Send, produce: Callable[[], Awaitable[bytes]]
     ) -> None:
-        scope["route"] = scope["path"]  # named in the latency metrics like a routed request
+        scope["route"] = self._routes[(scope["path"], scope["method"])]
         try:
             body = await produce()
         except Exception as exc:  # the application's own handlers decide the answer (4xx, 503)

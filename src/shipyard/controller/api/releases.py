@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from shipyard.controller import releases
 from shipyard.controller.api.deps import Context, Deployer, Viewer
 from shipyard.controller.api.views import release_out
+from shipyard.controller.schemas.common import NameQuery
 from shipyard.controller.schemas.releases import ReleaseCreate, ReleaseOut
 
 router = APIRouter(prefix="/releases", tags=["releases"])
@@ -31,7 +32,7 @@ def create_release(body: ReleaseCreate, caller: Deployer, context: Context) -> R
 def list_releases(
     _caller: Viewer,
     context: Context,
-    app: str | None = None,
+    app: NameQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ReleaseOut]:
     with context.db.read() as session:

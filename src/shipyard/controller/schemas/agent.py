@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -13,10 +13,17 @@ Health = Literal["healthy", "unhealthy", "unknown"]
 Outcome = Literal["in_progress", "succeeded", "failed"]
 
 
+MAX_LABELS = 64
+LabelKey = Annotated[str, Field(min_length=1, max_length=64)]
+LabelValue = Annotated[str, Field(max_length=255)]
+
+
 class AgentRegister(Body):
     name: Name
     address: str = Field(default="", max_length=255)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, max_length=MAX_LABELS, description="at most 64; keys 1-64, values 0-255 chars"
+    )
     agent_version: str = Field(default="", max_length=64)
 
 

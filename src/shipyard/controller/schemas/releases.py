@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from shipyard.controller.schemas.common import Body
 
 Signature = Annotated[str, Field(pattern=r"^ed25519:[0-9a-f]{16}:[A-Za-z0-9+/]{86}==$", max_length=160)]
+MAX_SPEC_BYTES = 64 * 1024  # a shipyard.yml snapshot is a few kilobytes
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", examples=["sha256:" + "0" * 64])]
 
 
@@ -18,12 +20,22 @@ class ReleaseCreate(Body):
         min_length=1, max_length=255, description="repository without tag, e.g. registry:5000/web"
     )
     digest: Digest
-    spec: dict[str, Any] = Field(description="spec snapshot (shipyard.domain.spec.spec_snapshot)")
+    spec: dict[str, Any] = Field(
+        description="spec snapshot (shipyard.domain.spec.spec_snapshot), at most 64 KiB as JSON"
+    )
     signature: Signature | None = Field(
         default=None,
         description="signature by a CI key over the release (shipyard.signing); the controller signs "
         "releases that come without one when it has a signing key",
     )
+
+    @field_validator("spec")
+    @classmethod
+    def spec_is_bounded(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(spec, separators=(",", ":")).encode())
+        if size > MAX_SPEC_BYTES:
+            raise ValueError(f"the spec is {size} bytes as JSON; at most {MAX_SPEC_BYTES} are accepted")
+        return spec
 
 
 class ReleaseOut(BaseModel):

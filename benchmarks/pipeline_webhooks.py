@@ -1,0 +1,335 @@
+"""The pipeline: merge -> live broken down by step, and webhook acknowledgement latency during a build.
+
+    .venv/bin/python benchmarks/pipeline_webhooks.py [--rate 100] [--seconds 10] [--commits 2]
+
+Everything is real and local: `shipyard controller` (SQLite) in a subprocess with its job worker, the
+suite's Docker Engine and an htpasswd registry on 127.0.0.1, a bare git repository as the origin, and
+one production host played by a simulated agent (it reports the desired release healthy at once, so the
+rollout time is the controller's own, not a container start). For each commit: push to `release`, one
+signed push delivery, and the job's time per step (fetch, build, scan, push, release, deploy, wait)
+until the deployment succeeded; the first commit builds cold, the next ones with a warm cache. Then one
+more commit the manual way, timed the same (`shipyard build --push`, then `shipyard deploy IMAGE:SHA
+--env production` through the controller; its `deploy` column is the whole deploy command).
+Then the acknowledgement latency of signed deliveries (pushes to a branch without a pipeline:
+verified, stored, answered; nothing queued): 200 one after the other (the service time), then sent at
+`--rate` per second for `--seconds`, once idle and once while a job builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from _load import percentile
+from fleet_common import print_table
+
+from shipyard.controller.client import ControllerClient
+from shipyard.controller.pipeline.github import signature_of
+from shipyard.controller.schemas.agent import AppReport
+from shipyard.errors import ControllerError
+from shipyard.lab.fixtures import start_engine, start_test_registry, unique_name
+from shipyard.lab.ports import free_port
+from shipyard.lab.processes import shipyard_process, stop_process, wait_http
+from shipyard.lab.testapp import busybox_path
+
+GIT = [
+    "git",
+    "-c",
+    "user.email=bench@shipyard.test",
+    "-c",
+    "user.name=bench",
+    "-c",
+    "init.defaultBranch=main",
+]
+SECRET = "bench-webhook-secret-0123456789"
+DOCKERFILE = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCOPY release.txt /release.txt\n"
+STEPS = ("fetch", "build.build", "build.scan", "build.push", "release", "deploy", "wait")
+FINAL = {"succeeded", "failed", "cancelled", "superseded", "interrupted"}
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        [*GIT, "-C", str(root), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_repo(root: Path, image: str, app: str, origin: Path) -> None:
+    (root / "rootfs" / "bin").mkdir(parents=True)
+    shutil.copy2(busybox_path(), root / "rootfs" / "bin" / "busybox")
+    (root / "Dockerfile").write_text(DOCKERFILE)
+    (root / "release.txt").write_text("0\n")
+    config = {
+        "app": app,
+        "image": image,
+        "registry": {"username_env": "BENCH_REG_USER", "password_env": "BENCH_REG_PASS"},
+        "repository": origin.as_uri(),
+        "pipelines": [{"branch": "release", "environment": "production"}],
+        "rollout": {"monitor": 0.1},
+    }
+    (root / "shipyard.yml").write_text(yaml.safe_dump(config))
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    subprocess.run(["git", "clone", "-q", "--bare", str(root), str(origin)], check=True)
+    git(root, "remote", "add", "origin", origin.as_uri())
+
+
+def signed_push(branch: str, sha: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {"ref": f"refs/heads/{branch}", "after": sha, "deleted": False, "head_commit": {"id": sha}}
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature_of(SECRET, body),
+    }
+    return body, headers
+
+
+def simulated_host(url: str, admin: ControllerClient, stop: threading.Event) -> None:
+    """Long-polls like the agent and reports the desired release healthy whenever it changes."""
+    registered = ControllerClient(url).register_agent(admin.create_join_token("production").token, "h1")
+    client = ControllerClient(url, registered.agent_token)
+    version: int | None = None
+    while not stop.is_set():
+        try:
+            desired = client.desired(version, wait=5.0)
+            if desired.version == version:
+                continue
+            version = desired.version
+            reports = [
+                AppReport(
+                    app=app.app,
+                    step="done",
+                    active_release=app.release_id,
+                    release=app.release_id,
+                    health="healthy",
+                    outcome="succeeded",
+                )
+                for app in desired.apps
+            ]
+            client.report(reports, agent_version="bench")
+        except ControllerError:
+            time.sleep(0.2)
+
+
+def wait_job(url: str, token: str, job_id: int) -> dict[str, Any]:
+    while True:
+        job = httpx.get(f"{url}/api/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}).json()
+        if job["status"] in FINAL:
+            return dict(job)
+        time.sleep(0.1)
+
+
+async def acknowledgements(url: str, app: str, rate: float | None, count: int) -> list[float]:
+    """Seconds from sending each delivery to its answer: `count` deliveries started on a schedule of
+    `rate` per second (not waiting for answers), or one after the other when `rate` is None."""
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as client:
+
+        async def one() -> None:
+            body, headers = signed_push("feature", uuid.uuid4().hex[:40].ljust(40, "0"))
+            started = time.perf_counter()
+            try:
+                answer = await client.post(f"{url}/hooks/github/{app}", content=body, headers=headers)
+                accepted = answer.status_code == 202
+            except httpx.HTTPError:
+                accepted = False
+            latencies.append(time.perf_counter() - started if accepted else float("inf"))
+
+        if rate is None:
+            for _ in range(count):
+                await one()
+            return latencies
+        tasks = []
+        begin = time.perf_counter()
+        for index in range(count):
+            await asyncio.sleep(max(0.0, begin + index / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def ack_row(label: str, latencies: list[float]) -> list[object]:
+    failed = sum(1 for value in latencies if value == float("inf"))
+    ok = [value * 1000 for value in latencies if value != float("inf")]
+    return [
+        label,
+        len(latencies),
+        failed,
+        f"{percentile(ok, 50):.1f}",
+        f"{percentile(ok, 99):.1f}",
+        f"{max(ok):.1f}",
+    ]
+
+
+def remove_images(docker_url: str, repository: str) -> None:
+    import docker
+
+    client = docker.DockerClient(base_url=docker_url)
+    try:
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+    finally:
+        client.close()
+
+
+def manual_path(
+    repo: Path, url: str, token: str, env: dict[str, str], registry: str, app: str
+) -> list[object]:
+    """The same change the manual way, timed the same: `shipyard build --push`, then `shipyard deploy`."""
+    (repo / "release.txt").write_text("manual\n")
+    git(repo, "commit", "-qam", "shipped by hand")
+    environ = {**os.environ, **env, "SHIPYARD_CONTROLLER": url, "SHIPYARD_TOKEN": token}
+    started = time.perf_counter()
+    built = subprocess.run(
+        [sys.executable, "-m", "shipyard.cli.main", "build", "--push", "--json"],
+        cwd=repo,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    build_done = time.perf_counter()
+    timings = json.loads(built.stdout)["timings_ms"]
+    sha = git(repo, "rev-parse", "HEAD")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shipyard.cli.main",
+            "deploy",
+            f"{registry}/{app}:{sha}",
+            "--env",
+            "production",
+            "--json",
+        ],
+        cwd=repo,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    deployed = time.perf_counter()
+    return (
+        ["manual (warm)", "succeeded", "-"]
+        + [f"{timings.get(step, 0) / 1000:.2f}" for step in ("build", "scan", "push")]
+        + ["-", f"{deployed - build_done:.2f}", "-", f"{deployed - started:.2f}"]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=100.0, help="deliveries per second")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--commits", type=int, default=2, help="commits shipped one after the other")
+    options = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="shipyard-bench-pipeline-"))
+    registry = start_test_registry(work)
+    docker_url = start_engine(work)
+    app = unique_name("pipe")
+    repo, origin = work / "web", work / "web.git"
+    make_repo(repo, f"{registry.address}/{app}", app, origin)
+    port, token_file = free_port(), work / "admin.token"
+    env = {
+        "DOCKER_HOST": docker_url,
+        "BENCH_REG_USER": registry.username,
+        "BENCH_REG_PASS": registry.password,
+        "XDG_CACHE_HOME": str(work / "cache"),
+        "SHIPYARD_ADMIN_TOKEN": "",
+    }
+    args = ["controller", "--db", f"sqlite:///{work / 'controller.db'}", "--port", str(port)]
+    pid = shipyard_process([*args, "--bootstrap-token-file", str(token_file)], work / "controller.log", env)
+    url, stop = f"http://127.0.0.1:{port}", threading.Event()
+    try:
+        wait_http(f"{url}/healthz", 60, "the controller", work / "controller.log")
+        token = token_file.read_text().strip()
+        admin = ControllerClient(url, token)
+        threading.Thread(target=simulated_host, args=(url, admin, stop), daemon=True).start()
+        hook = {
+            "app": app,
+            "repository": origin.as_uri(),
+            "secret": SECRET,
+            "pipelines": [{"branch": "release", "environment": "production"}],
+        }
+        httpx.post(
+            f"{url}/api/v1/hooks", json=hook, headers={"Authorization": f"Bearer {token}"}
+        ).raise_for_status()
+
+        rows: list[list[object]] = []
+        for number in range(1, options.commits + 1):
+            (repo / "release.txt").write_text(f"{number}\n")
+            git(repo, "commit", "-qam", f"commit {number}")
+            git(repo, "push", "-q", "origin", "HEAD:release")
+            sha = git(repo, "rev-parse", "HEAD")
+            started = time.perf_counter()
+            body, headers = signed_push("release", sha)
+            answer = httpx.post(f"{url}/hooks/github/{app}", content=body, headers=headers).json()
+            job = wait_job(url, token, answer["job_id"])
+            total = time.perf_counter() - started
+            timings = job["timings"]
+            rows.append(
+                [f"{number} ({'cold' if number == 1 else 'warm'})", job["status"]]
+                + [f"{timings.get(step, 0):.2f}" for step in STEPS]
+                + [f"{total:.2f}"]
+            )
+        rows.append(manual_path(repo, url, token, env, registry.address, app))
+        print_table(
+            "merge -> live, seconds per step (1 host, simulated agent)",
+            ["commit", "status", *STEPS, "total"],
+            rows,
+        )
+
+        count = int(options.rate * options.seconds)
+        sequential = asyncio.run(acknowledgements(url, app, None, 200))
+        idle = asyncio.run(acknowledgements(url, app, options.rate, count))
+        (repo / "release.txt").write_text("during acknowledgements\n")
+        git(repo, "commit", "-qam", "built while deliveries arrive")
+        git(repo, "push", "-q", "origin", "HEAD:release")
+        body, headers = signed_push("release", git(repo, "rev-parse", "HEAD"))
+        job_id = httpx.post(f"{url}/hooks/github/{app}", content=body, headers=headers).json()["job_id"]
+        while (
+            httpx.get(f"{url}/api/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}).json()[
+                "step"
+            ]
+            != "build"
+        ):
+            time.sleep(0.05)
+        busy = asyncio.run(acknowledgements(url, app, options.rate, count))
+        building = wait_job(url, token, job_id)
+        print_table(
+            f"webhook acknowledgement at {options.rate:.0f}/s for {options.seconds:.0f} s, milliseconds",
+            ["while", "deliveries", "failed", "p50", "p99", "max"],
+            [
+                ack_row("one at a time, idle", sequential),
+                ack_row("idle", idle),
+                ack_row(f"a job builds ({building['status']})", busy),
+            ],
+        )
+    finally:
+        stop.set()
+        stop_process(pid)
+        registry.server.stop()
+        remove_images(docker_url, f"{registry.address}/{app}")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Pipeline jobs: list, one job, its log (also live as server-sent events), cancel and retry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from shipyard.controller.api.deps import Context, Deployer, Viewer
+from shipyard.controller.context import ControllerContext
+from shipyard.controller.pipeline import engine, job_store
+from shipyard.controller.pipeline.models import Job, JobLogLine
+from shipyard.controller.schemas.pipeline import JobOut, LogLineOut
+
+router = APIRouter(prefix="/jobs", tags=["pipeline"])
+FOLLOW_POLL_S = 0.5
+
+
+def job_out(job: Job) -> JobOut:
+    return JobOut(
+        id=job.id,
+        app=job.app.name,
+        environment=job.environment,
+        branch=job.branch,
+        sha=job.sha,
+        trigger=job.trigger,
+        status=job.status,
+        step=job.step,
+        message=job.message,
+        attempt=job.attempt,
+        retry_of=job.retry_of,
+        cancel_requested=job.cancel_requested,
+        timings=dict(job.timings or {}),
+        release_id=job.release_id,
+        deployment_id=job.deployment_id,
+        created_by=job.created_by,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def line_out(line: JobLogLine) -> LogLineOut:
+    return LogLineOut(id=line.id, step=line.step, line=line.line, at=line.at)
+
+
+@router.get("", summary="Jobs, newest first (viewer)")
+def list_jobs(
+    _caller: Viewer,
+    context: Context,
+    app: str | None = None,
+    environment: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[JobOut]:
+    with context.db.read() as session:
+        return [
+            job_out(job)
+            for job in job_store.list_jobs(session, app=app, environment=environment, limit=limit)
+        ]
+
+
+@router.get("/{job_id}", summary="One job with its step timings (viewer)")
+def get_job(job_id: int, _caller: Viewer, context: Context) -> JobOut:
+    with context.db.read() as session:
+        return job_out(job_store.find_job(session, job_id))
+
+
+@router.get("/{job_id}/log", summary="A job's log lines after a line id (viewer)")
+def get_log(
+    job_id: int,
+    _caller: Viewer,
+    context: Context,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> list[LogLineOut]:
+    with context.db.read() as session:
+        job_store.find_job(session, job_id)
+        return [line_out(line) for line in job_store.log_lines(session, job_id, after=after, limit=limit)]
+
+
+def _news(context: ControllerContext, job_id: int, after: int) -> tuple[list[LogLineOut], JobOut]:
+    with context.db.read() as session:
+        lines = [line_out(line) for line in job_store.log_lines(session, job_id, after=after)]
+        return lines, job_out(job_store.find_job(session, job_id))
+
+
+@router.get("/{job_id}/events", summary="The job's log live, as server-sent events (viewer)")
+async def follow(
+    job_id: int,
+    request: Request,
+    _caller: Viewer,
+    context: Context,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """`log` events (id = line id, resumable with Last-Event-ID), then one `end` event with the job."""
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    await run_in_threadpool(_news, context, job_id, 0)  # 404 before the stream starts
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        cursor = after
+        while not await request.is_disconnected():
+            lines, job = await run_in_threadpool(_news, context, job_id, cursor)
+            for line in lines:
+                cursor = line.id
+                yield ServerSentEvent(line.model_dump_json(), event="log", id=str(line.id))
+            if not lines and job.status in engine.FINISHED:
+                yield ServerSentEvent(job.model_dump_json(), event="end", id=str(cursor))
+                return
+            if not lines:
+                await asyncio.sleep(FOLLOW_POLL_S)
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.post(
+    "/{job_id}/cancel", summary="Cancel a queued job, or stop a running one at its next step (deployer)"
+)
+def cancel(job_id: int, caller: Deployer, context: Context) -> JobOut:
+    with context.db.transaction() as session:
+        return job_out(
+            job_store.cancel(
+                session, job_id, actor=caller.name, source_ip=caller.source_ip, now=context.now()
+            )
+        )
+
+
+@router.post("/{job_id}/retry", status_code=201, summary="Queue a finished job's commit again (deployer)")
+def retry(job_id: int, caller: Deployer, request: Request, context: Context) -> JobOut:
+    with context.db.transaction() as session:
+        again = job_store.retry(
+            session, job_id, actor=caller.name, source_ip=caller.source_ip, now=context.now()
+        )
+        answer = job_out(again)
+    worker = getattr(request.app.state, "job_worker", None)
+    if worker is not None:
+        worker.wake()
+    return answer
