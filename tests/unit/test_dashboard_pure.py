@@ -132,3 +132,31 @@ def test_sparkline_scales_to_the_busiest_minute_and_says_its_totals() -> None:
     drawn = svg.sparkline(samples.last_hour("web", NOW))
     assert "last hour: 40 requests, 4 5xx" in drawn and drawn.count("<polyline") == 2
     assert "118.0,2.0" in drawn or "120.0,2.0" in drawn  # the last minute reaches the top
+
+
+def test_large_waves_are_drawn_as_grids_with_every_host() -> None:
+    found = Deployment(id=8, release_id=3, status="running", created_at=NOW, current_wave=2, total_waves=2)
+    for index in range(400):
+        found.hosts.append(
+            DeploymentHost(host=Host(name=f"h{index}"), wave=1 + index // 200, outcome="waiting")
+        )
+    drawn = svg.waves(found)
+    assert drawn.count('data-outcome="waiting"') == 400
+    assert 'width="6"' in drawn and "w1" in drawn and "w2" in drawn
+
+
+def test_progress_lists_all_hosts_of_small_deployments_and_the_running_wave_of_large_ones() -> None:
+    from shipyard.controller.ui.routes import progress_values
+
+    small = deployment("running", hosts=3)
+    assert len(progress_values(small)["rows"]) == 3
+    large = Deployment(id=9, release_id=3, status="running", created_at=NOW, current_wave=2, total_waves=3)
+    for index in range(120):
+        wave = 1 + index // 40
+        outcome = (
+            "failed" if index == 0 else "succeeded" if wave == 1 else "pending" if wave == 2 else "waiting"
+        )
+        large.hosts.append(DeploymentHost(host=Host(name=f"h{index:03d}"), wave=wave, outcome=outcome))
+    values = progress_values(large)
+    assert [row.host.name for row in values["rows"]][:2] == ["h000", "h040"] and len(values["rows"]) == 41
+    assert values["others"] == {"succeeded": 39, "waiting": 40}

@@ -10,13 +10,14 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Hashable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import OperationalError
+from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -252,7 +253,10 @@ def deployment(deployment_id: int, request: Request, context: Context) -> Respon
         request,
         context,
         "deployment.html",
-        lambda session: {"deployment": queries.deployment_page(session, deployment_id), "active": ACTIVE},
+        lambda session: {
+            **progress_values(queries.deployment_page(session, deployment_id)),
+            "active": ACTIVE,
+        },
     )
 
 
@@ -281,6 +285,9 @@ def audit(
 # --- live deployment progress ----------------------------------------------------------------------------
 
 
+Rendered = TypeVar("Rendered")
+
+
 class SharedRenders:
     """Fragments that are the same for every viewer (a deployment's progress, the overview's grid),
     rendered once per version however many dashboards ask; the others wait for that render."""
@@ -288,17 +295,17 @@ class SharedRenders:
     MAX_ENTRIES = 256
 
     def __init__(self) -> None:
-        self._entries: dict[Hashable, tuple[Hashable, str, bool]] = {}
+        self._entries: dict[Hashable, tuple[Hashable, Any, bool]] = {}
         self._locks: dict[Hashable, asyncio.Lock] = {}
 
     async def get(
-        self, key: Hashable, version: Hashable, render: Callable[[], tuple[str, bool]]
-    ) -> tuple[str, bool]:
+        self, key: Hashable, version: Hashable, render: Callable[[], tuple[Rendered, bool]]
+    ) -> tuple[Rendered, bool]:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] == version:
-                return entry[1], entry[2]
+                return cast(Rendered, entry[1]), entry[2]
             html, finished = await run_in_threadpool(render)
             if len(self._entries) >= self.MAX_ENTRIES:
                 oldest = next(iter(self._entries))
@@ -308,11 +315,33 @@ class SharedRenders:
             return html, finished
 
 
+# Up to this many hosts the progress lists every host; beyond, those of the running wave and the failed.
+HOSTS_LISTED = 50
+
+
+def progress_values(deployment: Any) -> dict[str, Any]:
+    rows = sorted(deployment.hosts, key=lambda row: (row.wave, row.host.name))
+    if len(rows) <= HOSTS_LISTED:
+        return {"deployment": deployment, "rows": rows, "others": {}}
+    shown = [row for row in rows if row.wave == deployment.current_wave or row.outcome == "failed"]
+    others: dict[str, int] = {}
+    for row in rows:
+        if row.wave != deployment.current_wave and row.outcome != "failed":
+            others[row.outcome] = others.get(row.outcome, 0) + 1
+    return {"deployment": deployment, "rows": shown, "others": others}
+
+
 def progress_html(context: ControllerContext, deployment_id: int) -> tuple[str, bool]:
     with context.db.read() as session:
         found = queries.deployment_page(session, deployment_id)
-        html = templates.get_template("_progress.html").render(deployment=found, svg=svg)
+        html = templates.get_template("_progress.html").render(svg=svg, **progress_values(found))
         return html, found.status not in ACTIVE
+
+
+def progress_event(context: ControllerContext, deployment_id: int) -> tuple[bytes, bool]:
+    """The SSE message, encoded once for every dashboard that follows the deployment."""
+    html, finished = progress_html(context, deployment_id)
+    return ServerSentEvent(data=html, event="progress").encode(), finished
 
 
 def shared_renders(request: Request) -> SharedRenders:
@@ -344,21 +373,21 @@ async def progress_events(deployment_id: int, request: Request) -> Response:
     cache = shared_renders(request)
     loop = asyncio.get_running_loop()
 
-    async def events() -> AsyncIterator[dict[str, str]]:
-        sent = None
+    async def events() -> AsyncIterator[bytes | dict[str, str]]:
+        sent = b""
         while True:
             snapshot = context.notifier.snapshot()
             version = (context.notifier.generation, int(loop.time() // RECHECK_S))
             try:
-                html, finished = await cache.get(
-                    ("progress", deployment_id), version, lambda: progress_html(context, deployment_id)
+                event, finished = await cache.get(
+                    ("progress", deployment_id), version, lambda: progress_event(context, deployment_id)
                 )
             except ShipyardError as exc:
                 yield {"event": "gone", "data": exc.message}
                 return
-            if html != sent:
-                sent = html
-                yield {"event": "progress", "data": html}
+            if event != sent:
+                sent = event
+                yield event
             if finished:  # nothing changes anymore: keep the stream open (no reconnects), idle
                 await asyncio.sleep(3600)
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from markupsafe import Markup, escape
@@ -58,39 +59,43 @@ def timeline(deployments: Sequence[Deployment]) -> Markup:
 
 
 def waves(deployment: Deployment) -> Markup:
-    """One column per wave, one square per host, coloured by the host's outcome; the running wave framed."""
+    """One block per wave, one square per host coloured by the host's outcome; the running wave framed.
+
+    Small waves are a column of squares; large ones a grid of small squares (up to 1,024 hosts a wave).
+    """
     by_wave: dict[int, list[tuple[str, str, str]]] = {}
     for row in sorted(deployment.hosts, key=lambda row: (row.wave, row.host.name)):
         by_wave.setdefault(row.wave, []).append((row.host.name, row.outcome, row.step))
     # Waves are numbered from 1; 0 means none has started yet.
     count = max(deployment.total_waves, max(by_wave, default=0), 1)
-    cell, gap = 16, 4
-    column = cell + 3 * gap
     tallest = max((len(hosts) for hosts in by_wave.values()), default=1)
-    rows_shown = min(tallest, 20)
-    width, height = count * column + gap, rows_shown * (cell + gap) + 22
+    if tallest <= 20:
+        cell, gap, across, down = 16, 4, 1, tallest
+    else:
+        cell, gap = 6, 1
+        across = min(math.ceil(math.sqrt(tallest)), 32)
+        down = min(math.ceil(tallest / across), 32)
+    block = across * (cell + gap) + 10
+    width, height = count * block + 4, down * (cell + gap) + 24
     parts = [
         f'<svg class="waves" role="img" aria-label="waves" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
     ]
     for wave in range(1, count + 1):
-        x = (wave - 1) * column + gap
+        left = (wave - 1) * block + 6
         if wave == deployment.current_wave and deployment.status in ("running", "paused"):
             parts.append(
-                f'<rect x="{x - 3}" y="1" width="{cell + 6}" height="{height - 2}" fill="none" '
+                f'<rect x="{left - 4}" y="1" width="{block - 2}" height="{height - 2}" fill="none" '
                 f'stroke="#1565c0" stroke-width="2" rx="3"/>'
             )
-        parts.append(f'<text x="{x}" y="{height - 4}" font-size="10">w{wave}</text>')
-        hosts = by_wave.get(wave, [])
-        for index, (host, outcome, step) in enumerate(hosts[:rows_shown]):
-            y = index * (cell + gap) + 4
+        parts.append(f'<text x="{left}" y="{height - 6}" font-size="10">w{wave}</text>')
+        for index, (host, outcome, step) in enumerate(by_wave.get(wave, [])[: across * down]):
+            x, y = left + (index % across) * (cell + gap), 4 + (index // across) * (cell + gap)
             label = escape(f"{host}: {outcome}" + (f" ({step})" if step else ""))
             parts.append(
-                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" rx="2" fill="{colour(outcome)}" '
+                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" rx="1" fill="{colour(outcome)}" '
                 f'data-outcome="{escape(outcome)}"><title>{label}</title></rect>'
             )
-        if len(hosts) > rows_shown:
-            parts.append(f"<title>{len(hosts) - rows_shown} more hosts in wave {wave + 1}</title>")
     parts.append("</svg>")
     return Markup("".join(parts))
 
