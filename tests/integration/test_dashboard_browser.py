@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,10 @@ from controller_fixtures import DIGESTS, FakeAgent, ServedController, served_con
 from playwright.sync_api import Browser, Page
 
 from dashboard_browser import chromium, csrf_of, new_page, screenshot, sign_in
+from shipyard.controller import catalog
 from shipyard.controller.client import ControllerClient
+from shipyard.controller.db import Database
+from shipyard.controller.pipeline.models import Job, JobLogLine
 from shipyard.errors import ControllerError
 from shipyard.lab.tls import TlsFiles
 
@@ -155,3 +159,42 @@ def test_values_from_users_and_repositories_never_run(browser: Browser, served: 
         page.goto("/ui/hosts")
         assert f"rack={EVIL}" in page.inner_text("main")
     assert dialogs == []
+
+
+def test_a_running_jobs_log_grows_on_the_page(
+    browser: Browser, served: ServedController, tmp_path: Path
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'controller.db'}")
+    with db.transaction() as session:
+        app = catalog.ensure_app(session, "web")
+        job = Job(
+            app_id=app.id,
+            environment="production",
+            repository="https://git.example/web.git",
+            branch="main",
+            sha="c" * 40,
+            trigger="push",
+            status="running",
+            step="build",
+            created_by="github",
+            worker="a builder elsewhere",  # holding its lease: the controller leaves the job running
+            lease_until=datetime.now(UTC) + timedelta(hours=1),
+        )
+        session.add(job)
+        session.flush()
+        job_id = job.id
+        session.add(JobLogLine(job_id=job_id, step="fetch", line=f"fetched {EVIL}"))
+    with new_page(browser, served.url) as page:
+        sign_in(page, served.admin_token)
+        page.goto(f"/ui/jobs/{job_id}")
+        page.evaluate("() => { window.__same_page = true; }")
+        with db.transaction() as session:
+            session.add_all(
+                [JobLogLine(job_id=job_id, step="build", line=f"step {n}/3") for n in range(1, 4)]
+            )
+        page.wait_for_function("() => document.querySelectorAll('#log span').length === 4")
+        assert "step 3/3" in page.inner_text("#log") and EVIL in page.inner_text("#log")
+        assert page.evaluate("() => window.__same_page") is True and no_script_ran(page)
+        page.goto("/ui/jobs")
+        screenshot(page, "jobs")
+    db.dispose()
