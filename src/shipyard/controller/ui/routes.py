@@ -350,7 +350,7 @@ def shared_renders(request: Request) -> SharedRenders:
 
 
 # Another controller process may change a deployment without notifying this one: re-read this often.
-RECHECK_S = 2.0
+RECHECK_S = 5.0
 
 
 @router.get("/ui/deployments/{deployment_id}/progress")

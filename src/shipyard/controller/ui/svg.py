@@ -91,10 +91,12 @@ def waves(deployment: Deployment) -> Markup:
         parts.append(f'<text x="{left}" y="{height - 6}" font-size="10">w{wave}</text>')
         for index, (host, outcome, step) in enumerate(by_wave.get(wave, [])[: across * down]):
             x, y = left + (index % across) * (cell + gap), 4 + (index // across) * (cell + gap)
-            label = escape(f"{host}: {outcome}" + (f" ({step})" if step else ""))
+            # Small waves name each host; in a grid the table below lists the running wave's hosts.
+            label = escape(f"{host}: {outcome}" + (f" ({step})" if step else "")) if across == 1 else ""
             parts.append(
                 f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" rx="1" fill="{colour(outcome)}" '
-                f'data-outcome="{escape(outcome)}"><title>{label}</title></rect>'
+                f'data-outcome="{escape(outcome)}">'
+                + (f"<title>{label}</title></rect>" if label else "</rect>")
             )
     parts.append("</svg>")
     return Markup("".join(parts))
