@@ -133,6 +133,10 @@ def test_a_post_without_the_csrf_token_gets_403(browser: Browser, served: Served
     deploy_and_wait(admin, agents, DIGESTS[0])
     with new_page(browser, served.url) as page:
         sign_in(page, served.admin_token)
+        session_cookie = next(c for c in page.context.cookies() if c["name"] == "shipyard_session")
+        assert (
+            session_cookie["secure"] and session_cookie["httpOnly"] and session_cookie["sameSite"] == "Strict"
+        )
         answer = page.request.post("/ui/environments/web/production/lock", form={"reason": "no token"})
         assert answer.status == 403 and "CSRF token" in answer.text()
     assert admin.locks() == []
