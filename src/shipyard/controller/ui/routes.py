@@ -351,6 +351,7 @@ def shared_renders(request: Request) -> SharedRenders:
 
 # Another controller process may change a deployment without notifying this one: re-read this often.
 RECHECK_S = 5.0
+MIN_UPDATE_GAP_S = 1.0
 
 
 @router.get("/ui/deployments/{deployment_id}/progress")
@@ -388,6 +389,8 @@ async def progress_events(deployment_id: int, request: Request) -> Response:
             if event != sent:
                 sent = event
                 yield event
+                # At most one update a second: a burst of reports becomes one render and one send.
+                await asyncio.sleep(MIN_UPDATE_GAP_S)
             if finished:  # nothing changes anymore: keep the stream open (no reconnects), idle
                 await asyncio.sleep(3600)
                 return
