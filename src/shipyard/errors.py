@@ -15,6 +15,7 @@ with ``raise ... from exc``; the CLI maps them to exit codes and the HTTP API to
     │   ├── BuildError                 exit 8   an image build or a git checkout failed
     │   └── ControllerError            exit 10  the fleet controller refused or is unreachable
     │       └── ControllerAuthError    exit 10  the controller refused the token (401/403)
+    │   └── CloudError                 exit 15  AWS (Auto Scaling, load balancer, metadata) refused or is away
     ├── DeployFailedError              exit 9   the new release never became healthy; old one still serves
     ├── SecretError                    exit 11  a secret is missing, or a secrets file cannot be decrypted
     ├── SecretLeakError                exit 12  a scan found a secret in an image layer
@@ -77,6 +78,12 @@ class ControllerError(ExternalError):
 
 class ControllerAuthError(ControllerError):
     """The controller answered but refused the token (HTTP 401 or 403), as opposed to being unreachable."""
+
+
+class CloudError(ExternalError):
+    """AWS (Auto Scaling, Elastic Load Balancing, instance metadata) refused a call or did not answer."""
+
+    exit_code = 15
 
 
 class DeployFailedError(ShipyardError):

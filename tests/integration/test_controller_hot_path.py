@@ -160,3 +160,110 @@ def test_concurrent_environment_creation_yields_one_row(controller_db_url: str) 
             assert len(session.scalars(select(Environment).where(Environment.name == "staging")).all()) == 1
     finally:
         db.dispose()
+
+
+# (method, path, headers, body) sent as they are; {token} stands for the agent's token.
+GOOD_REPORT = b'{"agent_version": "t", "apps": [{"app": "web", "active_release": 1, "health": "healthy"}]}'
+JSON = {"content-type": "application/json"}
+
+
+def web_report(fields: bytes) -> bytes:
+    return b'{"apps": [{"app": "web", ' + fields + b"}]}"
+
+
+PARITY_REQUESTS: list[tuple[str, str, dict[str, str], bytes | None]] = [
+    ("GET", "/api/v1/agent/desired", {}, None),
+    ("GET", "/api/v1/agent/desired?wait=0", {}, None),
+    ("GET", "/api/v1/agent/desired?version=1&wait=0.001", {}, None),
+    ("GET", "/api/v1/agent/desired?version=%D9%A1%D9%A2", {}, None),  # Arabic-Indic digits
+    ("GET", "/api/v1/agent/desired?version=1_000", {}, None),
+    ("GET", "/api/v1/agent/desired?version=%201%20", {}, None),
+    ("GET", "/api/v1/agent/desired?version=1.0", {}, None),
+    ("GET", "/api/v1/agent/desired?version=", {}, None),
+    ("GET", "/api/v1/agent/desired?version=-1", {}, None),
+    ("GET", "/api/v1/agent/desired?version=9223372036854775808", {}, None),
+    ("GET", "/api/v1/agent/desired?version=1&wait=nan", {}, None),
+    ("GET", "/api/v1/agent/desired?version=1&wait=inf", {}, None),
+    ("GET", "/api/v1/agent/desired?version=1&wait=-1", {}, None),
+    ("GET", "/api/v1/agent/desired?version=1&wait=301", {}, None),
+    ("GET", "/api/v1/agent/desired?version=1&wait=", {}, None),
+    ("GET", "/api/v1/agent/desired?version=1&wait=0&wait=x", {}, None),
+    ("GET", "/api/v1/agent/desired?version=x&version=1", {}, None),
+    ("GET", "/api/v1/agent/desired?unknown=1", {}, None),
+    ("GET", "/api/v1/agent/desired?version=%FF", {}, None),
+    ("POST", "/api/v1/agent/desired", {}, None),
+    ("POST", "/api/v1/agent/report", JSON, GOOD_REPORT),
+    ("POST", "/api/v1/agent/report", {"content-type": "application/json; charset=utf-8"}, GOOD_REPORT),
+    ("POST", "/api/v1/agent/report", {"content-type": "application/vnd.shipyard+json"}, GOOD_REPORT),
+    ("POST", "/api/v1/agent/report", {"content-type": "text/plain"}, GOOD_REPORT),
+    ("POST", "/api/v1/agent/report", {"content-type": "application/x-www-form-urlencoded"}, GOOD_REPORT),
+    ("POST", "/api/v1/agent/report", {}, GOOD_REPORT),
+    ("POST", "/api/v1/agent/report", JSON, GOOD_REPORT.decode().encode("utf-16")),
+    ("POST", "/api/v1/agent/report", JSON, b"\xef\xbb\xbf" + GOOD_REPORT),
+    ("POST", "/api/v1/agent/report", JSON, b""),
+    ("POST", "/api/v1/agent/report", JSON, b"{"),
+    ("POST", "/api/v1/agent/report", JSON, b"[]"),
+    ("POST", "/api/v1/agent/report", JSON, b'{"apps": [], "extra": 1}'),
+    ("POST", "/api/v1/agent/report", JSON, web_report(b'"active_release": 9223372036854775808')),
+    ("POST", "/api/v1/agent/report", JSON, web_report(b'"active_release": ' + b"1" * 5000)),
+    ("POST", "/api/v1/agent/report", JSON, web_report(b'"active_release": 1.0')),
+    ("POST", "/api/v1/agent/report", JSON, web_report(b'"active_release": "1"')),
+    ("POST", "/api/v1/agent/report", JSON, b'{"apps": [{"app": "web\\n"}]}'),
+    ("POST", "/api/v1/agent/report", JSON, b'{"agent_version": "a", "agent_version": "b", "apps": []}'),
+    ("GET", "/api/v1/agent/report", {}, None),
+]
+
+
+def _parity_answer(
+    http: Any, method: str, path: str, headers: dict[str, str], body: bytes | None
+) -> tuple[int, Any]:
+    answer = http.request(method, path, headers=headers, content=body)
+    try:
+        return answer.status_code, answer.json()
+    except ValueError:
+        return answer.status_code, answer.text
+
+
+@pytest.mark.parametrize("scheme", ["Bearer {token}", "bearer  {token} "])
+def test_the_hot_path_answers_exactly_as_the_routes(
+    controller_db_url: str, monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    from controller_fixtures import ADMIN_TOKEN, Harness
+    from fastapi.testclient import TestClient
+
+    from shipyard.controller.api.hot_path import AgentHotPath
+    from shipyard.controller.app import create_app
+    from shipyard.controller.client import ControllerClient
+    from shipyard.controller.models import Host
+
+    served: list[str] = []
+    answer = AgentHotPath._answer
+
+    async def spied(self: AgentHotPath, scope: Any, *args: Any) -> None:
+        served.append(scope["path"])
+        await answer(self, scope, *args)
+
+    monkeypatch.setattr(AgentHotPath, "_answer", spied)
+    settings = controller_settings(controller_db_url)
+    # A fixed clock: the acks' received_at and the stored rows are the same whichever path answers.
+    with TestClient(create_app(settings, clock=lambda: T0)) as http:
+        harness = Harness(http=http, admin=ControllerClient("http://testserver", ADMIN_TOKEN, http=http))
+        harness.admin.create_release("registry:5000/web", DIGESTS[0], spec())
+        agent = harness.add_agent("h1")
+        context: ControllerContext = http.app.state.context  # type: ignore[attr-defined]
+        with context.db.read() as session:
+            host_id = session.scalars(select(Host.id).where(Host.name == "h1")).one()
+        authorization = {"Authorization": scheme.format(token=agent.token)}
+        differences, declined = [], []
+        for method, path, headers, body in PARITY_REQUESTS:
+            context.agent_tokens.forget_host(host_id)  # cold: the route answers, and remembers the token
+            served.clear()
+            cold = _parity_answer(http, method, path, {**authorization, **headers}, body)
+            assert not served, "a cold token never takes the hot path"
+            warm = _parity_answer(http, method, path, {**authorization, **headers}, body)
+            if cold[0] == 200 and not served:
+                declined.append((method, path, headers, body))
+            if cold != warm:
+                differences.append((method, path, headers, body, cold, warm))
+        assert differences == []
+        assert declined == [], "a known agent's good request takes the hot path"

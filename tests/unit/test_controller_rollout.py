@@ -193,3 +193,19 @@ def test_next_due_is_when_the_first_monitored_host_may_succeed() -> None:
     finished = advance(state, hosts(2), {1: healthy(when=1), 2: healthy(when=3)}, at(8))
     assert finished.status == rollout.SUCCEEDED
     assert rollout.next_due(finished) is None
+
+
+@pytest.mark.parametrize("monitor", [1e300, float("inf"), float("nan"), 1e12])
+def test_a_monitor_no_datetime_can_hold_never_ends_and_never_raises(monitor: float) -> None:
+    state = advance(new_state(monitor=monitor), hosts(1), {1: healthy()}, at(0))
+    assert outcomes(state) == {1: rollout.HEALTHY}
+    assert rollout.next_due(state) is None
+    later = advance(state, hosts(1), {1: healthy()}, at(10**6))
+    assert outcomes(later) == {1: rollout.HEALTHY} and later.status == rollout.RUNNING
+
+
+def test_monitor_end_is_none_only_when_out_of_range() -> None:
+    assert rollout.monitor_end(T0, 5.0) == at(5)
+    assert rollout.monitor_end(T0, 1e300) is None
+    assert rollout.monitor_end(T0, float("inf")) is None
+    assert rollout.monitor_end(T0, float("nan")) is None

@@ -75,7 +75,7 @@ def test_second_deploy_goes_to_the_idle_slot_and_drains_the_old_one() -> None:
     assert kinds(plan) == [Pull, Start, WaitHealthy, Switch, Drain, Stop]
     assert plan.steps[1] == Start("green", release("r2", D2))
     assert plan.steps[3] == Switch("green", "blue", release("r2", D2))
-    assert plan.steps[5] == Stop("c1", SPEC.deploy.stop_timeout)
+    assert plan.steps[5] == Stop("c1", SPEC.deploy.stop_timeout, "blue")  # counts what is open on blue
 
 
 def test_image_already_on_the_host_is_not_pulled() -> None:

@@ -88,3 +88,59 @@ def test_hooks_accept_one_command_or_a_list() -> None:
 def test_init_template_is_valid() -> None:
     spec = parse_spec(yaml.safe_load(render_template("shop", "127.0.0.1:5000/shop")))
     assert spec.app == "shop"
+
+
+def test_proxy_retries_default_to_idempotent_methods_without_response_timeouts() -> None:
+    proxy = parse_spec(MINIMAL).proxy
+    assert proxy.retries.attempts == 3
+    assert proxy.retries.methods == ["GET", "HEAD", "OPTIONS"]
+    assert proxy.retries.response_timeout is False
+    assert proxy.timeouts.http_request == 10.0
+    assert proxy.max_body is None and proxy.max_body_bytes is None
+
+
+def test_proxy_retries_accept_put_and_delete_in_any_case() -> None:
+    spec = parse_spec(
+        {**MINIMAL, "proxy": {**MINIMAL["proxy"], "retries": {"methods": ["get", "put", "DELETE"]}}}
+    )
+    assert spec.proxy.retries.methods == ["GET", "PUT", "DELETE"]
+
+
+@pytest.mark.parametrize("method", ["POST", "patch", "CONNECT"])
+def test_a_non_idempotent_method_cannot_be_made_replayable(method: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_spec({**MINIMAL, "proxy": {**MINIMAL["proxy"], "retries": {"methods": ["GET", method]}}})
+    assert any(
+        d.startswith(f"proxy.retries.methods: {method.upper()!r} cannot be replayed")
+        for d in caught.value.details
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("512k", 524288), ("100m", 104857600), ("1G", 1073741824), (4096, 4096)]
+)
+def test_max_body_sizes(text: object, size: int) -> None:
+    spec = parse_spec({**MINIMAL, "proxy": {**MINIMAL["proxy"], "max_body": text}})
+    assert spec.proxy.max_body_bytes == size
+
+
+@pytest.mark.parametrize("text", ["lots", "0", "-1m", "1.5g"])
+def test_bad_max_body_says_what_a_size_looks_like(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_spec({**MINIMAL, "proxy": {**MINIMAL["proxy"], "max_body": text}})
+    assert "proxy.max_body: must be a size like 512k, 100m or 1g" in caught.value.details
+
+
+def test_http_request_timeout_must_be_positive() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_spec({**MINIMAL, "proxy": {**MINIMAL["proxy"], "timeouts": {"http_request": 0}}})
+    assert "proxy.timeouts.http_request: must be greater than 0" in caught.value.details
+
+
+def test_the_init_templates_commented_proxy_settings_are_valid_once_uncommented() -> None:
+    text = render_template("shop", "127.0.0.1:5000/shop")
+    for key in ("retries:", "methods:", "timeouts:", "http_request:", "max_body:"):
+        text = text.replace(f"  # {key}", f"  {key}").replace(f"  #   {key}", f"    {key}")
+    proxy = parse_spec(yaml.safe_load(text)).proxy
+    assert proxy.retries.methods == ["GET", "HEAD", "OPTIONS"]
+    assert proxy.timeouts.http_request == 10 and proxy.max_body_bytes == 100 * 1024 * 1024

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -36,6 +37,64 @@ class ServerState:
     @property
     def serving(self) -> bool:
         return self.admin == "ready"
+
+
+@dataclass(frozen=True)
+class OpenStreams:
+    """What a server still has open, from `show sess all`: requests waiting for (or sending) their
+    request or response, responses being streamed (server-sent events, downloads) and tunnels
+    (websockets)."""
+
+    requests: int = 0
+    responses: int = 0
+    tunnels: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.requests + self.responses + self.tunnels
+
+    def describe(self) -> str:
+        parts = [
+            _count(self.requests, "request"),
+            _count(self.responses, "streamed response"),
+            _count(self.tunnels, "websocket"),
+        ]
+        return ", ".join(part for part in parts if part) or "nothing"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}" if number else ""
+
+
+SESSION_START = re.compile(r"^0x[0-9a-f]+: \[", re.MULTILINE)
+SESSION_FIELDS = {
+    "backend": re.compile(r"\bbackend=(\S+)"),
+    "server": re.compile(r"\bserver=(\S+)"),
+    "status": re.compile(r"\bstatus=(-?\d+)"),
+    "response": re.compile(r"\brsp\.st=(\S+)"),
+}
+
+
+def parse_open_streams(show_sess: str, backend: str, server: str) -> OpenStreams:
+    """Classify the streams of `show sess all` that are on backend/server."""
+    requests = responses = tunnels = 0
+    starts = [match.start() for match in SESSION_START.finditer(show_sess)]
+    for begin, end in zip(starts, [*starts[1:], len(show_sess)], strict=True):
+        block = show_sess[begin:end]
+        found = {key: pattern.search(block) for key, pattern in SESSION_FIELDS.items()}
+        if not (found["backend"] and found["server"]):
+            continue
+        if (found["backend"].group(1), found["server"].group(1)) != (backend, server):
+            continue
+        status = int(found["status"].group(1)) if found["status"] else -1
+        response = found["response"].group(1) if found["response"] else ""
+        if status == 101 or response == "MSG_TUNNEL":
+            tunnels += 1
+        elif status > 0:
+            responses += 1
+        else:
+            requests += 1
+    return OpenStreams(requests, responses, tunnels)
 
 
 def _admin_state(bits: int) -> str:
@@ -141,6 +200,10 @@ class HaproxyRuntime:
     def backend_counters(self, backend: str) -> tuple[int, int] | None:
         """(HTTP requests, 5xx responses) of the backend since haproxy started; None when it has none."""
         return backend_counters(self.execute("show stat -1 2 -1"), backend)
+
+    def open_streams(self, backend: str, server: str) -> OpenStreams:
+        """What is still open on one server: requests, streamed responses and websockets."""
+        return parse_open_streams(self.execute("show sess all"), backend, server)
 
     def has_backend(self, backend: str) -> bool:
         return any(line.strip() == backend for line in self.execute("show backend").splitlines())

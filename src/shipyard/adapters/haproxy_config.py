@@ -37,6 +37,13 @@ class ProxiedApp:
     maintenance_page: Path | None = None
     check_interval_ms: int = 1000
     maintenance: bool = False
+    retry_attempts: int = 3
+    # Methods replayed when a server closed without answering; every other method is only retried
+    # when its connection failed (the request never reached a server).
+    replay_methods: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
+    replay_on_response_timeout: bool = False
+    http_request_timeout: float = 10.0
+    max_body_bytes: int | None = None
 
     @property
     def backend(self) -> str:
@@ -144,10 +151,10 @@ def render_global(paths: ProxyPaths) -> list[str]:
         "    timeout queue 10s",
         # A stalled app must miss checks for seconds, not one, before its only slot is marked down.
         "    timeout check 5s",
-        # A request whose connection to a stopping server fails is sent again to the other slot.
-        "    retries 3",
+        # A retry goes to the other slot (a request whose connection to a stopping server failed);
+        # each backend says which failures may be retried, see render_retries.
         "    option redispatch 1",
-        "    retry-on conn-failure empty-response response-timeout",
+        "    retry-on conn-failure",
         "    load-server-state-from-file global",
         # On reload, an idle keep-alive connection is closed after its next response, not under it.
         "    option idle-close-on-response",
@@ -164,6 +171,15 @@ def render_app(app: ProxiedApp, page: Path) -> list[str]:
             f"if {{ path {app.health_path} }}",
             f"    http-request return status 503 content-type text/html file {page}",
         ]
+    lines.append(f"    timeout http-request {_milliseconds(app.http_request_timeout)}")
+    if app.max_body_bytes is not None:
+        # A body without a length could only be measured by buffering it whole: it is refused.
+        lines += [
+            "    http-request deny deny_status 413 "
+            f"if {{ req.hdr_val(content-length) gt {app.max_body_bytes} }}",
+            '    http-request return status 411 content-type text/plain string "send a Content-Length" '
+            "if { req.hdr(transfer-encoding) -m found }",
+        ]
     lines += [
         f"    default_backend {app.backend}",
         "",
@@ -171,6 +187,7 @@ def render_app(app: ProxiedApp, page: Path) -> list[str]:
         "    balance roundrobin",
         f"    option httpchk GET {app.health_path}",
         "    http-check expect status 200",
+        *render_retries(app),
     ]
     for slot in SLOTS:
         state = "" if slot == app.active_slot and not app.maintenance else " disabled"
@@ -180,6 +197,30 @@ def render_app(app: ProxiedApp, page: Path) -> list[str]:
         )
     lines.append("")
     return lines
+
+
+def render_retries(app: ProxiedApp) -> list[str]:
+    """Never replay a request a server may have handled unless its method is listed as replayable.
+
+    `conn-failure` (the request never reached a server) is retried for every method; the layer-7
+    causes (`empty-response`, `response-timeout`) only for app.replay_methods, by disabling layer-7
+    retries for every other method.
+    """
+    if app.retry_attempts == 0:
+        return ["    retries 0", "    retry-on none"]
+    causes = ["conn-failure"]
+    if app.replay_methods:
+        causes.append("empty-response")
+        if app.replay_on_response_timeout:
+            causes.append("response-timeout")
+    lines = [f"    retries {app.retry_attempts}", f"    retry-on {' '.join(causes)}"]
+    if app.replay_methods:
+        lines.append(f"    http-request disable-l7-retry unless {{ method {' '.join(app.replay_methods)} }}")
+    return lines
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
 
 
 def render_config(apps: list[ProxiedApp], paths: ProxyPaths) -> str:

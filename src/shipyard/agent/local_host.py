@@ -7,17 +7,19 @@ from dataclasses import dataclass, field
 
 from shipyard.agent.localize import host_release
 from shipyard.agent.ports import LocalApp
-from shipyard.controller.schemas.agent import DesiredApp, TrafficCounters
+from shipyard.controller.schemas.agent import DesiredApp, HostVersions, TrafficCounters
+from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy
 from shipyard.domain.spec import spec_from_snapshot
 from shipyard.errors import ProxyError
-from shipyard.host import service
+from shipyard.host import maintenance, service
 from shipyard.host.context import HostContext
 from shipyard.host.executor import Reporter
 from shipyard.host.observe import observe
 from shipyard.host.policy import HostPolicy
 from shipyard.host.proxy_sync import backend_name
-from shipyard.host.store import utcnow
+from shipyard.host.store import AppRecord, utcnow
+from shipyard.host.versions import detect_versions, enforce_requirements
 from shipyard.secrets.resolve import resolve_secrets
 from shipyard.signing import TrustedKeys, release_payload
 
@@ -30,6 +32,13 @@ class LocalHost:
     policy: HostPolicy = field(default_factory=lambda: HostPolicy(AgentPolicy(), "built-in defaults"))
     # When set, only releases signed by one of these keys run here (shipyard.signing).
     trusted_keys: TrustedKeys | None = None
+    # Read from the engine and haproxy on first need; a release's `requires:` is checked against them.
+    versions: HostVersions | None = None
+
+    def host_versions(self) -> HostVersions:
+        if self.versions is None:
+            self.versions = detect_versions(self.context)
+        return self.versions
 
     def known_apps(self) -> list[str]:
         return [record.app for record in self.context.store.apps()]
@@ -38,8 +47,22 @@ class LocalHost:
         record = self.context.store.app(app)
         repository = str(record.spec.get("image")) if record else None
         with service.locked(self.context, app, "agent start: recover", wait=True):
-            _state, done = service.recover(self.context, app, repository)
+            state, done = service.recover(self.context, app, repository)
+        if record is not None and self._stopped_while_serving(record, state):
+            # After a reboot (or the engine's restart) the serving release's container is gone or
+            # stopped: start it again from this host's own records, without waiting for the controller.
+            spec = spec_from_snapshot(record.spec)
+            secrets = resolve_secrets(spec.env.secret, None, self.environ)
+            maintenance.start_app(self.context, app, secrets=secrets, wait=True)
+            done.append(f"started {record.active_release_id} again, which served before this host stopped")
         return done
+
+    @staticmethod
+    def _stopped_while_serving(record: AppRecord, state: AppState) -> bool:
+        """An active release, not in maintenance, whose slot has no running container."""
+        if not record.active_release_id or not record.active_slot or record.maintenance:
+            return False
+        return state.container_in(record.active_slot) is None
 
     def observe(self, app: str) -> LocalApp:
         record = self.context.store.app(app)
@@ -63,6 +86,14 @@ class LocalHost:
             return None
         return None if counted is None else TrafficCounters(requests=counted[0], responses_5xx=counted[1])
 
+    def stop_all(self) -> list[str]:
+        """Drain: every app's haproxy answers 503 and its containers stop (maintenance)."""
+        done = []
+        for app in self.known_apps():
+            maintenance.stop_app(self.context, app, wait=True)
+            done.append(f"stopped {app}")
+        return done
+
     def converge(self, desired: DesiredApp, reporter: Reporter) -> str:
         """The health-gated swap to the desired release; raises ShipyardError when it fails."""
         if self.trusted_keys is not None:
@@ -71,6 +102,8 @@ class LocalHost:
             self.trusted_keys.verify(payload, desired.signature, what=f"release {desired.release}")
         release = host_release(desired, self.address, utcnow())
         spec = spec_from_snapshot(release.spec)
+        if spec.requires.as_dict():
+            enforce_requirements(spec, self.host_versions(), release=release.id)
         # Before the store, the environment or any step: a refused release leaves no trace but its report.
         self.policy.enforce(spec, release.pinned_image, release=release.id)
         # The store must know the release before the swap: recovery after a crash looks it up.

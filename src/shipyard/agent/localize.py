@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shipyard.controller.schemas.agent import DesiredApp
+from shipyard.controller.schemas.common import MAX_ID
 from shipyard.domain.models import Release
 from shipyard.domain.names import APP_NAME, DIGEST, HOST, IMAGE_REPOSITORY, is_name
 from shipyard.errors import ConfigError
@@ -64,6 +65,7 @@ def host_release(desired: DesiredApp, address: str | None, now: datetime) -> Rel
 
 def release_number(release_id: str | None) -> int | None:
     """`r12` -> 12, the controller's id of a release; None for a release made on this host."""
-    if release_id and RELEASE_NAME.fullmatch(release_id):
+    # The controller's ids fit a signed 64-bit integer; anything else cannot be one of its releases.
+    if release_id and RELEASE_NAME.fullmatch(release_id) and int(release_id[1:]) <= MAX_ID:
         return int(release_id[1:])
     return None

@@ -6,6 +6,7 @@ the latest report of each app waits here; it is sent once the controller answers
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,9 @@ from shipyard.errors import ControllerError
 
 log = structlog.get_logger("shipyard.agent")
 MAX_MESSAGE = 2000
+# The controller refuses NUL in any text and control characters in a step name; output of a failed
+# command may hold either, so they are replaced rather than make the whole report bounce.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def health_of(local: LocalApp) -> Health:
@@ -32,12 +36,12 @@ def app_report(
 ) -> AppReport:
     return AppReport(
         app=desired.app,
-        step=step[:64],
+        step=CONTROL.sub(" ", step)[:64],
         active_release=release_number(local.active_release),
         release=desired.release_id,
         health=health_of(local),
         outcome=outcome,
-        message=message[:MAX_MESSAGE],
+        message=message.replace("\x00", " ")[:MAX_MESSAGE],
         counters=local.counters,
     )
 

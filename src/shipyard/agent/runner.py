@@ -12,14 +12,18 @@ from types import FrameType
 import structlog
 
 from shipyard import __version__
+from shipyard.adapters.aws import DEFAULT_METADATA_URL, AwsCloud
 from shipyard.agent.backoff import Backoff
 from shipyard.agent.identity import TOKEN_FILE_NAME, agent_token
+from shipyard.agent.lifecycle import HostLifecycle, LifecycleSettings
 from shipyard.agent.local_host import LocalHost
 from shipyard.agent.loop import AgentLoop
 from shipyard.controller.client import ControllerClient
-from shipyard.errors import ControllerError
+from shipyard.controller.schemas.agent import DesiredState, HostVersions
+from shipyard.errors import ControllerError, ShipyardError
 from shipyard.host.context import HostContext
 from shipyard.host.policy import agent_policy
+from shipyard.host.versions import detect_versions
 from shipyard.signing import load_trusted_keys
 
 log = structlog.get_logger("shipyard.agent")
@@ -43,6 +47,8 @@ class AgentSettings:
     trusted_keys: tuple[Path, ...] = ()
     ca_file: Path | None = None
     insecure_http: bool = False
+    # Auto Scaling lifecycle (--aws-lifecycle): None on a host outside an Auto Scaling group.
+    aws: AwsSettings | None = None
 
     @property
     def token_path(self) -> Path:
@@ -55,6 +61,23 @@ class AgentSettings:
         )
 
 
+@dataclass(frozen=True)
+class AwsSettings:
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    region: str | None = None
+    endpoint_url: str | None = None
+    metadata_url: str = DEFAULT_METADATA_URL
+    instance_id: str | None = None
+
+    def cloud(self) -> AwsCloud:
+        return AwsCloud(
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            metadata_url=self.metadata_url,
+            instance_id=self.instance_id,
+        )
+
+
 class Stopping(Exception):
     """Raised by the signal handler between swaps: the agent stops at once."""
 
@@ -63,9 +86,15 @@ def _refused(exc: ControllerError) -> bool:
     return "refused the token" in exc.message
 
 
-def identify(settings: AgentSettings, backoff: Backoff, stop: threading.Event) -> str:
+def identify(
+    settings: AgentSettings,
+    backoff: Backoff,
+    stop: threading.Event,
+    versions: HostVersions | None = None,
+) -> str:
     """The agent token; registration is retried with backoff while the controller is unreachable."""
     with settings.client() as client:
+        client.host_versions = versions
         while True:
             try:
                 return agent_token(
@@ -87,22 +116,57 @@ def identify(settings: AgentSettings, backoff: Backoff, stop: threading.Event) -
                     raise Stopping() from exc
 
 
-def run_guarded(agent: AgentLoop, stop: threading.Event) -> None:
+def announce_versions(client: ControllerClient) -> None:
+    """One report at start, so the controller learns this host's versions even when it runs no app yet."""
+    try:
+        client.report([], agent_version=__version__)
+    except ControllerError as exc:  # the loop's reports carry them again later
+        log.info("versions not reported yet", error=str(exc))
+
+
+def run_guarded(agent: AgentLoop, stop: threading.Event) -> DesiredState | None:
     """One pass of the loop; an unexpected failure (an engine down, a bug) waits and retries."""
     try:
-        agent.run_once()
+        return agent.run_once()
     except Stopping:
         raise
     except Exception as exc:  # the agent outlives any one failure; the host keeps serving meanwhile
         delay = agent.backoff.next_delay()
         log.error("agent pass failed", error=str(exc) or type(exc).__name__, retry_in=round(delay, 2))
         stop.wait(delay)
+        return None
+
+
+def lifecycle_pass(
+    agent: AgentLoop, host: LocalHost, lifecycle: HostLifecycle, stop: threading.Event
+) -> None:
+    """One pass under the host's lifecycle: drain when asked, idle once drained, else the loop's pass."""
+    try:
+        reason = lifecycle.termination_reason()
+        if reason is not None:
+            log.warning("draining", reason=reason)
+            for line in lifecycle.terminate(reason, host.stop_all):
+                log.info("drain", what=line)
+            return
+    except ShipyardError as exc:
+        log.error("drain check failed", error=str(exc))
+    if lifecycle.drained:
+        stop.wait(agent.poll_wait)
+        return
+    state = run_guarded(agent, stop)
+    try:
+        if lifecycle.launch_pending or lifecycle.registration_pending:  # else nothing to observe for it
+            apps = state.apps if state is not None else None
+            lifecycle.after_pass(apps, {app.app: host.observe(app.app) for app in apps or []})
+    except ShipyardError as exc:
+        log.error("lifecycle step failed", error=str(exc))
 
 
 def run_agent(settings: AgentSettings) -> None:
     settings.client().close()  # a refused URL or unreadable CA bundle stops the agent before anything runs
     stop = threading.Event()
     loop_ref: list[AgentLoop] = []
+    lifecycle_ref: list[HostLifecycle] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
@@ -122,21 +186,40 @@ def run_agent(settings: AgentSettings) -> None:
             docker_url=settings.docker_url,
         )
         backoff = Backoff(cap=settings.max_backoff)
-        token = identify(settings, backoff, stop)
+        versions = detect_versions(context)
+        token = identify(settings, backoff, stop, versions)
         with settings.client(token) as client:
-            host = LocalHost(context, settings.address, policy=policy, trusted_keys=trusted)
-            agent = AgentLoop(client, host, poll_wait=settings.poll_wait)
+            client.host_versions = versions
+            announce_versions(client)
+            host = LocalHost(
+                context, settings.address, policy=policy, trusted_keys=trusted, versions=versions
+            )
+            poll_wait = settings.poll_wait
+            if settings.aws is not None:  # termination and spot notices are read between polls
+                poll_wait = min(poll_wait, settings.aws.lifecycle.check_every)
+            agent = AgentLoop(client, host, poll_wait=poll_wait)
             agent.backoff, agent.agent_version = backoff, __version__
             agent.failures.first_retry = settings.retry_failed_after
             loop_ref.append(agent)
-            for line in agent.start():
-                log.info("recovered", what=line)
+            lifecycle = HostLifecycle(
+                settings.home,
+                settings.aws.cloud() if settings.aws is not None else None,
+                settings.aws.lifecycle if settings.aws is not None else LifecycleSettings(),
+            )
+            lifecycle_ref.append(lifecycle)
+            lifecycle.begin()
+            lifecycle.heartbeats()
+            if not lifecycle.drained:
+                for line in agent.start():
+                    log.info("recovered", what=line)
             log.info(
                 "agent running", name=settings.name, controller=settings.controller, policy=policy.source
             )
             while not stop.is_set():
-                run_guarded(agent, stop)
+                lifecycle_pass(agent, host, lifecycle, stop)
     except Stopping:
         log.info("agent stopped", name=settings.name)
     finally:
+        for lifecycle in lifecycle_ref:
+            lifecycle.close()
         context.close()

@@ -32,6 +32,13 @@ def agent(
     join_token: Annotated[
         str | None, typer.Option("--join-token", envvar="SHIPYARD_JOIN_TOKEN", help="one-time join token")
     ] = None,
+    join_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--join-token-file",
+            help="file holding the one-time join token (used only while no agent token is saved)",
+        ),
+    ] = None,
     token_file: Annotated[
         Path | None, typer.Option("--token-file", help="agent token file (default HOME/agent-token, 0600)")
     ] = None,
@@ -72,13 +79,82 @@ def agent(
     ] = None,
     ca_file: CaFileOption = None,
     insecure_http: InsecureHttpOption = False,
+    aws_lifecycle: Annotated[
+        bool,
+        typer.Option(
+            "--aws-lifecycle",
+            envvar="SHIPYARD_AWS_LIFECYCLE",
+            help="this instance is in an Auto Scaling group: complete its lifecycle hooks (docs/aws.md)",
+        ),
+    ] = False,
+    aws_launch_hook: Annotated[
+        str | None, typer.Option("--aws-launch-hook", help="launch lifecycle hook completed once converged")
+    ] = None,
+    aws_termination_hook: Annotated[
+        str | None, typer.Option("--aws-termination-hook", help="termination hook completed once drained")
+    ] = None,
+    aws_target_group: Annotated[
+        str | None,
+        typer.Option("--aws-target-group", help="ALB target group ARN to register in, once healthy"),
+    ] = None,
+    aws_target_port: Annotated[
+        int | None, typer.Option("--aws-target-port", min=1, max=65535, help="port (default: the group's)")
+    ] = None,
+    aws_launch_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--aws-launch-timeout", min=1, help="seconds to converge before ABANDON (default: hook's)"
+        ),
+    ] = None,
+    aws_region: Annotated[str | None, typer.Option("--aws-region", envvar="AWS_REGION")] = None,
+    aws_endpoint_url: Annotated[
+        str | None, typer.Option("--aws-endpoint-url", help="another AWS API endpoint (tests, VPC endpoints)")
+    ] = None,
+    aws_metadata_url: Annotated[
+        str, typer.Option("--aws-metadata-url", help="instance metadata service")
+    ] = "http://169.254.169.254",
+    aws_instance_id: Annotated[
+        str | None, typer.Option("--aws-instance-id", help="instance id (default: from instance metadata)")
+    ] = None,
 ) -> None:
     """Run the agent: register, long-poll the desired releases, swap health-gated, report."""
-    from shipyard.agent.runner import AgentSettings, run_agent
+    from shipyard.agent.identity import read_token
+    from shipyard.agent.lifecycle import LifecycleSettings
+    from shipyard.agent.runner import AgentSettings, AwsSettings, run_agent
     from shipyard.logs import configure_process_logging
     from shipyard.secrets.masking import register_secret
 
     configure_process_logging()
+
+    aws_options = [
+        aws_launch_hook,
+        aws_termination_hook,
+        aws_target_group,
+        aws_instance_id,
+        aws_launch_timeout,
+    ]
+    if not aws_lifecycle and any(value is not None for value in aws_options):
+        raise ConfigError("the --aws-* options need --aws-lifecycle; add it or drop them.")
+    aws = (
+        AwsSettings(
+            LifecycleSettings(
+                launch_hook=aws_launch_hook,
+                termination_hook=aws_termination_hook,
+                target_group=aws_target_group,
+                target_port=aws_target_port,
+                launch_timeout=aws_launch_timeout,
+            ),
+            region=aws_region,
+            endpoint_url=aws_endpoint_url,
+            metadata_url=aws_metadata_url,
+            instance_id=aws_instance_id,
+        )
+        if aws_lifecycle
+        else None
+    )
+
+    if join_token is None and join_token_file is not None:
+        join_token = read_token(join_token_file)
     if join_token:
         register_secret(join_token)
     settings = AgentSettings(
@@ -98,5 +174,6 @@ def agent(
         trusted_keys=tuple(trusted_key or ()),
         ca_file=ca_file,
         insecure_http=insecure_http,
+        aws=aws,
     )
     run_agent(settings)

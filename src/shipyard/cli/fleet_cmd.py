@@ -29,6 +29,7 @@ from shipyard.errors import ConfigError, ControllerError, DeployFailedError
 if TYPE_CHECKING:  # the client and its schemas load only when a fleet command runs
     from shipyard.controller.client import ControllerClient
     from shipyard.controller.schemas.deployments import DeploymentOut
+    from shipyard.controller.schemas.fleet import HostOut
 
 FleetEnvOption = Annotated[str | None, typer.Option("--env", "-e", help="environment (the fleet's, if any)")]
 SIGNING_KEY_ENV = "SHIPYARD_SIGNING_KEY"
@@ -298,10 +299,30 @@ def hosts(
             h.status,
             ", ".join(f"{a.app}=r{a.active_release} {a.health}" for a in h.apps),
             h.last_seen.strftime("%H:%M:%S"),
+            *(_version_cell(h, component) for component in VERSION_COLUMNS),
         ]
         for h in found
     ]
-    table("hosts", ["host", "group", "address", "status", "apps", "last seen"], rows)
+    columns = ["host", "group", "address", "status", "apps", "last seen", *VERSION_COLUMNS]
+    table("hosts", columns, rows)
+    skew = skew_summary(found)
+    if skew:
+        say(skew)
+
+
+VERSION_COLUMNS = ("docker", "haproxy", "kernel", "shipyard")
+
+
+def skew_summary(found: list[HostOut]) -> str | None:
+    skewed = [f"{h.name} ({', '.join(h.skew)})" for h in found if h.skew]
+    if not skewed:
+        return None
+    return "version skew (marked *, differs from most hosts of its group): " + "; ".join(skewed)
+
+
+def _version_cell(host: HostOut, component: str) -> str:
+    value = host.versions.get(component, "") or "?"
+    return f"{value} *" if component in host.skew else value
 
 
 @handle_errors

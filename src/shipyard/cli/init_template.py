@@ -18,6 +18,11 @@ network: host               # host (fast, default) or bridge (slot port publishe
 proxy:
   listen: 127.0.0.1:8080    # haproxy's frontend for this app
   # maintenance_page: public/503.html
+  # retries:
+  #   methods: [GET, HEAD, OPTIONS]   # replayed if a server dropped them; add PUT/DELETE if idempotent
+  # timeouts:
+  #   http_request: 10                # seconds a client has to send its request head
+  # max_body: 100m                    # larger request bodies get 413
 
 healthcheck:
   path: /up                 # must answer 200 before the new release gets traffic

@@ -18,7 +18,13 @@ import httpx
 from pydantic import BaseModel
 
 from shipyard.controller.schemas.admin import AuditOut, JoinTokenCreated, LockOut, TokenCreated
-from shipyard.controller.schemas.agent import AgentRegistered, AppReport, DesiredState, ReportAck
+from shipyard.controller.schemas.agent import (
+    AgentRegistered,
+    AppReport,
+    DesiredState,
+    HostVersions,
+    ReportAck,
+)
 from shipyard.controller.schemas.deployments import DeploymentOut
 from shipyard.controller.schemas.fleet import HostOut
 from shipyard.controller.schemas.releases import ReleaseOut
@@ -87,6 +93,8 @@ class ControllerClient:
             self._owns_http = False
         self._token = token
         self._http = http
+        # An agent's Docker Engine, haproxy, kernel and shipyard versions, sent with registration and reports.
+        self.host_versions: HostVersions | None = None
 
     def close(self) -> None:
         if self._owns_http:
@@ -225,7 +233,14 @@ class ControllerClient:
         labels: dict[str, str] | None = None,
         agent_version: str = "",
     ) -> AgentRegistered:
-        body = {"name": name, "address": address, "labels": labels or {}, "agent_version": agent_version}
+        body: dict[str, Any] = {
+            "name": name,
+            "address": address,
+            "labels": labels or {},
+            "agent_version": agent_version,
+        }
+        if self.host_versions is not None:
+            body["versions"] = self.host_versions.model_dump()
         return self._one(AgentRegistered, "POST", "/agent/register", json=body, token=join_token)
 
     def desired(self, version: int | None = None, wait: float = 0.0) -> DesiredState:
@@ -236,5 +251,7 @@ class ControllerClient:
         )
 
     def report(self, apps: list[AppReport], *, agent_version: str | None = None) -> ReportAck:
-        body = {"agent_version": agent_version, "apps": [app.model_dump() for app in apps]}
+        body: dict[str, Any] = {"agent_version": agent_version, "apps": [app.model_dump() for app in apps]}
+        if self.host_versions is not None:
+            body["versions"] = self.host_versions.model_dump()
         return self._one(ReportAck, "POST", "/agent/report", json=body)

@@ -5,7 +5,9 @@ the answer; it also notes when the engine will next act on its own (a monitor pe
 loop wakes then rather than polling. Rollout state never lives only in memory, so a restarted
 controller simply carries on. Agent reports do not tick inline: they store the report and call
 request_tick(), which wakes the background loop; many reports arriving together are thus handled by
-one tick. The tick also stores the agents' in-memory last_seen times (Presence) in one batch every
+one tick. Each deployment advances in its own savepoint: one that cannot be advanced (a row no engine
+rule can read) is logged and skipped, and the others, lost-host detection and the queue go on. The
+tick also stores the agents' in-memory last_seen times (Presence) in one batch every
 `flush_interval` seconds.
 """
 
@@ -18,6 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,6 +32,7 @@ from shipyard.controller.rollout import ACTIVE, HostView, advance, next_due
 from shipyard.controller.rollout_store import REPORT_COLUMNS, report_of, state_of, store_state
 
 Clock = Callable[[], datetime]
+log = structlog.get_logger("shipyard.controller")
 
 
 class RolloutDriver:
@@ -102,6 +106,17 @@ class RolloutDriver:
             self._on_change()
         return changed
 
+    def tick_after_commit(self) -> None:
+        """A tick now, so an answer shows its effect; called after the request's own change is committed.
+
+        The caller must still answer with what it committed, so a failing tick is logged and left to
+        the background loop rather than turned into an error for a change that did happen."""
+        try:
+            self.tick()
+        except Exception:
+            log.exception("rollout tick after a committed change failed; the background loop retries")
+            self.request_tick()
+
     def flush_presence(self) -> None:
         """Store the pending last_seen times now (at shutdown)."""
         pending = self.presence.take_pending()
@@ -117,7 +132,13 @@ class RolloutDriver:
         query = select(Deployment).where(Deployment.status.in_(ACTIVE)).order_by(Deployment.id)
         changed, dues = False, []
         for deployment in session.scalars(query.with_for_update()).all():
-            advanced, due = advance_deployment(session, deployment, now)
+            deployment_id = deployment.id
+            try:
+                with session.begin_nested():
+                    advanced, due = advance_deployment(session, deployment, now)
+            except Exception:  # this row alone is rolled back; it is retried on the next tick
+                log.exception("deployment could not be advanced; the others go on", deployment=deployment_id)
+                continue
             changed |= advanced
             dues.extend([due] if due is not None else [])
         return changed, min(dues, default=None)

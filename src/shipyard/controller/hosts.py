@@ -37,6 +37,7 @@ def register_host(
         status=CONVERGING,  # until its first report says it runs what it should
         last_seen=now,
         agent_version=body.agent_version,
+        versions=body.versions.model_dump() if body.versions else {},
         token_hash=hash_token(agent_token),
         registered_at=now,
     )

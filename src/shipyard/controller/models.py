@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -34,8 +34,14 @@ class UtcDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+# 64-bit integers on PostgreSQL, so any id the API accepts can be looked up or stored; SQLite's INTEGER
+# already holds 64 bits (and only INTEGER PRIMARY KEY numbers rows by itself).
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
+        int: BigInt,
         datetime: UtcDateTime,
         dict[str, Any]: JSON,
         dict[str, str]: JSON,
@@ -66,6 +72,8 @@ class Host(Base):
     status: Mapped[str] = mapped_column(String(16), default="ready")
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     agent_version: Mapped[str] = mapped_column(String(64), default="")
+    # Docker Engine, haproxy, kernel and shipyard versions as the agent last reported them.
+    versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     apps: Mapped[list[HostApp]] = relationship(back_populates="host", cascade="all, delete-orphan")
@@ -77,8 +85,8 @@ class HostApp(Base):
     __tablename__ = "host_apps"
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
-    active_release_id: Mapped[int | None] = mapped_column(Integer)
-    release_id: Mapped[int | None] = mapped_column(Integer)  # the release the step/outcome refers to
+    active_release_id: Mapped[int | None] = mapped_column()
+    release_id: Mapped[int | None] = mapped_column()  # the release the step/outcome refers to
     step: Mapped[str] = mapped_column(String(64), default="")
     health: Mapped[str] = mapped_column(String(16), default="unknown")
     outcome: Mapped[str | None] = mapped_column(String(16))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import JSON, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
@@ -52,6 +52,7 @@ class _HostState:
     agent_version: str
     last_seen: datetime | None
     status: str = CONVERGING
+    versions: dict[str, Any] | None = None  # None: unchanged
 
 
 # (active_release_id, health) per (host_id, app_id): all the status rule needs
@@ -109,6 +110,8 @@ def store_reports(session: Session, reports: Sequence[PendingReport]) -> list[St
             mentioned.append(app_id)
         if report.body.agent_version:
             state.agent_version = report.body.agent_version
+        if report.body.versions is not None:
+            state.versions = report.body.versions.model_dump()
         state.last_seen = max(state.last_seen or report.received_at, report.received_at)
         state.status = converged(report.host_id, report.desired, running, app_ids)
         ack = ReportAck(host=state.name, status=state.status, received_at=report.received_at)
@@ -158,6 +161,15 @@ def _write_hosts(session: Session, states: dict[int, _HostState]) -> None:
             "agent_version": bindparam("b_version"),
         }
         session.execute(statement.values(values), params)
+    # Versions change at an upgrade or a reboot, not at every report: written only when sent.
+    versions = [
+        {"b_id": host_id, "b_versions": s.versions}
+        for host_id, s in sorted(states.items())
+        if s.last_seen is not None and s.versions is not None
+    ]
+    if versions:
+        statement = update(table).where(table.c.id == bindparam("b_id"))
+        session.execute(statement.values(versions=bindparam("b_versions", type_=JSON())), versions)
 
 
 @dataclass(frozen=True)

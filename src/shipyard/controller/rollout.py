@@ -115,13 +115,22 @@ def next_due(state: RolloutState) -> datetime | None:
     """When advance() will next change something without any new report: a host's monitor period ends."""
     if state.status not in ACTIVE:
         return None
-    monitor = timedelta(seconds=state.policy.monitor)
     ends = [
-        row.healthy_since + monitor
+        monitor_end(row.healthy_since, state.policy.monitor)
         for row in state.progress
         if row.outcome == HEALTHY and row.healthy_since is not None
     ]
-    return min(ends, default=None)
+    return min((end for end in ends if end is not None), default=None)
+
+
+def monitor_end(since: datetime, seconds: float) -> datetime | None:
+    """When a monitor period begun at `since` ends; None when no datetime can hold it (never ends).
+
+    Policies come from stored rows; an absurd value (1e300, infinity, NaN) must not make a tick raise."""
+    try:
+        return since + timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        return None
 
 
 def _step(
@@ -189,9 +198,8 @@ def _observe(
     report = reports.get(row.host_id)
     if report is not None:
         row = _apply_report(row, report, state.target_release, now)
-    monitored = (
-        row.healthy_since is not None and (now - row.healthy_since).total_seconds() >= state.policy.monitor
-    )
+    end = monitor_end(row.healthy_since, state.policy.monitor) if row.healthy_since is not None else None
+    monitored = end is not None and now >= end
     if row.outcome == HEALTHY and monitored:
         return replace(row, outcome=HOST_SUCCEEDED, finished_at=now)
     return row

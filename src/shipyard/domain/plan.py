@@ -54,7 +54,7 @@ def _roll_forward(state: AppState, release: Release, to_slot: Slot, from_slot: S
     steps: list[Step] = [Switch(to_slot, from_slot, release)]
     old = state.container_in(from_slot) if from_slot else None
     if from_slot and old is not None:
-        steps += [Drain(from_slot, 5.0), Stop(old.name, 10)]
+        steps += [Drain(from_slot, 5.0), Stop(old.name, 10, from_slot)]
     return steps
 
 
@@ -153,4 +153,4 @@ def _retire(old: ContainerInfo, slot: Slot, spec: AppSpec) -> list[Step]:
             Drain(slot, spec.deploy.drain_timeout, wait=False),
             KeepStandby(old.name, old.release_id, spec.deploy.standby),
         ]
-    return [Drain(slot, spec.deploy.drain_timeout), Stop(old.name, spec.deploy.stop_timeout)]
+    return [Drain(slot, spec.deploy.drain_timeout), Stop(old.name, spec.deploy.stop_timeout, slot)]

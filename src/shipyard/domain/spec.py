@@ -25,6 +25,7 @@ from pydantic import (
 
 from shipyard.domain import names
 from shipyard.domain.names import APP_NAME, ENV_NAME
+from shipyard.domain.versions import parse_specifier
 from shipyard.errors import ConfigError
 
 # Limits, documented in docs/config.md: a duration at most a day, a count of hosts at most 100000.
@@ -113,11 +114,77 @@ class RegistrySpec(Section):
         return data
 
 
+# Methods a request of which may be sent again after it reached a server: safe ones always, PUT and
+# DELETE only when the app lists them (idempotent by HTTP's rules, but not every app honours that).
+REPLAYABLE_METHODS = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
+# ASCII digits only (\d would take any Unicode digit); applied with fullmatch.
+SIZE = re.compile(r"([0-9]{1,12})([kmg]?)")
+MAX_BODY_BYTES = 1 << 40
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+class RetriesSpec(Section):
+    """When haproxy may send a failed request again (to the other slot during a swap)."""
+
+    attempts: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=3, description="retries after the first attempt; 0 never retries"
+    )
+    methods: list[str] = Field(
+        default_factory=lambda: ["GET", "HEAD", "OPTIONS"],
+        description="methods replayed after a server closed without answering; others: connection failures",
+    )
+    response_timeout: bool = Field(
+        default=False, description="also replay those methods after a server timeout"
+    )
+
+    @field_validator("methods")
+    @classmethod
+    def _idempotent_methods(cls, value: list[str]) -> list[str]:
+        methods = [method.upper() for method in value]
+        for method in methods:
+            if method not in REPLAYABLE_METHODS:
+                raise ValueError(
+                    f"{method!r} cannot be replayed: a server may already have handled it, so a replay could "
+                    f"apply it twice; list only {', '.join(REPLAYABLE_METHODS)}"
+                )
+        return list(dict.fromkeys(methods))
+
+
+class TimeoutsSpec(Section):
+    http_request: PositiveSeconds = Field(
+        default=10.0, description="seconds a client has to send its request head"
+    )
+
+
 class ProxySpec(Section):
     listen: str = "127.0.0.1:8080"
     maintenance_page: FilePath | None = Field(
         default=None, description="path to an HTML file served with 503"
     )
+    retries: RetriesSpec = Field(default_factory=RetriesSpec)
+    timeouts: TimeoutsSpec = Field(default_factory=TimeoutsSpec)
+    max_body: str | None = Field(default=None, description="largest request body accepted, like 100m")
+
+    @field_validator("max_body", mode="before")
+    @classmethod
+    def _body_size(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        text = str(value).lower()
+        match = SIZE.fullmatch(text)
+        if match is None or int(match.group(1)) == 0:
+            raise ValueError("must be a size like 512k, 100m or 1g")
+        if int(match.group(1)) * SIZE_UNITS[match.group(2)] > MAX_BODY_BYTES:
+            raise ValueError("must be at most 1024g")
+        return text
+
+    @property
+    def max_body_bytes(self) -> int | None:
+        if self.max_body is None:
+            return None
+        match = SIZE.fullmatch(self.max_body)
+        assert match is not None  # validated above
+        return int(match.group(1)) * SIZE_UNITS[match.group(2)]
 
     @field_validator("listen")
     @classmethod
@@ -263,6 +330,23 @@ class RolloutSpec(Section):
         return text
 
 
+class RequiresSpec(Section):
+    """Versions a host must run for this release (PEP 440 specifiers, e.g. ">=2.6")."""
+
+    docker: str | None = Field(default=None, max_length=64, description="Docker Engine version, e.g. '>=24'")
+    haproxy: str | None = Field(default=None, max_length=64, description="haproxy version, e.g. '>=2.6'")
+
+    @field_validator("docker", "haproxy")
+    @classmethod
+    def _specifier(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_specifier(value)
+        return value
+
+    def as_dict(self) -> dict[str, str]:
+        return {key: value for key, value in self.model_dump().items() if value is not None}
+
+
 class PipelineSpec(Section):
     """A push to (or a merged pull request into) `branch` ships the commit to `environment`."""
 
@@ -313,6 +397,7 @@ class AppSpec(Section):
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
     controller: Url | None = None
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    requires: RequiresSpec = Field(default_factory=RequiresSpec)
     repository: str | None = Field(default=None, description="git URL: ssh, https:// or file://")
     pipelines: list[PipelineSpec] = Field(default_factory=list)
 
@@ -438,8 +523,17 @@ def load_spec(path: Path) -> AppSpec:
 
 
 def spec_snapshot(spec: AppSpec) -> dict[str, Any]:
-    """The spec as stored with a release: secret names only, never values."""
-    return spec.model_dump(mode="json", by_alias=True)
+    """The spec as stored with a release: secret names only, never values.
+
+    `requires` appears only when it says something, so a release without it stays readable by an
+    agent that predates it."""
+    snapshot = spec.model_dump(mode="json", by_alias=True)
+    requires = spec.requires.as_dict()
+    if requires:
+        snapshot["requires"] = requires
+    else:
+        snapshot.pop("requires", None)
+    return snapshot
 
 
 def spec_from_snapshot(snapshot: dict[str, Any]) -> AppSpec:

@@ -94,6 +94,8 @@ class Drain:
 class Stop:
     container: str
     timeout: int
+    # The slot the container served: what is still open on it is counted just before the stop.
+    slot: Slot | None = None
 
     def describe(self) -> str:
         return f"stop container {self.container}"

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from shipyard.adapters.docker import ContainerSpec
+from shipyard.adapters.haproxy import OpenStreams
 from shipyard.adapters.registry import Credentials
 from shipyard.domain.models import LABEL_APP, LABEL_DIGEST, LABEL_RELEASE, LABEL_SLOT, Release, Slot
 from shipyard.domain.spec import AppSpec, spec_from_snapshot
@@ -31,7 +32,7 @@ from shipyard.domain.steps import (
     Switch,
     WaitHealthy,
 )
-from shipyard.errors import ConfigError, DeployFailedError, ShipyardError
+from shipyard.errors import ConfigError, DeployFailedError, ProxyError, ShipyardError
 from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
 from shipyard.host.health import wait_healthy
@@ -148,7 +149,8 @@ class Executor:
             in_flight = runtime.sessions(backend).get(step.slot, 0)
         runtime.set_state(backend, step.slot, "maint")
         proxy_sync.save_server_state(self.context)
-        return f"{in_flight} requests cut at the drain timeout" if in_flight else None
+        # Not cut here: the container gets SIGTERM next and stop_timeout to finish them (see _stop).
+        return f"{in_flight} requests or streams still open at the drain deadline" if in_flight else None
 
     # containers -------------------------------------------------------------------------------
     def _pull(self, step: Pull) -> str | None:
@@ -219,9 +221,23 @@ class Executor:
         return f"healthy after {result.seconds:.2f} s"
 
     def _stop(self, step: Stop) -> str | None:
+        still_open = self._still_open(step.slot)
         self.context.engine.stop(step.container, step.timeout)
         self.context.store.drop_standby(step.container)
-        return None
+        if still_open is None or not still_open.total:
+            return None
+        return (
+            f"{still_open.describe()} still open when the container was stopped: "
+            f"the app got SIGTERM and up to {step.timeout} s to finish or close them"
+        )
+
+    def _still_open(self, slot: Slot | None) -> OpenStreams | None:
+        if slot is None:
+            return None
+        try:
+            return self.context.proxy.runtime.open_streams(proxy_sync.backend_name(self.app), slot)
+        except ProxyError:
+            return None  # haproxy is down: nothing goes through it to count, the stop goes ahead
 
     def _keepstandby(self, step: KeepStandby) -> str | None:
         self.context.store.add_standby(

@@ -27,13 +27,23 @@ def proxied_app(record: AppRecord, page: Path) -> ProxiedApp:
         active_slot=record.active_slot,
         maintenance_page=page,
         maintenance=record.maintenance,
+        retry_attempts=spec.proxy.retries.attempts,
+        replay_methods=tuple(spec.proxy.retries.methods),
+        replay_on_response_timeout=spec.proxy.retries.response_timeout,
+        http_request_timeout=spec.proxy.timeouts.http_request,
+        max_body_bytes=spec.proxy.max_body_bytes,
     )
 
 
 def frontend_changed(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Whether a release changes what only a (seamless) reload can change: listen address, health path."""
+    """Whether a release changes what only a (seamless) reload can change: the proxy section, health path."""
     old, new = spec_from_snapshot(before), spec_from_snapshot(after)
-    return (old.proxy.listen, old.healthcheck.path) != (new.proxy.listen, new.healthcheck.path)
+    return _reload_settings(old) != _reload_settings(new)
+
+
+def _reload_settings(spec: AppSpec) -> tuple[object, ...]:
+    proxy = spec.proxy
+    return (proxy.listen, spec.healthcheck.path, proxy.retries, proxy.timeouts, proxy.max_body)
 
 
 def write_maintenance_page(context: HostContext, spec: AppSpec) -> Path:

@@ -60,7 +60,7 @@ def main() -> int:
     home = AppHome(root=work, docker_url=docker_url, registry=registry, app="demo-" + unique_name(""))
     try:
         variants: dict[str, tuple[str, Behaviour]] = {"v1": ("v1", "ok"), "v2": ("v2", "ok")}
-        images = push_images(docker_url, registry, unique_name("demo-"), variants)
+        images = push_images(docker_url, registry, unique_name("demo-"), variants, recording={})
         home.write_config(images, deploy={"standby": 120, "drain_timeout": 5})
         console.print(f"config: {home.config}\n" + home.config.read_text())
         shipyard(home, "deploy", images.ref("v1"))

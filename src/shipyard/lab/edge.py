@@ -22,6 +22,7 @@ from shipyard.errors import ProxyError
 
 BACKEND = "hosts"
 OPERATIONAL = {"0": "down", "1": "starting", "2": "up", "3": "stopping"}
+EDGE_REPLAY_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/up", "/")) -> str:
@@ -44,9 +45,11 @@ def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/
         "    timeout connect 2s",
         "    timeout client 30s",
         "    timeout server 30s",
+        # As on the hosts: a request whose connection failed goes to another host, but one a host may
+        # have handled is replayed only when its method is idempotent.
         "    retries 3",
         "    option redispatch 1",
-        "    retry-on conn-failure empty-response response-timeout",
+        "    retry-on conn-failure empty-response",
         "",
         "frontend edge",
         f"    bind 127.0.0.1:{port}",
@@ -54,6 +57,7 @@ def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/
         "",
         f"backend {BACKEND}",
         "    balance roundrobin",
+        f"    http-request disable-l7-retry unless {{ method {' '.join(EDGE_REPLAY_METHODS)} }}",
         "    option httpchk",
         *checks,
         "    http-response set-header x-lab-host %[srv_name]",

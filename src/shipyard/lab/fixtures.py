@@ -23,6 +23,7 @@ import yaml
 
 from shipyard.lab.engine import ensure_default_engine
 from shipyard.lab.ports import free_port
+from shipyard.lab.recording_app import build_recording_image
 from shipyard.lab.registry_server import RegistryServer, start_registry
 from shipyard.lab.testapp import Behaviour, build_test_image
 
@@ -35,6 +36,8 @@ VARIANTS: dict[str, tuple[str, Behaviour]] = {
     "slow": ("slow", "slow-start"),
     "wrong-port": ("wrong-port", "wrong-port"),
 }
+# The recording app (recording_app.py), tag -> version: counts requests by id, keeps websockets.
+RECORDING_VARIANTS: dict[str, str] = {"rec-v1": "v1", "rec-v2": "v2"}
 
 
 @dataclass
@@ -73,22 +76,34 @@ def start_test_registry(work: Path) -> Registry:
 
 
 def push_images(
-    docker_url: str, registry: Registry, name: str, variants: dict[str, tuple[str, Behaviour]] | None = None
+    docker_url: str,
+    registry: Registry,
+    name: str,
+    variants: dict[str, tuple[str, Behaviour]] | None = None,
+    recording: dict[str, str] | None = None,
 ) -> TestImages:
+    """Build and push the busybox variants and the recording app's tags (RECORDING_VARIANTS by default)."""
     client = docker.DockerClient(base_url=docker_url)
     images = TestImages(repository=f"{registry.address}/{name}")
     try:
         for tag, (version, behaviour) in (variants or VARIANTS).items():
             build_test_image(client, images.ref(tag), version, behaviour)
-            for event in client.api.push(
-                images.repository, tag=tag, stream=True, decode=True, auth_config=registry.auth()
-            ):
-                if "error" in event:
-                    raise RuntimeError(f"push of {images.ref(tag)} failed: {event['error']}")
-            images.tags[tag] = images.ref(tag)
+            _push(client, registry, images, tag)
+        for tag, version in (RECORDING_VARIANTS if recording is None else recording).items():
+            build_recording_image(docker_url, images.ref(tag), version)
+            _push(client, registry, images, tag)
     finally:
         client.close()
     return images
+
+
+def _push(client: docker.DockerClient, registry: Registry, images: TestImages, tag: str) -> None:
+    for event in client.api.push(
+        images.repository, tag=tag, stream=True, decode=True, auth_config=registry.auth()
+    ):
+        if "error" in event:
+            raise RuntimeError(f"push of {images.ref(tag)} failed: {event['error']}")
+    images.tags[tag] = images.ref(tag)
 
 
 def unique_name(prefix: str) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
 
 from shipyard.controller import audit, locks, tokens
-from shipyard.controller.api.deps import Admin, Context, Deployer, Viewer
+from shipyard.controller.api.deps import Admin, Context, Deployer, ResourceId, Viewer
+from shipyard.controller.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.api.views import audit_out, lock_out, token_out
 from shipyard.controller.models import ApiToken
 from shipyard.controller.schemas.admin import (
@@ -21,10 +22,12 @@ from shipyard.controller.schemas.admin import (
     TokenCreated,
     TokenOut,
 )
-from shipyard.controller.schemas.common import NameInPath
+from shipyard.controller.schemas.common import LINE_PATTERN, NAME_PATTERN
 from shipyard.errors import NotFoundError
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], responses=API_TOKEN)
+PathName = Annotated[str, Path(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+LineFilter = Annotated[str | None, Query(min_length=1, max_length=128, pattern=LINE_PATTERN)]
 
 
 @router.get("/locks", summary="List held locks (viewer)")
@@ -33,7 +36,12 @@ def list_locks(_caller: Viewer, context: Context) -> list[LockOut]:
         return [lock_out(lock) for lock in locks.list_locks(session)]
 
 
-@router.post("/locks", status_code=201, summary="Lock an app in an environment (deployer)")
+@router.post(
+    "/locks",
+    status_code=201,
+    summary="Lock an app in an environment (deployer)",
+    responses={**BODY, **errors(404, 409)},
+)
 def lock(body: LockCreate, caller: Deployer, context: Context) -> LockOut:
     with context.db.transaction() as session:
         held = locks.acquire(
@@ -47,22 +55,27 @@ def lock(body: LockCreate, caller: Deployer, context: Context) -> LockOut:
         return lock_out(held)
 
 
-@router.delete("/locks/{app}/{environment}", status_code=204, summary="Unlock (deployer)")
-def unlock(app: NameInPath, environment: NameInPath, caller: Deployer, context: Context) -> None:
+@router.delete(
+    "/locks/{app}/{environment}",
+    status_code=204,
+    summary="Unlock (deployer)",
+    responses={**PARAMS, **errors(404)},
+)
+def unlock(app: PathName, environment: PathName, caller: Deployer, context: Context) -> None:
     with context.db.transaction() as session:
         locks.release(
             session, app=app, environment=environment, actor=caller.name, source_ip=caller.source_ip
         )
-    context.driver.tick()  # a queued deployment may start now
+    context.driver.tick_after_commit()  # a queued deployment may start now
 
 
-@router.get("/audit", summary="The audit log, newest first (viewer)")
+@router.get("/audit", summary="The audit log, newest first (viewer)", responses=PARAMS)
 def list_audit(
     _caller: Viewer,
     context: Context,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    action: str | None = None,
-    actor: str | None = None,
+    action: LineFilter = None,
+    actor: LineFilter = None,
 ) -> list[AuditOut]:
     with context.db.read() as session:
         return [audit_out(entry) for entry in audit.entries(session, limit=limit, action=action, actor=actor)]
@@ -74,7 +87,12 @@ def list_tokens(_caller: Admin, context: Context) -> list[TokenOut]:
         return [token_out(row) for row in session.scalars(select(ApiToken).order_by(ApiToken.id))]
 
 
-@router.post("/tokens", status_code=201, summary="Create an API token with a role (admin)")
+@router.post(
+    "/tokens",
+    status_code=201,
+    summary="Create an API token with a role (admin)",
+    responses={**BODY, **errors(409)},
+)
 def create_token(body: TokenCreate, caller: Admin, context: Context) -> TokenCreated:
     with context.db.transaction() as session:
         row, token = tokens.create_api_token(session, name=body.name, role=body.role, created_by=caller.name)
@@ -89,8 +107,13 @@ def create_token(body: TokenCreate, caller: Admin, context: Context) -> TokenCre
         return TokenCreated(**token_out(row).model_dump(), token=token)
 
 
-@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token (admin)")
-def revoke_token(token_id: int, caller: Admin, context: Context) -> None:
+@router.delete(
+    "/tokens/{token_id}",
+    status_code=204,
+    summary="Revoke an API token (admin)",
+    responses={**PARAMS, **errors(404)},
+)
+def revoke_token(token_id: ResourceId, caller: Admin, context: Context) -> None:
     with context.db.transaction() as session:
         row = session.get(ApiToken, token_id)
         if row is None or row.revoked_at is not None:
@@ -101,7 +124,12 @@ def revoke_token(token_id: int, caller: Admin, context: Context) -> None:
         )
 
 
-@router.post("/join-tokens", status_code=201, summary="Create a one-time join token for a host group (admin)")
+@router.post(
+    "/join-tokens",
+    status_code=201,
+    summary="Create a one-time join token for a host group (admin)",
+    responses={**BODY, **errors(409)},
+)
 def create_join_token(body: JoinTokenCreate, caller: Admin, context: Context) -> JoinTokenCreated:
     with context.db.transaction() as session:
         row, token = tokens.create_join_token(

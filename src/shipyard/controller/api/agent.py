@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import email.message
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
 
 from shipyard.controller import hosts
 from shipyard.controller.api.deps import (
@@ -15,22 +18,35 @@ from shipyard.controller.api.deps import (
     bearer_token,
     source_ip,
 )
+from shipyard.controller.api.responses import BODY, errors
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.reports import PendingReport
 from shipyard.controller.schemas.agent import (
     AgentRegister,
     AgentRegistered,
     AgentReport,
+    DesiredQuery,
     DesiredState,
     ReportAck,
 )
 
-router = APIRouter(tags=["agent"])
-MAX_WAIT_QUERY = 300  # seconds; the controller caps the actual wait at its max_wait setting
+router = APIRouter(tags=["agent"], responses=errors(401, 503))
+# A join token that is unknown, spent or expired is a 401; a host of that name already registered, 409.
+REGISTER = {**BODY, **errors(409)}
 
 
-@router.post("/agent/register", status_code=201, summary="Register a host with a one-time join token")
-@router.post("/hosts/register", status_code=201, summary="Register a host (same as /agent/register)")
+@router.post(
+    "/agent/register",
+    status_code=201,
+    summary="Register a host with a one-time join token",
+    responses=REGISTER,
+)
+@router.post(
+    "/hosts/register",
+    status_code=201,
+    summary="Register a host (same as /agent/register)",
+    responses=REGISTER,
+)
 def register(
     body: AgentRegister, request: Request, context: Context, credentials: Credentials
 ) -> AgentRegistered:
@@ -40,7 +56,7 @@ def register(
             session, join_token, body, now=context.now(), source_ip=source_ip(request)
         )
         answer = AgentRegistered(host=host.name, group=host.group, agent_token=agent_token)
-    context.driver.tick()  # a host joining mid-deployment enters the running wave right away
+    context.driver.tick_after_commit()  # a host joining mid-deployment enters the running wave right away
     return answer
 
 
@@ -61,6 +77,25 @@ async def desired_body(
         changed = await context.desired.plan(agent.group)
         context.presence.seen(agent.host_id, context.now())
     return changed.json_for(agent.host_id, agent.host)
+
+
+def report_in(content_type: str | None, body: bytes) -> AgentReport | None:
+    """The report in a request body when POST /agent/report takes it as it is; None when it does not.
+
+    The same reading as the framework's for the route's body: a JSON content type (application/json
+    or application/*+json) is required, Python's JSON parser reads it, and AgentReport validates the
+    result in Python mode. Anything refused here is left to the route, which explains the refusal."""
+    if not content_type or not body:
+        return None
+    header = email.message.Message()
+    header["content-type"] = content_type
+    subtype = header.get_content_subtype()
+    if header.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        return None
+    try:
+        return AgentReport.model_validate(json.loads(body))
+    except (ValueError, ValidationError, RecursionError):  # JSONDecodeError and UnicodeDecodeError too
+        return None
 
 
 async def store_report(body: AgentReport, agent: AgentCaller, context: ControllerContext) -> ReportAck:
@@ -88,16 +123,17 @@ async def store_report(body: AgentReport, agent: AgentCaller, context: Controlle
     "/agent/desired",
     response_model=DesiredState,
     summary="The host's desired state; long-polls while it equals ?version",
+    responses=errors(422),
 )
 async def desired(
     agent: Agent,
     context: Context,
-    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_QUERY, description="seconds to wait for a change")] = 0.0,
-    version: Annotated[int | None, Query(description="the version the agent already has")] = None,
+    query: Annotated[DesiredQuery, Query()],
 ) -> Response:
-    return Response(await desired_body(agent, context, wait, version), media_type="application/json")
+    body = await desired_body(agent, context, query.wait, query.version)
+    return Response(body, media_type="application/json")
 
 
-@router.post("/agent/report", summary="Report per-app progress and health")
+@router.post("/agent/report", summary="Report per-app progress and health", responses=BODY)
 async def report(body: AgentReport, agent: Agent, context: Context) -> ReportAck:
     return await store_report(body, agent, context)

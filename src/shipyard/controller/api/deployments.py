@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from shipyard.controller import deployments
-from shipyard.controller.api.deps import Caller, Context, Deployer, Viewer
+from shipyard.controller.api.deps import Caller, Context, Deployer, ResourceId, Viewer
+from shipyard.controller.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.api.views import deployment_out
 from shipyard.controller.context import ControllerContext
-from shipyard.controller.schemas.common import NameQuery
+from shipyard.controller.schemas.common import NAME_PATTERN
 from shipyard.controller.schemas.deployments import DeploymentCreate, DeploymentOut, RollbackCreate
 
-router = APIRouter(tags=["deployments"])
+router = APIRouter(tags=["deployments"], responses=API_TOKEN)
+NameFilter = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+Status = Literal["queued", "running", "paused", "succeeded", "failed", "aborted", "rolled_back"]
+# Creating or changing a deployment: the release, environment or deployment may not exist (404), the
+# place may be busy or locked, or the change not allowed in the deployment's state (409).
+CHANGE = errors(404, 409)
 
 
 def _started(context: ControllerContext, deployment_id: int) -> DeploymentOut:
     """Run one engine tick so the answer already shows the first wave, then read the result."""
-    context.driver.tick()
+    context.driver.tick_after_commit()
     context.notifier.notify()
     with context.db.read() as session:
         return deployment_out(deployments.find_deployment(session, deployment_id, for_view=True))
 
 
-@router.post("/deployments", status_code=201, summary="Deploy a release to an environment (deployer)")
+@router.post(
+    "/deployments",
+    status_code=201,
+    summary="Deploy a release to an environment (deployer)",
+    responses={**BODY, **CHANGE},
+)
 def create_deployment(body: DeploymentCreate, caller: Deployer, context: Context) -> DeploymentOut:
     with context.db.transaction() as session:
         deployment = deployments.create_deployment(
@@ -40,13 +51,13 @@ def create_deployment(body: DeploymentCreate, caller: Deployer, context: Context
     return _started(context, deployment_id)
 
 
-@router.get("/deployments", summary="List deployments, newest first (viewer)")
+@router.get("/deployments", summary="List deployments, newest first (viewer)", responses=PARAMS)
 def list_deployments(
     _caller: Viewer,
     context: Context,
-    app: NameQuery = None,
-    environment: NameQuery = None,
-    status: str | None = None,
+    app: NameFilter = None,
+    environment: NameFilter = None,
+    status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[DeploymentOut]:
     with context.db.read() as session:
@@ -56,8 +67,12 @@ def list_deployments(
         return [deployment_out(d, with_hosts=False) for d in found]
 
 
-@router.get("/deployments/{deployment_id}", summary="One deployment with per-host progress (viewer)")
-def get_deployment(deployment_id: int, _caller: Viewer, context: Context) -> DeploymentOut:
+@router.get(
+    "/deployments/{deployment_id}",
+    summary="One deployment with per-host progress (viewer)",
+    responses={**PARAMS, **errors(404)},
+)
+def get_deployment(deployment_id: ResourceId, _caller: Viewer, context: Context) -> DeploymentOut:
     with context.db.read() as session:
         return deployment_out(deployments.find_deployment(session, deployment_id, for_view=True))
 
@@ -70,22 +85,39 @@ def _transition(context: ControllerContext, caller: Caller, deployment_id: int, 
     return _started(context, deployment_id)
 
 
-@router.post("/deployments/{deployment_id}/pause", summary="Start no further wave (deployer)")
-def pause(deployment_id: int, caller: Deployer, context: Context) -> DeploymentOut:
+@router.post(
+    "/deployments/{deployment_id}/pause",
+    summary="Start no further wave (deployer)",
+    responses={**PARAMS, **CHANGE},
+)
+def pause(deployment_id: ResourceId, caller: Deployer, context: Context) -> DeploymentOut:
     return _transition(context, caller, deployment_id, "pause")
 
 
-@router.post("/deployments/{deployment_id}/resume", summary="Continue a paused deployment (deployer)")
-def resume(deployment_id: int, caller: Deployer, context: Context) -> DeploymentOut:
+@router.post(
+    "/deployments/{deployment_id}/resume",
+    summary="Continue a paused deployment (deployer)",
+    responses={**PARAMS, **CHANGE},
+)
+def resume(deployment_id: ResourceId, caller: Deployer, context: Context) -> DeploymentOut:
     return _transition(context, caller, deployment_id, "resume")
 
 
-@router.post("/deployments/{deployment_id}/abort", summary="Stop; every host returns to the current release")
-def abort(deployment_id: int, caller: Deployer, context: Context) -> DeploymentOut:
+@router.post(
+    "/deployments/{deployment_id}/abort",
+    summary="Stop; every host returns to the current release",
+    responses={**PARAMS, **CHANGE},
+)
+def abort(deployment_id: ResourceId, caller: Deployer, context: Context) -> DeploymentOut:
     return _transition(context, caller, deployment_id, "abort")
 
 
-@router.post("/rollback", status_code=201, summary="Deploy the previous (or a named) release (deployer)")
+@router.post(
+    "/rollback",
+    status_code=201,
+    summary="Deploy the previous (or a named) release (deployer)",
+    responses={**BODY, **CHANGE},
+)
 def rollback(body: RollbackCreate, caller: Deployer, context: Context) -> DeploymentOut:
     with context.db.transaction() as session:
         deployment = deployments.rollback(

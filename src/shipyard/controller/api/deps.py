@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -14,6 +14,7 @@ from shipyard.controller.agent_auth import KnownAgent
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.errors import ForbiddenError, UnauthorizedError
 from shipyard.controller.hosts import find_agent_host
+from shipyard.controller.schemas.common import MAX_ID
 from shipyard.controller.tokens import AGENT_PREFIX, ROLE_RANK, find_api_token
 
 bearer = HTTPBearer(auto_error=False, description="API token, agent token or (to register) a join token")
@@ -25,6 +26,8 @@ def get_context(request: Request) -> ControllerContext:
 
 
 Context = Annotated[ControllerContext, Depends(get_context)]
+# A numeric id in a path: larger than any stored id can be is a 422, not a database error.
+ResourceId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 
 from shipyard.controller import audit, catalog, deployments, hosts
 from shipyard.controller.api.deps import Admin, Context, Viewer
-from shipyard.controller.api.views import host_out
+from shipyard.controller.api.responses import API_TOKEN, BODY, PARAMS, errors
+from shipyard.controller.api.views import hosts_out
 from shipyard.controller.errors import ConflictError
-from shipyard.controller.schemas.common import NameInPath, NameQuery
+from shipyard.controller.schemas.common import NAME_PATTERN
 from shipyard.controller.schemas.fleet import AppCreate, AppOut, EnvironmentCreate, EnvironmentOut, HostOut
 
-router = APIRouter(tags=["fleet"])
+router = APIRouter(tags=["fleet"], responses=API_TOKEN)
+HostName = Annotated[str, Path(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 
 
 @router.get("/apps", summary="List apps (viewer)")
@@ -20,7 +24,12 @@ def list_apps(_caller: Viewer, context: Context) -> list[AppOut]:
         return [AppOut(name=app.name, created_at=app.created_at) for app in catalog.list_apps(session)]
 
 
-@router.post("/apps", status_code=201, summary="Create an app; releases also create it (admin)")
+@router.post(
+    "/apps",
+    status_code=201,
+    summary="Create an app; releases also create it (admin)",
+    responses={**BODY, **errors(409)},
+)
 def create_app_record(body: AppCreate, caller: Admin, context: Context) -> AppOut:
     with context.db.transaction() as session:
         if body.name in {app.name for app in catalog.list_apps(session)}:
@@ -52,7 +61,12 @@ def list_environments(_caller: Viewer, context: Context) -> list[EnvironmentOut]
         ]
 
 
-@router.post("/environments", status_code=201, summary="Create an environment (admin)")
+@router.post(
+    "/environments",
+    status_code=201,
+    summary="Create an environment (admin)",
+    responses={**BODY, **errors(409)},
+)
 def create_environment(body: EnvironmentCreate, caller: Admin, context: Context) -> EnvironmentOut:
     with context.db.transaction() as session:
         if body.name in {env.name for env in catalog.list_environments(session)}:
@@ -68,20 +82,30 @@ def create_environment(body: EnvironmentCreate, caller: Admin, context: Context)
         return EnvironmentOut(name=env.name, created_at=env.created_at, hosts=0, current={})
 
 
-@router.get("/hosts", summary="List hosts with what they report (viewer)")
-def list_hosts(_caller: Viewer, context: Context, group: NameQuery = None) -> list[HostOut]:
+@router.get("/hosts", summary="List hosts with what they report (viewer)", responses=PARAMS)
+def list_hosts(
+    _caller: Viewer,
+    context: Context,
+    group: Annotated[str | None, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)] = None,
+) -> list[HostOut]:
     with context.db.read() as session:
-        return [host_out(host) for host in hosts.list_hosts(session, group)]
+        return hosts_out(hosts.list_hosts(session, group))
 
 
-@router.get("/hosts/{name}", summary="One host (viewer)")
-def get_host(name: NameInPath, _caller: Viewer, context: Context) -> HostOut:
+@router.get("/hosts/{name}", summary="One host (viewer)", responses={**PARAMS, **errors(404)})
+def get_host(name: HostName, _caller: Viewer, context: Context) -> HostOut:
     with context.db.read() as session:
-        return host_out(hosts.find_host(session, name))
+        host = hosts.find_host(session, name)
+        return hosts_out([host], hosts.list_hosts(session, host.group))[0]
 
 
-@router.delete("/hosts/{name}", status_code=204, summary="Forget a host and revoke its agent token (admin)")
-def delete_host(name: NameInPath, caller: Admin, context: Context) -> None:
+@router.delete(
+    "/hosts/{name}",
+    status_code=204,
+    summary="Forget a host and revoke its agent token (admin)",
+    responses={**PARAMS, **errors(404, 409)},
+)
+def delete_host(name: HostName, caller: Admin, context: Context) -> None:
     with context.db.transaction() as session:
         host = hosts.find_host(session, name)
         host_id = host.id
@@ -92,4 +116,4 @@ def delete_host(name: NameInPath, caller: Admin, context: Context) -> None:
     context.agent_tokens.forget_host(host_id)  # its agent token stops working at once
     context.presence.forget(host_id)
     context.report_memory.forget_host(host_id)
-    context.driver.tick()
+    context.driver.tick_after_commit()

@@ -3,31 +3,32 @@
 At a thousand agents nearly every request is a long-poll of GET /api/v1/agent/desired or a
 POST /api/v1/agent/report from an agent whose token the controller already knows. This ASGI layer in
 front of the application answers exactly those with the same functions the routes call
-(agent.desired_body, agent.store_report). Everything else goes on to the application, unchanged: other
-paths, an unknown token (first contact, a removed host), a query or body that does not validate
-(the application then answers 401 or 422 as documented), so behaviour is the same either way, only
-cheaper on the common path.
+(agent.desired_body, agent.store_report), and reads the token, the query and the body with the same
+rules (fastapi's bearer parsing, DesiredQuery, agent.report_in), so it accepts exactly what the routes
+accept. Everything else goes on to the application, unchanged: other paths, an unknown token (first
+contact, a removed host), a query or body that does not validate (the application then answers 401 or
+422 as documented), so behaviour is the same either way, only cheaper on the common path.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
+from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.controller.api import agent
-from shipyard.controller.api.agent import MAX_WAIT_QUERY, desired_body, store_report
+from shipyard.controller.api.agent import desired_body, report_in, store_report
 from shipyard.controller.api.deps import AgentCaller
 from shipyard.controller.api.errors import answer_for
 from shipyard.controller.context import ControllerContext
-from shipyard.controller.schemas.agent import AgentReport
+from shipyard.controller.schemas.agent import AgentReport, DesiredQuery
 
 DESIRED, REPORT = "/api/v1/agent/desired", "/api/v1/agent/report"
 MAX_REPORT_BYTES = 1 << 20  # larger bodies take the application's path (and its limits)
@@ -39,22 +40,17 @@ def route_of(router: APIRouter, endpoint: Callable[..., Any]) -> BaseRoute:
 
 
 def _bearer(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    return None
+    """The bearer token as the routes' HTTPBearer reads it (the first Authorization header)."""
+    scheme, token = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
+    return token if scheme.lower() == "bearer" and token else None
 
 
-def _desired_query(scope: Scope) -> tuple[float, int | None] | None:
-    """(wait, version) from the query string; None when it needs the application's validation."""
+def _desired_query(scope: Scope) -> DesiredQuery | None:
+    """The query as the route validates it (the last value of a repeated key); None when it does not."""
     try:
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1"), strict_parsing=False))
-        wait = float(query.get("wait", "0"))
-        version = int(query["version"]) if "version" in query else None
-    except (ValueError, UnicodeDecodeError):
+        return DesiredQuery.model_validate(dict(QueryParams(scope["query_string"])))
+    except ValidationError:
         return None
-    return (wait, version) if math.isfinite(wait) and 0 <= wait <= MAX_WAIT_QUERY else None
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:
@@ -124,15 +120,13 @@ class AgentHotPath:
         if query is None:
             await self._app(scope, receive, send)
             return
-        wait, version = query
-        await self._answer(scope, receive, send, lambda: desired_body(agent, self._context, wait, version))
+        await self._answer(
+            scope, receive, send, lambda: desired_body(agent, self._context, query.wait, query.version)
+        )
 
     async def _report(self, agent: AgentCaller, scope: Scope, receive: Receive, send: Send) -> None:
         body, complete = await _read_body(receive)
-        try:
-            report = AgentReport.model_validate_json(body) if complete else None
-        except ValidationError:
-            report = None
+        report = report_in(Headers(scope=scope).get("content-type"), body) if complete else None
         if report is None:
             await self._app(scope, _replaying(body, complete, receive), send)
             return

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.controller.api.deps import Context
+from shipyard.controller.api.responses import errors
 from shipyard.controller.context import ControllerContext
 
 router = APIRouter(tags=["ops"])
@@ -18,7 +19,7 @@ def _database_answers(context: ControllerContext) -> None:
         session.execute(text("SELECT 1"))
 
 
-@router.get("/healthz", summary="200 when the controller and its database answer")
+@router.get("/healthz", summary="200 when the controller and its database answer", responses=errors(503))
 async def healthz(context: Context) -> dict[str, str]:
     await run_in_threadpool(_database_answers, context)  # OperationalError becomes a 503
     return {"status": "ok"}

@@ -7,15 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shipyard.controller import releases
-from shipyard.controller.api.deps import Context, Deployer, Viewer
+from shipyard.controller.api.deps import Context, Deployer, ResourceId, Viewer
+from shipyard.controller.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.api.views import release_out
-from shipyard.controller.schemas.common import NameQuery
+from shipyard.controller.schemas.common import NAME_PATTERN
 from shipyard.controller.schemas.releases import ReleaseCreate, ReleaseOut
 
-router = APIRouter(prefix="/releases", tags=["releases"])
+router = APIRouter(prefix="/releases", tags=["releases"], responses=API_TOKEN)
 
 
-@router.post("", status_code=201, summary="Record a release (deployer)")
+@router.post("", status_code=201, summary="Record a release (deployer)", responses={**BODY, **errors(409)})
 def create_release(body: ReleaseCreate, caller: Deployer, context: Context) -> ReleaseOut:
     with context.db.transaction() as session:
         release = releases.create_release(
@@ -28,18 +29,22 @@ def create_release(body: ReleaseCreate, caller: Deployer, context: Context) -> R
         return release_out(release)
 
 
-@router.get("", summary="List releases, newest first (viewer)")
+@router.get("", summary="List releases, newest first (viewer)", responses=PARAMS)
 def list_releases(
     _caller: Viewer,
     context: Context,
-    app: NameQuery = None,
+    app: Annotated[str | None, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ReleaseOut]:
     with context.db.read() as session:
         return [release_out(r) for r in releases.list_releases(session, app=app, limit=limit)]
 
 
-@router.get("/{release_id}", summary="One release with its spec snapshot (viewer)")
-def get_release(release_id: int, _caller: Viewer, context: Context) -> ReleaseOut:
+@router.get(
+    "/{release_id}",
+    summary="One release with its spec snapshot (viewer)",
+    responses={**PARAMS, **errors(404)},
+)
+def get_release(release_id: ResourceId, _caller: Viewer, context: Context) -> ReleaseOut:
     with context.db.read() as session:
         return release_out(releases.find_release(session, release_id))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shipyard.controller.models import ApiToken, AuditEntry, Deployment, Host, Lock, Release
 from shipyard.controller.rollout import HOST_FAILED
 from shipyard.controller.schemas.admin import AuditOut, LockOut, TokenOut
@@ -9,6 +11,7 @@ from shipyard.controller.schemas.common import release_name
 from shipyard.controller.schemas.deployments import DeploymentOut, HostProgressOut
 from shipyard.controller.schemas.fleet import HostAppOut, HostOut
 from shipyard.controller.schemas.releases import ReleaseOut
+from shipyard.domain.versions import version_skew
 
 
 def release_out(release: Release) -> ReleaseOut:
@@ -66,7 +69,7 @@ def deployment_out(deployment: Deployment, *, with_hosts: bool = True) -> Deploy
     )
 
 
-def host_out(host: Host) -> HostOut:
+def host_out(host: Host, skew: list[str] | None = None) -> HostOut:
     apps = [
         HostAppOut(
             app=row.app.name,
@@ -89,7 +92,18 @@ def host_out(host: Host) -> HostOut:
         agent_version=host.agent_version,
         registered_at=host.registered_at,
         apps=sorted(apps, key=lambda app: app.app),
+        versions={key: str(value) for key, value in (host.versions or {}).items()},
+        skew=skew or [],
     )
+
+
+def hosts_out(found: Sequence[Host], peers: Sequence[Host] | None = None) -> list[HostOut]:
+    """`found` with each host's version skew against the hosts of its group (`peers`, default `found`)."""
+    by_group: dict[str, dict[str, dict[str, str]]] = {}
+    for host in peers if peers is not None else found:
+        by_group.setdefault(host.group, {})[host.name] = {k: str(v) for k, v in (host.versions or {}).items()}
+    skew = {group: version_skew(members) for group, members in by_group.items()}
+    return [host_out(host, skew.get(host.group, {}).get(host.name)) for host in found]
 
 
 def lock_out(lock: Lock) -> LockOut:

@@ -7,13 +7,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shipyard.controller.schemas.common import Body, Name, Role
+from shipyard.controller.schemas.common import Body, Line, Name, Role, Text
+
+MAX_JOIN_TOKEN_LIFETIME = 366 * 24 * 3600.0  # seconds; a host that joins later needs a new token
 
 
 class LockCreate(Body):
     app: Name
     environment: Name
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class LockOut(BaseModel):
@@ -35,7 +37,7 @@ class AuditOut(BaseModel):
 
 
 class TokenCreate(Body):
-    name: str = Field(min_length=1, max_length=128)
+    name: Line = Field(min_length=1, max_length=128)
     role: Role
 
 
@@ -54,7 +56,12 @@ class TokenCreated(TokenOut):
 
 class JoinTokenCreate(Body):
     group: Name = Field(description="host group the new host joins; the environment of the same name")
-    expires_in: float | None = Field(default=3600.0, gt=0, description="seconds; null for never")
+    expires_in: float | None = Field(
+        default=3600.0,
+        gt=0,
+        le=MAX_JOIN_TOKEN_LIFETIME,
+        description="seconds (at most a year); null for never",
+    )
 
 
 class JoinTokenCreated(BaseModel):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.controller.schemas.common import Body, Name
+from shipyard.controller.schemas.common import MAX_ID, Body, Line, Name, Text
 
 Health = Literal["healthy", "unhealthy", "unknown"]
 Outcome = Literal["in_progress", "succeeded", "failed"]
+MAX_WAIT_QUERY = 300  # seconds; the controller caps the actual wait at its max_wait setting
 
 
 MAX_LABELS = 64
@@ -18,13 +19,23 @@ LabelKey = Annotated[str, Field(min_length=1, max_length=64)]
 LabelValue = Annotated[str, Field(max_length=255)]
 
 
+class HostVersions(Body):
+    """What the host runs beneath its apps, as its agent found it; an empty string when unknown."""
+
+    docker: str = Field(default="", max_length=64, description="Docker Engine version")
+    haproxy: str = Field(default="", max_length=64, description="haproxy version")
+    kernel: str = Field(default="", max_length=128, description="kernel release (uname -r)")
+    shipyard: str = Field(default="", max_length=64, description="the agent's shipyard version")
+
+
 class AgentRegister(Body):
     name: Name
-    address: str = Field(default="", max_length=255)
+    address: Line = Field(default="", max_length=255)
     labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict, max_length=MAX_LABELS, description="at most 64; keys 1-64, values 0-255 chars"
     )
-    agent_version: str = Field(default="", max_length=64)
+    agent_version: Line = Field(default="", max_length=64)
+    versions: HostVersions | None = None
 
 
 class AgentRegistered(BaseModel):
@@ -60,18 +71,34 @@ class TrafficCounters(Body):
 
 class AppReport(Body):
     app: Name
-    step: str = Field(default="", max_length=64)
-    active_release: int | None = Field(default=None, description="release serving traffic now")
-    release: int | None = Field(default=None, description="release that step and outcome refer to")
+    step: Line = Field(default="", max_length=64)
+    active_release: int | None = Field(
+        default=None, ge=0, le=MAX_ID, description="release serving traffic now"
+    )
+    release: int | None = Field(
+        default=None, ge=0, le=MAX_ID, description="release that step and outcome refer to"
+    )
     health: Health = "unknown"
     outcome: Outcome | None = None
-    message: str = Field(default="", max_length=2000)
+    message: Text = Field(default="", max_length=2000)
     counters: TrafficCounters | None = Field(default=None, description="haproxy counters, when known")
 
 
 class AgentReport(Body):
-    agent_version: str | None = Field(default=None, max_length=64)
+    agent_version: Line | None = Field(default=None, max_length=64)
+    versions: HostVersions | None = Field(default=None, description="sent when known; kept until changed")
     apps: list[AppReport] = Field(default_factory=list)
+
+
+class DesiredQuery(BaseModel):
+    """The query of GET /agent/desired, validated by the route and by the agents' hot path alike."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    wait: float = Field(default=0.0, ge=0, le=MAX_WAIT_QUERY, description="seconds to wait for a change")
+    version: int | None = Field(
+        default=None, ge=0, le=MAX_ID, description="the version the agent already has"
+    )
 
 
 class ReportAck(BaseModel):

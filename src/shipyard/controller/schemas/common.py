@@ -8,6 +8,9 @@ from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["viewer", "deployer", "admin"]
+# Ids fit a signed 64-bit integer (SQLite's INTEGER, PostgreSQL's bigint); larger ones cannot exist.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 # pydantic-core's regex engine: `$` is the end of the text (a trailing newline does not match), as
 # shipyard.domain.names.FLEET_NAME with fullmatch.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -15,17 +18,32 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 # The same name as a path segment or a query filter.
 NameInPath = Annotated[str, Path(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 NameQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+# Free text: one line without control characters, or several lines; never NUL (PostgreSQL cannot store it).
+LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+Line = Annotated[str, Field(pattern=LINE_PATTERN)]
+Text = Annotated[str, Field(pattern=r"^[^\x00]*$")]
 
 
 class Body(BaseModel):
-    """Requests reject unknown keys so a typo is an error, not a silently ignored option."""
+    """Requests reject unknown keys so a typo is an error, not a silently ignored option.
 
-    model_config = ConfigDict(extra="forbid")
+    Numbers must be finite: JSON's Infinity and NaN are refused rather than stored."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Problem(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query or path, then the key path")
+    msg: str
+    type: str
 
 
 class ErrorOut(BaseModel):
-    detail: str
+    """The body of every error answer (4xx and 5xx)."""
+
+    detail: str = Field(description="one sentence: what is wrong and how to fix it")
     kind: str = Field(description="the error class, e.g. NotFoundError")
+    errors: list[Problem] | None = Field(default=None, description="each invalid input (422 only)")
 
 
 def release_name(release_id: int) -> str:

@@ -6,11 +6,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from shipyard.controller.schemas.common import Body, Name
+from shipyard.controller.schemas.common import Body, Id, Name
 
 
 class DeploymentCreate(Body):
-    release_id: int = Field(ge=1)
+    release_id: Id
     environment: Name
     queue: bool = Field(default=False, description="wait for a running deployment or a lock instead of 409")
 
@@ -18,7 +18,7 @@ class DeploymentCreate(Body):
 class RollbackCreate(Body):
     app: Name
     environment: Name
-    release_id: int | None = Field(default=None, ge=1, description="default: the previous succeeded release")
+    release_id: Id | None = Field(default=None, description="default: the previous succeeded release")
 
 
 class HostProgressOut(BaseModel):

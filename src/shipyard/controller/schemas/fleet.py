@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shipyard.controller.schemas.common import Body, Name
 
@@ -49,3 +49,10 @@ class HostOut(BaseModel):
     agent_version: str
     registered_at: datetime
     apps: list[HostAppOut]
+    versions: dict[str, str] = Field(
+        default_factory=dict, description="docker, haproxy, kernel and shipyard versions the agent reported"
+    )
+    skew: list[str] = Field(
+        default_factory=list,
+        description="components (docker, haproxy, kernel, shipyard) differing from most hosts of its group",
+    )

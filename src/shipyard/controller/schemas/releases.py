@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from shipyard.controller.schemas.common import Body
+from shipyard.controller.schemas.common import Body, Line
 
 Signature = Annotated[str, Field(pattern=r"^ed25519:[0-9a-f]{16}:[A-Za-z0-9+/]{86}==$", max_length=160)]
 MAX_SPEC_BYTES = 64 * 1024  # a shipyard.yml snapshot is a few kilobytes
@@ -16,7 +17,7 @@ Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", examples=["sha25
 
 
 class ReleaseCreate(Body):
-    image: str = Field(
+    image: Line = Field(
         min_length=1, max_length=255, description="repository without tag, e.g. registry:5000/web"
     )
     digest: Digest
@@ -35,6 +36,21 @@ class ReleaseCreate(Body):
         size = len(json.dumps(spec, separators=(",", ":")).encode())
         if size > MAX_SPEC_BYTES:
             raise ValueError(f"the spec is {size} bytes as JSON; at most {MAX_SPEC_BYTES} are accepted")
+        return spec
+
+    @field_validator("spec")
+    @classmethod
+    def _finite_numbers(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        # JSON's Infinity and NaN cannot be stored (PostgreSQL's JSON refuses them), wherever they are.
+        pending: list[tuple[str, Any]] = [("", spec)]
+        while pending:
+            path, value = pending.pop()
+            if isinstance(value, dict):
+                pending.extend((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+            elif isinstance(value, list):
+                pending.extend((f"{path}.{index}", item) for index, item in enumerate(value))
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{path}: numbers in the spec must be finite (not Infinity or NaN)")
         return spec
 
 

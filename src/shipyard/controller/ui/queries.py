@@ -30,7 +30,7 @@ from shipyard.errors import NotFoundError
 
 LABEL_REVISION = "org.opencontainers.image.revision"
 LABEL_MESSAGE = "org.opencontainers.image.description"
-# The latest succeeded deployments of an app in an environment, without sorting them all (migration 0004).
+# The latest succeeded deployments of an app in an environment, without sorting them all (migration 0006).
 PLACE_INDEX = Index(
     "ix_deployments_place_status_finished",
     Deployment.app_id,

@@ -1,8 +1,8 @@
 """Dashboard sign-in sessions, kept server-side: the cookie holds a random id, never a token; and an
 index for the dashboard's "live and previous release" of an app in an environment.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0003"
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -21,7 +21,10 @@ def upgrade() -> None:
         "ui_sessions",
         sa.Column("id_hash", sa.String(length=64), primary_key=True),
         sa.Column(
-            "token_id", sa.Integer(), sa.ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=False
+            "token_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            sa.ForeignKey("api_tokens.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("csrf_token", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
