@@ -105,6 +105,25 @@ def _admin_state(bits: int) -> str:
     return "ready"
 
 
+def backend_counters(stat_csv: str, backend: str) -> tuple[int, int] | None:
+    """Parse `show stat` CSV: the BACKEND row's req_tot (stot when absent) and hrsp_5xx."""
+    header, *rows = [line for line in stat_csv.splitlines() if line] or [""]
+    columns = header.lstrip("# ").split(",")
+    if "pxname" not in columns or "svname" not in columns:
+        return None
+    requests_at = columns.index("req_tot") if "req_tot" in columns else columns.index("stot")
+    errors_at = columns.index("hrsp_5xx") if "hrsp_5xx" in columns else None
+    for row in rows:
+        cells = row.split(",")
+        if len(cells) < len(columns) or cells[columns.index("pxname")] != backend:
+            continue
+        if cells[columns.index("svname")] != "BACKEND":
+            continue
+        errors = cells[errors_at] if errors_at is not None else ""
+        return int(cells[requests_at] or 0), int(errors or 0)
+    return None
+
+
 class HaproxyRuntime:
     """A client for haproxy's runtime API (the admin socket); one connection per command batch."""
 
@@ -177,6 +196,10 @@ class HaproxyRuntime:
             if len(cells) > scur_at and cells[name_at] == backend:
                 result[cells[server_at]] = int(cells[scur_at] or 0)
         return result
+
+    def backend_counters(self, backend: str) -> tuple[int, int] | None:
+        """(HTTP requests, 5xx responses) of the backend since haproxy started; None when it has none."""
+        return backend_counters(self.execute("show stat -1 2 -1"), backend)
 
     def open_streams(self, backend: str, server: str) -> OpenStreams:
         """What is still open on one server: requests, streamed responses and websockets."""

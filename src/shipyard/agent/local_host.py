@@ -7,15 +7,17 @@ from dataclasses import dataclass, field
 
 from shipyard.agent.localize import host_release
 from shipyard.agent.ports import LocalApp
-from shipyard.controller.schemas.agent import DesiredApp, HostVersions
+from shipyard.controller.schemas.agent import DesiredApp, HostVersions, TrafficCounters
 from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy
 from shipyard.domain.spec import spec_from_snapshot
+from shipyard.errors import ProxyError
 from shipyard.host import maintenance, service
 from shipyard.host.context import HostContext
 from shipyard.host.executor import Reporter
 from shipyard.host.observe import observe
 from shipyard.host.policy import HostPolicy
+from shipyard.host.proxy_sync import backend_name
 from shipyard.host.store import AppRecord, utcnow
 from shipyard.host.versions import detect_versions, enforce_requirements
 from shipyard.secrets.resolve import resolve_secrets
@@ -70,7 +72,19 @@ class LocalHost:
         container = state.container_in(record.active_slot)
         server = state.servers.get(record.active_slot)
         healthy = server is not None and server.serving and server.operational == "up"
-        return LocalApp(record.active_release_id, container is not None, healthy and not record.maintenance)
+        return LocalApp(
+            record.active_release_id,
+            container is not None,
+            healthy and not record.maintenance,
+            self._counters(app),
+        )
+
+    def _counters(self, app: str) -> TrafficCounters | None:
+        try:
+            counted = self.context.proxy.runtime.backend_counters(backend_name(app))
+        except ProxyError:  # haproxy is down or busy: the report goes without counters
+            return None
+        return None if counted is None else TrafficCounters(requests=counted[0], responses_5xx=counted[1])
 
     def stop_all(self) -> list[str]:
         """Drain: every app's haproxy answers 503 and its containers stop (maintenance)."""

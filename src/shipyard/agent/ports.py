@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from shipyard.controller.schemas.agent import AppReport, DesiredApp, DesiredState, ReportAck
+from shipyard.controller.schemas.agent import (
+    AppReport,
+    DesiredApp,
+    DesiredState,
+    ReportAck,
+    TrafficCounters,
+)
 from shipyard.host.executor import Reporter
 
 
@@ -16,6 +22,7 @@ class LocalApp:
     active_release: str | None
     running: bool = False
     healthy: bool = False
+    counters: TrafficCounters | None = None  # the app's haproxy counters, when haproxy answers
 
 
 class ControllerPort(Protocol):

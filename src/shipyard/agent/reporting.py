@@ -42,6 +42,7 @@ def app_report(
         health=health_of(local),
         outcome=outcome,
         message=message.replace("\x00", " ")[:MAX_MESSAGE],
+        counters=local.counters,
     )
 
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shipyard.controller import tokens
+from shipyard.controller import tokens, ui
 from shipyard.controller.agent_auth import AgentTokenCache
 from shipyard.controller.api import admin, agent, deployments, errors, fleet, ops, releases
 from shipyard.controller.api import hooks as hooks_api
@@ -169,5 +169,6 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     app.include_router(webhooks_api.router)
     context.metrics.name_routes(ops.router.routes)
     context.metrics.name_routes(webhooks_api.router.routes)
+    ui.install(app)
     context.metrics.name_routes(app.router.routes)  # the documentation's, and copies of the above
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from shipyard.controller.agent_auth import AgentTokenCache
@@ -15,6 +15,7 @@ from shipyard.controller.presence import Presence
 from shipyard.controller.report_writer import BatchWriter
 from shipyard.controller.reports import PendingReport, ReportMemory, StoredReport
 from shipyard.controller.settings import ControllerSettings
+from shipyard.controller.traffic import TrafficSamples
 
 
 @dataclass
@@ -29,6 +30,7 @@ class ControllerContext:
     agent_tokens: AgentTokenCache
     reports: BatchWriter[PendingReport, StoredReport]
     report_memory: ReportMemory
+    traffic: TrafficSamples = field(default_factory=TrafficSamples)
 
     @property
     def presence(self) -> Presence:

@@ -195,7 +195,8 @@ class ReportMemory:
 
     @staticmethod
     def fingerprint(body: AgentReport) -> str:
-        return body.model_dump_json()
+        # Counters change with every report; a report that only repeats the rest needs no database write.
+        return body.model_dump_json(exclude={"apps": {"__all__": {"counters"}}})
 
     def repeated_status(self, host_id: int, fingerprint: str, desired_version: int) -> str | None:
         """The stored status when this report repeats the last stored one; None when it must be stored."""

@@ -103,6 +103,9 @@ async def store_report(body: AgentReport, agent: AgentCaller, context: Controlle
     now = context.now()
     desired = (await context.desired.plan(agent.group)).for_host(agent.host_id, agent.host)
     context.presence.seen(agent.host_id, now)
+    for app_report in body.apps:
+        if app_report.counters is not None:
+            context.traffic.record(agent.host_id, app_report.app, app_report.counters, now)
     fingerprint = context.report_memory.fingerprint(body)
     status = context.report_memory.repeated_status(agent.host_id, fingerprint, desired.version)
     if status is not None:

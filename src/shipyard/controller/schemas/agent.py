@@ -62,6 +62,13 @@ class DesiredState(BaseModel):
     apps: list[DesiredApp]
 
 
+class TrafficCounters(Body):
+    """Cumulative counters of the app's haproxy backend on the host (`show stat`)."""
+
+    requests: int = Field(ge=0, le=2**63 - 1, description="HTTP requests (req_tot)")
+    responses_5xx: int = Field(ge=0, le=2**63 - 1, description="responses with a 5xx status (hrsp_5xx)")
+
+
 class AppReport(Body):
     app: Name
     step: Line = Field(default="", max_length=64)
@@ -74,6 +81,7 @@ class AppReport(Body):
     health: Health = "unknown"
     outcome: Outcome | None = None
     message: Text = Field(default="", max_length=2000)
+    counters: TrafficCounters | None = Field(default=None, description="haproxy counters, when known")
 
 
 class AgentReport(Body):
