@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, select
@@ -103,8 +103,11 @@ def create_deployment(
     source_ip: str | None,
     now: datetime,
     rollback_of: int | None = None,
+    check_app: Callable[[str], None] | None = None,
 ) -> Deployment:
     release = find_release(session, release_id)
+    if check_app is not None:  # a ci token's scope, checked before anything is stored
+        check_app(release.app.name)
     env = catalog.find_environment(session, environment)
     # Serialises concurrent creations for one app on PostgreSQL; SQLite writers are serial anyway.
     session.execute(select(App.id).where(App.id == release.app_id).with_for_update())

@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session
 from shipyard.controller import audit, catalog
 from shipyard.controller.errors import ConflictError
 from shipyard.controller.models import App
-from shipyard.controller.pipeline import github, job_store
+from shipyard.controller.pipeline import github, gitlab, job_store
 from shipyard.controller.pipeline.models import Delivery, Hook
 from shipyard.errors import ConfigError, NotFoundError
 
 ACCEPTED, IGNORED, DUPLICATE, REJECTED, PING = "accepted", "ignored", "duplicate", "rejected", "ping"
 MIN_SECRET_LENGTH = 16
+# The job's trigger, by event header: a merged pull/merge request, else a push.
+TRIGGERS = {"pull_request": "pull_request", gitlab.MERGE_REQUEST_EVENT: "merge_request"}
 REASON_LIMIT = 500  # a reason may quote the payload (a ref name); stored and echoed bounded
 
 
@@ -41,7 +43,9 @@ def find_hook(session: Session, app: str, *, lock: bool = False) -> Hook:
     query = select(Hook).join(App, Hook.app_id == App.id).where(App.name == app)
     hook = session.scalar(query.with_for_update(of=Hook) if lock else query)
     if hook is None:
-        raise NotFoundError(f"app {app!r} has no hook; add one with 'shipyard hooks add github --app {app}'.")
+        raise NotFoundError(
+            f"app {app!r} has no hook; add one with 'shipyard hooks add github|gitlab --app {app}'."
+        )
     return hook
 
 
@@ -178,12 +182,13 @@ def _decide(
     )
     if seen is not None:
         return Outcome(DUPLICATE, f"delivery {received.delivery_id} was received before", seen.job_id)
-    verdict = github.classify(received.event, payload, hook.pipelines)
+    classify = gitlab.classify if received.provider == "gitlab" else github.classify
+    verdict = classify(received.event, payload, hook.pipelines)
     if verdict.action == github.PING:
         return Outcome(PING, verdict.reason)
     if verdict.action == github.IGNORE:
         return Outcome(IGNORED, verdict.reason)
-    trigger = "pull_request" if received.event == "pull_request" else "push"
+    trigger = TRIGGERS.get(received.event, "push")
     job, admission = job_store.admit_commit(
         session,
         hook,

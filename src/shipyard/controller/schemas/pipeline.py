@@ -18,7 +18,7 @@ class PipelineIn(Body):
 
 
 class HookCreate(Body):
-    provider: Literal["github"] = "github"
+    provider: Literal["github", "gitlab"] = "github"
     app: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
     repository: str = Field(min_length=1, max_length=1024, description="git URL: ssh, https:// or file://")
     secret: Secret
