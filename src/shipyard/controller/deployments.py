@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from shipyard.controller import audit, catalog, locks, rollout
 from shipyard.controller.models import App, Deployment, DeploymentHost, Environment, Release
+from shipyard.controller.pipeline import notify_store
 from shipyard.controller.releases import find_release
 from shipyard.controller.rollout import ACTIVE, QUEUED, RUNNING, SUCCEEDED, Policy, RolloutState
 from shipyard.controller.rollout_store import state_of, store_state
@@ -149,6 +150,7 @@ def create_deployment(
 def start(session: Session, deployment: Deployment, now: datetime) -> None:
     deployment.status, deployment.started_at, deployment.message = RUNNING, now, "starting"
     deployment.previous_release_id = current_release_id(session, deployment.app_id, deployment.environment_id)
+    notify_store.notify_deployment(session, deployment, "deployment.started")
 
 
 def start_queued(session: Session, now: datetime) -> list[Deployment]:

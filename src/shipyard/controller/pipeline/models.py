@@ -104,6 +104,9 @@ class Schedule(Base):
     environment: Mapped[str] = mapped_column(String(64))
     ref: Mapped[str | None] = mapped_column(String(64), default=None)  # deploy: the commit sha
     overlap: Mapped[str] = mapped_column(String(8))  # skip | queue
+    missed: Mapped[str] = mapped_column(
+        String(8)
+    )  # run-once | skip: runs missed while the controller was down
     next_run_at: Mapped[datetime] = mapped_column(index=True)  # UTC
     last_run_at: Mapped[datetime | None] = mapped_column(default=None)
     last_job_id: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("environment", sa.String(length=64), nullable=False),
         sa.Column("ref", sa.String(length=64), nullable=True),
         sa.Column("overlap", sa.String(length=8), nullable=False),
+        sa.Column("missed", sa.String(length=8), nullable=False),
         sa.Column("next_run_at", sa.DateTime(), nullable=False, index=True),
         sa.Column("last_run_at", sa.DateTime(), nullable=True),
         sa.Column("last_job_id", BIG, nullable=True),
