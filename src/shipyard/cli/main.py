@@ -41,6 +41,11 @@ EXTENSIONS: list[tuple[str, str, str, bool]] = [
     *[("shipyard.cli.fleet_cmd", name, name, False) for name in ("hosts", "lock", "unlock", "audit")],
     ("shipyard.cli.pipeline_cmd", "hooks_app", "hooks", True),
     *[("shipyard.cli.pipeline_cmd", name, name, False) for name in ("jobs", "job")],
+    ("shipyard.cli.schedule_cmd", "schedule_app", "schedule", True),
+    ("shipyard.cli.schedule_cmd", "schedules", "schedules", False),
+    ("shipyard.cli.schedule_cmd", "notify_app", "notify", True),
+    ("shipyard.cli.ci_cmd", "release_app", "release", True),
+    ("shipyard.cli.ci_cmd", "token_app", "token", True),
 ]
 
 

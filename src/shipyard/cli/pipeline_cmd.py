@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from shipyard.controller.schemas.pipeline import JobOut, LogLineOut
 
 hooks_app = typer.Typer(help="Webhooks that ship merged commits (admin token).", no_args_is_help=True)
-PROVIDERS = ("github",)
+PROVIDERS = ("github", "gitlab")
 AppRequired = Annotated[str, typer.Option("--app", help="the app's name")]
 JOB_ACTIONS = ("cancel", "retry")
 
@@ -63,7 +63,7 @@ def parse_pipeline(text: str) -> dict[str, str]:
 @hooks_app.command("add")
 @handle_errors
 def add(
-    provider: Annotated[str, typer.Argument(help="github")],
+    provider: Annotated[str, typer.Argument(help="github or gitlab")],
     app: AppRequired,
     repository: Annotated[
         str | None,
@@ -108,6 +108,13 @@ def add(
         url = client.url + hook.payload_path
     shipped = ", ".join(f"{p['branch']} -> {p['environment']}" for p in hook.pipelines)
     say(f"hook added for {hook.app}: {shipped}")
+    if provider == "gitlab":
+        say("In GitLab: the project's Settings -> Webhooks -> Add new webhook:")
+        say(f"  URL:           {url}")
+        say("  Secret token:  the secret you just entered")
+        say("  Trigger:       Push events (all branches) and Merge request events")
+        say("  SSL:           enable SSL verification")
+        return
     say("In GitHub: the repository's Settings -> Webhooks -> Add webhook:")
     say(f"  Payload URL:   {url}")
     say("  Content type:  application/json")
