@@ -117,9 +117,8 @@ def init_ci(ci: str, config: Path, force: bool) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render(ci, spec.image, pipelines))
     shipped = ", ".join(f"{branch} -> {environment}" for branch, environment in pipelines)
-    say(
-        f"wrote {target} ({shipped}); give the CI a token: shipyard token create {ci}-ci --role ci --app {spec.app}"
-    )
+    say(f"wrote {target} ({shipped})")
+    say(f"give the CI a token: shipyard token create {ci}-ci --role ci --app {spec.app}")
 
 
 @app.command("config")
