@@ -90,6 +90,8 @@ def token_create(
     apps: Annotated[
         list[str] | None, typer.Option("--app", help="ci: an app the token may ship (repeatable, required)")
     ] = None,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create an API token; it is printed once, never again."""
@@ -100,7 +102,7 @@ def token_create(
     if role != "ci" and apps:
         raise ConfigError(f"--app scopes only ci tokens; a {role} token reaches every app.")
     scoped = [checked_name(app, "--app") for app in apps] if apps else None
-    with fleet_client(None) as client:
+    with fleet_client(None, ca_file, insecure_http) as client:
         created = client.create_token(name, role, apps=scoped)
     if as_json:
         print_json(created.model_dump(mode="json"))
@@ -112,9 +114,11 @@ def token_create(
 
 @token_app.command("list")
 @handle_errors
-def token_list(as_json: JsonOption = False) -> None:
+def token_list(
+    ca_file: CaFileOption = None, insecure_http: InsecureHttpOption = False, as_json: JsonOption = False
+) -> None:
     """API tokens (never their values)."""
-    with fleet_client(None) as client:
+    with fleet_client(None, ca_file, insecure_http) as client:
         found = client.tokens()
     if as_json:
         print_json([t.model_dump(mode="json") for t in found])
