@@ -97,7 +97,7 @@ Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$", description="a full commit
 
 class ScheduleCreate(Body):
     app: Name
-    cron: Line = Field(min_length=9, max_length=128, examples=["0 3 * * *"])
+    cron: Line = Field(min_length=1, max_length=128, examples=["0 3 * * *"])
     timezone: str = Field(
         default="UTC", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$", examples=["Asia/Tokyo"]
     )
