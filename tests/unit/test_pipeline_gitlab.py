@@ -7,10 +7,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
 
-from gitlab_payloads import ZERO_SHA, merge_request, push, tag_push  # noqa: E402
+from gitlab_payloads import ZERO_SHA, merge_request, push, tag_push
 
-from shipyard.controller.pipeline import gitlab  # noqa: E402
-from shipyard.controller.pipeline.github import IGNORE, SHIP  # noqa: E402
+from shipyard.controller.pipeline import gitlab
+from shipyard.controller.pipeline.github import IGNORE, SHIP
 
 PIPELINES = [{"branch": "release", "environment": "production"}, {"branch": "main", "environment": "staging"}]
 SHA = "b" * 40
