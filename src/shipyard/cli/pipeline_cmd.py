@@ -35,7 +35,17 @@ def pipeline_client(spec: AppSpec | None = None) -> PipelineClient:
         raise ConfigError(
             "no controller configured; set SHIPYARD_CONTROLLER or 'controller:' in shipyard.yml."
         )
-    return PipelineClient(url, os.environ.get("SHIPYARD_TOKEN"))
+    from shipyard.controller.tls import CA_FILE_ENV, INSECURE_HTTP_ENV
+
+    # The same environment as the fleet commands' --ca-file and --insecure-http options.
+    ca_file = os.environ.get(CA_FILE_ENV)
+    insecure_http = os.environ.get(INSECURE_HTTP_ENV, "").lower() in ("1", "true", "yes")
+    return PipelineClient(
+        url,
+        os.environ.get("SHIPYARD_TOKEN"),
+        ca_file=Path(ca_file) if ca_file else None,
+        insecure_http=insecure_http,
+    )
 
 
 def _optional_spec(config: Path) -> AppSpec | None:
