@@ -1,4 +1,4 @@
-"""`shipyard hooks add gitlab`, `schedule add`, `schedules`, `notify add|list|log|rm` against a served controller."""
+"""`shipyard hooks add gitlab`, `schedule add`, `schedules`, `notify ...` against a served controller."""
 
 from __future__ import annotations
 
