@@ -196,6 +196,11 @@ def test_targets_are_admin_only_and_bad_urls_are_refused(harness: Harness) -> No
         {"url": "http://127.0.0.1:9/x", "format": "teams"},
     ):
         assert harness.http.post("/api/v1/notify", json=body, headers=ADMIN).status_code == 422
-    created = add_target(harness, "http://127.0.0.1:9/x", "json")
+    created = add_target(harness, f"http://127.0.0.1:{free_port()}/x", "json")
+    harness.add_agent("h1")
+    release = harness.admin.create_release("registry:5000/web", DIGESTS[0], spec("web"))
+    harness.admin.create_deployment(release.id, "production")  # queues deployment.started for it
+    assert [n["target_id"] for n in notifications(harness)] == [created["id"]]
     assert harness.http.delete(f"/api/v1/notify/{created['id']}", headers=ADMIN).status_code == 204
+    assert notifications(harness) == []  # nothing left pending for a target that is gone
     assert harness.http.delete(f"/api/v1/notify/{created['id']}", headers=ADMIN).status_code == 404

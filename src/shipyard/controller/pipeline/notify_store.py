@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from shipyard.controller import audit
@@ -54,6 +54,8 @@ def remove_target(session: Session, target_id: int, *, actor: str, source_ip: st
         raise NotFoundError(
             f"notification target {target_id} does not exist; list them with 'shipyard notify list'."
         )
+    # Explicitly: SQLite enforces the foreign key's cascade only with a pragma.
+    session.execute(delete(Notification).where(Notification.target_id == target_id))
     session.delete(target)
     audit.record(
         session, actor=actor, action="notify.remove", target=f"notify {target_id}", source_ip=source_ip
