@@ -54,7 +54,7 @@ def remove_target(session: Session, target_id: int, *, actor: str, source_ip: st
         raise NotFoundError(
             f"notification target {target_id} does not exist; list them with 'shipyard notify list'."
         )
-    # Explicitly: SQLite enforces the foreign key's cascade only with a pragma.
+    # What is still queued for the target goes with it (as the foreign key cascades), in one statement.
     session.execute(delete(Notification).where(Notification.target_id == target_id))
     session.delete(target)
     audit.record(
