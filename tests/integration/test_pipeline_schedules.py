@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from controller_fixtures import ADMIN_TOKEN, Harness, controller_settings, running_controller
+from controller_fixtures import ADMIN_TOKEN, Harness, controller_settings, running_controller, wait_for
 from github_payloads import push, signed
 
 from shipyard.controller.context import ControllerContext
@@ -179,3 +179,30 @@ def test_the_scheduler_thread_round_uses_the_controllers_clock(harness: Harness)
         row.next_run_at = context.now() - timedelta(seconds=1)
     [job_id] = scheduler.run_once()
     assert woken == [True] and job(harness, job_id)["sha"] == SHA[3]
+
+
+def test_the_controller_runs_the_scheduler_beside_its_job_worker(controller_db_url: str) -> None:
+    """With jobs on, the lifespan's scheduler thread starts the due job and the worker runs it."""
+    settings = controller_settings(controller_db_url, run_jobs=True, job_lease=5.0)
+    with running_controller(settings) as running:
+        hook = {
+            "app": "web",
+            "repository": "file:///nonexistent/web.git",  # the job fails at fetch: it ran
+            "secret": SECRET,
+            "pipelines": PIPELINES,
+        }
+        assert running.http.post("/api/v1/hooks", json=hook, headers=ADMIN).status_code == 201
+        created = add_schedule(running, action="deploy", ref=SHA[0], cron="0 0 1 1 *", timezone="UTC")
+        context = context_of(running)
+        with context.db.transaction() as session:  # due now rather than next January
+            row = session.get(schedule_store.Schedule, created["id"])
+            assert row is not None
+            row.next_run_at = context.now() - timedelta(seconds=1)
+
+        def finished_job() -> bool:
+            job_id = schedules(running)[created["id"]]["last_job_id"]
+            return job_id is not None and job(running, job_id)["status"] == "failed"
+
+        wait_for(finished_job, timeout=60, what="the scheduled job to run")
+        ran = job(running, schedules(running)[created["id"]]["last_job_id"])
+        assert ran["trigger"] == f"schedule {created['id']}" and ran["step"] == "fetch"
