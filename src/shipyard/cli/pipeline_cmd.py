@@ -178,7 +178,9 @@ def rotate(
     with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
         hook = client.rotate_hook(app, secret)
     if hook.rotating:
-        say(f"{app}: the new and the old secret are both accepted; set the new one in GitHub, then run")
+        say(
+            f"{app}: the new and the old secret are both accepted; set the new one in GitHub/GitLab, then run"
+        )
         say(f"  shipyard hooks rotate --app {app} --finish")
     else:
         say(f"{app}: only the new secret is accepted from now on")
