@@ -258,7 +258,7 @@ def test_a_controller_killed_mid_build_ends_in_a_finished_job(pipeline: Pipeline
 def test_hooks_and_jobs_commands(pipeline: Pipeline) -> None:
     app = pipeline.repo.app
     assert pipeline.cli("hooks", "add", "github", "--app", app, stdin="").returncode == 2  # no secret
-    assert pipeline.cli("hooks", "add", "gitlab", "--app", app, stdin=SECRET).returncode == 2
+    assert pipeline.cli("hooks", "add", "bitbucket", "--app", app, stdin=SECRET).returncode == 2
     added = pipeline.cli(
         "hooks", "add", "github", "--app", app, "--pipeline", "release=production", stdin=SECRET
     )
