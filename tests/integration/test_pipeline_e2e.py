@@ -200,6 +200,7 @@ def test_a_signed_push_builds_releases_and_deploys(
     assert {"fetch", "build", "release", "deploy", "wait"} <= set(job["timings"])
     release = pipeline.api().get_release(job["release_id"])
     assert pushed(registry, f"{release.image}@{release.digest}")
+    assert release.git_sha == job["sha"]  # the release says which commit it is
     assert release.spec["pipelines"] == [{"branch": "release", "environment": "production"}]
     deployment = pipeline.api().get_deployment(job["deployment_id"])
     assert deployment.status == "succeeded" and agent.running[pipeline.repo.app] == release.id
