@@ -3,7 +3,8 @@
 GitLab does not sign its deliveries: it sends the hook's secret token in `X-Gitlab-Token`, compared
 here in constant time against every accepted secret. Events are named by `X-Gitlab-Event` ("Push
 Hook", "Merge Request Hook", ...) and the payload's `object_kind`; classify returns the same Verdict
-as github.classify, so admission and storage do not care which provider spoke. No I/O here.
+as github.classify, so admission and storage do not care which provider spoke. GitLab's "Test"
+button sends a real event (a push by default), handled as such. No I/O here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 from shipyard.controller.pipeline.github import (
     BRANCH_REF,
     IGNORE,
-    PING,
     SHIP,
     ZERO_SHA,
     Verdict,
@@ -57,8 +57,6 @@ def classify(event: str, payload: Mapping[str, Any], pipelines: Sequence[Mapping
         return _classify_push(payload, pipelines)
     if event == MERGE_REQUEST_EVENT and kind == "merge_request":
         return _classify_merge_request(payload, pipelines)
-    if event == "Test Hook":  # not a GitLab event name today, kept for symmetry with GitHub's ping
-        return Verdict(PING, "test: the hook is set up")
     return _ignore(f"event {event!r} ({kind!r}) does not ship anything")
 
 
