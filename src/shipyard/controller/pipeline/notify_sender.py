@@ -17,8 +17,10 @@ from shipyard.controller.pipeline import notify, notify_store
 
 log = structlog.get_logger("shipyard.controller.notify")
 POST_TIMEOUT_S = 5.0
-# A claimed notification is held this long: longer than a post may take, so no other sender repeats it.
-HOLD_S = 30.0
+# A round claims at most CLAIM_BATCH notifications and holds them HOLD_S: longer than posting the whole
+# batch may take (each post times out), so no other controller process posts one of them again.
+CLAIM_BATCH = 5
+HOLD_S = 60.0
 
 
 class NotificationSender:
@@ -54,7 +56,7 @@ class NotificationSender:
             if not notify_store.has_due(session, now=self._context.now()):
                 return 0
         with self._context.db.transaction() as session:
-            due = notify_store.claim_due(session, now=self._context.now(), hold=HOLD_S)
+            due = notify_store.claim_due(session, now=self._context.now(), hold=HOLD_S, limit=CLAIM_BATCH)
         for outgoing in due:
             error = self._post(outgoing)
             with self._context.db.transaction() as session:
