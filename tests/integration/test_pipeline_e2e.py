@@ -200,6 +200,7 @@ def test_a_signed_push_builds_releases_and_deploys(
     assert {"fetch", "build", "release", "deploy", "wait"} <= set(job["timings"])
     release = pipeline.api().get_release(job["release_id"])
     assert pushed(registry, f"{release.image}@{release.digest}")
+    assert release.git_sha == job["sha"]  # the release says which commit it is
     assert release.spec["pipelines"] == [{"branch": "release", "environment": "production"}]
     deployment = pipeline.api().get_deployment(job["deployment_id"])
     assert deployment.status == "succeeded" and agent.running[pipeline.repo.app] == release.id
@@ -258,7 +259,7 @@ def test_a_controller_killed_mid_build_ends_in_a_finished_job(pipeline: Pipeline
 def test_hooks_and_jobs_commands(pipeline: Pipeline) -> None:
     app = pipeline.repo.app
     assert pipeline.cli("hooks", "add", "github", "--app", app, stdin="").returncode == 2  # no secret
-    assert pipeline.cli("hooks", "add", "gitlab", "--app", app, stdin=SECRET).returncode == 2
+    assert pipeline.cli("hooks", "add", "bitbucket", "--app", app, stdin=SECRET).returncode == 2
     added = pipeline.cli(
         "hooks", "add", "github", "--app", app, "--pipeline", "release=production", stdin=SECRET
     )

@@ -42,6 +42,11 @@ EXTENSIONS: list[tuple[str, str, str, bool]] = [
     *[("shipyard.cli.fleet_cmd", name, name, False) for name in ("hosts", "lock", "unlock", "audit")],
     ("shipyard.cli.pipeline_cmd", "hooks_app", "hooks", True),
     *[("shipyard.cli.pipeline_cmd", name, name, False) for name in ("jobs", "job")],
+    ("shipyard.cli.schedule_cmd", "schedule_app", "schedule", True),
+    ("shipyard.cli.schedule_cmd", "schedules", "schedules", False),
+    ("shipyard.cli.schedule_cmd", "notify_app", "notify", True),
+    ("shipyard.cli.ci_cmd", "release_app", "release", True),
+    ("shipyard.cli.ci_cmd", "token_app", "token", True),
 ]
 
 
@@ -67,10 +72,22 @@ def init(
     ),
     config: ConfigOption = DEFAULT_CONFIG,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+    ci: Annotated[
+        str | None,
+        typer.Option(
+            "--ci",
+            help="github | gitlab | circleci: write that CI's config (build --push, release create) "
+            "for the app of an existing shipyard.yml",
+        ),
+    ] = None,
 ) -> None:
-    """Write a commented shipyard.yml."""
+    """Write a commented shipyard.yml (or, with --ci, a CI config that ships each pipeline branch)."""
     from shipyard.cli.init_template import render_template
     from shipyard.domain.spec import parse_spec
+
+    if ci is not None:
+        init_ci(ci, config, force)
+        return
 
     if config.exists() and not force:
         raise ConfigError(f"{config} already exists; pass --force to overwrite it.")
@@ -82,6 +99,27 @@ def init(
     parse_spec(yaml.safe_load(text), source=str(config))
     config.write_text(text)
     say(f"wrote {config}; edit it, then run 'shipyard deploy {image}:TAG'.")
+
+
+def init_ci(ci: str, config: Path, force: bool) -> None:
+    from shipyard.cli.ci_templates import PATHS, render
+
+    if ci not in PATHS:
+        raise ConfigError(f"--ci {ci!r} is not known; use one of: {', '.join(PATHS)}.")
+    if not config.is_file():
+        raise ConfigError(
+            f"{config} does not exist; run 'shipyard init' first, then 'shipyard init --ci {ci}'."
+        )
+    spec = load(config)
+    pipelines = [(p.branch, p.environment) for p in spec.pipelines] or [("release", "production")]
+    target = config.resolve().parent / PATHS[ci]
+    if target.exists() and not force:
+        raise ConfigError(f"{target} already exists; pass --force to overwrite it.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render(ci, spec.image, pipelines))
+    shipped = ", ".join(f"{branch} -> {environment}" for branch, environment in pipelines)
+    say(f"wrote {target} ({shipped})")
+    say(f"give the CI a token: shipyard token create {ci}-ci --role ci --app {spec.app}")
 
 
 @app.command("config")

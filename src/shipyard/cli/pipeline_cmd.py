@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from shipyard.controller.schemas.pipeline import JobOut, LogLineOut
 
 hooks_app = typer.Typer(help="Webhooks that ship merged commits (admin token).", no_args_is_help=True)
-PROVIDERS = ("github",)
+PROVIDERS = ("github", "gitlab")
 AppRequired = Annotated[str, typer.Option("--app", help="the app's name")]
 JOB_ACTIONS = ("cancel", "retry")
 
@@ -35,9 +35,17 @@ def pipeline_client(spec: AppSpec | None = None) -> PipelineClient:
         raise ConfigError(
             "no controller configured; set SHIPYARD_CONTROLLER or 'controller:' in shipyard.yml."
         )
-    # Like the fleet commands: an https controller with a private CA (the lab's) is verified with it.
-    ca_file = os.environ.get("SHIPYARD_CA_FILE")
-    return PipelineClient(url, os.environ.get("SHIPYARD_TOKEN"), ca_file=Path(ca_file) if ca_file else None)
+    from shipyard.controller.tls import CA_FILE_ENV, INSECURE_HTTP_ENV
+
+    # The same environment as the fleet commands' --ca-file and --insecure-http options.
+    ca_file = os.environ.get(CA_FILE_ENV)
+    insecure_http = os.environ.get(INSECURE_HTTP_ENV, "").lower() in ("1", "true", "yes")
+    return PipelineClient(
+        url,
+        os.environ.get("SHIPYARD_TOKEN"),
+        ca_file=Path(ca_file) if ca_file else None,
+        insecure_http=insecure_http,
+    )
 
 
 def _optional_spec(config: Path) -> AppSpec | None:
@@ -65,7 +73,7 @@ def parse_pipeline(text: str) -> dict[str, str]:
 @hooks_app.command("add")
 @handle_errors
 def add(
-    provider: Annotated[str, typer.Argument(help="github")],
+    provider: Annotated[str, typer.Argument(help="github or gitlab")],
     app: AppRequired,
     repository: Annotated[
         str | None,
@@ -110,6 +118,13 @@ def add(
         url = client.url + hook.payload_path
     shipped = ", ".join(f"{p['branch']} -> {p['environment']}" for p in hook.pipelines)
     say(f"hook added for {hook.app}: {shipped}")
+    if provider == "gitlab":
+        say("In GitLab: the project's Settings -> Webhooks -> Add new webhook:")
+        say(f"  URL:           {url}")
+        say("  Secret token:  the secret you just entered")
+        say("  Trigger:       Push events (all branches) and Merge request events")
+        say("  SSL:           enable SSL verification")
+        return
     say("In GitHub: the repository's Settings -> Webhooks -> Add webhook:")
     say(f"  Payload URL:   {url}")
     say("  Content type:  application/json")
@@ -163,7 +178,9 @@ def rotate(
     with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
         hook = client.rotate_hook(app, secret)
     if hook.rotating:
-        say(f"{app}: the new and the old secret are both accepted; set the new one in GitHub, then run")
+        say(
+            f"{app}: the new and the old secret are both accepted; set the new one in GitHub/GitLab, then run"
+        )
         say(f"  shipyard hooks rotate --app {app} --finish")
     else:
         say(f"{app}: only the new secret is accepted from now on")

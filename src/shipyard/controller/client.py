@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from shipyard.controller.schemas.admin import AuditOut, JoinTokenCreated, LockOut, TokenCreated
+from shipyard.controller.schemas.admin import AuditOut, JoinTokenCreated, LockOut, TokenCreated, TokenOut
 from shipyard.controller.schemas.agent import (
     AgentRegistered,
     AppReport,
@@ -156,11 +156,19 @@ class ControllerClient:
 
     # releases and deployments
     def create_release(
-        self, image: str, digest: str, spec: dict[str, Any], *, signature: str | None = None
+        self,
+        image: str,
+        digest: str,
+        spec: dict[str, Any],
+        *,
+        signature: str | None = None,
+        git_sha: str | None = None,
     ) -> ReleaseOut:
         body: dict[str, Any] = {"image": image, "digest": digest, "spec": spec}
         if signature is not None:
             body["signature"] = signature
+        if git_sha is not None:
+            body["git_sha"] = git_sha
         return self._one(ReleaseOut, "POST", "/releases", json=body)
 
     def list_releases(self, app: str | None = None) -> list[ReleaseOut]:
@@ -216,8 +224,14 @@ class ControllerClient:
     def audit(self, *, limit: int = 100, action: str | None = None) -> list[AuditOut]:
         return self._many(AuditOut, "/audit", limit=limit, action=action)
 
-    def create_token(self, name: str, role: str) -> TokenCreated:
-        return self._one(TokenCreated, "POST", "/tokens", json={"name": name, "role": role})
+    def create_token(self, name: str, role: str, *, apps: list[str] | None = None) -> TokenCreated:
+        body: dict[str, Any] = {"name": name, "role": role}
+        if apps is not None:
+            body["apps"] = apps
+        return self._one(TokenCreated, "POST", "/tokens", json=body)
+
+    def tokens(self) -> list[TokenOut]:
+        return self._many(TokenOut, "/tokens")
 
     def create_join_token(self, group: str, *, expires_in: float | None = 3600.0) -> JoinTokenCreated:
         body = {"group": group, "expires_in": expires_in}

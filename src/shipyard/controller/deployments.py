@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, select
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from shipyard.controller import audit, catalog, locks, rollout
 from shipyard.controller.models import App, Deployment, DeploymentHost, Environment, Release
+from shipyard.controller.pipeline import notify_store
 from shipyard.controller.releases import find_release
 from shipyard.controller.rollout import ACTIVE, QUEUED, RUNNING, SUCCEEDED, Policy, RolloutState
 from shipyard.controller.rollout_store import state_of, store_state
@@ -103,8 +104,11 @@ def create_deployment(
     source_ip: str | None,
     now: datetime,
     rollback_of: int | None = None,
+    check_app: Callable[[str], None] | None = None,
 ) -> Deployment:
     release = find_release(session, release_id)
+    if check_app is not None:  # a ci token's scope, checked before anything is stored
+        check_app(release.app.name)
     env = catalog.find_environment(session, environment)
     # Serialises concurrent creations for one app on PostgreSQL; SQLite writers are serial anyway.
     session.execute(select(App.id).where(App.id == release.app_id).with_for_update())
@@ -146,6 +150,7 @@ def create_deployment(
 def start(session: Session, deployment: Deployment, now: datetime) -> None:
     deployment.status, deployment.started_at, deployment.message = RUNNING, now, "starting"
     deployment.previous_release_id = current_release_id(session, deployment.app_id, deployment.environment_id)
+    notify_store.notify_deployment(session, deployment, "deployment.started")
 
 
 def start_queued(session: Session, now: datetime) -> list[Deployment]:

@@ -107,6 +107,8 @@ class Release(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # ed25519:<key id>:<base64>, over shipyard.signing.release_payload; None when nobody signed it.
     signature: Mapped[str | None] = mapped_column(String(160), default=None)
+    # The commit the image was built from, when the creator said (CI's --git-sha, a pipeline job).
+    git_sha: Mapped[str | None] = mapped_column(String(64), default=None)
     app: Mapped[App] = relationship()
 
 
@@ -190,6 +192,8 @@ class ApiToken(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # The apps a `ci` token may ship; None for the other roles.
+    apps: Mapped[list[str] | None] = mapped_column(JSON, default=None)
 
 
 class JoinToken(Base):

@@ -9,11 +9,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 
 from shipyard.controller.client import API, ControllerClient, error_for
-from shipyard.controller.schemas.pipeline import DeliveryOut, HookOut, JobOut, LogLineOut
+from shipyard.controller.schemas.pipeline import (
+    DeliveryOut,
+    HookOut,
+    JobOut,
+    LogLineOut,
+    NotificationOut,
+    NotifyOut,
+    ScheduleOut,
+)
 from shipyard.errors import ControllerError
 
 RECONNECT_S = 1.0
@@ -43,6 +52,27 @@ class PipelineClient(ControllerClient):
             "deploy_key_secret": deploy_key_secret,
         }
         return self._one(HookOut, "POST", "/hooks", json=body)
+
+    def schedules(self, app: str | None = None) -> list[ScheduleOut]:
+        return self._many(ScheduleOut, "/schedules", app=app)
+
+    def add_schedule(self, body: dict[str, Any]) -> ScheduleOut:
+        return self._one(ScheduleOut, "POST", "/schedules", json=body)
+
+    def remove_schedule(self, schedule_id: int) -> None:
+        self._call("DELETE", f"/schedules/{schedule_id}")
+
+    def notify_targets(self) -> list[NotifyOut]:
+        return self._many(NotifyOut, "/notify")
+
+    def add_notify(self, url: str, format_: str, app: str | None) -> NotifyOut:
+        return self._one(NotifyOut, "POST", "/notify", json={"url": url, "format": format_, "app": app})
+
+    def remove_notify(self, target_id: int) -> None:
+        self._call("DELETE", f"/notify/{target_id}")
+
+    def notifications(self, limit: int = 50) -> list[NotificationOut]:
+        return self._many(NotificationOut, "/notifications", limit=limit)
 
     def hooks(self) -> list[HookOut]:
         return self._many(HookOut, "/hooks")

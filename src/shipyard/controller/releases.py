@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
@@ -23,8 +23,12 @@ def create_release(
     actor: str,
     source_ip: str | None,
     signing_key: Ed25519PrivateKey | None = None,
+    check_app: Callable[[str], None] | None = None,
 ) -> Release:
+    """Record a release; `check_app` may refuse the spec's app (a ci token's scope) first."""
     spec = spec_from_snapshot(body.spec)  # raises ConfigError with every problem and its key path
+    if check_app is not None:
+        check_app(spec.app)
     if spec.image != body.image:
         raise ConfigError(f"image {body.image!r} does not match the spec's image {spec.image!r}.")
     snapshot = spec_snapshot(spec)
@@ -45,6 +49,7 @@ def create_release(
         spec=snapshot,
         created_by=actor,
         signature=signature,
+        git_sha=body.git_sha,
     )
     session.add(release)
     session.flush()

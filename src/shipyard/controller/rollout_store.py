@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from shipyard.controller import audit
 from shipyard.controller.models import Deployment, DeploymentHost, HostApp
+from shipyard.controller.pipeline import notify_store
 from shipyard.controller.rollout import FINISHED, Policy, Progress, Report, RolloutState
 
 
@@ -89,6 +90,7 @@ def store_state(session: Session, deployment: Deployment, state: RolloutState, n
         _copy_progress(row, progress)
     if finishing:
         deployment.finished_at = now
+        notify_store.notify_deployment(session, deployment, f"deployment.{state.status}")
         target = f"{deployment.app.name}/{deployment.environment.name}/deployment {deployment.id}"
         audit.record(
             session,

@@ -56,6 +56,9 @@ class ControllerSettings:
     # Pipeline jobs: a worker renews its claim this often x3; a lapsed claim is interrupted and retried.
     job_lease: float = 30.0
     run_jobs: bool = True
+    # Notifications: the sender looks for due ones this often; a failed post waits base, 2x, 4x ... seconds.
+    notify_interval: float = 1.0
+    notify_backoff: float = 2.0
     # Holds .shipyard/secrets/controller.enc: deploy keys that fetch ssh repositories.
     secrets_root: Path = field(default_factory=Path.cwd)
 

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 from shipyard.controller.errors import UnauthorizedError
 from shipyard.controller.models import ApiToken, JoinToken
 
-ROLE_RANK = {"viewer": 1, "deployer": 2, "admin": 3}
+# ci ranks below viewer: it reaches only the routes that name it (releases and deployments of its apps).
+ROLE_RANK = {"ci": 0, "viewer": 1, "deployer": 2, "admin": 3}
+CI_ROLE = "ci"
 API_PREFIX, AGENT_PREFIX, JOIN_PREFIX = "sya_", "syg_", "syj_"
 
 
@@ -28,9 +30,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_token(session: Session, *, name: str, role: str, created_by: str) -> tuple[ApiToken, str]:
+def create_api_token(
+    session: Session, *, name: str, role: str, created_by: str, apps: list[str] | None = None
+) -> tuple[ApiToken, str]:
     token = new_token(API_PREFIX)
-    row = ApiToken(name=name, role=role, token_hash=hash_token(token), created_by=created_by)
+    row = ApiToken(name=name, role=role, token_hash=hash_token(token), created_by=created_by, apps=apps)
     session.add(row)
     session.flush()
     return row, token

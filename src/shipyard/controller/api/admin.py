@@ -95,7 +95,9 @@ def list_tokens(_caller: Admin, context: Context) -> list[TokenOut]:
 )
 def create_token(body: TokenCreate, caller: Admin, context: Context) -> TokenCreated:
     with context.db.transaction() as session:
-        row, token = tokens.create_api_token(session, name=body.name, role=body.role, created_by=caller.name)
+        row, token = tokens.create_api_token(
+            session, name=body.name, role=body.role, created_by=caller.name, apps=body.apps
+        )
         audit.record(
             session,
             actor=caller.name,
@@ -103,6 +105,7 @@ def create_token(body: TokenCreate, caller: Admin, context: Context) -> TokenCre
             target=body.name,
             source_ip=caller.source_ip,
             role=body.role,
+            apps=body.apps,
         )
         return TokenCreated(**token_out(row).model_dump(), token=token)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from shipyard.controller import deployments
-from shipyard.controller.api.deps import Caller, Context, Deployer, ResourceId, Viewer
+from shipyard.controller.api.deps import Caller, Context, Deployer, ResourceId, Shipper, ShipperViewer, Viewer
 from shipyard.controller.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.api.views import deployment_out
 from shipyard.controller.context import ControllerContext
@@ -33,10 +33,10 @@ def _started(context: ControllerContext, deployment_id: int) -> DeploymentOut:
 @router.post(
     "/deployments",
     status_code=201,
-    summary="Deploy a release to an environment (deployer)",
+    summary="Deploy a release to an environment (deployer, or ci for its apps)",
     responses={**BODY, **CHANGE},
 )
-def create_deployment(body: DeploymentCreate, caller: Deployer, context: Context) -> DeploymentOut:
+def create_deployment(body: DeploymentCreate, caller: Shipper, context: Context) -> DeploymentOut:
     with context.db.transaction() as session:
         deployment = deployments.create_deployment(
             session,
@@ -46,6 +46,7 @@ def create_deployment(body: DeploymentCreate, caller: Deployer, context: Context
             actor=caller.name,
             source_ip=caller.source_ip,
             now=context.now(),
+            check_app=caller.check_app,
         )
         deployment_id = deployment.id
     return _started(context, deployment_id)
@@ -69,12 +70,14 @@ def list_deployments(
 
 @router.get(
     "/deployments/{deployment_id}",
-    summary="One deployment with per-host progress (viewer)",
+    summary="One deployment with per-host progress (viewer, or ci for its apps)",
     responses={**PARAMS, **errors(404)},
 )
-def get_deployment(deployment_id: ResourceId, _caller: Viewer, context: Context) -> DeploymentOut:
+def get_deployment(deployment_id: ResourceId, caller: ShipperViewer, context: Context) -> DeploymentOut:
     with context.db.read() as session:
-        return deployment_out(deployments.find_deployment(session, deployment_id, for_view=True))
+        deployment = deployments.find_deployment(session, deployment_id, for_view=True)
+        caller.check_app(deployment.app.name)
+        return deployment_out(deployment)
 
 
 def _transition(context: ControllerContext, caller: Caller, deployment_id: int, change: str) -> DeploymentOut:

@@ -15,7 +15,7 @@ from shipyard.controller.context import ControllerContext
 from shipyard.controller.errors import ForbiddenError, UnauthorizedError
 from shipyard.controller.hosts import find_agent_host
 from shipyard.controller.schemas.common import MAX_ID
-from shipyard.controller.tokens import AGENT_PREFIX, ROLE_RANK, find_api_token
+from shipyard.controller.tokens import AGENT_PREFIX, CI_ROLE, ROLE_RANK, find_api_token
 
 bearer = HTTPBearer(auto_error=False, description="API token, agent token or (to register) a join token")
 
@@ -36,6 +36,15 @@ class Caller:
     name: str
     role: str
     source_ip: str | None
+    apps: tuple[str, ...] | None = None  # a ci token's scope; None: every app
+
+    def check_app(self, app: str) -> None:
+        """ForbiddenError unless this caller may ship `app` (a ci token outside its scope)."""
+        if self.apps is not None and app not in self.apps:
+            raise ForbiddenError(
+                f"the ci token {self.name!r} may ship only {', '.join(self.apps)}, not {app!r}; "
+                "create a token scoped to that app."
+            )
 
 
 @dataclass(frozen=True)
@@ -60,14 +69,20 @@ def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def require(role: str) -> Callable[[Request, ControllerContext, HTTPAuthorizationCredentials | None], Caller]:
+def require(
+    role: str, *, or_ci: bool = False
+) -> Callable[[Request, ControllerContext, HTTPAuthorizationCredentials | None], Caller]:
+    """The caller, when its token has `role` or above (or, with `or_ci`, is a ci token: scoped to apps)."""
+
     def dependency(request: Request, context: Context, credentials: Credentials) -> Caller:
         token = bearer_token(credentials)
         if token.startswith(AGENT_PREFIX):
             raise ForbiddenError("an agent token only reaches the /api/v1/agent endpoints; use an API token.")
         with context.db.read() as session:
             row = find_api_token(session, token)
-            name, granted = row.name, row.role
+            name, granted, apps = row.name, row.role, row.apps
+        if granted == CI_ROLE and or_ci:
+            return Caller(name=name, role=granted, source_ip=source_ip(request), apps=tuple(apps or ()))
         if ROLE_RANK[granted] < ROLE_RANK[role]:
             raise ForbiddenError(f"this needs the {role} role; the token {name!r} has the {granted} role.")
         return Caller(name=name, role=granted, source_ip=source_ip(request))
@@ -94,4 +109,7 @@ async def require_agent(request: Request, context: Context, credentials: Credent
 Viewer = Annotated[Caller, Depends(require("viewer"))]
 Deployer = Annotated[Caller, Depends(require("deployer"))]
 Admin = Annotated[Caller, Depends(require("admin"))]
+# Creating releases and deployments, and reading them back: also a ci token, within its apps.
+Shipper = Annotated[Caller, Depends(require("deployer", or_ci=True))]
+ShipperViewer = Annotated[Caller, Depends(require("viewer", or_ci=True))]
 Agent = Annotated[AgentCaller, Depends(require_agent)]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shipyard.controller import releases
-from shipyard.controller.api.deps import Context, Deployer, ResourceId, Viewer
+from shipyard.controller.api.deps import Context, ResourceId, Shipper, ShipperViewer, Viewer
 from shipyard.controller.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.api.views import release_out
 from shipyard.controller.schemas.common import NAME_PATTERN
@@ -16,8 +16,13 @@ from shipyard.controller.schemas.releases import ReleaseCreate, ReleaseOut
 router = APIRouter(prefix="/releases", tags=["releases"], responses=API_TOKEN)
 
 
-@router.post("", status_code=201, summary="Record a release (deployer)", responses={**BODY, **errors(409)})
-def create_release(body: ReleaseCreate, caller: Deployer, context: Context) -> ReleaseOut:
+@router.post(
+    "",
+    status_code=201,
+    summary="Record a release (deployer, or ci for its apps)",
+    responses={**BODY, **errors(409)},
+)
+def create_release(body: ReleaseCreate, caller: Shipper, context: Context) -> ReleaseOut:
     with context.db.transaction() as session:
         release = releases.create_release(
             session,
@@ -25,6 +30,7 @@ def create_release(body: ReleaseCreate, caller: Deployer, context: Context) -> R
             actor=caller.name,
             source_ip=caller.source_ip,
             signing_key=context.settings.signing_key,
+            check_app=caller.check_app,
         )
         return release_out(release)
 
@@ -42,9 +48,11 @@ def list_releases(
 
 @router.get(
     "/{release_id}",
-    summary="One release with its spec snapshot (viewer)",
+    summary="One release with its spec snapshot (viewer, or ci for its apps)",
     responses={**PARAMS, **errors(404)},
 )
-def get_release(release_id: ResourceId, _caller: Viewer, context: Context) -> ReleaseOut:
+def get_release(release_id: ResourceId, caller: ShipperViewer, context: Context) -> ReleaseOut:
     with context.db.read() as session:
-        return release_out(releases.find_release(session, release_id))
+        release = releases.find_release(session, release_id)
+        caller.check_app(release.app.name)
+        return release_out(release)

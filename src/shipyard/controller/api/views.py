@@ -25,6 +25,7 @@ def release_out(release: Release) -> ReleaseOut:
         created_by=release.created_by,
         created_at=release.created_at,
         signature=release.signature,
+        git_sha=release.git_sha,
     )
 
 
@@ -136,4 +137,5 @@ def token_out(token: ApiToken) -> TokenOut:
         created_by=token.created_by,
         created_at=token.created_at,
         revoked=token.revoked_at is not None,
+        apps=token.apps,
     )

@@ -19,12 +19,14 @@ from sqlalchemy.orm import Session
 from shipyard.controller import audit, catalog
 from shipyard.controller.errors import ConflictError
 from shipyard.controller.models import App
-from shipyard.controller.pipeline import github, job_store
+from shipyard.controller.pipeline import github, gitlab, job_store
 from shipyard.controller.pipeline.models import Delivery, Hook
 from shipyard.errors import ConfigError, NotFoundError
 
 ACCEPTED, IGNORED, DUPLICATE, REJECTED, PING = "accepted", "ignored", "duplicate", "rejected", "ping"
 MIN_SECRET_LENGTH = 16
+# The job's trigger, by event header: a merged pull/merge request, else a push.
+TRIGGERS = {"pull_request": "pull_request", gitlab.MERGE_REQUEST_EVENT: "merge_request"}
 REASON_LIMIT = 500  # a reason may quote the payload (a ref name); stored and echoed bounded
 # A quoted ref may hold any character; a control character (NUL above all) is never stored or echoed.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -49,7 +51,9 @@ def find_hook(session: Session, app: str, *, lock: bool = False) -> Hook:
     query = select(Hook).join(App, Hook.app_id == App.id).where(App.name == app)
     hook = session.scalar(query.with_for_update(of=Hook) if lock else query)
     if hook is None:
-        raise NotFoundError(f"app {app!r} has no hook; add one with 'shipyard hooks add github --app {app}'.")
+        raise NotFoundError(
+            f"app {app!r} has no hook; add one with 'shipyard hooks add github|gitlab --app {app}'."
+        )
     return hook
 
 
@@ -152,7 +156,7 @@ def record(session: Session, received: Received, outcome: Outcome) -> Delivery:
 # The hot path's two statements, built once: Core on a plain connection, no ORM unit of work.
 _HOOKS, _APPS = Hook.__table__, App.__table__
 _HOOK_KEYS = (
-    select(_HOOKS.c.secret, _HOOKS.c.previous_secret, _HOOKS.c.pipelines)
+    select(_HOOKS.c.provider, _HOOKS.c.secret, _HOOKS.c.previous_secret, _HOOKS.c.pipelines)
     .select_from(_HOOKS.join(_APPS, _HOOKS.c.app_id == _APPS.c.id))
     .where(_APPS.c.name == bindparam("app"))
 )
@@ -163,6 +167,7 @@ _INSERT_DELIVERY = insert(Delivery)
 class HookKeys:
     """What verifying and classifying a delivery needs of its hook."""
 
+    provider: str
     secrets: list[str]
     pipelines: list[dict[str, str]]
 
@@ -171,8 +176,8 @@ def hook_keys(connection: Connection, app: str) -> HookKeys:
     row = connection.execute(_HOOK_KEYS, {"app": app}).first()
     if row is None:
         raise NotFoundError(f"app {app!r} has no hook; add one with 'shipyard hooks add github --app {app}'.")
-    secret, previous, pipelines = row
-    return HookKeys([secret, *([previous] if previous else [])], list(pipelines or []))
+    provider, secret, previous, pipelines = row
+    return HookKeys(provider, [secret, *([previous] if previous else [])], list(pipelines or []))
 
 
 def insert_delivery(connection: Connection, received: Received, outcome: Outcome, now: datetime) -> None:
@@ -230,12 +235,13 @@ def _decide(
     )
     if seen is not None:
         return Outcome(DUPLICATE, f"delivery {received.delivery_id} was received before", seen.job_id)
-    verdict = github.classify(received.event, payload, hook.pipelines)
+    classify = gitlab.classify if received.provider == "gitlab" else github.classify
+    verdict = classify(received.event, payload, hook.pipelines)
     if verdict.action == github.PING:
         return Outcome(PING, verdict.reason)
     if verdict.action == github.IGNORE:
         return Outcome(IGNORED, verdict.reason)
-    trigger = "pull_request" if received.event == "pull_request" else "push"
+    trigger = TRIGGERS.get(received.event, "push")
     job, admission = job_store.admit_commit(
         session,
         hook,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 from shipyard.controller import audit
 from shipyard.controller.errors import ConflictError
 from shipyard.controller.models import App
-from shipyard.controller.pipeline import engine
+from shipyard.controller.pipeline import engine, notify_store
 from shipyard.controller.pipeline.github import Verdict
 from shipyard.controller.pipeline.models import Hook, Job, JobLogLine
 from shipyard.errors import NotFoundError
@@ -139,6 +139,7 @@ def claim_next(session: Session, *, worker: str, now: datetime, lease: float) ->
             until = now + timedelta(seconds=lease)
             job.status, job.worker, job.lease_until, job.started_at = engine.RUNNING, worker, until, now
             job.message = f"claimed by {worker}"
+            _notify(session, job, "job.started")
             return Claim(job.id, until)
     return None
 
@@ -192,6 +193,19 @@ def _copy(session: Session, job: Job, *, trigger: str, actor: str, now: datetime
     return again
 
 
+def _notify(session: Session, job: Job, event: str) -> None:
+    app = session.get(App, job.app_id)
+    fields = {
+        "job_id": job.id,
+        "environment": job.environment,
+        "branch": job.branch,
+        "sha": job.sha,
+        "trigger": job.trigger,
+        "message": job.message,
+    }
+    notify_store.emit(session, event, app=app.name if app else str(job.app_id), fields=fields)
+
+
 def set_step(session: Session, job_id: int, step: str, timings: dict[str, float]) -> bool:
     """Record the step starting now; True when a cancel was asked for (the job stops here)."""
     job = find_job(session, job_id)
@@ -223,6 +237,7 @@ def finish(
     _finish(job, status, message, now)
     job.timings = {name: round(seconds, 3) for name, seconds in timings.items()}
     app = session.get(App, job.app_id)
+    _notify(session, job, f"job.{status}")
     audit.record(
         session,
         actor=audit.CONTROLLER_ACTOR,

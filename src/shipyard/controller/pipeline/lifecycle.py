@@ -1,22 +1,49 @@
-"""Starts and stops the job worker with the controller app (called from create_app's lifespan)."""
+"""Starts and stops the job worker, the scheduler and the notification sender with the controller app.
+
+Called from create_app's lifespan: the one place the controller's background pipeline threads live.
+The worker and the scheduler run when the controller runs jobs; notifications are sent always, since
+deployments made without a job notify too.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from shipyard.controller.context import ControllerContext
+from shipyard.controller.pipeline.notify_sender import NotificationSender
+from shipyard.controller.pipeline.scheduler import Scheduler
 from shipyard.controller.pipeline.worker import JobWorker
 
-
-def start_jobs(app: FastAPI, context: ControllerContext) -> JobWorker | None:
-    if not context.settings.run_jobs:
-        return None
-    worker = JobWorker(context, lease=context.settings.job_lease)
-    app.state.job_worker = worker
-    worker.start()
-    return worker
+SCHEDULER_INTERVAL_S = 5.0
 
 
-def stop_jobs(worker: JobWorker | None) -> None:
-    if worker is not None:
-        worker.stop()
+@dataclass
+class PipelineThreads:
+    sender: NotificationSender
+    worker: JobWorker | None = None
+    scheduler: Scheduler | None = None
+
+
+def start_jobs(app: FastAPI, context: ControllerContext) -> PipelineThreads:
+    settings = context.settings
+    threads = PipelineThreads(
+        NotificationSender(context, interval=settings.notify_interval, backoff_base=settings.notify_backoff)
+    )
+    threads.sender.start()
+    if settings.run_jobs:
+        threads.worker = JobWorker(context, lease=settings.job_lease)
+        threads.scheduler = Scheduler(context, interval=SCHEDULER_INTERVAL_S, on_queued=threads.worker.wake)
+        app.state.job_worker = threads.worker
+        threads.worker.start()
+        threads.scheduler.start()
+    return threads
+
+
+def stop_jobs(threads: PipelineThreads) -> None:
+    if threads.scheduler is not None:
+        threads.scheduler.stop()
+    if threads.worker is not None:
+        threads.worker.stop()
+    threads.sender.stop()

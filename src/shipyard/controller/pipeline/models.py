@@ -90,3 +90,56 @@ class JobLogLine(Base):
     step: Mapped[str] = mapped_column(String(32))
     line: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Schedule(Base):
+    """A job started by the clock: a cron expression read in a time zone, and what to run."""
+
+    __tablename__ = "schedules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    cron: Mapped[str] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # deploy | rebuild
+    environment: Mapped[str] = mapped_column(String(64))
+    ref: Mapped[str | None] = mapped_column(String(64), default=None)  # deploy: the commit sha
+    overlap: Mapped[str] = mapped_column(String(8))  # skip | queue
+    missed: Mapped[str] = mapped_column(
+        String(8)
+    )  # run-once | skip: runs missed while the controller was down
+    next_run_at: Mapped[datetime] = mapped_column(index=True)  # UTC
+    last_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_job_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_result: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    app: Mapped[App] = relationship()
+
+
+class NotifyTarget(Base):
+    """Where job and deployment events are posted: Slack-compatible or plain JSON, all apps or one."""
+
+    __tablename__ = "notify_targets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The URL may carry a token (Slack's incoming webhooks do): kept, never returned whole.
+    url: Mapped[str] = mapped_column(String(2048))
+    format: Mapped[str] = mapped_column(String(8))  # slack | json
+    app: Mapped[str | None] = mapped_column(String(64), default=None)  # None: every app
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """One event to post to one target (an outbox): sent by the notifier, retried with backoff."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("notify_targets.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)

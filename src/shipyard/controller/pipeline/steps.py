@@ -166,7 +166,7 @@ def commit_spec(run: JobRun, checkout: Path) -> AppSpec:
 
 
 def create_release(run: JobRun, spec: AppSpec, image: str, digest: str) -> int:
-    body = ReleaseCreate(image=image, digest=digest, spec=spec_snapshot(spec))
+    body = ReleaseCreate(image=image, digest=digest, spec=spec_snapshot(spec), git_sha=run.job.sha)
     with run.context.db.transaction() as session:
         release = releases.create_release(
             session,

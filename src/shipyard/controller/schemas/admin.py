@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from shipyard.controller.schemas.common import Body, Line, Name, Role, Text
 
@@ -39,6 +39,20 @@ class AuditOut(BaseModel):
 class TokenCreate(Body):
     name: Line = Field(min_length=1, max_length=128)
     role: Role
+    apps: list[Name] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="ci tokens only, and required for them: the apps the token may ship",
+    )
+
+    @model_validator(mode="after")
+    def apps_only_for_ci(self) -> TokenCreate:
+        if self.role == "ci" and not self.apps:
+            raise ValueError("a ci token needs the apps it may ship: pass apps (--app APP, repeatable)")
+        if self.role != "ci" and self.apps is not None:
+            raise ValueError(f"apps scope only ci tokens; a {self.role} token reaches every app")
+        return self
 
 
 class TokenOut(BaseModel):
@@ -48,6 +62,7 @@ class TokenOut(BaseModel):
     created_by: str
     created_at: datetime
     revoked: bool
+    apps: list[str] | None = Field(default=None, description="the apps a ci token may ship")
 
 
 class TokenCreated(TokenOut):

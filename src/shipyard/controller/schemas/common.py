@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-Role = Literal["viewer", "deployer", "admin"]
+# ci: creates releases and deployments of the apps the token is scoped to, nothing else.
+Role = Literal["viewer", "deployer", "admin", "ci"]
 # Ids fit a signed 64-bit integer (SQLite's INTEGER, PostgreSQL's bigint); larger ones cannot exist.
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]

@@ -27,7 +27,7 @@ class PipelineIn(Body):
 
 
 class HookCreate(Body):
-    provider: Literal["github"] = "github"
+    provider: Literal["github", "gitlab"] = "github"
     app: HookApp
     repository: Line = Field(min_length=1, max_length=1024, description="git URL: ssh, https:// or file://")
     secret: Secret
@@ -107,3 +107,72 @@ class LogLineOut(BaseModel):
     step: str
     line: str
     at: datetime
+
+
+Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$", description="a full commit sha")]
+
+
+class ScheduleCreate(Body):
+    app: Name
+    cron: Line = Field(min_length=1, max_length=128, examples=["0 3 * * *"])
+    timezone: str = Field(
+        default="UTC", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$", examples=["Asia/Tokyo"]
+    )
+    action: Literal["deploy", "rebuild"] = Field(
+        description="deploy: ship `ref` to the environment; rebuild: build its current commit again"
+    )
+    environment: Name
+    ref: Sha | None = Field(default=None, description="deploy only: the commit to ship")
+    overlap: Literal["skip", "queue"] = Field(
+        default="skip", description="when the previous run's job is still queued or running"
+    )
+    missed: Literal["run-once", "skip"] = Field(
+        default="run-once", description="runs missed while the controller was down"
+    )
+
+
+class ScheduleOut(BaseModel):
+    id: int
+    app: str
+    cron: str
+    timezone: str
+    action: str
+    environment: str
+    ref: str | None
+    overlap: str
+    missed: str
+    next_run_at: datetime = Field(description="UTC")
+    next_run_local: str = Field(description="the next run in the schedule's time zone")
+    last_run_at: datetime | None
+    last_job_id: int | None
+    last_result: str
+    created_by: str
+    created_at: datetime
+
+
+class NotifyCreate(Body):
+    url: str = Field(
+        min_length=8, max_length=2048, pattern=r"^https?://[^\s]+$", description="where events are posted"
+    )
+    format: Literal["slack", "json"] = "json"
+    app: Name | None = Field(default=None, description="only this app's events; omit for every app")
+
+
+class NotifyOut(BaseModel):
+    id: int
+    url: str = Field(description="scheme and host only: the path often holds the target's token")
+    format: str
+    app: str | None
+    created_by: str
+    created_at: datetime
+
+
+class NotificationOut(BaseModel):
+    id: int
+    target_id: int
+    event: str
+    status: str = Field(description="pending, sent or failed")
+    attempts: int
+    last_error: str
+    created_at: datetime
+    sent_at: datetime | None

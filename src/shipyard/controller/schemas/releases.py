@@ -13,6 +13,7 @@ from shipyard.controller.schemas.common import Body, Line
 
 Signature = Annotated[str, Field(pattern=r"^ed25519:[0-9a-f]{16}:[A-Za-z0-9+/]{86}==$", max_length=160)]
 MAX_SPEC_BYTES = 64 * 1024  # a shipyard.yml snapshot is a few kilobytes
+GitSha = Annotated[str, Field(pattern=r"^[0-9a-f]{7,64}$", examples=["0" * 40])]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", examples=["sha256:" + "0" * 64])]
 
 
@@ -29,6 +30,7 @@ class ReleaseCreate(Body):
         description="signature by a CI key over the release (shipyard.signing); the controller signs "
         "releases that come without one when it has a signing key",
     )
+    git_sha: GitSha | None = Field(default=None, description="the commit the image was built from")
 
     @field_validator("spec")
     @classmethod
@@ -64,3 +66,4 @@ class ReleaseOut(BaseModel):
     created_by: str
     created_at: datetime
     signature: str | None = None
+    git_sha: str | None = None

@@ -1,0 +1,166 @@
+"""Schedules in the database: add, list, remove, and the scheduler's tick that starts due jobs.
+
+The tick takes the due schedules `FOR UPDATE SKIP LOCKED`, so with several controller processes on
+PostgreSQL each due run starts one job; the rules (missed runs, overlap) come from schedule.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from shipyard.controller import audit, catalog
+from shipyard.controller.models import App
+from shipyard.controller.pipeline import engine, schedule
+from shipyard.controller.pipeline.models import Hook, Job, Schedule
+from shipyard.errors import ConfigError, NotFoundError
+
+
+def add_schedule(
+    session: Session,
+    *,
+    app: str,
+    cron: str,
+    timezone: str,
+    job: schedule.ScheduledJob,
+    overlap: str,
+    missed: str,
+    actor: str,
+    source_ip: str | None,
+    now: datetime,
+) -> Schedule:
+    cron = schedule.check_cron(cron)
+    schedule.check_job(job.action, job.environment, job.ref)
+    app_row = catalog.ensure_app(session, app)
+    row = Schedule(
+        app_id=app_row.id,
+        cron=cron,
+        timezone=timezone,
+        action=job.action,
+        environment=job.environment,
+        ref=job.ref,
+        overlap=overlap,
+        missed=missed,
+        next_run_at=schedule.next_run(cron, timezone, now),
+        last_result="",
+        created_by=actor,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="schedule.add",
+        target=f"{app}/schedule {row.id}",
+        source_ip=source_ip,
+        cron=cron,
+        timezone=timezone,
+        job=job.action,
+        environment=job.environment,
+    )
+    return row
+
+
+def list_schedules(session: Session, *, app: str | None = None) -> Sequence[Schedule]:
+    query = select(Schedule).options(joinedload(Schedule.app)).order_by(Schedule.id)
+    if app is not None:
+        query = query.join(App, Schedule.app_id == App.id).where(App.name == app)
+    return session.scalars(query).all()
+
+
+def remove_schedule(session: Session, schedule_id: int, *, actor: str, source_ip: str | None) -> None:
+    row = session.get(Schedule, schedule_id)
+    if row is None:
+        raise NotFoundError(f"schedule {schedule_id} does not exist; list them with 'shipyard schedules'.")
+    target = f"{row.app.name}/schedule {row.id}"
+    session.delete(row)
+    audit.record(session, actor=actor, action="schedule.remove", target=target, source_ip=source_ip)
+
+
+def _latest_shipped(session: Session, app_id: int, environment: str) -> Job | None:
+    query = (
+        select(Job)
+        .where(Job.app_id == app_id, Job.environment == environment, Job.status == engine.SUCCEEDED)
+        .order_by(Job.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
+def _job_for(session: Session, row: Schedule, now: datetime) -> Job:
+    """The job a due run starts; ConfigError (recorded as the run's result) when it cannot be made."""
+    hook = session.scalar(select(Hook).where(Hook.app_id == row.app_id))
+    if hook is None:
+        raise ConfigError(f"app {row.app.name} has no hook, so no repository to build from")
+    branch = next((p["branch"] for p in hook.pipelines if p.get("environment") == row.environment), None)
+    if branch is None:
+        raise ConfigError(f"no pipeline of {row.app.name} ships to {row.environment}")
+    sha = row.ref
+    if row.action == schedule.REBUILD:
+        shipped = _latest_shipped(session, row.app_id, row.environment)
+        if shipped is None:
+            raise ConfigError(
+                f"no job has shipped {row.app.name} to {row.environment} yet; nothing to rebuild"
+            )
+        sha = shipped.sha
+    assert sha is not None  # check_job: a deploy has its ref
+    job = Job(
+        app_id=row.app_id,
+        environment=row.environment,
+        branch=branch,
+        sha=sha,
+        repository=hook.repository,
+        trigger=f"schedule {row.id}",
+        status=engine.QUEUED,
+        message=f"{row.action} scheduled by schedule {row.id} ({row.cron} {row.timezone})",
+        created_by=f"schedule {row.id}",
+        created_at=now,
+        timings={},
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def run_due(session: Session, *, now: datetime) -> list[int]:
+    """Start the job of every due schedule (or record why not); the ids of the jobs queued."""
+    due = session.scalars(
+        select(Schedule)
+        .where(Schedule.next_run_at <= now)
+        .order_by(Schedule.next_run_at)
+        .with_for_update(skip_locked=True)
+    ).all()
+    queued: list[int] = []
+    for row in due:
+        previous = session.get(Job, row.last_job_id) if row.last_job_id is not None else None
+        decision = schedule.decide(
+            due_at=row.next_run_at,
+            now=now,
+            missed=row.missed,
+            overlap=row.overlap,
+            previous_status=previous.status if previous is not None else None,
+        )
+        result = decision.reason
+        if decision.run:
+            try:
+                with session.begin_nested():  # a run that cannot start leaves nothing half-made
+                    job = _job_for(session, row, now)
+                row.last_job_id = job.id
+                queued.append(job.id)
+                result = f"job {job.id}: {decision.reason}"
+            except ConfigError as exc:
+                result = f"not run: {exc.message}"
+        row.last_run_at, row.last_result = now, result
+        row.next_run_at = schedule.next_run(row.cron, row.timezone, now)
+        audit.record(
+            session,
+            actor=audit.CONTROLLER_ACTOR,
+            action="schedule.run" if row.last_job_id in queued else "schedule.skip",
+            target=f"{row.app.name}/schedule {row.id}",
+            result=result,
+        )
+    return queued

@@ -1,0 +1,79 @@
+"""`shipyard hooks add gitlab`, `schedule add`, `schedules`, `notify ...` against a served controller."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from controller_fixtures import served_controller
+from typer.testing import CliRunner
+
+from shipyard.cli.main import app as cli
+from shipyard.lab.tls import TlsFiles
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["conftest_controller"]
+
+SHA = "f" * 40
+PATH_TOKEN = "B000-path-token-XXXXXXXXXX"
+
+
+@pytest.fixture
+def served(tmp_path: Path, controller_tls: TlsFiles, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with served_controller(f"sqlite:///{tmp_path / 'controller.db'}", tmp_path, controller_tls) as controller:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("SHIPYARD_CONTROLLER", controller.url)
+        monkeypatch.setenv("SHIPYARD_CA_FILE", str(controller.ca_file))
+        monkeypatch.setenv("SHIPYARD_TOKEN", controller.admin_token)
+        yield controller
+
+
+def run(*args: str, stdin: str | None = None) -> Any:
+    return CliRunner().invoke(cli, list(args), input=stdin)
+
+
+def test_gitlab_hook_schedules_and_notify_through_the_cli(served: Any) -> None:
+    added = run(
+        "hooks", "add", "gitlab", "--app", "web", "--repository", "https://gitlab.example.com/acme/web.git",
+        "--pipeline", "release=production",
+        stdin="a-gitlab-secret-token-0123456789\n",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert "/hooks/gitlab/web" in added.output and "Secret token" in added.output
+    assert "a-gitlab-secret-token" not in added.output
+
+    scheduled = run(
+        "schedule", "add", "--app", "web", "--cron", "0 3 * * *", "--tz", "Asia/Tokyo",
+        "deploy", "--ref", SHA, "--env", "production",
+    )  # fmt: skip
+    assert scheduled.exit_code == 0, scheduled.output
+    assert "next run:" in scheduled.output and "03:00 JST" in scheduled.output
+    listed = run("schedules", "--json")
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.output)
+    assert (row["action"], row["ref"], row["timezone"], row["overlap"]) == (
+        "deploy",
+        SHA,
+        "Asia/Tokyo",
+        "skip",
+    )
+    refused = run("schedule", "add", "--app", "web", "--cron", "0 3 * * *", "prune", "--env", "production")
+    assert refused.exit_code != 0 and "cannot be scheduled" in refused.output
+    assert run("schedule", "rm", str(row["id"])).exit_code == 0
+    assert json.loads(run("schedules", "--json").output) == []
+
+    url = f"https://hooks.slack.example.com/services/{PATH_TOKEN}"
+    notified = run("notify", "add", "--url", url, "--format", "slack", "--app", "web")
+    assert notified.exit_code == 0, notified.output
+    targets = run("notify", "list", "--json")
+    assert json.loads(targets.output)[0]["url"] == "https://hooks.slack.example.com/…"
+    assert PATH_TOKEN not in notified.output + targets.output
+    assert run("notify", "log").exit_code == 0
+    bad = run("notify", "add", "--url", url, "--format", "teams")
+    assert bad.exit_code != 0 and "slack or json" in bad.output
+    assert run("notify", "rm", "1").exit_code == 0
+    gone = run("notify", "rm", "1")
+    assert gone.exit_code != 0 and "does not exist" in gone.output
