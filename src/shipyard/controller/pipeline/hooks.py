@@ -190,7 +190,7 @@ def insert_delivery(connection: Connection, received: Received, outcome: Outcome
             "delivery_id": received.delivery_id,
             "event": received.event,
             "verdict": outcome.verdict,
-            "reason": outcome.reason[:REASON_LIMIT],
+            "reason": printable_reason(outcome.reason),
             "job_id": outcome.job_id,
             "source_ip": received.source_ip,
             "received_at": now,
