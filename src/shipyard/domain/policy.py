@@ -22,7 +22,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from shipyard.domain.names import ENV_NAME, is_name
-from shipyard.domain.spec import AppSpec, Section, validation_messages
+from shipyard.domain.spec import AppSpec, Section, invalid_document
 from shipyard.errors import ConfigError
 
 DEFAULT_POLICY_PATH = Path("/etc/shipyard/agent-policy.yml")
@@ -430,12 +430,7 @@ def parse_policy(data: Any, *, source: str = "agent-policy.yml") -> AgentPolicy:
     try:
         return AgentPolicy.model_validate(data)
     except ValidationError as exc:
-        messages = validation_messages(exc)
-        raise ConfigError(
-            f"{source} is invalid ({len(messages)} problem{'s' if len(messages) > 1 else ''}): "
-            + "; ".join(messages),
-            details=messages,
-        ) from exc
+        raise invalid_document(source, exc) from exc
 
 
 def load_policy(path: Path) -> AgentPolicy:

@@ -495,6 +495,16 @@ def validation_messages(exc: ValidationError) -> list[str]:
     return [f"{_key_path(tuple(e['loc']))}: {_message(dict(e))}" for e in exc.errors()]
 
 
+def invalid_document(source: str, exc: ValidationError) -> ConfigError:
+    """One error listing every problem of a YAML document, each with its key path."""
+    messages = validation_messages(exc)
+    return ConfigError(
+        f"{source} is invalid ({len(messages)} problem{'s' if len(messages) > 1 else ''}): "
+        + "; ".join(messages),
+        details=messages,
+    )
+
+
 def parse_spec(data: Any, *, source: str = "shipyard.yml") -> AppSpec:
     """Validate already-parsed YAML; every problem is reported with its key path."""
     if not isinstance(data, dict):
@@ -502,12 +512,7 @@ def parse_spec(data: Any, *, source: str = "shipyard.yml") -> AppSpec:
     try:
         return AppSpec.model_validate(data)
     except ValidationError as exc:
-        messages = validation_messages(exc)
-        raise ConfigError(
-            f"{source} is invalid ({len(messages)} problem{'s' if len(messages) > 1 else ''}): "
-            + "; ".join(messages),
-            details=messages,
-        ) from exc
+        raise invalid_document(source, exc) from exc
 
 
 def load_spec(path: Path) -> AppSpec:
