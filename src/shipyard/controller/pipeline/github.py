@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -80,7 +80,10 @@ def classify(event: str, payload: Mapping[str, Any], pipelines: Sequence[Mapping
     return _ignore(f"event {event!r} does not ship anything")
 
 
-def _classify_push(payload: Mapping[str, Any], pipelines: Sequence[Mapping[str, str]]) -> Verdict:
+def push_verdict(
+    payload: Mapping[str, Any], pipelines: Sequence[Mapping[str, str]], *, deleted: bool
+) -> Verdict:
+    """A push as both providers send it (ref, after); the caller reads the commit time its own way."""
     ref = payload.get("ref")
     if not isinstance(ref, str):
         return _ignore("push without a ref")
@@ -88,16 +91,35 @@ def _classify_push(payload: Mapping[str, Any], pipelines: Sequence[Mapping[str, 
         return _ignore(f"push to {ref}, not to a branch")
     branch = ref[len(BRANCH_REF) :]
     after = payload.get("after")
-    if payload.get("deleted") is True or after == ZERO_SHA:
+    if deleted or after == ZERO_SHA:
         return _ignore(f"branch {branch} was deleted")
     environment = _environment_of(branch, pipelines)
     if environment is None:
         return _ignore(f"branch {branch} has no pipeline")
     if not _is_sha(after):
         return _ignore("push without a commit sha in 'after'")
+    return Verdict(SHIP, f"push to {branch}", branch, environment, str(after))
+
+
+def merge_verdict(
+    what: str, branch: str, sha: Any, merged_at: datetime | None, pipelines: Sequence[Mapping[str, str]]
+) -> Verdict:
+    """A merge of `what` ("pull request #3") into `branch`, as both providers judge it."""
+    environment = _environment_of(branch, pipelines)
+    if environment is None:
+        return _ignore(f"{what} merged into {branch}, which has no pipeline")
+    if not _is_sha(sha):
+        return _ignore(f"{what} merged without a merge_commit_sha")
+    return Verdict(SHIP, f"{what} merged into {branch}", branch, environment, str(sha), merged_at)
+
+
+def _classify_push(payload: Mapping[str, Any], pipelines: Sequence[Mapping[str, str]]) -> Verdict:
+    verdict = push_verdict(payload, pipelines, deleted=payload.get("deleted") is True)
+    if verdict.action != SHIP:
+        return verdict
     head = payload.get("head_commit")
     commit_time = _parse_time(head.get("timestamp")) if isinstance(head, Mapping) else None
-    return Verdict(SHIP, f"push to {branch}", branch, environment, str(after), commit_time)
+    return replace(verdict, commit_time=commit_time)
 
 
 def _classify_pull_request(payload: Mapping[str, Any], pipelines: Sequence[Mapping[str, str]]) -> Verdict:
@@ -111,13 +133,10 @@ def _classify_pull_request(payload: Mapping[str, Any], pipelines: Sequence[Mappi
     branch = base.get("ref") if isinstance(base, Mapping) else None
     if not isinstance(branch, str):
         return _ignore(f"pull request #{number} without a base branch")
-    environment = _environment_of(branch, pipelines)
-    if environment is None:
-        return _ignore(f"pull request #{number} merged into {branch}, which has no pipeline")
-    sha = pull.get("merge_commit_sha")
-    if not _is_sha(sha):
-        return _ignore(f"pull request #{number} merged without a merge_commit_sha")
-    merged_at = _parse_time(pull.get("merged_at"))
-    return Verdict(
-        SHIP, f"pull request #{number} merged into {branch}", branch, environment, str(sha), merged_at
+    return merge_verdict(
+        f"pull request #{number}",
+        branch,
+        pull.get("merge_commit_sha"),
+        _parse_time(pull.get("merged_at")),
+        pipelines,
     )

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from shipyard.controller.pipeline.github import (
-    BRANCH_REF,
     IGNORE,
     SHIP,
-    ZERO_SHA,
     Verdict,
-    _environment_of,
-    _is_sha,
     _parse_time,
+    merge_verdict,
+    push_verdict,
 )
 
 PUSH_EVENT, MERGE_REQUEST_EVENT = "Push Hook", "Merge Request Hook"
@@ -61,20 +60,10 @@ def classify(event: str, payload: Mapping[str, Any], pipelines: Sequence[Mapping
 
 
 def _classify_push(payload: Mapping[str, Any], pipelines: Sequence[Mapping[str, str]]) -> Verdict:
-    ref = payload.get("ref")
-    if not isinstance(ref, str):
-        return _ignore("push without a ref")
-    if not ref.startswith(BRANCH_REF):
-        return _ignore(f"push to {ref}, not to a branch")
-    branch = ref[len(BRANCH_REF) :]
-    after = payload.get("after")
-    if after == ZERO_SHA:
-        return _ignore(f"branch {branch} was deleted")
-    environment = _environment_of(branch, pipelines)
-    if environment is None:
-        return _ignore(f"branch {branch} has no pipeline")
-    if not _is_sha(after):
-        return _ignore("push without a commit sha in 'after'")
+    verdict = push_verdict(payload, pipelines, deleted=False)
+    if verdict.action != SHIP:
+        return verdict
+    after = verdict.sha
     commits = payload.get("commits")
     head = (
         next(
@@ -85,7 +74,7 @@ def _classify_push(payload: Mapping[str, Any], pipelines: Sequence[Mapping[str, 
         else None
     )
     commit_time = _parse_gitlab_time(head.get("timestamp")) if head is not None else None
-    return Verdict(SHIP, f"push to {branch}", branch, environment, str(after), commit_time)
+    return replace(verdict, commit_time=commit_time)
 
 
 def _classify_merge_request(payload: Mapping[str, Any], pipelines: Sequence[Mapping[str, str]]) -> Verdict:
@@ -99,13 +88,10 @@ def _classify_merge_request(payload: Mapping[str, Any], pipelines: Sequence[Mapp
     branch = attributes.get("target_branch")
     if not isinstance(branch, str):
         return _ignore(f"merge request !{number} without a target branch")
-    environment = _environment_of(branch, pipelines)
-    if environment is None:
-        return _ignore(f"merge request !{number} merged into {branch}, which has no pipeline")
-    sha = attributes.get("merge_commit_sha")
-    if not _is_sha(sha):
-        return _ignore(f"merge request !{number} merged without a merge_commit_sha")
-    merged_at = _parse_gitlab_time(attributes.get("updated_at"))
-    return Verdict(
-        SHIP, f"merge request !{number} merged into {branch}", branch, environment, str(sha), merged_at
+    return merge_verdict(
+        f"merge request !{number}",
+        branch,
+        attributes.get("merge_commit_sha"),
+        _parse_gitlab_time(attributes.get("updated_at")),
+        pipelines,
     )
