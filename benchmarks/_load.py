@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from shipyard.lab.fixtures import (
     VARIANTS,
@@ -138,6 +138,16 @@ async def _read_body(reader: asyncio.StreamReader, head: bytes) -> tuple[int, bo
     return status, keep
 
 
+# What a request can fail with, each one counted as a failure of its kind rather than crashing the load.
+REQUEST_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncio.IncompleteReadError,
+    asyncio.LimitOverrunError,
+    ValueError,
+)
+
+
 def _failure_kind(exc: BaseException, reused: bool, got_head: bool) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
@@ -172,13 +182,7 @@ async def _client(
                 head = await reader.readuntil(b"\r\n\r\n")
                 got_head = True
                 status, keep = await _read_body(reader, head)
-        except (
-            OSError,
-            TimeoutError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            ValueError,
-        ) as exc:
+        except REQUEST_ERRORS as exc:
             result.failures.append((started, now(), _failure_kind(exc, reused, got_head)))
             if writer is not None:
                 writer.close()
@@ -219,7 +223,7 @@ async def _run(
 
 
 def _child(
-    host: str, port: int, path: str, mode: str, concurrency: int, control: Connection, timeout: float
+    host: str, port: int, path: str, mode: str, concurrency: int, timeout: float, control: Connection
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the load stops
     result = asyncio.run(_run(host, port, path, mode, concurrency, control, timeout))
@@ -228,7 +232,56 @@ def _child(
     control.close()
 
 
-class Load:
+class ChildLoad:
+    """A load generator in a forked child process, spoken to over a pipe: `start()`, `stop()`, `kill()`."""
+
+    description = "the load generator"
+
+    def __init__(self) -> None:
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._control: Connection | None = None
+
+    def _child_call(self) -> tuple[Any, tuple[Any, ...]]:
+        """The child's function and its arguments, the control pipe's end left out (it goes last)."""
+        raise NotImplementedError
+
+    def _stop_timeout(self) -> float:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        context = multiprocessing.get_context("fork")
+        parent, child = context.Pipe()
+        target, args = self._child_call()
+        self._process = context.Process(target=target, args=(*args, child), daemon=True)
+        self._process.start()
+        child.close()
+        self._control = parent
+        return self
+
+    def _stop(self) -> Any:
+        assert self._process is not None and self._control is not None
+        self._control.send("stop")
+        if not self._control.poll(self._stop_timeout()):
+            self._process.kill()
+            raise RuntimeError(f"{self.description} did not stop")
+        result = self._control.recv()
+        self._process.join(5)
+        self._control.close()
+        return result
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+class Load(ChildLoad):
     """A load run in a child process: `start()`, do things, `stop()` returns the LoadResult."""
 
     def __init__(
@@ -244,45 +297,19 @@ class Load:
         host, _, port = address.rpartition(":")
         if not host.startswith("127."):
             raise ValueError("load goes to 127.0.0.0/8 only")
+        super().__init__()
         self.host, self.port, self.path = host, int(port), path
         self.mode, self.concurrency, self.timeout = mode, concurrency, timeout
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._control: Connection | None = None
 
-    def start(self) -> Load:
-        context = multiprocessing.get_context("fork")
-        parent, child = context.Pipe()
-        self._process = context.Process(
-            target=_child,
-            args=(self.host, self.port, self.path, self.mode, self.concurrency, child, self.timeout),
-            daemon=True,
-        )
-        self._process.start()
-        child.close()
-        self._control = parent
-        return self
+    def _child_call(self) -> tuple[Any, tuple[Any, ...]]:
+        return _child, (self.host, self.port, self.path, self.mode, self.concurrency, self.timeout)
+
+    def _stop_timeout(self) -> float:
+        return self.timeout + 30
 
     def stop(self) -> LoadResult:
-        assert self._process is not None and self._control is not None
-        self._control.send("stop")
-        if not self._control.poll(self.timeout + 30):
-            self._process.kill()
-            raise RuntimeError("the load generator did not stop")
-        result: LoadResult = self._control.recv()
-        self._process.join(5)
-        self._control.close()
+        result: LoadResult = self._stop()
         return result
-
-    def kill(self) -> None:
-        if self._process is not None and self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
-
-    def __enter__(self) -> Load:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
 
 
 # --- timelines: which phase of which swap a failure fell in -----------------------------------

@@ -28,7 +28,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import multiprocessing
 import os
 import signal
 import struct
@@ -36,8 +35,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from typing import Any
 
-from _load import FAILURE_PAUSE, REQUEST_TIMEOUT, LoadResult, _failure_kind
+from _load import FAILURE_PAUSE, REQUEST_ERRORS, REQUEST_TIMEOUT, ChildLoad, LoadResult, _failure_kind
 
 KINDS = ("get", "pay", "upload", "websocket")
 WS_INTERVAL = 0.1
@@ -168,13 +168,7 @@ class _Clients:
                     await self._send(kind, request_id, writer, slow=self._slow(kind, number))
                     status, headers, body = await _response(reader)
                     got_head = True
-            except (
-                OSError,
-                TimeoutError,
-                asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError,
-                ValueError,
-            ) as exc:
+            except REQUEST_ERRORS as exc:
                 self._fail(kind, started, _failure_kind(exc, reused, got_head))
                 stream.drop()
                 await asyncio.sleep(FAILURE_PAUSE)
@@ -262,13 +256,7 @@ class _Clients:
                 writer.close()
                 self._fail("websocket", started, f"HTTP {status}")
                 return f"refused, HTTP {status}"
-        except (
-            OSError,
-            TimeoutError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            ValueError,
-        ) as exc:
+        except REQUEST_ERRORS as exc:
             if writer is not None:
                 writer.close()
             reason = _failure_kind(exc, False, False)
@@ -377,45 +365,25 @@ def _child(
     control.close()
 
 
-class MixedLoad:
+class MixedLoad(ChildLoad):
     """Mixed traffic in a child process: `start()`, do things, `stop()` returns the MixedResult."""
+
+    description = "the mixed load generator"
 
     def __init__(self, address: str, mode: str, concurrency: int, prefix: str, options: MixOptions) -> None:
         host, _, port = address.rpartition(":")
         if not host.startswith("127."):
             raise ValueError("load goes to 127.0.0.0/8 only")
+        super().__init__()
         self.args = (host, int(port), mode, concurrency, prefix, options)
         self.options = options
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._control: Connection | None = None
 
-    def start(self) -> MixedLoad:
-        context = multiprocessing.get_context("fork")
-        parent, child = context.Pipe()
-        self._process = context.Process(target=_child, args=(*self.args, child), daemon=True)
-        self._process.start()
-        child.close()
-        self._control = parent
-        return self
+    def _child_call(self) -> tuple[Any, tuple[Any, ...]]:
+        return _child, self.args
+
+    def _stop_timeout(self) -> float:
+        return REQUEST_TIMEOUT * 3 + self.options.slow_post + 30
 
     def stop(self) -> MixedResult:
-        assert self._process is not None and self._control is not None
-        self._control.send("stop")
-        if not self._control.poll(REQUEST_TIMEOUT * 3 + self.options.slow_post + 30):
-            self._process.kill()
-            raise RuntimeError("the mixed load generator did not stop")
-        result: MixedResult = self._control.recv()
-        self._process.join(5)
-        self._control.close()
+        result: MixedResult = self._stop()
         return result
-
-    def kill(self) -> None:
-        if self._process is not None and self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
-
-    def __enter__(self) -> MixedLoad:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
