@@ -17,6 +17,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -412,6 +413,14 @@ def _kick(context: ControllerContext) -> None:
     context.notifier.notify()
 
 
+def _on_deployment(context: ControllerContext, change: Callable[[Session], int]) -> str:
+    """Apply `change` in one transaction, tick the engine, and go to the deployment it touched."""
+    with context.db.transaction() as session:
+        deployment_id = change(session)
+    _kick(context)
+    return f"/ui/deployments/{deployment_id}"
+
+
 @router.post("/ui/environments/{app}/{environment}/deploy")
 def deploy(
     app: str,
@@ -425,20 +434,19 @@ def deploy(
         if not release_id.strip().lstrip("r").isdigit():
             raise ShipyardError("choose a release to deploy (its number, e.g. r12).")
         number = int(release_id.strip().lstrip("r"))
-        with context.db.transaction() as session:
-            release = queries.release_of(session, app, number)
-            created = deployments.create_deployment(
+
+        def start(session: Session) -> int:
+            return deployments.create_deployment(
                 session,
-                release_id=release,
+                release_id=queries.release_of(session, app, number),
                 environment=environment,
                 queue=False,
                 actor=user.name,
                 source_ip=source_ip(request),
                 now=context.now(),
-            )
-            deployment_id = created.id
-        _kick(context)
-        return f"/ui/deployments/{deployment_id}"
+            ).id
+
+        return _on_deployment(context, start)
 
     return action(request, context, csrf_token, "deployer", run)
 
@@ -448,8 +456,8 @@ def rollback(
     app: str, environment: str, request: Request, context: Context, csrf_token: Field = ""
 ) -> Response:
     def run(user: SignedIn) -> str:
-        with context.db.transaction() as session:
-            created = deployments.rollback(
+        def start(session: Session) -> int:
+            return deployments.rollback(
                 session,
                 app=app,
                 environment=environment,
@@ -457,10 +465,9 @@ def rollback(
                 actor=user.name,
                 source_ip=source_ip(request),
                 now=context.now(),
-            )
-            deployment_id = created.id
-        _kick(context)
-        return f"/ui/deployments/{deployment_id}"
+            ).id
+
+        return _on_deployment(context, start)
 
     return action(request, context, csrf_token, "deployer", run)
 
@@ -513,7 +520,8 @@ def transition(
     def run(user: SignedIn) -> str:
         if change not in ("pause", "resume", "abort"):
             raise ShipyardError(f"{change!r} is not something a deployment does; use pause, resume or abort.")
-        with context.db.transaction() as session:
+
+        def apply(session: Session) -> int:
             deployments.transition(
                 session,
                 deployment_id,
@@ -522,7 +530,8 @@ def transition(
                 source_ip=source_ip(request),
                 now=context.now(),
             )
-        _kick(context)
-        return f"/ui/deployments/{deployment_id}"
+            return deployment_id
+
+        return _on_deployment(context, apply)
 
     return action(request, context, csrf_token, "deployer", run)
