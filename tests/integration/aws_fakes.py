@@ -14,7 +14,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,6 +23,32 @@ from urllib.parse import parse_qsl
 
 import boto3
 import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+
+
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
+    """Test credentials for boto3, and nothing of the machine's own AWS configuration."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server on a free port of 127.0.0.1; yields its URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
 
 NAMESPACE = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
 ANSWERED_HERE = ("CompleteLifecycleAction", "RecordLifecycleActionHeartbeat")
@@ -64,6 +91,13 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[_Server, str]:
+    """`handler` served on a free port of 127.0.0.1 in a daemon thread; the server and its URL."""
+    server = _Server(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 class RecordingAwsEndpoint:
     def __init__(self, moto_url: str, region: str, log: CallLog) -> None:
         self.moto_url, self.region, self.log = moto_url, region, log
@@ -99,9 +133,7 @@ class RecordingAwsEndpoint:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = _serve(Handler)
 
     def lifecycle_action(self, action: str, form: dict[str, str]) -> tuple[int, str]:
         group, hook, instance = (
@@ -183,9 +215,7 @@ class FakeMetadata:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = _serve(Handler)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -14,8 +14,14 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_fakes import CallLog, FakeMetadata, RecordingAwsEndpoint, create_group
-from moto.server import ThreadedMotoServer
+from aws_fakes import (
+    CallLog,
+    FakeMetadata,
+    RecordingAwsEndpoint,
+    create_group,
+    fake_aws_credentials,
+    moto_server,
+)
 
 from shipyard.adapters.aws import AwsCloud
 from shipyard.agent.lifecycle import HostLifecycle, LifecycleSettings, request_drain
@@ -30,23 +36,14 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 @pytest.fixture(autouse=True)
-def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @dataclass
