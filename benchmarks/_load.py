@@ -399,6 +399,25 @@ def tcp_counters() -> dict[str, int]:
 # --- small tools shared by the scripts ---------------------------------------------------------
 
 
+# git as the benchmarks commit: a fixed identity, whatever the machine's configuration says.
+GIT = [
+    "git",
+    "-c",
+    "user.email=bench@shipyard.test",
+    "-c",
+    "user.name=bench",
+    "-c",
+    "init.defaultBranch=main",
+]
+
+
+def git(root: Path, *args: str) -> str:
+    """Runs git in the repository at `root`; its output, stripped."""
+    return subprocess.run(
+        [*GIT, "-C", str(root), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
 def docker_cli() -> str:
     """The docker CLI matching the engine (Debian's docker.io), else whatever is on PATH."""
     for candidate in ("/usr/bin/docker", shutil.which("docker")):

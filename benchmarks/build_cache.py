@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from _load import git
 
 from shipyard.build.pipeline import BuildOptions, BuildOutcome, build_image
 from shipyard.domain.spec import load_spec
@@ -32,15 +33,6 @@ from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engi
 from shipyard.lab.fixtures import Registry, start_test_registry, unique_name
 from shipyard.lab.testapp import busybox_path
 
-GIT = [
-    "git",
-    "-c",
-    "user.email=bench@shipyard.test",
-    "-c",
-    "user.name=bench",
-    "-c",
-    "init.defaultBranch=main",
-]
 DOCKERFILE = """\
 FROM scratch
 COPY rootfs/ /
@@ -84,8 +76,7 @@ class Bench:
         self.repo = self.root / "app"
 
     def git(self, *args: str) -> str:
-        done = subprocess.run([*GIT, "-C", str(self.repo), *args], capture_output=True, text=True, check=True)
-        return done.stdout.strip()
+        return git(self.repo, *args)
 
     def make_repo(self, dockerfile: str, image: str) -> None:
         bin_dir = self.repo / "rootfs" / "bin"

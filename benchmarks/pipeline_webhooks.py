@@ -35,37 +35,22 @@ from typing import Any
 
 import httpx
 import yaml
-from _load import percentile
+from _load import git, percentile
 from fleet_common import print_table
 
 from shipyard.controller.client import ControllerClient
 from shipyard.controller.pipeline.github import signature_of
-from shipyard.controller.schemas.agent import AppReport
 from shipyard.errors import ControllerError
 from shipyard.lab.fixtures import start_engine, start_test_registry, unique_name
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
+from shipyard.lab.simulated_host import succeeded_report
 from shipyard.lab.testapp import busybox_path
 
-GIT = [
-    "git",
-    "-c",
-    "user.email=bench@shipyard.test",
-    "-c",
-    "user.name=bench",
-    "-c",
-    "init.defaultBranch=main",
-]
 SECRET = "bench-webhook-secret-0123456789"
 DOCKERFILE = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCOPY release.txt /release.txt\n"
 STEPS = ("fetch", "build.build", "build.scan", "build.push", "release", "deploy", "wait")
 FINAL = {"succeeded", "failed", "cancelled", "superseded", "interrupted"}
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        [*GIT, "-C", str(root), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def make_repo(root: Path, image: str, app: str, origin: Path) -> None:
@@ -113,17 +98,7 @@ def simulated_host(url: str, admin: ControllerClient, stop: threading.Event) -> 
             if desired.version == version:
                 continue
             version = desired.version
-            reports = [
-                AppReport(
-                    app=app.app,
-                    step="done",
-                    active_release=app.release_id,
-                    release=app.release_id,
-                    health="healthy",
-                    outcome="succeeded",
-                )
-                for app in desired.apps
-            ]
+            reports = [succeeded_report(app) for app in desired.apps]
             client.report(reports, agent_version="bench")
         except ControllerError:
             time.sleep(0.2)

@@ -26,6 +26,7 @@ from shipyard.controller.settings import ControllerSettings
 from shipyard.errors import ControllerError
 from shipyard.lab.ports import free_port
 from shipyard.lab.postgres import PostgresServer, start_postgres
+from shipyard.lab.simulated_host import succeeded_report
 from shipyard.lab.tls import TlsFiles
 
 ADMIN_TOKEN = "sya_test-admin-token-0123456789abcdef"
@@ -95,16 +96,7 @@ class FakeAgent:
                 )
                 continue
             self.running[app.app] = app.release_id
-            reports.append(
-                AppReport(
-                    app=app.app,
-                    step="done",
-                    active_release=app.release_id,
-                    release=app.release_id,
-                    health="healthy",
-                    outcome="succeeded",
-                )
-            )
+            reports.append(succeeded_report(app))
         self.client.report(reports, agent_version="test")
         return desired
 
