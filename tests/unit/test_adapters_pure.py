@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,13 +74,20 @@ def test_server_admin_state_bits(bits: int, state: str) -> None:
     assert _admin_state(bits) == state
 
 
+def _web(**options: Any) -> ProxiedApp:
+    """App web on 127.0.0.1:8080, blue live on port 3000 and green on 3001, with `options`."""
+    return ProxiedApp(
+        "web", "127.0.0.1:8080", "127.0.0.1", {"blue": 3000, "green": 3001}, "/up", "blue", **options
+    )
+
+
 def _backend_lines(text: str, backend: str) -> list[str]:
     section = text.split(f"backend {backend}\n", 1)[1].split("\n\n", 1)[0]
     return [line.strip() for line in section.splitlines()]
 
 
 def test_only_idempotent_methods_are_replayed_and_never_after_a_response_timeout(tmp_path: Path) -> None:
-    app = ProxiedApp("web", "127.0.0.1:8080", "127.0.0.1", {"blue": 3000, "green": 3001}, "/up", "blue")
+    app = _web()
     text = render_config([app], ProxyPaths(tmp_path))
     assert "response-timeout" not in text
     assert "retry-on conn-failure\n" in text  # the defaults: only a request that reached no server
@@ -90,17 +98,7 @@ def test_only_idempotent_methods_are_replayed_and_never_after_a_response_timeout
 
 
 def test_an_app_may_list_put_and_opt_into_response_timeout_retries(tmp_path: Path) -> None:
-    app = ProxiedApp(
-        "web",
-        "127.0.0.1:8080",
-        "127.0.0.1",
-        {"blue": 3000, "green": 3001},
-        "/up",
-        "blue",
-        retry_attempts=2,
-        replay_methods=("GET", "HEAD", "PUT"),
-        replay_on_response_timeout=True,
-    )
+    app = _web(retry_attempts=2, replay_methods=("GET", "HEAD", "PUT"), replay_on_response_timeout=True)
     backend = _backend_lines(render_config([app], ProxyPaths(tmp_path)), "app_web")
     assert "retries 2" in backend
     assert "retry-on conn-failure empty-response response-timeout" in backend
@@ -108,34 +106,22 @@ def test_an_app_may_list_put_and_opt_into_response_timeout_retries(tmp_path: Pat
 
 
 def test_no_replayable_method_retries_connection_failures_only_and_zero_attempts_none(tmp_path: Path) -> None:
-    ports = {"blue": 3000, "green": 3001}
-    only_connections = ProxiedApp(
-        "web", "127.0.0.1:8080", "127.0.0.1", ports, "/up", "blue", replay_methods=()
-    )
+    only_connections = _web(replay_methods=())
     backend = _backend_lines(render_config([only_connections], ProxyPaths(tmp_path)), "app_web")
     assert "retry-on conn-failure" in backend and not any("disable-l7-retry" in line for line in backend)
-    never = ProxiedApp("web", "127.0.0.1:8080", "127.0.0.1", ports, "/up", "blue", retry_attempts=0)
+    never = _web(retry_attempts=0)
     backend = _backend_lines(render_config([never], ProxyPaths(tmp_path)), "app_web")
     assert "retries 0" in backend and "retry-on none" in backend
 
 
 def test_request_timeout_and_body_limit_are_rendered_in_the_frontend(tmp_path: Path) -> None:
-    app = ProxiedApp(
-        "web",
-        "127.0.0.1:8080",
-        "127.0.0.1",
-        {"blue": 3000, "green": 3001},
-        "/up",
-        "blue",
-        http_request_timeout=2.5,
-        max_body_bytes=1048576,
-    )
+    app = _web(http_request_timeout=2.5, max_body_bytes=1048576)
     text = render_config([app], ProxyPaths(tmp_path))
     frontend = text.split("frontend front_web\n", 1)[1].split("\n\n", 1)[0]
     assert "timeout http-request 2500ms" in frontend
     assert "http-request deny deny_status 413 if { req.hdr_val(content-length) gt 1048576 }" in frontend
     assert "http-request return status 411" in frontend
-    unlimited = ProxiedApp("web", "127.0.0.1:8080", "127.0.0.1", {"blue": 3000, "green": 3001}, "/up", "blue")
+    unlimited = _web()
     assert "deny_status 413" not in render_config([unlimited], ProxyPaths(tmp_path))
 
 
