@@ -86,23 +86,23 @@ class Request:
                     while (await self.reader.readuntil(b"\r\n")) != b"\r\n":
                         pass  # trailers
                     break
-                remaining = size
-                while remaining:
-                    piece = await self.reader.read(min(remaining, 65536))
-                    if not piece:
-                        raise asyncio.IncompleteReadError(b"", remaining)
-                    remaining -= len(piece)
+                async for piece in self._pieces(size):
                     yield piece
                 await self.reader.readexactly(2)
         else:
-            remaining = int(self.headers.get("content-length", "0") or 0)
-            while remaining:
-                piece = await self.reader.read(min(remaining, 65536))
-                if not piece:
-                    raise asyncio.IncompleteReadError(b"", remaining)
-                remaining -= len(piece)
+            async for piece in self._pieces(int(self.headers.get("content-length", "0") or 0)):
                 yield piece
         self.body_done = True
+
+    async def _pieces(self, size: int) -> AsyncIterator[bytes]:
+        """The next `size` bytes of the body as they arrive; a connection cut short is IncompleteReadError."""
+        remaining = size
+        while remaining:
+            piece = await self.reader.read(min(remaining, 65536))
+            if not piece:
+                raise asyncio.IncompleteReadError(b"", remaining)
+            remaining -= len(piece)
+            yield piece
 
     async def discard_body(self) -> None:
         async for _ in self.body():
