@@ -35,3 +35,10 @@ def controller_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 def controller_harness(controller_db_url: str) -> Iterator[Harness]:
     with running_controller(controller_settings(controller_db_url)) as running:
         yield running
+
+
+@pytest.fixture
+def harness(controller_db_url: str) -> Iterator[Harness]:
+    """A controller whose job worker is off: pipeline tests look at queued jobs or run them themselves."""
+    with running_controller(controller_settings(controller_db_url, run_jobs=False)) as running:
+        yield running

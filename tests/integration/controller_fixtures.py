@@ -30,6 +30,7 @@ from shipyard.lab.simulated_host import succeeded_report
 from shipyard.lab.tls import TlsFiles
 
 ADMIN_TOKEN = "sya_test-admin-token-0123456789abcdef"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DIGESTS = ["sha256:" + str(i) * 64 for i in range(1, 10)]
 _postgres: PostgresServer | None = None
 

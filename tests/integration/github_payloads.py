@@ -9,6 +9,8 @@ from typing import Any
 from shipyard.controller.pipeline.github import signature_of
 
 ZERO_SHA = "0" * 40
+# The pipelines of the hooks the webhook tests set up: which branch ships to which environment.
+PIPELINES = [{"branch": "release", "environment": "production"}, {"branch": "main", "environment": "staging"}]
 
 
 def push(branch: str, after: str, *, timestamp: str = "2026-11-29T12:00:00Z", **extra: Any) -> dict[str, Any]:

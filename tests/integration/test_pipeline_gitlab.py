@@ -5,11 +5,11 @@ The job worker is off (run_jobs=False): the queue is inspected as the deliveries
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from controller_fixtures import ADMIN_TOKEN, Harness, controller_settings, running_controller
+from controller_fixtures import ADMIN, Harness
+from github_payloads import PIPELINES
 from gitlab_payloads import ZERO_SHA, body, headers, merge_request, push, tag_push
 
 pytestmark = pytest.mark.integration
@@ -17,14 +17,6 @@ pytest_plugins = ["conftest_controller"]
 
 TOKEN = "a-gitlab-secret-token-0123456789"
 SHA = ["%040x" % (0xB0 + i) for i in range(4)]
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-PIPELINES = [{"branch": "release", "environment": "production"}, {"branch": "main", "environment": "staging"}]
-
-
-@pytest.fixture
-def harness(controller_db_url: str) -> Iterator[Harness]:
-    with running_controller(controller_settings(controller_db_url, run_jobs=False)) as running:
-        yield running
 
 
 def add_gitlab_hook(harness: Harness, app: str = "web") -> dict[str, Any]:

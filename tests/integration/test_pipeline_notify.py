@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from controller_fixtures import (
-    ADMIN_TOKEN,
+    ADMIN,
     DIGESTS,
     Harness,
     controller_settings,
@@ -32,7 +32,6 @@ from shipyard.lab.ports import free_port
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]
 
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PATH_TOKEN = "T000-B000-path-token-XXXXXXXX"
 SECRET = "a-webhook-secret-0123456789"
 

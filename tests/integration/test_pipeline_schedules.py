@@ -6,12 +6,11 @@ scheduler thread calls it with the clock's; the job worker is off, so queued job
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from controller_fixtures import ADMIN_TOKEN, Harness, controller_settings, running_controller, wait_for
+from controller_fixtures import ADMIN, Harness, controller_settings, running_controller, wait_for
 from github_payloads import push, signed
 
 from shipyard.controller.context import ControllerContext
@@ -22,16 +21,9 @@ from shipyard.controller.pipeline.scheduler import Scheduler
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]
 
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SECRET = "a-webhook-secret-0123456789"
 SHA = ["%040x" % (0xC0 + i) for i in range(4)]
 PIPELINES = [{"branch": "release", "environment": "production"}]
-
-
-@pytest.fixture
-def harness(controller_db_url: str) -> Iterator[Harness]:
-    with running_controller(controller_settings(controller_db_url, run_jobs=False)) as running:
-        yield running
 
 
 def context_of(harness: Harness) -> ControllerContext:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_fixtures import ADMIN_TOKEN, Harness, controller_settings, running_controller, wait_for
-from github_payloads import ZERO_SHA, merged_pull_request, ping, push, signed
+from controller_fixtures import ADMIN, Harness, controller_settings, running_controller, wait_for
+from github_payloads import PIPELINES, ZERO_SHA, merged_pull_request, ping, push, signed
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
@@ -31,14 +30,6 @@ pytest_plugins = ["conftest_controller"]
 
 SECRET = "a-webhook-secret-0123456789"
 SHA = ["%040x" % (0xA0 + i) for i in range(8)]
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-PIPELINES = [{"branch": "release", "environment": "production"}, {"branch": "main", "environment": "staging"}]
-
-
-@pytest.fixture
-def harness(controller_db_url: str) -> Iterator[Harness]:
-    with running_controller(controller_settings(controller_db_url, run_jobs=False)) as running:
-        yield running
 
 
 def add_hook(harness: Harness, app: str = "web", secret: str = SECRET) -> dict[str, Any]:
