@@ -3,38 +3,22 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shipyard.controller.pipeline import github
+sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
+
+from github_payloads import PIPELINES, ZERO_SHA, push
+
 from shipyard.controller.pipeline.github import IGNORE, PING, SHIP, classify, signature_of, verify_signature
 
 SECRET = "It's a Secret to Everybody"
-PIPELINES = [{"branch": "release", "environment": "production"}, {"branch": "main", "environment": "staging"}]
 SHA = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
 MERGE_SHA = "e5bd3914e2e596debea16f433f57875b5b90bcd6"
-
-
-def push(ref: str = "refs/heads/release", after: str = SHA, **extra: Any) -> dict[str, Any]:
-    """Shaped like GitHub's documented push payload (octokit/webhooks: push event)."""
-    return {
-        "ref": ref,
-        "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
-        "after": after,
-        "created": False,
-        "deleted": False,
-        "forced": False,
-        "base_ref": None,
-        "compare": "https://github.com/acme/web/compare/6113728f27ae...0d1a26e67d8f",
-        "commits": [{"id": after, "message": "Update README.md", "timestamp": "2026-11-29T17:00:00+01:00"}],
-        "head_commit": {"id": after, "message": "Update README.md", "timestamp": "2026-11-29T17:00:00+01:00"},
-        "repository": {"id": 186853002, "name": "web", "full_name": "acme/web", "default_branch": "main"},
-        "pusher": {"name": "octocat", "email": "octocat@github.com"},
-        "sender": {"login": "octocat", "id": 1},
-        **extra,
-    }
 
 
 def pull_request(action: str = "closed", merged: bool = True, base: str = "release") -> dict[str, Any]:
@@ -64,10 +48,10 @@ def test_github_documented_example_signature_verifies() -> None:
 
 
 def test_signature_over_the_raw_bytes_not_a_reencoding() -> None:
-    body = json.dumps(push(), indent=2).encode()
+    body = json.dumps(push("release", SHA), indent=2).encode()
     header = signature_of(SECRET, body)
     assert verify_signature(header, body, [SECRET])
-    assert not verify_signature(header, json.dumps(push()).encode(), [SECRET])
+    assert not verify_signature(header, json.dumps(push("release", SHA)).encode(), [SECRET])
 
 
 def test_secret_surrounding_whitespace_is_ignored() -> None:
@@ -95,7 +79,7 @@ def test_ping() -> None:
 
 
 def test_push_to_a_pipeline_branch_ships_after() -> None:
-    verdict = classify("push", push(), PIPELINES)
+    verdict = classify("push", push("release", SHA, timestamp="2026-11-29T17:00:00+01:00"), PIPELINES)
     assert (verdict.action, verdict.branch, verdict.environment, verdict.sha) == (
         SHIP,
         "release",
@@ -113,16 +97,16 @@ def test_merged_pull_request_ships_the_merge_commit() -> None:
 @pytest.mark.parametrize(
     ("event", "payload", "reason"),
     [
-        ("push", push(ref="refs/tags/v1.0.0"), "push to refs/tags/v1.0.0, not to a branch"),
-        ("push", push(after=github.ZERO_SHA, deleted=True), "branch release was deleted"),
-        ("push", push(after=github.ZERO_SHA), "branch release was deleted"),
-        ("push", push(ref="refs/heads/feature"), "branch feature has no pipeline"),
+        ("push", push("release", SHA, ref="refs/tags/v1.0.0"), "push to refs/tags/v1.0.0, not to a branch"),
+        ("push", push("release", ZERO_SHA, deleted=True), "branch release was deleted"),
+        ("push", push("release", ZERO_SHA), "branch release was deleted"),
+        ("push", push("feature", SHA), "branch feature has no pipeline"),
         ("pull_request", pull_request(action="opened", merged=False), "pull request #2 opened, not merged"),
         ("pull_request", pull_request(merged=False), "pull request #2 closed, not merged"),
         ("pull_request", pull_request(base="feature"), "merged into feature, which has no pipeline"),
         ("issues", {"action": "opened"}, "event 'issues' does not ship anything"),
         ("push", {"ref": 12}, "push without a ref"),
-        ("push", push(after="not-a-sha"), "push without a commit sha in 'after'"),
+        ("push", push("release", "not-a-sha"), "push without a commit sha in 'after'"),
     ],
 )
 def test_what_is_ignored_and_why(event: str, payload: dict[str, Any], reason: str) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
 
+from github_payloads import PIPELINES
 from gitlab_payloads import ZERO_SHA, merge_request, push, tag_push
 
 from shipyard.controller.pipeline import gitlab
 from shipyard.controller.pipeline.github import IGNORE, SHIP
 
-PIPELINES = [{"branch": "release", "environment": "production"}, {"branch": "main", "environment": "staging"}]
 SHA = "b" * 40
 
 
