@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from shipyard.domain.names import ENV_NAME, is_name
-from shipyard.domain.spec import AppSpec, Section, invalid_document
+from shipyard.domain.spec import AppSpec, Section, validated_document
 from shipyard.errors import ConfigError
 
 DEFAULT_POLICY_PATH = Path("/etc/shipyard/agent-policy.yml")
@@ -425,12 +425,7 @@ def parse_policy(data: Any, *, source: str = "agent-policy.yml") -> AgentPolicy:
     """Validate already-parsed YAML; an empty document is the default policy."""
     if data is None:
         data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source} must be a mapping of keys like 'hooks:' and 'volumes:'.")
-    try:
-        return AgentPolicy.model_validate(data)
-    except ValidationError as exc:
-        raise invalid_document(source, exc) from exc
+    return validated_document(AgentPolicy, data, source=source, keys="'hooks:' and 'volumes:'")
 
 
 def load_policy(path: Path) -> AgentPolicy:

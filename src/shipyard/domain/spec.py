@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -495,24 +495,27 @@ def validation_messages(exc: ValidationError) -> list[str]:
     return [f"{_key_path(tuple(e['loc']))}: {_message(dict(e))}" for e in exc.errors()]
 
 
-def invalid_document(source: str, exc: ValidationError) -> ConfigError:
-    """One error listing every problem of a YAML document, each with its key path."""
-    messages = validation_messages(exc)
-    return ConfigError(
-        f"{source} is invalid ({len(messages)} problem{'s' if len(messages) > 1 else ''}): "
-        + "; ".join(messages),
-        details=messages,
-    )
+Document = TypeVar("Document", bound=BaseModel)
+
+
+def validated_document(model: type[Document], data: Any, *, source: str, keys: str) -> Document:
+    """`data` (parsed YAML) as `model`, or one ConfigError listing every problem with its key path."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a mapping of keys like {keys}.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        messages = validation_messages(exc)
+        raise ConfigError(
+            f"{source} is invalid ({len(messages)} problem{'s' if len(messages) > 1 else ''}): "
+            + "; ".join(messages),
+            details=messages,
+        ) from exc
 
 
 def parse_spec(data: Any, *, source: str = "shipyard.yml") -> AppSpec:
     """Validate already-parsed YAML; every problem is reported with its key path."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source} must be a mapping of keys like 'app:' and 'image:'.")
-    try:
-        return AppSpec.model_validate(data)
-    except ValidationError as exc:
-        raise invalid_document(source, exc) from exc
+    return validated_document(AppSpec, data, source=source, keys="'app:' and 'image:'")
 
 
 def load_spec(path: Path) -> AppSpec:
