@@ -34,7 +34,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -225,8 +225,13 @@ async def _run(
 def _child(
     host: str, port: int, path: str, mode: str, concurrency: int, timeout: float, control: Connection
 ) -> None:
+    run_for_parent(_run(host, port, path, mode, concurrency, control, timeout), control)
+
+
+def run_for_parent(load: Coroutine[Any, Any, Any], control: Connection) -> None:
+    """Runs `load` in a child process until the parent says stop, then hands it the result."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the load stops
-    result = asyncio.run(_run(host, port, path, mode, concurrency, control, timeout))
+    result = asyncio.run(load)
     control.recv()  # the stop message
     control.send(result)
     control.close()

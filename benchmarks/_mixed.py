@@ -29,7 +29,6 @@ import base64
 import hashlib
 import json
 import os
-import signal
 import struct
 import time
 from collections import Counter
@@ -37,7 +36,15 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from _load import FAILURE_PAUSE, REQUEST_ERRORS, REQUEST_TIMEOUT, ChildLoad, LoadResult, _failure_kind
+from _load import (
+    FAILURE_PAUSE,
+    REQUEST_ERRORS,
+    REQUEST_TIMEOUT,
+    ChildLoad,
+    LoadResult,
+    _failure_kind,
+    run_for_parent,
+)
 
 KINDS = ("get", "pay", "upload", "websocket")
 WS_INTERVAL = 0.1
@@ -358,11 +365,7 @@ async def _run(
 def _child(
     host: str, port: int, mode: str, concurrency: int, prefix: str, options: MixOptions, control: Connection
 ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    result = asyncio.run(_run(host, port, mode, concurrency, prefix, options, control))
-    control.recv()
-    control.send(result)
-    control.close()
+    run_for_parent(_run(host, port, mode, concurrency, prefix, options, control), control)
 
 
 class MixedLoad(ChildLoad):
