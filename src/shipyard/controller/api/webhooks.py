@@ -219,6 +219,17 @@ async def _reply(
     return _answer(reply.status, reply.detail, verdict=reply.verdict, job_id=reply.job_id)
 
 
+async def _app_and_body(request: Request, provider: str) -> tuple[str, bytes] | JSONResponse:
+    """The app named in the path and the raw body, or the answer refusing the delivery."""
+    app: str = request.path_params["app"]
+    if not APP_NAME.fullmatch(app):
+        return _answer(404, f"no hook is registered at {request.url.path}.")
+    body = await _read_body(request, provider)
+    if isinstance(body, JSONResponse):
+        return body
+    return app, body
+
+
 @router.post(
     "/hooks/github/{app}",
     status_code=202,
@@ -228,12 +239,10 @@ async def _reply(
     openapi_extra=GITHUB_EXTRA,
 )
 async def github_hook(request: Request) -> JSONResponse:
-    app: str = request.path_params["app"]
-    if not APP_NAME.fullmatch(app):
-        return _answer(404, f"no hook is registered at {request.url.path}.")
-    body = await _read_body(request, "GitHub")
-    if isinstance(body, JSONResponse):
-        return body
+    read = await _app_and_body(request, "GitHub")
+    if isinstance(read, JSONResponse):
+        return read
+    app, body = read
     delivery_id = request.headers.get("x-github-delivery", "")
     event = request.headers.get("x-github-event", "")
     if not HEADER_VALUE.fullmatch(delivery_id) or not HEADER_VALUE.fullmatch(event):
@@ -256,12 +265,10 @@ async def github_hook(request: Request) -> JSONResponse:
     openapi_extra=GITLAB_EXTRA,
 )
 async def gitlab_hook(request: Request) -> JSONResponse:
-    app: str = request.path_params["app"]
-    if not APP_NAME.fullmatch(app):
-        return _answer(404, f"no hook is registered at {request.url.path}.")
-    body = await _read_body(request, "GitLab")
-    if isinstance(body, JSONResponse):
-        return body
+    read = await _app_and_body(request, "GitLab")
+    if isinstance(read, JSONResponse):
+        return read
+    app, body = read
     delivery_id = request.headers.get("x-gitlab-event-uuid") or request.headers.get("idempotency-key", "")
     event = request.headers.get("x-gitlab-event", "")
     if not HEADER_VALUE.fullmatch(delivery_id) or not GITLAB_EVENT.fullmatch(event):
