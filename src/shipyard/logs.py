@@ -26,6 +26,9 @@ from shipyard.secrets.masking import mask_credentials, mask_processor
 
 _files: dict[Path, TextIO] = {}
 _listener: logging.handlers.QueueListener | None = None
+# What configure_process_logging replaced, put back by stop_process_logging: a command run in-process
+# (a test, an embedding program) leaves logging as it found it.
+_replaced: tuple[list[logging.Handler], int, dict[str, Any]] | None = None
 MAX_QUEUED_RECORDS = 10_000
 
 
@@ -109,16 +112,17 @@ def console_formatter() -> logging.Formatter:
 
 def configure_process_logging(stream: TextIO | None = None, level: int = logging.INFO) -> None:
     """Send every log line of this process, masked, to `stream` (stderr); once per process."""
-    global _listener
+    global _listener, _replaced
     if _listener is not None:
         return
+    root = logging.getLogger()
+    _replaced = (list(root.handlers), root.level, structlog.get_config())
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(console_formatter())
     records: queue.Queue[logging.LogRecord] = queue.Queue(MAX_QUEUED_RECORDS)
     _listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
     _listener.start()
     atexit.register(stop_process_logging)
-    root = logging.getLogger()
     root.handlers = [DeferredQueueHandler(records)]
     root.setLevel(level)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, each start
@@ -139,7 +143,13 @@ def configure_process_logging(stream: TextIO | None = None, level: int = logging
 
 def stop_process_logging() -> None:
     """Write every queued line (at exit, or before the process hands its stream to something else)."""
-    global _listener
+    global _listener, _replaced
     if _listener is not None:
         _listener.stop()
         _listener = None
+    if _replaced is not None:
+        handlers, level, config = _replaced
+        _replaced = None
+        root = logging.getLogger()
+        root.handlers, root.level = handlers, level
+        structlog.configure(**config)

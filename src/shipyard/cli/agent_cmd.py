@@ -121,59 +121,61 @@ def agent(
     from shipyard.agent.identity import read_token
     from shipyard.agent.lifecycle import LifecycleSettings
     from shipyard.agent.runner import AgentSettings, AwsSettings, run_agent
-    from shipyard.logs import configure_process_logging
+    from shipyard.logs import configure_process_logging, stop_process_logging
     from shipyard.secrets.masking import register_secret
 
     configure_process_logging()
-
-    aws_options = [
-        aws_launch_hook,
-        aws_termination_hook,
-        aws_target_group,
-        aws_instance_id,
-        aws_launch_timeout,
-    ]
-    if not aws_lifecycle and any(value is not None for value in aws_options):
-        raise ConfigError("the --aws-* options need --aws-lifecycle; add it or drop them.")
-    aws = (
-        AwsSettings(
-            LifecycleSettings(
-                launch_hook=aws_launch_hook,
-                termination_hook=aws_termination_hook,
-                target_group=aws_target_group,
-                target_port=aws_target_port,
-                launch_timeout=aws_launch_timeout,
-            ),
-            region=aws_region,
-            endpoint_url=aws_endpoint_url,
-            metadata_url=aws_metadata_url,
-            instance_id=aws_instance_id,
+    try:
+        aws_options = [
+            aws_launch_hook,
+            aws_termination_hook,
+            aws_target_group,
+            aws_instance_id,
+            aws_launch_timeout,
+        ]
+        if not aws_lifecycle and any(value is not None for value in aws_options):
+            raise ConfigError("the --aws-* options need --aws-lifecycle; add it or drop them.")
+        aws = (
+            AwsSettings(
+                LifecycleSettings(
+                    launch_hook=aws_launch_hook,
+                    termination_hook=aws_termination_hook,
+                    target_group=aws_target_group,
+                    target_port=aws_target_port,
+                    launch_timeout=aws_launch_timeout,
+                ),
+                region=aws_region,
+                endpoint_url=aws_endpoint_url,
+                metadata_url=aws_metadata_url,
+                instance_id=aws_instance_id,
+            )
+            if aws_lifecycle
+            else None
         )
-        if aws_lifecycle
-        else None
-    )
 
-    if join_token is None and join_token_file is not None:
-        join_token = read_token(join_token_file)
-    if join_token:
-        register_secret(join_token)
-    settings = AgentSettings(
-        controller=controller,
-        home=home or default_home(),
-        name=name or socket.gethostname(),
-        join_token=join_token,
-        token_file=token_file,
-        group=group,
-        labels=parse_labels(label or []),
-        docker_url=docker_host,
-        address=address,
-        poll_wait=poll_wait,
-        max_backoff=max_backoff,
-        retry_failed_after=retry_failed_after,
-        policy_file=policy,
-        trusted_keys=tuple(trusted_key or ()),
-        ca_file=ca_file,
-        insecure_http=insecure_http,
-        aws=aws,
-    )
-    run_agent(settings)
+        if join_token is None and join_token_file is not None:
+            join_token = read_token(join_token_file)
+        if join_token:
+            register_secret(join_token)
+        settings = AgentSettings(
+            controller=controller,
+            home=home or default_home(),
+            name=name or socket.gethostname(),
+            join_token=join_token,
+            token_file=token_file,
+            group=group,
+            labels=parse_labels(label or []),
+            docker_url=docker_host,
+            address=address,
+            poll_wait=poll_wait,
+            max_backoff=max_backoff,
+            retry_failed_after=retry_failed_after,
+            policy_file=policy,
+            trusted_keys=tuple(trusted_key or ()),
+            ca_file=ca_file,
+            insecure_http=insecure_http,
+            aws=aws,
+        )
+        run_agent(settings)
+    finally:
+        stop_process_logging()
