@@ -188,6 +188,9 @@ def test_bad_input_gets_one_sentence_and_changes_nothing(controller_harness: Har
     csrf = sign_in(http, ADMIN_TOKEN)
     cases = [
         ("/ui/environments/web/production/deploy", {"release_id": "latest"}, 400, "choose a release"),
+        # str.isdigit() takes '²' and int() refuses it: matched as ASCII digits, it is one sentence.
+        ("/ui/environments/web/production/deploy", {"release_id": "r²"}, 400, "choose a release"),
+        ("/ui/environments/web/production/deploy", {"release_id": "9" * 30}, 400, "choose a release"),
         ("/ui/environments/web/production/deploy", {"release_id": "999"}, 404, "not a release of web"),
         (
             "/ui/environments/web/nowhere/lock",

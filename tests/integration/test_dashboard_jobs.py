@@ -95,6 +95,11 @@ def test_the_log_stream_resumes_after_last_event_id(controller_harness: Harness)
     assert any("line 5" in line for line in seen)
     assert TestClient(http.app).get(f"/ui/jobs/{ids['failed']}/events").status_code == 401
     assert http.get("/ui/jobs/999/events").status_code == 404
+    # Bounded like the API's event stream: not a 500 for a digit int() cannot read or an id past 2^63-1.
+    for bad in (b"\xb2", str(2**63).encode()):  # b"\xb2" reads as "²" (headers are latin-1)
+        answer = http.get(f"/ui/jobs/{ids['failed']}/events", headers={"Last-Event-ID": bad})
+        assert answer.status_code == 422, answer.text
+    assert http.get(f"/ui/jobs/{2**63}/events").status_code == 422
 
 
 def test_redeliver_queues_the_commit_again_and_refuses_without_a_job(controller_harness: Harness) -> None:

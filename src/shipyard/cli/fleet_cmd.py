@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from rich.table import Table
 
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
 from shipyard.cli.render import console, print_json, say, table
+from shipyard.domain import names
 from shipyard.domain.names import FLEET_NAME, is_name
 from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import ConfigError, ControllerError, DeployFailedError
@@ -102,8 +102,7 @@ def _app_name(app: str | None, config: Path) -> str:
 
 
 def release_id(text: str) -> int:
-    # ASCII digits only: str.isdigit() also accepts digits int() cannot read, such as '²'.
-    if not re.fullmatch(r"r?[0-9]{1,18}", text):
+    if not is_name(names.RELEASE_REF, text):
         raise ConfigError(f"{text!r} is not a release id; use the form r12 (see the deployments list).")
     return int(text.removeprefix("r"))
 

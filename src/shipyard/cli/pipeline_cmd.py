@@ -12,6 +12,7 @@ import typer
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
 from shipyard.cli.fleet_cmd import controller_url
 from shipyard.cli.render import console, print_json, say, table
+from shipyard.domain import names
 from shipyard.domain.spec import AppSpec, load_spec
 from shipyard.errors import ConfigError, DeployFailedError
 
@@ -279,7 +280,7 @@ def job(
                 what = f"{changed.sha[:12]} -> {changed.environment}"
                 say(f"job {changed.id} queued: {what} (retry of {job_id})")
             return
-        if not target.isdigit() or job_id is not None:
+        if not names.is_name(names.DECIMAL_ID, target) or job_id is not None:
             raise ConfigError(
                 f"{target!r} is not a job id; use 'shipyard job ID', 'job cancel ID' or 'job retry ID'."
             )

@@ -15,6 +15,10 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 FLEET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # An environment of the encrypted secret store: also the file name .shipyard/secrets/<env>.enc.
 SECRETS_ENV = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+# An id as people type it: ASCII digits only (str.isdigit() also takes '²', which int() refuses),
+# few enough to fit a signed 64-bit integer; a release may be written r12.
+DECIMAL_ID = re.compile(r"[0-9]{1,18}")
+RELEASE_REF = re.compile(rf"r?{DECIMAL_ID.pattern}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 HOST_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"

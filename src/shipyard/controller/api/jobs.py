@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +16,7 @@ from shipyard.controller.api.responses import API_TOKEN, PARAMS, errors
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.pipeline import engine, job_store
 from shipyard.controller.pipeline.models import Job, JobLogLine
-from shipyard.controller.schemas.common import MAX_ID, NameQuery
+from shipyard.controller.schemas.common import MAX_ID, LastEventId, NameQuery
 from shipyard.controller.schemas.pipeline import JobOut, LogLineOut
 
 router = APIRouter(prefix="/jobs", tags=["pipeline"], responses=API_TOKEN)
@@ -134,15 +134,7 @@ async def follow(
     request: Request,
     _caller: Viewer,
     context: Context,
-    last_event_id: Annotated[
-        int | None,
-        Header(
-            alias="Last-Event-ID",
-            ge=0,
-            le=MAX_ID,
-            description="the id of the last event received: the stream resumes after it",
-        ),
-    ] = None,
+    last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """`log` events (id = line id, resumable with Last-Event-ID), then one `end` event with the job."""
     after = last_event_id or 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Path, Query
+from fastapi import Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 # ci: creates releases and deployments of the apps the token is scoped to, nothing else.
@@ -12,6 +12,16 @@ Role = Literal["viewer", "deployer", "admin", "ci"]
 # Ids fit a signed 64-bit integer (SQLite's INTEGER, PostgreSQL's bigint); larger ones cannot exist.
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+# The id of the last server-sent event a client received: a reconnecting stream resumes after it.
+LastEventId = Annotated[
+    int | None,
+    Header(
+        alias="Last-Event-ID",
+        ge=0,
+        le=MAX_ID,
+        description="the id of the last event received: the stream resumes after it",
+    ),
+]
 # pydantic-core's regex engine: `$` is the end of the text (a trailing newline does not match), as
 # shipyard.domain.names.FLEET_NAME with fullmatch.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"

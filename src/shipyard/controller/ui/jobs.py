@@ -12,17 +12,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Header, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from shipyard.controller.api.deps import Context, get_context, source_ip
+from shipyard.controller.api.deps import Context, ResourceId, get_context, source_ip
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.pipeline import engine, hooks, job_store
 from shipyard.controller.pipeline.models import Delivery, Job, JobLogLine
+from shipyard.controller.schemas.common import MAX_ID, LastEventId
 from shipyard.controller.ui.routes import action, current_user, page
 from shipyard.controller.ui.sessions import SignedIn
 from shipyard.errors import NotFoundError, ShipyardError
@@ -82,16 +83,16 @@ def _news(context: ControllerContext, job_id: int, after: int) -> tuple[list[tup
 
 @router.get("/ui/jobs/{job_id}/events")
 async def job_events(
-    job_id: int,
+    job_id: ResourceId,
     request: Request,
-    after: int = 0,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    last_event_id: LastEventId = None,
 ) -> Response:
     """`log` events with the line id as event id; a reconnect resumes after Last-Event-ID. Then `end`."""
     context = get_context(request)
     if await run_in_threadpool(current_user, context, request) is None:
         return Response("sign in first", status_code=401, media_type="text/plain")
-    cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else max(after, 0)
+    cursor = last_event_id if last_event_id is not None else after
     try:
         await run_in_threadpool(_news, context, job_id, cursor)
     except NotFoundError as exc:

@@ -32,6 +32,7 @@ from shipyard.controller.ui.sessions import COOKIE_NAME, SESSION_LIFETIME, Signe
 from shipyard.controller.ui.sessions import sign_in as open_session
 from shipyard.controller.ui.sessions import sign_out as close_session
 from shipyard.controller.ui.sessions import signed_in as session_user
+from shipyard.domain import names
 from shipyard.errors import ShipyardError
 
 HERE = Path(__file__).parent
@@ -431,9 +432,9 @@ def deploy(
     csrf_token: Field = "",
 ) -> Response:
     def run(user: SignedIn) -> str:
-        if not release_id.strip().lstrip("r").isdigit():
+        if not names.is_name(names.RELEASE_REF, release_id.strip()):
             raise ShipyardError("choose a release to deploy (its number, e.g. r12).")
-        number = int(release_id.strip().lstrip("r"))
+        number = int(release_id.strip().removeprefix("r"))
 
         def start(session: Session) -> int:
             return deployments.create_deployment(
