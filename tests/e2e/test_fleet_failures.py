@@ -40,12 +40,15 @@ def test_an_agent_killed_mid_swap_converges_when_restarted(serving_lab: Lab) -> 
             lambda: _app_containers(host.docker_url, deployment.release), 30, "the new container on h1", 0.02
         )
         kill_now(host.agent_pid)
-        assert not alive(host.agent_pid)
-        time.sleep(1.0)  # the deployment cannot finish without h1
-        assert lab.state.host("h1").agent_pid == host.agent_pid
-        state = lab.state
-        start_agent(state, state.host("h1"))
-        state.save()
+        try:
+            assert not alive(host.agent_pid)
+            time.sleep(1.0)  # the deployment cannot finish without h1
+            assert lab.state.host("h1").agent_pid == host.agent_pid
+        finally:
+            # Restarted whatever happened above: the later tests share this lab.
+            state = lab.state
+            start_agent(state, state.host("h1"))
+            state.save()
         finished = lab.wait_deployment(deployment.id)
         time.sleep(0.5)
     assert finished.status == "succeeded", finished.message

@@ -80,12 +80,19 @@ def _signal(pid: int, sig: int) -> None:
             os.kill(pid, sig)
 
 
-def kill_now(pid: int | None) -> None:
-    """SIGKILL, as a crash would: no cleanup runs in the process."""
-    if pid is not None and alive(pid):
+def kill_now(pid: int | None, timeout: float = 10.0) -> None:
+    """SIGKILL, as a crash would: no cleanup runs in the process. Returns once it is gone, because a busy
+    machine can take well over a few milliseconds to tear down a process with many threads."""
+    if pid is None or not alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         _reap(pid)
+        if not alive(pid):
+            return
+        time.sleep(0.02)
 
 
 def wait_http(
