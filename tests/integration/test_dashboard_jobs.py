@@ -19,7 +19,8 @@ pytest_plugins = ["conftest_controller"]
 
 
 def seed(harness: Harness) -> dict[str, int]:
-    """A failed job with a log, a queued one, and deliveries: accepted (with the job) and rejected."""
+    """A failed job with a log, a queued one, and deliveries: accepted (with the job) and rejected.
+    The `harness` fixture's controller runs no job worker, so the queued job stays queued."""
     context = context_of(harness)
     now = context.now()
     with context.db.transaction() as session:
@@ -61,9 +62,9 @@ def seed(harness: Harness) -> dict[str, int]:
         }
 
 
-def test_queue_log_and_deliveries_are_shown_escaped(controller_harness: Harness) -> None:
-    ids = seed(controller_harness)
-    http = controller_harness.http
+def test_queue_log_and_deliveries_are_shown_escaped(harness: Harness) -> None:
+    ids = seed(harness)
+    http = harness.http
     sign_in(http, ADMIN_TOKEN)
     jobs = http.get("/ui/jobs").text
     queue = jobs.split('id="queue"')[1].split("</table>")[0]
@@ -79,9 +80,9 @@ def test_queue_log_and_deliveries_are_shown_escaped(controller_harness: Harness)
     assert "<script>alert" not in jobs
 
 
-def test_the_log_stream_resumes_after_last_event_id(controller_harness: Harness) -> None:
-    ids = seed(controller_harness)
-    http = controller_harness.http
+def test_the_log_stream_resumes_after_last_event_id(harness: Harness) -> None:
+    ids = seed(harness)
+    http = harness.http
     sign_in(http, ADMIN_TOKEN)
     seen: list[str] = []
     headers = {"Last-Event-ID": str(ids["third_line"])}
@@ -102,16 +103,16 @@ def test_the_log_stream_resumes_after_last_event_id(controller_harness: Harness)
     assert http.get(f"/ui/jobs/{2**63}/events").status_code == 422
 
 
-def test_redeliver_queues_the_commit_again_and_refuses_without_a_job(controller_harness: Harness) -> None:
-    ids = seed(controller_harness)
-    http = controller_harness.http
+def test_redeliver_queues_the_commit_again_and_refuses_without_a_job(harness: Harness) -> None:
+    ids = seed(harness)
+    http = harness.http
     csrf = sign_in(http, ADMIN_TOKEN)
     again = http.post(
         f"/ui/deliveries/{ids['accepted']}/redeliver", data={"csrf_token": csrf}, follow_redirects=False
     )
     assert again.status_code == 303
     new_job = int(again.headers["location"].rsplit("/", 1)[1])
-    with context_of(controller_harness).db.read() as session:
+    with context_of(harness).db.read() as session:
         job = session.get(Job, new_job)
         assert job is not None and job.status == "queued" and job.sha == "a" * 40
     refused = http.post(f"/ui/deliveries/{ids['rejected']}/redeliver", data={"csrf_token": csrf})
@@ -123,15 +124,15 @@ def test_redeliver_queues_the_commit_again_and_refuses_without_a_job(controller_
     assert cancelled.status_code == 303
 
 
-def test_a_viewer_sees_no_job_buttons_and_cannot_redeliver(controller_harness: Harness) -> None:
-    ids = seed(controller_harness)
-    viewer = controller_harness.admin.create_token("auditor", "viewer")
-    http = controller_harness.http
+def test_a_viewer_sees_no_job_buttons_and_cannot_redeliver(harness: Harness) -> None:
+    ids = seed(harness)
+    viewer = harness.admin.create_token("auditor", "viewer")
+    http = harness.http
     csrf = sign_in(http, viewer.token)
     assert "Redeliver" not in http.get("/ui/jobs").text
     assert "Retry" not in http.get(f"/ui/jobs/{ids['failed']}").text
     answer = http.post(f"/ui/deliveries/{ids['accepted']}/redeliver", data={"csrf_token": csrf})
     assert answer.status_code == 403
-    with context_of(controller_harness).db.read() as session:
+    with context_of(harness).db.read() as session:
         assert session.scalar(select(func.count(Job.id))) == 2
     assert CSRF.search(http.get("/ui/jobs").text)
