@@ -83,9 +83,7 @@ class JobRun:
             # Whatever a stopped command left behind (an exit status of -15, a cut stream) is the stop.
             if self.processes.reason is None:
                 raise
-            where = f"{self.processes.reason} during {name}; {self.processes.summary()}"
-            self.log.line(where)
-            raise JobCancelled(where) from exc
+            raise JobCancelled(f"{self.processes.reason} during {name}; {self.processes.summary()}") from exc
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - started
             self.log.flush()
