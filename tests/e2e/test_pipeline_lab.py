@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
+import secrets
 import subprocess
 import sys
 import time
@@ -22,10 +24,13 @@ import docker
 import docker.errors
 import httpx
 import pytest
+import yaml
 
+from shipyard.lab import control_plane
 from shipyard.lab.engine import DEFAULT_SOCKET
 from shipyard.lab.load import LoadGenerator
 from shipyard.lab.origin import LabOrigin
+from shipyard.lab.processes import kill_now
 
 from .lab_harness import Lab, current_version, wait_for
 
@@ -56,9 +61,10 @@ def cli(lab: Lab, *args: str, cwd: Path, stdin: str | None = None) -> subprocess
     )
 
 
-@pytest.fixture
-def origin(lab: Lab, tmp_path: Path) -> Iterator[LabOrigin]:
-    origin = LabOrigin.create(lab.state, tmp_path)
+@contextlib.contextmanager
+def hooked_origin(lab: Lab, root: Path, rollout: dict[str, Any] | None = None) -> Iterator[LabOrigin]:
+    """A fresh origin with the app's hook added for the test, removed after it."""
+    origin = LabOrigin.create(lab.state, root, rollout=rollout)
     # The repository and the pipelines come from the shipyard.yml in the working copy.
     added = cli(lab, "hooks", "add", "github", "--app", lab.state.app.name, cwd=origin.work, stdin=SECRET)
     assert added.returncode == 0, added.stdout + added.stderr
@@ -66,7 +72,22 @@ def origin(lab: Lab, tmp_path: Path) -> Iterator[LabOrigin]:
     try:
         yield origin
     finally:
+        cli(lab, "hooks", "rm", "--app", lab.state.app.name, cwd=lab.root)
         _remove_built_images(lab.state.image)
+
+
+@pytest.fixture
+def origin(lab: Lab, tmp_path: Path) -> Iterator[LabOrigin]:
+    with hooked_origin(lab, tmp_path) as origin:
+        yield origin
+
+
+@pytest.fixture
+def quick_origin(lab: Lab, tmp_path: Path) -> Iterator[LabOrigin]:
+    """An origin whose commits deploy to every host at once (each host still swaps without a lost
+    request), so the failure scenarios spend their time on the failure rather than on waves."""
+    with hooked_origin(lab, tmp_path, rollout={"max_parallel": "100%", "monitor": 0.5}) as origin:
+        yield origin
 
 
 def _remove_built_images(repository: str) -> None:
@@ -126,3 +147,118 @@ def test_a_signed_push_ships_to_every_host_and_quick_merges_end_with_the_newest(
     assert listed.returncode == 0, listed.stderr
     statuses = {job["sha"]: job["status"] for job in json.loads(listed.stdout)}
     assert statuses == {first_sha: "succeeded", older_sha: "superseded", newer_sha: "succeeded"}
+
+
+def jobs_of(lab: Lab) -> list[dict[str, Any]]:
+    listed = cli(lab, "jobs", "--app", lab.state.app.name, "--json", cwd=lab.root)
+    assert listed.returncode == 0, listed.stderr
+    return list(json.loads(listed.stdout))
+
+
+def sleeping(seconds: str) -> list[int]:
+    """Pids of `sleep SECONDS` on this machine, a BuildKit RUN step's included (one kernel, one /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+            if argv[:2] == [b"sleep", seconds.encode()]:
+                found.append(int(entry.name))
+    return found
+
+
+def commit_a_slow_build(origin: LabOrigin, version: str) -> tuple[str, str]:
+    """A commit serving VERSION whose build sleeps a few seconds in a RUN step, found by its unusual
+    length; returns the sha and that length."""
+    seconds = f"6.{random.randint(100, 999)}"
+    dockerfile = origin.work / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + f"RUN sleep {seconds}\n")
+    return origin.commit(version), seconds
+
+
+def test_a_failing_build_ships_nothing_and_its_log_shows_the_step_redacted(
+    serving_lab: Lab, quick_origin: LabOrigin, tmp_path: Path
+) -> None:
+    lab, origin = serving_lab, quick_origin
+    before = current_version(lab)
+    # A build secret from a file on the controller's machine, which the failing step prints.
+    token = f"lab-build-token-{secrets.token_hex(16)}"
+    token_file = tmp_path / "build-token"
+    token_file.write_text(token)
+    config = yaml.safe_load((origin.work / "shipyard.yml").read_text())
+    config["build"]["secrets"] = [{"id": "token", "file": str(token_file)}]
+    (origin.work / "shipyard.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    dockerfile = origin.work / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text()
+        + 'RUN --mount=type=secret,id=token echo "token is $(cat /run/secrets/token)"; exit 1\n'
+    )
+    with LoadGenerator(lab.edge_version_url, clients=4) as load:
+        sha = origin.commit("pipeline-broken")
+        answer = origin.deliver(SECRET, "push", push("release", sha))
+        assert answer.json()["verdict"] == "accepted", answer.text
+        job = wait_job(origin, answer.json()["job_id"])
+        time.sleep(0.5)  # a few more requests after the job ended
+    assert job["status"] == "failed", job["message"]
+    assert job["step"] == "build" and job["message"].startswith("build failed:"), job["message"]
+    assert job["release_id"] is None and job["deployment_id"] is None
+    shown = cli(lab, "job", str(job["id"]), cwd=lab.root)
+    assert "[build]" in shown.stdout and "token is ***" in shown.stdout, shown.stdout[-3000:]
+    assert token not in shown.stdout + shown.stderr + job["message"]
+    assert token not in control_plane.controller_log(lab.state).read_text(errors="replace")
+    with lab.client() as client:
+        assert [r.id for r in client.list_releases(app=lab.state.app.name) if r.git_sha == sha] == []
+    assert current_version(lab) == before
+    assert load.stats.failed == 0, load.stats.failures
+    assert set(load.stats.bodies) == {before}
+
+
+def test_a_controller_killed_mid_build_ends_in_a_finished_job_with_the_commit_live(
+    serving_lab: Lab, quick_origin: LabOrigin
+) -> None:
+    """The job worker is a thread of the controller: SIGKILL the controller and the worker dies with it."""
+    lab, origin = serving_lab, quick_origin
+    before = current_version(lab)
+    with LoadGenerator(lab.edge_version_url, clients=4) as load:
+        sha, seconds = commit_a_slow_build(origin, "pipeline-killed")
+        job_id = origin.deliver(SECRET, "push", push("release", sha)).json()["job_id"]
+        wait_for(lambda: sleeping(seconds), 300, "the build's RUN step", interval=0.1)
+        try:
+            kill_now(lab.state.controller_pid)  # no cleanup runs: the job's lease simply stops being renewed
+        finally:
+            control_plane.start_controller(lab.state)
+        interrupted = wait_job(origin, job_id, timeout=120)  # the lease lapses, the next round recovers it
+        retry = next(job for job in jobs_of(lab) if job["retry_of"] == job_id)
+        finished = wait_job(origin, retry["id"])
+        time.sleep(0.5)  # a few more requests against the final release
+    assert interrupted["status"] == "interrupted" and "lease" in interrupted["message"], interrupted
+    assert (finished["status"], finished["sha"], finished["attempt"]) == ("succeeded", sha, 2), finished
+    assert current_version(lab) == "pipeline-killed"
+    assert load.stats.failed == 0, load.stats.failures
+    assert set(load.stats.bodies) <= {before, "pipeline-killed"}
+
+
+def test_a_controller_restarted_mid_build_stops_the_build_and_its_retry_ships_the_commit(
+    serving_lab: Lab, quick_origin: LabOrigin
+) -> None:
+    lab, origin = serving_lab, quick_origin
+    before = current_version(lab)
+    with LoadGenerator(lab.edge_version_url, clients=4) as load:
+        sha, seconds = commit_a_slow_build(origin, "pipeline-restarted")
+        job_id = origin.deliver(SECRET, "push", push("release", sha)).json()["job_id"]
+        wait_for(lambda: sleeping(seconds), 300, "the build's RUN step", interval=0.1)
+        try:
+            control_plane.stop_controller(lab.state)  # SIGTERM: the worker stops the build on its way out
+        finally:
+            control_plane.start_controller(lab.state)
+        interrupted = wait_job(origin, job_id, timeout=60)
+        retry = next(job for job in jobs_of(lab) if job["retry_of"] == job_id)
+        finished = wait_job(origin, retry["id"])
+        time.sleep(0.5)
+    assert interrupted["status"] == "interrupted", interrupted
+    assert interrupted["message"].startswith("the controller stopped during build; stopped docker"), (
+        interrupted
+    )
+    assert (finished["status"], finished["sha"], finished["attempt"]) == ("succeeded", sha, 2), finished
+    assert current_version(lab) == "pipeline-restarted"
+    assert load.stats.failed == 0, load.stats.failures
+    assert set(load.stats.bodies) <= {before, "pipeline-restarted"}

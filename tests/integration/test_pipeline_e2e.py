@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -23,8 +24,9 @@ import httpx
 import pytest
 from controller_fixtures import FakeAgent, wait_for
 from github_payloads import merged_pull_request, push, signed
-from test_build_support import AppRepo, git, make_app_repo, pushed
+from test_build_support import BASE_DOCKERFILE, AppRepo, git, make_app_repo, pushed
 
+from shipyard.build.metadata import image_tags
 from shipyard.controller.client import ControllerClient
 from shipyard.errors import ControllerError
 from shipyard.lab.fixtures import Registry
@@ -108,6 +110,19 @@ class Pipeline:
             lambda: self.get(f"/jobs/{job_id}")["status"] in FINAL, timeout=timeout, what=f"job {job_id}"
         )
         return dict(self.get(f"/jobs/{job_id}"))
+
+
+def sleeping(seconds: str) -> list[int]:
+    """Pids of `sleep SECONDS` on this machine, a BuildKit RUN step's included (one kernel, one /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().split(b"\0")[:2] == [
+                b"sleep",
+                seconds.encode(),
+            ]:
+                found.append(int(entry.name))
+    return found
 
 
 def answers(url: str) -> bool:
@@ -322,3 +337,40 @@ def test_a_locked_environment_stops_the_job_before_deploying(pipeline: Pipeline,
     assert retried.returncode == 0, retried.stderr
     again = next(j for j in pipeline.get("/jobs") if j["retry_of"] == job_id)
     assert pipeline.wait_job(again["id"])["status"] == "succeeded"
+
+
+def test_cancel_stops_a_running_build_and_the_next_job_runs(
+    pipeline: Pipeline, agent: FakeAgent, registry: Registry
+) -> None:
+    app = pipeline.repo.app
+    added = pipeline.cli("hooks", "add", "github", "--app", app, stdin=SECRET, timeout=60)
+    assert added.returncode == 0, added.stderr
+    # A RUN step that would sleep for hours, of a length nothing else on the machine sleeps.
+    seconds = str(random.randint(20_000, 90_000))
+    (pipeline.repo.root / "rootfs" / "bin" / "sleep").symlink_to("busybox")
+    pipeline.repo.write("Dockerfile", BASE_DOCKERFILE + f"RUN sleep {seconds}\n")
+    sha = pipeline.push_commit("a build that sleeps")
+    job_id = pipeline.deliver(sha).json()["job_id"]
+    wait_for(lambda: bool(sleeping(seconds)), timeout=300, what="the build's RUN step")
+
+    asked = pipeline.cli("job", "cancel", str(job_id))
+    assert asked.returncode == 0, asked.stderr
+    assert f"job {job_id}: running" in asked.stdout
+    job = pipeline.wait_job(job_id, timeout=120)  # only a stopped build ends this soon
+    assert job["status"] == "cancelled", job["message"]
+    assert job["step"] == "build"
+    assert job["message"].startswith("cancelled during build; stopped docker "), job["message"]
+    assert job["release_id"] is None and job["deployment_id"] is None
+    shown = pipeline.cli("job", str(job_id))
+    assert "[build] cancelled during build; stopped docker" in shown.stdout, shown.stdout[-2000:]
+    # BuildKit ended the RUN step with the CLI, and nothing was pushed or released.
+    wait_for(lambda: not sleeping(seconds), timeout=60, what="the RUN step to end")
+    assert not pushed(registry, image_tags(pipeline.repo.image, sha)[0])
+    assert pipeline.api().list_releases(app=app) == []
+
+    # The next commit of the app runs as usual.
+    pipeline.repo.write("Dockerfile", BASE_DOCKERFILE)
+    next_sha = pipeline.push_commit("without the sleep")
+    next_job = pipeline.wait_job(pipeline.deliver(next_sha).json()["job_id"])
+    assert next_job["status"] == "succeeded", next_job["message"]
+    assert pushed(registry, image_tags(pipeline.repo.image, next_sha)[0])

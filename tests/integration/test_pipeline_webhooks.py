@@ -262,6 +262,31 @@ def test_an_expired_lease_is_interrupted_and_retried_once(harness: Harness) -> N
     assert statuses == [(1, "interrupted"), (2, "interrupted")]
 
 
+def test_a_job_stopped_with_its_controller_is_interrupted_and_retried_at_once(harness: Harness) -> None:
+    """No wait for the lease: the stopping worker hands the job over itself, and only its own job."""
+    add_hook(harness)
+    job_id = deliver(harness, "push", push("release", SHA[0])).json()["job_id"]
+    context = harness.http.app.state.context  # type: ignore[attr-defined]
+    now = context.now()
+    with context.db.transaction() as session:
+        assert job_store.claim_next(session, worker="stopping", now=now, lease=30) is not None
+    cause = "the controller stopped during build; stopped docker build (SIGTERM)"
+    with context.db.transaction() as session:
+        assert not job_store.interrupt(session, job_id, worker="another", cause=cause, timings={}, now=now)
+    with context.db.transaction() as session:
+        assert job_store.interrupt(
+            session, job_id, worker="stopping", cause=cause, timings={"fetch": 1.0}, now=now
+        )
+    stopped = harness.http.get(f"/api/v1/jobs/{job_id}", headers=ADMIN).json()
+    assert (stopped["status"], stopped["message"]) == ("interrupted", f"{cause}; retried once")
+    assert stopped["timings"] == {"fetch": 1.0}
+    retry = next(j for j in jobs(harness) if j["retry_of"] == job_id)
+    assert (retry["status"], retry["attempt"]) == ("queued", 2)
+    with context.db.transaction() as session:  # the retry can start right away, lease or not
+        claim = job_store.claim_next(session, worker="restarted", now=now, lease=30)
+    assert claim is not None and claim.job_id == retry["id"]
+
+
 def test_a_restarted_controller_finishes_a_job_left_running(controller_db_url: str) -> None:
     """A controller stopped mid-job: the next one recovers the lease and runs the retry to an end."""
     with running_controller(controller_settings(controller_db_url, run_jobs=False)) as first:

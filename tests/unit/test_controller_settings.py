@@ -60,3 +60,14 @@ def test_max_body_defaults_to_one_mebibyte(tmp_path: Path) -> None:
 def test_a_max_body_that_is_not_a_sane_size_is_refused_in_one_sentence(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError, match=r"^--max-body .* is not a size from 1 byte to 1GiB; .*\.$"):
         load_settings(database_url=f"sqlite:///{tmp_path}/c.db", environ={}, max_body=text)
+
+
+def test_the_job_lease_defaults_to_thirty_seconds_and_can_be_shortened(tmp_path: Path) -> None:
+    assert load_settings(database_url=f"sqlite:///{tmp_path}/c.db", environ={}).job_lease == 30.0
+    assert load_settings(database_url=f"sqlite:///{tmp_path}/c.db", environ={}, job_lease=10).job_lease == 10
+
+
+@pytest.mark.parametrize("seconds", [0, 2.9, -5, 3601, float("nan"), float("inf")])
+def test_a_job_lease_out_of_range_is_refused_in_one_sentence(tmp_path: Path, seconds: float) -> None:
+    with pytest.raises(ConfigError, match=r"^--job-lease .* is out of range; give 3 to 3600 seconds .*\.$"):
+        load_settings(database_url=f"sqlite:///{tmp_path}/c.db", environ={}, job_lease=seconds)

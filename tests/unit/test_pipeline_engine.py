@@ -94,11 +94,20 @@ def test_an_expired_lease_interrupts_and_retries_once() -> None:
     assert (first.status, first.retry) == (INTERRUPTED, True)
     second = engine.recover(JobView(2, "production", "main", "a" * 40, RUNNING, attempt=2))
     assert (second.status, second.retry) == (INTERRUPTED, False)
+    assert "lease" in first.message and "lease" in second.message
+
+
+def test_a_job_stopped_with_its_controller_is_interrupted_and_retried_once_saying_why() -> None:
+    cause = "the controller stopped during build; stopped docker build (SIGTERM)"
+    first = engine.recover(job(1, "a" * 40, RUNNING), cause)
+    assert (first.status, first.retry, first.message) == (INTERRUPTED, True, f"{cause}; retried once")
+    second = engine.recover(JobView(2, "production", "main", "a" * 40, RUNNING, attempt=2), cause)
+    assert (second.retry, second.message) == (False, f"{cause} on attempt 2; not retried")
 
 
 def test_cancel_and_retry_rules() -> None:
     assert engine.cancel(job(1, "a" * 40)) == CANCELLED
-    assert engine.cancel(job(1, "a" * 40, RUNNING)) == RUNNING  # stops at its next step
+    assert engine.cancel(job(1, "a" * 40, RUNNING)) == RUNNING  # its worker stops it
     with pytest.raises(ConflictError, match="already finished"):
         engine.cancel(job(1, "a" * 40, SUCCEEDED))
     engine.check_retry(job(1, "a" * 40, FAILED))

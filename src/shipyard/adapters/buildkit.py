@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from shipyard.adapters import process_groups
 from shipyard.errors import BuildError, NotFoundError, RegistryError, ShipyardError
 from shipyard.secrets.masking import mask
 
@@ -190,7 +191,7 @@ def _keep(line: str, tail: deque[str], on_line: LineSink | None) -> None:
 
 def _run_lines(argv: list[str], environment: Mapping[str, str], stdin: str | None, sink: LineSink) -> int:
     """Run ``argv`` with stdout and stderr merged, each line to ``sink``; its exit status."""
-    with subprocess.Popen(
+    with process_groups.started(
         argv,
         env=dict(environment),
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -212,9 +213,11 @@ def _run_lines(argv: list[str], environment: Mapping[str, str], stdin: str | Non
 def docker_output(argv: list[str], environment: Mapping[str, str], *, action: str) -> Iterator[IO[bytes]]:
     """The binary stdout of a long command (``docker save``), streamed; a failure of the command
     is raised as its own error, also when the reader failed first on the stream it left behind."""
-    with tempfile.TemporaryFile() as errors:
+    with tempfile.TemporaryFile() as errors, contextlib.ExitStack() as running:
         try:
-            process = subprocess.Popen(argv, env=dict(environment), stdout=subprocess.PIPE, stderr=errors)
+            process = running.enter_context(
+                process_groups.started(argv, env=dict(environment), stdout=subprocess.PIPE, stderr=errors)
+            )
         except OSError as exc:
             raise BuildError(f"{action} failed: cannot run {argv[0]} ({exc.strerror}).") from exc
         assert process.stdout is not None

@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from shipyard.adapters import process_groups
 from shipyard.errors import BuildError, ConfigError
 
 FULL_SHA_LENGTH = 40
@@ -94,7 +95,7 @@ def export_commit(sha: str, repo: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     argv = [_git_binary(), "-C", str(root), "archive", "--format=tar", sha]
     try:
-        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        with process_groups.started(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
             assert process.stdout is not None
             with tarfile.open(fileobj=process.stdout, mode="r|") as archive:
                 archive.extractall(destination, filter="tar")

@@ -9,6 +9,8 @@ import typer
 
 from shipyard.cli.common import handle_errors
 
+DEFAULT_JOB_LEASE = 30.0  # ControllerSettings.job_lease; the settings module loads too much for --help
+
 
 @handle_errors
 def controller(
@@ -48,6 +50,14 @@ def controller(
     max_body: Annotated[
         str, typer.Option("--max-body", help="largest request body, e.g. 1MiB; larger ones get 413")
     ] = "1MiB",
+    job_lease: Annotated[
+        float,
+        typer.Option(
+            "--job-lease",
+            help="seconds a pipeline job's claim lasts unless renewed; a job whose controller died is "
+            "retried once this long after its last renewal",
+        ),
+    ] = DEFAULT_JOB_LEASE,
 ) -> None:
     """Run the fleet controller. Default database: $SHIPYARD_HOME/shipyard-controller.db or ./ (SQLite)."""
     # Imported here: the web stack takes most of a second to import; other commands don't need it.
@@ -69,6 +79,7 @@ def controller(
         bootstrap_token_file=bootstrap_token_file,
         signing_key_file=signing_key,
         max_body=max_body,
+        job_lease=job_lease,
     )
     if tls_cert is None and not is_loopback(host):
         typer.echo(

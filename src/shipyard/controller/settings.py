@@ -36,6 +36,9 @@ DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: a spec snapshot or a report of many apps is
 SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2}
 SIZE_UNITS |= {"mib": 1 << 20, "g": 1000**3, "gb": 1000**3, "gib": 1 << 30}
 MAX_BODY_LIMIT = 1 << 30
+# A job's lease is renewed every third of it: under 3 s the renewals crowd the database, and past an
+# hour a dead controller's job waits too long for its retry.
+MIN_JOB_LEASE, MAX_JOB_LEASE = 3.0, 3600.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ def load_settings(
     signing_key_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
     max_body: str | None = None,
+    job_lease: float = 30.0,
 ) -> ControllerSettings:
     env = os.environ if environ is None else environ
     url = database_url or default_database_url(env)
@@ -120,6 +124,11 @@ def load_settings(
         )
     if lost_after <= 0:
         raise ConfigError("--lost-after must be a positive number of seconds.")
+    if not MIN_JOB_LEASE <= job_lease <= MAX_JOB_LEASE:
+        raise ConfigError(
+            f"--job-lease {job_lease:g} is out of range; give {MIN_JOB_LEASE:g} to {MAX_JOB_LEASE:g} seconds "
+            "(default 30)."
+        )
     body_limit = parse_byte_size(max_body) if max_body is not None else DEFAULT_MAX_BODY
     ensure_sqlite_directory(url)
     token = env.get(ADMIN_TOKEN_ENV) or None
@@ -132,5 +141,6 @@ def load_settings(
         bootstrap_admin_token=token,
         signing_key=signing_key,
         max_body=body_limit,
+        job_lease=job_lease,
         secrets_root=Path(env.get("SHIPYARD_HOME") or Path.cwd()),
     )

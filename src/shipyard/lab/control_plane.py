@@ -72,7 +72,12 @@ def builder_environment(state: LabState) -> dict[str, str]:
     }
 
 
-def start_controller(state: LabState, lost_after: float = 30.0) -> None:
+# A job whose controller died is retried this long after its last lease renewal: shorter than the
+# controller's default (30 s), so the lab shows (and its tests wait for) a recovery quickly.
+LAB_JOB_LEASE = 10.0
+
+
+def start_controller(state: LabState, lost_after: float = 30.0, job_lease: float = LAB_JOB_LEASE) -> None:
     """Start (or restart, on the same port and database) the controller, serving https."""
     state.controller_port = state.controller_port or free_port()
     database = state.path / "controller" / "controller.db"
@@ -81,6 +86,7 @@ def start_controller(state: LabState, lost_after: float = 30.0) -> None:
         "controller",
         *("--db", f"sqlite:///{database}", "--host", "127.0.0.1", "--port", str(state.controller_port)),
         *("--bootstrap-token-file", str(state.admin_token_file), "--lost-after", str(lost_after)),
+        *("--job-lease", str(job_lease)),
         *("--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key)),
         *("--signing-key", str(release_signing_key(state))),
     ]

@@ -158,7 +158,7 @@ async def follow(
 
 @router.post(
     "/{job_id}/cancel",
-    summary="Cancel a queued job, or stop a running one at its next step (deployer)",
+    summary="Cancel a queued job, or stop a running one and the command it runs (deployer)",
     responses=CHANGE,
 )
 def cancel(job_id: ResourceId, caller: Deployer, context: Context) -> JobOut:

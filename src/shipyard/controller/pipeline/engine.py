@@ -112,16 +112,19 @@ class Recovery:
     retry: bool
 
 
-def recover(job: JobView) -> Recovery:
+LEASE_LAPSED = "the worker stopped renewing its lease"
+
+
+def recover(job: JobView, cause: str = LEASE_LAPSED) -> Recovery:
+    """A job whose worker died (its lease lapsed) or stopped it on the way out (`cause` says which)."""
     if job.attempt < MAX_ATTEMPTS:
-        return Recovery(INTERRUPTED, "the worker stopped renewing its lease; retried once", True)
-    return Recovery(
-        INTERRUPTED, f"the worker stopped renewing its lease on attempt {job.attempt}; not retried", False
-    )
+        return Recovery(INTERRUPTED, f"{cause}; retried once", True)
+    return Recovery(INTERRUPTED, f"{cause} on attempt {job.attempt}; not retried", False)
 
 
 def cancel(job: JobView) -> str:
-    """The status a cancel leads to: cancelled at once when queued; a running job stops at its next step."""
+    """The status a cancel leads to: cancelled at once when queued; a running job is stopped by its
+    worker (its running command too) and then ends cancelled."""
     if job.status == QUEUED:
         return CANCELLED
     if job.status == RUNNING:

@@ -162,12 +162,38 @@ def recover_expired(session: Session, *, now: datetime) -> list[int]:
     for job in running:
         if not engine.lease_expired(view_of(job), now):
             continue
-        recovery = engine.recover(view_of(job))
-        _finish(job, recovery.status, recovery.message, now)
-        audit.record(session, actor=audit.CONTROLLER_ACTOR, action="job.interrupted", target=f"job {job.id}")
-        if recovery.retry:
-            retried.append(_copy(session, job, trigger=f"retry of {job.id}", actor="controller", now=now).id)
+        again = _interrupt(session, job, engine.LEASE_LAPSED, now)
+        if again is not None:
+            retried.append(again.id)
     return retried
+
+
+def interrupt(
+    session: Session,
+    job_id: int,
+    *,
+    worker: str,
+    cause: str,
+    timings: dict[str, float],
+    now: datetime,
+) -> bool:
+    """A job this worker stopped on its way out (the controller stopping): interrupted at once and
+    retried per engine.recover, rather than after its lease lapses. False when the lease was lost."""
+    job = find_job(session, job_id, lock=True)
+    if job.status != engine.RUNNING or job.worker != worker:
+        return False
+    job.timings = {name: round(seconds, 3) for name, seconds in timings.items()}
+    _interrupt(session, job, cause, now)
+    return True
+
+
+def _interrupt(session: Session, job: Job, cause: str, now: datetime) -> Job | None:
+    recovery = engine.recover(view_of(job), cause)
+    _finish(job, recovery.status, recovery.message, now)
+    audit.record(session, actor=audit.CONTROLLER_ACTOR, action="job.interrupted", target=f"job {job.id}")
+    if not recovery.retry:
+        return None
+    return _copy(session, job, trigger=f"retry of {job.id}", actor="controller", now=now)
 
 
 def _copy(session: Session, job: Job, *, trigger: str, actor: str, now: datetime) -> Job:
@@ -214,6 +240,11 @@ def set_step(session: Session, job_id: int, step: str, timings: dict[str, float]
     return job.cancel_requested
 
 
+def cancel_asked(session: Session, job_id: int) -> bool:
+    """Whether a cancel of the (running) job was asked for: one column of one row, read every second."""
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
 def note(session: Session, job_id: int, **fields: int) -> None:
     job = find_job(session, job_id)
     for name, value in fields.items():
@@ -254,7 +285,7 @@ def cancel(session: Session, job_id: int, *, actor: str, source_ip: str | None, 
         _finish(job, engine.CANCELLED, f"cancelled by {actor}", now)
     else:
         job.cancel_requested = True
-        job.message = f"cancel asked by {actor}; stops before its next step"
+        job.message = f"cancel asked by {actor}; its worker stops the running step"
     audit.record(session, actor=actor, action="job.cancel", target=f"job {job.id}", source_ip=source_ip)
     return job
 

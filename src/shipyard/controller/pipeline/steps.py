@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shipyard.adapters import process_groups
 from shipyard.adapters.git import without_credentials
+from shipyard.adapters.process_groups import ProcessScope, stoppable
 from shipyard.build.pipeline import BuildOptions, build_image
 from shipyard.controller import catalog, deployments, locks, releases
 from shipyard.controller.context import ControllerContext
@@ -29,12 +31,16 @@ from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import BuildError, ConfigError, DeployFailedError, LockedError, ShipyardError
 
 CONFIG_FILE = "shipyard.yml"
+# Why a job's commands were stopped: the start of its message ("cancelled during build; ...").
+CANCELLED_REASON = "cancelled"
+LEASE_LOST_REASON = "lease lost"
+STOPPING_REASON = "the controller stopped"
 GIT_TIMEOUT_S = 300
 DEPLOY_POLL_S = 0.5
 
 
 class JobCancelled(ShipyardError):
-    """A person cancelled the job; it stopped before its next step."""
+    """The job stopped early: a person cancelled it, its lease was lost, or the controller is stopping."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class JobRun:
     job: JobInput
     log: JobLog
     cancel_requested: Callable[[], bool]
+    # The step's commands (git, the docker CLI): stopped as a whole on a cancel or a shutdown.
+    processes: ProcessScope = field(default_factory=ProcessScope)
     timings: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
@@ -63,19 +71,32 @@ class JobRun:
         self.log.flush()
         with self.context.db.transaction() as session:
             asked = job_store.set_step(session, self.job.job_id, name, self.timings)
-        if asked or self.cancel_requested():
-            raise JobCancelled(f"cancelled before {name}")
+        if asked or self.cancel_requested() or self.processes.reason is not None:
+            raise JobCancelled(f"{self.processes.reason or CANCELLED_REASON} before {name}")
         self.log.step = name
         started = time.monotonic()
         try:
             yield
+        except JobCancelled:
+            raise
+        except Exception as exc:
+            # Whatever a stopped command left behind (an exit status of -15, a cut stream) is the stop.
+            if self.processes.reason is None:
+                raise
+            raise JobCancelled(f"{self.processes.reason} during {name}; {self.processes.summary()}") from exc
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - started
             self.log.flush()
 
 
 def run_steps(run: JobRun) -> str:
-    """Every step in order; the success message, or ShipyardError from the step that failed."""
+    """Every step in order; the success message, or ShipyardError from the step that failed (JobCancelled
+    when the job was stopped). The steps' commands run in `run.processes`, so a stop reaches them."""
+    with stoppable(run.processes):
+        return _steps_in_order(run)
+
+
+def _steps_in_order(run: JobRun) -> str:
     workdir = Path(tempfile.mkdtemp(prefix=f"shipyard-job-{run.job.job_id}-"))
     try:
         with run.step("fetch"):
@@ -106,9 +127,7 @@ def run_steps(run: JobRun) -> str:
 def _git(run: JobRun, *args: str, cwd: Path, environment: dict[str, str]) -> None:
     argv = ["git", "-c", "advice.detachedHead=false", *args]
     try:
-        done = subprocess.run(
-            argv, cwd=cwd, env=environment, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False
-        )
+        done = process_groups.run(argv, cwd=cwd, env=environment, timeout=GIT_TIMEOUT_S)
     except (OSError, subprocess.SubprocessError) as exc:
         raise BuildError(f"running git failed ({type(exc).__name__}); check the git installation.") from exc
     for line in (done.stdout + done.stderr).splitlines():
@@ -219,6 +238,9 @@ def wait_for_deployment(run: JobRun, deployment_id: int) -> str:
         if progress != last:
             run.log.line(progress)
             last = progress
+        if status not in FINISHED and run.processes.reason == STOPPING_REASON:
+            # The controller is stopping: the deployment goes on without this job, whose retry follows it.
+            raise JobCancelled(f"{STOPPING_REASON} during wait; deployment {deployment_id} goes on")
         if status not in FINISHED and run.cancel_requested():
             with run.context.db.transaction() as session:
                 deployments.transition(

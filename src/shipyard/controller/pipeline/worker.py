@@ -1,8 +1,11 @@
 """The job worker: a thread of the controller process that claims jobs and runs their steps.
 
-A claim is a lease: while a job runs, a heartbeat renews it every third of its length. A worker that
-dies (SIGKILL, a crash, a restart) stops renewing; any worker then finds the lease expired, marks the
-job interrupted and queues its retry (engine.recover), so no job stays running forever.
+A claim is a lease: while a job runs, a heartbeat renews it every third of its length and looks for a
+cancel every second; a cancel stops the running step's commands (their process groups: SIGTERM, then
+SIGKILL) and the job ends cancelled. A worker stopped with the controller stops them the same way and
+leaves the job interrupted with its retry queued. A worker that dies (SIGKILL, a crash) stops
+renewing; any worker then finds the lease expired, marks the job interrupted and queues its retry
+(engine.recover), so no job stays running forever.
 On SQLite the controller runs one worker; on PostgreSQL each controller process runs one, and the
 claims' SKIP LOCKED keeps them apart.
 """
@@ -12,20 +15,31 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 
 import structlog
 from sqlalchemy import select
 
+from shipyard.adapters.process_groups import ProcessScope
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.pipeline import engine, job_store
 from shipyard.controller.pipeline.job_log import JobLog
 from shipyard.controller.pipeline.models import Hook
-from shipyard.controller.pipeline.steps import JobCancelled, JobInput, JobRun, run_steps
+from shipyard.controller.pipeline.steps import (
+    CANCELLED_REASON,
+    LEASE_LOST_REASON,
+    STOPPING_REASON,
+    JobCancelled,
+    JobInput,
+    JobRun,
+    run_steps,
+)
 from shipyard.errors import ShipyardError
 from shipyard.secrets.redaction import Redactor
 
 log = structlog.get_logger("shipyard.controller.jobs")
+CANCEL_POLL_S = 1.0  # a cancel stops the running step within about this long
 
 
 class JobWorker:
@@ -35,6 +49,7 @@ class JobWorker:
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._processes: ProcessScope | None = None  # the running job's commands
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="shipyard-job-worker", daemon=True)
@@ -45,9 +60,13 @@ class JobWorker:
         self._wakeup.set()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming; a running job keeps its lease until it expires and is then recovered."""
+        """Stop claiming, and stop a running job's commands: the job ends interrupted, its retry queued.
+        A job still running after `timeout` keeps its lease until it expires and is then recovered."""
         self._stopping.set()
         self._wakeup.set()
+        processes = self._processes
+        if processes is not None:
+            processes.stop(STOPPING_REASON)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -95,20 +114,24 @@ class JobWorker:
         job_log = JobLog(self._context.db, job_id, self._context.clock, Redactor(secrets))
         cancel = threading.Event()
         lost = threading.Event()
+        processes = self._processes = ProcessScope()
+        if self._stopping.is_set():  # stop() ran before the scope existed
+            processes.stop(STOPPING_REASON)
         heartbeat = threading.Thread(
             target=self._heartbeat,
-            args=(job_id, cancel, lost),
+            args=(job_id, cancel, lost, processes),
             name=f"shipyard-job-{job_id}-lease",
             daemon=True,
         )
         heartbeat.start()
-        run = JobRun(self._context, job_input, job_log, cancel.is_set)
+        run = JobRun(self._context, job_input, job_log, cancel.is_set, processes)
         status, message = engine.FAILED, ""
         try:
             message = run_steps(run)
             status = engine.SUCCEEDED
         except JobCancelled as exc:
-            status, message = engine.CANCELLED, exc.message
+            stopping = processes.reason == STOPPING_REASON
+            status, message = (engine.INTERRUPTED if stopping else engine.CANCELLED), exc.message
         except ShipyardError as exc:
             message = f"{job_log.step or 'job'} failed: {exc.message}"
             for detail in exc.details:
@@ -123,29 +146,52 @@ class JobWorker:
             job_log.flush()
             lost.set()
             heartbeat.join()
+            self._processes = None
         with self._context.db.transaction() as session:
-            stored = job_store.finish(
-                session,
-                job_id,
-                worker=self.name,
-                status=status,
-                message=job_log.redact(message),
-                timings=run.timings,
-                now=self._context.now(),
-            )
+            if status == engine.INTERRUPTED:
+                stored = job_store.interrupt(
+                    session,
+                    job_id,
+                    worker=self.name,
+                    cause=job_log.redact(message),
+                    timings=run.timings,
+                    now=self._context.now(),
+                )
+            else:
+                stored = job_store.finish(
+                    session,
+                    job_id,
+                    worker=self.name,
+                    status=status,
+                    message=job_log.redact(message),
+                    timings=run.timings,
+                    now=self._context.now(),
+                )
         if not stored:
             log.warning("job lease lost before it finished", job=job_id)
 
-    def _heartbeat(self, job_id: int, cancel: threading.Event, done: threading.Event) -> None:
-        while not done.wait(self._lease / 3):
+    def _heartbeat(
+        self, job_id: int, cancel: threading.Event, done: threading.Event, processes: ProcessScope
+    ) -> None:
+        renew_every = self._lease / 3
+        renewed_at = time.monotonic()
+        while not done.wait(min(CANCEL_POLL_S, renew_every)):
             try:
-                with self._context.db.transaction() as session:
-                    if not job_store.renew_lease(
-                        session, job_id, worker=self.name, now=self._context.now(), lease=self._lease
-                    ):
-                        cancel.set()  # someone else recovered it: stop at the next step
-                        return
-                    if job_store.find_job(session, job_id).cancel_requested:
+                if time.monotonic() - renewed_at >= renew_every:
+                    with self._context.db.transaction() as session:
+                        held = job_store.renew_lease(
+                            session, job_id, worker=self.name, now=self._context.now(), lease=self._lease
+                        )
+                    if not held:  # someone else recovered it: stop its commands, finish nothing
                         cancel.set()
+                        processes.stop(LEASE_LOST_REASON)
+                        return
+                    renewed_at = time.monotonic()
+                if not cancel.is_set():
+                    with self._context.db.read() as session:
+                        asked = job_store.cancel_asked(session, job_id)
+                    if asked:
+                        cancel.set()
+                        processes.stop(CANCELLED_REASON)
             except Exception:  # the lease may lapse; recovery then takes over
                 log.exception("renewing a job lease failed", job=job_id)
