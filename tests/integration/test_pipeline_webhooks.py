@@ -19,7 +19,7 @@ from github_payloads import PIPELINES, ZERO_SHA, merged_pull_request, ping, push
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from shipyard.controller.pipeline import job_store
+from shipyard.controller.pipeline import job_store, notify_store
 from shipyard.controller.pipeline.worker import JobWorker
 from shipyard.controller.pipeline_client import parse_events
 from shipyard.domain.spec import SecretsSpec
@@ -244,6 +244,9 @@ def test_an_expired_lease_is_interrupted_and_retried_once(harness: Harness) -> N
     context = harness.http.app.state.context  # type: ignore[attr-defined]
     now = context.now()
     with context.db.transaction() as session:
+        notify_store.add_target(
+            session, url="https://chat.example/hook", format_="json", app=None, actor="admin", source_ip=None
+        )
         claim = job_store.claim_next(session, worker="killed-worker", now=now, lease=5)
     assert claim is not None and claim.job_id == job_id
     with context.db.transaction() as session:  # still within its lease: nothing happens
@@ -260,6 +263,9 @@ def test_an_expired_lease_is_interrupted_and_retried_once(harness: Harness) -> N
         assert job_store.recover_expired(session, now=now + timedelta(seconds=6)) == []
     statuses = sorted((j["attempt"], j["status"]) for j in jobs(harness))
     assert statuses == [(1, "interrupted"), (2, "interrupted")]
+    with context.db.read() as session:  # each interruption is announced like any other end of a job
+        events = [n.event for n in notify_store.recent(session) if n.payload.get("job_id") == job_id]
+    assert sorted(events) == ["job.interrupted", "job.started"]
 
 
 def test_a_job_stopped_with_its_controller_is_interrupted_and_retried_at_once(harness: Harness) -> None:

@@ -190,6 +190,7 @@ def interrupt(
 def _interrupt(session: Session, job: Job, cause: str, now: datetime) -> Job | None:
     recovery = engine.recover(view_of(job), cause)
     _finish(job, recovery.status, recovery.message, now)
+    _notify(session, job, f"job.{recovery.status}")
     audit.record(session, actor=audit.CONTROLLER_ACTOR, action="job.interrupted", target=f"job {job.id}")
     if not recovery.retry:
         return None
