@@ -72,7 +72,7 @@ def test_which_failures_move_on(method: str, failure: Failure, repeatable: bool,
 class _Fixed(BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+    def do_GET(self) -> None:
         self.server.hits += 1  # type: ignore[attr-defined]
         body = json.dumps({"status": "ok"}).encode()
         self.send_response(self.status)
