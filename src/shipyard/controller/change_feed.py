@@ -14,6 +14,7 @@ a change may have been missed while it was away (and long-polls re-read every re
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -30,6 +31,7 @@ log = structlog.get_logger("shipyard.controller.replicas")
 CHANNEL = "shipyard_changes"
 CHANGED = "changed"
 TICK = "tick"
+STOP = "stop"  # sent by a replica to itself at shutdown, to end its own listener's wait
 KINDS = (CHANGED, TICK)
 LISTEN_POLL_S = 1.0
 RECONNECT_S = 1.0
@@ -69,6 +71,9 @@ class ChangeFeed:
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         self._wakeup.set()
+        if self.listening.is_set():  # a message of its own ends the listener's wait at once
+            with contextlib.suppress(Exception):
+                self._send({STOP})
         for thread in self._threads:
             thread.join(timeout)
 
@@ -87,15 +92,18 @@ class ChangeFeed:
             if not kinds or self._stopping.is_set():
                 continue
             try:
-                with self._db.core_transaction() as connection:
-                    for kind in sorted(kinds):
-                        connection.execute(
-                            text("SELECT pg_notify(:channel, :payload)"),
-                            {"channel": self._channel, "payload": encode(kind, self._replica)},
-                        )
-                self.sent += len(kinds)
+                self._send(kinds)
             except Exception:  # the others fall back on their recheck interval; the next change retries
                 log.exception("telling the other replicas failed")
+
+    def _send(self, kinds: set[str]) -> None:
+        with self._db.core_transaction() as connection:
+            for kind in sorted(kinds):
+                connection.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": self._channel, "payload": encode(kind, self._replica)},
+                )
+        self.sent += len(kinds)
 
     def _listen(self) -> None:
         while not self._stopping.is_set():
@@ -106,6 +114,8 @@ class ChangeFeed:
                     self._on_message(CHANGED)  # whatever changed while not listening
                     while not self._stopping.is_set():
                         for note in connection.notifies(timeout=LISTEN_POLL_S):
+                            if self._stopping.is_set():
+                                break
                             self._receive(note.payload)
             except psycopg.Error as exc:
                 log.warning("listening for the other replicas failed", error=type(exc).__name__)
