@@ -17,8 +17,10 @@ from controller_fixtures import (
     spec,
 )
 from controller_fixtures import wait_for as wait_until
+from sqlalchemy import text
 
 from shipyard.controller.context import ControllerContext
+from shipyard.controller.db import Database
 from shipyard.controller.leadership import LEADER_LOCK_KEY, libpq_url
 from shipyard.controller.schemas.agent import DesiredState
 
@@ -93,10 +95,9 @@ def _lock_holder(url: str) -> int | None:
         return int(row[0]) if row is not None else None
 
 
-def test_a_follower_does_not_run_the_rollout_loop_but_the_leader_finishes_its_deployment(
-    postgres_url: str,
-) -> None:
-    settings = controller_settings(postgres_url)
+def test_reports_to_a_follower_reach_the_leader_which_finishes_the_deployment(postgres_url: str) -> None:
+    # No timer ticks: only the follower's tick requests (NOTIFY) and the monitor's due times move it.
+    settings = controller_settings(postgres_url, tick_interval=30.0)
     with ExitStack() as stack:
         replicas = [stack.enter_context(running_controller(settings)) for _ in range(2)]
         wait_until(lambda: len(_leaders(replicas)) == 1, what="one leader")
@@ -133,3 +134,27 @@ def test_a_change_on_one_replica_wakes_a_long_poll_waiting_on_the_other(postgres
 
 def _waiters(harness: Harness) -> int:
     return sum(len(waiting) for waiting in _context(harness).desired._waiters.values())
+
+
+def test_replicas_starting_together_upgrade_a_fresh_database_one_after_the_other(postgres_url: str) -> None:
+    databases = [Database(postgres_url) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def upgrade(database: Database) -> None:
+        try:
+            database.migrate()
+        except BaseException as exc:  # collected: the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upgrade, args=(database,)) for database in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        assert errors == []
+        with databases[0].read() as session:
+            assert session.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    finally:
+        for database in databases:
+            database.dispose()

@@ -32,6 +32,8 @@ LEADER_LOCK_KEY = 0x5348_4950_5941_5244  # "SHIPYARD"
 # Taken for the length of each rollout tick's transaction, so a tick run inline by a replica that
 # does not lead (after a change made through its API) never interleaves with the leader's.
 TICK_LOCK_KEY = 0x5348_4950_5449_434B  # "SHIPTICK"
+# Held by a schema upgrade's transaction: replicas starting together upgrade one at a time.
+MIGRATION_LOCK_KEY = 0x5348_4950_4D49_4752  # "SHIPMIGR"
 RETRY_S = 1.0
 # A lock connection that stops answering (a network gone, not closed) is given up after about this long.
 CONNECT_OPTIONS: dict[str, object] = {
