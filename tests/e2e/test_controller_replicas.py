@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def replicated_lab() -> Iterator[Lab]:
     root = Path(tempfile.mkdtemp(prefix="shipyard-e2e-replicas-"))
-    subnet = f"127.0.{random.randint(100, 250)}"
+    subnet = f"127.0.{random.randint(60, 99)}"  # apart from the shared lab's 100-250
     try:
         lab_up(root / "lab", 2, subnet=subnet, controllers=2, database="postgres")
         the_lab = Lab(root / "lab")
