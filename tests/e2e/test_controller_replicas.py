@@ -6,6 +6,7 @@ the package's shared lab has one controller on SQLite.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import tempfile
@@ -61,6 +62,11 @@ def test_the_leader_killed_mid_deployment_under_load_hands_over_and_nothing_is_l
     leader = _leaders(lab)[0]
     state = lab.state
     assert all(alive(pid) for pid in state.controller_pids)
+    listed = json.loads(lab.cli("lab", "status", "--dir", str(lab.root), "--json").stdout)["controllers"]
+    assert [(c["url"], c["pid"], c["leader"]) for c in listed] == [
+        (url, pid, index == leader)
+        for index, (url, pid) in enumerate(zip(state.controller_urls, state.controller_pids, strict=True))
+    ]
     target = {"v1": "v2", "v2": "v1"}[current_version(lab)]
     with LoadGenerator(lab.edge_version_url, clients=4) as load:
         deployment = lab.start_deployment(target, max_parallel="1", monitor=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -71,8 +72,9 @@ def test_two_replicas_elect_exactly_one_leader_and_the_other_takes_over(postgres
         infos = [replica.http.get("/controller").json() for replica in replicas]
         assert infos[0]["replica"] != infos[1]["replica"]
         assert {info["database"] for info in infos} == {"postgresql"}
-        metrics = replicas[first].http.get("/metrics").text
-        assert "shipyard_controller_leader{" in metrics and "} 1.0" in metrics
+        leader_gauge = re.compile(r'^shipyard_controller_leader\{replica="[^"]+"\} (\S+)$', re.MULTILINE)
+        assert leader_gauge.findall(replicas[first].http.get("/metrics").text) == ["1.0"]
+        assert leader_gauge.findall(replicas[1 - first].http.get("/metrics").text) == ["0.0"]
 
         changes: list[bool] = []
         _context(replicas[first]).leadership.on_change(changes.append)
