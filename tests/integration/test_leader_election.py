@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -138,25 +140,25 @@ def _waiters(harness: Harness) -> int:
     return sum(len(waiting) for waiting in _context(harness).desired._waiters.values())
 
 
+MIGRATE = "import sys; from shipyard.controller.db import Database; Database(sys.argv[1]).migrate()"
+
+
 def test_replicas_starting_together_upgrade_a_fresh_database_one_after_the_other(postgres_url: str) -> None:
-    databases = [Database(postgres_url) for _ in range(3)]
-    errors: list[BaseException] = []
-
-    def upgrade(database: Database) -> None:
-        try:
-            database.migrate()
-        except BaseException as exc:  # collected: the assertion below shows it
-            errors.append(exc)
-
-    threads = [threading.Thread(target=upgrade, args=(database,)) for database in databases]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    # Processes, as replicas are: Alembic's context is one per process.
+    upgrades = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE, postgres_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [upgrade.communicate(timeout=120)[0] for upgrade in upgrades]
+    assert [upgrade.returncode for upgrade in upgrades] == [0, 0, 0], outputs
+    database = Database(postgres_url)
     try:
-        assert errors == []
-        with databases[0].read() as session:
+        with database.read() as session:
             assert session.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
     finally:
-        for database in databases:
-            database.dispose()
+        database.dispose()
