@@ -97,8 +97,7 @@ class RolloutDriver:
             pending = self.presence.take_pending() if flush_due else {}
             try:
                 with self._db.transaction() as session:
-                    if not self._db.is_sqlite:
-                        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TICK_LOCK_KEY})
+                    self._one_at_a_time(session)
                     hosts.store_last_seen(session, pending)
                     lost = hosts.mark_lost(
                         session, now=now, lost_after=self._lost_after, seen=self.presence.latest()
@@ -131,14 +130,21 @@ class RolloutDriver:
             self.request_tick()
 
     def flush_presence(self) -> None:
-        """Store the pending last_seen times now (at shutdown)."""
+        """Store the pending last_seen times now (at shutdown, and every flush interval on a replica
+        that does not lead)."""
         pending = self.presence.take_pending()
         try:
             with self._db.transaction() as session:
+                self._one_at_a_time(session)
                 hosts.store_last_seen(session, pending)
         except BaseException:
             self.presence.restore(pending)
             raise
+
+    def _one_at_a_time(self, session: Session) -> None:
+        """On PostgreSQL, wait for any other replica's tick or last_seen flush to end first."""
+        if not self._db.is_sqlite:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TICK_LOCK_KEY})
 
     def _advance_all(self, session: Session, now: datetime) -> tuple[bool, datetime | None]:
         """Whether anything changed, and the earliest moment a deployment needs a tick on its own."""
