@@ -64,3 +64,33 @@ def test_a_local_change_is_passed_on_and_a_peers_change_is_not_echoed() -> None:
     assert notifier.generation == 1 and sent == ["changed"]
     notifier.notify_from_peer()
     assert notifier.generation == 2 and sent == ["changed"]  # woken here, not sent back
+
+
+class _Driver:
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def request_tick(self) -> None:
+        self.requests += 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "leading", "woken", "ticks"),
+    [
+        (CHANGED, False, True, 0),  # a follower wakes its long-polls
+        (CHANGED, True, True, 1),  # the leader also ticks: a deployment started elsewhere may need it
+        (TICK, True, False, 1),  # reports to a follower: the leader ticks
+        (TICK, False, False, 0),  # not for a follower
+    ],
+)
+def test_what_another_replicas_message_does_here(kind: str, leading: bool, woken: bool, ticks: int) -> None:
+    from types import SimpleNamespace
+
+    from shipyard.controller.replicas import on_peer_message
+
+    leadership = Leadership(elected=True)
+    leadership.set_leader(leading)
+    context = SimpleNamespace(notifier=ChangeNotifier(), leadership=leadership, driver=_Driver())
+    on_peer_message(context, kind)  # type: ignore[arg-type]
+    assert (context.notifier.generation == 1) is woken
+    assert context.driver.requests == ticks
