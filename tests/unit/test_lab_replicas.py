@@ -28,8 +28,10 @@ def test_two_controllers_on_sqlite_are_refused_in_one_sentence(tmp_path: Path) -
     assert not (tmp_path / "lab").exists()  # nothing started
 
 
-def test_an_unknown_database_is_refused(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["lab", "up", "--db", "mysql", "--dir", str(tmp_path / "lab")])
+def test_an_unknown_database_is_refused_without_echoing_a_password(tmp_path: Path) -> None:
+    database = "mysql://admin:hunter2@db/shipyard"
+    result = CliRunner().invoke(app, ["lab", "up", "--db", database, "--dir", str(tmp_path / "lab")])
     assert result.exit_code != 0
-    assert "--db 'mysql' is not sqlite, postgres or a postgresql:// URL." in result.output
+    assert "--db 'mysql' is not sqlite, postgres or a postgresql:// URL" in result.output
+    assert "hunter2" not in result.output
     assert not (tmp_path / "lab").exists()

@@ -52,7 +52,11 @@ def database_url(state: LabState) -> str:
 def check_database(database: str) -> None:
     """`sqlite`, `postgres` (a server of the lab's own, stopped by lab down) or a PostgreSQL URL."""
     if database not in ("sqlite", "postgres") and not database.startswith("postgresql"):
-        raise ConfigError(f"--db {database!r} is not sqlite, postgres or a postgresql:// URL.")
+        # Only the scheme is echoed: a mistyped URL may hold a password.
+        raise ConfigError(
+            f"--db {database.split(':', 1)[0]!r} is not sqlite, postgres or a postgresql:// URL; "
+            "give one of those."
+        )
 
 
 def start_database(state: LabState, database: str) -> None:
