@@ -31,7 +31,7 @@ log = structlog.get_logger("shipyard.agent")
 
 @dataclass(frozen=True)
 class AgentSettings:
-    controller: str
+    controller: str  # one URL, or several comma-separated (replicas): the client fails over between them
     home: Path
     name: str = field(default_factory=socket.gethostname)
     join_token: str | None = field(default=None, repr=False)

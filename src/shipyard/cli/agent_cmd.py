@@ -27,7 +27,12 @@ def parse_labels(pairs: list[str]) -> dict[str, str]:
 @handle_errors
 def agent(
     controller: Annotated[
-        str, typer.Option("--controller", envvar="SHIPYARD_CONTROLLER", help="controller URL")
+        list[str],
+        typer.Option(
+            "--controller",
+            envvar="SHIPYARD_CONTROLLER",
+            help="controller URL; repeat it (or separate with commas) for replicas to fail over between",
+        ),
     ],
     join_token: Annotated[
         str | None, typer.Option("--join-token", envvar="SHIPYARD_JOIN_TOKEN", help="one-time join token")
@@ -158,7 +163,7 @@ def agent(
         if join_token:
             register_secret(join_token)
         settings = AgentSettings(
-            controller=controller,
+            controller=",".join(controller),
             home=home or default_home(),
             name=name or socket.gethostname(),
             join_token=join_token,

@@ -64,6 +64,7 @@ def controller(
     import uvicorn
 
     from shipyard.controller.app import create_app
+    from shipyard.controller.db import claim_sqlite_file
     from shipyard.controller.serving import ServeOptions, uvicorn_options
     from shipyard.controller.settings import load_settings
     from shipyard.controller.tls import check_server_files
@@ -89,9 +90,12 @@ def controller(
         )
     if bootstrap_token_file is not None:
         typer.echo(f"bootstrap admin token: in {bootstrap_token_file} (used only while no API token exists)")
+    held = claim_sqlite_file(settings.database_url)  # kept open while the controller runs
     configure_process_logging()
     try:
         # log_config=None: uvicorn's loggers keep the masked handler configured above.
         uvicorn.run(create_app(settings), log_level="info", log_config=None, **served)
     finally:
         stop_process_logging()
+        if held is not None:
+            held.close()

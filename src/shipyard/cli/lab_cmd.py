@@ -26,13 +26,22 @@ def up(
     images: Annotated[
         bool, typer.Option("--images/--no-images", help="build and push the demo images")
     ] = True,
+    controllers: Annotated[
+        int,
+        typer.Option("--controllers", min=1, max=5, help="controller replicas (more than 1: --db postgres)"),
+    ] = 1,
+    db: Annotated[
+        str,
+        typer.Option("--db", help="sqlite, postgres (a server the lab starts) or a postgresql:// URL"),
+    ] = "sqlite",
 ) -> None:
     """Start the lab; hosts start empty and pull the current release themselves."""
     from shipyard.lab.fleet import lab_up
 
-    state = lab_up(directory, hosts, subnet=subnet, images=images)
+    state = lab_up(directory, hosts, subnet=subnet, images=images, controllers=controllers, database=db)
     say(f"lab up in {state.root}: {len(state.hosts)} hosts")
-    say(f"edge {state.edge_url}, controller {state.controller_url}, registry {state.registry_address}")
+    urls = ", ".join(state.controller_urls)
+    say(f"edge {state.edge_url}, controller {urls}, registry {state.registry_address}")
     say(f"the controller's certificate is signed by the lab's own CA: {state.ca_file}")
     say(f"next: source {state.root}/lab.env")
     say(f"      shipyard deploy {state.image}:v1 --env production -c {state.root}/shipyard.yml")
@@ -61,8 +70,11 @@ def status(directory: DirOption = DEFAULT_DIR, as_json: JsonOption = False) -> N
     if as_json:
         print_json(document)
         return
-    running = "running" if document["controller_running"] else "stopped"
-    say(f"controller {document['controller']} ({running}), edge {document['edge']}")
+    for replica in document["controllers"]:  # type: ignore[attr-defined]
+        running = "running" if replica["running"] else "stopped"
+        role = ", leader" if replica["leader"] else ""
+        say(f"controller {replica['url']} (pid {replica['pid']}, {running}{role})")
+    say(f"edge {document['edge']}")
     rows = [
         [
             h["name"],

@@ -27,10 +27,12 @@ from shipyard.controller.context import ControllerContext
 from shipyard.controller.db import WORKER_THREADS, Database
 from shipyard.controller.desired_cache import DesiredCache
 from shipyard.controller.driver import Clock, RolloutDriver
+from shipyard.controller.leadership import Leadership, LeadershipCollector
 from shipyard.controller.metrics import ControllerMetrics
 from shipyard.controller.models import utcnow
 from shipyard.controller.notifier import ChangeNotifier
 from shipyard.controller.pipeline.lifecycle import start_jobs, stop_jobs
+from shipyard.controller.replicas import start_replicas
 from shipyard.controller.report_writer import BatchWriter
 from shipyard.controller.reports import ReportMemory, store_reports
 from shipyard.controller.settings import ControllerSettings
@@ -48,17 +50,21 @@ def build_context(settings: ControllerSettings, clock: Clock) -> ControllerConte
         db, notifier, max_age=settings.recheck_interval, presence=driver.presence, clock=clock
     )
     reports = BatchWriter(db, store_reports)
+    metrics = ControllerMetrics(db)
+    leadership = Leadership(elected=not db.is_sqlite)  # replicas need PostgreSQL; SQLite has one process
+    metrics.registry.register(LeadershipCollector(leadership))
     return ControllerContext(
         settings,
         db,
         notifier,
         driver,
-        ControllerMetrics(db),
+        metrics,
         clock,
         desired,
         AgentTokenCache(),
         reports,
         ReportMemory(),
+        leadership=leadership,
     )
 
 
@@ -75,8 +81,16 @@ def prepare_database(context: ControllerContext) -> None:
 MIN_TICK_GAP_S = 0.2
 
 
+# A replica that does not lead looks at least this often whether it was elected (the election also wakes it).
+FOLLOWER_WAIT_S = 1.0
+
+
 async def rollout_loop(context: ControllerContext) -> None:
+    flushed_at = time.monotonic()
     while True:
+        if not context.leadership.is_leader:
+            flushed_at = await follower_round(context, flushed_at)
+            continue
         try:
             await asyncio.to_thread(context.driver.tick)
         except Exception:  # the loop must outlive a database hiccup; the next tick retries
@@ -89,6 +103,22 @@ async def rollout_loop(context: ControllerContext) -> None:
         await context.driver.wait_for_request(max(0.0, wait))
 
 
+async def follower_round(context: ControllerContext, flushed_at: float) -> float:
+    """One wait of a replica that does not lead: pass its agents' reports on to the leader as a tick
+    request, and store their last_seen times every flush interval. Returns when it last stored them."""
+    asked = await context.driver.wait_for_request(FOLLOWER_WAIT_S)
+    if asked and not context.leadership.is_leader and context.ask_leader_to_tick is not None:
+        context.ask_leader_to_tick()
+        await asyncio.sleep(MIN_TICK_GAP_S)  # a burst of reports becomes one request
+    if time.monotonic() - flushed_at < context.driver.flush_interval:
+        return flushed_at
+    try:
+        await asyncio.to_thread(context.driver.flush_presence)
+    except Exception:  # kept in memory and stored on the next round
+        log.exception("storing last_seen times failed")
+    return time.monotonic()
+
+
 def _lifespan(
     context: ControllerContext,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
@@ -98,6 +128,7 @@ def _lifespan(
         await run_in_threadpool(prepare_database, context)
         context.notifier.bind(asyncio.get_running_loop())
         context.driver.bind(asyncio.get_running_loop())
+        replicas = await run_in_threadpool(start_replicas, context)
         task = asyncio.create_task(rollout_loop(context), name="shipyard-rollout-loop")
         jobs_worker = start_jobs(app, context)
         try:
@@ -107,6 +138,8 @@ def _lifespan(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if replicas is not None:
+                await run_in_threadpool(replicas.stop)
             await context.desired.close()
             await context.reports.close()
             try:

@@ -7,16 +7,20 @@ refusal from an outage), 404 -> NotFoundError, 409 for a held deployment or lock
 
 A client that opens its own connection takes the URL policy (https, or http to loopback only unless
 insecure_http) and verifies the controller's certificate against `ca_file` (the system's CAs without).
+Given several URLs (controller replicas), it fails over between them as endpoints.py decides.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import structlog
 from pydantic import BaseModel
 
+from shipyard.controller.endpoints import Endpoints, Failure, controller_urls, fails_over
 from shipyard.controller.schemas.admin import AuditOut, JoinTokenCreated, LockOut, TokenCreated, TokenOut
 from shipyard.controller.schemas.agent import (
     AgentRegistered,
@@ -29,7 +33,6 @@ from shipyard.controller.schemas.deployments import DeploymentOut
 from shipyard.controller.schemas.fleet import HostOut
 from shipyard.controller.schemas.releases import ReleaseOut
 from shipyard.controller.tls import client_ssl_context, refusal_reason
-from shipyard.controller.url_policy import check_controller_url
 from shipyard.errors import (
     ConfigError,
     ControllerAuthError,
@@ -40,6 +43,7 @@ from shipyard.errors import (
 )
 
 Model = TypeVar("Model", bound=BaseModel)
+log = structlog.get_logger("shipyard.controller.client")
 API = "/api/v1"
 
 
@@ -71,10 +75,24 @@ def error_for(response: httpx.Response) -> ShipyardError:
     return ControllerError(f"the controller answered HTTP {response.status_code}: {message}")
 
 
+def transport_error(url: str, exc: httpx.HTTPError) -> ControllerError:
+    """One sentence for a request to `url` that got no answer."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ControllerError(f"the controller at {url} did not answer in time; is it overloaded?")
+    if tls_problem := refusal_reason(exc):
+        return ControllerError(f"the controller at {url} {tls_problem}.")
+    if isinstance(exc, httpx.RemoteProtocolError) and url.startswith("http://"):
+        return ControllerError(
+            f"the controller at {url} closed the connection without answering; "
+            "if it serves https, use an https:// URL."
+        )
+    return ControllerError(f"cannot reach the controller at {url} ({type(exc).__name__}).")
+
+
 class ControllerClient:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         token: str | None = None,
         *,
         timeout: float = 10.0,
@@ -82,29 +100,63 @@ class ControllerClient:
         ca_file: Path | None = None,
         insecure_http: bool = False,
     ) -> None:
-        """`http`: a caller-made client (in-process tests); otherwise one is opened under the URL policy."""
+        """`url`: one controller URL, or several (a sequence, or comma-separated) of replicas to fail
+        over between (endpoints.py). `http`: a caller-made client for one URL (in-process tests);
+        otherwise one is opened per URL, when first used, under the URL policy."""
+        self._clients: list[httpx.Client | None]
         if http is None:
-            self.url = check_controller_url(url, insecure_http=insecure_http)
-            verify = client_ssl_context(ca_file)
-            http = httpx.Client(base_url=self.url, timeout=timeout, verify=verify)
+            urls = controller_urls(url, insecure_http=insecure_http)
+            self._verify = client_ssl_context(ca_file)
+            self._clients = [None] * len(urls)
             self._owns_http = True
         else:
-            self.url = url.rstrip("/")
+            urls = (url.rstrip("/"),) if isinstance(url, str) else tuple(url)
+            self._clients = [http]
             self._owns_http = False
+        self._endpoints = Endpoints(urls)
+        self._timeout = timeout
         self._token = token
-        self._http = http
         # An agent's Docker Engine, haproxy, kernel and shipyard versions, sent with registration and reports.
         self.host_versions: HostVersions | None = None
 
+    @property
+    def url(self) -> str:
+        """The controller URL in use: the one that answered last."""
+        return self._endpoints.urls[self._endpoints.current]
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return self._endpoints.urls
+
     def close(self) -> None:
         if self._owns_http:
-            self._http.close()
+            for client in self._clients:
+                if client is not None:
+                    client.close()
 
     def __enter__(self) -> ControllerClient:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The HTTP client of the URL in use (streams, which fail over by reconnecting: move_on)."""
+        return self._http_for(self._endpoints.current)
+
+    def move_on(self) -> None:
+        """Use the next URL from now on (a stream broke: its replica may be gone)."""
+        self._endpoints.answered(self._endpoints.attempts()[1 % len(self._endpoints.urls)])
+
+    def _http_for(self, index: int) -> httpx.Client:
+        client = self._clients[index]
+        if client is None:
+            client = httpx.Client(
+                base_url=self._endpoints.urls[index], timeout=self._timeout, verify=self._verify
+            )
+            self._clients[index] = client
+        return client
 
     def _call(
         self,
@@ -116,32 +168,34 @@ class ControllerClient:
         token: str | None = None,
         timeout: float | None = None,
         prefix: str = API,
+        repeatable: bool = False,
     ) -> Any:
         bearer = token or self._token
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
-        try:
-            response = self._http.request(
-                method, prefix + path, json=json, params=params, headers=headers, **extra
-            )
-        except httpx.TimeoutException as exc:
-            raise ControllerError(
-                f"the controller at {self.url} did not answer in time; is it overloaded?"
-            ) from exc
-        except httpx.HTTPError as exc:
-            if tls_problem := refusal_reason(exc):
-                raise ControllerError(f"the controller at {self.url} {tls_problem}.") from exc
-            if isinstance(exc, httpx.RemoteProtocolError) and self.url.startswith("http://"):
-                raise ControllerError(
-                    f"the controller at {self.url} closed the connection without answering; "
-                    "if it serves https, use an https:// URL."
-                ) from exc
-            raise ControllerError(
-                f"cannot reach the controller at {self.url} ({type(exc).__name__})."
-            ) from exc
-        if not response.is_success:
-            raise error_for(response)
-        return response.json() if response.content else None
+        attempts = self._endpoints.attempts()
+        for position, index in enumerate(attempts):
+            last = position == len(attempts) - 1
+            url = self._endpoints.urls[index]
+            try:
+                response = self._http_for(index).request(
+                    method, prefix + path, json=json, params=params, headers=headers, **extra
+                )
+            except httpx.HTTPError as exc:
+                reached = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if not last and fails_over(method, Failure(reached), repeatable=repeatable):
+                    log.warning("controller unreachable; trying the next", url=url, error=type(exc).__name__)
+                    continue
+                raise transport_error(url, exc) from exc
+            if not response.is_success:
+                failure = Failure(True, response.status_code)
+                if not last and fails_over(method, failure, repeatable=repeatable):
+                    log.warning("controller failed; trying the next", url=url, status=response.status_code)
+                    continue
+                raise error_for(response)
+            self._endpoints.answered(index)
+            return response.json() if response.content else None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _one(self, model: type[Model], method: str, path: str, **kwargs: Any) -> Model:
         return model.model_validate(self._call(method, path, **kwargs))
@@ -268,4 +322,5 @@ class ControllerClient:
         body: dict[str, Any] = {"agent_version": agent_version, "apps": [app.model_dump() for app in apps]}
         if self.host_versions is not None:
             body["versions"] = self.host_versions.model_dump()
-        return self._one(ReportAck, "POST", "/agent/report", json=body)
+        # A report states what the host runs: sending it again to another replica is harmless.
+        return self._one(ReportAck, "POST", "/agent/report", json=body, repeatable=True)

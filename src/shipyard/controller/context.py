@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from shipyard.controller.agent_auth import AgentTokenCache
 from shipyard.controller.db import Database
 from shipyard.controller.desired_cache import DesiredCache
 from shipyard.controller.driver import Clock, RolloutDriver
+from shipyard.controller.leadership import Leadership
 from shipyard.controller.metrics import ControllerMetrics
 from shipyard.controller.notifier import ChangeNotifier
 from shipyard.controller.presence import Presence
@@ -31,6 +33,10 @@ class ControllerContext:
     reports: BatchWriter[PendingReport, StoredReport]
     report_memory: ReportMemory
     traffic: TrafficSamples = field(default_factory=TrafficSamples)
+    # Whether this replica runs the rollout loop, the scheduler and the notifier (always, on SQLite).
+    leadership: Leadership = field(default_factory=Leadership)
+    # Sends messages to the other replicas (PostgreSQL); None on SQLite. Set when the app starts.
+    ask_leader_to_tick: Callable[[], None] | None = None
 
     @property
     def presence(self) -> Presence:

@@ -15,11 +15,12 @@ and SQLite gives its -wal and -shm files the database file's mode.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
@@ -72,6 +73,29 @@ def make_private(path: Path) -> None:
             f"cannot open the controller database {path}: {exc.strerror}; "
             "check --db and the directory's owner."
         ) from exc
+
+
+def claim_sqlite_file(url: str) -> IO[bytes] | None:
+    """For a SQLite file, an exclusive lock on DB.controller-lock held while the returned file stays
+    open (the process's lifetime); ControllerError when another controller holds it. Replicas need
+    PostgreSQL: two controllers on one SQLite file would both run the rollout loop."""
+    database_file = sqlite_file(url)
+    if database_file is None:
+        return None
+    lock_path = database_file.with_name(database_file.name + ".controller-lock")
+    try:
+        handle = lock_path.open("ab")
+    except OSError as exc:
+        raise ControllerError(f"cannot open {lock_path}: {exc.strerror}; check --db.") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        raise ControllerError(
+            f"another controller already runs on {database_file}; run one controller per SQLite file, "
+            "or run replicas on PostgreSQL (docs/replicas.md)."
+        ) from exc
+    return handle
 
 
 def make_engine(url: str) -> Engine:

@@ -9,6 +9,10 @@ one tick. Each deployment advances in its own savepoint: one that cannot be adva
 rule can read) is logged and skipped, and the others, lost-host detection and the queue go on. The
 tick also stores the agents' in-memory last_seen times (Presence) in one batch every
 `flush_interval` seconds.
+
+With several controller replicas (PostgreSQL), only the leader runs the background loop, but any replica
+ticks inline after a change made through its API; each tick's transaction takes an advisory lock
+first, so ticks of different replicas run one after the other.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from shipyard.controller import deployments, hosts
 from shipyard.controller.db import Database
+from shipyard.controller.leadership import TICK_LOCK_KEY
 from shipyard.controller.models import Deployment, Host, HostApp
 from shipyard.controller.presence import Presence
 from shipyard.controller.rollout import ACTIVE, HostView, advance, next_due
@@ -52,8 +57,8 @@ class RolloutDriver:
         # thousand hosts' times is a thousand-row UPDATE, so not more often than needed.
         self._flush_interval = flush_interval if flush_interval is not None else min(10.0, lost_after / 6)
         self._flushed_at = time.monotonic()
-        # One tick at a time in this process; across processes the row locks of PostgreSQL (and the
-        # single writer of SQLite) keep ticks apart.
+        # One tick at a time in this process; across processes the tick's advisory lock on PostgreSQL
+        # (and the single writer of SQLite) keep ticks apart.
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -69,14 +74,20 @@ class RolloutDriver:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(wakeup.set)
 
-    async def wait_for_request(self, timeout: float) -> None:
-        """Returns after `timeout` seconds, or earlier when request_tick() was called."""
+    @property
+    def flush_interval(self) -> float:
+        return self._flush_interval
+
+    async def wait_for_request(self, timeout: float) -> bool:
+        """Returns after `timeout` seconds, or earlier when request_tick() was called; True then."""
         if self._wakeup is None:
             await asyncio.sleep(timeout)
-            return
+            return False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout)
+        requested = self._wakeup.is_set()
         self._wakeup.clear()
+        return requested
 
     def tick(self, *, flush: bool = False) -> bool:
         """Advance every active deployment; True when anything changed."""
@@ -86,6 +97,7 @@ class RolloutDriver:
             pending = self.presence.take_pending() if flush_due else {}
             try:
                 with self._db.transaction() as session:
+                    self._one_at_a_time(session)
                     hosts.store_last_seen(session, pending)
                     lost = hosts.mark_lost(
                         session, now=now, lost_after=self._lost_after, seen=self.presence.latest()
@@ -118,14 +130,21 @@ class RolloutDriver:
             self.request_tick()
 
     def flush_presence(self) -> None:
-        """Store the pending last_seen times now (at shutdown)."""
+        """Store the pending last_seen times now (at shutdown, and every flush interval on a replica
+        that does not lead)."""
         pending = self.presence.take_pending()
         try:
             with self._db.transaction() as session:
+                self._one_at_a_time(session)
                 hosts.store_last_seen(session, pending)
         except BaseException:
             self.presence.restore(pending)
             raise
+
+    def _one_at_a_time(self, session: Session) -> None:
+        """On PostgreSQL, wait for any other replica's tick or last_seen flush to end first."""
+        if not self._db.is_sqlite:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TICK_LOCK_KEY})
 
     def _advance_all(self, session: Session, now: datetime) -> tuple[bool, datetime | None]:
         """Whether anything changed, and the earliest moment a deployment needs a tick on its own."""

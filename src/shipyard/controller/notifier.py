@@ -3,6 +3,9 @@
 Callers take a snapshot before reading the state and wait on that snapshot afterwards, so a change
 committed in between is never missed. Waiters also time out and re-check, which covers changes made
 by another controller process. `generation` counts notifications; the desired-state cache keys on it.
+
+With replicas, `on_notify` carries every local notification to the others (change_feed.ChangeFeed),
+and their messages arrive through notify_from_peer(), which wakes this process without echoing back.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 
 
 class ChangeNotifier:
@@ -18,6 +22,8 @@ class ChangeNotifier:
         self._event: asyncio.Event | None = None
         self._generation = 0
         self._counter_lock = threading.Lock()
+        # Called after every local notify(): tells the other controller replicas (set at startup).
+        self.on_notify: Callable[[], None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop, self._event = loop, asyncio.Event()
@@ -31,7 +37,13 @@ class ChangeNotifier:
         return self._event
 
     def notify(self) -> None:
-        """Safe to call from any thread."""
+        """A change committed here; safe to call from any thread."""
+        self.notify_from_peer()
+        if self.on_notify is not None:
+            self.on_notify()
+
+    def notify_from_peer(self) -> None:
+        """A change committed by another replica: wake this process's waiters only."""
         with self._counter_lock:
             self._generation += 1
         loop = self._loop

@@ -116,7 +116,7 @@ class PipelineClient(ControllerClient):
                     elif event == "end":
                         return JobOut.model_validate(json.loads(data))
             except (httpx.TransportError, ControllerError):
-                pass  # a restarting controller or a dropped connection: resume where it stopped
+                self.move_on()  # a replica gone or a dropped connection: resume where it stopped
             time.sleep(RECONNECT_S)
         raise ControllerError(f"lost the log stream of job {job_id}; see it with 'shipyard job {job_id}'.")
 

@@ -1,8 +1,9 @@
 """`shipyard lab`: a local fleet on one machine, all on 127.0.0.0/8.
 
-A registry, a controller (SQLite), N hosts each with its own Docker Engine, agent and haproxy on its
-own loopback address, and an edge haproxy in front of them. Everything it starts is recorded in
-DIR/lab.json, so `lab scale`, `lab status` and `lab down` work from separate invocations.
+A registry, a controller (SQLite; or several replicas on PostgreSQL), N hosts each with its own Docker
+Engine, agent and haproxy on its own loopback address, and an edge haproxy in front of them. Everything
+it starts is recorded in DIR/lab.json, so `lab scale`, `lab status` and `lab down` work from separate
+invocations.
 """
 
 from __future__ import annotations
@@ -31,9 +32,25 @@ def edge_of(state: LabState) -> EdgeProxy:
     return EdgeProxy(state.path / "edge", state.edge_port)
 
 
+MAX_CONTROLLERS = 5
+
+
 def lab_up(
-    root: Path, hosts: int, *, subnet: str = "127.0.1", app: AppPlan | None = None, images: bool = True
+    root: Path,
+    hosts: int,
+    *,
+    subnet: str = "127.0.1",
+    app: AppPlan | None = None,
+    images: bool = True,
+    controllers: int = 1,
+    database: str = "sqlite",
 ) -> LabState:
+    """`database`: sqlite, postgres (a server the lab starts) or a postgresql:// URL to use as it is."""
+    if not 1 <= controllers <= MAX_CONTROLLERS:
+        raise ConfigError(f"--controllers {controllers} is out of range; run 1 to {MAX_CONTROLLERS}.")
+    control_plane.check_database(database)
+    if controllers > 1 and database == "sqlite":
+        raise ConfigError("controller replicas share a PostgreSQL database; add --db postgres.")
     if not re.fullmatch(r"127\.(?:[0-9]{1,3})\.(?:[0-9]{1,3})", subnet) or any(
         int(part) > 255 for part in subnet.split(".")
     ):
@@ -41,10 +58,12 @@ def lab_up(
     root.mkdir(parents=True, exist_ok=True)
     state = LabState(root=str(root.resolve()), subnet=subnet, app=app or AppPlan())
     state.save()
+    control_plane.start_database(state, database)
     control_plane.start_registry(state)
     if images:
         control_plane.push_images(state)
-    control_plane.start_controller(state)
+    for replica in range(controllers):
+        control_plane.start_controller(state, replica=replica)
     state.edge_port = free_port()
     edge_of(state).start()
     state.save()
@@ -109,7 +128,8 @@ def lab_down(root: Path) -> None:
             )
         )
     attempt("edge", edge_of(state).stop)
-    attempt("controller", lambda: stop_process(state.controller_pid))
+    attempt("controllers", lambda: control_plane.stop_controllers(state))
+    attempt("database", lambda: control_plane.stop_database(state))
     attempt("registry", lambda: stop_process(state.registry_pid))
     attempt("images", lambda: remove_lab_images(state.image))
     shutil.rmtree(state.path, ignore_errors=True)
@@ -141,11 +161,23 @@ def lab_status(root: Path) -> dict[str, object]:
         "dir": state.root,
         "controller": state.controller_url,
         "controller_running": alive(state.controller_pid),
+        "controllers": controller_replicas(state),
         "registry": state.registry_address,
         "edge": state.edge_url,
         "app": state.app.name,
         "hosts": hosts,
     }
+
+
+def controller_replicas(state: LabState) -> list[dict[str, object]]:
+    """Each replica's URL and pid, and whether it leads (asked from the replica itself)."""
+    replicas: list[dict[str, object]] = []
+    for url, pid in zip(state.controller_urls, state.controller_pids, strict=True):
+        role = control_plane.controller_role(state, url) if alive(pid) else None
+        replicas.append(
+            {"url": url, "pid": pid, "running": alive(pid), "leader": bool(role and role.get("leader"))}
+        )
+    return replicas
 
 
 def _controller_hosts(state: LabState) -> dict[str, dict[str, object]]:

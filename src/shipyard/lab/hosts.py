@@ -47,9 +47,11 @@ def write_policy(state: LabState, host: HostRecord) -> Path:
 
 def start_agent(state: LabState, host: HostRecord, join_token: str | None = None) -> None:
     """Start (or restart) the host's agent; a restarted one reads its saved agent token."""
+    replicas = [option for url in state.controller_urls for option in ("--controller", url)]
     args = [
         "agent",
-        *("--controller", state.controller_url, "--name", host.name, "--group", state.group),
+        *replicas,
+        *("--name", host.name, "--group", state.group),
         *("--home", str(host.home), "--docker-host", host.docker_url, "--address", host.address),
         *("--poll-wait", "20", "--max-backoff", "2", "--retry-failed-after", "30"),
         *("--policy", str(write_policy(state, host))),
@@ -98,7 +100,7 @@ def forget_host(state: LabState, name: str, admin_token: str) -> None:
     """Remove the host from the controller, as an autoscaler's termination hook would."""
     with (
         contextlib.suppress(ShipyardError),
-        ControllerClient(state.controller_url, admin_token, ca_file=state.ca_file) as admin,
+        ControllerClient(state.controller_urls, admin_token, ca_file=state.ca_file) as admin,
     ):
         admin.delete_host(name)
 

@@ -36,6 +36,18 @@ class HostRecord:
 
 
 @dataclass
+class ControllerRecord:
+    """A controller replica beyond the first (the first is LabState.controller_port/controller_pid)."""
+
+    port: int
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+
+@dataclass
 class AppPlan:
     """The lab's demo app: the same ports on every host, each host on its own address."""
 
@@ -59,6 +71,12 @@ class LabState:
     edge_port: int = 0
     app: AppPlan = field(default_factory=AppPlan)
     hosts: list[HostRecord] = field(default_factory=list)
+    # The controllers' database: empty for SQLite in the lab's directory, else a PostgreSQL URL.
+    database_url: str = ""
+    # A PostgreSQL server the lab started itself (`lab up --db postgres`), stopped by `lab down`.
+    postgres_root: str = ""
+    postgres_port: int = 0
+    extra_controllers: list[ControllerRecord] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -67,6 +85,15 @@ class LabState:
     @property
     def controller_url(self) -> str:
         return f"https://127.0.0.1:{self.controller_port}"
+
+    @property
+    def controller_urls(self) -> list[str]:
+        """Every controller replica's URL, the first one first."""
+        return [self.controller_url, *(record.url for record in self.extra_controllers)]
+
+    @property
+    def controller_pids(self) -> list[int | None]:
+        return [self.controller_pid, *(record.pid for record in self.extra_controllers)]
 
     @property
     def tls_dir(self) -> Path:
@@ -117,4 +144,5 @@ def load_state(root: Path) -> LabState:
     data: dict[str, Any] = json.loads(path.read_text())
     hosts = [HostRecord(**host) for host in data.pop("hosts", [])]
     app = AppPlan(**data.pop("app", {}))
-    return LabState(**data, app=app, hosts=hosts)
+    extra = [ControllerRecord(**record) for record in data.pop("extra_controllers", [])]
+    return LabState(**data, app=app, hosts=hosts, extra_controllers=extra)

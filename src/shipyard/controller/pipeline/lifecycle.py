@@ -2,7 +2,8 @@
 
 Called from create_app's lifespan: the one place the controller's background pipeline threads live.
 The worker and the scheduler run when the controller runs jobs; notifications are sent always, since
-deployments made without a job notify too.
+deployments made without a job notify too. With several controller replicas the scheduler and the
+sender act only on the leader (each round asks); every replica's worker claims jobs (SKIP LOCKED).
 """
 
 from __future__ import annotations
@@ -29,12 +30,22 @@ class PipelineThreads:
 def start_jobs(app: FastAPI, context: ControllerContext) -> PipelineThreads:
     settings = context.settings
     threads = PipelineThreads(
-        NotificationSender(context, interval=settings.notify_interval, backoff_base=settings.notify_backoff)
+        NotificationSender(
+            context,
+            interval=settings.notify_interval,
+            backoff_base=settings.notify_backoff,
+            active=lambda: context.leadership.is_leader,
+        )
     )
     threads.sender.start()
     if settings.run_jobs:
         threads.worker = JobWorker(context, lease=settings.job_lease)
-        threads.scheduler = Scheduler(context, interval=SCHEDULER_INTERVAL_S, on_queued=threads.worker.wake)
+        threads.scheduler = Scheduler(
+            context,
+            interval=SCHEDULER_INTERVAL_S,
+            on_queued=threads.worker.wake,
+            active=lambda: context.leadership.is_leader,
+        )
         app.state.job_worker = threads.worker
         threads.worker.start()
         threads.scheduler.start()

@@ -8,6 +8,7 @@ stored as their kind and status only: an exception's text may quote the URL, whi
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import httpx
 import structlog
@@ -25,9 +26,16 @@ HOLD_S = 60.0
 
 class NotificationSender:
     def __init__(
-        self, context: ControllerContext, *, interval: float = 1.0, backoff_base: float = 2.0
+        self,
+        context: ControllerContext,
+        *,
+        interval: float = 1.0,
+        backoff_base: float = 2.0,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`active`: asked before each round; False skips it (a controller replica that does not lead)."""
         self._context, self._interval, self._backoff_base = context, interval, backoff_base
+        self._active = active
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._http = httpx.Client(timeout=POST_TIMEOUT_S, follow_redirects=False)
@@ -45,7 +53,8 @@ class NotificationSender:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                self.run_once()
+                if self._active():
+                    self.run_once()
             except Exception:  # a database hiccup must not end the sender; the next round retries
                 log.exception("notification round failed")
             self._stopping.wait(self._interval)

@@ -19,9 +19,16 @@ log = structlog.get_logger("shipyard.controller.schedules")
 
 class Scheduler:
     def __init__(
-        self, context: ControllerContext, *, interval: float, on_queued: Callable[[], None] | None = None
+        self,
+        context: ControllerContext,
+        *,
+        interval: float,
+        on_queued: Callable[[], None] | None = None,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`active`: asked before each round; False skips it (a controller replica that does not lead)."""
         self._context, self._interval, self._on_queued = context, interval, on_queued
+        self._active = active
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -37,7 +44,8 @@ class Scheduler:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                self.run_once()
+                if self._active():
+                    self.run_once()
             except Exception:  # a database hiccup must not end the scheduler; the next round retries
                 log.exception("scheduler round failed")
             self._stopping.wait(self._interval)
