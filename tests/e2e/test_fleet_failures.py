@@ -19,7 +19,8 @@ pytestmark = pytest.mark.e2e
 
 
 def _next_version(lab: Lab) -> str:
-    return {"v1": "v2", "v2": "v3", "v3": "v1"}[current_version(lab)]
+    # Another module's tests may have left the shared lab on a version of their own: then v1.
+    return {"v1": "v2", "v2": "v3"}.get(current_version(lab), "v1")
 
 
 def _app_containers(docker_url: str, release: str | None = None) -> list[str]:
@@ -69,6 +70,7 @@ def test_with_the_controller_stopped_mid_deployment_hosts_keep_serving_and_it_co
     serving_lab: Lab,
 ) -> None:
     lab = serving_lab
+    before = current_version(lab)
     target = _next_version(lab)
     with LoadGenerator(lab.edge_version_url, clients=4) as load:
         deployment = lab.start_deployment(target, max_parallel="1", monitor=1)
@@ -77,7 +79,7 @@ def test_with_the_controller_stopped_mid_deployment_hosts_keep_serving_and_it_co
         kill_now(state.controller_pid)  # stopped as abruptly as a crash or a lost machine would
         down_since = time.monotonic()
         while time.monotonic() - down_since < 4:
-            assert {lab.host_version(h.name) for h in state.hosts} <= {target, current_before(lab, target)}
+            assert {lab.host_version(h.name) for h in state.hosts} <= {target, before}
             time.sleep(0.5)
         control_plane.start_controller(state)
         finished = lab.wait_deployment(deployment.id)
@@ -85,7 +87,3 @@ def test_with_the_controller_stopped_mid_deployment_hosts_keep_serving_and_it_co
     assert finished.status == "succeeded", finished.message
     assert current_version(lab) == target
     assert load.stats.failed == 0, load.stats.failures
-
-
-def current_before(lab: Lab, target: str) -> str:
-    return {"v2": "v1", "v3": "v2", "v1": "v3"}[target]

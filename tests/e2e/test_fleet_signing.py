@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 def test_a_release_altered_in_the_database_is_refused_by_every_host(serving_lab: Lab) -> None:
     lab = serving_lab
     before = current_version(lab)
-    target = {"v1": "v2", "v2": "v3", "v3": "v1"}[before]
+    target = {"v1": "v2", "v2": "v3"}.get(before, "v1")  # v1 after another module's version
     spec = load_spec(lab.write_config(f"signed-{target}", None, max_parallel="1", monitor=0.5))
     repository, digest = resolve_digest(spec, f"{lab.state.image}:{target}")
     with lab.client() as client:
