@@ -18,8 +18,15 @@ deployment until it completed; how long the change took to reach the agents (fan
 deployment's duration. Requests time out after 60 s (counted as errors). Runs on
 SQLite and on PostgreSQL (a throwaway server, shipyard.lab.postgres).
 
+With `--replicas N` (PostgreSQL only: one SQLite file cannot be shared by several controllers) N
+`shipyard controller` processes serve the same database and agent i talks to replica i % N; the
+admin work (registration, the deployment, following it) goes through the first. Every replica runs
+the rollout loop (PostgreSQL's row locks keep their ticks apart), and a replica whose agents did not
+see a change committed by another learns of it within its recheck interval (1 s). CPU columns are
+the sum over the replicas, each replica's share in parentheses.
+
 Usage: .venv/bin/python benchmarks/controller_capacity.py [--agents 1000] [--steady 60] [--workers 2]
-       [--db sqlite postgres]
+       [--db sqlite postgres] [--replicas 1]
 """
 
 from __future__ import annotations
@@ -88,6 +95,7 @@ def agent_client(url: str, headers: dict[str, str] | None = None, connections: i
 
 
 async def simulated_agent(url: str, token: str, record: Record, stopping: asyncio.Event) -> None:
+    """One agent talking to the controller replica at `url`."""
     version: int | None = None
     await asyncio.sleep(random.uniform(0, 5))
     async with agent_client(url, {"Authorization": f"Bearer {token}"}) as client:
@@ -117,9 +125,10 @@ async def simulated_agent(url: str, token: str, record: Record, stopping: asynci
             await call(client, record, kind, "POST", "/agent/report", json={"apps": apps})
 
 
-async def run_agents(url: str, tokens: list[str], stop: StopEvent) -> Record:
+async def run_agents(agents: list[tuple[str, str]], stop: StopEvent) -> Record:
+    """Every (replica URL, agent token) of `agents` as a simulated agent, until `stop`."""
     record, stopping = Record(), asyncio.Event()
-    tasks = [asyncio.create_task(simulated_agent(url, t, record, stopping)) for t in tokens]
+    tasks = [asyncio.create_task(simulated_agent(url, t, record, stopping)) for url, t in agents]
     while not stop.is_set():
         await asyncio.sleep(0.2)
     stopping.set()
@@ -129,9 +138,9 @@ async def run_agents(url: str, tokens: list[str], stop: StopEvent) -> Record:
     return record
 
 
-def worker(url: str, tokens: list[str], stop: StopEvent, results: Any) -> None:
+def worker(agents: list[tuple[str, str]], stop: StopEvent, results: Any) -> None:
     """One simulator process: its share of the agents until `stop`, then its record to `results`."""
-    record = asyncio.run(run_agents(url, tokens, stop))
+    record = asyncio.run(run_agents(agents, stop))
     results.put((record.samples, record.changes))
 
 
@@ -173,11 +182,15 @@ async def deploy_everywhere(url: str, admin_token: str, limit: float) -> tuple[f
     async with agent_client(url, {"Authorization": f"Bearer {admin_token}"}) as admin:
         body = {"image": IMAGE, "digest": DIGEST, "spec": snapshot}
         release = await call(admin, record, "", "POST", "/releases", json=body)
+        if release is None:
+            raise SystemExit("the release could not be created; see the controller's log")
         changed_at, started = time.time(), time.perf_counter()
         body = {"release_id": release["id"], "environment": "production"}
-        deployment = await call(admin, record, "", "POST", "/deployments", json=body) or {}
+        deployment = await call(admin, record, "", "POST", "/deployments", json=body)
+        if deployment is None:
+            raise SystemExit("the deployment could not be created; see the controller's log")
         while time.perf_counter() - started < limit:
-            found = await call(admin, record, "", "GET", f"/deployments/{deployment.get('id', 0)}")
+            found = await call(admin, record, "", "GET", f"/deployments/{deployment['id']}")
             if found and found["status"] == "succeeded":
                 return changed_at, time.perf_counter() - started
             await asyncio.sleep(0.5)
@@ -191,13 +204,26 @@ def percentiles(values: list[float]) -> str:
     return f"{percentile(values, 50) * 1000:.0f} / {percentile(values, 99) * 1000:.0f}"
 
 
-def simulate(url: str, admin_token: str, agents: int, steady: float, workers: int, pid: int) -> list[object]:
+def cpu_split(seconds: list[float], scale: float, unit: str, digits: int) -> str:
+    """The controllers' total, and each replica's share in parentheses when there are several."""
+    total = f"{sum(seconds) * scale:.{digits}f}{unit}"
+    if len(seconds) == 1:
+        return total
+    return total + " (" + " + ".join(f"{s * scale:.{digits}f}" for s in seconds) + ")"
+
+
+def simulate(
+    urls: list[str], admin_token: str, agents: int, steady: float, workers: int, pids: list[int]
+) -> list[object]:
+    """Agent i talks to urls[i % len(urls)]; the admin work goes through urls[0]."""
+    url = urls[0]
     tokens = asyncio.run(register_all(url, admin_token, agents))
+    assigned = [(urls[n % len(urls)], token) for n, token in enumerate(tokens)]
     # fork: the workers inherit this script's imports; no event loop or thread runs at this point
     context = multiprocessing.get_context("fork")
     stop, results = context.Event(), context.Queue()
     processes = [
-        context.Process(target=worker, args=(url, tokens[n::workers], stop, results), daemon=True)
+        context.Process(target=worker, args=(assigned[n::workers], stop, results), daemon=True)
         for n in range(workers)
     ]
     for process in processes:
@@ -205,19 +231,17 @@ def simulate(url: str, admin_token: str, agents: int, steady: float, workers: in
     try:
         simulator = [p.pid for p in processes if p.pid is not None]
         time.sleep(CONNECT_S)
-        before = {p: cpu_seconds(p) for p in [pid, *simulator]}
+        before = {p: cpu_seconds(p) for p in [*pids, *simulator]}
         started = time.perf_counter()
         time.sleep(max(1.0, steady - CONNECT_S))
         elapsed = time.perf_counter() - started
-        controller_cpu = (cpu_seconds(pid) - before[pid]) / elapsed * 100
+        controller_cpu = [(cpu_seconds(p) - before[p]) / elapsed for p in pids]
         simulator_cpu = sum(cpu_seconds(p) - before[p] for p in simulator) / elapsed * 100
-        before = {p: cpu_seconds(p) for p in [pid, *simulator]}
+        before = {p: cpu_seconds(p) for p in [*pids, *simulator]}
         changed_at, deploy_seconds = asyncio.run(deploy_everywhere(url, admin_token, limit=180))
-        # CPU seconds spent on the deployment until it completed, by the controller and by the simulator
-        burst_cpu = (
-            cpu_seconds(pid) - before[pid],
-            sum(cpu_seconds(p) - before[p] for p in simulator),
-        )
+        # CPU seconds spent on the deployment until it completed, by the controllers and by the simulator
+        burst_controller = [cpu_seconds(p) - before[p] for p in pids]
+        burst_simulator = sum(cpu_seconds(p) - before[p] for p in simulator)
         stop.set()
         records = [results.get(timeout=120) for _ in processes]
     finally:
@@ -232,12 +256,13 @@ def simulate(url: str, admin_token: str, agents: int, steady: float, workers: in
     connect = [s for kind, _, s, _ in samples if kind.startswith("connect")]
     fanout = [at - changed_at for _, changes in records for at in changes if at >= changed_at]
     return [
+        len(urls),
         agents,
         percentiles(connect),
         percentiles(steady_reports),
-        f"{controller_cpu:.0f}% / {simulator_cpu:.0f}%",
+        f"{cpu_split(controller_cpu, 100, '%', 0)} / {simulator_cpu:.0f}%",
         percentiles(burst_reports),
-        f"{burst_cpu[0]:.1f} / {burst_cpu[1]:.1f}",
+        f"{cpu_split(burst_controller, 1, '', 1)} / {burst_simulator:.1f}",
         percentiles(fanout),
         f"{deploy_seconds:.1f}" if deploy_seconds is not None else "not in 180 s",
         sum(1 for *_, ok in samples if not ok),
@@ -265,37 +290,48 @@ def start_controller(args: list[str], log: Path, recheck: float | None) -> int:
 
 
 def run(
-    database: str | None, agents: int, steady: float, workers: int, recheck: float | None = None
+    database: str | None,
+    agents: int,
+    steady: float,
+    workers: int,
+    recheck: float | None = None,
+    replicas: int = 1,
 ) -> list[object]:
-    """Start a controller on `database` (default: SQLite in a temporary directory) and simulate."""
+    """Start `replicas` controllers on `database` (default: SQLite in a temporary directory) and simulate."""
     work = Path(tempfile.mkdtemp(prefix="shipyard-capacity-"))
     database = database or f"sqlite:///{work}/controller.db"
-    port = free_port()
-    token_file, log = work / "admin-token", work / "controller.log"
-    args = [
-        "controller",
-        "--db",
-        database,
-        "--port",
-        str(port),
-        "--bootstrap-token-file",
-        str(token_file),
-        "--lost-after",
-        "120",
-    ]
-    pid = start_controller(args, log, recheck)
+    token_file = work / "admin-token"
+    pids: list[int] = []
+    urls: list[str] = []
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", 60, "the controller", log)
-        url, token = f"http://127.0.0.1:{port}", token_file.read_text().strip()
-        row = simulate(url, token, agents, steady, workers, pid)
+        # One after the other: the first migrates the database and writes the admin token file.
+        for replica in range(replicas):
+            port, log = free_port(), work / f"controller-{replica}.log"
+            args = [
+                "controller",
+                "--db",
+                database,
+                "--port",
+                str(port),
+                "--bootstrap-token-file",
+                str(token_file),
+                "--lost-after",
+                "120",
+            ]
+            pids.append(start_controller(args, log, recheck))
+            wait_http(f"http://127.0.0.1:{port}/healthz", 60, f"controller replica {replica}", log)
+            urls.append(f"http://127.0.0.1:{port}")
+        row = simulate(urls, token_file.read_text().strip(), agents, steady, workers, pids)
     finally:
-        stop_process(pid)
+        for pid in pids:
+            stop_process(pid)
         shutil.rmtree(work, ignore_errors=True)
     return row
 
 
 COLUMNS = [
     "db",
+    "replicas",
     "agents",
     "connect p50/p99 ms",
     "steady report p50/p99 ms",
@@ -309,14 +345,16 @@ COLUMNS = [
 TITLE = "controller capacity (simulated agents; the simulator shares the 2-core machine)"
 
 
-def measure(kind: str, agents: int, steady: float, workers: int, recheck: float | None) -> list[object]:
+def measure(
+    kind: str, agents: int, steady: float, workers: int, recheck: float | None, replicas: int
+) -> list[object]:
     label = kind if recheck is None else f"{kind} (recheck {recheck:g} s)"
     if kind == "sqlite":
-        return [label, *run(None, agents, steady, workers, recheck)]
+        return [label, *run(None, agents, steady, workers, recheck, replicas)]
     from shipyard.lab.postgres import throwaway_postgres
 
     with throwaway_postgres() as server:
-        return [label, *run(server.create_database(), agents, steady, workers, recheck)]
+        return [label, *run(server.create_database(), agents, steady, workers, recheck, replicas)]
 
 
 def main() -> None:
@@ -330,10 +368,20 @@ def main() -> None:
     parser.add_argument(
         "--recheck", type=float, help="run the controller with this long-poll recheck interval"
     )
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="controller processes sharing the database (PostgreSQL)"
+    )
     args = parser.parse_args()
+    if args.replicas < 1:
+        parser.error(f"--replicas {args.replicas}: pass 1 or more controller processes.")
+    if args.replicas > 1 and "sqlite" in args.db:
+        parser.error(
+            f"--replicas {args.replicas} needs --db postgres: one SQLite file cannot be shared by "
+            "several controllers."
+        )
     rows = []
     for kind in args.db:
-        rows.append(measure(kind, args.agents, args.steady, args.workers, args.recheck))
+        rows.append(measure(kind, args.agents, args.steady, args.workers, args.recheck, args.replicas))
         print_table(TITLE, COLUMNS, rows[-1:])
         sys.stdout.flush()
     print_table(TITLE, COLUMNS, rows)
