@@ -15,7 +15,11 @@ its first read and report, as after a controller restart), reports in the steady
 only), and reports in the burst after the deploy; the CPU of the controller and of the simulator in the
 steady phase after the connect phase (100% = one core), and the CPU seconds each spent on the
 deployment until it completed; how long the change took to reach the agents (fan-out) and the
-deployment's duration. Requests time out after 60 s (counted as errors). Runs on
+deployment's duration. Requests time out after 60 s (counted as errors). The burst's reports are also
+timed by the controllers themselves (their request-latency histogram, read from /metrics before and
+after the deployment): from the moment the application gets the request to its answer, so without the
+simulator's queueing nor the time a request waits in the socket for the event loop; given as the
+histogram bucket bound each percentile falls under. Runs on
 SQLite and on PostgreSQL (a throwaway server, shipyard.lab.postgres).
 
 With `--replicas N` (PostgreSQL only: one SQLite file cannot be shared by several controllers) N
@@ -49,12 +53,14 @@ from typing import Any
 import httpx
 from _load import cpu_seconds, percentile
 from fleet_common import print_table
+from prometheus_client.parser import text_string_to_metric_families
 
 from shipyard.domain.spec import parse_spec, spec_snapshot
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
 
 IMAGE = "127.0.0.1:5000/web"
+REPORT_ROUTE = "/api/v1/agent/report"
 TIMEOUT = 60.0
 CONNECT_S = 10.0  # the agents' first read and report are over by then; CPU is measured after it
 DIGEST = "sha256:" + "5" * 64
@@ -197,6 +203,37 @@ async def deploy_everywhere(url: str, admin_token: str, limit: float) -> tuple[f
     return changed_at, None
 
 
+def report_buckets(urls: list[str]) -> dict[float, float]:
+    """The controllers' own latency histogram of POST /agent/report, summed over the replicas:
+    cumulative count per bucket bound (seconds)."""
+    counts: dict[float, float] = {}
+    for url in urls:
+        text = httpx.get(url + "/metrics", timeout=TIMEOUT).text
+        for family in text_string_to_metric_families(text):
+            if family.name != "shipyard_controller_request_seconds":
+                continue
+            for sample in family.samples:
+                labels = sample.labels
+                if sample.name.endswith("_bucket") and labels.get("route") == REPORT_ROUTE:
+                    bound = float(labels["le"])
+                    counts[bound] = counts.get(bound, 0.0) + sample.value
+    return counts
+
+
+def bucket_percentiles(before: dict[float, float], after: dict[float, float]) -> str:
+    """'p50 / p99' in milliseconds as the bucket bounds they fall under, from two histogram snapshots."""
+    delta = sorted((bound, count - before.get(bound, 0.0)) for bound, count in after.items())
+    total = delta[-1][1] if delta else 0.0
+    if total <= 0:
+        return "-"
+
+    def bound_of(q: float) -> str:
+        bound = next(b for b, count in delta if count >= q / 100 * total)
+        return "> 10,000" if bound == float("inf") else f"≤ {bound * 1000:,.0f}"
+
+    return f"{bound_of(50)} / {bound_of(99)}"
+
+
 def percentiles(values: list[float]) -> str:
     """'p50 / p99' in milliseconds, nearest-rank."""
     if not values:
@@ -238,10 +275,12 @@ def simulate(
         controller_cpu = [(cpu_seconds(p) - before[p]) / elapsed for p in pids]
         simulator_cpu = sum(cpu_seconds(p) - before[p] for p in simulator) / elapsed * 100
         before = {p: cpu_seconds(p) for p in [*pids, *simulator]}
+        served_before = report_buckets(urls)
         changed_at, deploy_seconds = asyncio.run(deploy_everywhere(url, admin_token, limit=180))
         # CPU seconds spent on the deployment until it completed, by the controllers and by the simulator
         burst_controller = [cpu_seconds(p) - before[p] for p in pids]
         burst_simulator = sum(cpu_seconds(p) - before[p] for p in simulator)
+        served_burst = bucket_percentiles(served_before, report_buckets(urls))
         stop.set()
         records = [results.get(timeout=120) for _ in processes]
     finally:
@@ -262,6 +301,7 @@ def simulate(
         percentiles(steady_reports),
         f"{cpu_split(controller_cpu, 100, '%', 0)} / {simulator_cpu:.0f}%",
         percentiles(burst_reports),
+        served_burst,
         f"{cpu_split(burst_controller, 1, '', 1)} / {burst_simulator:.1f}",
         percentiles(fanout),
         f"{deploy_seconds:.1f}" if deploy_seconds is not None else "not in 180 s",
@@ -337,6 +377,7 @@ COLUMNS = [
     "steady report p50/p99 ms",
     "steady CPU controller / simulator",
     "burst report p50/p99 ms",
+    "burst report p50/p99 ms in the controller",
     "deploy CPU s controller / simulator",
     "fan-out p50/p99 ms",
     "deploy to all s",
