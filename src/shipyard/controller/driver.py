@@ -29,7 +29,13 @@ from shipyard.controller.db import Database
 from shipyard.controller.models import Deployment, Host, HostApp
 from shipyard.controller.presence import Presence
 from shipyard.controller.rollout import ACTIVE, HostView, advance, next_due
-from shipyard.controller.rollout_store import REPORT_COLUMNS, report_of, state_of, store_state
+from shipyard.controller.rollout_store import (
+    REPORT_COLUMNS,
+    progress_rows,
+    report_of,
+    state_of,
+    store_advanced,
+)
 
 Clock = Callable[[], datetime]
 log = structlog.get_logger("shipyard.controller")
@@ -158,9 +164,9 @@ def advance_deployment(
         )
     ).all()
     reports = {row.host_id: report_of(row) for row in rows}
-    before = state_of(deployment)
+    before = state_of(deployment, progress_rows(session, deployment.id))
     after = advance(before, views, reports, now)
     if after == before:
         return False, next_due(after)
-    store_state(session, deployment, after, now)
+    store_advanced(session, deployment, before, after, now)
     return True, next_due(after)

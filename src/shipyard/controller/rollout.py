@@ -206,7 +206,9 @@ def _observe(
 
 
 def _apply_report(row: Progress, report: Report, target: int, now: datetime) -> Progress:
-    row = replace(row, step=report.step or row.step, message=report.message or row.message)
+    step, message = report.step or row.step, report.message or row.message
+    if (step, message) != (row.step, row.message):  # most reports repeat them: no copy of the row
+        row = replace(row, step=step, message=message)
     about_target = report.release in (None, target)
     fresh = report.at is None or row.started_at is None or report.at >= row.started_at
     if report.outcome == "failed" and about_target and fresh:
