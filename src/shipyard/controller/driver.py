@@ -158,10 +158,11 @@ def advance_deployment(
         select(Host.id, Host.name, Host.status).where(Host.group == deployment.environment.name)
     ).all()
     views = [HostView(row.id, row.name, lost=row.status == hosts.LOST) for row in members]
+    # Joined on the group, not an IN list of every member: a thousand bound ids cost more than the read.
     rows = session.execute(
-        select(*REPORT_COLUMNS).where(
-            HostApp.app_id == deployment.app_id, HostApp.host_id.in_([row.id for row in members])
-        )
+        select(*REPORT_COLUMNS)
+        .join(Host, Host.id == HostApp.host_id)
+        .where(HostApp.app_id == deployment.app_id, Host.group == deployment.environment.name)
     ).all()
     reports = {row.host_id: report_of(row) for row in rows}
     before = state_of(deployment, progress_rows(session, deployment.id))
