@@ -29,14 +29,20 @@ the rollout loop (PostgreSQL's row locks keep their ticks apart), and a replica 
 see a change committed by another learns of it within its recheck interval (1 s). CPU columns are
 the sum over the replicas, each replica's share in parentheses.
 
+The simulated agents use httpx like the real agent (`--client httpx`, the default). `--client raw`
+gives each of them a minimal HTTP/1.1 client over one keep-alive connection instead (same requests,
+same bodies), several times cheaper in CPU, to show how much of the client-side latency is the
+simulator's own queueing on the shared cores.
+
 Usage: .venv/bin/python benchmarks/controller_capacity.py [--agents 1000] [--steady 60] [--workers 2]
-       [--db sqlite postgres] [--replicas 1]
+       [--db sqlite postgres] [--replicas 1] [--client httpx]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import random
 import shutil
@@ -49,6 +55,7 @@ from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as StopEvent
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from _load import cpu_seconds, percentile
@@ -76,11 +83,74 @@ class Record:
     changes: list[float] = field(default_factory=list)
 
 
+@dataclass
+class RawResponse:
+    status_code: int
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class RawClient:
+    """One keep-alive HTTP/1.1 connection, one request at a time, as an agent's client uses it; bodies
+    are read by Content-Length (the controller sends it on every answer these requests get)."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        parts = urlsplit(url + "/api/v1")
+        self._host, self._port, self._prefix = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
+        self._head = f"Host: {self._host}:{self._port}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()
+        )
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def __aenter__(self) -> RawClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            self._streams = None
+
+    async def request(
+        self, method: str, path: str, params: dict[str, Any] | None = None, json: Any = None
+    ) -> RawResponse:
+        try:
+            return await asyncio.wait_for(self._exchange(method, path, params, json), TIMEOUT)
+        except (OSError, TimeoutError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
+            self._close()
+            raise httpx.TransportError(f"raw client: {exc!r}") from exc
+
+    async def _exchange(
+        self, method: str, path: str, params: dict[str, Any] | None, body: Any
+    ) -> RawResponse:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self._host, self._port)
+        reader, writer = self._streams
+        target = self._prefix + path + ("?" + urlencode(params) if params else "")
+        content = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {target} HTTP/1.1\r\n{self._head}"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(content)}\r\n"
+        writer.write(head.encode() + b"\r\n" + content)
+        status = int((await reader.readline()).split()[1])
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return RawResponse(status, await reader.readexactly(length) if length else b"")
+
+
 async def call(
-    client: httpx.AsyncClient, record: Record, kind: str, method: str, path: str, **kwargs: Any
+    client: httpx.AsyncClient | RawClient, record: Record, kind: str, method: str, path: str, **kwargs: Any
 ) -> Any:
     """The answer's JSON; None on a failure or a timeout (recorded as not ok, its time kept)."""
     wall, started = time.time(), time.perf_counter()
+    response: httpx.Response | RawResponse | None
     try:
         response = await client.request(method, path, **kwargs)
         ok = response.status_code < 400
@@ -100,11 +170,15 @@ def agent_client(url: str, headers: dict[str, str] | None = None, connections: i
     )
 
 
-async def simulated_agent(url: str, token: str, record: Record, stopping: asyncio.Event) -> None:
+async def simulated_agent(
+    url: str, token: str, record: Record, stopping: asyncio.Event, client_kind: str
+) -> None:
     """One agent talking to the controller replica at `url`."""
     version: int | None = None
     await asyncio.sleep(random.uniform(0, 5))
-    async with agent_client(url, {"Authorization": f"Bearer {token}"}) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    opened = RawClient(url, headers) if client_kind == "raw" else agent_client(url, headers)
+    async with opened as client:
         while not stopping.is_set():
             first = version is None
             params = {"wait": 0} if first else {"wait": 25, "version": version}
@@ -131,10 +205,10 @@ async def simulated_agent(url: str, token: str, record: Record, stopping: asynci
             await call(client, record, kind, "POST", "/agent/report", json={"apps": apps})
 
 
-async def run_agents(agents: list[tuple[str, str]], stop: StopEvent) -> Record:
+async def run_agents(agents: list[tuple[str, str]], stop: StopEvent, client_kind: str) -> Record:
     """Every (replica URL, agent token) of `agents` as a simulated agent, until `stop`."""
     record, stopping = Record(), asyncio.Event()
-    tasks = [asyncio.create_task(simulated_agent(url, t, record, stopping)) for url, t in agents]
+    tasks = [asyncio.create_task(simulated_agent(url, t, record, stopping, client_kind)) for url, t in agents]
     while not stop.is_set():
         await asyncio.sleep(0.2)
     stopping.set()
@@ -144,9 +218,9 @@ async def run_agents(agents: list[tuple[str, str]], stop: StopEvent) -> Record:
     return record
 
 
-def worker(agents: list[tuple[str, str]], stop: StopEvent, results: Any) -> None:
+def worker(agents: list[tuple[str, str]], stop: StopEvent, results: Any, client_kind: str) -> None:
     """One simulator process: its share of the agents until `stop`, then its record to `results`."""
-    record = asyncio.run(run_agents(agents, stop))
+    record = asyncio.run(run_agents(agents, stop, client_kind))
     results.put((record.samples, record.changes))
 
 
@@ -250,7 +324,13 @@ def cpu_split(seconds: list[float], scale: float, unit: str, digits: int) -> str
 
 
 def simulate(
-    urls: list[str], admin_token: str, agents: int, steady: float, workers: int, pids: list[int]
+    urls: list[str],
+    admin_token: str,
+    agents: int,
+    steady: float,
+    workers: int,
+    pids: list[int],
+    client_kind: str = "httpx",
 ) -> list[object]:
     """Agent i talks to urls[i % len(urls)]; the admin work goes through urls[0]."""
     url = urls[0]
@@ -260,7 +340,7 @@ def simulate(
     context = multiprocessing.get_context("fork")
     stop, results = context.Event(), context.Queue()
     processes = [
-        context.Process(target=worker, args=(assigned[n::workers], stop, results), daemon=True)
+        context.Process(target=worker, args=(assigned[n::workers], stop, results, client_kind), daemon=True)
         for n in range(workers)
     ]
     for process in processes:
@@ -336,6 +416,7 @@ def run(
     workers: int,
     recheck: float | None = None,
     replicas: int = 1,
+    client_kind: str = "httpx",
 ) -> list[object]:
     """Start `replicas` controllers on `database` (default: SQLite in a temporary directory) and simulate."""
     work = Path(tempfile.mkdtemp(prefix="shipyard-capacity-"))
@@ -361,7 +442,7 @@ def run(
             pids.append(start_controller(args, log, recheck))
             wait_http(f"http://127.0.0.1:{port}/healthz", 60, f"controller replica {replica}", log)
             urls.append(f"http://127.0.0.1:{port}")
-        row = simulate(urls, token_file.read_text().strip(), agents, steady, workers, pids)
+        row = simulate(urls, token_file.read_text().strip(), agents, steady, workers, pids, client_kind)
     finally:
         for pid in pids:
             stop_process(pid)
@@ -387,15 +468,23 @@ TITLE = "controller capacity (simulated agents; the simulator shares the 2-core 
 
 
 def measure(
-    kind: str, agents: int, steady: float, workers: int, recheck: float | None, replicas: int
+    kind: str,
+    agents: int,
+    steady: float,
+    workers: int,
+    recheck: float | None,
+    replicas: int,
+    client_kind: str,
 ) -> list[object]:
     label = kind if recheck is None else f"{kind} (recheck {recheck:g} s)"
+    label += ", raw client" if client_kind == "raw" else ""
     if kind == "sqlite":
-        return [label, *run(None, agents, steady, workers, recheck, replicas)]
+        return [label, *run(None, agents, steady, workers, recheck, replicas, client_kind)]
     from shipyard.lab.postgres import throwaway_postgres
 
     with throwaway_postgres() as server:
-        return [label, *run(server.create_database(), agents, steady, workers, recheck, replicas)]
+        database = server.create_database()
+        return [label, *run(database, agents, steady, workers, recheck, replicas, client_kind)]
 
 
 def main() -> None:
@@ -412,6 +501,12 @@ def main() -> None:
     parser.add_argument(
         "--replicas", type=int, default=1, help="controller processes sharing the database (PostgreSQL)"
     )
+    parser.add_argument(
+        "--client",
+        choices=["httpx", "raw"],
+        default="httpx",
+        help="the simulated agents' HTTP client: httpx like the agent, or a minimal one (less simulator CPU)",
+    )
     args = parser.parse_args()
     if args.replicas < 1:
         parser.error(f"--replicas {args.replicas}: pass 1 or more controller processes.")
@@ -422,7 +517,9 @@ def main() -> None:
         )
     rows = []
     for kind in args.db:
-        rows.append(measure(kind, args.agents, args.steady, args.workers, args.recheck, args.replicas))
+        rows.append(
+            measure(kind, args.agents, args.steady, args.workers, args.recheck, args.replicas, args.client)
+        )
         print_table(TITLE, COLUMNS, rows[-1:])
         sys.stdout.flush()
     print_table(TITLE, COLUMNS, rows)

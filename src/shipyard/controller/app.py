@@ -45,7 +45,13 @@ API_PREFIX = "/api/v1"
 def build_context(settings: ControllerSettings, clock: Clock) -> ControllerContext:
     db = Database(settings.database_url)
     notifier = ChangeNotifier()
-    driver = RolloutDriver(db, lost_after=settings.lost_after, clock=clock, on_change=notifier.notify)
+    driver = RolloutDriver(
+        db,
+        lost_after=settings.lost_after,
+        clock=clock,
+        on_change=notifier.notify,
+        on_progress=notifier.notify_progress,
+    )
     desired = DesiredCache(
         db, notifier, max_age=settings.recheck_interval, presence=driver.presence, clock=clock
     )

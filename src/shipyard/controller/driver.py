@@ -28,7 +28,7 @@ from shipyard.controller import deployments, hosts
 from shipyard.controller.db import Database
 from shipyard.controller.models import Deployment, Host, HostApp
 from shipyard.controller.presence import Presence
-from shipyard.controller.rollout import ACTIVE, HostView, advance, next_due
+from shipyard.controller.rollout import ACTIVE, HostView, advance, moves_desired, next_due
 from shipyard.controller.rollout_store import (
     REPORT_COLUMNS,
     progress_rows,
@@ -51,8 +51,12 @@ class RolloutDriver:
         on_change: Callable[[], None],
         presence: Presence | None = None,
         flush_interval: float | None = None,
+        on_progress: Callable[[], None] | None = None,
     ) -> None:
+        """`on_change` after a tick that may have moved a desired state; `on_progress` (default: on_change)
+        after one that changed only progress rows or host statuses."""
         self._db, self._lost_after, self._clock, self._on_change = db, lost_after, clock, on_change
+        self._on_progress = on_progress or on_change
         self.presence = presence or Presence()
         # Stored last_seen may lag by this much: lost detection reads the in-memory times, and storing a
         # thousand hosts' times is a thousand-row UPDATE, so not more often than needed.
@@ -97,19 +101,21 @@ class RolloutDriver:
                         session, now=now, lost_after=self._lost_after, seen=self.presence.latest()
                     )
                     changed = bool(lost)
-                    advanced, due = self._advance_all(session, now)
+                    advanced, moved, due = self._advance_all(session, now)
                     changed |= advanced
                     if deployments.start_queued(session, now):
-                        changed = True
-                        _, due = self._advance_all(session, now)
+                        changed = moved = True
+                        _, _, due = self._advance_all(session, now)
             except BaseException:
                 self.presence.restore(pending)
                 raise
             if flush_due:
                 self._flushed_at = time.monotonic()
             self.next_due = due
-        if changed:
+        if moved:
             self._on_change()
+        elif changed:
+            self._on_progress()
         return changed
 
     def tick_after_commit(self) -> None:
@@ -133,26 +139,29 @@ class RolloutDriver:
             self.presence.restore(pending)
             raise
 
-    def _advance_all(self, session: Session, now: datetime) -> tuple[bool, datetime | None]:
-        """Whether anything changed, and the earliest moment a deployment needs a tick on its own."""
+    def _advance_all(self, session: Session, now: datetime) -> tuple[bool, bool, datetime | None]:
+        """Whether anything changed, whether a desired state may have moved, and the earliest moment a
+        deployment needs a tick on its own."""
         query = select(Deployment).where(Deployment.status.in_(ACTIVE)).order_by(Deployment.id)
-        changed, dues = False, []
+        changed, moved, dues = False, False, []
         for deployment in session.scalars(query.with_for_update()).all():
             deployment_id = deployment.id
             try:
                 with session.begin_nested():
-                    advanced, due = advance_deployment(session, deployment, now)
+                    advanced, moves, due = advance_deployment(session, deployment, now)
             except Exception:  # this row alone is rolled back; it is retried on the next tick
                 log.exception("deployment could not be advanced; the others go on", deployment=deployment_id)
                 continue
             changed |= advanced
+            moved |= moves
             dues.extend([due] if due is not None else [])
-        return changed, min(dues, default=None)
+        return changed, moved, min(dues, default=None)
 
 
 def advance_deployment(
     session: Session, deployment: Deployment, now: datetime
-) -> tuple[bool, datetime | None]:
+) -> tuple[bool, bool, datetime | None]:
+    """Whether the deployment changed, whether that may move a desired state, and its next due time."""
     # Plain column rows, not ORM objects: at a thousand hosts per tick the difference is most of the tick.
     members = session.execute(
         select(Host.id, Host.name, Host.status).where(Host.group == deployment.environment.name)
@@ -168,6 +177,6 @@ def advance_deployment(
     before = state_of(deployment, progress_rows(session, deployment.id))
     after = advance(before, views, reports, now)
     if after == before:
-        return False, next_due(after)
+        return False, False, next_due(after)
     store_advanced(session, deployment, before, after, now)
-    return True, next_due(after)
+    return True, moves_desired(before, after), next_due(after)

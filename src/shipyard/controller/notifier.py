@@ -2,7 +2,10 @@
 
 Callers take a snapshot before reading the state and wait on that snapshot afterwards, so a change
 committed in between is never missed. Waiters also time out and re-check, which covers changes made
-by another controller process. `generation` counts notifications; the desired-state cache keys on it.
+by another controller process. `generation` counts notifications; `desired_generation` counts only
+those that may move a host's desired state, and the desired-state cache keys on it: the rollout loop
+records a host's progress (healthy, succeeded) several times a second while a large wave reports, and
+that must wake the dashboards without making every agent request wait for a fresh desired-state read.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ class ChangeNotifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._generation = 0
+        self._desired_generation = 0
         self._counter_lock = threading.Lock()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -27,13 +31,28 @@ class ChangeNotifier:
         """Bumped at once (in the notifying thread) by every notify()."""
         return self._generation
 
+    @property
+    def desired_generation(self) -> int:
+        """Bumped by notify(), not by notify_progress()."""
+        return self._desired_generation
+
     def snapshot(self) -> asyncio.Event | None:
         return self._event
 
     def notify(self) -> None:
-        """Safe to call from any thread."""
+        """Something changed, perhaps a desired state. Safe to call from any thread."""
+        with self._counter_lock:
+            self._desired_generation += 1
+            self._generation += 1
+        self._wake_soon()
+
+    def notify_progress(self) -> None:
+        """Something changed that moves no desired state (a deployment's per-host progress, a host lost)."""
         with self._counter_lock:
             self._generation += 1
+        self._wake_soon()
+
+    def _wake_soon(self) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop is shutting down; nobody waits anymore

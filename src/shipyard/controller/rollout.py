@@ -111,6 +111,20 @@ def advance(
     return state
 
 
+def moves_desired(before: RolloutState, after: RolloutState) -> bool:
+    """Whether going from `before` to `after` may change what a host should run.
+
+    Desired state follows the deployment's status, its running wave and which hosts are in which wave
+    (rows are only ever added, and their wave set when added); a host's progress within its wave
+    (deploying, healthy, succeeded, failed) changes nothing a host should run until the status does."""
+    return (
+        before.status != after.status
+        or before.current_wave != after.current_wave
+        or before.target_release != after.target_release
+        or len(before.progress) != len(after.progress)
+    )
+
+
 def next_due(state: RolloutState) -> datetime | None:
     """When advance() will next change something without any new report: a host's monitor period ends."""
     if state.status not in ACTIVE:

@@ -38,8 +38,9 @@ def deployment_out(
     """The deployment's view; its hosts from `rows` (deployments.find_deployment_view) when given,
     else from Deployment.hosts."""
     if rows is not None:
+        # Columns of the schema's own types straight from the database: no validation per host row.
         progress = [
-            HostProgressOut(
+            HostProgressOut.model_construct(
                 host=row.name,
                 wave=row.wave,
                 outcome=row.outcome,
