@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shipyard.controller import rollout
+from shipyard.controller.desired import choose_release
 from shipyard.controller.errors import ConflictError
 from shipyard.controller.rollout import (
     HostView,
@@ -15,6 +16,7 @@ from shipyard.controller.rollout import (
     Report,
     RolloutState,
     advance,
+    moves_desired,
     plan_waves,
     wave_size,
 )
@@ -209,3 +211,50 @@ def test_monitor_end_is_none_only_when_out_of_range() -> None:
     assert rollout.monitor_end(T0, 1e300) is None
     assert rollout.monitor_end(T0, float("inf")) is None
     assert rollout.monitor_end(T0, float("nan")) is None
+
+
+def desired_choices(state: RolloutState, host_ids: list[int]) -> dict[int, object]:
+    """What each host should run under `state`, by the desired-state rule (deployment 7, current OLD)."""
+    waves = {row.host_id: row.wave for row in state.progress}
+    return {
+        host_id: choose_release(
+            state.status, state.target_release, 7, OLD, 0 < waves.get(host_id, 0) <= state.current_wave
+        )
+        for host_id in host_ids
+    }
+
+
+def test_moves_desired_is_true_whenever_a_host_should_run_something_else() -> None:
+    """Walk deployments through waves, monitoring, a joining host and a rollback: every step that changes
+    a host's desired release is flagged, and the steps that only record progress are not."""
+    flagged, progress_only = 0, 0
+    scenarios = [
+        (new_state(max_parallel="1", monitor=1), 3, [{}, {1: healthy()}, {1: healthy()}, {1: healthy()}]),
+        (new_state(max_parallel="50%", monitor=0, max_failed=0), 4, [{}, {1: healthy()}, {2: failed(1)}]),
+    ]
+    for start, count, steps in scenarios:
+        state, members = start, hosts(count)
+        for number, reports in enumerate(steps):
+            if number == 2:
+                members = hosts(count + 1)  # a host joins mid-deployment
+            after = advance(state, members, reports, at(number * 0.6))
+            ids = [host.host_id for host in members]
+            if desired_choices(after, ids) != desired_choices(state, ids):
+                assert moves_desired(state, after), (number, after)
+                flagged += 1
+            elif after != state and not moves_desired(state, after):
+                progress_only += 1
+            state = after
+    assert flagged >= 4 and progress_only >= 1, (flagged, progress_only)
+
+
+def test_progress_within_a_wave_does_not_move_desired_state() -> None:
+    state = advance(new_state(max_parallel="100%", monitor=5), hosts(3), {}, at(0))
+    healthier = advance(state, hosts(3), {1: healthy()}, at(1))
+    assert outcomes(healthier)[1] == rollout.HEALTHY
+    assert not moves_desired(state, healthier)
+    all_healthy = {i: healthy() for i in (1, 2, 3)}
+    monitored = advance(healthier, hosts(3), all_healthy, at(2))
+    assert monitored.status == rollout.RUNNING and not moves_desired(healthier, monitored)
+    done = advance(monitored, hosts(3), all_healthy, at(8))
+    assert done.status == rollout.SUCCEEDED and moves_desired(monitored, done)

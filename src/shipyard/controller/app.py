@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio.to_thread
 import structlog
@@ -45,7 +47,13 @@ API_PREFIX = "/api/v1"
 def build_context(settings: ControllerSettings, clock: Clock) -> ControllerContext:
     db = Database(settings.database_url)
     notifier = ChangeNotifier()
-    driver = RolloutDriver(db, lost_after=settings.lost_after, clock=clock, on_change=notifier.notify)
+    driver = RolloutDriver(
+        db,
+        lost_after=settings.lost_after,
+        clock=clock,
+        on_change=notifier.notify,
+        on_progress=notifier.notify_progress,
+    )
     desired = DesiredCache(
         db, notifier, max_age=settings.recheck_interval, presence=driver.presence, clock=clock
     )
@@ -176,6 +184,15 @@ class LatencyMiddleware:
             self._context.metrics.observe_request(scope, status, time.perf_counter() - started)
 
 
+def framework_options() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry instrumentation off where it exists: the controller keeps its own
+    metrics (/metrics), and the instrumentation looks the global providers up on every request, a cost
+    that shows when a thousand agents' requests arrive together."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+
+
 def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> FastAPI:
     """The controller app; the database is migrated and the rollout loop started when it starts serving."""
     context = build_context(settings, clock or utcnow)
@@ -186,6 +203,7 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
         version="1",
         description="Fleet controller of shipyard: releases, deployments in waves, agents and audit.",
         lifespan=_lifespan(context),
+        **framework_options(),
     )
     app.state.context = context
     errors.install(app)

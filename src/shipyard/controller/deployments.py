@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, Row, and_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from shipyard.controller import audit, catalog, locks, rollout
-from shipyard.controller.models import App, Deployment, DeploymentHost, Environment, Release
+from shipyard.controller.models import App, Deployment, DeploymentHost, Environment, Host, Release
 from shipyard.controller.pipeline import notify_store
 from shipyard.controller.releases import find_release
 from shipyard.controller.rollout import ACTIVE, QUEUED, RUNNING, SUCCEEDED, Policy, RolloutState
@@ -33,6 +34,40 @@ def find_deployment(session: Session, deployment_id: int, *, for_view: bool = Fa
             f"deployment {deployment_id} does not exist; list them with GET /api/v1/deployments."
         )
     return deployment
+
+
+# One deployment's view as GET /deployments/{id} answers it: the deployment with what it names, and its
+# per-host rows as plain values (a thousand ORM rows, each with its Host, cost several times more).
+HEAD_OPTIONS = (
+    joinedload(Deployment.app),
+    joinedload(Deployment.environment),
+    joinedload(Deployment.release),
+)
+PROGRESS_VIEW_COLUMNS = (
+    Host.name,
+    DeploymentHost.wave,
+    DeploymentHost.outcome,
+    DeploymentHost.step,
+    DeploymentHost.message,
+    DeploymentHost.started_at,
+    DeploymentHost.healthy_since,
+    DeploymentHost.finished_at,
+)
+
+
+def find_deployment_view(
+    session: Session, deployment_id: int
+) -> tuple[Deployment, Sequence[Row[*tuple[Any, ...]]]]:
+    """The deployment (as find_deployment) and its per-host rows, each with PROGRESS_VIEW_COLUMNS."""
+    deployment = session.get(Deployment, deployment_id, options=HEAD_OPTIONS)
+    if deployment is None:
+        return find_deployment(session, deployment_id), []  # raises NotFoundError
+    rows = session.execute(
+        select(*PROGRESS_VIEW_COLUMNS)
+        .join(Host, Host.id == DeploymentHost.host_id)
+        .where(DeploymentHost.deployment_id == deployment_id)
+    ).all()
+    return deployment, rows
 
 
 def list_deployments(

@@ -1,7 +1,7 @@
 """The desired state of each group, computed once per change and shared by every waiting long-poll.
 
-A group's plan (GroupPlan) is valid while the notifier's generation is unchanged (every local change
-that can move the desired state notifies) and for at most `max_age` seconds, so changes made by
+A group's plan (GroupPlan) is valid while the notifier's desired generation is unchanged (every local
+change that can move the desired state notifies) and for at most `max_age` seconds, so changes made by
 another controller process sharing the database still arrive. Concurrent callers for one group share
 a single load (single flight), which runs in a worker thread with one short read transaction.
 
@@ -78,7 +78,7 @@ class DesiredCache:
 
     async def plan(self, group: str) -> GroupPlan:
         loop = asyncio.get_running_loop()
-        generation = self._notifier.generation
+        generation = self._notifier.desired_generation
         entry = self._entries.get(group)
         fresh = entry is not None and loop.time() - entry.loaded_at < self._max_age
         if entry is not None and fresh and entry.generation == generation:
@@ -114,7 +114,7 @@ class DesiredCache:
         try:
             while self._waiters.get(group):
                 snapshot = self._notifier.snapshot()
-                generation = self._notifier.generation
+                generation = self._notifier.desired_generation
                 try:
                     plan = await self.plan(group)
                 except Exception:  # the database hiccuped; waiters time out or the next round works
@@ -124,7 +124,7 @@ class DesiredCache:
                     self._presence.seen_many([w.host_id for w in waiters], self._clock())
                 if plan is not None:
                     self._resolve(plan, waiters)
-                if self._notifier.generation == generation:
+                if self._notifier.desired_generation == generation:
                     await self._notifier.wait(snapshot, self._max_age)
         finally:
             self._refreshers.pop(group, None)

@@ -33,8 +33,14 @@ from shipyard.controller.db import Database
 from shipyard.controller.leadership import TICK_LOCK_KEY
 from shipyard.controller.models import Deployment, Host, HostApp
 from shipyard.controller.presence import Presence
-from shipyard.controller.rollout import ACTIVE, HostView, advance, next_due
-from shipyard.controller.rollout_store import REPORT_COLUMNS, report_of, state_of, store_state
+from shipyard.controller.rollout import ACTIVE, HostView, advance, moves_desired, next_due
+from shipyard.controller.rollout_store import (
+    REPORT_COLUMNS,
+    progress_rows,
+    report_of,
+    state_of,
+    store_advanced,
+)
 
 Clock = Callable[[], datetime]
 log = structlog.get_logger("shipyard.controller")
@@ -50,8 +56,12 @@ class RolloutDriver:
         on_change: Callable[[], None],
         presence: Presence | None = None,
         flush_interval: float | None = None,
+        on_progress: Callable[[], None] | None = None,
     ) -> None:
+        """`on_change` after a tick that may have moved a desired state; `on_progress` (default: on_change)
+        after one that changed only progress rows or host statuses."""
         self._db, self._lost_after, self._clock, self._on_change = db, lost_after, clock, on_change
+        self._on_progress = on_progress or on_change
         self.presence = presence or Presence()
         # Stored last_seen may lag by this much: lost detection reads the in-memory times, and storing a
         # thousand hosts' times is a thousand-row UPDATE, so not more often than needed.
@@ -103,19 +113,21 @@ class RolloutDriver:
                         session, now=now, lost_after=self._lost_after, seen=self.presence.latest()
                     )
                     changed = bool(lost)
-                    advanced, due = self._advance_all(session, now)
+                    advanced, moved, due = self._advance_all(session, now)
                     changed |= advanced
                     if deployments.start_queued(session, now):
-                        changed = True
-                        _, due = self._advance_all(session, now)
+                        changed = moved = True
+                        _, _, due = self._advance_all(session, now)
             except BaseException:
                 self.presence.restore(pending)
                 raise
             if flush_due:
                 self._flushed_at = time.monotonic()
             self.next_due = due
-        if changed:
+        if moved:
             self._on_change()
+        elif changed:
+            self._on_progress()
         return changed
 
     def tick_after_commit(self) -> None:
@@ -146,40 +158,44 @@ class RolloutDriver:
         if not self._db.is_sqlite:
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TICK_LOCK_KEY})
 
-    def _advance_all(self, session: Session, now: datetime) -> tuple[bool, datetime | None]:
-        """Whether anything changed, and the earliest moment a deployment needs a tick on its own."""
+    def _advance_all(self, session: Session, now: datetime) -> tuple[bool, bool, datetime | None]:
+        """Whether anything changed, whether a desired state may have moved, and the earliest moment a
+        deployment needs a tick on its own."""
         query = select(Deployment).where(Deployment.status.in_(ACTIVE)).order_by(Deployment.id)
-        changed, dues = False, []
+        changed, moved, dues = False, False, []
         for deployment in session.scalars(query.with_for_update()).all():
             deployment_id = deployment.id
             try:
                 with session.begin_nested():
-                    advanced, due = advance_deployment(session, deployment, now)
+                    advanced, moves, due = advance_deployment(session, deployment, now)
             except Exception:  # this row alone is rolled back; it is retried on the next tick
                 log.exception("deployment could not be advanced; the others go on", deployment=deployment_id)
                 continue
             changed |= advanced
+            moved |= moves
             dues.extend([due] if due is not None else [])
-        return changed, min(dues, default=None)
+        return changed, moved, min(dues, default=None)
 
 
 def advance_deployment(
     session: Session, deployment: Deployment, now: datetime
-) -> tuple[bool, datetime | None]:
+) -> tuple[bool, bool, datetime | None]:
+    """Whether the deployment changed, whether that may move a desired state, and its next due time."""
     # Plain column rows, not ORM objects: at a thousand hosts per tick the difference is most of the tick.
     members = session.execute(
         select(Host.id, Host.name, Host.status).where(Host.group == deployment.environment.name)
     ).all()
     views = [HostView(row.id, row.name, lost=row.status == hosts.LOST) for row in members]
+    # Joined on the group, not an IN list of every member: a thousand bound ids cost more than the read.
     rows = session.execute(
-        select(*REPORT_COLUMNS).where(
-            HostApp.app_id == deployment.app_id, HostApp.host_id.in_([row.id for row in members])
-        )
+        select(*REPORT_COLUMNS)
+        .join(Host, Host.id == HostApp.host_id)
+        .where(HostApp.app_id == deployment.app_id, Host.group == deployment.environment.name)
     ).all()
     reports = {row.host_id: report_of(row) for row in rows}
-    before = state_of(deployment)
+    before = state_of(deployment, progress_rows(session, deployment.id))
     after = advance(before, views, reports, now)
     if after == before:
-        return False, next_due(after)
-    store_state(session, deployment, after, now)
-    return True, next_due(after)
+        return False, False, next_due(after)
+    store_advanced(session, deployment, before, after, now)
+    return True, moves_desired(before, after), next_due(after)

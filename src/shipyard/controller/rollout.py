@@ -111,6 +111,20 @@ def advance(
     return state
 
 
+def moves_desired(before: RolloutState, after: RolloutState) -> bool:
+    """Whether going from `before` to `after` may change what a host should run.
+
+    Desired state follows the deployment's status, its running wave and which hosts are in which wave
+    (rows are only ever added, and their wave set when added); a host's progress within its wave
+    (deploying, healthy, succeeded, failed) changes nothing a host should run until the status does."""
+    return (
+        before.status != after.status
+        or before.current_wave != after.current_wave
+        or before.target_release != after.target_release
+        or len(before.progress) != len(after.progress)
+    )
+
+
 def next_due(state: RolloutState) -> datetime | None:
     """When advance() will next change something without any new report: a host's monitor period ends."""
     if state.status not in ACTIVE:
@@ -206,7 +220,9 @@ def _observe(
 
 
 def _apply_report(row: Progress, report: Report, target: int, now: datetime) -> Progress:
-    row = replace(row, step=report.step or row.step, message=report.message or row.message)
+    step, message = report.step or row.step, report.message or row.message
+    if (step, message) != (row.step, row.message):  # most reports repeat them: no copy of the row
+        row = replace(row, step=step, message=message)
     about_target = report.release in (None, target)
     fresh = report.at is None or row.started_at is None or report.at >= row.started_at
     if report.outcome == "failed" and about_target and fresh:

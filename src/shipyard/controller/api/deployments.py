@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from shipyard.controller import deployments
 from shipyard.controller.api.deps import Caller, Context, Deployer, ResourceId, Shipper, ShipperViewer, Viewer
@@ -70,14 +70,18 @@ def list_deployments(
 
 @router.get(
     "/deployments/{deployment_id}",
+    response_model=DeploymentOut,
     summary="One deployment with per-host progress (viewer, or ci for its apps)",
     responses={**PARAMS, **errors(404)},
 )
-def get_deployment(deployment_id: ResourceId, caller: ShipperViewer, context: Context) -> DeploymentOut:
+def get_deployment(deployment_id: ResourceId, caller: ShipperViewer, context: Context) -> Response:
+    # Followers poll this while a deployment runs: plain rows, and the body serialized once (returning the
+    # model would have the framework validate a thousand host rows again before serializing them).
     with context.db.read() as session:
-        deployment = deployments.find_deployment(session, deployment_id, for_view=True)
+        deployment, rows = deployments.find_deployment_view(session, deployment_id)
         caller.check_app(deployment.app.name)
-        return deployment_out(deployment)
+        body = deployment_out(deployment, rows=rows).model_dump_json()
+    return Response(body, media_type="application/json")
 
 
 def _transition(context: ControllerContext, caller: Caller, deployment_id: int, change: str) -> DeploymentOut:

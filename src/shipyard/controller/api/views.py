@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row
 
 from shipyard.controller.models import ApiToken, AuditEntry, Deployment, Host, Lock, Release
 from shipyard.controller.rollout import HOST_FAILED
@@ -29,20 +32,40 @@ def release_out(release: Release) -> ReleaseOut:
     )
 
 
-def deployment_out(deployment: Deployment, *, with_hosts: bool = True) -> DeploymentOut:
-    progress = [
-        HostProgressOut(
-            host=row.host.name,
-            wave=row.wave,
-            outcome=row.outcome,
-            step=row.step,
-            message=row.message,
-            started_at=row.started_at,
-            healthy_since=row.healthy_since,
-            finished_at=row.finished_at,
-        )
-        for row in sorted(deployment.hosts, key=lambda row: (row.wave, row.host.name))
-    ]
+def deployment_out(
+    deployment: Deployment, *, with_hosts: bool = True, rows: Sequence[Row[*tuple[Any, ...]]] | None = None
+) -> DeploymentOut:
+    """The deployment's view; its hosts from `rows` (deployments.find_deployment_view) when given,
+    else from Deployment.hosts."""
+    if rows is not None:
+        # Columns of the schema's own types straight from the database: no validation per host row.
+        progress = [
+            HostProgressOut.model_construct(
+                host=row.name,
+                wave=row.wave,
+                outcome=row.outcome,
+                step=row.step,
+                message=row.message,
+                started_at=row.started_at,
+                healthy_since=row.healthy_since,
+                finished_at=row.finished_at,
+            )
+            for row in sorted(rows, key=lambda row: (row.wave, row.name))
+        ]
+    else:
+        progress = [
+            HostProgressOut(
+                host=row.host.name,
+                wave=row.wave,
+                outcome=row.outcome,
+                step=row.step,
+                message=row.message,
+                started_at=row.started_at,
+                healthy_since=row.healthy_since,
+                finished_at=row.finished_at,
+            )
+            for row in sorted(deployment.hosts, key=lambda row: (row.wave, row.host.name))
+        ]
     return DeploymentOut(
         id=deployment.id,
         app=deployment.app.name,
@@ -58,7 +81,7 @@ def deployment_out(deployment: Deployment, *, with_hosts: bool = True) -> Deploy
         max_failed=deployment.max_failed,
         monitor=deployment.monitor,
         auto_rollback=deployment.auto_rollback,
-        failed_hosts=sum(row.outcome == HOST_FAILED for row in deployment.hosts),
+        failed_hosts=sum(row.outcome == HOST_FAILED for row in progress),
         rollback_of=deployment.rollback_of,
         previous_release_id=deployment.previous_release_id,
         message=deployment.message,
