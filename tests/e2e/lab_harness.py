@@ -89,7 +89,8 @@ class Lab:
             return None
         host = hosts[name]
         try:
-            answer = httpx.get(f"http://{self.state.app.listen(host.address)}/version", timeout=2)
+            # Generous: a loaded machine can be slow to answer, and None means "serves nothing".
+            answer = httpx.get(f"http://{self.state.app.listen(host.address)}/version", timeout=10)
         except httpx.HTTPError:
             return None
         return answer.text.strip() if answer.status_code == 200 else None
