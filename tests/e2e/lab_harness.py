@@ -78,7 +78,7 @@ class Lab:
             release = client.create_release(repository, digest, spec_snapshot(spec))
             return client.create_deployment(release.id, self.state.group)
 
-    def wait_deployment(self, deployment_id: int, timeout: float = 90) -> DeploymentOut:
+    def wait_deployment(self, deployment_id: int, timeout: float = 180) -> DeploymentOut:
         return wait_for(
             lambda: _finished(self, deployment_id), timeout, f"deployment {deployment_id} to finish"
         )

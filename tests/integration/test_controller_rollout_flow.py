@@ -132,6 +132,6 @@ def test_desired_long_poll_returns_on_change_or_timeout(controller_harness: Harn
     time.sleep(0.3)
     target = release(harness, 0)
     harness.admin.create_deployment(target, "production")
-    poll.join(timeout=10)
+    poll.join(timeout=30)
     assert answers and [app.release_id for app in answers[0].apps] == [target]
     assert agent.client.desired(version=current.version, wait=20).version == answers[0].version
