@@ -90,7 +90,7 @@ def test_the_leader_killed_mid_deployment_under_load_hands_over_and_nothing_is_l
     # Both agents still report: each is seen again after the kill (the one that polled the killed
     # replica moved over to the other).
     wait_for(
-        lambda: all(seen > killed_at for seen in _last_seen(lab).values()), 30, "both agents to be seen again"
+        lambda: all(seen > killed_at for seen in _last_seen(lab).values()), 60, "both agents to be seen again"
     )
     with lab.client() as client:
         hosts = client.hosts(lab.state.group)
