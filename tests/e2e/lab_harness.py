@@ -78,7 +78,7 @@ class Lab:
             release = client.create_release(repository, digest, spec_snapshot(spec))
             return client.create_deployment(release.id, self.state.group)
 
-    def wait_deployment(self, deployment_id: int, timeout: float = 90) -> DeploymentOut:
+    def wait_deployment(self, deployment_id: int, timeout: float = 180) -> DeploymentOut:
         return wait_for(
             lambda: _finished(self, deployment_id), timeout, f"deployment {deployment_id} to finish"
         )
@@ -89,7 +89,8 @@ class Lab:
             return None
         host = hosts[name]
         try:
-            answer = httpx.get(f"http://{self.state.app.listen(host.address)}/version", timeout=2)
+            # Generous: a loaded machine can be slow to answer, and None means "serves nothing".
+            answer = httpx.get(f"http://{self.state.app.listen(host.address)}/version", timeout=10)
         except httpx.HTTPError:
             return None
         return answer.text.strip() if answer.status_code == 200 else None

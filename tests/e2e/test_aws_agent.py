@@ -137,7 +137,7 @@ def test_agent_joins_and_leaves_its_auto_scaling_group_in_order(
         metadata.target_state = "Terminated"
         noticed = time.monotonic()
         wait_for(
-            lambda: "CompleteLifecycleAction terminate CONTINUE" in log.actions(), 60, "the termination hook"
+            lambda: "CompleteLifecycleAction terminate CONTINUE" in log.actions(), 120, "the termination hook"
         )
         print(f"termination notice -> termination hook CONTINUE: {time.monotonic() - noticed:.1f} s")
         assert log.seen_at("DeregisterTargets") == "v1"  # still serving when it left the target group

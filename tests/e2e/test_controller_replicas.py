@@ -71,7 +71,7 @@ def test_the_leader_killed_mid_deployment_under_load_hands_over_and_nothing_is_l
     with LoadGenerator(lab.edge_version_url, clients=4) as load:
         deployment = lab.start_deployment(target, max_parallel="1", monitor=1)
         wait_for(
-            lambda: target in {lab.host_version(h.name) for h in state.hosts}, 30, "the first wave to switch"
+            lambda: target in {lab.host_version(h.name) for h in state.hosts}, 120, "the first wave to switch"
         )
         killed_at = datetime.now(UTC)
         kill_now(state.controller_pids[leader])  # as abruptly as a crash or a lost machine
@@ -90,7 +90,7 @@ def test_the_leader_killed_mid_deployment_under_load_hands_over_and_nothing_is_l
     # Both agents still report: each is seen again after the kill (the one that polled the killed
     # replica moved over to the other).
     wait_for(
-        lambda: all(seen > killed_at for seen in _last_seen(lab).values()), 30, "both agents to be seen again"
+        lambda: all(seen > killed_at for seen in _last_seen(lab).values()), 60, "both agents to be seen again"
     )
     with lab.client() as client:
         hosts = client.hosts(lab.state.group)

@@ -108,10 +108,17 @@ def test_a_lock_refuses_deploys_a_queued_one_starts_at_unlock_and_deployments_ar
         stderr=subprocess.PIPE,
         text=True,
     )
-    with lab.client() as client:
-        wait_for(lambda: client.list_deployments(status="queued"), 20, "the deployment to be queued")
-    assert lab.cli("unlock", "--env", "production", "-c", config).returncode == 0
-    assert queued.wait(120) == 0, queued.communicate()
+    try:
+        with lab.client() as client:
+            wait_for(lambda: client.list_deployments(status="queued"), 60, "the deployment to be queued")
+        assert lab.cli("unlock", "--env", "production", "-c", config).returncode == 0
+        assert queued.wait(120) == 0, queued.communicate()
+    finally:
+        # Left unlocked whatever happened above: the later tests share this lab.
+        if queued.poll() is None:
+            queued.kill()
+            queued.communicate()
+        lab.cli("unlock", "--env", "production", "-c", config)
     listed = json.loads(lab.cli("deployments", "--json").stdout)
     newest = json.loads(lab.cli("deployment", str(listed[0]["id"]), "--json").stdout)
     assert (newest["status"], len(newest["hosts"])) == ("succeeded", 3)

@@ -33,12 +33,15 @@ def test_a_new_host_converges_before_the_edge_sends_it_traffic(serving_lab: Lab)
     watcher = threading.Thread(target=_watch_new_host, args=(lab, "h4", stop, samples))
     with LoadGenerator(lab.edge_version_url, clients=4) as load:
         watcher.start()
-        lab_scale(lab.root, 4)
-        wait_for(lambda: lab.edge_servers().get("h4") == "up", 60, "h4 to join the edge")
-        time.sleep(1.0)
-        stop.set()
-        watcher.join()
-        lab_scale(lab.root, 3)
+        try:
+            lab_scale(lab.root, 4)
+            wait_for(lambda: lab.edge_servers().get("h4") == "up", 180, "h4 to join the edge")
+            time.sleep(1.0)
+        finally:
+            # Back to 3 hosts whatever happened above: the later tests share this lab.
+            stop.set()
+            watcher.join()
+            lab_scale(lab.root, 3)
         time.sleep(0.5)
     assert ("down", None) in samples  # it was at the edge, held down, before it served anything
     served = [host_version for edge_state, host_version in samples if edge_state == "up"]

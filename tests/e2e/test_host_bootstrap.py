@@ -203,7 +203,7 @@ def test_bootstrap_then_reboot_serves_the_release_again(empty_lab: Lab, short_pa
 
         # First boot: the agent registers with the join token; a deployment reaches the host.
         host.boot()
-        wait_for(lambda: (host.home / "agent-token").exists(), 60, "the agent to register")
+        wait_for(lambda: (host.home / "agent-token").exists(), 120, "the agent to register")
         deployment = lab.start_deployment("v1", max_parallel="100%", monitor=0.5)
         assert lab.wait_deployment(deployment.id, timeout=180).status == "succeeded"
         wait_for(lambda: host.version() == "v1", 60, "the host to serve v1")

@@ -60,7 +60,7 @@ def spec(app: str = "web", **rollout: Any) -> dict[str, Any]:
     return {"app": app, "image": f"registry:5000/{app}", "rollout": policy}
 
 
-def wait_for(predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "condition") -> None:
+def wait_for(predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -128,7 +128,7 @@ class Harness:
         for agent in self.agents:
             agent.sync()
 
-    def deploy_until(self, deployment_id: int, statuses: set[str], *, timeout: float = 20.0) -> str:
+    def deploy_until(self, deployment_id: int, statuses: set[str], *, timeout: float = 60.0) -> str:
         """Let the agents follow the desired state until the deployment reaches one of `statuses`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -38,7 +38,7 @@ def test_deployment_over_real_https_with_long_polling_agents(served: ServedContr
     time.sleep(0.3)
     release = admin.create_release("registry:5000/web", DIGESTS[0], spec(max_parallel="2", monitor=0.1))
     deployment = admin.create_deployment(release.id, "production")
-    poll.join(timeout=10)
+    poll.join(timeout=30)
     assert woken and woken[0].apps[0].release_id == release.id, "the long-poll wakes up on the change"
 
     def finished() -> bool:

@@ -110,7 +110,8 @@ def test_reports_to_a_follower_reach_the_leader_which_finishes_the_deployment(po
         release = follower.admin.create_release("registry:5000/web", DIGESTS[0], spec(monitor=0.1))
         deployment = follower.admin.create_deployment(release.id, "production")
         # Only the follower hears from the agents; the leader's loop still moves every wave.
-        assert follower.deploy_until(deployment.id, {"succeeded", "failed"}) == "succeeded"
+        # Well under the 30 s timer, so the leader's timer cannot be what moved it.
+        assert follower.deploy_until(deployment.id, {"succeeded", "failed"}, timeout=20) == "succeeded"
         assert [agent.running for agent in agents] == [{"web": release.id}] * 2
 
 

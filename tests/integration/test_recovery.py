@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +33,21 @@ def kill_when(home: AppHome, marker: str, *args: str) -> str:
     process.wait(30)
     assert process.returncode == -signal.SIGKILL, "".join(seen)
     return "".join(seen)
+
+
+def _group_members(group: int) -> list[int]:
+    """The live (not zombie) processes of a process group."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, _parent, process_group = (entry / "stat").read_text().rsplit(") ", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if state != "Z" and int(process_group) == group:
+            members.append(int(entry.name))
+    return members
 
 
 def serving_slots(document: dict[str, object]) -> list[str]:
@@ -84,8 +100,13 @@ def test_haproxy_killed_is_restarted_with_the_active_slot(app_home: AppHome, ima
     app_home.run("deploy", images.ref("v1"))
     app_home.run("deploy", images.ref("v2"))
     pid = int((app_home.home / "haproxy" / "haproxy.pid").read_text().split()[0])
-    os.killpg(os.getpgid(pid), signal.SIGKILL)
-    time.sleep(0.3)
+    group = os.getpgid(pid)
+    os.killpg(group, signal.SIGKILL)
+    # A busy machine can take a while to tear the processes down: until then they still listen.
+    deadline = time.monotonic() + 30
+    while _group_members(group) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _group_members(group), "haproxy survived SIGKILL"
     with pytest.raises(httpx.ConnectError):
         httpx.get(app_home.listen_url + "/version", timeout=2)
     document = json.loads(app_home.run("status", "--json").stdout)
@@ -109,14 +130,17 @@ def test_wait_queues_behind_the_lock_holder(app_home: AppHome, images: TestImage
     app_home.run("deploy", images.ref("v1"))
     released = threading.Event()
 
+    held = threading.Event()
+
     def hold() -> None:
         with app_lock(app_home.home / "locks", app_home.app, "bob", "deploy"):
+            held.set()
             time.sleep(1.5)
-        released.set()
+            released.set()  # still inside: the deploy cannot hold the lock before this
 
     holder = threading.Thread(target=hold)
     holder.start()
-    time.sleep(0.2)
+    assert held.wait(30), "the holder never got the lock"
     app_home.run("deploy", images.ref("v2"), "--wait")
     assert released.is_set()
     holder.join()

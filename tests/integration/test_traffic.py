@@ -77,7 +77,7 @@ def deploy_in_process(home: AppHome, image: str, monkeypatch: pytest.MonkeyPatch
 
 def _pay_once(url: str) -> str:
     try:
-        return f"HTTP {httpx.post(url, content=b'{}', timeout=60).status_code}"
+        return f"HTTP {httpx.post(url, content=b'{}', timeout=90).status_code}"
     except httpx.HTTPError as exc:
         return type(exc).__name__
 
@@ -95,7 +95,8 @@ def test_payments_through_20_swaps_are_handled_at_most_once_and_cut_ones_fail_vi
     records = tmp_path / "records"
     # A drain shorter than the slow payments: at a swap some are still in flight when the old
     # container gets SIGTERM, and stop_timeout later SIGKILL cuts them. One payment per swap is sure
-    # to be: it takes 30 s and reaches the old slot before the deploy starts.
+    # to be: it takes 55 s (a slow swap on a loaded machine still cuts it, and haproxy's 60 s server
+    # timeout does not) and reaches the old slot before the deploy starts.
     deploy_recording_app(app_home, images, records, deploy={"drain_timeout": 0.5, "stop_timeout": 1})
     swaps, doomed = 0, {}
     with (
@@ -106,7 +107,7 @@ def test_payments_through_20_swaps_are_handled_at_most_once_and_cut_ones_fail_vi
     ):
         for swap in range(20):
             request_id = f"doomed-{swap}"
-            doomed[request_id] = pool.submit(_pay_once, f"{app_home.listen_url}/pay?id={request_id}&delay=30")
+            doomed[request_id] = pool.submit(_pay_once, f"{app_home.listen_url}/pay?id={request_id}&delay=55")
             _wait_until_received(records, request_id)
             tag = "rec-v2" if swap % 2 == 0 else "rec-v1"
             swaps += deploy_in_process(app_home, images.ref(tag), monkeypatch)
