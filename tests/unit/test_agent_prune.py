@@ -1,4 +1,4 @@
-"""The agent's prunes: once per new prune the controller asks for, after the swaps, reported with free disk."""
+"""The agent's prunes: once per new prune asked for, after the swaps, reported with the free disk."""
 
 from __future__ import annotations
 
