@@ -3,7 +3,8 @@
 The rule, per app deployed to the host's environment, from its latest started deployment:
 running, paused or failed (without rollback): hosts in started waves get the target, the rest keep the
 current release; succeeded: the target everywhere; aborted or rolled back: the current release (the last
-succeeded one) everywhere.
+succeeded one) everywhere. Each app also carries the latest prune asked of it in the environment
+(prunes.py), which the host's agent carries out once.
 """
 
 from __future__ import annotations
