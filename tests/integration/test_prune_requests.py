@@ -105,6 +105,7 @@ def test_a_scheduled_prune_asks_the_hosts_and_its_last_result_says_what_each_rem
     with context_of(harness).db.transaction() as session:
         jobs = schedule_store.run_due(session, now=due + timedelta(seconds=2), prunes_requested=requested)
     assert jobs == [] and len(requested) == 1
+    context_of(harness).notifier.notify()  # as the scheduler's round does when it requested prunes
     [prune_id] = requested
     rows = {s["environment"]: s for s in harness.http.get("/api/v1/schedules", headers=ADMIN).json()}
     assert rows["production"]["last_result"] == f"prune {prune_id}: waiting for h1"

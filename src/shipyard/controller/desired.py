@@ -136,13 +136,12 @@ def group_plan(session: Session, group: str) -> GroupPlan:
     ).all()
     apps: list[AppPlan] = []
     releases: dict[int, DesiredApp] = {}
-    prunes = dict(
-        session.execute(
-            select(Prune.app_id, func.max(Prune.id))
-            .where(Prune.environment_id == environment.id)
-            .group_by(Prune.app_id)
-        ).tuples()
+    latest_prunes = (
+        select(Prune.app_id, func.max(Prune.id))
+        .where(Prune.environment_id == environment.id)
+        .group_by(Prune.app_id)
     )
+    prunes = {app_id: prune_id for app_id, prune_id in session.execute(latest_prunes)}
     for app_id in sorted(app_ids):
         latest = _latest_started(session, app_id, environment.id)
         if latest is None:

@@ -125,7 +125,8 @@ def store_results(session: Session, results: Sequence[PruneResult]) -> None:
     if not results:
         return
     wanted = sorted({result.report.prune for result in results})
-    known = dict(session.execute(select(Prune.id, Prune.app_id).where(Prune.id.in_(wanted))).tuples())
+    rows = session.execute(select(Prune.id, Prune.app_id).where(Prune.id.in_(wanted)))
+    known = {prune_id: app_id for prune_id, app_id in rows}
     app_ids = {app.name: app.id for app in catalog.list_apps(session)}
     for result in results:
         report = result.report
