@@ -12,6 +12,8 @@ from controller_fixtures import ADMIN, Harness, spec
 
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.pipeline import schedule_store
+from shipyard.controller.pipeline.models import Schedule
+from shipyard.controller.pipeline.scheduler import Scheduler
 from shipyard.controller.schemas.agent import PruneReport
 
 pytestmark = pytest.mark.integration
@@ -117,3 +119,20 @@ def test_a_scheduled_prune_asks_the_hosts_and_its_last_result_says_what_each_rem
     rows = {s["environment"]: s for s in harness.http.get("/api/v1/schedules", headers=ADMIN).json()}
     assert rows["production"]["last_result"] == f"prune {prune_id}: h1 removed 1, 3.0 MiB free"
     assert harness.admin.get_prune(prune_id).schedule_id == created.json()["id"]
+
+
+def test_the_schedulers_round_wakes_the_hosts_long_polls_when_it_requests_a_prune(harness: Harness) -> None:
+    h1 = harness.add_agent("h1")
+    deployed_web(harness)
+    body = {"app": "web", "cron": "0 3 * * *", "action": "prune", "environment": "production"}
+    created = harness.http.post("/api/v1/schedules", json=body, headers=ADMIN).json()
+    context = context_of(harness)
+    with context.db.transaction() as session:
+        row = session.get(Schedule, created["id"])
+        assert row is not None
+        row.next_run_at = context.now() - timedelta(seconds=1)  # due now
+    generation = context.notifier.generation
+    assert Scheduler(context, interval=60).run_once() == []  # a prune queues no job
+    assert context.notifier.generation > generation
+    [prune] = harness.http.get("/api/v1/prunes", headers=ADMIN).json()
+    assert prune["schedule_id"] == created["id"] and h1.client.desired().apps[0].prune == prune["id"]
