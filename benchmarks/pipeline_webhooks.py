@@ -1,6 +1,7 @@
 """The pipeline: merge -> live broken down by step, and webhook acknowledgement latency during a build.
 
     .venv/bin/python benchmarks/pipeline_webhooks.py [--rate 100] [--seconds 10] [--commits 2]
+        [--job-worker thread|process] [--worker-nice 10] [--engine-nice N]
 
 Everything is real and local: `shipyard controller` (SQLite) in a subprocess with its job worker, the
 suite's Docker Engine and an htpasswd registry on 127.0.0.1, a bare git repository as the origin, and
@@ -11,10 +12,16 @@ until the deployment succeeded; the first commit builds cold, the next ones with
 more commit the manual way, timed the same (`shipyard build --push`, then `shipyard deploy IMAGE:SHA
 --env production` through the controller; its `deploy` column is the whole deploy command).
 Then the acknowledgement latency of signed deliveries (pushes to a branch without a pipeline:
-verified, stored, answered; nothing queued), signed beforehand and sent on raw sockets, a new
-connection each as GitHub does: 200 one after the other (the service time), then sent at `--rate` per
-second for `--seconds`, once idle and once while jobs build back to back (fetch, build, scan, push,
-deploy of one commit after another).
+verified, stored, answered; nothing queued), signed beforehand and sent on raw sockets from a child
+process of their own, a new connection each as GitHub does: 200 one after the other (the service
+time), then sent at `--rate` per second for `--seconds`, once idle and once while jobs build back to
+back (fetch, build, scan, push, deploy of one commit after another).
+
+Where the builds run: `--job-worker thread` (the default) is the controller's own worker thread;
+`--job-worker process` starts the controller with --no-job-worker and a `shipyard job-worker` process
+at `--worker-nice`. `--engine-nice N` builds on an engine of the benchmark's own, whose dockerd and
+containerd run N nice levels lower, as a builder with a lower CPU weight would be deployed; without it
+the suite's engine is used as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -41,6 +49,7 @@ from fleet_common import print_table
 from shipyard.controller.client import ControllerClient
 from shipyard.controller.pipeline.github import signature_of
 from shipyard.errors import ControllerError
+from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
 from shipyard.lab.fixtures import start_engine, start_test_registry, unique_name
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
@@ -150,6 +159,17 @@ async def acknowledgements(port: int, app: str, rate: float | None, count: int) 
     return list(await asyncio.gather(*tasks))
 
 
+def _acknowledgements_here(port: int, app: str, rate: float | None, count: int) -> list[float]:
+    return asyncio.run(acknowledgements(port, app, rate, count))
+
+
+def acknowledgements_apart(port: int, app: str, rate: float | None, count: int) -> list[float]:
+    """acknowledgements() in a child process: the benchmark's own threads (the simulated host, the
+    commits pushed while building) then never hold the sender's interpreter lock."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return list(pool.apply(_acknowledgements_here, (port, app, rate, count)))
+
+
 def ack_row(label: str, latencies: list[float]) -> list[object]:
     failed = sum(1 for value in latencies if value == float("inf"))
     ok = [value * 1000 for value in latencies if value != float("inf")]
@@ -218,6 +238,35 @@ def manual_path(
     )
 
 
+def build_engine(work: Path, niceness: int | None) -> tuple[str, ExtraEngine | None]:
+    """The suite's engine, or (with a niceness) one of our own with its processes reniced."""
+    if niceness is None:
+        return start_engine(work), None
+    engine = start_extra_engine(work / "builder-engine")
+    # dockerd (BuildKit runs inside it) and what it started so far: containerd; later children inherit.
+    for pid in [engine.pid, *children_of(engine.pid)]:
+        os.setpriority(os.PRIO_PROCESS, pid, niceness)
+    return engine.base_url, engine
+
+
+def children_of(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def loadavg() -> str:
+    return "/".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -225,11 +274,21 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="deliveries per second")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--commits", type=int, default=2, help="commits shipped one after the other")
+    parser.add_argument("--job-worker", choices=("thread", "process"), default="thread")
+    parser.add_argument("--worker-nice", type=int, default=10, help="with --job-worker process")
+    parser.add_argument(
+        "--engine-nice", type=int, default=None, help="build on an own engine this much nicer"
+    )
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="shipyard-bench-pipeline-"))
     registry = start_test_registry(work)
-    docker_url = start_engine(work)
+    docker_url, own_engine = build_engine(work, options.engine_nice)
+    setup = f"job worker: {options.job_worker}"
+    if options.job_worker == "process":
+        setup += f" (nice {options.worker_nice})"
+    setup += ", engine: " + ("the suite's" if own_engine is None else f"own, nice {options.engine_nice}")
+    print(f"{setup}; load average at start {loadavg()}")
     app = unique_name("pipe")
     repo, origin = work / "web", work / "web.git"
     make_repo(repo, f"{registry.address}/{app}", app, origin)
@@ -241,11 +300,18 @@ def main() -> None:
         "XDG_CACHE_HOME": str(work / "cache"),
         "SHIPYARD_ADMIN_TOKEN": "",
     }
-    args = ["controller", "--db", f"sqlite:///{work / 'controller.db'}", "--port", str(port)]
+    database = f"sqlite:///{work / 'controller.db'}"
+    args = ["controller", "--db", database, "--port", str(port)]
+    if options.job_worker == "process":
+        args.append("--no-job-worker")
     pid = shipyard_process([*args, "--bootstrap-token-file", str(token_file)], work / "controller.log", env)
+    worker_pid: int | None = None
     url, stop = f"http://127.0.0.1:{port}", threading.Event()
     try:
         wait_http(f"{url}/healthz", 60, "the controller", work / "controller.log")
+        if options.job_worker == "process":
+            worker_args = ["job-worker", "--db", database, "--nice", str(options.worker_nice)]
+            worker_pid = shipyard_process(worker_args, work / "job-worker.log", env)
         token = token_file.read_text().strip()
         admin = ControllerClient(url, token)
         threading.Thread(target=simulated_host, args=(url, admin, stop), daemon=True).start()
@@ -284,8 +350,8 @@ def main() -> None:
         )
 
         count = int(options.rate * options.seconds)
-        sequential = asyncio.run(acknowledgements(port, app, None, 200))
-        idle = asyncio.run(acknowledgements(port, app, options.rate, count))
+        sequential = acknowledgements_apart(port, app, None, 200)
+        idle = acknowledgements_apart(port, app, options.rate, count)
         # Jobs back to back for the whole window: each commit is built, pushed and deployed in turn.
         finished: list[dict[str, Any]] = []
         window_over = threading.Event()
@@ -304,12 +370,14 @@ def main() -> None:
         builder = threading.Thread(target=keep_building, daemon=True)
         builder.start()
         time.sleep(1.0)  # the first job is fetching and building
-        busy = asyncio.run(acknowledgements(port, app, options.rate, count))
+        busy = acknowledgements_apart(port, app, options.rate, count)
         window_over.set()
         builder.join(timeout=300)
         outcomes = ", ".join(sorted({job["status"] for job in finished}))
+        print(f"load average at the end {loadavg()}")
         print_table(
-            f"webhook acknowledgement at {options.rate:.0f}/s for {options.seconds:.0f} s, milliseconds",
+            f"webhook acknowledgement at {options.rate:.0f}/s for {options.seconds:.0f} s, milliseconds"
+            f" ({setup})",
             ["while", "deliveries", "failed", "p50", "p99", "max"],
             [
                 ack_row("one at a time, idle", sequential),
@@ -319,9 +387,14 @@ def main() -> None:
         )
     finally:
         stop.set()
+        if worker_pid is not None:
+            stop_process(worker_pid)
         stop_process(pid)
         registry.server.stop()
-        remove_images(docker_url, f"{registry.address}/{app}")
+        if own_engine is not None:
+            stop_extra_engine(own_engine)
+        else:
+            remove_images(docker_url, f"{registry.address}/{app}")
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -71,6 +71,8 @@ def test_hosts_report_ready_with_their_release_and_the_audit_log_records_the_dep
     listed = json.loads(hosts.stdout)
     assert {host["status"] for host in listed} == {"ready"}
     assert {host["apps"][0]["health"] for host in listed} == {"healthy"}
+    # each agent measured the free disk of its own engine's data root
+    assert all(isinstance(host["disk_free"], int) and host["disk_free"] > 0 for host in listed), listed
     audit = lab.cli("audit", "--json")
     actions = {entry["action"] for entry in json.loads(audit.stdout)}
     assert {"host.register", "release.create", "deployment.create"} <= actions

@@ -60,7 +60,7 @@ def test_gitlab_hook_schedules_and_notify_through_the_cli(served: Any) -> None:
         "Asia/Tokyo",
         "skip",
     )
-    refused = run("schedule", "add", "--app", "web", "--cron", "0 3 * * *", "prune", "--env", "production")
+    refused = run("schedule", "add", "--app", "web", "--cron", "0 3 * * *", "vacuum", "--env", "production")
     assert refused.exit_code != 0 and "cannot be scheduled" in refused.output
     assert run("schedule", "rm", str(row["id"])).exit_code == 0
     assert json.loads(run("schedules", "--json").output) == []

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shipyard.agent.ports import LocalApp
-from shipyard.controller.schemas.agent import AppReport, DesiredApp, DesiredState, ReportAck
+from shipyard.controller.schemas.agent import AppReport, DesiredApp, DesiredState, PruneReport, ReportAck
 from shipyard.domain.models import Release
 from shipyard.domain.steps import Start, Switch
-from shipyard.errors import ControllerError, DeployFailedError
+from shipyard.errors import ControllerError, DeployFailedError, ShipyardError
 from shipyard.host.executor import Reporter
 
 DIGEST = "sha256:" + "ab" * 32
@@ -36,6 +36,8 @@ class FakeController:
     polls: list[tuple[int | None, float]] = field(default_factory=list)
     reports: list[AppReport] = field(default_factory=list)
     failed_reports: int = 0
+    prunes: list[PruneReport] = field(default_factory=list)
+    disk_free: list[int | None] = field(default_factory=list)
 
     def set_desired(self, *apps: DesiredApp) -> None:
         self.apps = list(apps)
@@ -47,11 +49,20 @@ class FakeController:
             raise ControllerError("cannot reach the controller at http://fake (ConnectError).")
         return DesiredState(host="h1", group="production", version=self.version, apps=list(self.apps))
 
-    def report(self, apps: list[AppReport], *, agent_version: str | None = None) -> ReportAck:
+    def report(
+        self,
+        apps: list[AppReport],
+        *,
+        agent_version: str | None = None,
+        prunes: list[PruneReport] | None = None,
+        disk_free: int | None = None,
+    ) -> ReportAck:
         if not self.reachable:
             self.failed_reports += 1
             raise ControllerError("cannot reach the controller at http://fake (ConnectError).")
         self.reports.extend(apps)
+        self.prunes.extend(prunes or [])
+        self.disk_free.append(disk_free)
         return ReportAck(host="h1", status="ready", received_at=datetime.now(UTC))
 
     def last_report(self, app: str = "web") -> AppReport:
@@ -65,6 +76,20 @@ class FakeHost:
     converged: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
     on_converge: object = None
+    pruned: list[tuple[str, int | None]] = field(default_factory=list)
+    prune_removes: list[str] = field(default_factory=list)
+    prune_error: ShipyardError | None = None
+    free: int = 5_000_000_000
+
+    def prune(self, desired: DesiredApp) -> list[str]:
+        self.pruned.append((desired.app, desired.prune))
+        if self.prune_error is not None:
+            raise self.prune_error
+        self.free += 1_000_000 * len(self.prune_removes)
+        return list(self.prune_removes)
+
+    def disk_free(self) -> int | None:
+        return self.free
 
     def known_apps(self) -> list[str]:
         return sorted(self.running)

@@ -48,3 +48,23 @@ def test_a_second_controller_on_one_sqlite_file_is_refused_in_one_sentence(tmp_p
     released = claim_sqlite_file(url)  # and once it stops, the file is free again
     assert released is not None
     released.close()
+
+
+def test_a_bad_job_worker_option_is_one_sentence_and_exit_code_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["job-worker", "--db", "mysql://db/shipyard"])
+    assert result.exit_code == 2 and "unsupported database URL scheme in 'mysql'" in result.output
+    result = runner.invoke(app, ["job-worker", "--db", f"sqlite:///{tmp_path}/c.db", "--nice", "25"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_prune_env_without_a_controller_says_how_to_set_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SHIPYARD_CONTROLLER", raising=False)
+    config = tmp_path / "shipyard.yml"
+    config.write_text("app: web\nimage: 127.0.0.1:5000/web\nproxy: {listen: '127.0.0.1:8080'}\n")
+    result = runner.invoke(app, ["prune", "--env", "production", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "--env prunes every host of the environment through the controller" in result.output
+    result = runner.invoke(app, ["prune", "--env", "prod\nuction", "--config", str(config)])
+    assert result.exit_code == 2 and "--env" in result.output and "Traceback" not in result.output

@@ -49,3 +49,15 @@ def test_version_changes_with_the_content_only() -> None:
     assert version_of([_app(1)]) == version_of([_app(1)])
     assert version_of([_app(1)]) != version_of([_app(2)])
     assert 0 <= version_of([]) < 2**53, "must survive a JSON round trip through any client"
+
+
+def test_a_new_prune_changes_the_version_and_no_prune_keeps_the_version_hosts_had() -> None:
+    import hashlib
+    import json
+
+    plain = _app(1)
+    before = json.dumps([[plain.app, plain.release_id, plain.digest, plain.deployment_id]], sort_keys=True)
+    assert version_of([plain]) == int(hashlib.sha256(before.encode()).hexdigest()[:13], 16)
+    pruned = [plain.model_copy(update={"prune": 3})]
+    assert version_of(pruned) != version_of([plain])
+    assert version_of(pruned) != version_of([plain.model_copy(update={"prune": 4})])

@@ -39,12 +39,15 @@ def test_the_job_grammar() -> None:
         "deploy", "production", SHA
     )
     assert schedule.parse_job(["rebuild", "--env=staging"]) == schedule.ScheduledJob("rebuild", "staging")
+    assert schedule.parse_job(["prune", "--env", "staging"]) == schedule.ScheduledJob("prune", "staging")
     refused = {
         ("deploy", "--env", "production"): "--ref",
         ("deploy", "--ref", "abc123", "--env", "production"): "40-character",
         ("rebuild", "--ref", SHA, "--env", "staging"): "takes no --ref",
         ("rebuild",): "--env",
-        ("prune", "--env", "staging"): "cannot be scheduled",
+        ("prune", "--ref", SHA, "--env", "staging"): "takes no --ref",
+        ("prune",): "--env",
+        ("vacuum", "--env", "staging"): "cannot be scheduled",
         ("rebuild", "--env"): "needs a value",
         ("rebuild", "--force", "--env", "x"): "not an option",
         (): "name the job",

@@ -113,6 +113,11 @@ class DockerEngine:
                 f"the pulled image does not carry digest {digest}: the registry served other content."
             )
 
+    def data_root(self) -> str:
+        """The engine's DockerRootDir, where its images and containers live."""
+        with _translate("reading the engine's info"):
+            return str(self.client.info().get("DockerRootDir") or "")
+
     def remove_image(self, reference: str) -> None:
         with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
             self.client.images.remove(reference)

@@ -11,9 +11,10 @@ from shipyard.controller.schemas.agent import DesiredApp, HostVersions, TrafficC
 from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy
 from shipyard.domain.spec import spec_from_snapshot
-from shipyard.errors import ProxyError
+from shipyard.errors import ProxyError, ShipyardError
 from shipyard.host import maintenance, service
 from shipyard.host.context import HostContext
+from shipyard.host.disk import free_bytes
 from shipyard.host.executor import Reporter
 from shipyard.host.observe import observe
 from shipyard.host.policy import HostPolicy
@@ -34,6 +35,21 @@ class LocalHost:
     trusted_keys: TrustedKeys | None = None
     # Read from the engine and haproxy on first need; a release's `requires:` is checked against them.
     versions: HostVersions | None = None
+    data_root: str | None = None  # the engine's DockerRootDir, read once
+
+    def disk_free(self) -> int | None:
+        if self.data_root is None:
+            try:
+                self.data_root = self.context.engine.data_root()
+            except ShipyardError:  # the engine is away: no number this time, ask again next pass
+                return None
+        return free_bytes(self.data_root)
+
+    def prune(self, desired: DesiredApp) -> list[str]:
+        """The host's own prune of the app (under its lock, refused during a swap), by the desired spec."""
+        if self.context.store.app(desired.app) is None:
+            return []  # never deployed here: nothing of it to remove
+        return maintenance.prune(self.context, spec_from_snapshot(desired.spec), wait=False)
 
     def host_versions(self) -> HostVersions:
         if self.versions is None:

@@ -13,11 +13,19 @@ from dataclasses import dataclass, field
 import structlog
 
 from shipyard.agent.backoff import Backoff
-from shipyard.agent.plan import Converge, Deferred, FailureMemory, InSync, next_retry, plan_apps
+from shipyard.agent.plan import (
+    Converge,
+    Deferred,
+    FailureMemory,
+    InSync,
+    next_retry,
+    plan_apps,
+    prunes_due,
+)
 from shipyard.agent.ports import ControllerPort, HostPort, LocalApp
-from shipyard.agent.reporting import ReportBuffer, StepReporter, app_report
+from shipyard.agent.reporting import ReportBuffer, StepReporter, app_report, prune_report
 from shipyard.controller.schemas.agent import DesiredApp, DesiredState
-from shipyard.errors import ControllerError, ShipyardError
+from shipyard.errors import ControllerError, LockedError, ShipyardError
 
 log = structlog.get_logger("shipyard.agent")
 
@@ -35,6 +43,9 @@ class AgentLoop:
     version: int | None = None
     retry_in: float | None = None
     busy: bool = False
+    # The latest prune carried out per app. Kept in memory: after a restart the agent prunes once
+    # more, which removes nothing new (a prune keeps the same releases), and reports again.
+    pruned: dict[str, int] = field(default_factory=dict)
     reports: ReportBuffer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +88,7 @@ class AgentLoop:
             return None
 
     def apply(self, apps: list[DesiredApp]) -> None:
+        self.reports.disk_free = self.host.disk_free()
         observed = {app.app: self.host.observe(app.app) for app in apps}
         actions = plan_apps(apps, observed, self.failures, self.clock())
         for action in actions:
@@ -91,8 +103,30 @@ class AgentLoop:
             elif isinstance(action, Deferred):
                 local = observed[action.desired.app]
                 self.reports.put(app_report(action.desired, local, "failed", message=action.last_error))
+        # After the swaps, so a prune keeps the release that now serves; one app at a time like them.
+        for desired in prunes_due(apps, self.pruned):
+            self._prune(desired)
         self.retry_in = next_retry(plan_apps(apps, observed, self.failures, self.clock()))
         self.reports.flush(force=False)
+
+    def _prune(self, desired: DesiredApp) -> None:
+        assert desired.prune is not None  # prunes_due: only apps with a prune
+        self.busy = True
+        try:
+            removed = self.host.prune(desired)
+            log.info("pruned", app=desired.app, prune=desired.prune, removed=len(removed))
+            report = prune_report(desired, removed)
+        except LockedError as exc:  # a swap holds the app: the next pass tries again
+            log.info("prune waits for the app's lock", app=desired.app, prune=desired.prune, reason=str(exc))
+            return
+        except ShipyardError as exc:
+            log.error("prune failed", app=desired.app, prune=desired.prune, error=str(exc))
+            report = prune_report(desired, [], error=str(exc))
+        finally:
+            self.busy = False
+        self.pruned[desired.app] = desired.prune
+        self.reports.put_prune(report)
+        self.reports.disk_free = self.host.disk_free()
 
     def _converge(self, desired: DesiredApp, before: LocalApp) -> None:
         reporter = StepReporter(self.reports, desired, before)

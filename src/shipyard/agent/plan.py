@@ -94,3 +94,8 @@ def next_retry(actions: Sequence[Action]) -> float | None:
     """Seconds until the earliest deferred app may be tried again, if any."""
     delays = [action.retry_in for action in actions if isinstance(action, Deferred)]
     return min(delays) if delays else None
+
+
+def prunes_due(desired: Sequence[DesiredApp], pruned: Mapping[str, int]) -> list[DesiredApp]:
+    """Apps whose latest prune is newer than the last one this agent carried out for them."""
+    return [app for app in desired if app.prune is not None and app.prune > pruned.get(app.app, 0)]

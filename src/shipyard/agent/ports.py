@@ -9,6 +9,7 @@ from shipyard.controller.schemas.agent import (
     AppReport,
     DesiredApp,
     DesiredState,
+    PruneReport,
     ReportAck,
     TrafficCounters,
 )
@@ -28,7 +29,14 @@ class LocalApp:
 class ControllerPort(Protocol):
     def desired(self, version: int | None = None, wait: float = 0.0) -> DesiredState: ...
 
-    def report(self, apps: list[AppReport], *, agent_version: str | None = None) -> ReportAck: ...
+    def report(
+        self,
+        apps: list[AppReport],
+        *,
+        agent_version: str | None = None,
+        prunes: list[PruneReport] | None = None,
+        disk_free: int | None = None,
+    ) -> ReportAck: ...
 
 
 class HostPort(Protocol):
@@ -39,3 +47,9 @@ class HostPort(Protocol):
     def observe(self, app: str) -> LocalApp: ...
 
     def converge(self, desired: DesiredApp, reporter: Reporter) -> str: ...
+
+    def prune(self, desired: DesiredApp) -> list[str]:
+        """Remove the app's releases a prune does not keep; LockedError while a swap holds the app."""
+        ...
+
+    def disk_free(self) -> int | None: ...

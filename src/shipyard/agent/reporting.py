@@ -14,7 +14,7 @@ import structlog
 
 from shipyard.agent.localize import release_number
 from shipyard.agent.ports import ControllerPort, LocalApp
-from shipyard.controller.schemas.agent import AppReport, DesiredApp, Health, Outcome
+from shipyard.controller.schemas.agent import MAX_REMOVED, AppReport, DesiredApp, Health, Outcome, PruneReport
 from shipyard.domain.steps import Step, Switch
 from shipyard.errors import ControllerError
 
@@ -46,15 +46,31 @@ def app_report(
     )
 
 
+def prune_report(desired: DesiredApp, removed: list[str], *, error: str | None = None) -> PruneReport:
+    assert desired.prune is not None  # only a desired prune is carried out
+    return PruneReport(
+        app=desired.app,
+        prune=desired.prune,
+        outcome="failed" if error is not None else "succeeded",
+        removed=[CONTROL.sub(" ", name)[:255] for name in removed[:MAX_REMOVED]],
+        message=(error or "").replace("\x00", " ")[:MAX_MESSAGE],
+    )
+
+
 @dataclass
 class ReportBuffer:
     controller: ControllerPort
     agent_version: str | None = None
     pending: dict[str, AppReport] = field(default_factory=dict)
     offline: bool = False
+    prunes: dict[str, PruneReport] = field(default_factory=dict)
+    disk_free: int | None = None  # sent with every report; the latest measurement
 
     def put(self, report: AppReport) -> None:
         self.pending[report.app] = report
+
+    def put_prune(self, report: PruneReport) -> None:
+        self.prunes[report.app] = report
 
     def flush(self, *, force: bool = True) -> bool:
         """Send what waits; True when the controller has it all (or nothing waited).
@@ -62,11 +78,14 @@ class ReportBuffer:
         Without `force`, nothing is tried while the last attempt failed: a swap must not wait on an
         unreachable controller at every step. The loop forces a try before each poll.
         """
-        if not self.pending or (self.offline and not force):
-            return not self.pending
-        reports = list(self.pending.values())
+        waiting = bool(self.pending or self.prunes)
+        if not waiting or (self.offline and not force):
+            return not waiting
+        reports, prunes = list(self.pending.values()), list(self.prunes.values())
         try:
-            self.controller.report(reports, agent_version=self.agent_version)
+            self.controller.report(
+                reports, agent_version=self.agent_version, prunes=prunes, disk_free=self.disk_free
+            )
         except ControllerError as exc:
             self.offline = True
             log.info("report deferred", reason=str(exc), apps=len(reports))
@@ -75,6 +94,9 @@ class ReportBuffer:
         for report in reports:
             if self.pending.get(report.app) is report:
                 del self.pending[report.app]
+        for pruned in prunes:
+            if self.prunes.get(pruned.app) is pruned:
+                del self.prunes[pruned.app]
         return True
 
 

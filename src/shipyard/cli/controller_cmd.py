@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -58,6 +62,13 @@ def controller(
             "retried once this long after its last renewal",
         ),
     ] = DEFAULT_JOB_LEASE,
+    job_worker: Annotated[
+        bool,
+        typer.Option(
+            "--job-worker/--no-job-worker",
+            help="run pipeline jobs and schedules here (--no-job-worker: a 'shipyard job-worker' runs them)",
+        ),
+    ] = True,
 ) -> None:
     """Run the fleet controller. Default database: $SHIPYARD_HOME/shipyard-controller.db or ./ (SQLite)."""
     # Imported here: the web stack takes most of a second to import; other commands don't need it.
@@ -82,6 +93,8 @@ def controller(
         max_body=max_body,
         job_lease=job_lease,
     )
+    if not job_worker:
+        settings = dataclasses.replace(settings, run_jobs=False)
     if tls_cert is None and not is_loopback(host):
         typer.echo(
             f"warning: serving plain http on {host}; agents and the CLI refuse it without --insecure-http "
@@ -99,3 +112,40 @@ def controller(
         stop_process_logging()
         if held is not None:
             held.close()
+
+
+@handle_errors
+def job_worker(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="the controller's database URL (the same as its --db)"),
+    ] = None,
+    nice: Annotated[
+        int,
+        typer.Option(
+            "--nice", min=0, max=19, help="lower this process's CPU priority (and its jobs') by this"
+        ),
+    ] = 10,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="Ed25519 key that signs the releases jobs create (the controller's --signing-key)"),
+    ] = None,
+) -> None:
+    """Run pipeline jobs and schedules beside a controller started with --no-job-worker, until SIGTERM."""
+    from shipyard.controller.pipeline.worker_process import run_job_worker
+    from shipyard.controller.settings import load_settings
+    from shipyard.logs import configure_process_logging, stop_process_logging
+
+    settings = load_settings(database_url=db, signing_key_file=signing_key)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    configure_process_logging()
+    try:
+        run_job_worker(settings, stop, niceness=nice)
+    finally:
+        stop_process_logging()

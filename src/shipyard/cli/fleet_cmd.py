@@ -23,6 +23,7 @@ from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle
 from shipyard.cli.render import console, print_json, say, table
 from shipyard.domain import names
 from shipyard.domain.names import FLEET_NAME, is_name
+from shipyard.domain.prune import human_bytes
 from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import ConfigError, ControllerError, DeployFailedError
 
@@ -298,11 +299,12 @@ def hosts(
             h.status,
             ", ".join(f"{a.app}=r{a.active_release} {a.health}" for a in h.apps),
             h.last_seen.strftime("%H:%M:%S"),
+            human_bytes(h.disk_free),
             *(_version_cell(h, component) for component in VERSION_COLUMNS),
         ]
         for h in found
     ]
-    columns = ["host", "group", "address", "status", "apps", "last seen", *VERSION_COLUMNS]
+    columns = ["host", "group", "address", "status", "apps", "last seen", "free disk", *VERSION_COLUMNS]
     table("hosts", columns, rows)
     skew = skew_summary(found)
     if skew:

@@ -301,10 +301,31 @@ def start(
 
 @handle_errors
 def prune(
-    config: ConfigOption = DEFAULT_CONFIG, wait: WaitOption = False, as_json: JsonOption = False
+    config: ConfigOption = DEFAULT_CONFIG,
+    env: FleetEnvOption = None,
+    wait: WaitOption = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, max=3600, help="with --env: seconds to wait for the hosts")
+    ] = 120.0,
+    as_json: JsonOption = False,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
-    """Remove containers and images older than the last deploy.keep_releases releases."""
+    """Remove containers and images older than the last deploy.keep_releases releases (--env: every host)."""
     spec = load(config)
+    if env is not None:
+        from shipyard.cli.fleet_prune import fleet_prune
+        from shipyard.errors import ConfigError
+
+        fleet_cmd.checked_name(env, "--env")
+        if not fleet_cmd.controller_url(spec):
+            raise ConfigError(
+                "--env prunes every host of the environment through the controller; set "
+                "SHIPYARD_CONTROLLER or 'controller:' in shipyard.yml, or drop --env to prune this host."
+            )
+        return fleet_prune(
+            spec, env, timeout=timeout, as_json=as_json, ca_file=ca_file, insecure_http=insecure_http
+        )
     context = host_context()
     try:
         removed = maintenance.prune(context, spec, wait=wait)

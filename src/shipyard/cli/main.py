@@ -31,6 +31,7 @@ EXTENSIONS: list[tuple[str, str, str, bool]] = [
     ("shipyard.cli.build_cmd", "build", "build", False),
     ("shipyard.cli.build_cmd", "scan", "scan", False),
     ("shipyard.cli.controller_cmd", "controller", "controller", False),
+    ("shipyard.cli.controller_cmd", "job_worker", "job-worker", False),
     ("shipyard.cli.agent_cmd", "agent", "agent", False),
     ("shipyard.cli.signing_cmd", "signing_key", "signing-key", False),
     ("shipyard.cli.lab_cmd", "lab_app", "lab", True),

@@ -20,7 +20,9 @@ notify_app = typer.Typer(help="Post job and deployment events to a URL (admin to
 def add(
     job: Annotated[
         list[str],
-        typer.Argument(help="the job: 'deploy --ref SHA --env E' or 'rebuild --env E'", metavar="JOB"),
+        typer.Argument(
+            help="the job: 'deploy --ref SHA --env E', 'rebuild --env E' or 'prune --env E'", metavar="JOB"
+        ),
     ],
     app: Annotated[str, typer.Option("--app", help="the app's name")],
     cron: Annotated[str, typer.Option("--cron", help="five fields: minute hour day month weekday")],

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.controller import tokens, ui
 from shipyard.controller.agent_auth import AgentTokenCache
-from shipyard.controller.api import admin, agent, deployments, errors, fleet, ops, releases
+from shipyard.controller.api import admin, agent, deployments, errors, fleet, ops, prunes, releases
 from shipyard.controller.api import hooks as hooks_api
 from shipyard.controller.api import jobs as jobs_api
 from shipyard.controller.api import schedules as schedules_api
@@ -214,7 +214,7 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     app.add_middleware(RequestBodyLimit, max_body=settings.max_body)
     app.add_middleware(errors.UnexpectedErrors)
     app.add_middleware(LatencyMiddleware, context=context)  # outermost, so it times everything
-    for module in (fleet, releases, deployments, admin, agent, hooks_api, jobs_api, schedules_api):
+    for module in (fleet, releases, deployments, prunes, admin, agent, hooks_api, jobs_api, schedules_api):
         app.include_router(module.router, prefix=API_PREFIX)
         context.metrics.name_routes(module.router.routes, API_PREFIX)
     app.include_router(ops.router)

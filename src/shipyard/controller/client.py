@@ -27,10 +27,11 @@ from shipyard.controller.schemas.agent import (
     AppReport,
     DesiredState,
     HostVersions,
+    PruneReport,
     ReportAck,
 )
 from shipyard.controller.schemas.deployments import DeploymentOut
-from shipyard.controller.schemas.fleet import HostOut
+from shipyard.controller.schemas.fleet import HostOut, PruneOut
 from shipyard.controller.schemas.releases import ReleaseOut
 from shipyard.controller.tls import client_ssl_context, refusal_reason
 from shipyard.errors import (
@@ -260,6 +261,12 @@ class ControllerClient:
     def hosts(self, group: str | None = None) -> list[HostOut]:
         return self._many(HostOut, "/hosts", group=group)
 
+    def request_prune(self, app: str, environment: str) -> PruneOut:
+        return self._one(PruneOut, "POST", "/prunes", json={"app": app, "environment": environment})
+
+    def get_prune(self, prune_id: int) -> PruneOut:
+        return self._one(PruneOut, "GET", f"/prunes/{prune_id}")
+
     def delete_host(self, name: str) -> None:
         """Forget the host and revoke its agent token (admin)."""
         self._call("DELETE", f"/hosts/{name}")
@@ -318,8 +325,19 @@ class ControllerClient:
             DesiredState, "GET", "/agent/desired", params=params, timeout=wait + 10.0 if wait else None
         )
 
-    def report(self, apps: list[AppReport], *, agent_version: str | None = None) -> ReportAck:
+    def report(
+        self,
+        apps: list[AppReport],
+        *,
+        agent_version: str | None = None,
+        prunes: list[PruneReport] | None = None,
+        disk_free: int | None = None,
+    ) -> ReportAck:
         body: dict[str, Any] = {"agent_version": agent_version, "apps": [app.model_dump() for app in apps]}
+        if prunes:
+            body["prunes"] = [prune.model_dump() for prune in prunes]
+        if disk_free is not None:
+            body["disk_free"] = disk_free
         if self.host_versions is not None:
             body["versions"] = self.host_versions.model_dump()
         # A report states what the host runs: sending it again to another replica is harmless.

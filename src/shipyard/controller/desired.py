@@ -3,7 +3,8 @@
 The rule, per app deployed to the host's environment, from its latest started deployment:
 running, paused or failed (without rollback): hosts in started waves get the target, the rest keep the
 current release; succeeded: the target everywhere; aborted or rolled back: the current release (the last
-succeeded one) everywhere.
+succeeded one) everywhere. Each app also carries the latest prune asked of it in the environment
+(prunes.py), which the host's agent carries out once.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shipyard.controller.deployments import current_release_id
-from shipyard.controller.models import Deployment, DeploymentHost, Environment, Release
+from shipyard.controller.models import Deployment, DeploymentHost, Environment, Prune, Release
 from shipyard.controller.rollout import ACTIVE, FAILED, SUCCEEDED
 from shipyard.controller.schemas.agent import DesiredApp, DesiredState
 from shipyard.controller.schemas.common import release_name
@@ -67,6 +68,7 @@ class AppPlan:
     current_wave: int
     current_release: int | None
     waves: dict[int, int]
+    prune: int | None = None  # the latest prune asked of the app in this group
 
     def choice_for(self, host_id: int) -> Choice | None:
         wave = self.waves.get(host_id)
@@ -97,7 +99,8 @@ class GroupPlan:
                 choice = plan.choice_for(host_id)
                 if choice is not None:
                     template = self.releases[choice.release_id]
-                    apps.append(template.model_copy(update={"deployment_id": choice.deployment_id}))
+                    update = {"deployment_id": choice.deployment_id, "prune": plan.prune}
+                    apps.append(template.model_copy(update=update))
             answer = DesiredState(host=host_name, group=self.group, version=version_of(apps), apps=apps)
             self._answers[key] = answer
         return answer
@@ -133,6 +136,12 @@ def group_plan(session: Session, group: str) -> GroupPlan:
     ).all()
     apps: list[AppPlan] = []
     releases: dict[int, DesiredApp] = {}
+    latest_prunes = (
+        select(Prune.app_id, func.max(Prune.id))
+        .where(Prune.environment_id == environment.id)
+        .group_by(Prune.app_id)
+    )
+    prunes = {app_id: prune_id for app_id, prune_id in session.execute(latest_prunes)}
     for app_id in sorted(app_ids):
         latest = _latest_started(session, app_id, environment.id)
         if latest is None:
@@ -144,7 +153,17 @@ def group_plan(session: Session, group: str) -> GroupPlan:
             )
         ).all()
         waves = {host_id: wave for host_id, wave in rows}
-        apps.append(AppPlan(latest.status, latest.release_id, latest.id, latest.current_wave, current, waves))
+        apps.append(
+            AppPlan(
+                latest.status,
+                latest.release_id,
+                latest.id,
+                latest.current_wave,
+                current,
+                waves,
+                prunes.get(app_id),
+            )
+        )
         for release_id in (latest.release_id, current):
             if release_id is not None and release_id not in releases:
                 releases[release_id] = _release_template(session.get_one(Release, release_id))
@@ -152,6 +171,11 @@ def group_plan(session: Session, group: str) -> GroupPlan:
 
 
 def version_of(apps: list[DesiredApp]) -> int:
-    """A fingerprint of the content, so any change in what the host should run changes the version."""
-    content = json.dumps([[a.app, a.release_id, a.digest, a.deployment_id] for a in apps], sort_keys=True)
+    """A fingerprint of the content, so any change in what the host should run changes the version.
+
+    A prune is in it only once one was asked, so hosts never pruned keep the version they had."""
+    content = json.dumps(
+        [[a.app, a.release_id, a.digest, a.deployment_id, *([a.prune] if a.prune else [])] for a in apps],
+        sort_keys=True,
+    )
     return int(hashlib.sha256(content.encode()).hexdigest()[:13], 16)

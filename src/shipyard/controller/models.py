@@ -74,6 +74,8 @@ class Host(Base):
     agent_version: Mapped[str] = mapped_column(String(64), default="")
     # Docker Engine, haproxy, kernel and shipyard versions as the agent last reported them.
     versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Bytes free on the filesystem of the engine's data root, as the agent last measured it.
+    disk_free: Mapped[int | None] = mapped_column(default=None)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     apps: Mapped[list[HostApp]] = relationship(back_populates="host", cascade="all, delete-orphan")
@@ -206,3 +208,35 @@ class JoinToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
     used_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class Prune(Base):
+    """A request that every host of an environment prune one app; its id is the generation agents see."""
+
+    __tablename__ = "prunes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    schedule_id: Mapped[int | None] = mapped_column(index=True)  # the schedule that asked, if any
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    app: Mapped[App] = relationship()
+    environment: Mapped[Environment] = relationship()
+    hosts: Mapped[list[PruneHost]] = relationship(
+        back_populates="prune", cascade="all, delete-orphan", order_by="PruneHost.host_id"
+    )
+
+
+class PruneHost(Base):
+    """What one host's agent removed for one prune, and its free disk afterwards."""
+
+    __tablename__ = "prune_hosts"
+    prune_id: Mapped[int] = mapped_column(ForeignKey("prunes.id", ondelete="CASCADE"), primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    removed: Mapped[list[str]] = mapped_column(JSON, default=list)
+    disk_free: Mapped[int | None] = mapped_column(default=None)
+    message: Mapped[str] = mapped_column(Text, default="")
+    reported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    prune: Mapped[Prune] = relationship(back_populates="hosts")
+    host: Mapped[Host] = relationship()

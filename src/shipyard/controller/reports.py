@@ -26,6 +26,7 @@ from sqlalchemy.sql.elements import BindParameter
 from shipyard.controller.errors import UnauthorizedError
 from shipyard.controller.hosts import CONVERGING, READY
 from shipyard.controller.models import App, Host, HostApp, UtcDateTime
+from shipyard.controller.prunes import PruneResult, store_results
 from shipyard.controller.schemas.agent import AgentReport, DesiredState, ReportAck
 from shipyard.errors import ShipyardError
 
@@ -53,6 +54,7 @@ class _HostState:
     last_seen: datetime | None
     status: str = CONVERGING
     versions: dict[str, Any] | None = None  # None: unchanged
+    disk_free: int | None = None  # None: not measured in these reports
 
 
 # (active_release_id, health) per (host_id, app_id): all the status rule needs
@@ -83,6 +85,7 @@ def store_reports(session: Session, reports: Sequence[PendingReport]) -> list[St
     running: _Running = {(r.host_id, r.app_id): (r.active_release_id, r.health) for r in existing}
     stored_pairs = set(running)
     rows: dict[tuple[int, int], dict[str, object]] = {}
+    prune_results: list[PruneResult] = []
     outcomes: list[StoredReport | ShipyardError] = []
     for report in reports:
         state = states.get(report.host_id)
@@ -112,12 +115,19 @@ def store_reports(session: Session, reports: Sequence[PendingReport]) -> list[St
             state.agent_version = report.body.agent_version
         if report.body.versions is not None:
             state.versions = report.body.versions.model_dump()
+        if report.body.disk_free is not None:
+            state.disk_free = report.body.disk_free
+        prune_results += [
+            PruneResult(report.host_id, item, report.body.disk_free, report.received_at)
+            for item in report.body.prunes
+        ]
         state.last_seen = max(state.last_seen or report.received_at, report.received_at)
         state.status = converged(report.host_id, report.desired, running, app_ids)
         ack = ReportAck(host=state.name, status=state.status, received_at=report.received_at)
         outcomes.append(StoredReport(ack, mentioned))
     _write_rows(session, rows, stored_pairs)
     _write_hosts(session, states)
+    store_results(session, prune_results)
     return outcomes
 
 
@@ -170,6 +180,14 @@ def _write_hosts(session: Session, states: dict[int, _HostState]) -> None:
     if versions:
         statement = update(table).where(table.c.id == bindparam("b_id"))
         session.execute(statement.values(versions=bindparam("b_versions", type_=JSON())), versions)
+    disk = [
+        {"b_id": host_id, "b_disk": s.disk_free}
+        for host_id, s in sorted(states.items())
+        if s.last_seen is not None and s.disk_free is not None
+    ]
+    if disk:
+        statement = update(table).where(table.c.id == bindparam("b_id"))
+        session.execute(statement.values(disk_free=bindparam("b_disk")), disk)
 
 
 @dataclass(frozen=True)
@@ -195,8 +213,9 @@ class ReportMemory:
 
     @staticmethod
     def fingerprint(body: AgentReport) -> str:
-        # Counters change with every report; a report that only repeats the rest needs no database write.
-        return body.model_dump_json(exclude={"apps": {"__all__": {"counters"}}})
+        # Counters and free disk change with every report; a report that only repeats the rest needs no
+        # database write (free disk is then written with the next stored report, within refresh_after).
+        return body.model_dump_json(exclude={"apps": {"__all__": {"counters"}}, "disk_free": True})
 
     def repeated_status(self, host_id: int, fingerprint: str, desired_version: int) -> str | None:
         """The stored status when this report repeats the last stored one; None when it must be stored."""

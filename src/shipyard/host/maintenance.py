@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from shipyard.domain.models import other_slot
+from shipyard.domain.models import Release, other_slot
+from shipyard.domain.prune import select_prune
 from shipyard.domain.spec import AppSpec, spec_from_snapshot
 from shipyard.domain.steps import Start, WaitHealthy
 from shipyard.errors import NotFoundError
 from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
 from shipyard.host.executor import Executor, container_name
-from shipyard.host.service import locked, recover
+from shipyard.host.service import locked, previous_release, recover
 from shipyard.host.store import AppRecord
 
 
@@ -66,24 +67,40 @@ def _record(context: HostContext, app: str) -> AppRecord:
 
 
 def prune(context: HostContext, spec: AppSpec, *, wait: bool = False) -> list[str]:
-    """Keep the newest `deploy.keep_releases` releases' containers and images; remove the rest."""
-    removed: list[str] = []
+    """Remove the containers and images of releases a prune does not keep (domain/prune.py says which).
+
+    Runs under the app's lock, so never during a swap; returns what it removed."""
     with locked(context, spec.app, "prune", wait):
         state, _ = recover(context, spec.app)
         record = context.store.app(spec.app)
-        active = record.active_release_id if record else None
-        order = [r.id for r in context.store.releases(spec.app)]
-        keep = set(order[: spec.deploy.keep_releases]) | {active}
-        keep |= {c.release_id for c in state.containers if c.running}
-        for container in state.containers:
-            if container.release_id not in keep:
-                context.engine.remove(container.name)
-                removed.append(container.name)
-        for release in context.store.releases(spec.app):
-            if release.id not in keep:
-                context.engine.remove_image(release.pinned_image)
-                removed.append(release.pinned_image)
-    return removed
+        releases = context.store.releases(spec.app)
+        selection = select_prune(
+            releases,
+            state.containers,
+            keep_releases=spec.deploy.keep_releases,
+            active=record.active_release_id if record else None,
+            previous=_previous_release_id(context, spec.app),
+            present_images=_present_images(context, releases),
+        )
+        for name in selection.containers:
+            context.engine.remove(name)
+        for image in selection.images:
+            context.engine.remove_image(image)
+    return selection.removed
+
+
+def _previous_release_id(context: HostContext, app: str) -> str | None:
+    try:
+        return previous_release(context, app).id
+    except NotFoundError:
+        return None
+
+
+def _present_images(context: HostContext, releases: list[Release]) -> set[str]:
+    digests_by_repository = {
+        repository: context.engine.present_digests(repository) for repository in {r.image for r in releases}
+    }
+    return {r.pinned_image for r in releases if r.digest in digests_by_repository[r.image]}
 
 
 def follow_logs(

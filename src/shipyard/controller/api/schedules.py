@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
+from shipyard.controller import prunes
 from shipyard.controller.api.deps import Admin, Context, Deployer, ResourceId, Viewer
 from shipyard.controller.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.pipeline import notify, notify_store, schedule, schedule_store
@@ -22,8 +24,14 @@ from shipyard.controller.schemas.pipeline import (
 router = APIRouter(tags=["pipeline"], responses=API_TOKEN)
 
 
-def schedule_out(row: Schedule) -> ScheduleOut:
+def schedule_out(row: Schedule, session: Session | None = None) -> ScheduleOut:
+    """With a session, a prune schedule's last result says per host what its last prune removed."""
     local = row.next_run_at.astimezone(schedule.zone(row.timezone))
+    last_result = row.last_result
+    if session is not None and row.action == schedule.PRUNE and last_result.startswith("prune "):
+        latest = prunes.list_prunes(session, schedule_id=row.id, limit=1)
+        if latest:
+            last_result = prunes.summary(latest[0], prunes.waiting_hosts(session, latest[0]))
     return ScheduleOut(
         id=row.id,
         app=row.app.name,
@@ -38,7 +46,7 @@ def schedule_out(row: Schedule) -> ScheduleOut:
         next_run_local=local.strftime("%Y-%m-%d %H:%M %Z"),
         last_run_at=row.last_run_at,
         last_job_id=row.last_job_id,
-        last_result=row.last_result,
+        last_result=last_result,
         created_by=row.created_by,
         created_at=row.created_at,
     )
@@ -62,7 +70,7 @@ def notification_out(row: Notification) -> NotificationOut:
 @router.get("/schedules", summary="Schedules with their next run (viewer)", responses=PARAMS)
 def list_schedules(_caller: Viewer, context: Context, app: NameQuery = None) -> list[ScheduleOut]:
     with context.db.read() as session:
-        return [schedule_out(row) for row in schedule_store.list_schedules(session, app=app)]
+        return [schedule_out(row, session) for row in schedule_store.list_schedules(session, app=app)]
 
 
 @router.post(

@@ -118,6 +118,7 @@ def host_out(host: Host, skew: list[str] | None = None) -> HostOut:
         apps=sorted(apps, key=lambda app: app.app),
         versions={key: str(value) for key, value in (host.versions or {}).items()},
         skew=skew or [],
+        disk_free=host.disk_free,
     )
 
 

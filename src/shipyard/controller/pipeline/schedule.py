@@ -2,7 +2,8 @@
 
 A schedule runs one of a small set of jobs:
 - `deploy --ref SHA --env E`: ship that commit to E at the set time (a release window);
-- `rebuild --env E`: build the commit E last shipped again and deploy it (a fresh base image).
+- `rebuild --env E`: build the commit E last shipped again and deploy it (a fresh base image);
+- `prune --env E`: every host of E removes the app's old releases (controller/prunes.py), no job.
 Overlap: when the schedule's previous job is still queued or running, `skip` records the run as
 skipped; `queue` adds the job behind it. Runs missed while the controller was down (due more than
 MISSED_AFTER ago): `run-once` runs one job for all of them at start, `skip` records them as skipped;
@@ -21,8 +22,8 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from shipyard.errors import ConfigError
 
-DEPLOY, REBUILD = "deploy", "rebuild"
-ACTIONS = (DEPLOY, REBUILD)
+DEPLOY, REBUILD, PRUNE = "deploy", "rebuild", "prune"
+ACTIONS = (DEPLOY, REBUILD, PRUNE)
 SKIP, QUEUE = "skip", "queue"
 OVERLAPS = (SKIP, QUEUE)
 RUN_ONCE = "run-once"
@@ -76,13 +77,17 @@ def check_job(action: str, environment: str, ref: str | None) -> ScheduledJob:
         raise ConfigError("a scheduled deploy needs --ref with the full 40-character commit sha.")
     if action == REBUILD and ref is not None:
         raise ConfigError("a rebuild takes no --ref: it rebuilds the commit the environment runs.")
+    if action == PRUNE and ref is not None:
+        raise ConfigError("a prune takes no --ref: it keeps the releases deploy.keep_releases names.")
     return ScheduledJob(action, environment, ref)
 
 
 def parse_job(words: Sequence[str]) -> ScheduledJob:
-    """`deploy --ref SHA --env E` or `rebuild --env E`, as typed after `shipyard schedule add`."""
+    """`deploy --ref SHA --env E`, `rebuild --env E` or `prune --env E`, after `shipyard schedule add`."""
     if not words:
-        raise ConfigError("name the job to schedule: 'deploy --ref SHA --env E' or 'rebuild --env E'.")
+        raise ConfigError(
+            "name the job to schedule: 'deploy --ref SHA --env E', 'rebuild --env E' or 'prune --env E'."
+        )
     action, options = words[0], list(words[1:])
     values: dict[str, str] = {}
     while options:

@@ -12,11 +12,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from shipyard.controller import audit, catalog
+from shipyard.controller import audit, catalog, prunes
 from shipyard.controller.models import App
 from shipyard.controller.pipeline import engine, schedule
 from shipyard.controller.pipeline.models import Hook, Job, Schedule
-from shipyard.errors import ConfigError, NotFoundError
+from shipyard.errors import ConfigError, NotFoundError, ShipyardError
 
 
 def add_schedule(
@@ -126,8 +126,24 @@ def _job_for(session: Session, row: Schedule, now: datetime) -> Job:
     return job
 
 
-def run_due(session: Session, *, now: datetime) -> list[int]:
-    """Start the job of every due schedule (or record why not); the ids of the jobs queued."""
+def _request_prune(session: Session, row: Schedule, now: datetime) -> int:
+    """A scheduled prune starts no job: it asks every host of the environment to prune (prunes.py)."""
+    prune = prunes.request_prune(
+        session,
+        app=row.app.name,
+        environment=row.environment,
+        actor=f"schedule {row.id}",
+        source_ip=None,
+        now=now,
+        schedule_id=row.id,
+    )
+    return prune.id
+
+
+def run_due(session: Session, *, now: datetime, prunes_requested: list[int] | None = None) -> list[int]:
+    """Start the job of every due schedule (or record why not); the ids of the jobs queued.
+
+    The ids of the prunes requested are appended to `prunes_requested`: the caller wakes the agents."""
     due = session.scalars(
         select(Schedule)
         .where(Schedule.next_run_at <= now)
@@ -144,14 +160,23 @@ def run_due(session: Session, *, now: datetime) -> list[int]:
             overlap=row.overlap,
             previous_status=previous.status if previous is not None else None,
         )
-        result = decision.reason
-        if decision.run:
+        result, started = decision.reason, False
+        if decision.run and row.action == schedule.PRUNE:
+            try:
+                with session.begin_nested():
+                    prune_id = _request_prune(session, row, now)
+                if prunes_requested is not None:
+                    prunes_requested.append(prune_id)
+                result, started = f"prune {prune_id}: {decision.reason}", True
+            except ShipyardError as exc:  # the app or environment is gone, or was never deployed there
+                result = f"not run: {exc.message}"
+        elif decision.run:
             try:
                 with session.begin_nested():  # a run that cannot start leaves nothing half-made
                     job = _job_for(session, row, now)
                 row.last_job_id = job.id
                 queued.append(job.id)
-                result = f"job {job.id}: {decision.reason}"
+                result, started = f"job {job.id}: {decision.reason}", True
             except ConfigError as exc:
                 result = f"not run: {exc.message}"
         row.last_run_at, row.last_result = now, result
@@ -159,7 +184,7 @@ def run_due(session: Session, *, now: datetime) -> list[int]:
         audit.record(
             session,
             actor=audit.CONTROLLER_ACTOR,
-            action="schedule.run" if row.last_job_id in queued else "schedule.skip",
+            action="schedule.run" if started else "schedule.skip",
             target=f"{row.app.name}/schedule {row.id}",
             result=result,
         )

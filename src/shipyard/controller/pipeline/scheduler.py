@@ -52,8 +52,12 @@ class Scheduler:
 
     def run_once(self) -> list[int]:
         """Start the due schedules' jobs now; the ids of the jobs queued."""
+        prunes: list[int] = []
         with self._context.db.transaction() as session:
-            queued = schedule_store.run_due(session, now=self._context.now())
+            queued = schedule_store.run_due(session, now=self._context.now(), prunes_requested=prunes)
+        if prunes:
+            log.info("scheduled prunes requested", prunes=prunes)
+            self._context.notifier.notify()  # the agents' long-polls see the new prune at once
         if queued:
             log.info("scheduled jobs queued", jobs=queued)
             if self._on_queued is not None:

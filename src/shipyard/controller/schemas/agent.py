@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.controller.schemas.common import MAX_ID, Body, Line, Name, Text
+from shipyard.controller.schemas.common import LINE_PATTERN, MAX_ID, Body, Line, Name, Text
 
 Health = Literal["healthy", "unhealthy", "unknown"]
 Outcome = Literal["in_progress", "succeeded", "failed"]
@@ -53,6 +53,9 @@ class DesiredApp(BaseModel):
     spec: dict[str, Any]
     deployment_id: int | None = Field(description="the deployment that put this release here, if any")
     signature: str | None = Field(default=None, description="ed25519 signature over the release, if signed")
+    prune: int | None = Field(
+        default=None, description="the latest prune asked of the app's hosts; agents prune once per new one"
+    )
 
 
 class DesiredState(BaseModel):
@@ -84,10 +87,29 @@ class AppReport(Body):
     counters: TrafficCounters | None = Field(default=None, description="haproxy counters, when known")
 
 
+MAX_REMOVED = 500
+
+
+class PruneReport(Body):
+    """What the host removed for one prune of one app (or why it could not)."""
+
+    app: Name
+    prune: int = Field(ge=1, le=MAX_ID, description="the prune's id, from the desired state")
+    outcome: Literal["succeeded", "failed"]
+    removed: list[Annotated[str, Field(max_length=255, pattern=LINE_PATTERN)]] = Field(
+        default_factory=list, max_length=MAX_REMOVED, description="containers, then images"
+    )
+    message: Text = Field(default="", max_length=2000)
+
+
 class AgentReport(Body):
     agent_version: Line | None = Field(default=None, max_length=64)
     versions: HostVersions | None = Field(default=None, description="sent when known; kept until changed")
     apps: list[AppReport] = Field(default_factory=list)
+    prunes: list[PruneReport] = Field(default_factory=list, max_length=64)
+    disk_free: int | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="bytes free on the engine's data root filesystem"
+    )
 
 
 class DesiredQuery(BaseModel):

@@ -56,3 +56,32 @@ class HostOut(BaseModel):
         default_factory=list,
         description="components (docker, haproxy, kernel, shipyard) differing from most hosts of its group",
     )
+    disk_free: int | None = Field(
+        default=None, description="bytes free on the engine's data root filesystem, as last reported"
+    )
+
+
+class PruneCreate(Body):
+    app: Name
+    environment: Name
+
+
+class PruneHostOut(BaseModel):
+    host: str
+    outcome: str = Field(description="succeeded | failed")
+    removed: list[str] = Field(description="containers, then images, the host removed")
+    disk_free: int | None = Field(description="bytes free on the engine's data root after the prune")
+    message: str
+    reported_at: datetime
+
+
+class PruneOut(BaseModel):
+    id: int
+    app: str
+    environment: str
+    schedule_id: int | None
+    requested_by: str
+    requested_at: datetime
+    hosts: list[PruneHostOut]
+    waiting: list[str] = Field(description="hosts of the environment that have not reported it yet")
+    summary: str = Field(description="one line: per host what was removed and the free disk")

@@ -118,8 +118,9 @@ class ScheduleCreate(Body):
     timezone: str = Field(
         default="UTC", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$", examples=["Asia/Tokyo"]
     )
-    action: Literal["deploy", "rebuild"] = Field(
-        description="deploy: ship `ref` to the environment; rebuild: build its current commit again"
+    action: Literal["deploy", "rebuild", "prune"] = Field(
+        description="deploy: ship `ref` to the environment; rebuild: build its current commit again; "
+        "prune: every host of the environment removes the app's old releases"
     )
     environment: Name
     ref: Sha | None = Field(default=None, description="deploy only: the commit to ship")
