@@ -32,40 +32,27 @@ def release_out(release: Release) -> ReleaseOut:
     )
 
 
+# What a host's progress row carries besides the host's name, from a view row or a DeploymentHost alike.
+PROGRESS_FIELDS = ("wave", "outcome", "step", "message", "started_at", "healthy_since", "finished_at")
+
+
 def deployment_out(
     deployment: Deployment, *, with_hosts: bool = True, rows: Sequence[Row[*tuple[Any, ...]]] | None = None
 ) -> DeploymentOut:
     """The deployment's view; its hosts from `rows` (deployments.find_deployment_view) when given,
     else from Deployment.hosts."""
-    if rows is not None:
-        # Columns of the schema's own types straight from the database: no validation per host row.
-        progress = [
-            HostProgressOut.model_construct(
-                host=row.name,
-                wave=row.wave,
-                outcome=row.outcome,
-                step=row.step,
-                message=row.message,
-                started_at=row.started_at,
-                healthy_since=row.healthy_since,
-                finished_at=row.finished_at,
-            )
-            for row in sorted(rows, key=lambda row: (row.wave, row.name))
-        ]
-    else:
-        progress = [
-            HostProgressOut(
-                host=row.host.name,
-                wave=row.wave,
-                outcome=row.outcome,
-                step=row.step,
-                message=row.message,
-                started_at=row.started_at,
-                healthy_since=row.healthy_since,
-                finished_at=row.finished_at,
-            )
-            for row in sorted(deployment.hosts, key=lambda row: (row.wave, row.host.name))
-        ]
+    # Columns of the schema's own types straight from the database: no validation per host row.
+    named: list[tuple[str, Any]] = (
+        [(row.name, row) for row in rows]
+        if rows is not None
+        else [(row.host.name, row) for row in deployment.hosts]
+    )
+    progress = [
+        HostProgressOut.model_construct(
+            host=name, **{field: getattr(row, field) for field in PROGRESS_FIELDS}
+        )
+        for name, row in sorted(named, key=lambda pair: (pair[1].wave, pair[0]))
+    ]
     return DeploymentOut(
         id=deployment.id,
         app=deployment.app.name,
