@@ -22,6 +22,28 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="print shipyard's version and exit",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Zero-downtime blue-green deploys of Docker images behind each host's haproxy."""
+
+
 for name in ("deploy", "rollback", "status", "releases", "logs", "stop", "start", "prune"):
     app.command(name)(getattr(host_cmd, name))
 
