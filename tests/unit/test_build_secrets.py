@@ -55,6 +55,15 @@ def test_values_come_from_env_file_and_store(store: SecretStore, tmp_path: Path)
     assert mask(f"token {NPM_TOKEN}") == "token ***"
 
 
+def test_a_plain_name_reads_the_store_entry_of_that_name(store: SecretStore, tmp_path: Path) -> None:
+    store.set("NPM_TOKEN", NPM_TOKEN)
+    specs = [BuildSecretSpec.model_validate("NPM_TOKEN")]
+
+    values = resolve_build_secrets(specs, store, tmp_path, environ={})
+
+    assert values == {"NPM_TOKEN": NPM_TOKEN}
+
+
 def test_the_store_wins_over_the_environment(store: SecretStore, tmp_path: Path) -> None:
     store.set("NPM_TOKEN", NPM_TOKEN)
     specs = [BuildSecretSpec(id="npm", secret="NPM_TOKEN")]
