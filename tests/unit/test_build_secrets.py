@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.adapters.registry import Credentials
+from shipyard.adapters.registry import Credentials, registry_credentials
 from shipyard.build.build_secrets import (
     available_build_secrets,
     known_secret_values,
     resolve_build_secrets,
     secret_files,
 )
-from shipyard.build.registry_login import registry_credentials
 from shipyard.domain.spec import BuildSecretSpec, RegistrySpec, SecretsSpec
 from shipyard.errors import BuildError, ConfigError, SecretError
 from shipyard.secrets.factory import open_store

@@ -107,10 +107,10 @@ def release_id(text: str) -> int:
     return int(text.removeprefix("r"))
 
 
-def resolve_digest(spec: AppSpec, image: str) -> tuple[str, str]:
+def resolve_digest(spec: AppSpec, image: str, config_dir: Path | None = None) -> tuple[str, str]:
     """(repository, digest) of IMAGE, asking the registry for the digest of a tag."""
-    from shipyard.adapters.registry import RegistryClient, parse_image
-    from shipyard.host.service import registry_credentials
+    from shipyard.adapters.registry import parse_image, registry_credentials
+    from shipyard.adapters.registry import resolve_digest as registry_digest
 
     ref = parse_image(image)
     if ref.name != spec.image:
@@ -119,13 +119,8 @@ def resolve_digest(spec: AppSpec, image: str) -> tuple[str, str]:
         )
     if ref.digest:
         return ref.name, ref.digest
-    server = ref.registry or spec.registry.server or ""
-    insecure = spec.registry.insecure or server.startswith(("127.", "localhost"))
-    client = RegistryClient(server, registry_credentials(spec.registry), insecure=insecure)
-    try:
-        return ref.name, client.resolve(ref)
-    finally:
-        client.close()
+    credentials = registry_credentials(spec.registry, None, config_dir or Path.cwd())
+    return ref.name, registry_digest(spec.registry, ref, credentials)
 
 
 def ci_signature(app: str, image: str, digest: str, snapshot: dict[str, Any]) -> str | None:
@@ -148,11 +143,12 @@ def fleet_deploy(
     as_json: bool,
     ca_file: Path | None = None,
     insecure_http: bool = False,
+    config_dir: Path | None = None,
 ) -> None:
     """Record the release, start (or queue) its deployment to `env`, and follow it to the end."""
     checked_name(env, "--env")
     with fleet_client(spec, ca_file, insecure_http) as client:  # URL policy before the registry
-        repository, digest = resolve_digest(spec, image)
+        repository, digest = resolve_digest(spec, image, config_dir)
         snapshot = spec_snapshot(spec)
         signature = ci_signature(spec.app, repository, digest, snapshot)
         release = client.create_release(repository, digest, snapshot, signature=signature)
