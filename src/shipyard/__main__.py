@@ -1,5 +1,5 @@
 """`python -m shipyard` runs the `shipyard` command."""
 
-from shipyard.cli.main import run
+from shipyard.cli.entry import run
 
 run()

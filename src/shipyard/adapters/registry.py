@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-
 from shipyard.controller.url_policy import is_loopback
 from shipyard.domain.models import ImageRef
 from shipyard.domain.names import DIGEST, REPOSITORY_PATH, TAG, is_name
 from shipyard.errors import ConfigError, NotFoundError, RegistryError, SecretError, ShipyardError
 
 if TYPE_CHECKING:
+    # httpx is imported where a client is made: a host command that never asks a registry
+    # (rollback, status) does not pay for loading it.
+    import httpx
+
     from shipyard.domain.spec import RegistrySpec
     from shipyard.secrets.store import SecretStore
 
@@ -171,6 +173,8 @@ class RegistryClient:
         self.server = server
         self.base = f"{scheme}://{server}"
         self.credentials = credentials
+        import httpx
+
         self.http = httpx.Client(timeout=10.0)
         self._token: str | None = None
 
@@ -199,6 +203,8 @@ class RegistryClient:
         return digest
 
     def _request(self, method: str, path: str, ref: ImageRef) -> httpx.Response:
+        import httpx
+
         headers = {"Accept": MANIFEST_TYPES}
         try:
             response = self.http.request(method, self.base + path, headers=self._auth(headers))
@@ -232,6 +238,8 @@ class RegistryClient:
             raise RegistryError(f"the registry {self.server} asks for unsupported auth '{scheme}'.")
 
     def _bearer_token(self, challenge: dict[str, str], ref: ImageRef) -> str:
+        import httpx
+
         query = {"service": challenge.get("service", ""), "scope": f"repository:{ref.repository}:pull"}
         try:
             response = self.http.get(

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.live import Live
-from rich.table import Table
 
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
 from shipyard.cli.render import console, print_json, say, table
@@ -27,6 +25,8 @@ from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import ConfigError, ControllerError, DeployFailedError
 
 if TYPE_CHECKING:  # the client and its schemas load only when a fleet command runs
+    from rich.table import Table
+
     from shipyard.controller.client import ControllerClient
     from shipyard.controller.schemas.deployments import DeploymentOut
     from shipyard.controller.schemas.fleet import HostOut
@@ -181,6 +181,8 @@ def progress_table(deployment: DeploymentOut) -> Table:
         f"deployment {deployment.id} {deployment.app} {deployment.release} -> {deployment.environment}: "
         f"{deployment.status}, wave {deployment.current_wave}/{deployment.total_waves} {deployment.message}"
     )
+    from rich.table import Table
+
     view = Table(title=title, title_justify="left")
     for column in ("host", "wave", "outcome", "step", "message"):
         view.add_column(column)
@@ -192,6 +194,8 @@ def progress_table(deployment: DeploymentOut) -> Table:
 def follow(
     client: ControllerClient, deployment_id: int, as_json: bool, interval: float = 0.5
 ) -> DeploymentOut:
+    from rich.live import Live
+
     deployment = client.get_deployment(deployment_id)
     with Live(progress_table(deployment), console=console, transient=as_json, auto_refresh=False) as live:
         while deployment.status not in FINISHED:

@@ -11,6 +11,7 @@ import typer
 from shipyard import __version__
 from shipyard.cli import host_cmd
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors, load
+from shipyard.cli.entry import HOST_COMMANDS
 from shipyard.cli.render import print_json, say
 from shipyard.errors import ConfigError
 
@@ -44,7 +45,7 @@ def main(
     """Zero-downtime blue-green deploys of Docker images behind each host's haproxy."""
 
 
-for name in ("deploy", "rollback", "status", "releases", "logs", "stop", "start", "prune"):
+for name in HOST_COMMANDS:
     app.command(name)(getattr(host_cmd, name))
 
 # Sub-command groups and commands living in their own modules: (module, attribute, name, is_group).
