@@ -35,8 +35,8 @@ from shipyard.errors import ConfigError, DeployFailedError, ProxyError, Shipyard
 from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
 from shipyard.host.health import wait_healthy
+from shipyard.host.oplog import host_logger
 from shipyard.host.store import utcnow
-from shipyard.logs import host_logger
 from shipyard.secrets.masking import mask
 
 if TYPE_CHECKING:
