@@ -55,6 +55,9 @@ def stats_row(label: str, samples: list[float], target: float | None, unit: str 
     ]
 
 
+# What `shipyard rollback` loads before it runs: the host commands only (shipyard.cli.entry).
+HOST_COMMANDS_IMPORT = "from shipyard.cli.entry import host_app; host_app()"
+
 HEADERS = ["measurement", "n", "p50", "p99", "max", "target", "verdict"]
 
 
@@ -199,7 +202,7 @@ def rollback_timings(
         imports = []
         for _ in range(5):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "import shipyard.cli.main"], check=True, env=home.env())
+            subprocess.run([sys.executable, "-c", HOST_COMMANDS_IMPORT], check=True, env=home.env())
             imports.append(time.perf_counter() - started)
         for loaded in (False, True):
             wall: list[float] = []
@@ -223,7 +226,7 @@ def rollback_timings(
             notes.append(f"rollbacks {condition}: {started_containers} started a container (0 expected)")
             if results:
                 notes.append(f"rollbacks under load: {load_summary(results[0])}")
-        rows.append(stats_row("  for reference: python -c 'import shipyard.cli.main'", imports, None, "s"))
+        rows.append(stats_row("  for reference: python start + host command imports", imports, None, "s"))
         if direct:
             print(f"  {direct} runtime-API switches, timed directly ...", flush=True)
             samples = direct_switches(home, direct)

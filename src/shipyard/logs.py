@@ -1,4 +1,5 @@
-"""Logs: the host's operation log, and the process-wide console log of the controller and the agent.
+"""Logs: the process-wide console log of the controller and the agent (the host's operation log,
+`host_logger`, lives in shipyard.host.oplog and is re-exported here).
 
 host_logger writes JSON lines to the host's log file with a logger of its own (not structlog's global
 configuration), so a process that also logs elsewhere, like the agent, keeps its own output.
@@ -17,36 +18,19 @@ import logging.handlers
 import queue
 import sys
 from collections.abc import MutableMapping
-from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
 
+from shipyard.host.oplog import host_logger
 from shipyard.secrets.masking import mask_credentials, mask_processor
 
-_files: dict[Path, TextIO] = {}
+__all__ = ["configure_process_logging", "console_formatter", "host_logger", "stop_process_logging"]
 _listener: logging.handlers.QueueListener | None = None
 # What configure_process_logging replaced, put back by stop_process_logging: a command run in-process
 # (a test, an embedding program) leaves logging as it found it.
 _replaced: tuple[list[logging.Handler], int, dict[str, Any]] | None = None
 MAX_QUEUED_RECORDS = 10_000
-
-
-def host_logger(path: Path, **context: Any) -> Any:
-    stream = _files.get(path)
-    if stream is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stream = _files[path] = path.open("a", buffering=1)
-    return structlog.wrap_logger(
-        structlog.WriteLogger(stream),
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            mask_processor,
-            structlog.processors.JSONRenderer(),
-        ],
-    ).bind(**context)
 
 
 def capture_exc_info(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:

@@ -33,7 +33,9 @@ def repo(tmp_path: Path, registry: Registry, docker_url: str) -> Iterator[AppRep
 
 
 def registry_digest(registry: Registry, reference: str) -> str:
-    client = RegistryClient(registry.address, Credentials(registry.username, registry.password))
+    client = RegistryClient(
+        registry.address, Credentials(registry.username, registry.password), insecure=True
+    )
     try:
         return client.resolve(parse_image(reference))
     finally:

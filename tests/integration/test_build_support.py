@@ -164,7 +164,9 @@ def image_labels(docker_url: str, image: str) -> dict[str, str]:
 
 
 def pushed(registry: Registry, reference: str) -> bool:
-    client = RegistryClient(registry.address, Credentials(registry.username, registry.password))
+    client = RegistryClient(
+        registry.address, Credentials(registry.username, registry.password), insecure=True
+    )
     try:
         client.resolve(parse_image(reference))
         return True

@@ -18,7 +18,9 @@ WRONG = "sha256:" + "f" * 64
 
 
 def client_for(registry: Registry, password: str | None = None) -> RegistryClient:
-    return RegistryClient(registry.address, Credentials(registry.username, password or registry.password))
+    return RegistryClient(
+        registry.address, Credentials(registry.username, password or registry.password), insecure=True
+    )
 
 
 def test_tag_resolves_to_the_pushed_digest_and_the_digest_is_checked(
@@ -36,7 +38,7 @@ def test_wrong_password_and_no_credentials_are_clear_errors(registry: Registry, 
     with pytest.raises(RegistryError, match="refused the credentials"):
         client_for(registry, "nope").resolve(parse_image(images.ref("v1")))
     with pytest.raises(RegistryError, match="requires a login"):
-        RegistryClient(registry.address, None).resolve(parse_image(images.ref("v1")))
+        RegistryClient(registry.address, None, insecure=True).resolve(parse_image(images.ref("v1")))
 
 
 class LyingRegistry(BaseHTTPRequestHandler):
@@ -60,6 +62,6 @@ def lying_registry() -> Iterator[str]:
 
 def test_a_registry_answering_another_digest_is_refused(lying_registry: str) -> None:
     asked = "sha256:" + "1" * 64
-    client = RegistryClient(lying_registry, None)
+    client = RegistryClient(lying_registry, None, insecure=True)
     with pytest.raises(RegistryError, match="digest mismatch"):
         client.resolve(parse_image(f"{lying_registry}/web@{asked}"))

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.adapters.registry import Credentials
+from shipyard.adapters.registry import Credentials, registry_credentials
 from shipyard.build.build_secrets import (
     available_build_secrets,
     known_secret_values,
     resolve_build_secrets,
     secret_files,
 )
-from shipyard.build.registry_login import registry_credentials
 from shipyard.domain.spec import BuildSecretSpec, RegistrySpec, SecretsSpec
 from shipyard.errors import BuildError, ConfigError, SecretError
 from shipyard.secrets.factory import open_store
@@ -53,6 +52,15 @@ def test_values_come_from_env_file_and_store(store: SecretStore, tmp_path: Path)
 
     assert values == {"npm": NPM_TOKEN, "deploy_key": "-----key-----\n", "db": DB_URL}
     assert mask(f"token {NPM_TOKEN}") == "token ***"
+
+
+def test_a_plain_name_reads_the_store_entry_of_that_name(store: SecretStore, tmp_path: Path) -> None:
+    store.set("NPM_TOKEN", NPM_TOKEN)
+    specs = [BuildSecretSpec.model_validate("NPM_TOKEN")]
+
+    values = resolve_build_secrets(specs, store, tmp_path, environ={})
+
+    assert values == {"NPM_TOKEN": NPM_TOKEN}
 
 
 def test_the_store_wins_over_the_environment(store: SecretStore, tmp_path: Path) -> None:

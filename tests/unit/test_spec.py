@@ -144,3 +144,30 @@ def test_the_init_templates_commented_proxy_settings_are_valid_once_uncommented(
     proxy = parse_spec(yaml.safe_load(text)).proxy
     assert proxy.retries.methods == ["GET", "HEAD", "OPTIONS"]
     assert proxy.timeouts.http_request == 10 and proxy.max_body_bytes == 100 * 1024 * 1024
+
+
+def test_a_plain_build_secret_name_means_the_store_entry_mounted_with_that_id() -> None:
+    spec = parse_spec(
+        {**MINIMAL, "build": {"secrets": ["NPM_TOKEN", {"id": "sentry", "env": "SENTRY_AUTH_TOKEN"}]}}
+    )
+
+    plain, mapped = spec.build.secrets
+    assert (plain.id, plain.secret, plain.env, plain.file) == ("NPM_TOKEN", "NPM_TOKEN", None, None)
+    assert (mapped.id, mapped.env) == ("sentry", "SENTRY_AUTH_TOKEN")
+    # Stored and shown in the long form, which every reader understands.
+    assert spec_snapshot(spec)["build"]["secrets"][0] == {
+        "id": "NPM_TOKEN",
+        "env": None,
+        "file": None,
+        "secret": "NPM_TOKEN",
+    }
+
+
+def test_a_plain_build_secret_that_is_not_a_name_is_refused_without_echoing_it() -> None:
+    pasted = "npm_4f9c2b7e-1d0a token"
+    with pytest.raises(ConfigError) as caught:
+        parse_spec({**MINIMAL, "build": {"secrets": [pasted]}})
+
+    message = str(caught.value)
+    assert "build.secrets" in message and "NPM_TOKEN" in message
+    assert pasted not in message

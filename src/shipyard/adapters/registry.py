@@ -1,4 +1,10 @@
-"""The registry's distribution (v2) HTTP API over httpx: tag -> digest, with basic or token auth.
+"""Registry access, the one place build, host deploys and the fleet CLI reach a registry through.
+
+- the login: `registry_credentials` (registry.username_env/password_env from the env's secret store,
+  then the environment; or username_file/password_file, relative paths to `base_dir`);
+- the scheme: `registry_is_insecure` (plain http only to a loopback registry or with
+  `registry.insecure: true`), `RegistryClient` speaks https unless told otherwise;
+- tag -> digest: `resolve_digest` over the distribution (v2) HTTP API, basic or token auth.
 
 httpx errors and registry status codes become RegistryError / NotFoundError here, once.
 """
@@ -6,14 +12,25 @@ httpx errors and registry status codes become RegistryError / NotFoundError here
 from __future__ import annotations
 
 import base64
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
-
+from shipyard.controller.url_policy import is_loopback
 from shipyard.domain.models import ImageRef
 from shipyard.domain.names import DIGEST, REPOSITORY_PATH, TAG, is_name
-from shipyard.errors import ConfigError, NotFoundError, RegistryError
+from shipyard.errors import ConfigError, NotFoundError, RegistryError, SecretError, ShipyardError
+
+if TYPE_CHECKING:
+    # httpx is imported where a client is made: a host command that never asks a registry
+    # (rollback, status) does not pay for loading it.
+    import httpx
+
+    from shipyard.domain.spec import RegistrySpec
+    from shipyard.secrets.store import SecretStore
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -62,12 +79,102 @@ class Credentials:
         return {"username": self.username, "password": self.password}
 
 
+def registry_credentials(
+    spec: RegistrySpec,
+    store: SecretStore | None,
+    base_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    required: bool = False,
+) -> Credentials | None:
+    """Credentials from registry.username_env/password_env (the secret store first, when there is
+    one, then the environment) or username_file/password_file (relative paths: to `base_dir`, the
+    directory of shipyard.yml). None when none are configured, or when they are not all set and
+    not ``required`` (a local build without --push needs no login). The password is registered
+    for masking at once."""
+    environ = os.environ if environ is None else environ
+    names = [name for name in (spec.username_env, spec.password_env) if name]
+    stored = store.items() if store is not None and names and store.exists() else {}
+    username = _credential(spec.username_env, spec.username_file, stored, environ, base_dir)
+    password = _credential(spec.password_env, spec.password_file, stored, environ, base_dir)
+    if username is not None and password is not None:
+        from shipyard.secrets.masking import register_secret
+
+        register_secret(password)
+        return Credentials(username, password)
+    if not required or not any(
+        (spec.username_env, spec.username_file, spec.password_env, spec.password_file)
+    ):
+        return None
+    raise _missing_login(spec, username, password, store.env if store is not None else "ENV")
+
+
+def _missing_login(spec: RegistrySpec, username: str | None, password: str | None, env: str) -> ShipyardError:
+    missing = [
+        name
+        for name, value in ((spec.username_env, username), (spec.password_env, password))
+        if name and not value
+    ]
+    if not missing:
+        return ConfigError("registry: set both a username (_env or _file) and a password (_env or _file).")
+    them, are = ("them", "are") if len(missing) > 1 else ("it", "is")
+    return SecretError(
+        f"pushing needs a registry login, but {' and '.join(missing)} {are} not set; "
+        f"export {them} or add {them} with 'shipyard secrets set NAME --env {env}'.",
+        details=missing,
+    )
+
+
+def _credential(
+    env_name: str | None,
+    file_name: str | None,
+    stored: Mapping[str, str],
+    environ: Mapping[str, str],
+    base: Path,
+) -> str | None:
+    if env_name:
+        return stored.get(env_name, environ.get(env_name)) or None
+    if file_name:
+        path = base / Path(file_name).expanduser()
+        try:
+            return path.read_text().strip() or None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the registry credential file {path} ({type(exc).__name__})."
+            ) from exc
+    return None
+
+
+def registry_is_insecure(spec: RegistrySpec, server: str) -> bool:
+    """Plain http only to a loopback registry (127.0.0.0/8, ::1, localhost) or when
+    `registry.insecure: true` says so; https everywhere else. A name is never resolved, so
+    `127.example.com` is not loopback."""
+    host = server.rsplit(":", 1)[0] if not server.endswith("]") else server
+    return spec.insecure or is_loopback(host)
+
+
+def resolve_digest(spec: RegistrySpec, ref: ImageRef, credentials: Credentials | None) -> str:
+    """The digest REF points to now, asked of its registry (or registry.server)."""
+    server = ref.registry or spec.server
+    if not server:
+        raise ConfigError(
+            f"{ref} names no registry; use registry-host:port/{ref.repository} or set registry.server."
+        )
+    client = RegistryClient(server, credentials, insecure=registry_is_insecure(spec, server))
+    try:
+        return client.resolve(ref)
+    finally:
+        client.close()
+
+
 class RegistryClient:
-    def __init__(self, server: str, credentials: Credentials | None, *, insecure: bool = True) -> None:
+    def __init__(self, server: str, credentials: Credentials | None, *, insecure: bool = False) -> None:
         scheme = "http" if insecure else "https"
         self.server = server
         self.base = f"{scheme}://{server}"
         self.credentials = credentials
+        import httpx
+
         self.http = httpx.Client(timeout=10.0)
         self._token: str | None = None
 
@@ -96,6 +203,8 @@ class RegistryClient:
         return digest
 
     def _request(self, method: str, path: str, ref: ImageRef) -> httpx.Response:
+        import httpx
+
         headers = {"Accept": MANIFEST_TYPES}
         try:
             response = self.http.request(method, self.base + path, headers=self._auth(headers))
@@ -129,6 +238,8 @@ class RegistryClient:
             raise RegistryError(f"the registry {self.server} asks for unsupported auth '{scheme}'.")
 
     def _bearer_token(self, challenge: dict[str, str], ref: ImageRef) -> str:
+        import httpx
+
         query = {"service": challenge.get("service", ""), "scope": f"repository:{ref.repository}:pull"}
         try:
             response = self.http.get(

@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from shipyard.adapters.buildkit import find_docker_cli
-from shipyard.adapters.registry import Credentials
+from shipyard.adapters.registry import Credentials, registry_credentials
 from shipyard.build import metadata
 from shipyard.build.build_secrets import available_build_secrets, known_secret_values
 from shipyard.build.detectors import scan_rules
 from shipyard.build.docker_session import docker_session
 from shipyard.build.findings import ScanReport
-from shipyard.build.registry_login import registry_credentials
 from shipyard.build.scanner import scan_image
 from shipyard.domain.spec import AppSpec
 from shipyard.secrets.factory import open_store

@@ -21,13 +21,12 @@ from typing import Any, Protocol
 
 from shipyard.adapters import git
 from shipyard.adapters.buildkit import BuildRequest, DockerCli, find_docker_cli
-from shipyard.adapters.registry import Credentials
+from shipyard.adapters.registry import Credentials, registry_credentials
 from shipyard.build import metadata
 from shipyard.build.build_secrets import known_secret_values, resolve_build_secrets, secret_files
 from shipyard.build.detectors import scan_rules
 from shipyard.build.docker_session import DockerSession, docker_session
 from shipyard.build.findings import ScanReport
-from shipyard.build.registry_login import registry_credentials
 from shipyard.build.scan_cache import CleanLayers, default_cache_dir
 from shipyard.build.scanner import scan_image
 from shipyard.build.source import BuildSource, prepared_source

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.live import Live
-from rich.table import Table
 
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
 from shipyard.cli.render import console, print_json, say, table
@@ -28,6 +26,8 @@ from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import ConfigError, ControllerError, DeployFailedError
 
 if TYPE_CHECKING:  # the client and its schemas load only when a fleet command runs
+    from rich.table import Table
+
     from shipyard.controller.client import ControllerClient
     from shipyard.controller.schemas.deployments import DeploymentOut
     from shipyard.controller.schemas.fleet import HostOut
@@ -108,10 +108,10 @@ def release_id(text: str) -> int:
     return int(text.removeprefix("r"))
 
 
-def resolve_digest(spec: AppSpec, image: str) -> tuple[str, str]:
+def resolve_digest(spec: AppSpec, image: str, config_dir: Path | None = None) -> tuple[str, str]:
     """(repository, digest) of IMAGE, asking the registry for the digest of a tag."""
-    from shipyard.adapters.registry import RegistryClient, parse_image
-    from shipyard.host.service import registry_credentials
+    from shipyard.adapters.registry import parse_image, registry_credentials
+    from shipyard.adapters.registry import resolve_digest as registry_digest
 
     ref = parse_image(image)
     if ref.name != spec.image:
@@ -120,13 +120,8 @@ def resolve_digest(spec: AppSpec, image: str) -> tuple[str, str]:
         )
     if ref.digest:
         return ref.name, ref.digest
-    server = ref.registry or spec.registry.server or ""
-    insecure = spec.registry.insecure or server.startswith(("127.", "localhost"))
-    client = RegistryClient(server, registry_credentials(spec.registry), insecure=insecure)
-    try:
-        return ref.name, client.resolve(ref)
-    finally:
-        client.close()
+    credentials = registry_credentials(spec.registry, None, config_dir or Path.cwd())
+    return ref.name, registry_digest(spec.registry, ref, credentials)
 
 
 def ci_signature(app: str, image: str, digest: str, snapshot: dict[str, Any]) -> str | None:
@@ -149,11 +144,12 @@ def fleet_deploy(
     as_json: bool,
     ca_file: Path | None = None,
     insecure_http: bool = False,
+    config_dir: Path | None = None,
 ) -> None:
     """Record the release, start (or queue) its deployment to `env`, and follow it to the end."""
     checked_name(env, "--env")
     with fleet_client(spec, ca_file, insecure_http) as client:  # URL policy before the registry
-        repository, digest = resolve_digest(spec, image)
+        repository, digest = resolve_digest(spec, image, config_dir)
         snapshot = spec_snapshot(spec)
         signature = ci_signature(spec.app, repository, digest, snapshot)
         release = client.create_release(repository, digest, snapshot, signature=signature)
@@ -186,6 +182,8 @@ def progress_table(deployment: DeploymentOut) -> Table:
         f"deployment {deployment.id} {deployment.app} {deployment.release} -> {deployment.environment}: "
         f"{deployment.status}, wave {deployment.current_wave}/{deployment.total_waves} {deployment.message}"
     )
+    from rich.table import Table
+
     view = Table(title=title, title_justify="left")
     for column in ("host", "wave", "outcome", "step", "message"):
         view.add_column(column)
@@ -197,6 +195,8 @@ def progress_table(deployment: DeploymentOut) -> Table:
 def follow(
     client: ControllerClient, deployment_id: int, as_json: bool, interval: float = 0.5
 ) -> DeploymentOut:
+    from rich.live import Live
+
     deployment = client.get_deployment(deployment_id)
     with Live(progress_table(deployment), console=console, transient=as_json, auto_refresh=False) as live:
         while deployment.status not in FINISHED:

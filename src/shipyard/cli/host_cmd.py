@@ -80,7 +80,14 @@ def deploy(
         fleet_cmd.checked_name(env, "--env")
     if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
         return fleet_cmd.fleet_deploy(
-            spec, image, env, queue=queue, as_json=as_json, ca_file=ca_file, insecure_http=insecure_http
+            spec,
+            image,
+            env,
+            queue=queue,
+            as_json=as_json,
+            ca_file=ca_file,
+            insecure_http=insecure_http,
+            config_dir=config.resolve().parent,
         )
     env = env or "production"
     context = host_context()

@@ -11,6 +11,7 @@ import typer
 from shipyard import __version__
 from shipyard.cli import host_cmd
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors, load
+from shipyard.cli.entry import HOST_COMMANDS
 from shipyard.cli.render import print_json, say
 from shipyard.errors import ConfigError
 
@@ -22,7 +23,29 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for name in ("deploy", "rollback", "status", "releases", "logs", "stop", "start", "prune"):
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="print shipyard's version and exit",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Zero-downtime blue-green deploys of Docker images behind each host's haproxy."""
+
+
+for name in HOST_COMMANDS:
     app.command(name)(getattr(host_cmd, name))
 
 # Sub-command groups and commands living in their own modules: (module, attribute, name, is_group).

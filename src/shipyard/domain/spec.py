@@ -282,10 +282,26 @@ BuildName = Annotated[str, _matching(names.BUILD_NAME, "letters, digits, '.', '_
 
 
 class BuildSecretSpec(Section):
+    """One build secret: `{id, env|file|secret}`, or a plain name `NPM_TOKEN` meaning the
+    secret-store entry of that name mounted with that id (the short form other tools accept)."""
+
     id: BuildName
     env: EnvName | None = None
     file: FilePath | None = None
     secret: EnvName | None = Field(default=None, description="name in the encrypted secret store")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_name(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            if not names.is_name(ENV_NAME, data):
+                # The text is not echoed: a value pasted here by mistake must not reach the output.
+                raise ValueError(
+                    "a plain build secret must be a secret-store name (letters, digits and _, not "
+                    "starting with a digit) such as NPM_TOKEN, or write {id: ..., secret|env|file: ...}"
+                )
+            return {"id": data, "secret": data}
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> BuildSecretSpec:

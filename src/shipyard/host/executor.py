@@ -10,11 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shipyard.adapters.docker import ContainerSpec
 from shipyard.adapters.haproxy import OpenStreams
-from shipyard.adapters.registry import Credentials
 from shipyard.domain.models import LABEL_APP, LABEL_DIGEST, LABEL_RELEASE, LABEL_SLOT, Release, Slot
 from shipyard.domain.spec import AppSpec, spec_from_snapshot
 from shipyard.domain.steps import (
@@ -36,9 +35,12 @@ from shipyard.errors import ConfigError, DeployFailedError, ProxyError, Shipyard
 from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
 from shipyard.host.health import wait_healthy
+from shipyard.host.oplog import host_logger
 from shipyard.host.store import utcnow
-from shipyard.logs import host_logger
 from shipyard.secrets.masking import mask
+
+if TYPE_CHECKING:
+    from shipyard.adapters.registry import Credentials
 
 # Hooks find the usual system commands; a release that needs others sets PATH in env.clear.
 HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import httpx
+from urllib.parse import urlsplit
 
 from shipyard.domain.spec import HealthcheckSpec
 
@@ -19,13 +19,21 @@ class HealthResult:
 
 
 def probe(url: str, timeout: float) -> tuple[bool, str]:
+    """One GET of a slot's plain-http health URL. The standard library's client, not httpx: a
+    rollback to a warm standby is one probe, and loading httpx would cost more than the probe."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
     try:
-        response = httpx.get(url, timeout=timeout)
-    except httpx.HTTPError as exc:
+        connection.request("GET", target)
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
         return False, f"no answer ({type(exc).__name__})"
-    if response.status_code == 200:
+    finally:
+        connection.close()
+    if status == 200:
         return True, "200 OK"
-    return False, f"answered {response.status_code}"
+    return False, f"answered {status}"
 
 
 def wait_healthy(

@@ -6,14 +6,14 @@ after a crash at any point, because each starts by recovering the host to one se
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shipyard.adapters.registry import Credentials, RegistryClient, parse_image
+from shipyard.adapters.registry import Credentials, parse_image, registry_credentials
+from shipyard.adapters.registry import resolve_digest as registry_digest
 from shipyard.domain.models import AppState, ImageRef, Release
 from shipyard.domain.plan import Plan, choose_target_slot, plan_proxy, plan_recovery, plan_swap
 from shipyard.domain.spec import AppSpec, RegistrySpec, spec_from_snapshot, spec_snapshot
@@ -37,48 +37,17 @@ class Outcome:
     recovered: list[str] = field(default_factory=list)
 
 
-def read_credential(env_name: str | None, file_name: str | None) -> str | None:
-    if env_name:
-        return os.environ.get(env_name)
-    if file_name:
-        try:
-            return Path(file_name).expanduser().read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the registry credential file {file_name}: {exc.strerror}."
-            ) from exc
-    return None
-
-
-def registry_credentials(spec: RegistrySpec) -> Credentials | None:
-    username = read_credential(spec.username_env, spec.username_file)
-    password = read_credential(spec.password_env, spec.password_file)
-    if username and password:
-        from shipyard.secrets.masking import register_secret
-
-        register_secret(password)
-        return Credentials(username, password)
-    return None
+def host_registry_credentials(spec: RegistrySpec) -> Credentials | None:
+    """The registry login on a host: names from the environment, files relative to the working
+    directory (the path the host's policy judges; the CLI runs next to shipyard.yml)."""
+    return registry_credentials(spec, None, Path.cwd())
 
 
 def resolve_digest(spec: AppSpec, ref: ImageRef, context: HostContext) -> str:
     """The digest to deploy: from the registry, or (for a digest already on the host) no registry needed."""
     if ref.digest and context.engine.image_present(f"{ref.name}@{ref.digest}"):
         return ref.digest
-    server = ref.registry or spec.registry.server
-    if server is None:
-        raise ConfigError(
-            f"{ref} names no registry; use registry-host:port/{ref.repository} or set registry.server."
-        )
-    client = RegistryClient(server, registry_credentials(spec.registry), insecure=_insecure(spec, server))
-    try:
-        return client.resolve(ref)
-    finally:
-        client.close()
-
-
-def _insecure(spec: AppSpec, server: str) -> bool:
-    return spec.registry.insecure or server.startswith(("127.", "localhost"))
+    return registry_digest(spec.registry, ref, host_registry_credentials(spec.registry))
 
 
 @contextmanager
@@ -221,7 +190,7 @@ def _swap(
         context,
         spec.app,
         secrets=secrets,
-        credentials=registry_credentials(spec.registry),
+        credentials=host_registry_credentials(spec.registry),
         reporter=reporter or SilentReporter(),
         history_id=history_id,
         hook_user=policy.rules.hooks.user if policy else None,

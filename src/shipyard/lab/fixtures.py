@@ -200,7 +200,8 @@ class AppHome:
         }
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "shipyard.cli.main", *args, "--config", str(self.config)]
+        # `python -m shipyard` is the console script: a host command loads only the host commands.
+        return [sys.executable, "-m", "shipyard", *args, "--config", str(self.config)]
 
     def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
