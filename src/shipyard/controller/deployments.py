@@ -14,7 +14,7 @@ from shipyard.controller.models import App, Deployment, DeploymentHost, Environm
 from shipyard.controller.pipeline import notify_store
 from shipyard.controller.releases import find_release
 from shipyard.controller.rollout import ACTIVE, QUEUED, RUNNING, SUCCEEDED, Policy, RolloutState
-from shipyard.controller.rollout_store import state_of, store_state
+from shipyard.controller.rollout_store import PROGRESS_COLUMNS, state_of, store_state
 from shipyard.domain.spec import RolloutSpec
 from shipyard.errors import LockedError, NotFoundError
 
@@ -43,16 +43,8 @@ HEAD_OPTIONS = (
     joinedload(Deployment.environment),
     joinedload(Deployment.release),
 )
-PROGRESS_VIEW_COLUMNS = (
-    Host.name,
-    DeploymentHost.wave,
-    DeploymentHost.outcome,
-    DeploymentHost.step,
-    DeploymentHost.message,
-    DeploymentHost.started_at,
-    DeploymentHost.healthy_since,
-    DeploymentHost.finished_at,
-)
+# The rollout's progress columns with the host's name in place of its id.
+PROGRESS_VIEW_COLUMNS = (Host.name, *PROGRESS_COLUMNS[1:])
 
 
 def find_deployment_view(
