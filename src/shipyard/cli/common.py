@@ -48,8 +48,9 @@ def handle_errors(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load(config: Path) -> AppSpec:
-    return load_spec(config)
+def load(config: Path, env: str | None = None) -> AppSpec:
+    """shipyard.yml, with shipyard.ENV.yml merged over it when a command acts for environment `env`."""
+    return load_spec(config, env)
 
 
 def host_context() -> HostContext:
