@@ -74,12 +74,12 @@ def controller(
     # Imported here: the web stack takes most of a second to import; other commands don't need it.
     import uvicorn
 
-    from shipyard.controller.app import create_app
-    from shipyard.controller.db import claim_sqlite_file
-    from shipyard.controller.serving import ServeOptions, uvicorn_options
-    from shipyard.controller.settings import load_settings
-    from shipyard.controller.tls import check_server_files
-    from shipyard.controller.url_policy import is_loopback
+    from shipyard.controller.server.app import create_app
+    from shipyard.controller.server.serving import ServeOptions, uvicorn_options
+    from shipyard.controller.server.settings import load_settings
+    from shipyard.controller.store.db import claim_sqlite_file
+    from shipyard.fleet_api.tls import check_server_files
+    from shipyard.fleet_api.url_policy import is_loopback
     from shipyard.logs import configure_process_logging, stop_process_logging
 
     served = uvicorn_options(ServeOptions(host, port, tls_cert, tls_key, forwarded_allow_ips, access_log))
@@ -132,8 +132,8 @@ def job_worker(
     ] = None,
 ) -> None:
     """Run pipeline jobs and schedules beside a controller started with --no-job-worker, until SIGTERM."""
-    from shipyard.controller.pipeline.worker_process import run_job_worker
-    from shipyard.controller.settings import load_settings
+    from shipyard.controller.server.pipeline.worker_process import run_job_worker
+    from shipyard.controller.server.settings import load_settings
     from shipyard.logs import configure_process_logging, stop_process_logging
 
     settings = load_settings(database_url=db, signing_key_file=signing_key)
