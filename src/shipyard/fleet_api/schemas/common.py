@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 # ci: creates releases and deployments of the apps the token is scoped to, nothing else.
@@ -12,23 +11,10 @@ Role = Literal["viewer", "deployer", "admin", "ci"]
 # Ids fit a signed 64-bit integer (SQLite's INTEGER, PostgreSQL's bigint); larger ones cannot exist.
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-# The id of the last server-sent event a client received: a reconnecting stream resumes after it.
-LastEventId = Annotated[
-    int | None,
-    Header(
-        alias="Last-Event-ID",
-        ge=0,
-        le=MAX_ID,
-        description="the id of the last event received: the stream resumes after it",
-    ),
-]
 # pydantic-core's regex engine: `$` is the end of the text (a trailing newline does not match), as
 # shipyard.domain.names.FLEET_NAME with fullmatch.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
-# The same name as a path segment or a query filter.
-NameInPath = Annotated[str, Path(min_length=1, max_length=64, pattern=NAME_PATTERN)]
-NameQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 # Free text: one line without control characters, or several lines; never NUL (PostgreSQL cannot store it).
 LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 Line = Annotated[str, Field(pattern=LINE_PATTERN)]

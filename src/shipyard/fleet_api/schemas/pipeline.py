@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Path
 from pydantic import BaseModel, Field
 
 from shipyard.fleet_api.schemas.common import LINE_PATTERN, Body, Line, Name
@@ -13,7 +12,6 @@ from shipyard.fleet_api.schemas.common import LINE_PATTERN, Body, Line, Name
 # A hooked app's name is also a path segment of its payload URL (/hooks/github/{app}).
 HOOK_APP_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 HookApp = Annotated[str, Field(min_length=1, max_length=40, pattern=HOOK_APP_PATTERN)]
-HookAppInPath = Annotated[str, Path(min_length=1, max_length=40, pattern=HOOK_APP_PATTERN)]
 Secret = Annotated[
     str, Field(min_length=16, max_length=512, pattern=LINE_PATTERN, description="the webhook secret")
 ]

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shipyard.controller.server.api.deps import Admin, Context, Viewer
+from shipyard.controller.server.api.params import HookAppInPath, NameQuery
 from shipyard.controller.server.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.store import hooks
 from shipyard.controller.store.pipeline_models import Delivery, Hook
-from shipyard.fleet_api.schemas.common import NameQuery
-from shipyard.fleet_api.schemas.pipeline import DeliveryOut, HookAppInPath, HookCreate, HookOut, HookRotate
+from shipyard.fleet_api.schemas.pipeline import DeliveryOut, HookCreate, HookOut, HookRotate
 
 router = APIRouter(prefix="/hooks", tags=["pipeline"], responses=API_TOKEN)
 

@@ -13,11 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from shipyard.controller.engine import jobs as engine
 from shipyard.controller.server.api.deps import Context, Deployer, ResourceId, Viewer
+from shipyard.controller.server.api.params import LastEventId, NameQuery
 from shipyard.controller.server.api.responses import API_TOKEN, PARAMS, errors
 from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.store import job_store
 from shipyard.controller.store.pipeline_models import Job, JobLogLine
-from shipyard.fleet_api.schemas.common import MAX_ID, LastEventId, NameQuery
+from shipyard.fleet_api.schemas.common import MAX_ID
 from shipyard.fleet_api.schemas.pipeline import JobOut, LogLineOut
 
 router = APIRouter(prefix="/jobs", tags=["pipeline"], responses=API_TOKEN)

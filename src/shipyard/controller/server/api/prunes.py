@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from shipyard.controller.server.api.deps import Context, Deployer, ResourceId, Viewer
+from shipyard.controller.server.api.params import NameQuery
 from shipyard.controller.server.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.store import prunes
 from shipyard.controller.store.models import Prune
-from shipyard.fleet_api.schemas.common import NameQuery
 from shipyard.fleet_api.schemas.fleet import PruneCreate, PruneHostOut, PruneOut
 
 router = APIRouter(tags=["fleet"], responses=API_TOKEN)

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from shipyard.controller.engine import notify, schedule
 from shipyard.controller.server.api.deps import Admin, Context, Deployer, ResourceId, Viewer
+from shipyard.controller.server.api.params import NameQuery
 from shipyard.controller.server.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.store import notify_store, prunes, schedule_store
 from shipyard.controller.store.pipeline_models import Notification, NotifyTarget, Schedule
-from shipyard.fleet_api.schemas.common import NameQuery
 from shipyard.fleet_api.schemas.pipeline import (
     NotificationOut,
     NotifyCreate,

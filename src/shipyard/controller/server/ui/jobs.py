@@ -21,13 +21,14 @@ from starlette.concurrency import run_in_threadpool
 
 from shipyard.controller.engine import jobs as engine
 from shipyard.controller.server.api.deps import Context, ResourceId, get_context, source_ip
+from shipyard.controller.server.api.params import LastEventId
 from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.server.ui.routes import action, current_user, page
 from shipyard.controller.server.ui.sessions import SignedIn
 from shipyard.controller.store import hooks, job_store
 from shipyard.controller.store.pipeline_models import Delivery, Job, JobLogLine
 from shipyard.errors import NotFoundError, ShipyardError
-from shipyard.fleet_api.schemas.common import MAX_ID, LastEventId
+from shipyard.fleet_api.schemas.common import MAX_ID
 
 router = APIRouter(include_in_schema=False)
 Field = Annotated[str, Form()]
