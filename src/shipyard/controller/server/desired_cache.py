@@ -141,6 +141,3 @@ class DesiredCache:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    def invalidate(self) -> None:
-        self._entries.clear()
