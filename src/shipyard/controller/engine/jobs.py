@@ -1,6 +1,6 @@
 """The job engine: pure rules for admitting, claiming, finishing and recovering pipeline jobs.
 
-Like controller/rollout.py it sees plain dataclasses and returns decisions; job_store.py maps them to
+Like engine/rollout.py it sees plain dataclasses and returns decisions; store/job_store.py maps them to
 rows and the worker runs the steps. The rules:
 - one job per app, environment and commit sha: a second delivery of the same commit makes none;
 - a newer commit of a branch supersedes the branch's queued older jobs; a commit older than one

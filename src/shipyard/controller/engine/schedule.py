@@ -3,7 +3,7 @@
 A schedule runs one of a small set of jobs:
 - `deploy --ref SHA --env E`: ship that commit to E at the set time (a release window);
 - `rebuild --env E`: build the commit E last shipped again and deploy it (a fresh base image);
-- `prune --env E`: every host of E removes the app's old releases (controller/prunes.py), no job.
+- `prune --env E`: every host of E removes the app's old releases (controller/store/prunes.py), no job.
 Overlap: when the schedule's previous job is still queued or running, `skip` records the run as
 skipped; `queue` adds the job behind it. Runs missed while the controller was down (due more than
 MISSED_AFTER ago): `run-once` runs one job for all of them at start, `skip` records them as skipped;
