@@ -13,7 +13,7 @@ from shipyard.controller.schemas.agent import (
     ReportAck,
     TrafficCounters,
 )
-from shipyard.host.executor import Reporter
+from shipyard.host.interpreter import Reporter
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import structlog
 from shipyard.agent.localize import release_number
 from shipyard.agent.ports import ControllerPort, LocalApp
 from shipyard.controller.schemas.agent import MAX_REMOVED, AppReport, DesiredApp, Health, Outcome, PruneReport
-from shipyard.domain.steps import Step, Switch
+from shipyard.domain.commands import Command, SwitchBackend
 from shipyard.errors import ControllerError
 
 log = structlog.get_logger("shipyard.agent")
@@ -102,14 +102,14 @@ class ReportBuffer:
 
 @dataclass
 class StepReporter:
-    """The host executor's Reporter: each step of a swap becomes an in-progress report."""
+    """The host interpreter's Reporter: each step of a swap becomes an in-progress report."""
 
     buffer: ReportBuffer
     desired: DesiredApp
     local: LocalApp
     steps: list[str] = field(default_factory=list)
 
-    def step_started(self, step: Step) -> None:
+    def step_started(self, step: Command) -> None:
         name = type(step).__name__.lower()
         self.steps.append(name)
         self.buffer.put(
@@ -117,9 +117,9 @@ class StepReporter:
         )
         self.buffer.flush(force=False)
 
-    def step_finished(self, step: Step, seconds: float, note: str) -> None:
+    def step_finished(self, step: Command, seconds: float, note: str) -> None:
         log.info("step done", app=self.desired.app, step=step.describe(), ms=round(seconds * 1000), note=note)
-        if isinstance(step, Switch):
+        if isinstance(step, SwitchBackend):
             # Traffic is on the new release, which passed its health check: the controller's monitor
             # period starts now, while the old slot drains and stops.
             self.local = LocalApp(self.desired.release, running=True, healthy=True)
