@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from shipyard.agent.localize import host_release
 from shipyard.agent.ports import LocalApp
 from shipyard.controller.schemas.agent import DesiredApp, HostVersions, TrafficCounters
-from shipyard.domain.models import AppState
 from shipyard.domain.commands import backend_name
+from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy
 from shipyard.domain.spec import spec_from_snapshot
 from shipyard.errors import ProxyError, ShipyardError

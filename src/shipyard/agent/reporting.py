@@ -100,6 +100,24 @@ class ReportBuffer:
         return True
 
 
+# The step names the controller has always been sent (its dashboard shows them); other commands
+# go by their class name in lower case.
+STEP_NAMES = {
+    "StartContainer": "start",
+    "SwitchBackend": "switch",
+    "StopContainer": "stop",
+    "RemoveContainer": "remove",
+    "RunHook": "runhooks",
+    "FinishHistory": "finishpending",
+    "RegisterApp": "addapptoproxy",
+}
+
+
+def step_name(step: Command) -> str:
+    kind = type(step).__name__
+    return STEP_NAMES.get(kind, kind.lower())
+
+
 @dataclass
 class StepReporter:
     """The host interpreter's Reporter: each step of a swap becomes an in-progress report."""
@@ -110,7 +128,7 @@ class StepReporter:
     steps: list[str] = field(default_factory=list)
 
     def step_started(self, step: Command) -> None:
-        name = type(step).__name__.lower()
+        name = step_name(step)
         self.steps.append(name)
         self.buffer.put(
             app_report(self.desired, self.local, "in_progress", step=name, message=step.describe())

@@ -24,8 +24,8 @@ from shipyard.cli.common import (
 )
 from shipyard.cli.fleet_cmd import CaFileOption, FleetEnvOption, InsecureHttpOption, QueueOption
 from shipyard.cli.render import StepPrinter, console, print_json, say, table
-from shipyard.host import maintenance, service
 from shipyard.domain.plan import Plan
+from shipyard.host import maintenance, service
 from shipyard.host.service import Outcome
 from shipyard.host.status_view import releases_document
 

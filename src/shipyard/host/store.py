@@ -188,7 +188,7 @@ class HostStore:
     def forget_app(self, app: str) -> None:
         """Everything recorded about the app: releases, history, record, standbys."""
         for table in ("releases", "history", "apps", "standby"):
-            self.db.execute(f"DELETE FROM {table} WHERE app = ?", (app,))  # noqa: S608 - fixed names
+            self.db.execute(f"DELETE FROM {table} WHERE app = ?", (app,))
 
     # warm standbys ----------------------------------------------------------------------------
     def add_standby(self, app: str, container: str, release_id: str, until: datetime) -> None:
