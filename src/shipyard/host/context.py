@@ -16,7 +16,8 @@ from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 
-from shipyard.host.ports import Engine, Proxy, Reaper, Store
+from shipyard.host.health import wait_healthy
+from shipyard.host.ports import Engine, HealthCheck, Proxy, Reaper, Store
 
 
 def default_home() -> Path:
@@ -46,11 +47,12 @@ class HostContext:
         engine: Engine,
         proxy: Proxy,
         reaper: Reaper,
+        health: HealthCheck,
         actor: str = "tester",
     ) -> HostContext:
         """A context over the given ports (in-memory fakes in tests)."""
         context = cls(home=home, actor=actor)
-        context.__dict__.update(store=store, engine=engine, proxy=proxy, reaper=reaper)
+        context.__dict__.update(store=store, engine=engine, proxy=proxy, reaper=reaper, health=health)
         return context
 
     @cached_property
@@ -79,6 +81,10 @@ class HostContext:
         from shipyard.host.reaper_process import ReaperProcess
 
         return ReaperProcess(self.home, self.docker_url)
+
+    @cached_property
+    def health(self) -> HealthCheck:
+        return wait_healthy
 
     @property
     def lock_dir(self) -> Path:

@@ -41,7 +41,6 @@ from shipyard.domain.models import SLOTS, OpenStreams, other_slot
 from shipyard.errors import ConfigError, DeployFailedError, ProxyError, ShipyardError
 from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
-from shipyard.host.health import wait_healthy
 from shipyard.host.oplog import host_logger
 from shipyard.host.records import utcnow
 from shipyard.secrets.masking import mask
@@ -273,7 +272,7 @@ class Interpreter:
 
     def _wait_healthy(self, command: WaitHealthy) -> str | None:
         engine = self.context.engine
-        result = wait_healthy(command.url, command.check, lambda: engine.status(command.container))
+        result = self.context.health(command.url, command.check, lambda: engine.status(command.container))
         if not result.healthy:
             logs = mask(engine.logs(command.container, tail=20)).strip()
             raise DeployFailedError(

@@ -25,7 +25,8 @@ from shipyard.domain.models import (
     ServerState,
     Slot,
 )
-from shipyard.domain.spec import AppSpec
+from shipyard.domain.spec import AppSpec, HealthcheckSpec
+from shipyard.host.health import HealthResult
 from shipyard.host.records import AppRecord, HistoryEntry
 
 
@@ -112,6 +113,14 @@ class Store(Protocol):
     def add_standby(self, app: str, container: str, release_id: str, until: datetime) -> None: ...
     def standbys(self, app: str) -> dict[str, datetime]: ...
     def drop_standby(self, container: str) -> None: ...
+
+
+class HealthCheck(Protocol):
+    """Poll a slot's health URL until it passes `check`, the container stops running, or time is up."""
+
+    def __call__(
+        self, url: str, check: HealthcheckSpec, container_status: Callable[[], tuple[str, int | None]]
+    ) -> HealthResult: ...
 
 
 class Reaper(Protocol):
