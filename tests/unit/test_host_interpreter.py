@@ -175,7 +175,7 @@ def test_every_command_kind_runs_through_the_interpreter(host: FakeHost) -> None
 def test_timings_of_two_commands_of_one_kind_are_both_kept(host: FakeHost) -> None:
     interpreter = Interpreter(host.context, "web")
     interpreter.run([cmd.RemoveContainer("a", "x"), cmd.RemoveContainer("b", "x")])
-    assert set(interpreter.timings) == {"RemoveContainer", "RemoveContainer#2"}
+    assert set(interpreter.timings) == {"Remove", "Remove#2"}
 
 
 # the swap -----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import structlog
 from shipyard.agent.localize import release_number
 from shipyard.agent.ports import ControllerPort, LocalApp
 from shipyard.controller.schemas.agent import MAX_REMOVED, AppReport, DesiredApp, Health, Outcome, PruneReport
-from shipyard.domain.commands import Command, SwitchBackend
+from shipyard.domain.commands import Command, SwitchBackend, step_name
 from shipyard.errors import ControllerError
 
 log = structlog.get_logger("shipyard.agent")
@@ -100,24 +100,6 @@ class ReportBuffer:
         return True
 
 
-# The step names the controller has always been sent (its dashboard shows them); other commands
-# go by their class name in lower case.
-STEP_NAMES = {
-    "StartContainer": "start",
-    "SwitchBackend": "switch",
-    "StopContainer": "stop",
-    "RemoveContainer": "remove",
-    "RunHook": "runhooks",
-    "FinishHistory": "finishpending",
-    "RegisterApp": "addapptoproxy",
-}
-
-
-def step_name(step: Command) -> str:
-    kind = type(step).__name__
-    return STEP_NAMES.get(kind, kind.lower())
-
-
 @dataclass
 class StepReporter:
     """The host interpreter's Reporter: each step of a swap becomes an in-progress report."""
@@ -128,7 +110,7 @@ class StepReporter:
     steps: list[str] = field(default_factory=list)
 
     def step_started(self, step: Command) -> None:
-        name = step_name(step)
+        name = step_name(step).lower()
         self.steps.append(name)
         self.buffer.put(
             app_report(self.desired, self.local, "in_progress", step=name, message=step.describe())

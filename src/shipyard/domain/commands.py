@@ -266,6 +266,25 @@ class ForgetApp:
         return f"forget {self.app}'s releases and history on this host"
 
 
+# The names `--json` timings and the agent's progress reports have always used for these kinds (both
+# are documented as stable); every other kind goes by its class name.
+STEP_NAMES = {
+    "StartContainer": "Start",
+    "SwitchBackend": "Switch",
+    "StopContainer": "Stop",
+    "RemoveContainer": "Remove",
+    "RunHook": "RunHooks",
+    "FinishHistory": "FinishPending",
+    "RegisterApp": "AddAppToProxy",
+}
+
+
+def step_name(command: Command) -> str:
+    """The command's kind as `timings_ms` and progress reports name it ("Start", "WaitHealthy")."""
+    kind = type(command).__name__
+    return STEP_NAMES.get(kind, kind)
+
+
 Command = (
     EnsureProxy
     | RegisterApp

@@ -36,6 +36,7 @@ from shipyard.domain.commands import (
     SwitchBackend,
     UnregisterApp,
     WaitHealthy,
+    step_name,
 )
 from shipyard.domain.models import SLOTS, OpenStreams, other_slot
 from shipyard.errors import ConfigError, DeployFailedError, ProxyError, ShipyardError
@@ -81,7 +82,7 @@ class Interpreter:
     registry_auth: dict[str, str] | None = field(default=None, repr=False)
     reporter: Reporter = field(default_factory=SilentReporter)
     history_id: int | None = None  # set by BeginHistory, or given when a record is already open
-    # Seconds per command, keyed by its kind ("StartContainer"), "StopContainer#2" for a second one,
+    # Seconds per command, keyed by its kind (step_name: "Start"), "Stop#2" for a second one,
     # plus "cutover": the runtime-API switch alone.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -103,7 +104,7 @@ class Interpreter:
                 seconds=round(seconds, 4),
                 note=note,
             )
-            self._time(type(command).__name__, seconds)
+            self._time(step_name(command), seconds)
             if self.history_id is not None and not isinstance(command, FinishHistory):
                 self.context.store.log_step(
                     self.history_id, mask(f"{command.describe()} ({seconds:.3f} s) {note}".strip())
