@@ -354,16 +354,24 @@ def prune(
 
 @handle_errors
 def remove(
-    app_name: Annotated[str, typer.Argument(metavar="APP", help="the app to take off this host")],
+    app_name: Annotated[
+        str | None,
+        typer.Argument(metavar="APP", help="the app to take off this host (default: the app of --config)"),
+    ] = None,
     dry_run: DryRunOption = False,
     yes: Annotated[bool, typer.Option("--yes", help="remove without asking")] = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
+    config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Take APP off this host: containers, images of its releases, haproxy frontend, history."""
     from shipyard.domain.names import APP_NAME, is_name
     from shipyard.errors import ConfigError
 
+    if app_name is None:
+        if not config.exists():
+            raise ConfigError(f"name the app to remove: shipyard remove APP (there is no {config}).")
+        app_name = load(config).app
     if not is_name(APP_NAME, app_name):
         raise ConfigError(
             f"{app_name!r} is not an app name (lowercase letters, digits and dashes, starting with a letter)."
