@@ -151,8 +151,8 @@ def _swap_context(
 
 
 def _dry_plan(context: HostContext, release: Release, swap: SwapContext, *, pull_allowed: bool) -> Plan:
-    """What a swap would run now: the recovery first (as it would run), then the swap planned on the
-    state recovery leaves - approximated by the observed state when recovery has work to do."""
+    """The swap's commands on the host as it is now (a run first repairs a crash, if any, then plans
+    the same way)."""
     state = observe(context, release.app, release.image)
     return plan_swap(release, state, swap, pull_allowed=pull_allowed)
 
