@@ -5,10 +5,19 @@ function-level import counts: hiding a circle inside a function does not remove 
 from __future__ import annotations
 
 import ast
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from host_fakes import FakeEngine, FakeHealth, FakeProxy, FakeReaper
+
 import shipyard
+from shipyard.adapters.docker import DockerEngine
+from shipyard.adapters.haproxy import HaproxyProcess
+from shipyard.host import ports
+from shipyard.host.reaper_process import ReaperProcess
+from shipyard.host.store import HostStore
 
 ROOT = Path(shipyard.__file__).parent
 ADAPTER_ONLY = ("docker", "shipyard.adapters.docker", "shipyard.adapters.haproxy")
@@ -100,3 +109,43 @@ def test_the_circle_finder_finds_a_circle_hidden_in_a_function(tmp_path: Path) -
     source = tmp_path / "hidden.py"
     source.write_text("def later():\n    from shipyard.host.service import recover\n")
     assert "shipyard.host.service" in imported("shipyard.host.hidden", source)
+
+
+def _methods(protocol: type) -> dict[str, inspect.Signature]:
+    members = {}
+    for name, member in vars(protocol).items():
+        if name.startswith("_") and name != "__call__":
+            continue
+        if isinstance(member, property):
+            members[name] = inspect.Signature()
+        elif callable(member):
+            members[name] = inspect.signature(member)
+    return members
+
+
+@pytest.mark.parametrize(
+    ("protocol", "implementations"),
+    [
+        (ports.Engine, [FakeEngine, DockerEngine]),
+        (ports.Proxy, [FakeProxy, HaproxyProcess]),
+        (ports.Store, [HostStore]),
+        (ports.HealthCheck, [FakeHealth]),
+        (ports.Reaper, [FakeReaper, ReaperProcess]),
+    ],
+)
+def test_the_fakes_and_the_adapters_have_every_method_of_their_port(
+    protocol: type, implementations: list[type]
+) -> None:
+    """Same names and parameters, so a test on the fakes exercises the calls the real host makes."""
+    for implementation in implementations:
+        for name, wanted in _methods(protocol).items():
+            member = getattr(implementation, name, None)
+            if member is None and f"self.{name} = " in inspect.getsource(implementation):
+                continue  # an attribute set by the constructor
+            assert member is not None, f"{implementation.__name__} has no {name}"
+            if isinstance(member, property) or not wanted.parameters:
+                continue
+            have = list(inspect.signature(member).parameters)
+            assert have[: len(wanted.parameters)] == list(wanted.parameters), (
+                f"{implementation.__name__}.{name}{inspect.signature(member)} is not {name}{wanted}"
+            )
