@@ -149,3 +149,27 @@ def test_the_host_log_is_structured_and_masked(app_home: AppHome, images: TestIm
     assert any(step.startswith("switch haproxy") for step in steps)
     assert all(line["app"] == app_home.app for line in lines)
     assert "tok-abcdef-123456" not in (app_home.home / "shipyard.log").read_text()
+
+
+def test_remove_takes_the_app_off_the_host(app_home: AppHome, images: TestImages, docker_url: str) -> None:
+    app_home.write_config(images)
+    app_home.run("deploy", images.ref("v1"))
+    app_home.run("deploy", images.ref("v2"))
+    refused = app_home.run("remove", app_home.app, check=False)
+    assert refused.returncode != 0 and "--yes" in refused.stdout + refused.stderr
+    planned = json.loads(app_home.run("remove", app_home.app, "--dry-run", "--json").stdout)["plan"]
+    assert planned[0].startswith(f"remove {app_home.app}'s frontend and backend from haproxy (stop haproxy")
+    assert planned[-1] == f"forget {app_home.app}'s releases and history on this host"
+    assert get(app_home, "/version").text.strip() == "v2"  # the dry run changed nothing
+    done = json.loads(app_home.run("remove", app_home.app, "--yes", "--json").stdout)
+    assert done["plan"] == planned
+    client = docker.DockerClient(base_url=docker_url)
+    try:
+        assert client.containers.list(all=True, filters={"label": f"shipyard.app={app_home.app}"}) == []
+    finally:
+        client.close()
+    with pytest.raises(httpx.TransportError):
+        get(app_home, "/version")
+    assert json.loads(app_home.run("releases", "--json").stdout)["releases"] == []
+    app_home.run("deploy", images.ref("v1"))  # the app can come back, on the same listen address
+    assert get(app_home, "/version").text.strip() == "v1"

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shipyard.agent.ports import LocalApp
-from shipyard.domain.models import Release
-from shipyard.domain.steps import Start, Switch
+from shipyard.domain.models import AppState, Release
+from shipyard.domain.plan import start_container, switch_to
+from shipyard.domain.spec import spec_from_snapshot
 from shipyard.errors import ControllerError, DeployFailedError, ShipyardError
 from shipyard.fleet_api.schemas.agent import AppReport, DesiredApp, DesiredState, PruneReport, ReportAck
-from shipyard.host.executor import Reporter
+from shipyard.host.interpreter import Reporter
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -103,18 +104,23 @@ class FakeHost:
 
     def converge(self, desired: DesiredApp, reporter: Reporter) -> str:
         self.converged.append(desired.release)
+        spec = spec_from_snapshot(desired.spec)
         release = Release(
-            desired.release, desired.app, desired.image, desired.digest, {}, datetime.now(UTC), "t"
+            desired.release, desired.app, desired.image, desired.digest, spec, datetime.now(UTC), "t"
         )
-        reporter.step_started(Start("green", release))
+        reporter.step_started(start_container(desired.app, release, "green", {}))
         if callable(self.on_converge):
             self.on_converge()
         if desired.release in self.broken:
             raise DeployFailedError(
                 f"release {desired.release} failed its health check; the previous one serves."
             )
-        switch = Switch("green", "blue", release)
+        switch = switch_to(idle_state(desired.app), release, "green", "blue")
         reporter.step_started(switch)
         reporter.step_finished(switch, 0.001, "cutover 1.0 ms")
         self.running[desired.app] = LocalApp(desired.release, running=True, healthy=True)
         return f"{desired.release} serves"
+
+
+def idle_state(app: str) -> AppState:
+    return AppState(app, True, True, "blue", None, False)

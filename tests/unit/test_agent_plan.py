@@ -75,7 +75,7 @@ def test_the_spec_is_bound_to_the_hosts_address_keeping_the_ports() -> None:
 
 def test_a_controller_release_becomes_a_host_release_with_the_same_name() -> None:
     release = host_release(desired_app(release_id=12), "127.0.1.2", datetime.now(UTC))
-    assert (release.id, release.spec["bind"], release.created_by) == ("r12", "127.0.1.2", "controller")
+    assert (release.id, release.app_spec.bind, release.created_by) == ("r12", "127.0.1.2", "controller")
     assert release.pinned_image.endswith("@" + desired_app().digest)
     assert release_number("r12") == 12 and release_number("x") is None and release_number(None) is None
 

@@ -110,7 +110,7 @@ def variants(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 def rendered(document: dict[str, Any], root: Path) -> str:
     spec = parse_spec(document)
-    record = AppRecord(spec.app, "blue", "r1", False, spec_snapshot(spec), "")
+    record = AppRecord(spec.app, "blue", "r1", False, spec, "")
     paths = ProxyPaths(root)
     return render_config([proxied_app(record, paths.page(spec.app))], paths)
 

@@ -146,7 +146,7 @@ def test_the_agent_refuses_an_address_with_a_newline() -> None:
 
 def test_the_agent_accepts_a_well_formed_desired_release() -> None:
     release = host_release(desired(), "127.0.1.2", datetime.now(UTC))
-    assert (release.id, release.spec["bind"]) == ("r12", "127.0.1.2")
+    assert (release.id, release.app_spec.bind) == ("r12", "127.0.1.2")
     assert release_number("r12") == 12
     assert release_number("r²") is None
     assert release_number("r12\n") is None

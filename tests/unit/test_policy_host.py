@@ -14,14 +14,15 @@ import pytest
 from test_agent_fakes import DIGEST, desired_app
 
 from shipyard.agent.local_host import LocalHost
+from shipyard.domain.commands import HookPhase
 from shipyard.domain.models import Release
+from shipyard.domain.plan import HOOK_PATH, SwapContext, plan_hooks
 from shipyard.domain.policy import parse_policy
-from shipyard.domain.spec import parse_spec, spec_snapshot
-from shipyard.domain.steps import RunHooks
+from shipyard.domain.spec import AppSpec, parse_spec
 from shipyard.errors import ConfigError, DeployFailedError, PolicyError
 from shipyard.host import policy as host_policy
 from shipyard.host.context import HostContext
-from shipyard.host.executor import Executor, SilentReporter
+from shipyard.host.interpreter import Interpreter, SilentReporter
 from shipyard.host.policy import HostPolicy, agent_policy, cli_policy
 
 BASE = {"app": "web", "image": "127.0.0.1:5000/web"}
@@ -162,22 +163,21 @@ def test_hooks_get_the_releases_environment_and_never_the_agents(
             "hooks": {"post-swap": [f"sh -c 'env > {out}'"]},
         }
     )
-    release = Release("r1", "web", "127.0.0.1:5000/web", DIGEST, spec_snapshot(spec), datetime.now(UTC), "t")
-    executor = Executor(HostContext(home=tmp_path / "home"), "web", secrets={"SHIPYARD_SECRET_DB": "db://x"})
-    executor.apply(RunHooks("post-swap", release))
+    run_hooks(tmp_path, spec, "post-swap", SwapContext(secrets={"SHIPYARD_SECRET_DB": "db://x"}))
     seen = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
     assert "must_not_leak" not in out.read_text()
     assert "UNRELATED" not in seen
     assert seen["GREETING"] == "hello" and seen["SHIPYARD_SECRET_DB"] == "db://x"
     assert seen["SHIPYARD_RELEASE"] == "r1" and seen["SHIPYARD_HOOK"] == "post-swap"
-    assert seen["PATH"] == host_policy_path()
+    assert seen["PATH"] == HOOK_PATH
     assert os.environ["SHIPYARD_TOKEN"] == "sya_must_not_leak"  # the agent keeps its own
 
 
-def host_policy_path() -> str:
-    from shipyard.host.executor import HOOK_PATH
-
-    return HOOK_PATH
+def run_hooks(tmp_path: Path, spec: AppSpec, phase: HookPhase, swap: SwapContext) -> None:
+    """Plan the phase's hooks for release r1 and run them through the interpreter."""
+    release = Release("r1", "web", "127.0.0.1:5000/web", DIGEST, spec, datetime.now(UTC), "t")
+    with HostContext(home=tmp_path / "home") as context:
+        Interpreter(context, "web").run(plan_hooks(phase, release, swap))
 
 
 def test_hooks_run_as_the_policys_user_with_its_own_groups(tmp_path: Path) -> None:
@@ -185,16 +185,15 @@ def test_hooks_run_as_the_policys_user_with_its_own_groups(tmp_path: Path) -> No
     shared.chmod(0o777)
     out = shared / "id.out"
     spec = parse_spec({**BASE, "hooks": {"post-deploy": [f"sh -c 'id -u > {out}; id -G >> {out}'"]}})
-    release = Release("r1", "web", "127.0.0.1:5000/web", DIGEST, spec_snapshot(spec), datetime.now(UTC), "t")
     nobody = pwd.getpwnam("nobody")
-    executor = Executor(HostContext(home=tmp_path / "home"), "web", hook_user="nobody")
+    as_nobody = SwapContext(hook_user="nobody")
     try:
         if os.geteuid() != 0:  # only root may switch users: the hook is refused, never run as shipyard's user
             with pytest.raises(DeployFailedError, match="could not run"):
-                executor.apply(RunHooks("post-deploy", release))
+                run_hooks(tmp_path, spec, "post-deploy", as_nobody)
             assert not out.exists()
             return
-        executor.apply(RunHooks("post-deploy", release))
+        run_hooks(tmp_path, spec, "post-deploy", as_nobody)
         uid, groups = out.read_text().splitlines()
     finally:
         shutil.rmtree(shared)
@@ -204,10 +203,8 @@ def test_hooks_run_as_the_policys_user_with_its_own_groups(tmp_path: Path) -> No
 
 def test_a_hook_user_that_does_not_exist_stops_the_hook(tmp_path: Path) -> None:
     spec = parse_spec({**BASE, "hooks": {"pre-deploy": ["true"]}})
-    release = Release("r1", "web", "127.0.0.1:5000/web", DIGEST, spec_snapshot(spec), datetime.now(UTC), "t")
-    executor = Executor(HostContext(home=tmp_path / "home"), "web", hook_user="no-such-user-here")
     with pytest.raises(DeployFailedError, match="not a user on this host"):
-        executor.apply(RunHooks("pre-deploy", release))
+        run_hooks(tmp_path, spec, "pre-deploy", SwapContext(hook_user="no-such-user-here"))
 
 
 def test_the_hook_user_must_look_like_a_user() -> None:

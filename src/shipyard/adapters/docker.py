@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import docker
@@ -22,27 +21,14 @@ from shipyard.domain.models import (
     LABEL_RELEASE,
     LABEL_SLOT,
     ContainerInfo,
+    ContainerSpec,
     Slot,
 )
 from shipyard.errors import DockerError, NotFoundError
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """Everything needed to start one app container; argv-free, values only."""
-
-    name: str
-    image: str
-    env: dict[str, str]
-    labels: dict[str, str]
-    network: str  # host | bridge
-    ports: dict[int, tuple[str, int]] = field(default_factory=dict)  # container port -> (host ip, port)
-    volumes: list[str] = field(default_factory=list)
-    memory: str | None = None
-    cpus: float | None = None
-    command: list[str] | None = None
+__all__ = ["ContainerSpec", "DockerEngine"]
 
 
 @contextlib.contextmanager
@@ -112,6 +98,11 @@ class DockerEngine:
             raise DockerError(
                 f"the pulled image does not carry digest {digest}: the registry served other content."
             )
+
+    def version(self) -> str:
+        """The Engine's own version ("20.10.24+dfsg1")."""
+        with _translate("reading the Docker Engine version"):
+            return str(self.client.version().get("Version", ""))
 
     def data_root(self) -> str:
         """The engine's DockerRootDir, where its images and containers live."""

@@ -13,57 +13,20 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-from shipyard.adapters.haproxy_config import ProxyPaths
+from shipyard.adapters.haproxy_config import ProxiedApp, ProxyPaths, render_config
+from shipyard.domain.models import AdminState, OpenStreams, Operational, ServerState
 from shipyard.domain.names import has_control
 from shipyard.errors import ConfigError, ProxyError
 
+__all__ = ["HaproxyProcess", "HaproxyRuntime", "OpenStreams", "ServerState"]
+
 # `show servers state` column indexes (haproxy 2.x format version 1).
-OPERATIONAL = {0: "down", 1: "starting", 2: "up", 3: "stopping"}
+OPERATIONAL: dict[int, Operational] = {0: "down", 1: "starting", 2: "up", 3: "stopping"}
 ADMIN_MAINT_BITS = 0x01 | 0x02 | 0x20  # forced, inherited, resolution; not 0x04 (config)
 ADMIN_DRAIN_BITS = 0x08 | 0x10
-
-
-@dataclass(frozen=True)
-class ServerState:
-    backend: str
-    name: str
-    operational: str
-    admin: str  # ready | drain | maint
-    sessions: int = 0
-
-    @property
-    def serving(self) -> bool:
-        return self.admin == "ready"
-
-
-@dataclass(frozen=True)
-class OpenStreams:
-    """What a server still has open, from `show sess all`: requests waiting for (or sending) their
-    request or response, responses being streamed (server-sent events, downloads) and tunnels
-    (websockets)."""
-
-    requests: int = 0
-    responses: int = 0
-    tunnels: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.requests + self.responses + self.tunnels
-
-    def describe(self) -> str:
-        parts = [
-            _count(self.requests, "request"),
-            _count(self.responses, "streamed response"),
-            _count(self.tunnels, "websocket"),
-        ]
-        return ", ".join(part for part in parts if part) or "nothing"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}" if number else ""
 
 
 SESSION_START = re.compile(r"^0x[0-9a-f]+: \[", re.MULTILINE)
@@ -97,7 +60,7 @@ def parse_open_streams(show_sess: str, backend: str, server: str) -> OpenStreams
     return OpenStreams(requests, responses, tunnels)
 
 
-def _admin_state(bits: int) -> str:
+def _admin_state(bits: int) -> AdminState:
     if bits & ADMIN_MAINT_BITS:
         return "maint"
     if bits & ADMIN_DRAIN_BITS:
@@ -223,7 +186,7 @@ class HaproxyRuntime:
             commands.append(f"set server {backend}/{from_slot} state drain")
         self.execute(*commands)
 
-    def set_state(self, backend: str, slot: str, state: str) -> None:
+    def set_state(self, backend: str, slot: str, state: AdminState) -> None:
         self.execute(f"set server {backend}/{slot} state {state}")
 
     def dump_server_state(self, state_file: Path) -> None:
@@ -235,7 +198,10 @@ class HaproxyRuntime:
 
 
 class HaproxyProcess:
-    """Starts and reloads the one haproxy of this host (master-worker mode)."""
+    """The one haproxy of this host (master-worker mode): its files, process and runtime API.
+
+    The host's Proxy port (shipyard.host.ports) in full: the interpreter and observe see only that.
+    """
 
     def __init__(self, paths: ProxyPaths, binary: str | None = None) -> None:
         self.paths = paths
@@ -279,8 +245,55 @@ class HaproxyProcess:
             )
         self._wait(lambda: self.runtime.answers(), timeout, "start")
 
-    def reload(self, backend: str, timeout: float = 10.0) -> None:
-        """Seamless reload (listeners passed to the new worker) so a new app's frontend appears."""
+    # files ------------------------------------------------------------------------------------
+    def page_path(self, app: str) -> Path:
+        return self.paths.page(app)
+
+    def write_page(self, app: str, text: str) -> None:
+        page = self.paths.page(app)
+        if not page.exists() or page.read_text() != text:
+            page.write_text(text)
+
+    def has_page(self, app: str) -> bool:
+        return self.paths.page(app).exists()
+
+    def forget_page(self, app: str) -> None:
+        self.paths.page(app).unlink(missing_ok=True)
+
+    def write_config(self, apps: Sequence[ProxiedApp]) -> None:
+        """Render the config of these apps and replace the file in one rename."""
+        temporary = self.paths.config.with_suffix(".tmp")
+        temporary.write_text(render_config(list(apps), self.paths))
+        os.replace(temporary, self.paths.config)
+
+    def save_server_state(self) -> None:
+        self.runtime.dump_server_state(self.paths.state_file)
+
+    # the runtime API ----------------------------------------------------------------------------
+    def server_states(self, backend: str) -> dict[str, ServerState]:
+        return self.runtime.server_states(backend)
+
+    def sessions(self, backend: str) -> dict[str, int]:
+        return self.runtime.sessions(backend)
+
+    def open_streams(self, backend: str, server: str) -> OpenStreams:
+        return self.runtime.open_streams(backend, server)
+
+    def backend_counters(self, backend: str) -> tuple[int, int] | None:
+        return self.runtime.backend_counters(backend)
+
+    def switch(self, backend: str, to_slot: str, from_slot: str | None, address: tuple[str, int]) -> None:
+        self.runtime.switch(backend, to_slot, from_slot, address)
+
+    def set_state(self, backend: str, slot: str, state: AdminState) -> None:
+        self.runtime.set_state(backend, slot, state)
+
+    # the process ------------------------------------------------------------------------------
+    def reload(self, backend: str | None, timeout: float = 10.0) -> None:
+        """Seamless reload (listeners passed to the new worker) so a new app's frontend appears.
+
+        `backend`: one the new worker must know before the reload counts as done (None after an
+        app was removed: only a new worker is waited for)."""
         self.check_config()
         pid = self.master_pid()
         if pid is None:
@@ -301,10 +314,13 @@ class HaproxyProcess:
                 return line.split(":", 1)[1].strip()
         return None
 
-    def _reloaded(self, old_worker: str | None, backend: str) -> bool:
+    def _reloaded(self, old_worker: str | None, backend: str | None) -> bool:
         """The admin socket is answered by a new worker that knows the backend."""
         try:
-            return self._worker_pid() != old_worker and self.runtime.has_backend(backend)
+            new_worker = self._worker_pid()
+            if new_worker is None or new_worker == old_worker:
+                return False
+            return backend is None or self.runtime.has_backend(backend)
         except ProxyError:
             return False
 
@@ -316,11 +332,16 @@ class HaproxyProcess:
                 os.kill(pid, signal.SIGKILL)
             time.sleep(0.1)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop haproxy (the host's last app was removed) and wait until its listeners are closed."""
         pid = self.master_pid()
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.master_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     @staticmethod
     def _wait(ready: object, timeout: float, what: str) -> None:

@@ -63,10 +63,6 @@ class ProxyPaths:
         return self.root / "admin.sock"
 
     @property
-    def master_socket(self) -> Path:
-        return self.root / "master.sock"
-
-    @property
     def pidfile(self) -> Path:
         return self.root / "haproxy.pid"
 

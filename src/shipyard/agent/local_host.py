@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from shipyard.agent.localize import host_release
 from shipyard.agent.ports import LocalApp
+from shipyard.domain.commands import backend_name
 from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy
 from shipyard.domain.spec import spec_from_snapshot
@@ -15,10 +16,9 @@ from shipyard.fleet_api.schemas.agent import DesiredApp, HostVersions, TrafficCo
 from shipyard.host import maintenance, service
 from shipyard.host.context import HostContext
 from shipyard.host.disk import free_bytes
-from shipyard.host.executor import Reporter
+from shipyard.host.interpreter import Reporter
 from shipyard.host.observe import observe
 from shipyard.host.policy import HostPolicy
-from shipyard.host.proxy_sync import backend_name
 from shipyard.host.store import AppRecord, utcnow
 from shipyard.host.versions import detect_versions, enforce_requirements
 from shipyard.secrets.resolve import resolve_secrets
@@ -61,13 +61,13 @@ class LocalHost:
 
     def recover(self, app: str) -> list[str]:
         record = self.context.store.app(app)
-        repository = str(record.spec.get("image")) if record else None
+        repository = record.spec.image if record else None
         with service.locked(self.context, app, "agent start: recover", wait=True):
             state, done = service.recover(self.context, app, repository)
         if record is not None and self._stopped_while_serving(record, state):
             # After a reboot (or the engine's restart) the serving release's container is gone or
             # stopped: start it again from this host's own records, without waiting for the controller.
-            spec = spec_from_snapshot(record.spec)
+            spec = record.spec
             secrets = resolve_secrets(spec.env.secret, None, self.environ)
             maintenance.start_app(self.context, app, secrets=secrets, wait=True)
             done.append(f"started {record.active_release_id} again, which served before this host stopped")
@@ -97,7 +97,7 @@ class LocalHost:
 
     def _counters(self, app: str) -> TrafficCounters | None:
         try:
-            counted = self.context.proxy.runtime.backend_counters(backend_name(app))
+            counted = self.context.proxy.backend_counters(backend_name(app))
         except ProxyError:  # haproxy is down or busy: the report goes without counters
             return None
         return None if counted is None else TrafficCounters(requests=counted[0], responses_5xx=counted[1])
@@ -117,7 +117,7 @@ class LocalHost:
             payload = release_payload(desired.app, desired.image, desired.digest, desired.spec)
             self.trusted_keys.verify(payload, desired.signature, what=f"release {desired.release}")
         release = host_release(desired, self.address, utcnow())
-        spec = spec_from_snapshot(release.spec)
+        spec = release.app_spec
         if spec.requires.as_dict():
             enforce_requirements(spec, self.host_versions(), release=release.id)
         # Before the store, the environment or any step: a refused release leaves no trace but its report.

@@ -12,6 +12,7 @@ from typing import Any
 
 from shipyard.domain.models import Release
 from shipyard.domain.names import APP_NAME, DIGEST, HOST, IMAGE_REPOSITORY, is_name
+from shipyard.domain.spec import spec_from_snapshot
 from shipyard.errors import ConfigError
 from shipyard.fleet_api.schemas.agent import DesiredApp
 from shipyard.fleet_api.schemas.common import MAX_ID
@@ -57,7 +58,7 @@ def host_release(desired: DesiredApp, address: str | None, now: datetime) -> Rel
         app=desired.app,
         image=desired.image,
         digest=desired.digest,
-        spec=localized_snapshot(desired.spec, address),
+        app_spec=spec_from_snapshot(localized_snapshot(desired.spec, address)),
         created_at=now,
         created_by=CONTROLLER_ACTOR,
     )

@@ -13,7 +13,7 @@ from shipyard.fleet_api.schemas.agent import (
     ReportAck,
     TrafficCounters,
 )
-from shipyard.host.executor import Reporter
+from shipyard.host.interpreter import Reporter
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import structlog
 
 from shipyard.agent.localize import release_number
 from shipyard.agent.ports import ControllerPort, LocalApp
-from shipyard.domain.steps import Step, Switch
+from shipyard.domain.commands import Command, SwitchBackend, step_name
 from shipyard.errors import ControllerError
 from shipyard.fleet_api.schemas.agent import MAX_REMOVED, AppReport, DesiredApp, Health, Outcome, PruneReport
 
@@ -102,24 +102,24 @@ class ReportBuffer:
 
 @dataclass
 class StepReporter:
-    """The host executor's Reporter: each step of a swap becomes an in-progress report."""
+    """The host interpreter's Reporter: each step of a swap becomes an in-progress report."""
 
     buffer: ReportBuffer
     desired: DesiredApp
     local: LocalApp
     steps: list[str] = field(default_factory=list)
 
-    def step_started(self, step: Step) -> None:
-        name = type(step).__name__.lower()
+    def step_started(self, step: Command) -> None:
+        name = step_name(step).lower()
         self.steps.append(name)
         self.buffer.put(
             app_report(self.desired, self.local, "in_progress", step=name, message=step.describe())
         )
         self.buffer.flush(force=False)
 
-    def step_finished(self, step: Step, seconds: float, note: str) -> None:
+    def step_finished(self, step: Command, seconds: float, note: str) -> None:
         log.info("step done", app=self.desired.app, step=step.describe(), ms=round(seconds * 1000), note=note)
-        if isinstance(step, Switch):
+        if isinstance(step, SwitchBackend):
             # Traffic is on the new release, which passed its health check: the controller's monitor
             # period starts now, while the old slot drains and stops.
             self.local = LocalApp(self.desired.release, running=True, healthy=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import typer
 
-HOST_COMMANDS = ("deploy", "rollback", "status", "releases", "logs", "stop", "start", "prune")
+HOST_COMMANDS = ("deploy", "rollback", "status", "releases", "logs", "stop", "start", "prune", "remove")
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Commands that act on this host: deploy, rollback, status, releases, logs, stop, start, prune."""
+"""Commands that act on this host: deploy, rollback, status, releases, logs, stop, start, prune, remove."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from shipyard.cli.common import (
 )
 from shipyard.cli.fleet_cmd import CaFileOption, FleetEnvOption, InsecureHttpOption, QueueOption
 from shipyard.cli.render import StepPrinter, console, print_json, say, table
+from shipyard.domain.plan import Plan
 from shipyard.host import maintenance, service
 from shipyard.host.service import Outcome
 from shipyard.host.status_view import releases_document
@@ -90,8 +91,7 @@ def deploy(
             config_dir=config.resolve().parent,
         )
     env = env or "production"
-    context = host_context()
-    try:
+    with host_context() as context:
         policy = host_policy(policy_file, spec, config, env, context.home)
         if dry_run:
             outcome = service.deploy(context, spec, image, dry_run=True, policy=policy)
@@ -110,8 +110,6 @@ def deploy(
             policy=policy,
         )
         _report(outcome, as_json, "deployed")
-    finally:
-        context.close()
 
 
 def _image_argument(repository: str, image: str | None, ref: str | None, config: Path) -> str:
@@ -129,13 +127,17 @@ def _image_argument(repository: str, image: str | None, ref: str | None, config:
 
 
 def _print_plan(outcome: Outcome, as_json: bool) -> None:
+    release = outcome.release.id if outcome.release else None
+    print_plan(outcome.plan, as_json, {"release": release})
+
+
+def print_plan(plan: Plan, as_json: bool, extra: dict[str, object] | None = None) -> None:
+    """A dry run's output: exactly the commands that would run, numbered (or as JSON)."""
     if as_json:
-        print_json(
-            {"release": outcome.release.id if outcome.release else None, "plan": outcome.plan.describe()}
-        )
+        print_json({**(extra or {}), "plan": plan.describe()})
         return
     console.print("[bold]plan[/] (dry run, nothing changed):")
-    for number, line in enumerate(outcome.plan.describe(), 1):
+    for number, line in enumerate(plan.describe(), 1):
         say(f"  {number}. {line}")
 
 
@@ -166,8 +168,7 @@ def rollback(
             insecure_http=insecure_http,
         )
     env = env or "production"
-    context = host_context()
-    try:
+    with host_context() as context:
         policy = host_policy(policy_file, spec, config, env, context.home)
         if dry_run:
             _print_plan(service.rollback(context, spec, release, dry_run=True, policy=policy), as_json)
@@ -183,19 +184,14 @@ def rollback(
             policy=policy,
         )
         _report(outcome, as_json, "rolled back to")
-    finally:
-        context.close()
 
 
 @handle_errors
 def status(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
     """The app's active release, slot, health and haproxy server states."""
     spec = load(config)
-    context = host_context()
-    try:
+    with host_context() as context:
         document = service.status(context, spec.app)
-    finally:
-        context.close()
     if as_json:
         print_json(document)
         return
@@ -223,11 +219,8 @@ def status(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -
 def releases(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
     """This host's releases and the outcome of each deploy and rollback."""
     spec = load(config)
-    context = host_context()
-    try:
+    with host_context() as context:
         document = releases_document(context, spec.app)
-    finally:
-        context.close()
     if as_json:
         print_json(document)
         return
@@ -267,26 +260,31 @@ def logs(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Logs of the active release's container (or --release R)."""
-    spec = load(config)
-    context = host_context()
-    try:
-        for chunk in maintenance.follow_logs(context, spec.app, release, follow, tail):
-            from shipyard.secrets.masking import mask
+    from shipyard.secrets.masking import mask
 
+    spec = load(config)
+    with host_context() as context:
+        for chunk in maintenance.follow_logs(context, spec.app, release, follow, tail):
             typer.echo(mask(chunk), nl=False)
-    finally:
-        context.close()
 
 
 @handle_errors
-def stop(config: ConfigOption = DEFAULT_CONFIG, wait: WaitOption = False) -> None:
+def stop(
+    config: ConfigOption = DEFAULT_CONFIG,
+    wait: WaitOption = False,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
     """Maintenance: haproxy answers 503 with the maintenance page; the app's containers stop."""
     spec = load(config)
-    context = host_context()
-    try:
-        maintenance.stop_app(context, spec.app, wait=wait)
-    finally:
-        context.close()
+    with host_context() as context:
+        plan = maintenance.stop_app(context, spec.app, wait=wait, dry_run=dry_run)
+    if dry_run:
+        print_plan(plan, as_json, {"app": spec.app})
+        return
+    if as_json:
+        print_json({"app": spec.app, "plan": plan.describe(), "changed": not plan.empty})
+        return
     say(
         f"{spec.app} is in maintenance: {spec.proxy.listen} answers 503, {spec.healthcheck.path} answers 200."
     )
@@ -294,15 +292,22 @@ def stop(config: ConfigOption = DEFAULT_CONFIG, wait: WaitOption = False) -> Non
 
 @handle_errors
 def start(
-    config: ConfigOption = DEFAULT_CONFIG, env: EnvOption = "production", wait: WaitOption = False
+    config: ConfigOption = DEFAULT_CONFIG,
+    env: EnvOption = "production",
+    wait: WaitOption = False,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Leave maintenance: start the active release again, health-gated."""
     spec = load(config)
-    context = host_context()
-    try:
-        maintenance.start_app(context, spec.app, secrets=app_secrets(spec, config, env), wait=wait)
-    finally:
-        context.close()
+    with host_context() as context:
+        if dry_run:  # no secret is resolved for a plan: the commands name variables, never values
+            print_plan(maintenance.start_app(context, spec.app, dry_run=True), as_json, {"app": spec.app})
+            return
+        plan = maintenance.start_app(context, spec.app, secrets=app_secrets(spec, config, env), wait=wait)
+    if as_json:
+        print_json({"app": spec.app, "plan": plan.describe(), "changed": True})
+        return
     say(f"{spec.app} serves again on {spec.proxy.listen}.")
 
 
@@ -317,6 +322,7 @@ def prune(
     as_json: JsonOption = False,
     ca_file: CaFileOption = None,
     insecure_http: InsecureHttpOption = False,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Remove containers and images older than the last deploy.keep_releases releases (--env: every host)."""
     spec = load(config)
@@ -324,6 +330,8 @@ def prune(
         from shipyard.cli.fleet_prune import fleet_prune
         from shipyard.errors import ConfigError
 
+        if dry_run:
+            raise ConfigError("--dry-run plans this host's prune; drop --env to see it.")
         fleet_cmd.checked_name(env, "--env")
         if not fleet_cmd.controller_url(spec):
             raise ConfigError(
@@ -333,12 +341,52 @@ def prune(
         return fleet_prune(
             spec, env, timeout=timeout, as_json=as_json, ca_file=ca_file, insecure_http=insecure_http
         )
-    context = host_context()
-    try:
-        removed = maintenance.prune(context, spec, wait=wait)
-    finally:
-        context.close()
+    with host_context() as context:
+        plan, removed = maintenance.prune_plan(context, spec, wait=wait, dry_run=dry_run)
+    if dry_run:
+        print_plan(plan, as_json, {"removed": removed})
+        return
     if as_json:
         print_json({"removed": removed})
         return
     say(f"removed {len(removed)}: " + ", ".join(removed) if removed else "nothing to prune")
+
+
+@handle_errors
+def remove(
+    app_name: Annotated[
+        str | None,
+        typer.Argument(metavar="APP", help="the app to take off this host (default: the app of --config)"),
+    ] = None,
+    dry_run: DryRunOption = False,
+    yes: Annotated[bool, typer.Option("--yes", help="remove without asking")] = False,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Take APP off this host: containers, images of its releases, haproxy frontend, history."""
+    from shipyard.domain.names import APP_NAME, is_name
+    from shipyard.errors import ConfigError
+
+    if app_name is None:
+        if not config.exists():
+            raise ConfigError(f"name the app to remove: shipyard remove APP (there is no {config}).")
+        app_name = load(config).app
+    if not is_name(APP_NAME, app_name):
+        raise ConfigError(
+            f"{app_name!r} is not an app name (lowercase letters, digits and dashes, starting with a letter)."
+        )
+    if not dry_run and not yes:
+        raise ConfigError(
+            f"'shipyard remove {app_name}' deletes its containers, images, haproxy frontend and history "
+            "on this host; run it again with --yes (or --dry-run to see what it would do)."
+        )
+    with host_context() as context:
+        plan = maintenance.remove_app(context, app_name, wait=wait, dry_run=dry_run)
+    if dry_run:
+        print_plan(plan, as_json, {"app": app_name})
+        return
+    if as_json:
+        print_json({"app": app_name, "plan": plan.describe(), "changed": True})
+        return
+    say(f"{app_name} is removed from this host ({len(plan.steps)} steps).")

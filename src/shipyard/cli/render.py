@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.domain.steps import Step
+from shipyard.domain.commands import Command
 from shipyard.errors import ShipyardError
 from shipyard.secrets.masking import mask
 
@@ -39,11 +39,11 @@ class StepPrinter:
         self.quiet = quiet
         self._layers: dict[str, str] = {}
 
-    def step_started(self, step: Step) -> None:
+    def step_started(self, step: Command) -> None:
         if not self.quiet:
             console.print(f"[cyan]→[/] {escape(mask(step.describe()))}")
 
-    def step_finished(self, step: Step, seconds: float, note: str) -> None:
+    def step_finished(self, step: Command, seconds: float, note: str) -> None:
         if not self.quiet:
             extra = f" [dim]{escape(mask(note))}[/]" if note else ""
             console.print(f"  [green]✓[/] {seconds * 1000:.0f} ms{extra}")

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
+
+from shipyard.domain.spec import AppSpec
 
 Slot = Literal["blue", "green"]
 SLOTS: tuple[Slot, Slot] = ("blue", "green")
+# haproxy's admin state of a server, and its health check's verdict.
+AdminState = Literal["ready", "drain", "maint"]
+Operational = Literal["down", "starting", "up", "stopping"]
+# How a recorded deploy, rollback or removal ended; 'running' while it goes on (or was interrupted).
+HistoryStatus = Literal["running", "succeeded", "failed", "interrupted"]
+HistoryKind = Literal["deploy", "rollback"]
 
 LABEL_APP = "shipyard.app"
 LABEL_SLOT = "shipyard.slot"
@@ -45,13 +53,14 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class Release:
-    """Immutable: an image digest plus the full app spec it was deployed with."""
+    """Immutable: an image digest plus the full app spec it was deployed with (typed; the store and
+    the API serialize it with spec_snapshot)."""
 
     id: str
     app: str
     image: str
     digest: str
-    spec: dict[str, Any]
+    app_spec: AppSpec
     created_at: datetime
     created_by: str
     tag: str | None = None
@@ -83,12 +92,80 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to start one app container; argv-free, values only.
+
+    `env` may hold secret values: the repr shows the names only, so a log or an error never prints them.
+    """
+
+    name: str
+    image: str
+    env: dict[str, str] = field(repr=False)
+    labels: dict[str, str]
+    network: str  # host | bridge
+    ports: dict[int, tuple[str, int]] = field(default_factory=dict)  # container port -> (host ip, port)
+    volumes: list[str] = field(default_factory=list)
+    memory: str | None = None
+    cpus: float | None = None
+    command: list[str] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ContainerSpec(name={self.name!r}, image={self.image!r}, env=<{', '.join(sorted(self.env))}>, "
+            f"labels={self.labels!r}, network={self.network!r}, ports={self.ports!r}, "
+            f"volumes={self.volumes!r}, memory={self.memory!r}, cpus={self.cpus!r}, command={self.command!r})"
+        )
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """One server of a backend as haproxy's runtime API reports it."""
+
+    backend: str
+    name: str
+    operational: Operational
+    admin: AdminState
+    sessions: int = 0
+
+    @property
+    def serving(self) -> bool:
+        return self.admin == "ready"
+
+
+@dataclass(frozen=True)
+class OpenStreams:
+    """What a server still has open, from `show sess all`: requests waiting for (or sending) their
+    request or response, responses being streamed (server-sent events, downloads) and tunnels
+    (websockets)."""
+
+    requests: int = 0
+    responses: int = 0
+    tunnels: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.requests + self.responses + self.tunnels
+
+    def describe(self) -> str:
+        parts = [
+            _count(self.requests, "request"),
+            _count(self.responses, "streamed response"),
+            _count(self.tunnels, "websocket"),
+        ]
+        return ", ".join(part for part in parts if part) or "nothing"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}" if number else ""
+
+
+@dataclass(frozen=True)
 class SlotServer:
     """haproxy's view of one slot: admin state ready/drain/maint, operational up/down."""
 
     slot: Slot
-    admin: str
-    operational: str
+    admin: AdminState
+    operational: Operational
     sessions: int = 0
 
     @property
@@ -120,12 +197,12 @@ class AppState:
     servers: dict[str, SlotServer] = field(default_factory=dict)
     pending: PendingSwap | None = None
     images_present: frozenset[str] = frozenset()
+    # The spec recorded with the active release (None before the first deploy): what haproxy's
+    # config says about the app, compared with a new release's to know whether a reload is needed.
+    spec: AppSpec | None = None
 
     def container_in(self, slot: Slot, *, running: bool = True) -> ContainerInfo | None:
         for container in self.containers:
             if container.slot == slot and (container.running or not running):
                 return container
         return None
-
-    def containers_of(self, release_id: str) -> list[ContainerInfo]:
-        return [c for c in self.containers if c.release_id == release_id]

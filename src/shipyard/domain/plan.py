@@ -1,36 +1,60 @@
-"""Decide what to do: observed host state + desired release -> steps. Pure, no I/O.
+"""Decide what to do: observed host state + desired release -> commands. Pure, no I/O.
 
 Two plans: `plan_recovery` brings a host back to exactly one serving slot after a crash (finishing
-a swap that had switched, undoing one that had not), `plan_swap` moves traffic to a release.
+a swap that had switched, undoing one that had not), `plan_swap` moves traffic to a release. Every
+command comes out fully resolved (shipyard.domain.commands), so the plan is what runs.
 """
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shipyard.domain.models import AppState, ContainerInfo, Release, Slot, other_slot
-from shipyard.domain.spec import AppSpec
-from shipyard.domain.steps import (
-    AddAppToProxy,
+from shipyard.domain.commands import (
+    BeginHistory,
+    Command,
     Drain,
     EnsureProxy,
-    FinishPending,
+    FinishHistory,
+    HookPhase,
     KeepStandby,
     Pull,
-    Remove,
-    RunHooks,
-    Start,
-    Step,
-    Stop,
-    Switch,
+    RegisterApp,
+    RemoveContainer,
+    RunHook,
+    StartContainer,
+    StopContainer,
+    SwitchBackend,
     WaitHealthy,
+    backend_name,
+    container_name,
 )
+from shipyard.domain.models import (
+    LABEL_APP,
+    LABEL_DIGEST,
+    LABEL_RELEASE,
+    LABEL_SLOT,
+    AppState,
+    ContainerInfo,
+    ContainerSpec,
+    HistoryKind,
+    Release,
+    Slot,
+    other_slot,
+)
+from shipyard.domain.spec import AppSpec
+from shipyard.errors import ConfigError
+
+# Hooks find the usual system commands; a release that needs others sets PATH in env.clear.
+HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOOK_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
 class Plan:
-    steps: tuple[Step, ...] = ()
+    steps: tuple[Command, ...] = ()
     noop_reason: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -44,17 +68,53 @@ class Plan:
         return [step.describe() for step in self.steps]
 
 
+@dataclass(frozen=True)
+class SwapContext:
+    """What a swap's commands carry besides the release: who runs it, its secrets, its hook user.
+
+    Secrets only ever reach a command's environment (masked in its repr, never described)."""
+
+    kind: HistoryKind = "deploy"
+    actor: str = ""
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    hook_user: str | None = None
+
+
 def plan_proxy(state: AppState) -> Plan:
     if not state.proxy_running and state.active_slot is not None:
         return Plan((EnsureProxy("haproxy is not running; restart it with the active slot"),))
     return Plan(noop_reason="haproxy is running")
 
 
-def _roll_forward(state: AppState, release: Release, to_slot: Slot, from_slot: Slot | None) -> list[Step]:
-    steps: list[Step] = [Switch(to_slot, from_slot, release)]
+def frontend_changed(before: AppSpec | None, after: AppSpec) -> bool:
+    """Whether a release changes what only a (seamless) reload can change: the proxy section, health path."""
+    return before is not None and _reload_settings(before) != _reload_settings(after)
+
+
+def _reload_settings(spec: AppSpec) -> tuple[object, ...]:
+    proxy = spec.proxy
+    return (proxy.listen, spec.healthcheck.path, proxy.retries, proxy.timeouts, proxy.max_body)
+
+
+def switch_to(state: AppState, release: Release, to_slot: Slot, from_slot: Slot | None) -> SwitchBackend:
+    spec = release.app_spec
+    return SwitchBackend(
+        backend_name(state.app),
+        to_slot,
+        from_slot,
+        # A release may move the app to other ports: the slot's server follows, still without a reload.
+        (spec.bind, spec.slot_ports[to_slot]),
+        release,
+        reload=frontend_changed(state.spec, spec),
+    )
+
+
+def _roll_forward(state: AppState, release: Release, to_slot: Slot, from_slot: Slot | None) -> list[Command]:
+    steps: list[Command] = [switch_to(state, release, to_slot, from_slot)]
     old = state.container_in(from_slot) if from_slot else None
     if from_slot and old is not None:
-        steps += [Drain(from_slot, 5.0), Stop(old.name, 10, from_slot)]
+        backend = backend_name(state.app)
+        steps += [Drain(backend, from_slot, 5.0), StopContainer(old.name, 10, backend, from_slot)]
     return steps
 
 
@@ -62,41 +122,44 @@ def plan_recovery(
     state: AppState, pending_release: Release | None, standby_until: dict[str, datetime], now: datetime
 ) -> Plan:
     """Finish or undo an interrupted swap, drop orphans and expired standbys."""
-    steps: list[Step] = []
+    steps: list[Command] = []
     keep: set[str] = set()
     pending = state.pending
     if pending is not None:
         target = state.servers.get(pending.to_slot)
         if target is not None and target.serving and pending_release is not None:
             steps += _roll_forward(state, pending_release, pending.to_slot, pending.from_slot)
-            steps.append(FinishPending(pending.history_id, "succeeded", "haproxy had already switched"))
+            steps.append(FinishHistory("succeeded", "haproxy had already switched", pending.history_id))
             new = state.container_in(pending.to_slot)
             keep.add(new.name if new else "")
         else:
             for container in state.containers:
                 if container.slot == pending.to_slot and container.release_id == pending.release_id:
-                    steps.append(Remove(container.name, "its swap was interrupted before the switch"))
-            steps.append(FinishPending(pending.history_id, "interrupted", "the switch had not happened"))
-    steps += _cleanup(
-        state, standby_until, now, keep, handled={s.container for s in steps if isinstance(s, Remove)}
-    )
+                    steps.append(
+                        RemoveContainer(container.name, "its swap was interrupted before the switch")
+                    )
+            steps.append(FinishHistory("interrupted", "the switch had not happened", pending.history_id))
+    handled = {s.container for s in steps if isinstance(s, RemoveContainer)}
+    steps += _cleanup(state, standby_until, now, keep, handled)
     return Plan(tuple(steps), noop_reason="the host is consistent")
 
 
 def _cleanup(
     state: AppState, standby_until: dict[str, datetime], now: datetime, keep: set[str], handled: set[str]
-) -> list[Step]:
-    steps: list[Step] = []
+) -> list[Command]:
+    steps: list[Command] = []
     active = state.container_in(state.active_slot) if state.active_slot else None
     for container in state.containers:
         if container.name in keep or container.name in handled or (active and container.name == active.name):
             continue
         if container.status == "created":
-            steps.append(Remove(container.name, "it was created but never started"))
+            steps.append(RemoveContainer(container.name, "it was created but never started"))
         elif container.running and container.name not in standby_until:
-            steps.append(Remove(container.name, "it runs in the idle slot without a swap in progress"))
+            steps.append(
+                RemoveContainer(container.name, "it runs in the idle slot without a swap in progress")
+            )
         elif container.running and standby_until[container.name] <= now:
-            steps.append(Stop(container.name, 10))
+            steps.append(StopContainer(container.name, 10))
     return steps
 
 
@@ -104,8 +167,13 @@ def choose_target_slot(state: AppState) -> Slot:
     return other_slot(state.active_slot) if state.active_slot else "blue"
 
 
-def plan_swap(release: Release, state: AppState, spec: AppSpec, *, pull_allowed: bool = True) -> Plan:
-    """Steps to make `release` the serving one, health-gated, with the old slot drained."""
+def plan_swap(
+    release: Release, state: AppState, swap: SwapContext | None = None, *, pull_allowed: bool = True
+) -> Plan:
+    """Commands making `release` the serving one, health-gated, with the old slot drained; the
+    swap is recorded as running first and as succeeded last."""
+    swap = swap or SwapContext()
+    spec = release.app_spec
     active = state.container_in(state.active_slot) if state.active_slot else None
     serving = state.servers.get(state.active_slot or "")
     if (
@@ -117,40 +185,144 @@ def plan_swap(release: Release, state: AppState, spec: AppSpec, *, pull_allowed:
     ):
         return Plan(noop_reason=f"release {release.id} is already active in the {active.slot} slot")
     target = choose_target_slot(state)
-    steps: list[Step] = []
+    steps: list[Command] = [
+        BeginHistory(
+            state.app, swap.kind, release.id, state.active_release_id, target, state.active_slot, swap.actor
+        )
+    ]
     if not state.proxy_has_app:
-        steps.append(AddAppToProxy(state.app))
-    if spec.hooks.pre_deploy:
-        steps.append(RunHooks("pre-deploy", release))
-    steps += _prepare_target(state, release, target, pull_allowed)
-    steps.append(Switch(target, state.active_slot if active else None, release))
-    if spec.hooks.post_swap:
-        steps.append(RunHooks("post-swap", release))
+        steps.append(RegisterApp(spec, new=state.spec is None, proxy_running=state.proxy_running))
+    steps += plan_hooks("pre-deploy", release, swap)
+    steps += _prepare_target(state, release, target, pull_allowed, swap.secrets)
+    steps.append(switch_to(state, release, target, state.active_slot if active else None))
+    steps += plan_hooks("post-swap", release, swap)
     if active is not None and state.active_slot is not None:
-        steps += _retire(active, state.active_slot, spec)
-    if spec.hooks.post_deploy:
-        steps.append(RunHooks("post-deploy", release))
+        steps += _retire(state.app, active, state.active_slot, spec)
+    steps += plan_hooks("post-deploy", release, swap)
+    steps.append(FinishHistory("succeeded"))
     return Plan(tuple(steps))
 
 
-def _prepare_target(state: AppState, release: Release, target: Slot, pull_allowed: bool) -> list[Step]:
-    occupant = state.container_in(target)
-    if occupant is not None and occupant.release_id == release.id:
-        # A warm standby of this very release: only the switch is needed.
-        return [WaitHealthy(target, release, warm=True)]
-    steps: list[Step] = []
-    if occupant is not None:
-        steps.append(Remove(occupant.name, "the idle slot is needed for the new release"))
-    if release.digest not in state.images_present and pull_allowed:
-        steps.append(Pull(release))
-    steps += [Start(target, release), WaitHealthy(target, release)]
+def plan_start(
+    state: AppState, release: Release, slot: Slot, secrets: Mapping[str, str], *, running: bool
+) -> list[Command]:
+    """Start `release` in `slot` (unless it runs already) and wait for its health check."""
+    steps: list[Command] = []
+    if not running:
+        steps.append(start_container(state.app, release, slot, secrets))
+    steps.append(wait_healthy(state.app, release, slot))
     return steps
 
 
-def _retire(old: ContainerInfo, slot: Slot, spec: AppSpec) -> list[Step]:
+def _prepare_target(
+    state: AppState, release: Release, target: Slot, pull_allowed: bool, secrets: Mapping[str, str]
+) -> list[Command]:
+    occupant = state.container_in(target)
+    if occupant is not None and occupant.release_id == release.id:
+        # A warm standby of this very release: only the switch is needed.
+        return [wait_healthy(state.app, release, target, warm=True)]
+    steps: list[Command] = []
+    if occupant is not None:
+        steps.append(RemoveContainer(occupant.name, "the idle slot is needed for the new release"))
+    if release.digest not in state.images_present and pull_allowed:
+        steps.append(Pull(release.image, release.digest))
+    steps += [start_container(state.app, release, target, secrets), wait_healthy(state.app, release, target)]
+    return steps
+
+
+def _retire(app: str, old: ContainerInfo, slot: Slot, spec: AppSpec) -> list[Command]:
+    backend = backend_name(app)
     if spec.deploy.standby > 0:
         return [
-            Drain(slot, spec.deploy.drain_timeout, wait=False),
-            KeepStandby(old.name, old.release_id, spec.deploy.standby),
+            Drain(backend, slot, spec.deploy.drain_timeout, wait=False),
+            KeepStandby(app, old.name, old.release_id, spec.deploy.standby),
         ]
-    return [Drain(slot, spec.deploy.drain_timeout), Stop(old.name, spec.deploy.stop_timeout, slot)]
+    return [
+        Drain(backend, slot, spec.deploy.drain_timeout),
+        StopContainer(old.name, spec.deploy.stop_timeout, backend, slot),
+    ]
+
+
+def start_container(app: str, release: Release, slot: Slot, secrets: Mapping[str, str]) -> StartContainer:
+    spec = release.app_spec
+    port = spec.slot_ports[slot]
+    host_network = spec.network == "host"
+    env = {
+        **spec.env.clear,
+        **{key: secrets[key] for key in spec.env.secret if key in secrets},
+        "PORT": str(port if host_network else spec.port),
+        "HOST": spec.bind if host_network else "0.0.0.0",
+        "SHIPYARD_APP": app,
+        "SHIPYARD_RELEASE": release.id,
+        "SHIPYARD_SLOT": slot,
+    }
+    labels = {
+        **spec.labels,
+        LABEL_APP: app,
+        LABEL_SLOT: slot,
+        LABEL_RELEASE: release.id,
+        LABEL_DIGEST: release.digest,
+    }
+    container = ContainerSpec(
+        name=container_name(app, release.id, slot),
+        image=release.pinned_image,
+        env=env,
+        labels=labels,
+        network=spec.network,
+        ports={} if host_network else {spec.port: (spec.bind, port)},
+        volumes=list(spec.volumes),
+        memory=spec.resources.memory,
+        cpus=spec.resources.cpus,
+        command=list(spec.command) if spec.command else None,
+    )
+    return StartContainer(slot, release.id, release.short_digest, container, spec.bind, port)
+
+
+def wait_healthy(app: str, release: Release, slot: Slot, *, warm: bool = False) -> WaitHealthy:
+    spec = release.app_spec
+    check = spec.healthcheck
+    if warm:
+        check = check.model_copy(update={"healthy_threshold": 1})
+    url = f"http://{spec.bind}:{spec.slot_ports[slot]}{spec.healthcheck.path}"
+    return WaitHealthy(slot, release.id, container_name(app, release.id, slot), url, check, warm)
+
+
+def plan_hooks(phase: HookPhase, release: Release, swap: SwapContext) -> list[Command]:
+    spec = release.app_spec
+    commands = {
+        "pre-deploy": spec.hooks.pre_deploy,
+        "post-swap": spec.hooks.post_swap,
+        "post-deploy": spec.hooks.post_deploy,
+    }[phase]
+    env = hook_environment(release, phase, swap.secrets)
+    return [
+        RunHook(phase, release.id, command, _argv(phase, command), env, HOOK_TIMEOUT, swap.hook_user)
+        for command in commands
+    ]
+
+
+def _argv(phase: HookPhase, command: str) -> tuple[str, ...]:
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError as exc:
+        raise ConfigError(
+            f"the {phase} hook '{command}' cannot be split into arguments ({exc}); fix its quotes."
+        ) from exc
+    if not argv:
+        raise ConfigError(f"a {phase} hook is empty; remove it or give it a command.")
+    return argv
+
+
+def hook_environment(release: Release, phase: HookPhase, secrets: Mapping[str, str]) -> dict[str, str]:
+    """The release's own environment, never this process's: an agent's token stays with the agent."""
+    spec = release.app_spec
+    return {
+        "PATH": HOOK_PATH,
+        **spec.env.clear,
+        **{key: secrets[key] for key in spec.env.secret if key in secrets},
+        "SHIPYARD_APP": release.app,
+        "SHIPYARD_RELEASE": release.id,
+        "SHIPYARD_IMAGE": release.pinned_image,
+        "SHIPYARD_DIGEST": release.digest,
+        "SHIPYARD_HOOK": phase,
+    }

@@ -1,62 +1,57 @@
-"""Maintenance (stop/start), pruning of old releases, and logs."""
+"""Maintenance (stop/start), pruning of old releases, removing an app, and logs.
+
+Each change is observe -> plan (shipyard.domain.host_plan) -> interpret, under the app's lock, after
+the ordinary recovery; with `dry_run` the plan is returned and nothing runs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from shipyard.domain.models import Release, other_slot
-from shipyard.domain.prune import select_prune
-from shipyard.domain.spec import AppSpec, spec_from_snapshot
-from shipyard.domain.steps import Start, WaitHealthy
+from shipyard.domain.host_plan import plan_leave_maintenance, plan_maintenance, plan_prune, plan_remove
+from shipyard.domain.models import ContainerInfo, Release
+from shipyard.domain.plan import Plan
+from shipyard.domain.prune import PruneSelection, select_prune
+from shipyard.domain.spec import AppSpec
 from shipyard.errors import NotFoundError
-from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
-from shipyard.host.executor import Executor, container_name
+from shipyard.host.interpreter import Interpreter
+from shipyard.host.observe import observe
+from shipyard.host.records import AppRecord
 from shipyard.host.service import locked, previous_release, recover
-from shipyard.host.store import AppRecord
 
 
-def stop_app(context: HostContext, app: str, *, wait: bool = False) -> None:
+def stop_app(context: HostContext, app: str, *, wait: bool = False, dry_run: bool = False) -> Plan:
     """haproxy answers 503 with the maintenance page (health path still 200), then containers stop."""
     record = _record(context, app)
+    if dry_run:
+        return plan_maintenance(observe(context, app), record.spec.deploy.stop_timeout)
     with locked(context, app, "stop", wait):
-        recover(context, app)
-        backend = proxy_sync.backend_name(app)
-        for slot in ("blue", "green"):
-            context.proxy.runtime.set_state(backend, slot, "maint")
-        context.store.set_maintenance(app, True)
-        proxy_sync.reload_with_state(context, app)
-        spec = spec_from_snapshot(record.spec)
-        for container in context.engine.containers(app):
-            if container.running:
-                context.engine.stop(container.name, spec.deploy.stop_timeout)
-                context.store.drop_standby(container.name)
+        state, _ = recover(context, app)
+        plan = plan_maintenance(state, record.spec.deploy.stop_timeout)
+        Interpreter(context, app).run(plan.steps)
+    return plan
 
 
 def start_app(
-    context: HostContext, app: str, *, secrets: dict[str, str] | None = None, wait: bool = False
-) -> None:
+    context: HostContext,
+    app: str,
+    *,
+    secrets: dict[str, str] | None = None,
+    wait: bool = False,
+    dry_run: bool = False,
+) -> Plan:
     """Leave maintenance: the active release starts again, health-gated, then takes traffic."""
     record = _record(context, app)
     if not record.active_release_id or not record.active_slot:
         raise NotFoundError(f"{app} has no active release to start; run 'shipyard deploy IMAGE'.")
     release = context.store.release(app, record.active_release_id)
+    if dry_run:
+        return plan_leave_maintenance(observe(context, app), release, record.active_slot, secrets or {})
     with locked(context, app, "start", wait):
-        executor = Executor(context, app, secrets=secrets or {})
-        name = container_name(app, release.id, record.active_slot)
-        status = context.engine.status(name)[0] if _exists(context, app, name) else "missing"
-        if status != "running":
-            executor.run([Start(record.active_slot, release)])
-        executor.run([WaitHealthy(record.active_slot, release)])
-        backend = proxy_sync.backend_name(app)
-        context.proxy.runtime.switch(backend, record.active_slot, None)
-        context.proxy.runtime.set_state(backend, other_slot(record.active_slot), "maint")
-        context.store.set_active(app, record.active_slot, release.id, release.spec)
-        proxy_sync.reload_with_state(context, app)
-
-
-def _exists(context: HostContext, app: str, name: str) -> bool:
-    return any(c.name == name for c in context.engine.containers(app))
+        plan = plan_leave_maintenance(observe(context, app), release, record.active_slot, secrets or {})
+        Interpreter(context, app).run(plan.steps)
+    return plan
 
 
 def _record(context: HostContext, app: str) -> AppRecord:
@@ -66,27 +61,40 @@ def _record(context: HostContext, app: str) -> AppRecord:
     return record
 
 
-def prune(context: HostContext, spec: AppSpec, *, wait: bool = False) -> list[str]:
+def prune(context: HostContext, spec: AppSpec, *, wait: bool = False, dry_run: bool = False) -> list[str]:
     """Remove the containers and images of releases a prune does not keep (domain/prune.py says which).
 
-    Runs under the app's lock, so never during a swap; returns what it removed."""
+    Runs under the app's lock, so never during a swap; returns what it removed (would remove)."""
+    return prune_plan(context, spec, wait=wait, dry_run=dry_run)[1]
+
+
+def prune_plan(
+    context: HostContext, spec: AppSpec, *, wait: bool = False, dry_run: bool = False
+) -> tuple[Plan, list[str]]:
+    """The prune's commands and the names it removes; run unless `dry_run`."""
+    if dry_run:
+        state = observe(context, spec.app)
+        selection = _select(context, spec, state.containers)
+        return plan_prune(selection), selection.removed
     with locked(context, spec.app, "prune", wait):
         state, _ = recover(context, spec.app)
-        record = context.store.app(spec.app)
-        releases = context.store.releases(spec.app)
-        selection = select_prune(
-            releases,
-            state.containers,
-            keep_releases=spec.deploy.keep_releases,
-            active=record.active_release_id if record else None,
-            previous=_previous_release_id(context, spec.app),
-            present_images=_present_images(context, releases),
-        )
-        for name in selection.containers:
-            context.engine.remove(name)
-        for image in selection.images:
-            context.engine.remove_image(image)
-    return selection.removed
+        selection = _select(context, spec, state.containers)
+        plan = plan_prune(selection)
+        Interpreter(context, spec.app).run(plan.steps)
+    return plan, selection.removed
+
+
+def _select(context: HostContext, spec: AppSpec, containers: Sequence[ContainerInfo]) -> PruneSelection:
+    record = context.store.app(spec.app)
+    releases = context.store.releases(spec.app)
+    return select_prune(
+        releases,
+        containers,
+        keep_releases=spec.deploy.keep_releases,
+        active=record.active_release_id if record else None,
+        previous=_previous_release_id(context, spec.app),
+        present_images=_present_images(context, releases),
+    )
 
 
 def _previous_release_id(context: HostContext, app: str) -> str | None:
@@ -101,6 +109,35 @@ def _present_images(context: HostContext, releases: list[Release]) -> set[str]:
         repository: context.engine.present_digests(repository) for repository in {r.image for r in releases}
     }
     return {r.pinned_image for r in releases if r.digest in digests_by_repository[r.image]}
+
+
+def remove_app(context: HostContext, app: str, *, wait: bool = False, dry_run: bool = False) -> Plan:
+    """Take the app off this host: its haproxy frontend and backend (haproxy stops with the last app),
+    its containers, the images of its releases, and its releases and history in the store."""
+    if dry_run:
+        return _remove_plan(context, app)
+    with locked(context, app, "remove", wait):
+        if context.store.app(app) is not None:
+            recover(context, app)
+        plan = _remove_plan(context, app)
+        Interpreter(context, app).run(plan.steps)
+    return plan
+
+
+def _remove_plan(context: HostContext, app: str) -> Plan:
+    record = context.store.app(app)
+    state = observe(context, app)
+    releases = context.store.releases(app)
+    if record is None and not releases and not state.containers and not state.proxy_has_app:
+        raise NotFoundError(f"{app} is not on this host; 'shipyard status' names what is.")
+    others = [r.app for r in context.store.apps() if r.app != app]
+    return plan_remove(
+        state,
+        releases,
+        _present_images(context, releases),
+        registered=record is not None,
+        other_apps=len(others),
+    )
 
 
 def follow_logs(

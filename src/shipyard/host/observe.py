@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shipyard.domain.models import AppState, SlotServer
+from shipyard.domain.commands import backend_name
+from shipyard.domain.models import SLOTS, AppState, ServerState, SlotServer
 from shipyard.errors import ProxyError
 from shipyard.host.context import HostContext
-from shipyard.host.proxy_sync import backend_name
 
 
 def observe(context: HostContext, app: str, repository: str | None = None) -> AppState:
@@ -15,14 +15,15 @@ def observe(context: HostContext, app: str, repository: str | None = None) -> Ap
     servers: dict[str, SlotServer] = {}
     has_app = False
     if proxy_running:
+        states: dict[str, ServerState]
         try:
-            states = context.proxy.runtime.server_states(backend_name(app))
+            states = context.proxy.server_states(backend_name(app))
             has_app = bool(states)
         except ProxyError:
             states = {}
-        for name, state in states.items():
-            if name in ("blue", "green"):
-                servers[name] = SlotServer(name, state.admin, state.operational, state.sessions)  # type: ignore[arg-type]
+        for slot in SLOTS:
+            if (state := states.get(slot)) is not None:
+                servers[slot] = SlotServer(slot, state.admin, state.operational, state.sessions)
     images = context.engine.present_digests(repository) if repository else frozenset()
     return AppState(
         app=app,
@@ -35,4 +36,5 @@ def observe(context: HostContext, app: str, repository: str | None = None) -> Ap
         servers=servers,
         pending=context.store.pending(app),
         images_present=images,
+        spec=record.spec if record else None,
     )

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
-from shipyard.adapters.haproxy_config import DEFAULT_MAINTENANCE_PAGE, ProxiedApp, render_config
-from shipyard.domain.spec import AppSpec, spec_from_snapshot
-from shipyard.host.context import HostContext
-from shipyard.host.store import AppRecord
+from shipyard.adapters.haproxy_config import DEFAULT_MAINTENANCE_PAGE, ProxiedApp
+from shipyard.domain.commands import backend_name
+from shipyard.domain.spec import AppSpec
+from shipyard.host.ports import Proxy, Store
+from shipyard.host.records import AppRecord
 
-
-def backend_name(app: str) -> str:
-    return f"app_{app}"
+__all__ = ["backend_name", "ensure_running", "proxied_app", "reload_with_state", "write_config"]
 
 
 def proxied_app(record: AppRecord, page: Path) -> ProxiedApp:
-    spec = spec_from_snapshot(record.spec)
+    spec = record.spec
     return ProxiedApp(
         name=record.app,
         listen=spec.proxy.listen,
@@ -35,54 +32,38 @@ def proxied_app(record: AppRecord, page: Path) -> ProxiedApp:
     )
 
 
-def frontend_changed(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Whether a release changes what only a (seamless) reload can change: the proxy section, health path."""
-    old, new = spec_from_snapshot(before), spec_from_snapshot(after)
-    return _reload_settings(old) != _reload_settings(new)
+def maintenance_page_text(spec: AppSpec) -> str:
+    """The app's own page when the file is there (read on this host), else the default one."""
+    page = spec.proxy.maintenance_page
+    if page and Path(page).is_file():
+        return Path(page).read_text()
+    return DEFAULT_MAINTENANCE_PAGE
 
 
-def _reload_settings(spec: AppSpec) -> tuple[object, ...]:
-    proxy = spec.proxy
-    return (proxy.listen, spec.healthcheck.path, proxy.retries, proxy.timeouts, proxy.max_body)
+def write_config(store: Store, proxy: Proxy) -> None:
+    records = store.apps()
+    for record in records:
+        if not proxy.has_page(record.app):
+            proxy.write_page(record.app, DEFAULT_MAINTENANCE_PAGE)
+    proxy.write_config([proxied_app(r, proxy.page_path(r.app)) for r in records])
 
 
-def write_maintenance_page(context: HostContext, spec: AppSpec) -> Path:
-    page = context.proxy_paths.page(spec.app)
-    text = DEFAULT_MAINTENANCE_PAGE
-    if spec.proxy.maintenance_page and Path(spec.proxy.maintenance_page).is_file():
-        text = Path(spec.proxy.maintenance_page).read_text()
-    if not page.exists() or page.read_text() != text:
-        page.write_text(text)
-    return page
-
-
-def write_config(context: HostContext) -> None:
-    paths = context.proxy_paths
-    apps = [proxied_app(r, paths.page(r.app)) for r in context.store.apps()]
-    for record in context.store.apps():
-        if not paths.page(record.app).exists():
-            paths.page(record.app).write_text(DEFAULT_MAINTENANCE_PAGE)
-    temporary = paths.config.with_suffix(".tmp")
-    temporary.write_text(render_config(apps, paths))
-    os.replace(temporary, paths.config)
-
-
-def ensure_running(context: HostContext) -> bool:
+def ensure_running(store: Store, proxy: Proxy) -> bool:
     """Start haproxy from the store's truth when it is not running; True when it had to."""
-    if context.proxy.running() or not context.store.apps():
+    if proxy.running() or not store.apps():
         return False
-    write_config(context)
-    context.proxy.start()
+    write_config(store, proxy)
+    proxy.start()
     return True
 
 
-def reload_with_state(context: HostContext, app: str) -> None:
+def reload_with_state(store: Store, proxy: Proxy, app: str) -> None:
     """Rewrite the config and reload seamlessly, keeping the runtime's server states."""
-    write_config(context)
-    context.proxy.reload(backend_name(app))
+    write_config(store, proxy)
+    proxy.reload(backend_name(app))
 
 
-def save_server_state(context: HostContext) -> None:
+def save_server_state(store: Store, proxy: Proxy) -> None:
     """After a swap: the file and the state file match the runtime, without a reload."""
-    write_config(context)
-    context.proxy.runtime.dump_server_state(context.proxy_paths.state_file)
+    write_config(store, proxy)
+    proxy.save_server_state()

@@ -1,4 +1,5 @@
-"""Stops a warm standby when its time is up: a detached process started after a swap.
+"""Stops a warm standby when its time is up: a detached process started after a swap (see
+shipyard.host.reaper_process, which spawns it).
 
 It only runs the ordinary recovery (which stops expired standbys) once the standby has expired; if
 a deploy holds the lock then, that deploy's own recovery does the work instead.
@@ -8,43 +9,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from shipyard.errors import ShipyardError
 from shipyard.host.context import HostContext
-
-
-def spawn_reaper(context: HostContext, app: str, seconds: float) -> None:
-    argv = [sys.executable, "-m", "shipyard.host.reaper", "--app", app, "--home", str(context.home)]
-    argv += ["--after", f"{seconds + 0.5:.1f}"]
-    env = dict(os.environ)
-    if context.docker_url:
-        env["DOCKER_HOST"] = context.docker_url
-    subprocess.Popen(
-        argv,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+from shipyard.host.service import locked, recover
 
 
 def reap(app: str, home: Path) -> None:
-    from shipyard.host.service import locked, recover
-
     if not home.exists():
         return
-    context = HostContext(home=home)
-    try:
-        with locked(context, app, "stop expired standby", wait=False):
-            recover(context, app)
-    finally:
-        context.close()
+    with HostContext(home=home) as context, locked(context, app, "stop expired standby", wait=False):
+        recover(context, app)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The host's use cases: deploy, rollback, recover. Observe -> plan -> execute -> record.
+"""The host's use cases: deploy, rollback, recover, status. Observe -> plan -> interpret -> record.
 
 Each public function is one command a user (or the agent) runs; all of them are safe to run again
 after a crash at any point, because each starts by recovering the host to one serving slot.
@@ -14,18 +14,18 @@ from typing import Any
 
 from shipyard.adapters.registry import Credentials, parse_image, registry_credentials
 from shipyard.adapters.registry import resolve_digest as registry_digest
-from shipyard.domain.models import AppState, ImageRef, Release
-from shipyard.domain.plan import Plan, choose_target_slot, plan_proxy, plan_recovery, plan_swap
-from shipyard.domain.spec import AppSpec, RegistrySpec, spec_from_snapshot, spec_snapshot
-from shipyard.domain.steps import Remove, Start, Stop
+from shipyard.domain.commands import RemoveContainer, StartContainer, StopContainer, SwitchBackend
+from shipyard.domain.models import AppState, HistoryKind, ImageRef, Release
+from shipyard.domain.plan import Plan, SwapContext, plan_proxy, plan_recovery, plan_swap
+from shipyard.domain.spec import AppSpec, RegistrySpec
 from shipyard.errors import ConfigError, LockedError, NotFoundError, ShipyardError
-from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
-from shipyard.host.executor import Executor, Reporter, SilentReporter, container_name, run_isolated
+from shipyard.host.interpreter import Interpreter, Reporter, SilentReporter, port_taken
 from shipyard.host.lock import app_lock
 from shipyard.host.observe import observe
 from shipyard.host.policy import HostPolicy
-from shipyard.host.store import utcnow
+from shipyard.host.records import utcnow
+from shipyard.host.status_view import status_document
 
 
 @dataclass
@@ -62,7 +62,7 @@ def recover(context: HostContext, app: str, repository: str | None = None) -> tu
     state = observe(context, app, repository)
     proxy_plan = plan_proxy(state)
     if not proxy_plan.empty:
-        Executor(context, app).run(proxy_plan.steps)
+        Interpreter(context, app).run(proxy_plan.steps)
         done += proxy_plan.describe()
         state = observe(context, app, repository)
     pending_release = None
@@ -73,30 +73,16 @@ def recover(context: HostContext, app: str, repository: str | None = None) -> tu
             pending_release = None
     plan = plan_recovery(state, pending_release, context.store.standbys(app), utcnow())
     if not plan.empty:
-        Executor(context, app).run(plan.steps)
+        Interpreter(context, app).run(plan.steps)
         done += plan.describe()
         state = observe(context, app, repository)
     return state, done
 
 
-def register_app(context: HostContext, spec: AppSpec) -> None:
-    """First deploy of an app on this host: give it a frontend (seamless reload, or start haproxy)."""
-    if context.store.app(spec.app) is None:
-        _check_listen_free(context, spec)
-        context.store.set_active(spec.app, None, None, spec_snapshot(spec))
-    proxy_sync.write_maintenance_page(context, spec)
-    proxy_sync.write_config(context)
-    if context.proxy.running():
-        context.proxy.reload(proxy_sync.backend_name(spec.app))
-    else:
-        context.proxy.start()
-
-
-def _check_listen_free(context: HostContext, spec: AppSpec) -> None:
-    from shipyard.host.executor import port_taken
-
+def check_listen_free(context: HostContext, spec: AppSpec) -> None:
+    """A new app's listen address: no other app's, and no other process's."""
     for record in context.store.apps():
-        if spec_from_snapshot(record.spec).proxy.listen == spec.proxy.listen:
+        if record.app != spec.app and record.spec.proxy.listen == spec.proxy.listen:
             raise ConfigError(
                 f"{spec.proxy.listen} is already the listen address of {record.app}; pick another."
             )
@@ -111,8 +97,7 @@ def make_release(
     context: HostContext, spec: AppSpec, ref: ImageRef, digest: str, *, save: bool = True
 ) -> Release:
     """The release for this digest and spec: the recorded one, or a new one (recorded when `save`)."""
-    snapshot = spec_snapshot(spec)
-    existing = context.store.find_release(spec.app, digest, snapshot)
+    existing = context.store.find_release(spec.app, digest, spec)
     if existing is not None:
         return existing
     release = Release(
@@ -120,7 +105,7 @@ def make_release(
         app=spec.app,
         image=ref.name,
         digest=digest,
-        spec=snapshot,
+        app_spec=spec,
         created_at=utcnow(),
         created_by=context.actor,
         tag=ref.tag,
@@ -150,32 +135,41 @@ def deploy(
             f"{ref.name} is not this app's image {spec.image}; deploy {spec.image}:TAG instead."
         )
     digest = release.digest if release else resolve_digest(spec, ref, context)
+    swap = _swap_context(context, "deploy", secrets, policy)
     if dry_run:
-        state = observe(context, spec.app, ref.name)
         target = release or make_release(context, spec, ref, digest, save=False)
-        return Outcome(target, plan_swap(target, state, spec))
+        return Outcome(target, _dry_plan(context, target, swap, pull_allowed=True))
     with locked(context, spec.app, f"deploy {ref}", wait):
         target = release or make_release(context, spec, ref, digest)
-        return _swap(
-            context, spec, target, "deploy", secrets or {}, reporter, pull_allowed=True, policy=policy
-        )
+        return _swap(context, target, swap, reporter, pull_allowed=True)
+
+
+def _swap_context(
+    context: HostContext, kind: HistoryKind, secrets: dict[str, str] | None, policy: HostPolicy | None
+) -> SwapContext:
+    return SwapContext(kind, context.actor, secrets or {}, policy.rules.hooks.user if policy else None)
+
+
+def _dry_plan(context: HostContext, release: Release, swap: SwapContext, *, pull_allowed: bool) -> Plan:
+    """The swap's commands on the host as it is now (a run first repairs a crash, if any, then plans
+    the same way)."""
+    state = observe(context, release.app, release.image)
+    return plan_swap(release, state, swap, pull_allowed=pull_allowed)
 
 
 def _swap(
     context: HostContext,
-    spec: AppSpec,
     release: Release,
-    kind: str,
-    secrets: dict[str, str],
+    swap: SwapContext,
     reporter: Reporter | None,
     *,
     pull_allowed: bool,
-    policy: HostPolicy | None = None,
 ) -> Outcome:
-    if context.store.app(spec.app) is None or not context.proxy.running():
-        register_app(context, spec)
+    spec = release.app_spec
+    if context.store.app(spec.app) is None:
+        check_listen_free(context, spec)
     state, recovered = recover(context, spec.app, release.image)
-    plan = plan_swap(release, state, spec, pull_allowed=pull_allowed)
+    plan = plan_swap(release, state, swap, pull_allowed=pull_allowed)
     if plan.empty:
         return Outcome(release, plan, recovered=recovered)
     if not pull_allowed and release.digest not in state.images_present:
@@ -183,40 +177,47 @@ def _swap(
             f"the image of release {release.id} ({release.short_digest}) is no longer on this host; "
             f"deploy {release.pinned_image} instead."
         )
-    history_id = context.store.begin(spec.app, kind, release.id, context.actor, state.active_release_id)
-    target = choose_target_slot(state)
-    context.store.mark_swap(history_id, target, state.active_slot)
-    executor = Executor(
+    interpreter = Interpreter(
         context,
         spec.app,
-        secrets=secrets,
-        credentials=host_registry_credentials(spec.registry),
+        registry_auth=_registry_auth(spec.registry) if pull_allowed else None,
         reporter=reporter or SilentReporter(),
-        history_id=history_id,
-        hook_user=policy.rules.hooks.user if policy else None,
     )
     try:
-        executor.run(plan.steps)
+        interpreter.run(plan.steps)
     except ShipyardError as exc:
-        _undo(executor, plan, release, target)
-        context.store.finish(history_id, "failed", str(exc))
+        _undo(interpreter, plan, release)
+        if interpreter.history_id is not None:
+            context.store.finish(interpreter.history_id, "failed", str(exc))
         raise
     except BaseException:
         # Interrupted (Ctrl-C): the record stays 'running' so the next command finishes or undoes it.
         raise
-    context.store.finish(history_id, "succeeded")
-    return Outcome(release, plan, history_id, executor.timings, recovered)
+    return Outcome(release, plan, interpreter.history_id, interpreter.timings, recovered)
 
 
-def _undo(executor: Executor, plan: Plan, release: Release, target: str) -> None:
+def _registry_auth(spec: RegistrySpec) -> dict[str, str] | None:
+    credentials = host_registry_credentials(spec)
+    return credentials.docker_auth() if credentials else None
+
+
+def _undo(interpreter: Interpreter, plan: Plan, release: Release) -> None:
     """After a failure before the switch: remove the new container so it never receives a request."""
-    started = any(isinstance(step, Start) for step in plan.steps)
-    name = container_name(release.app, release.id, target)  # type: ignore[arg-type]
-    state = executor.context.store.app(release.app)
-    if state is not None and state.active_release_id == release.id and state.active_slot == target:
+    started = [step for step in plan.steps if isinstance(step, StartContainer)]
+    switch = next((step for step in plan.steps if isinstance(step, SwitchBackend)), None)
+    record = interpreter.context.store.app(release.app)
+    if (
+        switch is not None
+        and record is not None
+        and record.active_release_id == release.id
+        and record.active_slot == switch.to_slot
+    ):
         return  # the switch happened; the new release serves, only a later step failed
-    if started:
-        run_isolated(executor, [Stop(name, 5), Remove(name, "it failed to become healthy")])
+    for step in started:
+        name = step.container.name
+        interpreter.run_isolated(
+            [StopContainer(name, 5), RemoveContainer(name, "it failed to become healthy")]
+        )
 
 
 def rollback(
@@ -233,23 +234,13 @@ def rollback(
     target = (
         context.store.release(spec.app, release_id) if release_id else previous_release(context, spec.app)
     )
-    target_spec = spec_from_snapshot(target.spec)
     if policy is not None:  # the policy may have changed since the release last ran here
-        policy.enforce(target_spec, target.pinned_image, release=target.id)
+        policy.enforce(target.app_spec, target.pinned_image, release=target.id)
+    swap = _swap_context(context, "rollback", secrets, policy)
     if dry_run:
-        state = observe(context, spec.app, target.image)
-        return Outcome(target, plan_swap(target, state, target_spec, pull_allowed=False))
+        return Outcome(target, _dry_plan(context, target, swap, pull_allowed=False))
     with locked(context, spec.app, f"rollback to {target.id}", wait):
-        return _swap(
-            context,
-            target_spec,
-            target,
-            "rollback",
-            secrets or {},
-            reporter,
-            pull_allowed=False,
-            policy=policy,
-        )
+        return _swap(context, target, swap, reporter, pull_allowed=False)
 
 
 def previous_release(context: HostContext, app: str) -> Release:
@@ -265,12 +256,8 @@ def previous_release(context: HostContext, app: str) -> Release:
 
 def status(context: HostContext, app: str) -> dict[str, Any]:
     """The app's state, repaired first when no deploy is running (a crash is recovered here too)."""
-    from shipyard.host.status_view import status_document
-
     record = context.store.app(app)
-    repository = None
-    if record is not None:
-        repository = str(record.spec.get("image"))
+    repository = record.spec.image if record is not None else None
     recovered: list[str] = []
     try:
         with locked(context, app, "status", wait=False):

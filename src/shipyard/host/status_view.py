@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.domain.models import AppState
-from shipyard.domain.spec import spec_from_snapshot
 from shipyard.errors import NotFoundError
 from shipyard.host.context import HostContext
 
@@ -29,7 +28,7 @@ def status_document(context: HostContext, app: str, state: AppState, recovered: 
             "deployed_at": deployed.finished_at if deployed else release.created_at.isoformat(),
             "deployed_by": deployed.actor if deployed else release.created_by,
         }
-    spec = spec_from_snapshot(record.spec)
+    spec = record.spec
     slot_ports = spec.slot_ports
     active_server = state.servers.get(record.active_slot or "")
     return {

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from shipyard.domain.models import PendingSwap, Release, Slot
+from shipyard.domain.models import HistoryKind, HistoryStatus, PendingSwap, Release, Slot
+from shipyard.domain.spec import AppSpec, spec_from_snapshot, spec_snapshot
 from shipyard.errors import NotFoundError
+from shipyard.host.records import AppRecord, HistoryEntry, utcnow
+
+__all__ = ["AppRecord", "HistoryEntry", "HostStore", "utcnow"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
@@ -34,38 +36,12 @@ CREATE TABLE IF NOT EXISTS standby (
 """
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class AppRecord:
-    app: str
-    active_slot: Slot | None
-    active_release_id: str | None
-    maintenance: bool
-    spec: dict[str, Any]
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    id: int
-    app: str
-    kind: str
-    release_id: str | None
-    from_release_id: str | None
-    status: str
-    actor: str
-    started_at: str
-    finished_at: str | None
-    message: str | None
-    steps: list[str]
-
-
 class HostStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """The Store port on SQLite; specs are serialized (spec_snapshot) here and nowhere else."""
+
+    def __init__(self, path: Path | str) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -89,7 +65,7 @@ class HostStore:
                 release.image,
                 release.tag,
                 release.digest,
-                json.dumps(release.spec, sort_keys=True),
+                _snapshot(release.app_spec),
                 release.created_at.isoformat(),
                 release.created_by,
             ),
@@ -107,8 +83,8 @@ class HostStore:
         rows = self.db.execute("SELECT * FROM releases WHERE app = ? ORDER BY rowid DESC", (app,))
         return [_release(r) for r in rows]
 
-    def find_release(self, app: str, digest: str, spec: dict[str, Any]) -> Release | None:
-        wanted = json.dumps(spec, sort_keys=True)
+    def find_release(self, app: str, digest: str, spec: AppSpec) -> Release | None:
+        wanted = _snapshot(spec)
         rows = self.db.execute(
             "SELECT * FROM releases WHERE app = ? AND digest = ? AND spec = ? ORDER BY rowid DESC",
             (app, digest, wanted),
@@ -118,7 +94,7 @@ class HostStore:
 
     # history ----------------------------------------------------------------------------------
     def begin(
-        self, app: str, kind: str, release_id: str | None, actor: str, from_release_id: str | None
+        self, app: str, kind: HistoryKind, release_id: str | None, actor: str, from_release_id: str | None
     ) -> int:
         cursor = self.db.execute(
             "INSERT INTO history (app, kind, release_id, from_release_id, status, actor, started_at) "
@@ -138,7 +114,7 @@ class HostStore:
         steps.append(line)
         self.db.execute("UPDATE history SET steps = ? WHERE id = ?", (json.dumps(steps), history_id))
 
-    def finish(self, history_id: int, status: str, message: str | None = None) -> None:
+    def finish(self, history_id: int, status: HistoryStatus, message: str | None = None) -> None:
         self.db.execute(
             "UPDATE history SET status = ?, finished_at = ?, message = ? WHERE id = ?",
             (status, utcnow().isoformat(), message, history_id),
@@ -151,10 +127,6 @@ class HostStore:
         if row is None:
             return None
         return PendingSwap(row["id"], row["release_id"] or "", row["to_slot"] or "blue", row["from_slot"])
-
-    def unfinished(self, app: str) -> list[int]:
-        rows = self.db.execute("SELECT id FROM history WHERE app = ? AND status = 'running'", (app,))
-        return [int(r["id"]) for r in rows]
 
     def history(self, app: str, limit: int = 50) -> list[HistoryEntry]:
         rows = self.db.execute("SELECT * FROM history WHERE app = ? ORDER BY id DESC LIMIT ?", (app, limit))
@@ -185,7 +157,7 @@ class HostStore:
             active_slot=row["active_slot"],
             active_release_id=row["active_release_id"],
             maintenance=bool(row["maintenance"]),
-            spec=json.loads(row["spec"]),
+            spec=spec_from_snapshot(json.loads(row["spec"])),
             updated_at=row["updated_at"],
         )
 
@@ -193,13 +165,13 @@ class HostStore:
         names = [r["app"] for r in self.db.execute("SELECT app FROM apps ORDER BY app")]
         return [record for name in names if (record := self.app(name)) is not None]
 
-    def set_active(self, app: str, slot: Slot | None, release_id: str | None, spec: dict[str, Any]) -> None:
+    def set_active(self, app: str, slot: Slot | None, release_id: str | None, spec: AppSpec) -> None:
         self.db.execute(
             "INSERT INTO apps (app, active_slot, active_release_id, maintenance, spec, updated_at) "
             "VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT(app) DO UPDATE SET active_slot = excluded.active_slot, "
             "active_release_id = excluded.active_release_id, maintenance = 0, spec = excluded.spec, "
             "updated_at = excluded.updated_at",
-            (app, slot, release_id, json.dumps(spec, sort_keys=True), utcnow().isoformat()),
+            (app, slot, release_id, _snapshot(spec), utcnow().isoformat()),
         )
 
     def set_maintenance(self, app: str, on: bool) -> None:
@@ -207,6 +179,16 @@ class HostStore:
             "UPDATE apps SET maintenance = ?, updated_at = ? WHERE app = ?",
             (int(on), utcnow().isoformat(), app),
         )
+
+    def drop_app(self, app: str) -> None:
+        """The app leaves haproxy's config (rendered from this table) and has no standby left."""
+        self.db.execute("DELETE FROM apps WHERE app = ?", (app,))
+        self.db.execute("DELETE FROM standby WHERE app = ?", (app,))
+
+    def forget_app(self, app: str) -> None:
+        """Everything recorded about the app: releases, history, record, standbys."""
+        for table in ("releases", "history", "apps", "standby"):
+            self.db.execute(f"DELETE FROM {table} WHERE app = ?", (app,))
 
     # warm standbys ----------------------------------------------------------------------------
     def add_standby(self, app: str, container: str, release_id: str, until: datetime) -> None:
@@ -229,8 +211,12 @@ def _release(row: sqlite3.Row) -> Release:
         app=row["app"],
         image=row["image"],
         digest=row["digest"],
-        spec=json.loads(row["spec"]),
+        app_spec=spec_from_snapshot(json.loads(row["spec"])),
         created_at=datetime.fromisoformat(row["created_at"]),
         created_by=row["created_by"],
         tag=row["tag"],
     )
+
+
+def _snapshot(spec: AppSpec) -> str:
+    return json.dumps(spec_snapshot(spec), sort_keys=True)

@@ -29,11 +29,9 @@ def haproxy_version(binary: str) -> str:
 def docker_version(context: HostContext) -> str:
     """The Engine's own version ("20.10.24+dfsg1"); empty when it does not answer."""
     try:
-        engine = context.engine
-        answer = engine.call("reading the Docker Engine version", engine.client.version)
+        return context.engine.version()
     except ShipyardError:
         return ""
-    return str(answer.get("Version", ""))
 
 
 def detect_versions(context: HostContext) -> HostVersions:
