@@ -13,9 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipyard.errors import ShipyardError
-from shipyard.host.context import HostContext
+
+if TYPE_CHECKING:
+    from shipyard.host.context import HostContext
 
 
 def spawn_reaper(context: HostContext, app: str, seconds: float) -> None:
@@ -35,6 +38,7 @@ def spawn_reaper(context: HostContext, app: str, seconds: float) -> None:
 
 
 def reap(app: str, home: Path) -> None:
+    from shipyard.host.context import HostContext
     from shipyard.host.service import locked, recover
 
     if not home.exists():
