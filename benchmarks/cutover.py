@@ -62,8 +62,9 @@ def stats_row(label: str, samples: list[float], target: float | None, unit: str 
     ]
 
 
-# What `shipyard rollback` loads before it runs: the host commands only (shipyard.cli.entry).
-HOST_COMMANDS_IMPORT = "from shipyard.cli.entry import host_app; host_app()"
+# What `shipyard rollback` loads before it runs (shipyard.cli.entry's fast path): the host layer, not
+# the CLI framework.
+HOST_COMMANDS_IMPORT = "from shipyard.cli import entry, host_actions; from shipyard.host import service"
 
 HEADERS = ["measurement", "n", "p50", "p99", "max", "target", "verdict"]
 
@@ -284,7 +285,7 @@ def rollback_timings(
             )
             if results:
                 notes.append(f"rollbacks under load: {load_summary(results[0])}")
-        rows.append(stats_row("  for reference: python start + host command imports", imports, None, "s"))
+        rows.append(stats_row("  for reference: python start + the rollback's imports", imports, None, "s"))
         if direct:
             print(f"  {direct} runtime-API switches, timed directly ...", flush=True)
             samples = direct_switches(home, direct)
