@@ -59,7 +59,7 @@ def create(
         raise ConfigError("--follow follows a deployment; add --deploy ENVIRONMENT.")
     if deploy is not None:
         checked_name(deploy, "--deploy")
-    spec = load(config)
+    spec = load(config, deploy)
     repository, digest = matched["repository"], matched["digest"]
     if repository != spec.image:
         raise ConfigError(f"{repository} is not this app's image {spec.image}; push to {spec.image}.")

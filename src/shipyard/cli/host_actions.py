@@ -18,10 +18,11 @@ if TYPE_CHECKING:
     from shipyard.host.service import Outcome
 
 
-def load(config: Path) -> AppSpec:
+def load(config: Path, env: str | None = None) -> AppSpec:
+    """shipyard.yml, with shipyard.ENV.yml merged over it when a command acts for environment `env`."""
     from shipyard.domain.spec import load_spec
 
-    return load_spec(config)
+    return load_spec(config, env)
 
 
 def host_context() -> HostContext:

@@ -48,7 +48,7 @@ def deploy(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Deploy IMAGE with a health-gated blue-green swap behind this host's haproxy (or --env: the fleet)."""
-    spec = load(config)
+    spec = load(config, env)
     image = _image_argument(spec.image, image, ref, config)
     if env is not None:
         fleet_cmd.checked_name(env, "--env")

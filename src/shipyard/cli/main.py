@@ -148,18 +148,27 @@ def init_ci(ci: str, config: Path, force: bool) -> None:
 
 @app.command("config")
 @handle_errors
-def show_config(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
-    """The validated config with defaults filled in (secret values never shown)."""
-    spec = load(config)
-    document = spec.model_dump(mode="json", by_alias=True)
+def show_config(
+    config: ConfigOption = DEFAULT_CONFIG,
+    env: Annotated[
+        str | None,
+        typer.Option("--env", "-e", help="merge shipyard.ENV.yml over the config, as deploys to ENV do"),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The validated config with defaults filled in, each key with the file that set it."""
+    from shipyard.cli.config_view import annotated_yaml
+    from shipyard.domain.spec import load_config, spec_snapshot
+
+    merged = load_config(config, env)
+    spec = load(config, env)
+    document = spec_snapshot(spec)
     if as_json:
         print_json(document)
         return
-    import yaml
-
     from shipyard.secrets.masking import mask
 
-    typer.echo(mask(yaml.safe_dump(document, sort_keys=False)))
+    typer.echo(mask(annotated_yaml(document, merged)), nl=False)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from pydantic import (
 
 from shipyard.domain import names
 from shipyard.domain.names import APP_NAME, ENV_NAME
+from shipyard.domain.overlay import Layer, Merged, merge_layers, overlay_name
 from shipyard.errors import ConfigError
 
 # Limits, documented in docs/config.md: a duration at most a day, a count of hosts at most 100000.
@@ -538,16 +539,44 @@ def parse_spec(data: Any, *, source: str = "shipyard.yml") -> AppSpec:
     return validated_document(AppSpec, data, source=source, keys="'app:' and 'image:'")
 
 
-def load_spec(path: Path) -> AppSpec:
+def load_spec(path: Path, env: str | None = None) -> AppSpec:
+    """shipyard.yml, with `shipyard.<env>.yml` deep-merged over it when `env` is given and it exists."""
+    merged = load_config(path, env)
+    sources = " + ".join(dict.fromkeys(merged.origins.values())) or path.name
+    return parse_spec(merged.data, source=sources)
+
+
+def load_config(path: Path, env: str | None = None) -> Merged:
+    """The raw merged document of shipyard.yml and its overlay for `env`, with each key's origin."""
     if not path.is_file():
         raise ConfigError(f"{path} not found; run 'shipyard init' to write one, or pass --config PATH.")
+    layers = [Layer(path.name, _read_mapping(path))]
+    if env is not None:
+        if not names.FLEET_NAME.fullmatch(env):
+            raise ConfigError(
+                f"--env {env!r} is not a valid name; use up to 64 letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit."
+            )
+        overlay = path.with_name(overlay_name(path.name, env))
+        if overlay.is_file():
+            layers.append(Layer(overlay.name, _read_mapping(overlay)))
+    return merge_layers(layers)
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path} is not valid YAML{where}; fix the syntax and try again.") from exc
-    return parse_spec(data, source=str(path.name))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} could not be read ({exc}); check the file and its permissions.") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name} must be a mapping of keys like 'app:' and 'image:'.")
+    return data
 
 
 def spec_snapshot(spec: AppSpec) -> dict[str, Any]:

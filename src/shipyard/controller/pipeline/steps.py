@@ -165,7 +165,7 @@ def commit_spec(run: JobRun, checkout: Path) -> AppSpec:
         raise ConfigError(
             f"commit {run.job.sha[:12]} has no {CONFIG_FILE} at the repository root; commit one."
         )
-    spec = load_spec(path)
+    spec = load_spec(path, run.job.environment)
     if spec.app != run.job.app:
         raise ConfigError(
             f"{CONFIG_FILE} at commit {run.job.sha[:12]} is app {spec.app!r}, not {run.job.app!r}."
