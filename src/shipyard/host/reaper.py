@@ -6,7 +6,6 @@ a deploy holds the lock then, that deploy's own recovery does the work instead.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import subprocess
@@ -52,6 +51,8 @@ def reap(app: str, home: Path) -> None:
 
 
 def main() -> None:
+    import argparse
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--app", required=True)
     parser.add_argument("--home", required=True, type=Path)
