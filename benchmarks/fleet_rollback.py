@@ -6,7 +6,10 @@ with the stored release: no CLI process starts on the host) and, with `deploy.st
 haproxy back to the still-running container. Measured on a one-host lab, `--rollbacks` times:
 
 - request -> answered: the controller's answer to POST /rollback (the deployment is created);
-- request -> switched: the host's listen address serves the other version (polled every 5 ms);
+- request -> switched: the host's haproxy has the other slot `ready` (its runtime API over the admin
+  socket, polled every 5 ms): the moment new requests go to the standby;
+- request -> answered by the other version: a GET /version on the host's listen address answers with
+  the other release (polled; under load this includes the probe's own wait in busybox's queue);
 - request -> finished: the deployment reached `succeeded` (includes the rollout's `monitor`);
 - the host's reported cutover (runtime-API batch), from the agent's report.
 
@@ -29,8 +32,11 @@ from pathlib import Path
 from _load import Load, describe_run, percentile
 from fleet_common import admin, print_table, running_lab, wait, wait_edge_up
 
+from shipyard.adapters.haproxy import HaproxyRuntime
 from shipyard.cli.fleet_cmd import resolve_digest
 from shipyard.domain.spec import parse_spec, spec_snapshot
+from shipyard.errors import ProxyError
+from shipyard.host.proxy_sync import backend_name
 from shipyard.lab import control_plane
 from shipyard.lab.state import LabState, load_state
 
@@ -97,6 +103,7 @@ def deploy_with_standby(state: LabState, tag: str, monitor: float) -> None:
 class Samples:
     answered: list[float] = field(default_factory=list)
     switched: list[float] = field(default_factory=list)
+    answered_new: list[float] = field(default_factory=list)
     finished: list[float] = field(default_factory=list)
     cutovers: list[float] = field(default_factory=list)
     processes: dict[int, str] = field(default_factory=dict)
@@ -105,7 +112,8 @@ class Samples:
         rows: list[list[object]] = []
         for label, samples in (
             ("request -> controller answered", self.answered),
-            ("request -> host switched (traffic on the other release)", self.switched),
+            ("request -> host's haproxy switched (runtime API)", self.switched),
+            ("request -> GET /version answered by the other release", self.answered_new),
             ("request -> deployment succeeded", self.finished),
             ("host's cutover (runtime API, agent report)", self.cutovers),
         ):
@@ -115,18 +123,30 @@ class Samples:
         return rows
 
 
+def ready_slot(runtime: HaproxyRuntime, backend: str) -> str | None:
+    """The slot haproxy sends new requests to (the one `ready`; the other is in drain or maint)."""
+    try:
+        ready = [name for name, state in runtime.server_states(backend).items() if state.admin == "ready"]
+    except ProxyError:
+        return None
+    return ready[0] if len(ready) == 1 else None
+
+
 def rollbacks(root: Path, state: LabState, address: str, count: int) -> Samples:
     """`count` fleet rollbacks, each timed to the switch on the host and to the deployment's end."""
     samples = Samples()
+    runtime = HaproxyRuntime(state.hosts[0].home / "haproxy" / "admin.sock")
+    backend = backend_name(state.app.name)
     serving = version_of(address)
     before = lab_processes(root)
     last_scan = 0.0
     with admin(state) as client:
         for _ in range(count):
+            slot = ready_slot(runtime, backend)
             started = time.perf_counter()
             deployment = client.rollback(state.app.name, state.group)
             samples.answered.append(time.perf_counter() - started)
-            while (now := version_of(address)) in (serving, None):
+            while ready_slot(runtime, backend) in (slot, None):
                 time.sleep(0.005)
                 if time.perf_counter() - last_scan > 0.02:
                     last_scan = time.perf_counter()
@@ -134,8 +154,13 @@ def rollbacks(root: Path, state: LabState, address: str, count: int) -> Samples:
                         {p: c for p, c in lab_processes(root).items() if p not in before}
                     )
                 if time.perf_counter() - started > 60:
-                    raise TimeoutError("the host did not switch within 60 s")
+                    raise TimeoutError("the host's haproxy did not switch within 60 s")
             samples.switched.append(time.perf_counter() - started)
+            while (now := version_of(address)) in (serving, None):
+                time.sleep(0.005)
+                if time.perf_counter() - started > 60:
+                    raise TimeoutError("the host did not serve the other release within 60 s")
+            samples.answered_new.append(time.perf_counter() - started)
             serving = now
             done = wait(client, deployment.id)
             samples.finished.append(time.perf_counter() - started)
