@@ -396,8 +396,8 @@ def start_controller(args: list[str], log: Path, recheck: float | None) -> int:
     options = dict(zip(args[1::2], args[2::2], strict=True))
     script = (
         "import dataclasses, pathlib, uvicorn\n"
-        "from shipyard.controller.app import create_app\n"
-        "from shipyard.controller.settings import load_settings\n"
+        "from shipyard.controller.server.app import create_app\n"
+        "from shipyard.controller.server.settings import load_settings\n"
         f"s = load_settings(database_url={options['--db']!r}, lost_after=120, "
         f"bootstrap_token_file=pathlib.Path({options['--bootstrap-token-file']!r}))\n"
         f"s = dataclasses.replace(s, recheck_interval={recheck})\n"

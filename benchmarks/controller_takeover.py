@@ -28,8 +28,8 @@ from pathlib import Path
 import httpx
 import structlog
 
-from shipyard.controller.client import ControllerClient
 from shipyard.errors import ControllerError
+from shipyard.fleet_api.client import ControllerClient
 from shipyard.lab.ports import free_port
 from shipyard.lab.postgres import PostgresServer, start_postgres
 from shipyard.lab.processes import kill_now, shipyard_process, stop_process, wait_http

@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 from _load import cpu_seconds, describe_run, percentile, print_table
 
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.tls import client_ssl_context
+from shipyard.fleet_api.client import ControllerClient
+from shipyard.fleet_api.tls import client_ssl_context
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
 from shipyard.lab.tls import make_throwaway_ca

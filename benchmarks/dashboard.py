@@ -34,8 +34,8 @@ import httpx
 from _load import cpu_seconds, print_table
 from sqlalchemy import insert, text
 
-from shipyard.controller.db import Database
-from shipyard.controller.models import (
+from shipyard.controller.store.db import Database
+from shipyard.controller.store.models import (
     App,
     AuditEntry,
     Deployment,
@@ -45,7 +45,7 @@ from shipyard.controller.models import (
     HostApp,
     Release,
 )
-from shipyard.controller.tokens import AGENT_PREFIX, new_token
+from shipyard.controller.store.tokens import AGENT_PREFIX, new_token
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
 

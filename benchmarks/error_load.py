@@ -51,8 +51,8 @@ SERVER = f"""
 import sys
 import uvicorn
 from fastapi import Request
-from shipyard.controller.app import create_app
-from shipyard.controller.settings import ControllerSettings
+from shipyard.controller.server.app import create_app
+from shipyard.controller.server.settings import ControllerSettings
 from shipyard.logs import configure_process_logging
 
 database, port, logging_setup = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shipyard.cli.fleet_cmd import resolve_digest
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.schemas.deployments import DeploymentOut
 from shipyard.domain.spec import parse_spec, spec_snapshot
+from shipyard.fleet_api.client import ControllerClient
+from shipyard.fleet_api.schemas.deployments import DeploymentOut
 from shipyard.lab import control_plane
 from shipyard.lab.fleet import edge_of, lab_down, lab_up
 from shipyard.lab.state import LabState, load_state

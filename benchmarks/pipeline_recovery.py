@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 from fleet_common import print_table, running_lab
 
-from shipyard.controller.tls import client_ssl_context
+from shipyard.fleet_api.tls import client_ssl_context
 from shipyard.lab import control_plane
 from shipyard.lab.engine import DEFAULT_SOCKET
 from shipyard.lab.load import LoadGenerator

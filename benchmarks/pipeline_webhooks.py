@@ -46,9 +46,9 @@ import yaml
 from _load import git, percentile
 from fleet_common import print_table
 
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.pipeline.github import signature_of
+from shipyard.controller.engine.github import signature_of
 from shipyard.errors import ControllerError
+from shipyard.fleet_api.client import ControllerClient
 from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
 from shipyard.lab.fixtures import start_engine, start_test_registry, unique_name
 from shipyard.lab.ports import free_port

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import yaml
 
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.schemas.deployments import DeploymentOut
+from shipyard.fleet_api.client import ControllerClient
+from shipyard.fleet_api.schemas.deployments import DeploymentOut
 from shipyard.lab import control_plane
 from shipyard.lab.fleet import edge_of
 from shipyard.lab.state import LabState, load_state

@@ -19,11 +19,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from shipyard.controller.app import create_app
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.schemas.agent import AppReport, DesiredState
-from shipyard.controller.settings import ControllerSettings
+from shipyard.controller.server.app import create_app
+from shipyard.controller.server.settings import ControllerSettings
 from shipyard.errors import ControllerError
+from shipyard.fleet_api.client import ControllerClient
+from shipyard.fleet_api.schemas.agent import AppReport, DesiredState
 from shipyard.lab.ports import free_port
 from shipyard.lab.postgres import PostgresServer, start_postgres
 from shipyard.lab.simulated_host import succeeded_report

@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from shipyard.controller.pipeline.github import signature_of
+from shipyard.controller.engine.github import signature_of
 
 ZERO_SHA = "0" * 40
 # The pipelines of the hooks the webhook tests set up: which branch ships to which environment.

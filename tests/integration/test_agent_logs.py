@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.controller.tokens import JOIN_PREFIX, new_token
+from shipyard.controller.store.tokens import JOIN_PREFIX, new_token
 from shipyard.lab.ports import free_port
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from aws_fakes import (
 from shipyard.adapters.aws import AwsCloud
 from shipyard.agent.lifecycle import HostLifecycle, LifecycleSettings, request_drain
 from shipyard.agent.ports import LocalApp
-from shipyard.controller.schemas.agent import DesiredApp
 from shipyard.errors import CloudError
+from shipyard.fleet_api.schemas.agent import DesiredApp
 
 pytestmark = pytest.mark.integration
 

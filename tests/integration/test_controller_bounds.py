@@ -9,8 +9,8 @@ import pytest
 from controller_fixtures import ADMIN_TOKEN, DIGESTS, Harness, spec, wait_for
 from sqlalchemy import select, update
 
-from shipyard.controller.context import ControllerContext
-from shipyard.controller.models import Deployment, Host
+from shipyard.controller.server.context import ControllerContext
+from shipyard.controller.store.models import Deployment, Host
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]

@@ -31,8 +31,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shipyard.controller.app import create_app
-from shipyard.controller.client import ControllerClient
+from shipyard.controller.server.app import create_app
+from shipyard.fleet_api.client import ControllerClient
 from shipyard.lab.ports import free_port
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from controller_fixtures import ADMIN_TOKEN, Harness
 
-from shipyard.controller.schemas.agent import HostVersions
+from shipyard.fleet_api.schemas.agent import HostVersions
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]

@@ -11,13 +11,13 @@ import pytest
 from controller_fixtures import DIGESTS, controller_settings, running_controller, spec
 from sqlalchemy import event, select
 
-from shipyard.controller import catalog, hosts
-from shipyard.controller.context import ControllerContext
-from shipyard.controller.db import Database
-from shipyard.controller.driver import RolloutDriver
-from shipyard.controller.models import Environment, Host
-from shipyard.controller.presence import Presence
-from shipyard.controller.schemas.agent import DesiredState
+from shipyard.controller.server.context import ControllerContext
+from shipyard.controller.server.driver import RolloutDriver
+from shipyard.controller.server.presence import Presence
+from shipyard.controller.store import catalog, hosts
+from shipyard.controller.store.db import Database
+from shipyard.controller.store.models import Environment, Host
+from shipyard.fleet_api.schemas.agent import DesiredState
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]
@@ -232,10 +232,10 @@ def test_the_hot_path_answers_exactly_as_the_routes(
     from controller_fixtures import ADMIN_TOKEN, Harness
     from fastapi.testclient import TestClient
 
-    from shipyard.controller.api.hot_path import AgentHotPath
-    from shipyard.controller.app import create_app
-    from shipyard.controller.client import ControllerClient
-    from shipyard.controller.models import Host
+    from shipyard.controller.server.api.hot_path import AgentHotPath
+    from shipyard.controller.server.app import create_app
+    from shipyard.controller.store.models import Host
+    from shipyard.fleet_api.client import ControllerClient
 
     served: list[str] = []
     answer = AgentHotPath._answer

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from controller_fixtures import wait_for
 
-from shipyard.controller.client import ControllerClient
+from shipyard.fleet_api.client import ControllerClient
 from shipyard.lab.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ FAULT = "/api/v1/test-fault"
 RUN_CONTROLLER_WITH_FAULT = f"""
 import typer
 from fastapi import Request
-import shipyard.controller.app as controller_app
+import shipyard.controller.server.app as controller_app
 from shipyard.cli.controller_cmd import controller
 
 original_create_app = controller_app.create_app

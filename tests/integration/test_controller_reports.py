@@ -11,13 +11,13 @@ import pytest
 from controller_fixtures import DIGESTS, controller_settings, running_controller, spec
 from sqlalchemy import Engine, event, select
 
-from shipyard.controller import catalog, hosts
-from shipyard.controller.context import ControllerContext
-from shipyard.controller.db import Database
-from shipyard.controller.models import Host, HostApp
-from shipyard.controller.reports import PendingReport, StoredReport, store_reports
-from shipyard.controller.schemas.agent import AgentReport, DesiredApp, DesiredState
+from shipyard.controller.server.context import ControllerContext
+from shipyard.controller.store import catalog, hosts
+from shipyard.controller.store.db import Database
+from shipyard.controller.store.models import Host, HostApp
+from shipyard.controller.store.reports import PendingReport, StoredReport, store_reports
 from shipyard.errors import ShipyardError
+from shipyard.fleet_api.schemas.agent import AgentReport, DesiredApp, DesiredState
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]

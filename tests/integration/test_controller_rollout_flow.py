@@ -8,7 +8,7 @@ import time
 import pytest
 from controller_fixtures import DIGESTS, Harness, controller_settings, running_controller, spec, wait_for
 
-from shipyard.controller.schemas.agent import DesiredState
+from shipyard.fleet_api.schemas.agent import DesiredState
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]

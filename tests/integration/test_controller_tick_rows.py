@@ -11,15 +11,15 @@ import pytest
 from controller_fixtures import DIGESTS, spec
 from sqlalchemy import Engine, event
 
-from shipyard.controller import catalog, deployments, hosts, releases
-from shipyard.controller.db import Database
-from shipyard.controller.driver import RolloutDriver
-from shipyard.controller.models import Deployment, Host
-from shipyard.controller.reports import PendingReport, store_reports
-from shipyard.controller.rollout import HEALTHY, PENDING, WAITING
-from shipyard.controller.rollout_store import progress_rows, state_of
-from shipyard.controller.schemas.agent import AgentReport, DesiredState
-from shipyard.controller.schemas.releases import ReleaseCreate
+from shipyard.controller.engine.rollout import HEALTHY, PENDING, WAITING
+from shipyard.controller.server.driver import RolloutDriver
+from shipyard.controller.store import catalog, deployments, hosts, releases
+from shipyard.controller.store.db import Database
+from shipyard.controller.store.models import Deployment, Host
+from shipyard.controller.store.reports import PendingReport, store_reports
+from shipyard.controller.store.rollout_store import progress_rows, state_of
+from shipyard.fleet_api.schemas.agent import AgentReport, DesiredState
+from shipyard.fleet_api.schemas.releases import ReleaseCreate
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]

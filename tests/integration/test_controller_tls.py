@@ -13,9 +13,9 @@ import httpx
 import pytest
 from controller_fixtures import ServedController, served_controller
 
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.tls import client_ssl_context
 from shipyard.errors import ControllerError
+from shipyard.fleet_api.client import ControllerClient
+from shipyard.fleet_api.tls import client_ssl_context
 from shipyard.lab.tls import TlsFiles, make_throwaway_ca
 
 pytestmark = pytest.mark.integration

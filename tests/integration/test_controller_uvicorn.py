@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from controller_fixtures import DIGESTS, FakeAgent, ServedController, served_controller, spec, wait_for
 
-from shipyard.controller.schemas.agent import DesiredState
+from shipyard.fleet_api.schemas.agent import DesiredState
 from shipyard.lab.tls import TlsFiles
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from controller_fixtures import ADMIN_TOKEN, DIGESTS, FakeAgent, Harness, spec
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from shipyard.controller.models import ApiToken, Deployment, Lock
-from shipyard.controller.schemas.agent import AppReport, TrafficCounters
-from shipyard.controller.ui.sessions import COOKIE_NAME, UiSession
+from shipyard.controller.server.ui.sessions import COOKIE_NAME, UiSession
+from shipyard.controller.store.models import ApiToken, Deployment, Lock
+from shipyard.fleet_api.schemas.agent import AppReport, TrafficCounters
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]

@@ -15,11 +15,11 @@ from controller_fixtures import DIGESTS, FakeAgent, ServedController, served_con
 from playwright.sync_api import Browser, Page
 
 from dashboard_browser import chromium, csrf_of, new_page, screenshot, sign_in
-from shipyard.controller import catalog
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.db import Database
-from shipyard.controller.pipeline.models import Job, JobLogLine
+from shipyard.controller.store import catalog
+from shipyard.controller.store.db import Database
+from shipyard.controller.store.pipeline_models import Job, JobLogLine
 from shipyard.errors import ControllerError
+from shipyard.fleet_api.client import ControllerClient
 from shipyard.lab.tls import TlsFiles
 
 pytestmark = pytest.mark.integration

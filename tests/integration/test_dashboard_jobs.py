@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from test_dashboard import CSRF, EVIL, context_of, sign_in
 
-from shipyard.controller import catalog
-from shipyard.controller.pipeline.models import Delivery, Job, JobLogLine
+from shipyard.controller.store import catalog
+from shipyard.controller.store.pipeline_models import Delivery, Job, JobLogLine
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]

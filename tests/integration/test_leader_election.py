@@ -22,10 +22,10 @@ from controller_fixtures import (
 from controller_fixtures import wait_for as wait_until
 from sqlalchemy import text
 
-from shipyard.controller.context import ControllerContext
-from shipyard.controller.db import Database
-from shipyard.controller.leadership import LEADER_LOCK_KEY, libpq_url
-from shipyard.controller.schemas.agent import DesiredState
+from shipyard.controller.server.context import ControllerContext
+from shipyard.controller.store.db import Database
+from shipyard.controller.store.leadership import LEADER_LOCK_KEY, libpq_url
+from shipyard.fleet_api.schemas.agent import DesiredState
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +141,7 @@ def _waiters(harness: Harness) -> int:
     return sum(len(waiting) for waiting in _context(harness).desired._waiters.values())
 
 
-MIGRATE = "import sys; from shipyard.controller.db import Database; Database(sys.argv[1]).migrate()"
+MIGRATE = "import sys; from shipyard.controller.store.db import Database; Database(sys.argv[1]).migrate()"
 
 
 def test_replicas_starting_together_upgrade_a_fresh_database_one_after_the_other(postgres_url: str) -> None:

@@ -25,8 +25,8 @@ from controller_fixtures import (
 )
 from github_payloads import push, signed
 
-from shipyard.controller.context import ControllerContext
-from shipyard.controller.pipeline import job_store
+from shipyard.controller.server.context import ControllerContext
+from shipyard.controller.store import job_store
 from shipyard.lab.ports import free_port
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ import pytest
 from controller_fixtures import ADMIN, Harness, controller_settings, running_controller, wait_for
 from github_payloads import push, signed
 
-from shipyard.controller.context import ControllerContext
-from shipyard.controller.pipeline import schedule_store
-from shipyard.controller.pipeline.models import Job
-from shipyard.controller.pipeline.scheduler import Scheduler
+from shipyard.controller.server.context import ControllerContext
+from shipyard.controller.server.pipeline.scheduler import Scheduler
+from shipyard.controller.store import schedule_store
+from shipyard.controller.store.pipeline_models import Job
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]

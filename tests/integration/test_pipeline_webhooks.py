@@ -19,10 +19,10 @@ from github_payloads import PIPELINES, ZERO_SHA, merged_pull_request, ping, push
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from shipyard.controller.pipeline import job_store, notify_store
-from shipyard.controller.pipeline.worker import JobWorker
-from shipyard.controller.pipeline_client import parse_events
+from shipyard.controller.server.pipeline.worker import JobWorker
+from shipyard.controller.store import job_store, notify_store
 from shipyard.domain.spec import SecretsSpec
+from shipyard.fleet_api.pipeline_client import parse_events
 from shipyard.secrets.factory import open_store
 
 pytestmark = pytest.mark.integration

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from controller_fixtures import ADMIN, Harness, spec
 
-from shipyard.controller.context import ControllerContext
-from shipyard.controller.pipeline import schedule_store
-from shipyard.controller.pipeline.models import Schedule
-from shipyard.controller.pipeline.scheduler import Scheduler
-from shipyard.controller.schemas.agent import PruneReport
+from shipyard.controller.server.context import ControllerContext
+from shipyard.controller.server.pipeline.scheduler import Scheduler
+from shipyard.controller.store import schedule_store
+from shipyard.controller.store.pipeline_models import Schedule
+from shipyard.fleet_api.schemas.agent import PruneReport
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["conftest_controller"]

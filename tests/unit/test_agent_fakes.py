@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shipyard.agent.ports import LocalApp
-from shipyard.controller.schemas.agent import AppReport, DesiredApp, DesiredState, PruneReport, ReportAck
 from shipyard.domain.models import Release
 from shipyard.domain.steps import Start, Switch
 from shipyard.errors import ControllerError, DeployFailedError, ShipyardError
+from shipyard.fleet_api.schemas.agent import AppReport, DesiredApp, DesiredState, PruneReport, ReportAck
 from shipyard.host.executor import Reporter
 
 DIGEST = "sha256:" + "ab" * 32

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shipyard.agent.ports import LocalApp
 from shipyard.agent.reporting import MAX_MESSAGE, app_report
-from shipyard.controller.schemas.agent import AgentReport, DesiredApp
+from shipyard.fleet_api.schemas.agent import AgentReport, DesiredApp
 
 DESIRED = DesiredApp(
     app="web",

@@ -7,8 +7,8 @@ from typing import Any, cast
 import pytest
 
 from shipyard.agent.local_host import LocalHost
-from shipyard.controller.schemas.agent import DesiredApp
 from shipyard.errors import SignatureError
+from shipyard.fleet_api.schemas.agent import DesiredApp
 from shipyard.host.context import HostContext
 from shipyard.signing import TrustedKeys, generate_private_key, release_payload, sign
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shipyard.controller.notifier import ChangeNotifier
+from shipyard.controller.server.notifier import ChangeNotifier
 
 
 def test_progress_wakes_waiters_without_moving_the_desired_generation() -> None:

@@ -31,7 +31,7 @@ def test_a_bad_option_is_one_sentence_and_exit_code_2(
 
 
 def test_a_second_controller_on_one_sqlite_file_is_refused_in_one_sentence(tmp_path: Path) -> None:
-    from shipyard.controller.db import claim_sqlite_file
+    from shipyard.controller.store.db import claim_sqlite_file
 
     url = f"sqlite:///{tmp_path}/c.db"
     held = claim_sqlite_file(url)  # as the first controller holds it while it runs

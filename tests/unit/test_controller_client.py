@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shipyard.controller.client import ControllerClient, PermissionDeniedError, TokenRejectedError
 from shipyard.errors import (
     ConfigError,
     ControllerAuthError,
@@ -14,6 +13,7 @@ from shipyard.errors import (
     NotFoundError,
     ShipyardError,
 )
+from shipyard.fleet_api.client import ControllerClient, PermissionDeniedError, TokenRejectedError
 
 
 def client_answering(status: int, body: dict[str, str]) -> ControllerClient:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shipyard.controller import rollout
-from shipyard.controller.desired import Choice, choose_release, version_of
-from shipyard.controller.schemas.agent import DesiredApp
+from shipyard.controller.engine import rollout
+from shipyard.controller.store.desired import Choice, choose_release, version_of
+from shipyard.fleet_api.schemas.agent import DesiredApp
 
 TARGET, CURRENT, DEPLOYMENT = 5, 4, 9
 

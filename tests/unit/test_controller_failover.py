@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from shipyard.cli.main import app
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.endpoints import Endpoints, Failure, controller_urls, fails_over
 from shipyard.errors import ConfigError, ControllerError
+from shipyard.fleet_api.client import ControllerClient
+from shipyard.fleet_api.endpoints import Endpoints, Failure, controller_urls, fails_over
 from shipyard.lab.ports import free_port
 
 A, B, C = "http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shipyard.controller.change_feed import CHANGED, TICK, decode, encode
-from shipyard.controller.leadership import Leadership, libpq_url
-from shipyard.controller.notifier import ChangeNotifier
+from shipyard.controller.server.change_feed import CHANGED, TICK, decode, encode
+from shipyard.controller.server.notifier import ChangeNotifier
+from shipyard.controller.store.leadership import Leadership, libpq_url
 
 
 def test_without_an_election_the_only_process_leads() -> None:
@@ -86,7 +86,7 @@ class _Driver:
 def test_what_another_replicas_message_does_here(kind: str, leading: bool, woken: bool, ticks: int) -> None:
     from types import SimpleNamespace
 
-    from shipyard.controller.replicas import on_peer_message
+    from shipyard.controller.server.replicas import on_peer_message
 
     leadership = Leadership(elected=True)
     leadership.set_leader(leading)

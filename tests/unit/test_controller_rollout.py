@@ -7,10 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shipyard.controller import rollout
-from shipyard.controller.desired import choose_release
-from shipyard.controller.errors import ConflictError
-from shipyard.controller.rollout import (
+from shipyard.controller.engine import rollout
+from shipyard.controller.engine.rollout import (
     HostView,
     Policy,
     Report,
@@ -20,6 +18,8 @@ from shipyard.controller.rollout import (
     plan_waves,
     wave_size,
 )
+from shipyard.controller.errors import ConflictError
+from shipyard.controller.store.desired import choose_release
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 TARGET, OLD = 2, 1

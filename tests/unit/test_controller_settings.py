@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.controller.settings import ControllerSettings, load_settings
+from shipyard.controller.server.settings import ControllerSettings, load_settings
 from shipyard.errors import ConfigError
 
 

@@ -12,9 +12,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from typer.testing import CliRunner, Result
 
 from shipyard.cli.main import app
-from shipyard.controller.serving import ServeOptions, trusted_proxies, uvicorn_options
-from shipyard.controller.tls import check_server_files, client_ssl_context
+from shipyard.controller.server.serving import ServeOptions, trusted_proxies, uvicorn_options
 from shipyard.errors import ConfigError
+from shipyard.fleet_api.tls import check_server_files, client_ssl_context
 from shipyard.lab.tls import TlsFiles, make_throwaway_ca
 
 runner = CliRunner()

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from shipyard.cli.main import app
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.url_policy import check_controller_url, is_loopback
 from shipyard.errors import ConfigError
+from shipyard.fleet_api.client import ControllerClient
+from shipyard.fleet_api.url_policy import check_controller_url, is_loopback
 
 runner = CliRunner()
 

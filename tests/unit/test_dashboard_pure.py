@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from shipyard.adapters.haproxy import backend_counters
 from shipyard.agent.ports import LocalApp
 from shipyard.agent.reporting import app_report
-from shipyard.controller.models import Deployment, DeploymentHost, Host
-from shipyard.controller.reports import ReportMemory
-from shipyard.controller.schemas.agent import AgentReport, DesiredApp, TrafficCounters
-from shipyard.controller.traffic import MINUTES_KEPT, TrafficSamples
-from shipyard.controller.ui import svg
+from shipyard.controller.server.traffic import MINUTES_KEPT, TrafficSamples
+from shipyard.controller.server.ui import svg
+from shipyard.controller.store.models import Deployment, DeploymentHost, Host
+from shipyard.controller.store.reports import ReportMemory
+from shipyard.fleet_api.schemas.agent import AgentReport, DesiredApp, TrafficCounters
 
 NOW = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
 EVIL = '<script>alert("x")</script>'
@@ -146,7 +146,7 @@ def test_large_waves_are_drawn_as_grids_with_every_host() -> None:
 
 
 def test_progress_lists_all_hosts_of_small_deployments_and_the_running_wave_of_large_ones() -> None:
-    from shipyard.controller.ui.routes import progress_values
+    from shipyard.controller.server.ui.routes import progress_values
 
     small = deployment("running", hosts=3)
     assert len(progress_values(small)["rows"]) == 3

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.controller.schemas.agent import HostVersions
 from shipyard.domain.spec import parse_spec, spec_from_snapshot, spec_snapshot
 from shipyard.domain.versions import release_number, unmet_requirements, version_skew
 from shipyard.errors import ConfigError, PolicyError
+from shipyard.fleet_api.schemas.agent import HostVersions
 from shipyard.host.versions import enforce_requirements
 
 DEBIAN = {"docker": "20.10.24+dfsg1", "haproxy": "2.6.12-1+deb12u1", "kernel": "6.1.0-18-amd64"}
@@ -93,7 +93,7 @@ def test_skew_tie_takes_the_newest_as_reference_and_ignores_unknown() -> None:
 
 def test_agent_refuses_before_storing_anything(tmp_path: Path) -> None:
     from shipyard.agent.local_host import LocalHost
-    from shipyard.controller.schemas.agent import DesiredApp
+    from shipyard.fleet_api.schemas.agent import DesiredApp
     from shipyard.host.context import HostContext
 
     spec = spec_snapshot(parse_spec({"app": "web", "image": "r/web", "requires": {"docker": ">=24"}}))
@@ -123,7 +123,7 @@ def test_hosts_table_marks_skewed_versions() -> None:
     from datetime import UTC, datetime
 
     from shipyard.cli.fleet_cmd import _version_cell, skew_summary
-    from shipyard.controller.schemas.fleet import HostOut
+    from shipyard.fleet_api.schemas.fleet import HostOut
 
     def host(name: str, haproxy: str, skew: list[str]) -> HostOut:
         now = datetime.now(UTC)

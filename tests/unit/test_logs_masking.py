@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from shipyard.controller.tokens import AGENT_PREFIX, API_PREFIX, JOIN_PREFIX, new_token
+from shipyard.controller.store.tokens import AGENT_PREFIX, API_PREFIX, JOIN_PREFIX, new_token
 from shipyard.logs import DeferredQueueHandler, capture_exc_info, console_formatter
 from shipyard.secrets.masking import forget_registered_secrets, mask_credentials, register_secret
 

@@ -19,11 +19,11 @@ from shipyard.build.metadata import image_tags
 from shipyard.build.scan_cache import CleanLayers
 from shipyard.cli.fleet_cmd import checked_name, release_id
 from shipyard.cli.main import app
-from shipyard.controller.schemas.admin import LockCreate
-from shipyard.controller.schemas.agent import DesiredApp
-from shipyard.controller.schemas.deployments import DeploymentCreate
-from shipyard.controller.schemas.fleet import EnvironmentCreate
 from shipyard.errors import ConfigError
+from shipyard.fleet_api.schemas.admin import LockCreate
+from shipyard.fleet_api.schemas.agent import DesiredApp
+from shipyard.fleet_api.schemas.deployments import DeploymentCreate
+from shipyard.fleet_api.schemas.fleet import EnvironmentCreate
 from shipyard.secrets.store import validate_env, validate_secret
 
 runner = CliRunner()

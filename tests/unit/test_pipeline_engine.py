@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shipyard.controller.errors import ConflictError
-from shipyard.controller.pipeline import engine
-from shipyard.controller.pipeline.engine import (
+from shipyard.controller.engine import jobs as engine
+from shipyard.controller.engine.jobs import (
     CANCELLED,
     FAILED,
     INTERRUPTED,
@@ -21,6 +20,7 @@ from shipyard.controller.pipeline.engine import (
     admit,
     claimable,
 )
+from shipyard.controller.errors import ConflictError
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

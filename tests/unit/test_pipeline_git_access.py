@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.controller.pipeline import git_access
+from shipyard.controller.server.pipeline import git_access
 from shipyard.domain.spec import SecretsSpec
 from shipyard.errors import SecretError
 from shipyard.secrets.factory import open_store

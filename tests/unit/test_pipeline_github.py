@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
 
 from github_payloads import PIPELINES, ZERO_SHA, push
 
-from shipyard.controller.pipeline.github import IGNORE, PING, SHIP, classify, signature_of, verify_signature
+from shipyard.controller.engine.github import IGNORE, PING, SHIP, classify, signature_of, verify_signature
 
 SECRET = "It's a Secret to Everybody"
 SHA = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"

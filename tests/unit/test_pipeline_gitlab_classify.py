@@ -10,8 +10,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
 from github_payloads import PIPELINES
 from gitlab_payloads import ZERO_SHA, merge_request, push, tag_push
 
-from shipyard.controller.pipeline import gitlab
-from shipyard.controller.pipeline.github import IGNORE, SHIP
+from shipyard.controller.engine import gitlab
+from shipyard.controller.engine.github import IGNORE, SHIP
 
 SHA = "b" * 40
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shipyard.controller.pipeline import notify
+from shipyard.controller.engine import notify
 from shipyard.errors import ConfigError
 from shipyard.secrets.masking import forget_registered_secrets, register_secret
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import quote
 
-from shipyard.controller.settings import body_limit_for
+from shipyard.controller.server.settings import body_limit_for
 from shipyard.secrets.masking import forget_registered_secrets, register_secret
 from shipyard.secrets.redaction import Redactor
 

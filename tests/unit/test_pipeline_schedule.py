@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shipyard.controller.pipeline import schedule
+from shipyard.controller.engine import schedule
 from shipyard.errors import ConfigError
 
 SHA = "c" * 40

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from shipyard.agent.identity import read_token, write_token
-from shipyard.controller.db import Database
-from shipyard.controller.settings import read_or_create_token_file
+from shipyard.controller.server.settings import read_or_create_token_file
+from shipyard.controller.store.db import Database
 from shipyard.files import create_private, restrict, write_private
 from shipyard.lab.control_plane import write_app_files
 from shipyard.lab.state import LabState

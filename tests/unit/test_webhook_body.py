@@ -8,7 +8,7 @@ import pytest
 from starlette.requests import Request
 from starlette.types import Message
 
-from shipyard.controller.api.webhooks import BodyTooLarge, read_limited
+from shipyard.controller.server.api.webhooks import BodyTooLarge, read_limited
 
 
 def _request(content_length: bytes, chunks: list[bytes]) -> Request:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.controller.url_policy import is_loopback
 from shipyard.domain.models import ImageRef
 from shipyard.domain.names import DIGEST, REPOSITORY_PATH, TAG, is_name
 from shipyard.errors import ConfigError, NotFoundError, RegistryError, SecretError, ShipyardError
+from shipyard.fleet_api.url_policy import is_loopback
 
 if TYPE_CHECKING:
     # httpx is imported where a client is made: a host command that never asks a registry

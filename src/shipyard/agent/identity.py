@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shipyard.controller.client import ControllerClient
 from shipyard.errors import ConfigError
 from shipyard.files import restrict, write_private
+from shipyard.fleet_api.client import ControllerClient
 
 TOKEN_FILE_NAME = "agent-token"
 

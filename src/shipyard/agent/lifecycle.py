@@ -27,8 +27,8 @@ from typing import Literal, Protocol
 import structlog
 
 from shipyard.agent.ports import LocalApp
-from shipyard.controller.schemas.agent import DesiredApp
 from shipyard.errors import ExternalError
+from shipyard.fleet_api.schemas.agent import DesiredApp
 
 log = structlog.get_logger("shipyard.agent")
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from shipyard.agent.localize import host_release
 from shipyard.agent.ports import LocalApp
-from shipyard.controller.schemas.agent import DesiredApp, HostVersions, TrafficCounters
 from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy
 from shipyard.domain.spec import spec_from_snapshot
 from shipyard.errors import ProxyError, ShipyardError
+from shipyard.fleet_api.schemas.agent import DesiredApp, HostVersions, TrafficCounters
 from shipyard.host import maintenance, service
 from shipyard.host.context import HostContext
 from shipyard.host.disk import free_bytes

@@ -10,11 +10,11 @@ import re
 from datetime import datetime
 from typing import Any
 
-from shipyard.controller.schemas.agent import DesiredApp
-from shipyard.controller.schemas.common import MAX_ID
 from shipyard.domain.models import Release
 from shipyard.domain.names import APP_NAME, DIGEST, HOST, IMAGE_REPOSITORY, is_name
 from shipyard.errors import ConfigError
+from shipyard.fleet_api.schemas.agent import DesiredApp
+from shipyard.fleet_api.schemas.common import MAX_ID
 
 CONTROLLER_ACTOR = "controller"
 # The controller's release names: r followed by a database id (at most 2^63-1, 19 digits).

@@ -24,8 +24,8 @@ from shipyard.agent.plan import (
 )
 from shipyard.agent.ports import ControllerPort, HostPort, LocalApp
 from shipyard.agent.reporting import ReportBuffer, StepReporter, app_report, prune_report
-from shipyard.controller.schemas.agent import DesiredApp, DesiredState
 from shipyard.errors import ControllerError, LockedError, ShipyardError
+from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredState
 
 log = structlog.get_logger("shipyard.agent")
 

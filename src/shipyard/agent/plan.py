@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shipyard.agent.ports import LocalApp
-from shipyard.controller.schemas.agent import DesiredApp
+from shipyard.fleet_api.schemas.agent import DesiredApp
 
 FailureKey = tuple[str, int, int | None]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from shipyard.controller.schemas.agent import (
+from shipyard.fleet_api.schemas.agent import (
     AppReport,
     DesiredApp,
     DesiredState,

@@ -14,9 +14,9 @@ import structlog
 
 from shipyard.agent.localize import release_number
 from shipyard.agent.ports import ControllerPort, LocalApp
-from shipyard.controller.schemas.agent import MAX_REMOVED, AppReport, DesiredApp, Health, Outcome, PruneReport
 from shipyard.domain.steps import Step, Switch
 from shipyard.errors import ControllerError
+from shipyard.fleet_api.schemas.agent import MAX_REMOVED, AppReport, DesiredApp, Health, Outcome, PruneReport
 
 log = structlog.get_logger("shipyard.agent")
 MAX_MESSAGE = 2000

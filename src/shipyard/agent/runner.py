@@ -18,9 +18,9 @@ from shipyard.agent.identity import TOKEN_FILE_NAME, agent_token
 from shipyard.agent.lifecycle import HostLifecycle, LifecycleSettings
 from shipyard.agent.local_host import LocalHost
 from shipyard.agent.loop import AgentLoop
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.schemas.agent import DesiredState, HostVersions
 from shipyard.errors import ControllerError, ShipyardError
+from shipyard.fleet_api.client import ControllerClient
+from shipyard.fleet_api.schemas.agent import DesiredState, HostVersions
 from shipyard.host.context import HostContext
 from shipyard.host.policy import agent_policy
 from shipyard.host.versions import detect_versions

@@ -76,10 +76,6 @@ class ScanReport:
     def clean(self) -> bool:
         return not self.findings
 
-    @property
-    def megabytes_per_second(self) -> float:
-        return self.bytes_scanned / 1e6 / self.seconds if self.seconds > 0 else 0.0
-
     def summary(self) -> str:
         verdict = "no secrets found" if self.clean else f"{len(self.findings)} secret(s) found"
         if self.layers_known_clean == self.layers and self.layers:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -12,8 +14,41 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import handle_errors
+from shipyard.errors import ConfigError
 
 DEFAULT_JOB_LEASE = 30.0  # ControllerSettings.job_lease; the settings module loads too much for --help
+# Top-level modules of the `controller` extra: a host installs shipyard without them.
+CONTROLLER_EXTRA_MODULES = frozenset(
+    {
+        "alembic",
+        "fastapi",
+        "httptools",
+        "jinja2",
+        "multipart",
+        "prometheus_client",
+        "psycopg",
+        "python_multipart",
+        "sqlalchemy",
+        "sse_starlette",
+        "starlette",
+        "uvicorn",
+        "uvloop",
+    }
+)
+
+
+@contextmanager
+def controller_extra(command: str) -> Iterator[None]:
+    """Turns a missing dependency of the controller into one sentence saying how to install it."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in CONTROLLER_EXTRA_MODULES:
+            raise
+        raise ConfigError(
+            f"'shipyard {command}' needs the controller's dependencies ({exc.name} is not installed); "
+            "install them with: pip install 'shipyard[controller]'"
+        ) from None
 
 
 @handle_errors
@@ -72,14 +107,15 @@ def controller(
 ) -> None:
     """Run the fleet controller. Default database: $SHIPYARD_HOME/shipyard-controller.db or ./ (SQLite)."""
     # Imported here: the web stack takes most of a second to import; other commands don't need it.
-    import uvicorn
+    with controller_extra("controller"):
+        import uvicorn
 
-    from shipyard.controller.app import create_app
-    from shipyard.controller.db import claim_sqlite_file
-    from shipyard.controller.serving import ServeOptions, uvicorn_options
-    from shipyard.controller.settings import load_settings
-    from shipyard.controller.tls import check_server_files
-    from shipyard.controller.url_policy import is_loopback
+        from shipyard.controller.server.app import create_app
+        from shipyard.controller.server.serving import ServeOptions, uvicorn_options
+        from shipyard.controller.server.settings import load_settings
+        from shipyard.controller.store.db import claim_sqlite_file
+    from shipyard.fleet_api.tls import check_server_files
+    from shipyard.fleet_api.url_policy import is_loopback
     from shipyard.logs import configure_process_logging, stop_process_logging
 
     served = uvicorn_options(ServeOptions(host, port, tls_cert, tls_key, forwarded_allow_ips, access_log))
@@ -132,8 +168,9 @@ def job_worker(
     ] = None,
 ) -> None:
     """Run pipeline jobs and schedules beside a controller started with --no-job-worker, until SIGTERM."""
-    from shipyard.controller.pipeline.worker_process import run_job_worker
-    from shipyard.controller.settings import load_settings
+    with controller_extra("job-worker"):
+        from shipyard.controller.server.pipeline.worker_process import run_job_worker
+        from shipyard.controller.server.settings import load_settings
     from shipyard.logs import configure_process_logging, stop_process_logging
 
     settings = load_settings(database_url=db, signing_key_file=signing_key)

@@ -28,9 +28,9 @@ from shipyard.errors import ConfigError, ControllerError, DeployFailedError
 if TYPE_CHECKING:  # the client and its schemas load only when a fleet command runs
     from rich.table import Table
 
-    from shipyard.controller.client import ControllerClient
-    from shipyard.controller.schemas.deployments import DeploymentOut
-    from shipyard.controller.schemas.fleet import HostOut
+    from shipyard.fleet_api.client import ControllerClient
+    from shipyard.fleet_api.schemas.deployments import DeploymentOut
+    from shipyard.fleet_api.schemas.fleet import HostOut
 
 FleetEnvOption = Annotated[str | None, typer.Option("--env", "-e", help="environment (the fleet's, if any)")]
 SIGNING_KEY_ENV = "SHIPYARD_SIGNING_KEY"
@@ -63,7 +63,7 @@ def controller_url(spec: AppSpec | None) -> str | None:
 def fleet_client(
     spec: AppSpec | None = None, ca_file: Path | None = None, insecure_http: bool = False
 ) -> ControllerClient:
-    from shipyard.controller.client import ControllerClient
+    from shipyard.fleet_api.client import ControllerClient
 
     url = controller_url(spec)
     if not url:

@@ -10,10 +10,10 @@ from rich.table import Table
 
 from shipyard.cli.fleet_cmd import checked_name, fleet_client
 from shipyard.cli.render import console, print_json, say
-from shipyard.controller.schemas.fleet import PruneOut
 from shipyard.domain.prune import human_bytes
 from shipyard.domain.spec import AppSpec
 from shipyard.errors import ControllerError, ShipyardError
+from shipyard.fleet_api.schemas.fleet import PruneOut
 
 
 def prune_table(prune: PruneOut) -> Table:

@@ -84,7 +84,7 @@ def bootstrap(
     """Print what turns a plain Debian/Ubuntu machine into a host: pinned middleware, agent, units."""
     from shipyard.adapters.apt import distribution_versions
     from shipyard.cli.agent_cmd import parse_labels
-    from shipyard.controller.url_policy import check_controller_url
+    from shipyard.fleet_api.url_policy import check_controller_url
     from shipyard.host.bootstrap import FORMATS, PACKAGES, Bootstrap, render
 
     if output_format not in FORMATS:

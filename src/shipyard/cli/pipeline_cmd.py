@@ -17,8 +17,8 @@ from shipyard.domain.spec import AppSpec, load_spec
 from shipyard.errors import ConfigError, DeployFailedError
 
 if TYPE_CHECKING:
-    from shipyard.controller.pipeline_client import PipelineClient
-    from shipyard.controller.schemas.pipeline import JobOut, LogLineOut
+    from shipyard.fleet_api.pipeline_client import PipelineClient
+    from shipyard.fleet_api.schemas.pipeline import JobOut, LogLineOut
 
 hooks_app = typer.Typer(help="Webhooks that ship merged commits (admin token).", no_args_is_help=True)
 PROVIDERS = ("github", "gitlab")
@@ -29,14 +29,14 @@ JOB_ACTIONS = ("cancel", "retry")
 def pipeline_client(spec: AppSpec | None = None) -> PipelineClient:
     import os
 
-    from shipyard.controller.pipeline_client import PipelineClient
+    from shipyard.fleet_api.pipeline_client import PipelineClient
 
     url = controller_url(spec)
     if not url:
         raise ConfigError(
             "no controller configured; set SHIPYARD_CONTROLLER or 'controller:' in shipyard.yml."
         )
-    from shipyard.controller.tls import CA_FILE_ENV, INSECURE_HTTP_ENV
+    from shipyard.fleet_api.tls import CA_FILE_ENV, INSECURE_HTTP_ENV
 
     # The same environment as the fleet commands' --ca-file and --insecure-http options.
     ca_file = os.environ.get(CA_FILE_ENV)

@@ -36,7 +36,7 @@ def add(
     as_json: JsonOption = False,
 ) -> None:
     """Run JOB for APP on a cron schedule in a time zone, e.g. --cron "0 3 * * *" --tz Asia/Tokyo."""
-    from shipyard.controller.pipeline import schedule
+    from shipyard.controller.engine import schedule
 
     wanted = schedule.parse_job(job)
     if overlap not in schedule.OVERLAPS:

@@ -1,6 +1,6 @@
 """Controller-side refinements of the shipyard error hierarchy, and their HTTP status codes.
 
-The API maps every ShipyardError to a 4xx answer in one place (api/errors.py) using STATUS_BY_ERROR;
+The API maps every ShipyardError to a 4xx answer in one place (server/api/errors.py) using STATUS_BY_ERROR;
 the client maps the codes back into the same classes.
 """
 

@@ -7,10 +7,10 @@ import re
 import subprocess
 
 from shipyard import __version__
-from shipyard.controller.schemas.agent import HostVersions
 from shipyard.domain.spec import AppSpec
 from shipyard.domain.versions import unmet_requirements
 from shipyard.errors import PolicyError, ShipyardError
+from shipyard.fleet_api.schemas.agent import HostVersions
 from shipyard.host.context import HostContext
 
 _HAPROXY_VERSION = re.compile(r"(?:HAProxy|HA-Proxy) version (\S+)")

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import yaml
 
-from shipyard.controller.client import ControllerClient
-from shipyard.controller.tls import client_ssl_context
 from shipyard.errors import ConfigError
 from shipyard.files import write_private
+from shipyard.fleet_api.client import ControllerClient
+from shipyard.fleet_api.tls import client_ssl_context
 from shipyard.lab.engine import ensure_default_engine
 from shipyard.lab.images import push_lab_images
 from shipyard.lab.ports import free_port

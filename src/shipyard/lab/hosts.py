@@ -11,8 +11,8 @@ import yaml
 
 from shipyard.adapters.haproxy import HaproxyProcess
 from shipyard.adapters.haproxy_config import ProxyPaths
-from shipyard.controller.client import ControllerClient
 from shipyard.errors import ShipyardError
+from shipyard.fleet_api.client import ControllerClient
 from shipyard.lab.edge import EdgeProxy
 from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
 from shipyard.lab.processes import alive, shipyard_process, stop_process

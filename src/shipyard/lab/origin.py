@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import yaml
 
-from shipyard.controller.pipeline.github import signature_of
-from shipyard.controller.tls import client_ssl_context
+from shipyard.controller.engine.github import signature_of
 from shipyard.errors import ShipyardError
+from shipyard.fleet_api.tls import client_ssl_context
 from shipyard.lab import control_plane
 from shipyard.lab.state import LabState
 from shipyard.lab.testapp import write_context_dir

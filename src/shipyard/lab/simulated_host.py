@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipyard.controller.schemas.agent import AppReport, DesiredApp
+from shipyard.fleet_api.schemas.agent import AppReport, DesiredApp
 
 
 def succeeded_report(app: DesiredApp) -> AppReport:

@@ -17,7 +17,7 @@ MASK = "***"
 # Shorter values ("on", "1", "yes") would mask ordinary words all over the output.
 MIN_MASKED_LENGTH = 4
 
-# The controller's tokens (shipyard.controller.tokens): an API (sya_), agent (syg_) or join (syj_)
+# The controller's tokens (shipyard.controller.store.tokens): an API (sya_), agent (syg_) or join (syj_)
 # prefix and urlsafe base64. The prefix is kept, so a log still tells which kind of token was used.
 TOKEN_PATTERN = re.compile(r"(?<![A-Za-z0-9])(sy[agj]_)[A-Za-z0-9_-]+")
 # An authorization header however it is printed: "authorization: Bearer x", ('authorization', 'x'),

@@ -1,0 +1,1 @@
+"""The controller's pure rules: rollouts, pipeline jobs, webhooks, notifications and schedules; no I/O."""

@@ -1,0 +1,1 @@
+"""The controller process: the FastAPI app, its routers and dashboard, the rollout loop and the job worker."""

@@ -1,0 +1,148 @@
+"""Deployments: create (or queue), list, get with per-host progress, pause/resume/abort, rollback."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from shipyard.controller.server.api.deps import (
+    Caller,
+    Context,
+    Deployer,
+    ResourceId,
+    Shipper,
+    ShipperViewer,
+    Viewer,
+)
+from shipyard.controller.server.api.responses import API_TOKEN, BODY, PARAMS, errors
+from shipyard.controller.server.api.views import deployment_out
+from shipyard.controller.server.context import ControllerContext
+from shipyard.controller.store import deployments
+from shipyard.fleet_api.schemas.common import NAME_PATTERN
+from shipyard.fleet_api.schemas.deployments import DeploymentCreate, DeploymentOut, RollbackCreate
+
+router = APIRouter(tags=["deployments"], responses=API_TOKEN)
+NameFilter = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+Status = Literal["queued", "running", "paused", "succeeded", "failed", "aborted", "rolled_back"]
+# Creating or changing a deployment: the release, environment or deployment may not exist (404), the
+# place may be busy or locked, or the change not allowed in the deployment's state (409).
+CHANGE = errors(404, 409)
+
+
+def _started(context: ControllerContext, deployment_id: int) -> DeploymentOut:
+    """Run one engine tick so the answer already shows the first wave, then read the result."""
+    context.driver.tick_after_commit()
+    context.notifier.notify()
+    with context.db.read() as session:
+        return deployment_out(deployments.find_deployment(session, deployment_id, for_view=True))
+
+
+@router.post(
+    "/deployments",
+    status_code=201,
+    summary="Deploy a release to an environment (deployer, or ci for its apps)",
+    responses={**BODY, **CHANGE},
+)
+def create_deployment(body: DeploymentCreate, caller: Shipper, context: Context) -> DeploymentOut:
+    with context.db.transaction() as session:
+        deployment = deployments.create_deployment(
+            session,
+            release_id=body.release_id,
+            environment=body.environment,
+            queue=body.queue,
+            actor=caller.name,
+            source_ip=caller.source_ip,
+            now=context.now(),
+            check_app=caller.check_app,
+        )
+        deployment_id = deployment.id
+    return _started(context, deployment_id)
+
+
+@router.get("/deployments", summary="List deployments, newest first (viewer)", responses=PARAMS)
+def list_deployments(
+    _caller: Viewer,
+    context: Context,
+    app: NameFilter = None,
+    environment: NameFilter = None,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[DeploymentOut]:
+    with context.db.read() as session:
+        found = deployments.list_deployments(
+            session, app=app, environment=environment, status=status, limit=limit
+        )
+        return [deployment_out(d, with_hosts=False) for d in found]
+
+
+@router.get(
+    "/deployments/{deployment_id}",
+    response_model=DeploymentOut,
+    summary="One deployment with per-host progress (viewer, or ci for its apps)",
+    responses={**PARAMS, **errors(404)},
+)
+def get_deployment(deployment_id: ResourceId, caller: ShipperViewer, context: Context) -> Response:
+    # Followers poll this while a deployment runs: plain rows, and the body serialized once (returning the
+    # model would have the framework validate a thousand host rows again before serializing them).
+    with context.db.read() as session:
+        deployment, rows = deployments.find_deployment_view(session, deployment_id)
+        caller.check_app(deployment.app.name)
+        body = deployment_out(deployment, rows=rows).model_dump_json()
+    return Response(body, media_type="application/json")
+
+
+def _transition(context: ControllerContext, caller: Caller, deployment_id: int, change: str) -> DeploymentOut:
+    with context.db.transaction() as session:
+        deployments.transition(
+            session, deployment_id, change, actor=caller.name, source_ip=caller.source_ip, now=context.now()
+        )
+    return _started(context, deployment_id)
+
+
+@router.post(
+    "/deployments/{deployment_id}/pause",
+    summary="Start no further wave (deployer)",
+    responses={**PARAMS, **CHANGE},
+)
+def pause(deployment_id: ResourceId, caller: Deployer, context: Context) -> DeploymentOut:
+    return _transition(context, caller, deployment_id, "pause")
+
+
+@router.post(
+    "/deployments/{deployment_id}/resume",
+    summary="Continue a paused deployment (deployer)",
+    responses={**PARAMS, **CHANGE},
+)
+def resume(deployment_id: ResourceId, caller: Deployer, context: Context) -> DeploymentOut:
+    return _transition(context, caller, deployment_id, "resume")
+
+
+@router.post(
+    "/deployments/{deployment_id}/abort",
+    summary="Stop; every host returns to the current release",
+    responses={**PARAMS, **CHANGE},
+)
+def abort(deployment_id: ResourceId, caller: Deployer, context: Context) -> DeploymentOut:
+    return _transition(context, caller, deployment_id, "abort")
+
+
+@router.post(
+    "/rollback",
+    status_code=201,
+    summary="Deploy the previous (or a named) release (deployer)",
+    responses={**BODY, **CHANGE},
+)
+def rollback(body: RollbackCreate, caller: Deployer, context: Context) -> DeploymentOut:
+    with context.db.transaction() as session:
+        deployment = deployments.rollback(
+            session,
+            app=body.app,
+            environment=body.environment,
+            release_id=body.release_id,
+            actor=caller.name,
+            source_ip=caller.source_ip,
+            now=context.now(),
+        )
+        deployment_id = deployment.id
+    return _started(context, deployment_id)

@@ -1,0 +1,58 @@
+"""Deployment bodies: creation, rollback and the per-host progress view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from shipyard.fleet_api.schemas.common import Body, Id, Name
+
+
+class DeploymentCreate(Body):
+    release_id: Id
+    environment: Name
+    queue: bool = Field(default=False, description="wait for a running deployment or a lock instead of 409")
+
+
+class RollbackCreate(Body):
+    app: Name
+    environment: Name
+    release_id: Id | None = Field(default=None, description="default: the previous succeeded release")
+
+
+class HostProgressOut(BaseModel):
+    host: str
+    wave: int
+    outcome: str = Field(description="waiting, pending, deploying, healthy, succeeded or failed")
+    step: str
+    message: str
+    started_at: datetime | None
+    healthy_since: datetime | None
+    finished_at: datetime | None
+
+
+class DeploymentOut(BaseModel):
+    id: int
+    app: str
+    environment: str
+    release_id: int
+    release: str
+    image: str
+    digest: str
+    status: str = Field(description="queued, running, paused, succeeded, failed, aborted or rolled_back")
+    current_wave: int
+    total_waves: int
+    max_parallel: str
+    max_failed: int
+    monitor: float
+    auto_rollback: bool
+    failed_hosts: int
+    rollback_of: int | None
+    previous_release_id: int | None
+    message: str
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    hosts: list[HostProgressOut] = Field(default_factory=list)
