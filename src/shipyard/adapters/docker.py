@@ -125,7 +125,8 @@ class EngineApi:
         """For unix:// and tcp:// (or http://) engines; None for others (TLS, ssh), left to the SDK."""
         parts = urlsplit(url)
         if parts.scheme in ("unix", "http+unix"):
-            path = (parts.netloc + parts.path) if parts.netloc else parts.path
+            # unix://var/run/docker.sock means /var/run/docker.sock, as the SDK reads it.
+            path = f"/{parts.netloc}{parts.path}" if parts.netloc else parts.path
             return cls(lambda: _UnixConnection(path, timeout)) if path else None
         if parts.scheme in ("tcp", "http") and parts.hostname:
             host, port = parts.hostname, parts.port or 2375
@@ -147,9 +148,12 @@ class EngineApi:
         content = body.decode(errors="replace")
         if not 200 <= answer.status < 300:
             raise EngineAnswer(answer.status, _error_message(content) or f"HTTP {answer.status}")
-        if answer.getheader("Content-Type", "").startswith("application/json"):
+        if not answer.getheader("Content-Type", "").startswith("application/json"):
+            return content
+        try:
             return json.loads(content)
-        return content
+        except ValueError as exc:
+            raise ConnectionError(f"the Engine API answered with broken JSON: {exc}") from exc
 
 
 def _error_message(content: str) -> str:
