@@ -198,7 +198,9 @@ def follow(
     from rich.live import Live
 
     deployment = client.get_deployment(deployment_id)
-    with Live(progress_table(deployment), console=console, transient=as_json, auto_refresh=False) as live:
+    with Live(
+        progress_table(deployment), console=console.rich(), transient=as_json, auto_refresh=False
+    ) as live:
         while deployment.status not in FINISHED:
             time.sleep(interval)
             with contextlib.suppress(ControllerError):  # a restarting controller: keep following

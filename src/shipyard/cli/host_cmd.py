@@ -23,39 +23,12 @@ from shipyard.cli.common import (
     repo_root,
 )
 from shipyard.cli.fleet_cmd import CaFileOption, FleetEnvOption, InsecureHttpOption, QueueOption
-from shipyard.cli.render import StepPrinter, console, print_json, say, table
-from shipyard.domain.plan import Plan
+from shipyard.cli.host_actions import print_outcome_plan, print_plan, report, rollback_here
+from shipyard.cli.render import StepPrinter, print_json, say, table
 from shipyard.host import maintenance, service
-from shipyard.host.service import Outcome
 from shipyard.host.status_view import releases_document
 
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="print the plan and change nothing")]
-
-
-def _report(outcome: Outcome, as_json: bool, verb: str) -> None:
-    release = outcome.release
-    if as_json:
-        print_json(
-            {
-                "release": release.id if release else None,
-                "digest": release.digest if release else None,
-                "plan": outcome.plan.describe(),
-                "changed": not outcome.plan.empty,
-                "history_id": outcome.history_id,
-                "timings_ms": {k: round(v * 1000, 1) for k, v in outcome.timings.items()},
-                "recovered": outcome.recovered,
-            }
-        )
-        return
-    for line in outcome.recovered:
-        say(f"recovered: {line}")
-    if outcome.plan.empty:
-        say(outcome.plan.describe()[0])
-    elif release is not None:
-        tag = f":{release.tag}" if release.tag else ""
-        console.print(
-            f"[bold green]{verb}[/] release [bold]{release.id}[/] {release.image}{tag} ({release.digest})"
-        )
 
 
 @handle_errors
@@ -95,7 +68,7 @@ def deploy(
         policy = host_policy(policy_file, spec, config, env, context.home)
         if dry_run:
             outcome = service.deploy(context, spec, image, dry_run=True, policy=policy)
-            _print_plan(outcome, as_json)
+            print_outcome_plan(outcome, as_json)
             return
         if policy is not None:
             policy.enforce(spec, image)  # before any secret is resolved
@@ -109,7 +82,7 @@ def deploy(
             reporter=StepPrinter(quiet=as_json),
             policy=policy,
         )
-        _report(outcome, as_json, "deployed")
+        report(outcome, as_json, "deployed")
 
 
 def _image_argument(repository: str, image: str | None, ref: str | None, config: Path) -> str:
@@ -124,21 +97,6 @@ def _image_argument(repository: str, image: str | None, ref: str | None, config:
     if not image:
         raise ConfigError("name the image to deploy: shipyard deploy REPOSITORY:TAG (or --ref COMMIT).")
     return image
-
-
-def _print_plan(outcome: Outcome, as_json: bool) -> None:
-    release = outcome.release.id if outcome.release else None
-    print_plan(outcome.plan, as_json, {"release": release})
-
-
-def print_plan(plan: Plan, as_json: bool, extra: dict[str, object] | None = None) -> None:
-    """A dry run's output: exactly the commands that would run, numbered (or as JSON)."""
-    if as_json:
-        print_json({**(extra or {}), "plan": plan.describe()})
-        return
-    console.print("[bold]plan[/] (dry run, nothing changed):")
-    for number, line in enumerate(plan.describe(), 1):
-        say(f"  {number}. {line}")
 
 
 @handle_errors
@@ -167,23 +125,16 @@ def rollback(
             ca_file=ca_file,
             insecure_http=insecure_http,
         )
-    env = env or "production"
-    with host_context() as context:
-        policy = host_policy(policy_file, spec, config, env, context.home)
-        if dry_run:
-            _print_plan(service.rollback(context, spec, release, dry_run=True, policy=policy), as_json)
-            return
-        secrets = app_secrets(spec, config, env)
-        outcome = service.rollback(
-            context,
-            spec,
-            release,
-            wait=wait,
-            secrets=secrets,
-            reporter=StepPrinter(quiet=as_json),
-            policy=policy,
-        )
-        _report(outcome, as_json, "rolled back to")
+    rollback_here(
+        config,
+        release,
+        env=env or "production",
+        dry_run=dry_run,
+        wait=wait,
+        as_json=as_json,
+        policy_file=policy_file,
+        spec=spec,
+    )
 
 
 @handle_errors
