@@ -20,7 +20,6 @@ from pathlib import Path
 from shipyard.adapters import process_groups
 from shipyard.adapters.git import without_credentials
 from shipyard.adapters.process_groups import ProcessScope, stoppable
-from shipyard.build.pipeline import BuildOptions, build_image
 from shipyard.controller import catalog, deployments, locks, releases
 from shipyard.controller.context import ControllerContext
 from shipyard.controller.pipeline import git_access, job_store
@@ -29,6 +28,7 @@ from shipyard.controller.rollout import FINISHED, SUCCEEDED
 from shipyard.controller.schemas.releases import ReleaseCreate
 from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import BuildError, ConfigError, DeployFailedError, LockedError, ShipyardError
+from shipyard.imaging.pipeline import BuildOptions, build_image
 
 CONFIG_FILE = "shipyard.yml"
 # Why a job's commands were stopped: the start of its message ("cancelled during build; ...").
