@@ -52,8 +52,9 @@ def load(config: Path) -> AppSpec:
     return load_spec(config)
 
 
-def host_context() -> HostContext:
-    return HostContext(home=default_home())
+def host_context(config: Path | None = None) -> HostContext:
+    """This host's context; with `config`, relative registry files resolve next to it."""
+    return HostContext(home=default_home(), config_dir=config.resolve().parent if config else None)
 
 
 def repo_root(config: Path) -> Path:
@@ -79,7 +80,10 @@ def host_policy(path: Path | None, spec: AppSpec, config: Path, env: str, home: 
     from shipyard.host.policy import cli_policy
 
     policy = cli_policy(path, home=home)
-    if policy is None or not spec.env.secret:
+    if policy is None:
+        return None
+    policy = policy.for_config(config)
+    if not spec.env.secret:
         return policy
     from shipyard.secrets.factory import open_store
 

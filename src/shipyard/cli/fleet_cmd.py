@@ -108,7 +108,7 @@ def release_id(text: str) -> int:
     return int(text.removeprefix("r"))
 
 
-def resolve_digest(spec: AppSpec, image: str, config_dir: Path | None = None) -> tuple[str, str]:
+def resolve_digest(spec: AppSpec, image: str, config_dir: Path | None) -> tuple[str, str]:
     """(repository, digest) of IMAGE, asking the registry for the digest of a tag."""
     from shipyard.adapters.registry import parse_image, registry_credentials
     from shipyard.adapters.registry import resolve_digest as registry_digest
@@ -120,7 +120,7 @@ def resolve_digest(spec: AppSpec, image: str, config_dir: Path | None = None) ->
         )
     if ref.digest:
         return ref.name, ref.digest
-    credentials = registry_credentials(spec.registry, None, config_dir or Path.cwd())
+    credentials = registry_credentials(spec.registry, None, config_dir)
     return ref.name, registry_digest(spec.registry, ref, credentials)
 
 

@@ -90,7 +90,7 @@ def deploy(
             config_dir=config.resolve().parent,
         )
     env = env or "production"
-    context = host_context()
+    context = host_context(config)
     try:
         policy = host_policy(policy_file, spec, config, env, context.home)
         if dry_run:
@@ -166,7 +166,7 @@ def rollback(
             insecure_http=insecure_http,
         )
     env = env or "production"
-    context = host_context()
+    context = host_context(config)
     try:
         policy = host_policy(policy_file, spec, config, env, context.home)
         if dry_run:
