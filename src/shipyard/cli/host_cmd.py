@@ -23,12 +23,24 @@ from shipyard.cli.common import (
     repo_root,
 )
 from shipyard.cli.fleet_cmd import CaFileOption, FleetEnvOption, InsecureHttpOption, QueueOption
-from shipyard.cli.render import StepPrinter, console, print_json, say, table
+from shipyard.cli.render import StepPrinter, announce, console, print_json, say, table
 from shipyard.host import maintenance, service
 from shipyard.host.service import Outcome
 from shipyard.host.status_view import releases_document
 
-DryRunOption = Annotated[bool, typer.Option("--dry-run", help="print the plan and change nothing")]
+DryRunOption = Annotated[
+    bool,
+    typer.Option("--dry-run", help="print the plan and change nothing (with --env: the controller's plan)"),
+]
+# deploy and rollback: --env means the fleet (its controller), without it this host
+FleetTargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env",
+        "-e",
+        help="act on this environment of the fleet, through the controller (default: this host)",
+    ),
+]
 
 
 def _report(outcome: Outcome, as_json: bool, verb: str) -> None:
@@ -64,7 +76,7 @@ def deploy(
         str | None, typer.Option("--ref", help="deploy the image built for this git commit")
     ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
-    env: FleetEnvOption = None,
+    env: FleetTargetOption = None,
     dry_run: DryRunOption = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
@@ -76,9 +88,7 @@ def deploy(
     """Deploy IMAGE with a health-gated blue-green swap behind this host's haproxy (or --env: the fleet)."""
     spec = load(config)
     image = _image_argument(spec.image, image, ref, config)
-    if env is not None:
-        fleet_cmd.checked_name(env, "--env")
-    if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
+    if env is not None:  # --env: the fleet, through its controller (never this host)
         return fleet_cmd.fleet_deploy(
             spec,
             image,
@@ -88,8 +98,10 @@ def deploy(
             ca_file=ca_file,
             insecure_http=insecure_http,
             config_dir=config.resolve().parent,
+            dry_run=dry_run,
         )
-    env = env or "production"
+    announce("this host", as_json)
+    env = "production"
     context = host_context(config)
     try:
         policy = host_policy(policy_file, spec, config, env, context.home)
@@ -143,7 +155,7 @@ def _print_plan(outcome: Outcome, as_json: bool) -> None:
 def rollback(
     release: Annotated[str | None, typer.Argument(help="release id (default: the previous one)")] = None,
     config: ConfigOption = DEFAULT_CONFIG,
-    env: FleetEnvOption = None,
+    env: FleetTargetOption = None,
     dry_run: DryRunOption = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
@@ -153,9 +165,7 @@ def rollback(
 ) -> None:
     """Swap back to the previous release (or RELEASE) with the image on this host (or --env: the fleet)."""
     spec = load(config)
-    if env is not None:
-        fleet_cmd.checked_name(env, "--env")
-    if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
+    if env is not None:  # --env: the fleet, through its controller (never this host)
         return fleet_cmd.fleet_rollback(
             spec.app,
             env,
@@ -164,8 +174,10 @@ def rollback(
             spec=spec,
             ca_file=ca_file,
             insecure_http=insecure_http,
+            dry_run=dry_run,
         )
-    env = env or "production"
+    announce("this host", as_json)
+    env = "production"
     context = host_context(config)
     try:
         policy = host_policy(policy_file, spec, config, env, context.home)
