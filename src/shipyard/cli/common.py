@@ -5,15 +5,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from shipyard.cli.render import print_error
 from shipyard.domain.spec import AppSpec, load_spec
 from shipyard.errors import ShipyardError
-from shipyard.host.context import HostContext, default_home
-from shipyard.host.policy import HostPolicy
+
+if TYPE_CHECKING:  # the Docker client behind them loads only for a command that acts on this host
+    from shipyard.host.context import HostContext
+    from shipyard.host.policy import HostPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +56,8 @@ def load(config: Path) -> AppSpec:
 
 def host_context(config: Path | None = None) -> HostContext:
     """This host's context; with `config`, relative registry files resolve next to it."""
+    from shipyard.host.context import HostContext, default_home
+
     return HostContext(home=default_home(), config_dir=config.resolve().parent if config else None)
 
 
