@@ -149,8 +149,8 @@ def _credential(
         path = registry_file_path(file_name, config_dir)
         if path is None:
             raise ConfigError(
-                f"the registry credential file {file_name!r} is a relative path and a release from the "
-                "controller has no shipyard.yml directory to resolve it from; give an absolute path."
+                f"the registry credential file {file_name!r} is a relative path, but there is no "
+                "shipyard.yml here to resolve it from (a release from the controller); give an absolute path."
             )
         try:
             return path.read_text().strip() or None

@@ -124,8 +124,9 @@ def release_id(text: str) -> int:
     return int(text.removeprefix("r"))
 
 
-def resolve_digest(spec: AppSpec, image: str, config_dir: Path | None) -> tuple[str, str]:
-    """(repository, digest) of IMAGE, asking the registry for the digest of a tag."""
+def resolve_digest(spec: AppSpec, image: str, config_dir: Path | None = None) -> tuple[str, str]:
+    """(repository, digest) of IMAGE, asking the registry for the digest of a tag; relative registry
+    files are read from `config_dir`, the directory of shipyard.yml (None: only absolute ones)."""
     from shipyard.adapters.registry import parse_image, registry_credentials
     from shipyard.adapters.registry import resolve_digest as registry_digest
 
