@@ -40,7 +40,7 @@ import yaml
 from _load import Lab, Load, LoadResult, describe_run, lab, percentile, print_table, wait_http
 
 from shipyard.adapters.haproxy import HaproxyRuntime
-from shipyard.lab.fixtures import AppHome, stop_reapers, unique_name
+from shipyard.lab.single_host import AppHome, stop_reapers, unique_name
 
 
 def stats_row(label: str, samples: list[float], target: float | None, unit: str = "ms") -> list[str]:

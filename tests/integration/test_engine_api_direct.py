@@ -12,7 +12,7 @@ import pytest
 
 from shipyard.adapters.docker import DockerEngine
 from shipyard.errors import DockerError, NotFoundError
-from shipyard.lab.fixtures import AppHome, TestImages
+from shipyard.lab.single_host import AppHome, PushedImages
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 
 
 def test_the_engine_api_answers_as_the_sdk_does_and_a_rollback_never_loads_the_sdk(
-    app_home: AppHome, images: TestImages
+    app_home: AppHome, images: PushedImages
 ) -> None:
     app_home.write_config(images, deploy={"standby": 300})
     app_home.run("deploy", images.ref("v1"))

@@ -12,7 +12,7 @@ import pytest
 # Modules a host command never needs: the fleet's server side, builds, the lab, the pipeline, and
 # the heavy libraries behind them.
 NOT_FOR_HOST_COMMANDS = (
-    "shipyard.build",
+    "shipyard.imaging",
     "shipyard.lab",
     "shipyard.pipeline",
     "shipyard.controller.server.app",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.cli.render import StepPrinter, print_json, say, say_styled
+from shipyard.cli.render import StepPrinter, announce, print_json, say, say_styled
 
 if TYPE_CHECKING:
     from shipyard.domain.plan import Plan
@@ -26,10 +26,11 @@ def load(config: Path, env: str | None = None) -> AppSpec:
     return load_spec(config, env)
 
 
-def host_context() -> HostContext:
+def host_context(config: Path | None = None) -> HostContext:
+    """This host's context; with `config`, relative registry files resolve next to it."""
     from shipyard.host.context import HostContext, default_home
 
-    return HostContext(home=default_home())
+    return HostContext(home=default_home(), config_dir=config.resolve().parent if config else None)
 
 
 def repo_root(config: Path) -> Path:
@@ -55,7 +56,10 @@ def host_policy(path: Path | None, spec: AppSpec, config: Path, env: str, home: 
     from shipyard.host.policy import cli_policy
 
     policy = cli_policy(path, home=home)
-    if policy is None or not spec.env.secret:
+    if policy is None:
+        return None
+    policy = policy.for_config(config)
+    if not spec.env.secret:
         return policy
     from shipyard.secrets.factory import open_store
 
@@ -121,7 +125,8 @@ def rollback_here(
     from shipyard.host import service
 
     spec = spec or load(config)
-    with host_context() as context:
+    announce("this host", as_json)
+    with host_context(config) as context:
         policy = host_policy(policy_file, spec, config, env, context.home)
         if dry_run:
             print_outcome_plan(service.rollback(context, spec, release, dry_run=True, policy=policy), as_json)

@@ -24,11 +24,23 @@ from shipyard.cli.common import (
 )
 from shipyard.cli.fleet_cmd import CaFileOption, FleetEnvOption, InsecureHttpOption, QueueOption
 from shipyard.cli.host_actions import print_outcome_plan, print_plan, report, rollback_here
-from shipyard.cli.render import StepPrinter, print_json, say, table
+from shipyard.cli.render import StepPrinter, announce, print_json, say, table
 from shipyard.host import maintenance, service
 from shipyard.host.status_view import releases_document
 
-DryRunOption = Annotated[bool, typer.Option("--dry-run", help="print the plan and change nothing")]
+DryRunOption = Annotated[
+    bool,
+    typer.Option("--dry-run", help="print the plan and change nothing (with --env: the controller's plan)"),
+]
+# deploy and rollback: --env means the fleet (its controller), without it this host
+FleetTargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env",
+        "-e",
+        help="act on this environment of the fleet, through the controller (default: this host)",
+    ),
+]
 
 
 @handle_errors
@@ -38,7 +50,7 @@ def deploy(
         str | None, typer.Option("--ref", help="deploy the image built for this git commit")
     ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
-    env: FleetEnvOption = None,
+    env: FleetTargetOption = None,
     dry_run: DryRunOption = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
@@ -50,9 +62,7 @@ def deploy(
     """Deploy IMAGE with a health-gated blue-green swap behind this host's haproxy (or --env: the fleet)."""
     spec = load(config, env)
     image = _image_argument(spec.image, image, ref, config)
-    if env is not None:
-        fleet_cmd.checked_name(env, "--env")
-    if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
+    if env is not None:  # --env: the fleet, through its controller (never this host)
         return fleet_cmd.fleet_deploy(
             spec,
             image,
@@ -62,9 +72,11 @@ def deploy(
             ca_file=ca_file,
             insecure_http=insecure_http,
             config_dir=config.resolve().parent,
+            dry_run=dry_run,
         )
-    env = env or "production"
-    with host_context() as context:
+    announce("this host", as_json)
+    env = "production"
+    with host_context(config) as context:
         policy = host_policy(policy_file, spec, config, env, context.home)
         if dry_run:
             outcome = service.deploy(context, spec, image, dry_run=True, policy=policy)
@@ -103,7 +115,7 @@ def _image_argument(repository: str, image: str | None, ref: str | None, config:
 def rollback(
     release: Annotated[str | None, typer.Argument(help="release id (default: the previous one)")] = None,
     config: ConfigOption = DEFAULT_CONFIG,
-    env: FleetEnvOption = None,
+    env: FleetTargetOption = None,
     dry_run: DryRunOption = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
@@ -113,9 +125,7 @@ def rollback(
 ) -> None:
     """Swap back to the previous release (or RELEASE) with the image on this host (or --env: the fleet)."""
     spec = load(config)
-    if env is not None:
-        fleet_cmd.checked_name(env, "--env")
-    if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
+    if env is not None:  # --env: the fleet, through its controller (never this host)
         return fleet_cmd.fleet_rollback(
             spec.app,
             env,
@@ -124,11 +134,12 @@ def rollback(
             spec=spec,
             ca_file=ca_file,
             insecure_http=insecure_http,
+            dry_run=dry_run,
         )
     rollback_here(
         config,
         release,
-        env=env or "production",
+        env="production",
         dry_run=dry_run,
         wait=wait,
         as_json=as_json,

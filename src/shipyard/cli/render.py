@@ -87,6 +87,11 @@ def say_styled(*segments: tuple[str, str]) -> None:
     console.line(*((style, mask(text)) for style, text in segments))
 
 
+def announce(text: str, as_json: bool) -> None:
+    """A first line saying what a command acts on; on stderr under --json, so stdout stays one document."""
+    (errors if as_json else console).line(("", mask(text)))
+
+
 def print_json(document: Any) -> None:
     sys.stdout.write(mask(json.dumps(document, indent=2, sort_keys=True, default=str)) + "\n")
 

@@ -37,17 +37,17 @@ class Outcome:
     recovered: list[str] = field(default_factory=list)
 
 
-def host_registry_credentials(spec: RegistrySpec) -> Credentials | None:
-    """The registry login on a host: names from the environment, files relative to the working
-    directory (the path the host's policy judges; the CLI runs next to shipyard.yml)."""
-    return registry_credentials(spec, None, Path.cwd())
+def host_registry_credentials(spec: RegistrySpec, config_dir: Path | None) -> Credentials | None:
+    """The registry login on a host: names from the environment, files where the build reads them
+    (relative to the directory of shipyard.yml; the path the host's policy judges)."""
+    return registry_credentials(spec, None, config_dir)
 
 
 def resolve_digest(spec: AppSpec, ref: ImageRef, context: HostContext) -> str:
     """The digest to deploy: from the registry, or (for a digest already on the host) no registry needed."""
     if ref.digest and context.engine.image_present(f"{ref.name}@{ref.digest}"):
         return ref.digest
-    return registry_digest(spec.registry, ref, host_registry_credentials(spec.registry))
+    return registry_digest(spec.registry, ref, host_registry_credentials(spec.registry, context.config_dir))
 
 
 @contextmanager
@@ -180,7 +180,7 @@ def _swap(
     interpreter = Interpreter(
         context,
         spec.app,
-        registry_auth=_registry_auth(spec.registry) if pull_allowed else None,
+        registry_auth=_registry_auth(spec.registry, context.config_dir) if pull_allowed else None,
         reporter=reporter or SilentReporter(),
     )
     try:
@@ -196,8 +196,8 @@ def _swap(
     return Outcome(release, plan, interpreter.history_id, interpreter.timings, recovered)
 
 
-def _registry_auth(spec: RegistrySpec) -> dict[str, str] | None:
-    credentials = host_registry_credentials(spec)
+def _registry_auth(spec: RegistrySpec, config_dir: Path | None) -> dict[str, str] | None:
+    credentials = host_registry_credentials(spec, config_dir)
     return credentials.docker_auth() if credentials else None
 
 
