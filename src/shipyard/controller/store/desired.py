@@ -180,9 +180,24 @@ def group_plan(session: Session, group: str) -> GroupPlan:
 def version_of(apps: list[DesiredApp]) -> int:
     """A fingerprint of the content, so any change in what the host should run changes the version.
 
-    A prune is in it only once one was asked, so hosts never pruned keep the version they had."""
+    A prune is in it only once one was asked, and sealed secrets only once set, so hosts keep the version
+    they had before either existed."""
     content = json.dumps(
-        [[a.app, a.release_id, a.digest, a.deployment_id, *([a.prune] if a.prune else [])] for a in apps],
+        [
+            [
+                a.app,
+                a.release_id,
+                a.digest,
+                a.deployment_id,
+                *([a.prune] if a.prune else []),
+                *([_fingerprint(a.sealed_secrets)] if a.sealed_secrets else []),
+            ]
+            for a in apps
+        ],
         sort_keys=True,
     )
     return int(hashlib.sha256(content.encode()).hexdigest()[:13], 16)
+
+
+def _fingerprint(sealed: str) -> str:
+    return hashlib.sha256(sealed.encode()).hexdigest()[:16]

@@ -24,6 +24,15 @@ class DeploymentCreate(Body):
     )
 
 
+class ReleaseSecretsSet(Body):
+    sealed: str = Field(
+        min_length=1,
+        max_length=MAX_SEALED_CHARS,
+        description="the release's env.secret values sealed for the environment (a shipyard secrets "
+        "envelope)",
+    )
+
+
 class RollbackCreate(Body):
     app: Name
     environment: Name
