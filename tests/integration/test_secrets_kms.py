@@ -149,5 +149,5 @@ def test_a_host_opens_a_release_sealed_with_kms_with_its_own_credentials(
     other["key_id"] = new_kms_key(kms_endpoint)
     with pytest.raises(SecretError) as refused:
         open_sealed(json.dumps(other), env=None, names=["DATABASE_URL"], provider_for=host_provider(None))
-    assert "do not open with this host's key" in refused.value.message
+    assert "AWS KMS refused to decrypt the data key" in refused.value.message
     assert "hunter2" not in refused.value.message
