@@ -133,9 +133,8 @@ class LocalHost:
             enforce_requirements(spec, self.host_versions(), release=release.id)
         # Before the store, the environment or any step: a refused release leaves no trace but its report.
         # env.secret comes sealed with the release, never from this host's environment.
-        self.policy.with_stored_secrets(spec.env.secret).enforce(
-            spec, release.pinned_image, release=release.id
-        )
+        policy = self.policy.with_stored_secrets(spec.env.secret)
+        policy.enforce(spec, release.pinned_image, release=release.id)
         secrets = self.release_secrets(spec, desired.sealed_secrets)
         # The store must know the release before the swap: recovery after a crash looks it up.
         self.context.store.save_release(release)
@@ -148,7 +147,7 @@ class LocalHost:
             secrets=secrets,
             wait=True,
             reporter=reporter,
-            policy=self.policy,
+            policy=policy,
         )
         if outcome.plan.empty:
             return outcome.plan.describe()[0]
