@@ -13,10 +13,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from controller_fixtures import ADMIN, DIGESTS, Harness, spec
+import yaml
+from controller_fixtures import ADMIN, DIGESTS, Harness, served_controller, spec
+from typer.testing import CliRunner
 
+from shipyard.cli.main import app as cli
 from shipyard.domain.spec import SecretsSpec
 from shipyard.fleet_api.schemas.agent import DesiredApp
+from shipyard.lab.tls import TlsFiles
 from shipyard.secrets.factory import open_store
 from shipyard.secrets.local_key import create_key_file
 from shipyard.secrets.sealing import host_provider, open_sealed, seal_secrets
@@ -191,3 +195,63 @@ def test_the_put_route_sets_an_envelope_for_its_callers_apps_only(
     assert opened(app, key_file) == OLD_VALUE
     [entry] = harness.admin.audit(action="release.secrets.set")
     assert entry.actor == "web-ci"
+
+
+def test_release_create_deploy_seals_the_store_of_its_environment(
+    tmp_path: Path, controller_tls: TlsFiles, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`shipyard release create --deploy E` (CI's path) against a served controller: sealed, delivered,
+    and neither the controller's answers nor its log hold the value; a name set nowhere changes nothing."""
+    repo = tmp_path / "app"
+    repo.mkdir()
+    config = {**secret_spec(), "secrets": {"key_file": str(key_file)}}
+    (repo / "shipyard.yml").write_text(yaml.safe_dump(config))
+    open_store(SecretsSpec(key_file=str(key_file)), repo, "production", environ={}).set(
+        "DATABASE_URL", OLD_VALUE
+    )
+    runner = CliRunner()
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("SHIPYARD_MASTER_KEY", raising=False)
+    with served_controller(f"sqlite:///{tmp_path / 'controller.db'}", tmp_path, controller_tls) as served:
+        monkeypatch.setenv("SHIPYARD_CONTROLLER", served.url)
+        monkeypatch.setenv("SHIPYARD_CA_FILE", str(served.ca_file))
+        monkeypatch.setenv("SHIPYARD_TOKEN", served.admin_token)
+        with served.client(served.admin_token) as admin:
+            join = admin.create_join_token("production")
+            ci_token = admin.create_token("gh", "ci", apps=["web"]).token
+        with served.client() as anonymous:
+            agent_token = anonymous.register_agent(join.token, "h1", agent_version="test").agent_token
+        monkeypatch.setenv("SHIPYARD_TOKEN", ci_token)
+        image = f"registry:5000/web@{DIGESTS[4]}"
+        created = runner.invoke(
+            cli,
+            [
+                "release",
+                "create",
+                "--image",
+                image,
+                "--git-sha",
+                "c" * 40,
+                "--deploy",
+                "production",
+                "--json",
+            ],
+        )
+        assert created.exit_code == 0, created.output
+        assert "old-plaintext-4b1d" not in created.output
+        with served.client(agent_token) as agent:
+            [app] = agent.desired().apps
+        assert opened(app, key_file) == OLD_VALUE
+
+        (repo / "shipyard.yml").write_text(
+            yaml.safe_dump({**config, "env": {"secret": ["DATABASE_URL", "NOT_SET"]}})
+        )
+        refused = runner.invoke(
+            cli, ["release", "create", "--image", image, "--git-sha", "d" * 40, "--deploy", "production"]
+        )
+        assert refused.exit_code != 0 and "NOT_SET" in refused.output and "Traceback" not in refused.output
+        with served.client(served.admin_token) as admin:
+            assert len(admin.list_releases()) == 1  # nothing recorded for the refused one
+    assert "old-plaintext-4b1d" not in served.output
+    assert b"old-plaintext-4b1d" not in (tmp_path / "controller.db").read_bytes()
