@@ -239,3 +239,19 @@ def test_the_host_keeps_the_envelope_for_a_restart(repo: Path, key_file: Path, t
     assert sealed_store.kept(home, "web", None) is None
     sealed_store.keep(home, "web", "r7", None)  # the same release, deployed again without secrets
     assert sealed_store.kept(home, "web", "r7") is None
+
+
+def test_the_host_keeps_only_the_envelopes_of_the_new_and_the_serving_release(
+    repo: Path, key_file: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    sealed = sealed_from(repo, key_file, ["DATABASE_URL"])
+    for release in ("r1", "r2"):
+        sealed_store.keep(home, "web", release, sealed)
+    sealed_store.keep(home, "web", "r3", sealed, serving="r2")
+    assert sorted(p.name for p in (home / sealed_store.SEALED_DIR / "web").iterdir()) == [
+        "r2.json",
+        "r3.json",
+    ]
+    sealed_store.keep(home, "api", "r4", sealed)  # another app's are its own
+    assert sealed_store.kept(home, "web", "r3") == sealed

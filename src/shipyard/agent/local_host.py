@@ -138,7 +138,9 @@ class LocalHost:
         secrets = self.release_secrets(spec, desired.sealed_secrets)
         # The store must know the release before the swap: recovery after a crash looks it up.
         self.context.store.save_release(release)
-        sealed_store.keep(self.context.home, release.app, release.id, desired.sealed_secrets)
+        record = self.context.store.app(release.app)
+        serving = record.active_release_id if record is not None else None
+        sealed_store.keep(self.context.home, release.app, release.id, desired.sealed_secrets, serving=serving)
         outcome = service.deploy(
             self.context,
             spec,

@@ -18,13 +18,19 @@ def _path(home: Path, app: str, release: str) -> Path:
     return home / SEALED_DIR / app / f"{release}.json"
 
 
-def keep(home: Path, app: str, release: str, sealed: str | None) -> None:
-    """Remember the release's envelope; forget any earlier one of the same release when it has none."""
+def keep(home: Path, app: str, release: str, sealed: str | None, *, serving: str | None = None) -> None:
+    """Remember the release's envelope (or that it has none), forgetting those of releases other than it
+    and `serving`: only the release serving here can need its envelope before the controller answers."""
     path = _path(home, app, release)
+    folder = path.parent
+    if folder.is_dir():
+        for old in folder.glob("*.json"):
+            if old.stem not in (release, serving):
+                old.unlink(missing_ok=True)
     if sealed is None:
         path.unlink(missing_ok=True)
         return
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_private(path, sealed)
 
 
