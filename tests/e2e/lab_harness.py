@@ -54,7 +54,7 @@ class Lab:
         return self.cli_with(self.env(), *args, timeout=timeout)
 
     def cli_with(
-        self, env: dict[str, str], *args: str, timeout: float = 180
+        self, env: dict[str, str], *args: str, timeout: float = 180, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "shipyard.cli.main", *args],
@@ -63,6 +63,7 @@ class Lab:
             env=env,
             cwd=self.root,
             timeout=timeout,
+            input=stdin,
         )
 
     def start_deployment(

@@ -27,15 +27,20 @@ from github_payloads import merged_pull_request, push, signed
 from test_build_support import BASE_DOCKERFILE, AppRepo, git, make_app_repo, pushed
 
 from shipyard.errors import ControllerError
+from shipyard.files import write_private
 from shipyard.fleet_api.client import ControllerClient
 from shipyard.imaging.metadata import image_tags
 from shipyard.lab.ports import free_port
 from shipyard.lab.single_host import Registry
+from shipyard.secrets.sealing import host_provider, open_sealed
 
 pytestmark = pytest.mark.integration
 
 RUN_CONTROLLER = "import typer; from shipyard.cli.controller_cmd import controller; typer.run(controller)"
 SECRET = "e2e-webhook-secret-0123456789abcdef"
+# env.secret of the app: the job seals it from the commit's store with the worker's master key.
+APP_SECRET_NAME = "PIPELINE_DATABASE_URL"
+APP_SECRET = "postgres://web:pipeline-plaintext-7d2a@db/web"
 FINAL = {"succeeded", "failed", "cancelled", "superseded", "interrupted"}
 
 
@@ -142,7 +147,9 @@ def pipeline(tmp_path: Path, registry: Registry, docker_url: str) -> Iterator[Pi
         repository=origin.as_uri(),
         pipelines=[{"branch": "release", "environment": "production"}],
         rollout={"monitor": 0.1},
+        env={"secret": [APP_SECRET_NAME]},
     )
+    repo.set_secret(APP_SECRET_NAME, APP_SECRET)
     repo.commit("ship release to production")
     subprocess.run(["git", "clone", "-q", "--bare", str(repo.root), str(origin)], check=True)
     git(repo.root, "remote", "add", "origin", origin.as_uri())
@@ -159,6 +166,8 @@ def pipeline(tmp_path: Path, registry: Registry, docker_url: str) -> Iterator[Pi
         repo.remove_images()
         logged = "".join(pipeline.output)
         assert SECRET not in logged and registry.password not in logged, "secrets must never reach the log"
+        assert APP_SECRET not in logged
+        assert APP_SECRET.encode() not in (tmp_path / "controller.db").read_bytes()
 
 
 @pytest.fixture
@@ -219,6 +228,18 @@ def test_a_signed_push_builds_releases_and_deploys(
     assert release.spec["pipelines"] == [{"branch": "release", "environment": "production"}]
     deployment = pipeline.api().get_deployment(job["deployment_id"])
     assert deployment.status == "succeeded" and agent.running[pipeline.repo.app] == release.id
+    # The host got the app's secret sealed for production, which the environment's key opens.
+    [desired] = agent.client.desired().apps
+    key_file = pipeline.repo.root.parent / "production.key"
+    write_private(key_file, pipeline.repo.master_key)
+    opened = open_sealed(
+        desired.sealed_secrets,
+        env="production",
+        names=[APP_SECRET_NAME],
+        provider_for=host_provider(key_file),
+    )
+    assert opened == {APP_SECRET_NAME: APP_SECRET}
+    assert APP_SECRET not in followed.stdout + followed.stderr
 
     # The same delivery again, and a bad signature: no second job, nothing changed.
     assert pipeline.deliver(sha, delivery="delivery-1").json()["verdict"] == "duplicate"

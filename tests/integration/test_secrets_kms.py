@@ -18,6 +18,7 @@ from shipyard.domain.spec import SecretsSpec
 from shipyard.errors import SecretError
 from shipyard.secrets.factory import open_store
 from shipyard.secrets.kms import KmsKeyProvider
+from shipyard.secrets.sealing import host_provider, open_sealed, seal_secrets
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +124,30 @@ def test_an_unreachable_endpoint_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(SecretError, match=f"cannot reach AWS KMS at http://127.0.0.1:{closed_port}"):
         provider.wrap(b"\0" * 32)
+
+
+def test_a_host_opens_a_release_sealed_with_kms_with_its_own_credentials(
+    tmp_path: Path, kms_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealed by the deployer's store; opened by the agent's side with boto3's default chain only."""
+    key = new_kms_key(kms_endpoint)
+    store = open_store(kms_spec(kms_endpoint, key), tmp_path, "production")
+    store.set("DATABASE_URL", DB_URL)
+    sealed = seal_secrets(["DATABASE_URL"], store, environ={})
+    assert sealed is not None and "hunter2" not in sealed
+    assert json.loads(sealed)["provider"] == "aws-kms" and json.loads(sealed)["key_id"] == key
+
+    # The host knows no endpoint or key from shipyard.yml: the header names the key, the
+    # environment (an instance role and AWS_REGION in production; moto here) does the rest.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", kms_endpoint)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    opened = open_sealed(sealed, env="production", names=["DATABASE_URL"], provider_for=host_provider(None))
+    assert opened == {"DATABASE_URL": DB_URL}
+
+    # Another KMS key in the header: KMS refuses, the host says so in one sentence without a value.
+    other = json.loads(sealed)
+    other["key_id"] = new_kms_key(kms_endpoint)
+    with pytest.raises(SecretError) as refused:
+        open_sealed(json.dumps(other), env=None, names=["DATABASE_URL"], provider_for=host_provider(None))
+    assert "AWS KMS refused to decrypt the data key" in refused.value.message
+    assert "hunter2" not in refused.value.message

@@ -59,7 +59,9 @@ def test_a_refused_release_leaves_no_trace_on_the_agents_host(tmp_path: Path) ->
         {
             "hooks": {"pre-deploy": ["true"]},
             "volumes": ["/:/host"],
-            "env": {"secret": ["SHIPYARD_JOIN_TOKEN"]},
+            "registry": {"username_env": "REGISTRY_USER", "password_env": "SHIPYARD_JOIN_TOKEN"},
+            # Sealed with the release, not read from the agent's environment: no env-secret rule for it.
+            "env": {"secret": ["DATABASE_URL"]},
         }
     )
     with pytest.raises(PolicyError) as refused:
@@ -68,7 +70,8 @@ def test_a_refused_release_leaves_no_trace_on_the_agents_host(tmp_path: Path) ->
     assert "refuses release r1 of web" in message and "built-in defaults" in message
     assert "hooks.pre-deploy" in message and "(rule hooks)" in message
     assert "volumes.0" in message and "(rule host-paths)" in message
-    assert "env.secret.0" in message and "(rule env-secret)" in message
+    assert "registry.password_env" in message and "(rule env-secret)" in message
+    assert "env.secret.0" not in message
     assert "syj_secret" not in message
     assert environ.read == []  # nothing was read from the agent's environment
     assert not (tmp_path / "home").exists()  # no store opened, no lock taken, no step run

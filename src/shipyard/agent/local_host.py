@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from shipyard.agent import sealed_store
 from shipyard.agent.localize import host_release
 from shipyard.agent.ports import LocalApp
 from shipyard.domain.commands import backend_name
 from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy
-from shipyard.domain.spec import spec_from_snapshot
+from shipyard.domain.spec import AppSpec, spec_from_snapshot
 from shipyard.errors import ProxyError, ShipyardError
 from shipyard.fleet_api.schemas.agent import DesiredApp, HostVersions, TrafficCounters
 from shipyard.host import maintenance, service
@@ -21,7 +23,7 @@ from shipyard.host.observe import observe
 from shipyard.host.policy import HostPolicy
 from shipyard.host.store import AppRecord, utcnow
 from shipyard.host.versions import detect_versions, enforce_requirements
-from shipyard.secrets.resolve import resolve_secrets
+from shipyard.secrets.sealing import host_provider, open_sealed
 from shipyard.signing import TrustedKeys, release_payload
 
 
@@ -36,6 +38,8 @@ class LocalHost:
     # Read from the engine and haproxy on first need; a release's `requires:` is checked against them.
     versions: HostVersions | None = None
     data_root: str | None = None  # the engine's DockerRootDir, read once
+    # The environment's master key (--secrets-key-file), for releases sealed by the local provider.
+    secrets_key_file: Path | None = None
 
     def disk_free(self) -> int | None:
         if self.data_root is None:
@@ -68,10 +72,17 @@ class LocalHost:
             # After a reboot (or the engine's restart) the serving release's container is gone or
             # stopped: start it again from this host's own records, without waiting for the controller.
             spec = record.spec
-            secrets = resolve_secrets(spec.env.secret, None, self.environ)
+            sealed = sealed_store.kept(self.context.home, app, record.active_release_id)
+            secrets = self.release_secrets(spec, sealed)
             maintenance.start_app(self.context, app, secrets=secrets, wait=True)
             done.append(f"started {record.active_release_id} again, which served before this host stopped")
         return done
+
+    def release_secrets(self, spec: AppSpec, sealed: str | None) -> dict[str, str]:
+        """The values of the release's env.secret, opened from its sealed envelope with this host's key."""
+        return open_sealed(
+            sealed, env=None, names=spec.env.secret, provider_for=host_provider(self.secrets_key_file)
+        )
 
     @staticmethod
     def _stopped_while_serving(record: AppRecord, state: AppState) -> bool:
@@ -121,10 +132,15 @@ class LocalHost:
         if spec.requires.as_dict():
             enforce_requirements(spec, self.host_versions(), release=release.id)
         # Before the store, the environment or any step: a refused release leaves no trace but its report.
-        self.policy.enforce(spec, release.pinned_image, release=release.id)
+        # env.secret comes sealed with the release, never from this host's environment.
+        policy = self.policy.with_stored_secrets(spec.env.secret)
+        policy.enforce(spec, release.pinned_image, release=release.id)
+        secrets = self.release_secrets(spec, desired.sealed_secrets)
         # The store must know the release before the swap: recovery after a crash looks it up.
         self.context.store.save_release(release)
-        secrets = resolve_secrets(spec.env.secret, None, self.environ)
+        record = self.context.store.app(release.app)
+        serving = record.active_release_id if record is not None else None
+        sealed_store.keep(self.context.home, release.app, release.id, desired.sealed_secrets, serving=serving)
         outcome = service.deploy(
             self.context,
             spec,
@@ -133,7 +149,7 @@ class LocalHost:
             secrets=secrets,
             wait=True,
             reporter=reporter,
-            policy=self.policy,
+            policy=policy,
         )
         if outcome.plan.empty:
             return outcome.plan.describe()[0]

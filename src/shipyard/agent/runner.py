@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import threading
@@ -24,6 +25,7 @@ from shipyard.fleet_api.schemas.agent import DesiredState, HostVersions
 from shipyard.host.context import HostContext
 from shipyard.host.policy import agent_policy
 from shipyard.host.versions import detect_versions
+from shipyard.secrets.local_key import read_key_file
 from shipyard.signing import load_trusted_keys
 
 log = structlog.get_logger("shipyard.agent")
@@ -45,6 +47,8 @@ class AgentSettings:
     retry_failed_after: float = 60.0
     policy_file: Path | None = None
     trusted_keys: tuple[Path, ...] = ()
+    # The environment's master key, opening releases' secrets sealed by the local provider.
+    secrets_key_file: Path | None = None
     ca_file: Path | None = None
     insecure_http: bool = False
     # Auto Scaling lifecycle (--aws-lifecycle): None on a host outside an Auto Scaling group.
@@ -185,6 +189,11 @@ def run_agent(settings: AgentSettings) -> None:
             token_file=settings.token_path,
             docker_url=settings.docker_url,
         )
+        if settings.secrets_key_file is not None:
+            # Read once now: a missing or unprotected key stops the agent before it spends its join token.
+            read_key_file(settings.secrets_key_file)
+            # No release may mount the key that opens every release's secrets.
+            policy = dataclasses.replace(policy, private=(*policy.private, str(settings.secrets_key_file)))
         backoff = Backoff(cap=settings.max_backoff)
         versions = detect_versions(context)
         token = identify(settings, backoff, stop, versions)
@@ -192,7 +201,12 @@ def run_agent(settings: AgentSettings) -> None:
             client.host_versions = versions
             announce_versions(client)
             host = LocalHost(
-                context, settings.address, policy=policy, trusted_keys=trusted, versions=versions
+                context,
+                settings.address,
+                policy=policy,
+                trusted_keys=trusted,
+                versions=versions,
+                secrets_key_file=settings.secrets_key_file,
             )
             poll_wait = settings.poll_wait
             if settings.aws is not None:  # termination and spot notices are read between polls

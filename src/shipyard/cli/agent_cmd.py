@@ -82,6 +82,14 @@ def agent(
             "Repeatable, for a rotation.",
         ),
     ] = None,
+    secrets_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secrets-key-file",
+            help="the master key of this host's environment (mode 0600), to open releases' secrets sealed "
+            "with the local key provider; aws-kms secrets use the host's AWS credentials",
+        ),
+    ] = None,
     ca_file: CaFileOption = None,
     insecure_http: InsecureHttpOption = False,
     aws_lifecycle: Annotated[
@@ -177,6 +185,7 @@ def agent(
             retry_failed_after=retry_failed_after,
             policy_file=policy,
             trusted_keys=tuple(trusted_key or ()),
+            secrets_key_file=secrets_key_file,
             ca_file=ca_file,
             insecure_http=insecure_http,
             aws=aws,

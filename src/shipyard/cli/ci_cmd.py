@@ -20,6 +20,7 @@ from shipyard.cli.fleet_cmd import (
     ci_signature,
     fleet_client,
     follow,
+    sealed_secrets,
 )
 from shipyard.cli.render import print_json, say, table
 from shipyard.domain.spec import spec_snapshot
@@ -64,6 +65,8 @@ def create(
     if repository != spec.image:
         raise ConfigError(f"{repository} is not this app's image {spec.image}; push to {spec.image}.")
     snapshot = spec_snapshot(spec)
+    # Before anything is recorded: a secret that is not set stops the command with nothing changed.
+    sealed = sealed_secrets(spec, config.resolve().parent, deploy) if deploy is not None else None
     with fleet_client(spec, ca_file, insecure_http) as client:
         signature = ci_signature(spec.app, repository, digest, snapshot)
         release = client.create_release(repository, digest, snapshot, signature=signature, git_sha=git_sha)
@@ -73,7 +76,7 @@ def create(
             else:
                 say(f"release {release.name} of {spec.app}: {repository}@{digest[:19]} ({git_sha[:12]})")
             return
-        deployment = client.create_deployment(release.id, deploy)
+        deployment = client.create_deployment(release.id, deploy, sealed_secrets=sealed)
         if not as_json:
             say(f"release {release.name} {repository}@{digest[:19]}: deployment {deployment.id} to {deploy}")
         if follow_it:

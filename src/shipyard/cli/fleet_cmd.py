@@ -152,6 +152,17 @@ def ci_signature(app: str, image: str, digest: str, snapshot: dict[str, Any]) ->
     return sign(load_private_key(Path(key_file)), release_payload(app, image, digest, snapshot))
 
 
+def sealed_secrets(spec: AppSpec, config_dir: Path, env: str) -> str | None:
+    """The values of env.secret from the store of `env` (else exported), sealed for `env`'s hosts."""
+    if not spec.env.secret:
+        return None
+    # Loaded only when the app has secrets: the cipher and the store are not needed otherwise.
+    from shipyard.secrets.factory import open_store
+    from shipyard.secrets.sealing import seal_secrets
+
+    return seal_secrets(spec.env.secret, open_store(spec.secrets, config_dir, env))
+
+
 def fleet_deploy(
     spec: AppSpec,
     image: str,
@@ -169,13 +180,15 @@ def fleet_deploy(
     announce(fleet_target(spec, env, "deploy"), as_json)
     with fleet_client(spec, ca_file, insecure_http) as client:  # URL policy before the registry
         repository, digest = resolve_digest(spec, image, config_dir)
+        # Before anything is recorded: a secret that is not set stops the deploy with nothing changed.
+        sealed = sealed_secrets(spec, config_dir or Path.cwd(), env)
         snapshot = spec_snapshot(spec)
         if dry_run:
             show_plan(client.plan_deployment(repository, digest, snapshot, env), as_json)
             return
         signature = ci_signature(spec.app, repository, digest, snapshot)
         release = client.create_release(repository, digest, snapshot, signature=signature)
-        deployment = client.create_deployment(release.id, env, queue=queue)
+        deployment = client.create_deployment(release.id, env, queue=queue, sealed_secrets=sealed)
         if not as_json:
             say(f"release {release.name} {repository}@{digest[:19]}: deployment {deployment.id} to {env}")
         follow(client, deployment.id, as_json)

@@ -232,8 +232,12 @@ class ControllerClient:
     def get_release(self, release_id: int) -> ReleaseOut:
         return self._one(ReleaseOut, "GET", f"/releases/{release_id}")
 
-    def create_deployment(self, release_id: int, environment: str, *, queue: bool = False) -> DeploymentOut:
-        body = {"release_id": release_id, "environment": environment, "queue": queue}
+    def create_deployment(
+        self, release_id: int, environment: str, *, queue: bool = False, sealed_secrets: str | None = None
+    ) -> DeploymentOut:
+        body: dict[str, object] = {"release_id": release_id, "environment": environment, "queue": queue}
+        if sealed_secrets is not None:
+            body["sealed_secrets"] = sealed_secrets
         return self._one(DeploymentOut, "POST", "/deployments", json=body)
 
     def plan_deployment(

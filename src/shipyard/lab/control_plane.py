@@ -208,6 +208,7 @@ def app_document(state: LabState) -> dict[str, object]:
         "deploy": {"drain_timeout": 2, "stop_timeout": 2},
         "rollout": {"max_parallel": "1", "monitor": 2},
         "controller": state.controller_url,
+        "secrets": {"key_file": str(state.secrets_key_file)},
     }
 
 

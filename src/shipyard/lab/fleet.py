@@ -19,7 +19,7 @@ from typing import TypeVar
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.lab import control_plane
 from shipyard.lab.edge import EdgeProxy
-from shipyard.lab.hosts import host_processes, new_host, start_host, stop_host
+from shipyard.lab.hosts import environment_key, host_processes, new_host, start_host, stop_host
 from shipyard.lab.images import remove_lab_images
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import alive, stop_process
@@ -88,6 +88,7 @@ def _add_hosts(state: LabState, count: int) -> None:
     for _ in range(count):
         fresh.append(new_host(state))
         state.hosts.append(fresh[-1])
+    environment_key(state)  # before the agents start, each with a copy of it
     with control_plane.admin_client(state) as admin:
         tokens = [admin.create_join_token(state.group).token for _ in fresh]
     edge = edge_of(state)

@@ -12,11 +12,13 @@ import yaml
 from shipyard.adapters.haproxy import HaproxyProcess
 from shipyard.adapters.haproxy_config import ProxyPaths
 from shipyard.errors import ShipyardError
+from shipyard.files import write_private
 from shipyard.fleet_api.client import ControllerClient
 from shipyard.lab.edge import EdgeProxy
 from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
 from shipyard.lab.processes import alive, shipyard_process, stop_process
 from shipyard.lab.state import HostRecord, LabState
+from shipyard.secrets.local_key import create_key_file
 
 
 def new_host(state: LabState) -> HostRecord:
@@ -45,6 +47,20 @@ def write_policy(state: LabState, host: HostRecord) -> Path:
     return path
 
 
+def environment_key(state: LabState) -> Path:
+    """The lab environment's master key, made once, before the first host needs it."""
+    if not state.secrets_key_file.exists():
+        create_key_file(state.secrets_key_file)
+    return state.secrets_key_file
+
+
+def host_key_copy(state: LabState, host: HostRecord) -> Path:
+    """The host's own copy of the environment's key, as a real host would have it installed (0600)."""
+    path = Path(host.root) / "secrets.key"
+    write_private(path, state.secrets_key_file.read_bytes())
+    return path
+
+
 def start_agent(state: LabState, host: HostRecord, join_token: str | None = None) -> None:
     """Start (or restart) the host's agent; a restarted one reads its saved agent token."""
     replicas = [option for url in state.controller_urls for option in ("--controller", url)]
@@ -55,6 +71,7 @@ def start_agent(state: LabState, host: HostRecord, join_token: str | None = None
         *("--home", str(host.home), "--docker-host", host.docker_url, "--address", host.address),
         *("--poll-wait", "20", "--max-backoff", "2", "--retry-failed-after", "30"),
         *("--policy", str(write_policy(state, host))),
+        *("--secrets-key-file", str(host_key_copy(state, host))),
         *("--ca-file", str(state.ca_file)),
         *("--trusted-key", str(state.release_key_file.with_name(state.release_key_file.name + ".pub"))),
     ]

@@ -110,6 +110,12 @@ class LabState:
         return self.path / "controller" / "release.key"
 
     @property
+    def secrets_key_file(self) -> Path:
+        """The master key of the lab's environment: `shipyard secrets set` in the lab directory seals with
+        it, and each agent opens releases' secrets with its own copy (--secrets-key-file)."""
+        return self.path / "secrets" / f"{self.group}.key"
+
+    @property
     def edge_url(self) -> str:
         return f"http://127.0.0.1:{self.edge_port}"
 

@@ -31,14 +31,14 @@ class KmsKeyProvider:
     name = "aws-kms"
 
     def __init__(
-        self, kms_key_id: str, *, region: str, endpoint_url: str | None = None, client: Any = None
+        self, kms_key_id: str, *, region: str | None, endpoint_url: str | None = None, client: Any = None
     ) -> None:
         self._kms_key_id = kms_key_id
         self._endpoint_url = endpoint_url
         self._client = client or self._new_client(region, endpoint_url)
 
     @staticmethod
-    def _new_client(region: str, endpoint_url: str | None) -> Any:
+    def _new_client(region: str | None, endpoint_url: str | None) -> Any:
         try:
             return boto3.client("kms", region_name=region, endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
         except (BotoCoreError, ValueError) as exc:
@@ -74,7 +74,9 @@ class KmsKeyProvider:
                 "and AWS_SECRET_ACCESS_KEY."
             ) from exc
         except NoRegionError as exc:
-            raise SecretError("AWS KMS needs a region: set secrets.region in shipyard.yml.") from exc
+            raise SecretError(
+                "AWS KMS needs a region: set secrets.region in shipyard.yml (AWS_REGION on a fleet host)."
+            ) from exc
         except EndpointConnectionError as exc:
             raise SecretError(
                 f"cannot reach AWS KMS{where} to {action}; check secrets.kms_endpoint and the network."

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from shipyard.controller.engine import rollout
 from shipyard.controller.engine.rollout import ACTIVE, QUEUED, RUNNING, SUCCEEDED, Policy, RolloutState
-from shipyard.controller.store import audit, catalog, locks, notify_store
+from shipyard.controller.store import audit, catalog, locks, notify_store, release_secrets
 from shipyard.controller.store.models import App, Deployment, DeploymentHost, Environment, Host, Release
 from shipyard.controller.store.releases import find_release
 from shipyard.controller.store.rollout_store import PROGRESS_COLUMNS, state_of, store_state
@@ -132,11 +132,17 @@ def create_deployment(
     now: datetime,
     rollback_of: int | None = None,
     check_app: Callable[[str], None] | None = None,
+    sealed_secrets: str | None = None,
 ) -> Deployment:
+    """`sealed_secrets`: the release's env.secret values sealed for `environment`, stored with it first."""
     release = find_release(session, release_id)
     if check_app is not None:  # a ci token's scope, checked before anything is stored
         check_app(release.app.name)
     env = catalog.find_environment(session, environment)
+    if sealed_secrets is not None:
+        release_secrets.set_sealed(
+            session, release, env, sealed_secrets, actor=actor, source_ip=source_ip, now=now
+        )
     # Serialises concurrent creations for one app on PostgreSQL; SQLite writers are serial anyway.
     session.execute(select(App.id).where(App.id == release.app_id).with_for_update())
     busy = _busy_reason(session, release.app_id, env)

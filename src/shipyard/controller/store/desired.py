@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from shipyard.controller.engine.rollout import ACTIVE, FAILED, SUCCEEDED
 from shipyard.controller.store.deployments import current_release_id
 from shipyard.controller.store.models import Deployment, DeploymentHost, Environment, Prune, Release
+from shipyard.controller.store.release_secrets import sealed_by_release
 from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredState
 from shipyard.fleet_api.schemas.common import release_name
 
@@ -114,7 +115,7 @@ class GroupPlan:
         return body
 
 
-def _release_template(release: Release) -> DesiredApp:
+def _release_template(release: Release, sealed_secrets: str | None) -> DesiredApp:
     return DesiredApp(
         app=release.app.name,
         release_id=release.id,
@@ -124,6 +125,7 @@ def _release_template(release: Release) -> DesiredApp:
         spec=release.spec,
         deployment_id=None,
         signature=release.signature,
+        sealed_secrets=sealed_secrets,
     )
 
 
@@ -135,7 +137,7 @@ def group_plan(session: Session, group: str) -> GroupPlan:
         select(Deployment.app_id).where(Deployment.environment_id == environment.id).distinct()
     ).all()
     apps: list[AppPlan] = []
-    releases: dict[int, DesiredApp] = {}
+    wanted: list[int] = []
     latest_prunes = (
         select(Prune.app_id, func.max(Prune.id))
         .where(Prune.environment_id == environment.id)
@@ -164,18 +166,38 @@ def group_plan(session: Session, group: str) -> GroupPlan:
                 prunes.get(app_id),
             )
         )
-        for release_id in (latest.release_id, current):
-            if release_id is not None and release_id not in releases:
-                releases[release_id] = _release_template(session.get_one(Release, release_id))
+        wanted.extend(release_id for release_id in (latest.release_id, current) if release_id is not None)
+    # Each release with the secrets sealed for this environment (the group), so a rollback brings back
+    # the values the older release ran with.
+    sealed = sealed_by_release(session, environment.id, sorted(set(wanted)))
+    releases = {
+        release_id: _release_template(session.get_one(Release, release_id), sealed.get(release_id))
+        for release_id in dict.fromkeys(wanted)
+    }
     return GroupPlan(group, apps, releases)
 
 
 def version_of(apps: list[DesiredApp]) -> int:
     """A fingerprint of the content, so any change in what the host should run changes the version.
 
-    A prune is in it only once one was asked, so hosts never pruned keep the version they had."""
+    A prune is in it only once one was asked, and sealed secrets only once set, so hosts keep the version
+    they had before either existed."""
     content = json.dumps(
-        [[a.app, a.release_id, a.digest, a.deployment_id, *([a.prune] if a.prune else [])] for a in apps],
+        [
+            [
+                a.app,
+                a.release_id,
+                a.digest,
+                a.deployment_id,
+                *([a.prune] if a.prune else []),
+                *([_fingerprint(a.sealed_secrets)] if a.sealed_secrets else []),
+            ]
+            for a in apps
+        ],
         sort_keys=True,
     )
     return int(hashlib.sha256(content.encode()).hexdigest()[:13], 16)
+
+
+def _fingerprint(sealed: str) -> str:
+    return hashlib.sha256(sealed.encode()).hexdigest()[:16]

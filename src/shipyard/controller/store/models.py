@@ -114,6 +114,20 @@ class Release(Base):
     app: Mapped[App] = relationship()
 
 
+class ReleaseSecrets(Base):
+    """A release's secret values sealed for one environment: ciphertext the controller cannot open."""
+
+    __tablename__ = "release_secrets"
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), primary_key=True
+    )
+    sealed: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(255))  # which key opens it, shown to nobody but the audit
+    set_by: Mapped[str] = mapped_column(String(128))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Deployment(Base):
     __tablename__ = "deployments"
     id: Mapped[int] = mapped_column(primary_key=True)

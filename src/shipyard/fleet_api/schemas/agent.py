@@ -56,6 +56,10 @@ class DesiredApp(BaseModel):
     prune: int | None = Field(
         default=None, description="the latest prune asked of the app's hosts; agents prune once per new one"
     )
+    sealed_secrets: str | None = Field(
+        default=None,
+        description="the release's env.secret values sealed for this host's environment; the agent opens it",
+    )
 
 
 class DesiredState(BaseModel):

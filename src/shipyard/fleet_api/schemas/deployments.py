@@ -9,11 +9,29 @@ from pydantic import BaseModel, Field
 from shipyard.fleet_api.schemas.common import Body, Id, Name
 from shipyard.fleet_api.schemas.releases import ReleaseCreate
 
+# shipyard.secrets.sealing.MAX_SEALED_CHARS, repeated so the API's schemas load no cryptography.
+MAX_SEALED_CHARS = 256 * 1024
+
 
 class DeploymentCreate(Body):
     release_id: Id
     environment: Name
     queue: bool = Field(default=False, description="wait for a running deployment or a lock instead of 409")
+    sealed_secrets: str | None = Field(
+        default=None,
+        max_length=MAX_SEALED_CHARS,
+        description="the release's env.secret values sealed for the environment (a shipyard secrets "
+        "envelope); stored with the release, never returned, handed only to the environment's agents",
+    )
+
+
+class ReleaseSecretsSet(Body):
+    sealed: str = Field(
+        min_length=1,
+        max_length=MAX_SEALED_CHARS,
+        description="the release's env.secret values sealed for the environment (a shipyard secrets "
+        "envelope)",
+    )
 
 
 class RollbackCreate(Body):

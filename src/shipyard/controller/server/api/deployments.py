@@ -70,6 +70,7 @@ def create_deployment(body: DeploymentCreate, caller: Shipper, context: Context)
             source_ip=caller.source_ip,
             now=context.now(),
             check_app=caller.check_app,
+            sealed_secrets=body.sealed_secrets,
         )
         deployment_id = deployment.id
     return _started(context, deployment_id)

@@ -29,6 +29,8 @@ from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import BuildError, ConfigError, DeployFailedError, LockedError, ShipyardError
 from shipyard.fleet_api.schemas.releases import ReleaseCreate
 from shipyard.imaging.pipeline import BuildOptions, build_image
+from shipyard.secrets.factory import open_store
+from shipyard.secrets.sealing import seal_secrets
 
 CONFIG_FILE = "shipyard.yml"
 # Why a job's commands were stopped: the start of its message ("cancelled during build; ...").
@@ -115,9 +117,10 @@ def _steps_in_order(run: JobRun) -> str:
                 raise BuildError("the push reported no digest; check the registry's answer in the log.")
             run.log.line(f"pushed {outcome.image}@{outcome.digest}")
         with run.step("release"):
+            sealed = seal_release_secrets(run, spec, checkout)
             release_id = create_release(run, spec, outcome.image.rsplit(":", 1)[0], outcome.digest)
         with run.step("deploy"):
-            deployment_id = create_deployment(run, release_id)
+            deployment_id = create_deployment(run, release_id, sealed)
         with run.step("wait"):
             return wait_for_deployment(run, deployment_id)
     finally:
@@ -199,7 +202,21 @@ def create_release(run: JobRun, spec: AppSpec, image: str, digest: str) -> int:
         return release.id
 
 
-def create_deployment(run: JobRun, release_id: int) -> int:
+def seal_release_secrets(run: JobRun, spec: AppSpec, checkout: Path) -> str | None:
+    """env.secret's values from the commit's store of the job's environment, sealed for its hosts.
+
+    The worker opens the store as the build does (its master key or KMS access, else exported values);
+    only the sealed envelope is kept, and no value reaches the job log.
+    """
+    if not spec.env.secret:
+        return None
+    store = open_store(spec.secrets, checkout, run.job.environment)
+    sealed = seal_secrets(spec.env.secret, store)
+    run.log.line(f"sealed {len(set(spec.env.secret))} secret(s) of env.secret for {run.job.environment}")
+    return sealed
+
+
+def create_deployment(run: JobRun, release_id: int, sealed_secrets: str | None = None) -> int:
     with run.context.db.transaction() as session:
         release = releases.find_release(session, release_id)
         environment = catalog.find_environment(session, run.job.environment)
@@ -218,6 +235,7 @@ def create_deployment(run: JobRun, release_id: int) -> int:
             actor=f"job {run.job.job_id}",
             source_ip=None,
             now=run.context.now(),
+            sealed_secrets=sealed_secrets,
         )
         job_store.note(session, run.job.job_id, deployment_id=deployment.id)
         deployment_id = deployment.id
