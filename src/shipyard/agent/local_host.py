@@ -36,6 +36,8 @@ class LocalHost:
     # Read from the engine and haproxy on first need; a release's `requires:` is checked against them.
     versions: HostVersions | None = None
     data_root: str | None = None  # the engine's DockerRootDir, read once
+    # This host's labels: they select which of a release's processes run here (processes.*.hosts).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def disk_free(self) -> int | None:
         if self.data_root is None:
@@ -69,7 +71,7 @@ class LocalHost:
             # stopped: start it again from this host's own records, without waiting for the controller.
             spec = record.spec
             secrets = resolve_secrets(spec.env.secret, None, self.environ)
-            maintenance.start_app(self.context, app, secrets=secrets, wait=True)
+            maintenance.start_app(self.context, app, secrets=secrets, wait=True, host_labels=self.labels)
             done.append(f"started {record.active_release_id} again, which served before this host stopped")
         return done
 
@@ -134,6 +136,7 @@ class LocalHost:
             wait=True,
             reporter=reporter,
             policy=self.policy,
+            host_labels=self.labels,
         )
         if outcome.plan.empty:
             return outcome.plan.describe()[0]

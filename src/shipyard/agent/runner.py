@@ -192,7 +192,12 @@ def run_agent(settings: AgentSettings) -> None:
             client.host_versions = versions
             announce_versions(client)
             host = LocalHost(
-                context, settings.address, policy=policy, trusted_keys=trusted, versions=versions
+                context,
+                settings.address,
+                policy=policy,
+                trusted_keys=trusted,
+                versions=versions,
+                labels=settings.labels,
             )
             poll_wait = settings.poll_wait
             if settings.aws is not None:  # termination and spot notices are read between polls
