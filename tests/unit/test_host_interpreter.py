@@ -95,7 +95,9 @@ def command_examples(host: FakeHost, spec: AppSpec) -> dict[type, tuple[Command,
     other = app_spec("api")
     worker_process = {"command": ["work"], "health": {"running_for": 0.01}}
     with_worker_spec = parse_spec({**spec_snapshot(spec), "processes": {"worker": worker_process}})
-    with_worker = service.make_release(host.context, with_worker_spec, parse_image(v2.pinned_image), v2.digest)
+    with_worker = service.make_release(
+        host.context, with_worker_spec, parse_image(v2.pinned_image), v2.digest
+    )
     worker = worker_container_name("web", with_worker.id, "worker")
     return {
         cmd.BeginHistory: (
@@ -130,8 +132,10 @@ def command_examples(host: FakeHost, spec: AppSpec) -> dict[type, tuple[Command,
         ),
         cmd.StopWorker: (
             cmd.StopWorker("web", "worker", worker, "TSTP", 30),
-            lambda: host.engine.by_name[worker].signals == ["TSTP"]
-            and host.store.worker_stops("web")[worker].signalled,
+            lambda: (
+                host.engine.by_name[worker].signals == ["TSTP"]
+                and host.store.worker_stops("web")[worker].signalled
+            ),
         ),
         cmd.KeepStandby: (
             cmd.KeepStandby("web", blue, "r1", 30),

@@ -72,7 +72,9 @@ def assert_workers_converged(host: FakeHost, spec: AppSpec) -> None:
 # the plan -----------------------------------------------------------------------------------------
 
 
-def test_workers_start_and_pass_their_health_before_the_switch_and_old_ones_stop_after(host: FakeHost) -> None:
+def test_workers_start_and_pass_their_health_before_the_switch_and_old_ones_stop_after(
+    host: FakeHost,
+) -> None:
     spec = worker_spec()
     deploy(host, spec, "v1")
     state = observe(host.context, "web", REPOSITORY)
@@ -237,7 +239,9 @@ def _worker_container(host: FakeHost, release_id: str) -> Any:
 
 # crashes ------------------------------------------------------------------------------------------
 
-DEPLOY_LENGTH = 11  # begin, pull, start, wait, start worker, wait worker, switch, drain, stop, stop worker, finish
+DEPLOY_LENGTH = (
+    11  # begin, pull, start, wait, start worker, wait worker, switch, drain, stop, stop worker, finish
+)
 
 
 @pytest.mark.parametrize("crash_after", range(1, DEPLOY_LENGTH + 1))

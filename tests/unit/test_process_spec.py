@@ -64,8 +64,14 @@ def test_signals_are_normalised_and_health_and_hosts_kept() -> None:
     [
         ({"Worker": {"command": ["x"]}}, "processes: 'Worker' is not a process name"),
         ({"worker": {}}, "processes: the worker process needs a command"),
-        ({"worker": {"command": ["x"], "stop_signal": "KILL"}}, "processes.worker.stop_signal: must be a signal"),
-        ({"worker": {"command": ["x"], "stop_signal": "TERM\n"}}, "processes.worker.stop_signal: must be a signal"),
+        (
+            {"worker": {"command": ["x"], "stop_signal": "KILL"}},
+            "processes.worker.stop_signal: must be a signal",
+        ),
+        (
+            {"worker": {"command": ["x"], "stop_signal": "TERM\n"}},
+            "processes.worker.stop_signal: must be a signal",
+        ),
         ({"worker": {"command": ["x"], "stop_timeout": 86401}}, "processes.worker.stop_timeout"),
         ({"worker": {"command": ["x"], "health": {}}}, "processes.worker.health: give exactly one of exec"),
         (

@@ -208,7 +208,8 @@ class WaitWorkerHealthy:
 
     def describe(self) -> str:
         if self.health.running_for is not None:
-            return f"wait until the {self.process} process has run {self.health.running_for:g} s without a restart"
+            seconds = self.health.running_for
+            return f"wait until the {self.process} process has run {seconds:g} s without a restart"
         return f"wait until the {self.process} process passes its health command"
 
 

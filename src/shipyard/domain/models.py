@@ -127,8 +127,8 @@ class ContainerSpec:
         return (
             f"ContainerSpec(name={self.name!r}, image={self.image!r}, env=<{', '.join(sorted(self.env))}>, "
             f"labels={self.labels!r}, network={self.network!r}, ports={self.ports!r}, "
-            f"volumes={self.volumes!r}, memory={self.memory!r}, cpus={self.cpus!r}, command={self.command!r}, "
-            f"stop_signal={self.stop_signal!r})"
+            f"volumes={self.volumes!r}, memory={self.memory!r}, cpus={self.cpus!r}, "
+            f"command={self.command!r}, stop_signal={self.stop_signal!r})"
         )
 
 

@@ -440,7 +440,8 @@ class ProcessSpec(Section):
         text = text[3:] if text.startswith("SIG") else text
         if not names.is_name(names.SIGNAL_NAME, text) or text in ("KILL", "STOP"):
             raise ValueError(
-                "must be a signal name such as TERM, INT, QUIT or TSTP (KILL and STOP leave no time to finish)"
+                "must be a signal name such as TERM, INT, QUIT or TSTP "
+                "(KILL and STOP leave no time to finish)"
             )
         return text
 
@@ -494,18 +495,16 @@ class AppSpec(Section):
                     "starting with a letter"
                 )
             if name == WEB_PROCESS:
-                extra = [
-                    key
-                    for key, default in WEB_DEFAULTS
-                    if getattr(process, key) != default
-                ]
+                extra = [key for key, default in WEB_DEFAULTS if getattr(process, key) != default]
                 if extra:
                     raise ValueError(
                         f"web takes only 'command' ({', '.join(extra)} given): it stops with "
                         "deploy.stop_timeout, is checked by 'healthcheck' and runs on every host"
                     )
             elif process.command is None:
-                raise ValueError(f"the {name} process needs a command (an argv list such as [bundle, exec, sidekiq])")
+                raise ValueError(
+                    f"the {name} process needs a command (an argv list such as [bundle, exec, sidekiq])"
+                )
         return value
 
     @model_validator(mode="after")

@@ -92,7 +92,9 @@ def wait_worker_healthy(
             code, output = engine.exec(name, health.exec, health.timeout)
             if code == 0:
                 return HealthResult(True, "its health command exited 0", time.monotonic() - started)
-            last = f"its health command exited {code}" + (f": {output.strip()[-200:]}" if output.strip() else "")
+            last = f"its health command exited {code}" + (
+                f": {output.strip()[-200:]}" if output.strip() else ""
+            )
             if elapsed >= limit:
                 return HealthResult(False, f"not healthy within {limit:g} s ({last})", elapsed)
         time.sleep(max(0.0, min(interval, limit - elapsed)) or interval / 5)

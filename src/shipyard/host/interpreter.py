@@ -309,7 +309,9 @@ class Interpreter:
         name = command.container.name
         if name in self.context.store.worker_stops(self.app):
             # The planner picks a name no finishing worker holds; replacing one would kill it early.
-            raise ShipyardError(f"{name} is still finishing after its stop signal; this is a bug in the plan.")
+            raise ShipyardError(
+                f"{name} is still finishing after its stop signal; this is a bug in the plan."
+            )
         engine = self.context.engine
         engine.remove(name)
         engine.run(command.container)

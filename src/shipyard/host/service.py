@@ -14,7 +14,13 @@ from typing import Any
 
 from shipyard.adapters.registry import Credentials, parse_image, registry_credentials
 from shipyard.adapters.registry import resolve_digest as registry_digest
-from shipyard.domain.commands import RemoveContainer, StartContainer, StartWorker, StopContainer, SwitchBackend
+from shipyard.domain.commands import (
+    RemoveContainer,
+    StartContainer,
+    StartWorker,
+    StopContainer,
+    SwitchBackend,
+)
 from shipyard.domain.models import AppState, HistoryKind, ImageRef, Release
 from shipyard.domain.plan import Plan, SwapContext, plan_proxy, plan_recovery, plan_swap
 from shipyard.domain.spec import AppSpec, RegistrySpec

@@ -219,7 +219,9 @@ class HostStore:
     def worker_stops(self, app: str) -> dict[str, WorkerStop]:
         rows = self.db.execute("SELECT * FROM worker_stop WHERE app = ?", (app,))
         return {
-            r["container"]: WorkerStop(r["container"], datetime.fromisoformat(r["deadline"]), bool(r["signalled"]))
+            r["container"]: WorkerStop(
+                r["container"], datetime.fromisoformat(r["deadline"]), bool(r["signalled"])
+            )
             for r in rows
         }
 
