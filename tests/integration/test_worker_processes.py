@@ -101,7 +101,10 @@ def test_a_crash_looping_worker_fails_the_deploy_and_the_old_release_keeps_runni
     worker_config(app_home, images, data, ["sh", "-c", HEARTBEAT_WORKER])
     app_home.run("deploy", images.ref("v1"))
     # v2's worker writes its heartbeat, then dies: the engine restarts it, which fails its health.
-    crashing = 'date +%s > "/data/heartbeat-$SHIPYARD_RELEASE"; echo "$SHIPYARD_RELEASE crashed" >> /data/events; exit 3'
+    crashing = (
+        'date +%s > "/data/heartbeat-$SHIPYARD_RELEASE"; echo "$SHIPYARD_RELEASE crashed" >> /data/events; '
+        "exit 3"
+    )
     app_home.write_config(
         images,
         processes={"web": {}, "worker": {"command": ["sh", "-c", crashing], "health": {"running_for": 3}}},
