@@ -107,6 +107,7 @@ def test_a_crash_looping_worker_fails_the_deploy_and_the_old_release_keeps_runni
     )
     app_home.write_config(
         images,
+        volumes=[f"{data}:/data"],
         processes={"web": {}, "worker": {"command": ["sh", "-c", crashing], "health": {"running_for": 3}}},
     )
     failed = app_home.run("deploy", images.ref("v2"), check=False)
@@ -116,6 +117,6 @@ def test_a_crash_looping_worker_fails_the_deploy_and_the_old_release_keeps_runni
     status = json.loads(app_home.run("status", "--json").stdout)
     assert status["active_release"]["id"] == "r1"
     assert [(c["release"], c["status"]) for c in status["processes"]["worker"]] == [("r1", "running")]
-    assert "r1 got TERM" not in events(data)
+    assert "r2 crashed" in events(data) and "r1 got TERM" not in events(data)
     history = json.loads(app_home.run("releases", "--json").stdout)["history"]
     assert (history[0]["release"], history[0]["outcome"]) == ("r2", "failed")
