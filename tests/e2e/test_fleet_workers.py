@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +20,10 @@ from .lab_harness import Lab, current_version, wait_for
 pytestmark = pytest.mark.e2e
 
 
-def with_worker(data: Path) -> dict[str, Any]:
+def with_worker(volume: str) -> dict[str, Any]:
+    # A named volume (the lab's host policy allows no host paths): each host's engine has its own.
     return {
-        "volumes": [f"{data}:/data"],
+        "volumes": [f"{volume}:/data"],
         "env": {"clear": {"FINISH_SECONDS": "3"}},
         "processes": {
             "web": {},
@@ -35,43 +36,49 @@ def with_worker(data: Path) -> dict[str, Any]:
     }
 
 
-def events(data: Path) -> Counter[str]:
-    """Lines of /data/events of every host's workers ("r12 started", "r12 got TERM", ...), counted."""
-    path = data / "events"
-    return Counter(path.read_text().splitlines() if path.exists() else [])
+def events(lab: Lab, volume: str) -> Counter[str]:
+    """Lines of /data/events of every host's workers ("r12 started", "r12 got TERM", ...), counted,
+    read from each lab engine's volume directory."""
+    counted: Counter[str] = Counter()
+    for host in lab.state.hosts:
+        path = host.engine_root / "data" / "volumes" / volume / "_data" / "events"
+        if path.exists():
+            counted.update(path.read_text().splitlines())
+    return counted
 
 
-def test_web_and_worker_deploy_and_roll_back_with_no_failed_request(serving_lab: Lab, tmp_path: Path) -> None:
+def test_web_and_worker_deploy_and_roll_back_with_no_failed_request(serving_lab: Lab) -> None:
     lab = serving_lab
     hosts = len(lab.state.hosts)
-    data = tmp_path / "data"
-    data.mkdir(mode=0o777)
-    config = lab.write_config("workers", with_worker(data), max_parallel="100%", monitor=0.5)
+    volume = f"shipyard-e2e-worker-{uuid.uuid4().hex[:8]}"
+    config = lab.write_config("workers", with_worker(volume), max_parallel="100%", monitor=0.5)
     image = lab.state.image
     try:
         first = lab.cli("deploy", f"{image}:v1", "--env", "production", "-c", str(config), "--json")
         assert first.returncode == 0, first.stdout + first.stderr
-        old = json.loads(first.stdout)["release_id"]
+        first_deployment = json.loads(first.stdout)
+        old = first_deployment["release"]  # "r12": what the workers see as $SHIPYARD_RELEASE
         wait_for(lambda: set(lab.edge_servers().values()) == {"up"}, 30, "every host to be up at the edge")
-        assert events(data)[f"{old} started"] == hosts
+        assert events(lab, volume)[f"{old} started"] == hosts, events(lab, volume)
         with LoadGenerator(lab.edge_version_url, clients=4) as load:
             time.sleep(0.3)
             second = lab.cli("deploy", f"{image}:v2", "--env", "production", "-c", str(config), "--json")
             assert second.returncode == 0, second.stdout + second.stderr
-            new = json.loads(second.stdout)["release_id"]
+            new = json.loads(second.stdout)["release"]
             assert current_version(lab) == "v2"
-            assert events(data)[f"{new} started"] == hosts
-            assert events(data)[f"{old} got TERM"] == hosts
-            wait_for(lambda: events(data)[f"{old} finished"] == hosts, 20, "the old workers to finish")
+            assert events(lab, volume)[f"{new} started"] == hosts
+            assert events(lab, volume)[f"{old} got TERM"] == hosts
+            wait_for(lambda: events(lab, volume)[f"{old} finished"] == hosts, 20, "the old workers to finish")
             back = lab.cli("rollback", "--env", "production", "-c", str(config), "--json")
             assert back.returncode == 0, back.stdout + back.stderr
-            assert json.loads(back.stdout)["release_id"] == old
-            wait_for(lambda: events(data)[f"{new} finished"] == hosts, 20, "v2's workers to finish")
+            assert json.loads(back.stdout)["release_id"] == first_deployment["release_id"]
+            wait_for(lambda: events(lab, volume)[f"{new} finished"] == hosts, 20, "v2's workers to finish")
             time.sleep(0.3)
         assert current_version(lab) == "v1"
-        assert load.stats.failed == 0, load.stats.failures
+        assert load.stats.sent > 20 and load.stats.failed == 0, load.stats.failures
+        print(f"through the edge: {load.stats.sent} requests, {load.stats.failed} failed")
         assert set(load.stats.bodies) == {"v1", "v2"}
-        counted = events(data)
+        counted = events(lab, volume)
         # Every worker signalled finished its jobs: none was killed before it was done.
         assert counted[f"{old} got TERM"] == counted[f"{old} finished"] == hosts
         assert counted[f"{new} got TERM"] == counted[f"{new} finished"] == hosts
