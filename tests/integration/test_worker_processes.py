@@ -89,6 +89,8 @@ def test_a_worker_rolls_with_deploy_and_rollback_and_finishes_its_jobs(
         # The next command's recovery removes the finished workers and drops their records.
         status = json.loads(app_home.run("status", "--json").stdout)
         assert [c["name"] for c in status["processes"]["worker"]] == [f"shipyard-{app_home.app}-r1-worker-1"]
+        text = app_home.run("status").stdout
+        assert "worker processes" in text  # the table (its names may be cut to the terminal's width)
     finally:
         client.close()
 

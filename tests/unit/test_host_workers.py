@@ -317,3 +317,19 @@ def test_the_digests_used_are_the_releases(host: FakeHost) -> None:
     deploy(host, spec, "v1")
     info = {c.name: c for c in host.engine.containers("web")}
     assert info[worker("r1")].digest == DIGESTS["v1"] == info[container_name("web", "r1", "blue")].digest
+
+
+def test_the_reaper_retries_while_a_deploy_holds_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.errors import LockedError
+    from shipyard.host import reaper
+    from shipyard.host.lock import app_lock
+
+    home = tmp_path / "home"
+    home.mkdir()
+    pauses: list[float] = []
+    monkeypatch.setattr(reaper.time, "sleep", pauses.append)
+    with app_lock(home / "locks", "web", "tester", "deploy"), pytest.raises(LockedError):
+        reaper.reap("web", home, retries=3, pause=0.5)
+    assert pauses == [0.5, 0.5, 0.5]
