@@ -67,7 +67,8 @@ def test_web_and_worker_deploy_and_roll_back_with_no_failed_request(serving_lab:
             new = json.loads(second.stdout)["release"]
             assert current_version(lab) == "v2"
             assert events(lab, volume)[f"{new} started"] == hosts
-            assert events(lab, volume)[f"{old} got TERM"] == hosts
+            # The trap runs once the worker's current 0.2 s sleep ends.
+            wait_for(lambda: events(lab, volume)[f"{old} got TERM"] == hosts, 10, "the old workers' signal")
             wait_for(lambda: events(lab, volume)[f"{old} finished"] == hosts, 20, "the old workers to finish")
             back = lab.cli("rollback", "--env", "production", "-c", str(config), "--json")
             assert back.returncode == 0, back.stdout + back.stderr
