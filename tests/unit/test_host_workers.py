@@ -333,3 +333,28 @@ def test_the_reaper_retries_while_a_deploy_holds_the_lock(
     with app_lock(home / "locks", "web", "tester", "deploy"), pytest.raises(LockedError):
         reaper.reap("web", home, retries=3, pause=0.5)
     assert pauses == [0.5, 0.5, 0.5]
+
+
+# the agent ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("labels", "runs"), [({"role": "jobs"}, True), ({"role": "web"}, False)])
+def test_the_agent_runs_a_process_only_where_its_labels_select_it(
+    host: FakeHost, labels: dict[str, str], runs: bool
+) -> None:
+    from shipyard.agent.local_host import LocalHost
+    from shipyard.fleet_api.schemas.agent import DesiredApp
+
+    spec = worker_spec(hosts={"role": "jobs"})
+    desired = DesiredApp(
+        app="web",
+        release_id=7,
+        release="r7",
+        image=REPOSITORY,
+        digest=DIGESTS["v1"],
+        spec=spec_snapshot(spec),
+        deployment_id=3,
+    )
+    LocalHost(host.context, labels=labels).converge(desired, Recorder())
+    assert serving(host) == ["blue"]
+    assert running_workers(host) == ([worker_container_name("web", "r7", "worker")] if runs else [])
