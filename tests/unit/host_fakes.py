@@ -19,8 +19,11 @@ from shipyard.adapters.haproxy_config import ProxiedApp
 from shipyard.domain.models import (
     LABEL_APP,
     LABEL_DIGEST,
+    LABEL_PROCESS,
     LABEL_RELEASE,
     LABEL_SLOT,
+    LABEL_STOP_SIGNAL,
+    LABEL_STOP_TIMEOUT,
     SLOTS,
     AdminState,
     ContainerInfo,
@@ -40,6 +43,8 @@ class FakeContainer:
     spec: ContainerSpec
     status: str = "running"
     started: int = 0
+    restarts: int = 0
+    signals: list[str] = field(default_factory=list)
 
     def info(self) -> ContainerInfo:
         labels = self.spec.labels
@@ -47,11 +52,14 @@ class FakeContainer:
             id=self.spec.name,
             name=self.spec.name,
             app=labels[LABEL_APP],
-            slot="green" if labels[LABEL_SLOT] == "green" else "blue",
+            slot="green" if labels.get(LABEL_SLOT) == "green" else "blue",
             release_id=labels[LABEL_RELEASE],
             digest=labels[LABEL_DIGEST],
             status=self.status,
             started_at=f"{self.started:06d}",
+            process=labels.get(LABEL_PROCESS, "web"),
+            stop_signal=labels.get(LABEL_STOP_SIGNAL, "TERM"),
+            stop_timeout=int(labels.get(LABEL_STOP_TIMEOUT, "10")),
         )
 
 
@@ -62,6 +70,14 @@ class FakeEngine:
     pulls: list[str] = field(default_factory=list)
     removed_images: list[str] = field(default_factory=list)
     started: int = 0
+    # Worker containers whose process keeps exiting (the restart policy restarts it), by process name.
+    crash_looping: set[str] = field(default_factory=set)
+    # Exit codes of a worker's health command, by process name (0 when not listed).
+    exec_codes: dict[str, int] = field(default_factory=dict)
+    # Containers that exit when signalled (the others keep finishing their jobs until killed).
+    quick_to_exit: bool = False
+    killed: list[str] = field(default_factory=list)  # names removed while running (SIGKILL)
+    execs: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
     def containers_of(self, app: str) -> list[FakeContainer]:
         return [c for c in self.by_name.values() if c.spec.labels.get(LABEL_APP) == app]
@@ -109,8 +125,27 @@ class FakeEngine:
         if name in self.by_name:
             self.by_name[name].status = "exited"
 
+    def kill(self, name: str, signal: str) -> None:
+        if name in self.by_name and self.by_name[name].status == "running":
+            self.by_name[name].signals.append(signal)
+            if self.quick_to_exit:
+                self.by_name[name].status = "exited"
+
+    def exec(self, name: str, argv: Sequence[str], timeout: float) -> tuple[int, str]:
+        container = self.by_name[name]
+        self.execs.append((name, tuple(argv)))
+        return self.exec_codes.get(container.spec.labels.get(LABEL_PROCESS, "web"), 0), ""
+
+    def restarts(self, name: str) -> int:
+        container = self.by_name[name]
+        if container.spec.labels.get(LABEL_PROCESS) in self.crash_looping:
+            container.restarts += 1  # each look finds it restarted once more
+        return container.restarts
+
     def remove(self, name: str) -> None:
-        self.by_name.pop(name, None)
+        container = self.by_name.pop(name, None)
+        if container is not None and container.status == "running":
+            self.killed.append(name)
 
     def remove_image(self, reference: str) -> None:
         if any(c.spec.image == reference for c in self.by_name.values()):

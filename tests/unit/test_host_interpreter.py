@@ -15,10 +15,10 @@ from host_fakes import DIGESTS, REPOSITORY, FakeHost, app_spec, fake_host, now
 
 from shipyard.adapters.registry import parse_image
 from shipyard.domain import commands as cmd
-from shipyard.domain.commands import Command, backend_name, container_name
+from shipyard.domain.commands import Command, backend_name, container_name, worker_container_name
 from shipyard.domain.models import Release
-from shipyard.domain.plan import start_container, switch_to, wait_healthy
-from shipyard.domain.spec import AppSpec
+from shipyard.domain.plan import start_container, start_worker, switch_to, wait_healthy
+from shipyard.domain.spec import AppSpec, ProcessHealthSpec, parse_spec, spec_snapshot
 from shipyard.errors import ConfigError, DeployFailedError, NotFoundError
 from shipyard.host import maintenance, service
 from shipyard.host.interpreter import Interpreter
@@ -93,6 +93,12 @@ def command_examples(host: FakeHost, spec: AppSpec) -> dict[type, tuple[Command,
     state = observe(host.context, "web", REPOSITORY)
     blue, green = container_name("web", "r1", "blue"), container_name("web", "r2", "green")
     other = app_spec("api")
+    worker_process = {"command": ["work"], "health": {"running_for": 0.01}}
+    with_worker_spec = parse_spec({**spec_snapshot(spec), "processes": {"worker": worker_process}})
+    with_worker = service.make_release(
+        host.context, with_worker_spec, parse_image(v2.pinned_image), v2.digest
+    )
+    worker = worker_container_name("web", with_worker.id, "worker")
     return {
         cmd.BeginHistory: (
             cmd.BeginHistory("web", "deploy", "r2", "r1", "green", "blue", "tester"),
@@ -116,9 +122,24 @@ def command_examples(host: FakeHost, spec: AppSpec) -> dict[type, tuple[Command,
             cmd.StopContainer(blue, 1, "app_web", "blue"),
             lambda: blue not in host.engine.running("web"),
         ),
+        cmd.StartWorker: (
+            start_worker("web", with_worker, "worker", worker, {}),
+            lambda: worker in host.engine.running("web"),
+        ),
+        cmd.WaitWorkerHealthy: (
+            cmd.WaitWorkerHealthy("worker", with_worker.id, worker, ProcessHealthSpec(exec=["true"])),
+            lambda: host.engine.execs == [(worker, ("true",))],
+        ),
+        cmd.StopWorker: (
+            cmd.StopWorker("web", "worker", worker, "TSTP", 30),
+            lambda: (
+                host.engine.by_name[worker].signals == ["TSTP"]
+                and host.store.worker_stops("web")[worker].signalled
+            ),
+        ),
         cmd.KeepStandby: (
             cmd.KeepStandby("web", blue, "r1", 30),
-            lambda: blue in host.store.standbys("web") and host.reaper.spawned == [("web", 30)],
+            lambda: blue in host.store.standbys("web") and host.reaper.spawned[-1] == ("web", 30),
         ),
         cmd.RemoveContainer: (cmd.RemoveContainer(blue, "test"), lambda: blue not in host.engine.by_name),
         cmd.RemoveImage: (

@@ -16,15 +16,19 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from shipyard.domain.models import (
     LABEL_APP,
     LABEL_DIGEST,
+    LABEL_PROCESS,
     LABEL_RELEASE,
     LABEL_SLOT,
+    LABEL_STOP_SIGNAL,
+    LABEL_STOP_TIMEOUT,
+    WEB,
     ContainerInfo,
     ContainerSpec,
     Slot,
@@ -271,6 +275,9 @@ class DockerEngine:
             kwargs["nano_cpus"] = int(spec.cpus * 1e9)
         if spec.command:
             kwargs["command"] = spec.command
+        if spec.stop_signal:
+            # Also what docker's kill compares with: killed with it, the container is not restarted.
+            kwargs["stop_signal"] = f"SIG{spec.stop_signal}"
         with _translate(f"starting container {spec.name}"):
             container = self.client.containers.run(spec.image, **kwargs)
             return str(container.id)
@@ -297,6 +304,7 @@ class DockerEngine:
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         state = attrs.get("State") or {}
         slot: Slot = "green" if labels.get(LABEL_SLOT) == "green" else "blue"
+        timeout = labels.get(LABEL_STOP_TIMEOUT, "")
         return ContainerInfo(
             id=str(attrs.get("Id", "")),
             name=str(attrs.get("Name", "")).lstrip("/"),
@@ -307,6 +315,9 @@ class DockerEngine:
             status=str(state.get("Status", "")),
             started_at=state.get("StartedAt", ""),
             image_id=attrs.get("Image", ""),
+            process=labels.get(LABEL_PROCESS) or WEB,
+            stop_signal=labels.get(LABEL_STOP_SIGNAL) or "TERM",
+            stop_timeout=int(timeout) if timeout.isdigit() else 10,
         )
 
     def status(self, name: str) -> tuple[str, int | None]:
@@ -327,6 +338,35 @@ class DockerEngine:
                 client.containers.get(name).stop(timeout=timeout)
             except _docker_errors().NotFound:
                 return
+
+    def kill(self, name: str, signal: str) -> None:
+        """Send `signal` (TERM, TSTP, ...); a container that is gone or not running is left as it is."""
+        with _translate(f"signalling container {name}"):
+            try:
+                self.client.containers.get(name).kill(signal=f"SIG{signal}")
+            except _docker_errors().NotFound:
+                return
+            except _docker_errors().APIError as exc:
+                if exc.status_code == 409:  # not running: nothing to ask
+                    return
+                raise
+
+    def exec(self, name: str, argv: Sequence[str], timeout: float) -> tuple[int, str]:
+        """Run argv inside the container: (exit code, output). The engine's exec has no timeout of its
+        own: the health check's loop bounds how often it runs, and a worker's check should be quick."""
+        with _translate(f"running a health command in {name}"):
+            try:
+                result = self.client.containers.get(name).exec_run(list(argv), demux=False)
+            except _docker_errors().APIError as exc:
+                if exc.status_code == 409:
+                    return 126, "the container is not running"
+                raise
+        output = bytes(result.output or b"").decode(errors="replace")
+        return int(result.exit_code if result.exit_code is not None else 1), output
+
+    def restarts(self, name: str) -> int:
+        with _translate(f"inspecting container {name}"):
+            return int(self.client.containers.get(name).attrs.get("RestartCount", 0) or 0)
 
     def start(self, name: str) -> None:
         with _translate(f"starting container {name}"):

@@ -40,6 +40,8 @@ class LocalHost:
     data_root: str | None = None  # the engine's DockerRootDir, read once
     # The environment's master key (--secrets-key-file), for releases sealed by the local provider.
     secrets_key_file: Path | None = None
+    # This host's labels: they select which of a release's processes run here (processes.*.hosts).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def disk_free(self) -> int | None:
         if self.data_root is None:
@@ -74,7 +76,7 @@ class LocalHost:
             spec = record.spec
             sealed = sealed_store.kept(self.context.home, app, record.active_release_id)
             secrets = self.release_secrets(spec, sealed)
-            maintenance.start_app(self.context, app, secrets=secrets, wait=True)
+            maintenance.start_app(self.context, app, secrets=secrets, wait=True, host_labels=self.labels)
             done.append(f"started {record.active_release_id} again, which served before this host stopped")
         return done
 
@@ -150,6 +152,7 @@ class LocalHost:
             wait=True,
             reporter=reporter,
             policy=policy,
+            host_labels=self.labels,
         )
         if outcome.plan.empty:
             return outcome.plan.describe()[0]

@@ -207,6 +207,7 @@ def run_agent(settings: AgentSettings) -> None:
                 trusted_keys=trusted,
                 versions=versions,
                 secrets_key_file=settings.secrets_key_file,
+                labels=settings.labels,
             )
             poll_wait = settings.poll_wait
             if settings.aws is not None:  # termination and spot notices are read between polls

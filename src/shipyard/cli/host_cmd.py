@@ -173,6 +173,14 @@ def status(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -
     table("haproxy servers", ["slot", "admin", "health", "sessions", "port"], rows)
     rows = [[c["name"], c["slot"], c["release"], c["status"]] for c in document["containers"]]
     table("containers (kept releases)", ["name", "slot", "release", "status"], rows)
+    workers = {name: found for name, found in document["processes"].items() if name != "web"}
+    if workers:
+        rows = [
+            [name, c["name"], c["release"], c["status"], c["stop_deadline"] or "-"]
+            for name, found in workers.items()
+            for c in found
+        ]
+        table("worker processes", ["process", "container", "release", "status", "may be killed at"], rows)
     for line in document["recovered"]:
         say(f"recovered: {line}")
 

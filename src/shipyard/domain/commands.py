@@ -14,13 +14,19 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from shipyard.domain.models import ContainerSpec, HistoryKind, HistoryStatus, Release, Slot
-from shipyard.domain.spec import AppSpec, HealthcheckSpec
+from shipyard.domain.spec import AppSpec, HealthcheckSpec, ProcessHealthSpec
 
 HookPhase = Literal["pre-deploy", "post-swap", "post-deploy"]
 
 
 def container_name(app: str, release_id: str, slot: Slot) -> str:
     return f"shipyard-{app}-{release_id}-{slot}"
+
+
+def worker_container_name(app: str, release_id: str, process: str, number: int = 1) -> str:
+    """A worker's container; `number` grows when an earlier one of the same release is still
+    finishing its jobs after its stop signal (a rollback to it), so that one is never replaced."""
+    return f"shipyard-{app}-{release_id}-{process}-{number}"
 
 
 def backend_name(app: str) -> str:
@@ -178,6 +184,54 @@ class StopContainer:
 
 
 @dataclass(frozen=True)
+class StartWorker:
+    """Run a worker process of the release (no port, no proxy: it never answers HTTP)."""
+
+    process: str
+    release_id: str
+    short_digest: str
+    container: ContainerSpec
+
+    def describe(self) -> str:
+        return f"start the {self.process} process of release {self.release_id} ({self.short_digest})"
+
+
+@dataclass(frozen=True)
+class WaitWorkerHealthy:
+    """Its health: a command inside it exits 0, or it runs `running_for` seconds without a restart;
+    an exit or a restart meanwhile fails the deploy."""
+
+    process: str
+    release_id: str
+    container: str
+    health: ProcessHealthSpec
+
+    def describe(self) -> str:
+        if self.health.running_for is not None:
+            seconds = self.health.running_for
+            return f"wait until the {self.process} process has run {seconds:g} s without a restart"
+        return f"wait until the {self.process} process passes its health command"
+
+
+@dataclass(frozen=True)
+class StopWorker:
+    """Ask an old worker to finish: record the stop (deadline = now + timeout), have the reaper come
+    back after the deadline, then send the signal. Nothing kills it before the deadline."""
+
+    app: str
+    process: str
+    container: str
+    signal: str
+    timeout: int
+
+    def describe(self) -> str:
+        return (
+            f"send SIG{self.signal} to {self.container} ({self.process}); it has {self.timeout} s to "
+            "finish before it may be killed"
+        )
+
+
+@dataclass(frozen=True)
 class KeepStandby:
     app: str
     container: str
@@ -297,6 +351,9 @@ Command = (
     | StartContainer
     | WaitHealthy
     | StopContainer
+    | StartWorker
+    | WaitWorkerHealthy
+    | StopWorker
     | KeepStandby
     | RemoveContainer
     | RemoveImage

@@ -21,26 +21,37 @@ from shipyard.domain.commands import (
     container_name,
 )
 from shipyard.domain.models import AppState, Release, Slot
-from shipyard.domain.plan import Plan, plan_start
+from shipyard.domain.plan import Plan, plan_start, start_workers
 from shipyard.domain.prune import PruneSelection
 
 
 def plan_maintenance(state: AppState, stop_timeout: int) -> Plan:
     """haproxy answers 503 with the maintenance page (health path still 200), then containers stop."""
     running = [c for c in state.containers if c.running]
-    if state.maintenance and not running:
+    # Workers stop with their own signal and timeout (the container's); one already finishing after
+    # its stop signal is left to finish.
+    workers = [w for w in state.workers if w.running and w.name not in state.worker_stops]
+    if state.maintenance and not running and not workers:
         return Plan(noop_reason=f"{state.app} is in maintenance already and runs no container")
     steps: list[Command] = [EnterMaintenance(state.app, backend_name(state.app))]
     steps += [StopContainer(c.name, stop_timeout) for c in running]
+    steps += [StopContainer(w.name, w.stop_timeout) for w in workers]
     return Plan(tuple(steps))
 
 
-def plan_leave_maintenance(state: AppState, release: Release, slot: Slot, secrets: Mapping[str, str]) -> Plan:
-    """The active release starts again (unless it runs), health-gated, then takes traffic."""
+def plan_leave_maintenance(
+    state: AppState,
+    release: Release,
+    slot: Slot,
+    secrets: Mapping[str, str],
+    host_labels: Mapping[str, str] | None = None,
+) -> Plan:
+    """The active release starts again (unless it runs), health-gated, its workers too, then takes traffic."""
     name = container_name(state.app, release.id, slot)
     running = any(c.name == name and c.running for c in state.containers)
     spec = release.app_spec
     steps = plan_start(state, release, slot, secrets, running=running)
+    steps += start_workers(state, release, secrets, host_labels)
     steps.append(
         LeaveMaintenance(
             state.app, backend_name(state.app), slot, (spec.bind, spec.slot_ports[slot]), release
@@ -68,7 +79,7 @@ def plan_remove(
     steps: list[Command] = []
     if registered or state.proxy_has_app:
         steps.append(UnregisterApp(state.app, last=other_apps == 0, proxy_running=state.proxy_running))
-    steps += [RemoveContainer(c.name, f"{state.app} is removed") for c in state.containers]
+    steps += [RemoveContainer(c.name, f"{state.app} is removed") for c in (*state.containers, *state.workers)]
     images = dict.fromkeys(r.pinned_image for r in releases if r.pinned_image in present_images)
     steps += [RemoveImage(image) for image in images]
     steps.append(ForgetApp(state.app))

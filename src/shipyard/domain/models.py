@@ -21,6 +21,11 @@ LABEL_APP = "shipyard.app"
 LABEL_SLOT = "shipyard.slot"
 LABEL_RELEASE = "shipyard.release"
 LABEL_DIGEST = "shipyard.digest"
+# A worker's labels: its process name, and how it stops (what a recovery needs to stop it gracefully).
+LABEL_PROCESS = "shipyard.process"
+LABEL_STOP_SIGNAL = "shipyard.stop-signal"
+LABEL_STOP_TIMEOUT = "shipyard.stop-timeout"
+WEB = "web"
 
 
 def other_slot(slot: Slot) -> Slot:
@@ -85,10 +90,17 @@ class ContainerInfo:
     status: str  # created | running | exited | ...
     started_at: str = ""
     image_id: str = ""
+    process: str = WEB
+    stop_signal: str = "TERM"
+    stop_timeout: int = 10
 
     @property
     def running(self) -> bool:
         return self.status in ("running", "restarting")
+
+    @property
+    def is_worker(self) -> bool:
+        return self.process != WEB
 
 
 @dataclass(frozen=True)
@@ -108,12 +120,15 @@ class ContainerSpec:
     memory: str | None = None
     cpus: float | None = None
     command: list[str] | None = None
+    # A worker's: the signal docker sends on a stop (and after which it does not restart the container).
+    stop_signal: str | None = None
 
     def __repr__(self) -> str:
         return (
             f"ContainerSpec(name={self.name!r}, image={self.image!r}, env=<{', '.join(sorted(self.env))}>, "
             f"labels={self.labels!r}, network={self.network!r}, ports={self.ports!r}, "
-            f"volumes={self.volumes!r}, memory={self.memory!r}, cpus={self.cpus!r}, command={self.command!r})"
+            f"volumes={self.volumes!r}, memory={self.memory!r}, cpus={self.cpus!r}, "
+            f"command={self.command!r}, stop_signal={self.stop_signal!r})"
         )
 
 
@@ -184,6 +199,15 @@ class PendingSwap:
 
 
 @dataclass(frozen=True)
+class WorkerStop:
+    """A worker asked to finish: recorded before its signal, so no later command kills it early."""
+
+    container: str
+    deadline: datetime  # the end of its stop timeout: only then may it be killed
+    signalled: bool
+
+
+@dataclass(frozen=True)
 class AppState:
     """Everything observed about one app on this host before planning."""
 
@@ -200,6 +224,10 @@ class AppState:
     # The spec recorded with the active release (None before the first deploy): what haproxy's
     # config says about the app, compared with a new release's to know whether a reload is needed.
     spec: AppSpec | None = None
+    # Worker containers (every process but web; `containers` holds web's), and the ones sent their
+    # stop signal, with the moment their stop timeout ends and whether the signal was sent.
+    workers: tuple[ContainerInfo, ...] = ()
+    worker_stops: dict[str, WorkerStop] = field(default_factory=dict)
 
     def container_in(self, slot: Slot, *, running: bool = True) -> ContainerInfo | None:
         for container in self.containers:

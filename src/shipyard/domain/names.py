@@ -44,6 +44,10 @@ VOLUME = re.compile(
     r"(?::(?P<options>(?:ro|rw|z|Z|nocopy|r?shared|r?slave|r?private|consistent|cached|delegated)"
     r"(?:,(?:ro|rw|z|Z|nocopy|r?shared|r?slave|r?private|consistent|cached|delegated))*))?"
 )
+# A process of an app (web, worker, ...): part of a container name.
+PROCESS_NAME = re.compile(r"[a-z][a-z0-9-]{0,29}")
+# A signal as docker's --stop-signal takes it, without the SIG prefix: TERM, TSTP, USR1, RTMIN+3.
+SIGNAL_NAME = re.compile(r"[A-Z][A-Z0-9]{1,9}(?:\+[0-9]{1,2})?")
 LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 BUILD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 KMS_KEY_ID = re.compile(r"[A-Za-z0-9:/_.+=@-]{1,2048}")

@@ -25,17 +25,24 @@ from shipyard.domain.commands import (
     RemoveContainer,
     RunHook,
     StartContainer,
+    StartWorker,
     StopContainer,
+    StopWorker,
     SwitchBackend,
     WaitHealthy,
+    WaitWorkerHealthy,
     backend_name,
     container_name,
+    worker_container_name,
 )
 from shipyard.domain.models import (
     LABEL_APP,
     LABEL_DIGEST,
+    LABEL_PROCESS,
     LABEL_RELEASE,
     LABEL_SLOT,
+    LABEL_STOP_SIGNAL,
+    LABEL_STOP_TIMEOUT,
     AppState,
     ContainerInfo,
     ContainerSpec,
@@ -44,7 +51,7 @@ from shipyard.domain.models import (
     Slot,
     other_slot,
 )
-from shipyard.domain.spec import AppSpec
+from shipyard.domain.spec import AppSpec, ProcessSpec
 from shipyard.errors import ConfigError
 
 # Hooks find the usual system commands; a release that needs others sets PATH in env.clear.
@@ -78,6 +85,8 @@ class SwapContext:
     actor: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     hook_user: str | None = None
+    # A fleet host's labels, which select the processes it runs; None runs every process.
+    host_labels: Mapping[str, str] | None = None
 
 
 def plan_proxy(state: AppState) -> Plan:
@@ -138,10 +147,48 @@ def plan_recovery(
                     steps.append(
                         RemoveContainer(container.name, "its swap was interrupted before the switch")
                     )
+            for worker in state.workers:
+                if (
+                    worker.release_id == pending.release_id
+                    and worker.release_id != state.active_release_id
+                    and worker.name not in state.worker_stops
+                ):
+                    steps.append(RemoveContainer(worker.name, "its swap was interrupted before the switch"))
             steps.append(FinishHistory("interrupted", "the switch had not happened", pending.history_id))
     handled = {s.container for s in steps if isinstance(s, RemoveContainer)}
     steps += _cleanup(state, standby_until, now, keep, handled)
+    steps += _worker_cleanup(state, now, handled)
     return Plan(tuple(steps), noop_reason="the host is consistent")
+
+
+def _worker_cleanup(state: AppState, now: datetime, handled: set[str]) -> list[Command]:
+    """Old workers finish on their own time: one asked to stop is removed once it exited, killed only
+    after its deadline, and signalled again if a crash came between the record and the signal; a
+    running worker of another release than the active one is asked to stop."""
+    steps: list[Command] = []
+    present = {worker.name for worker in state.workers}
+    for name in sorted(set(state.worker_stops) - present):
+        steps.append(RemoveContainer(name, "it is gone; its stop record is dropped"))
+    for worker in state.workers:
+        if worker.name in handled:
+            continue
+        stop = state.worker_stops.get(worker.name)
+        if stop is not None:
+            if not worker.running:
+                steps.append(RemoveContainer(worker.name, "it finished after its stop signal"))
+            elif stop.deadline <= now:
+                steps.append(RemoveContainer(worker.name, "its stop timeout has passed"))
+            elif not stop.signalled:
+                steps.append(stop_worker(state.app, worker))
+        elif worker.status == "created":
+            steps.append(RemoveContainer(worker.name, "it was created but never started"))
+        elif worker.running and worker.release_id != state.active_release_id:
+            steps.append(stop_worker(state.app, worker))
+    return steps
+
+
+def stop_worker(app: str, worker: ContainerInfo) -> StopWorker:
+    return StopWorker(app, worker.process, worker.name, worker.stop_signal, worker.stop_timeout)
 
 
 def _cleanup(
@@ -182,6 +229,7 @@ def plan_swap(
         and serving is not None
         and serving.serving
         and not state.maintenance
+        and not _missing_workers(state, release, swap.host_labels)
     ):
         return Plan(noop_reason=f"release {release.id} is already active in the {active.slot} slot")
     target = choose_target_slot(state)
@@ -194,10 +242,14 @@ def plan_swap(
         steps.append(RegisterApp(spec, new=state.spec is None, proxy_running=state.proxy_running))
     steps += plan_hooks("pre-deploy", release, swap)
     steps += _prepare_target(state, release, target, pull_allowed, swap.secrets)
+    # Workers start and pass their health before the switch, so a failing worker fails the deploy
+    # while the old release (web and workers) still runs; old workers stop after the old web slot.
+    steps += start_workers(state, release, swap.secrets, swap.host_labels)
     steps.append(switch_to(state, release, target, state.active_slot if active else None))
     steps += plan_hooks("post-swap", release, swap)
     if active is not None and state.active_slot is not None:
         steps += _retire(state.app, active, state.active_slot, spec)
+    steps += retire_workers(state, release, swap.host_labels)
     steps += plan_hooks("post-deploy", release, swap)
     steps.append(FinishHistory("succeeded"))
     return Plan(tuple(steps))
@@ -228,6 +280,99 @@ def _prepare_target(
         steps.append(Pull(release.image, release.digest))
     steps += [start_container(state.app, release, target, secrets), wait_healthy(state.app, release, target)]
     return steps
+
+
+def wanted_workers(spec: AppSpec, host_labels: Mapping[str, str] | None) -> dict[str, ProcessSpec]:
+    """The worker processes of the spec this host runs."""
+    return {name: process for name, process in spec.workers.items() if process.runs_on(host_labels)}
+
+
+def _running_worker(state: AppState, release_id: str, process: str) -> ContainerInfo | None:
+    for worker in state.workers:
+        if (
+            worker.release_id == release_id
+            and worker.process == process
+            and worker.running
+            and worker.name not in state.worker_stops
+        ):
+            return worker
+    return None
+
+
+def _missing_workers(state: AppState, release: Release, host_labels: Mapping[str, str] | None) -> list[str]:
+    wanted = wanted_workers(release.app_spec, host_labels)
+    return [name for name in wanted if _running_worker(state, release.id, name) is None]
+
+
+def start_workers(
+    state: AppState, release: Release, secrets: Mapping[str, str], host_labels: Mapping[str, str] | None
+) -> list[Command]:
+    """Start each wanted worker of `release` not running yet, and wait for its health."""
+    steps: list[Command] = []
+    spec = release.app_spec
+    for name in _missing_workers(state, release, host_labels):
+        process = spec.processes[name]
+        container = _free_worker_name(state, release.id, name)
+        steps.append(start_worker(state.app, release, name, container, secrets))
+        steps.append(WaitWorkerHealthy(name, release.id, container, spec.worker_health(process)))
+    return steps
+
+
+def retire_workers(state: AppState, release: Release, host_labels: Mapping[str, str] | None) -> list[Command]:
+    """Ask every running worker that is not a wanted process of `release` to finish."""
+    wanted = wanted_workers(release.app_spec, host_labels)
+    return [
+        stop_worker(state.app, worker)
+        for worker in state.workers
+        if worker.running
+        and worker.name not in state.worker_stops
+        and not (worker.release_id == release.id and worker.process in wanted)
+    ]
+
+
+def _free_worker_name(state: AppState, release_id: str, process: str) -> str:
+    """The first name not held by a worker still finishing after its stop signal."""
+    number = 1
+    while (name := worker_container_name(state.app, release_id, process, number)) in state.worker_stops:
+        number += 1
+    return name
+
+
+def start_worker(
+    app: str, release: Release, process_name: str, name: str, secrets: Mapping[str, str]
+) -> StartWorker:
+    spec = release.app_spec
+    process = spec.processes[process_name]
+    stop_timeout = spec.worker_stop_timeout(process)
+    env = {
+        **spec.env.clear,
+        **{key: secrets[key] for key in spec.env.secret if key in secrets},
+        "SHIPYARD_APP": app,
+        "SHIPYARD_RELEASE": release.id,
+        "SHIPYARD_PROCESS": process_name,
+    }
+    labels = {
+        **spec.labels,
+        LABEL_APP: app,
+        LABEL_RELEASE: release.id,
+        LABEL_DIGEST: release.digest,
+        LABEL_PROCESS: process_name,
+        LABEL_STOP_SIGNAL: process.stop_signal,
+        LABEL_STOP_TIMEOUT: str(stop_timeout),
+    }
+    container = ContainerSpec(
+        name=name,
+        image=release.pinned_image,
+        env=env,
+        labels=labels,
+        network=spec.network,
+        volumes=list(spec.volumes),
+        memory=spec.resources.memory,
+        cpus=spec.resources.cpus,
+        command=list(process.command) if process.command else None,
+        stop_signal=process.stop_signal,
+    )
+    return StartWorker(process_name, release.id, release.short_digest, container)
 
 
 def _retire(app: str, old: ContainerInfo, slot: Slot, spec: AppSpec) -> list[Command]:
@@ -273,7 +418,7 @@ def start_container(app: str, release: Release, slot: Slot, secrets: Mapping[str
         volumes=list(spec.volumes),
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
-        command=list(spec.command) if spec.command else None,
+        command=list(spec.web_command) if spec.web_command else None,
     )
     return StartContainer(slot, release.id, release.short_digest, container, spec.bind, port)
 

@@ -9,6 +9,7 @@ Every string that reaches haproxy's config, a docker argument or a file name is 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -393,6 +394,69 @@ class PipelineSpec(Section):
         return value
 
 
+WEB_PROCESS = "web"
+DEFAULT_RUNNING_FOR = 5.0
+# What web cannot set: it stops with deploy.stop_timeout, has 'healthcheck' and runs on every host.
+WEB_DEFAULTS: tuple[tuple[str, object], ...] = (
+    ("stop_signal", "TERM"),
+    ("stop_timeout", None),
+    ("health", None),
+    ("hosts", None),
+)
+
+
+class ProcessHealthSpec(Section):
+    """When a new worker counts as healthy: a command run inside it exits 0, or it keeps running
+    (without a restart) for some seconds."""
+
+    exec: list[Argument] | None = Field(default=None, min_length=1, description="argv run in the container")
+    running_for: PositiveSeconds | None = Field(default=None, description="seconds running without a restart")
+    timeout: PositiveSeconds = Field(default=30.0, description="seconds the exec check has to pass")
+
+    @model_validator(mode="after")
+    def _one_check(self) -> ProcessHealthSpec:
+        if (self.exec is None) == (self.running_for is None):
+            raise ValueError("give exactly one of exec (a command) or running_for (seconds)")
+        return self
+
+
+class ProcessSpec(Section):
+    """One process of the app besides (or for) web: its command, how it stops, its health, its hosts."""
+
+    command: list[Argument] | None = Field(default=None, min_length=1)
+    stop_signal: str = Field(default="TERM", description="signal that asks the process to finish")
+    stop_timeout: Annotated[int, Field(ge=0, le=MAX_SECONDS)] | None = Field(
+        default=None, description="seconds between the stop signal and SIGKILL (deploy.stop_timeout)"
+    )
+    health: ProcessHealthSpec | None = None
+    hosts: (
+        dict[
+            Annotated[str, _matching(names.LABEL_KEY, "a label key of letters, digits and ._/-")],
+            Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_plain_text)],
+        ]
+        | None
+    ) = Field(default=None, description="host labels a fleet host must have to run this process")
+
+    @field_validator("stop_signal", mode="before")
+    @classmethod
+    def _signal(cls, value: Any) -> Any:
+        text = str(value).upper()
+        text = text[3:] if text.startswith("SIG") else text
+        if not names.is_name(names.SIGNAL_NAME, text) or text in ("KILL", "STOP"):
+            raise ValueError(
+                "must be a signal name such as TERM, INT, QUIT or TSTP "
+                "(KILL and STOP leave no time to finish)"
+            )
+        return text
+
+    def runs_on(self, host_labels: Mapping[str, str] | None) -> bool:
+        """Whether a host with these labels runs the process; None (a host deployed to directly,
+        without fleet labels) runs every process."""
+        if host_labels is None or not self.hosts:
+            return True
+        return all(host_labels.get(key) == value for key, value in self.hosts.items())
+
+
 class AppSpec(Section):
     app: str
     image: str
@@ -421,6 +485,56 @@ class AppSpec(Section):
     requires: RequiresSpec = Field(default_factory=RequiresSpec)
     repository: str | None = Field(default=None, description="git URL: ssh, https:// or file://")
     pipelines: list[PipelineSpec] = Field(default_factory=list)
+    processes: dict[str, ProcessSpec] = Field(
+        default_factory=dict, description="web (the default) and any number of workers"
+    )
+
+    @field_validator("processes")
+    @classmethod
+    def _process_names(cls, value: dict[str, ProcessSpec]) -> dict[str, ProcessSpec]:
+        for name, process in value.items():
+            if not names.is_name(names.PROCESS_NAME, name):
+                raise ValueError(
+                    f"{name!r} is not a process name: use 1 to 30 lowercase letters, digits and dashes, "
+                    "starting with a letter"
+                )
+            if name == WEB_PROCESS:
+                extra = [key for key, default in WEB_DEFAULTS if getattr(process, key) != default]
+                if extra:
+                    raise ValueError(
+                        f"web takes only 'command' ({', '.join(extra)} given): it stops with "
+                        "deploy.stop_timeout, is checked by 'healthcheck' and runs on every host"
+                    )
+            elif process.command is None:
+                raise ValueError(
+                    f"the {name} process needs a command (an argv list such as [bundle, exec, sidekiq])"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_web_command(self) -> AppSpec:
+        web = self.processes.get(WEB_PROCESS)
+        if web is not None and web.command is not None and self.command is not None:
+            raise ValueError("give web's command once: either 'command' or 'processes.web.command'")
+        return self
+
+    @property
+    def web_command(self) -> list[str] | None:
+        web = self.processes.get(WEB_PROCESS)
+        return web.command if web is not None and web.command is not None else self.command
+
+    @property
+    def workers(self) -> dict[str, ProcessSpec]:
+        """The processes other than web, by name, in the order written."""
+        return {name: process for name, process in self.processes.items() if name != WEB_PROCESS}
+
+    @staticmethod
+    def worker_health(process: ProcessSpec) -> ProcessHealthSpec:
+        """A worker without a health check must keep running for 5 s."""
+        return process.health or ProcessHealthSpec(running_for=DEFAULT_RUNNING_FOR)
+
+    def worker_stop_timeout(self, process: ProcessSpec) -> int:
+        return process.stop_timeout if process.stop_timeout is not None else self.deploy.stop_timeout
 
     @field_validator("repository")
     @classmethod
@@ -582,14 +696,16 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 def spec_snapshot(spec: AppSpec) -> dict[str, Any]:
     """The spec as stored with a release: secret names only, never values.
 
-    `requires` appears only when it says something, so a release without it stays readable by an
-    agent that predates it."""
+    `requires` and `processes` appear only when they say something, so a release without them stays
+    readable by an agent that predates them."""
     snapshot = spec.model_dump(mode="json", by_alias=True)
     requires = spec.requires.as_dict()
     if requires:
         snapshot["requires"] = requires
     else:
         snapshot.pop("requires", None)
+    if not spec.processes:  # a single-process app's release reads exactly as before processes existed
+        snapshot.pop("processes", None)
     return snapshot
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from shipyard.domain.spec import HealthcheckSpec
+from shipyard.domain.spec import HealthcheckSpec, ProcessHealthSpec
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,44 @@ def wait_healthy(
     return HealthResult(
         False, f"not healthy within {check.deadline:g} s (last check: {last})", time.monotonic() - started
     )
+
+
+class WorkerProbe(Protocol):
+    """What a worker's health check reads from the engine."""
+
+    def status(self, name: str) -> tuple[str, int | None]: ...
+    def restarts(self, name: str) -> int: ...
+    def exec(self, name: str, argv: Sequence[str], timeout: float) -> tuple[int, str]: ...
+
+
+def wait_worker_healthy(
+    name: str, health: ProcessHealthSpec, engine: WorkerProbe, *, interval: float = 0.25
+) -> HealthResult:
+    """A worker is healthy once its command exits 0 inside it (`exec`), or once it has kept running
+    for `running_for` seconds; exiting or being restarted meanwhile fails it at once."""
+    started = time.monotonic()
+    first_restarts = engine.restarts(name)
+    limit = health.running_for if health.running_for is not None else health.timeout
+    last = "not checked yet"
+    while True:
+        elapsed = time.monotonic() - started
+        status, exit_code = engine.status(name)
+        if status != "running":
+            detail = f" with code {exit_code}" if exit_code is not None else ""
+            return HealthResult(False, f"the container is {status}{detail}", elapsed)
+        if engine.restarts(name) != first_restarts:
+            return HealthResult(False, "the container restarted (its process exited)", elapsed)
+        if health.running_for is not None:
+            if elapsed >= health.running_for:
+                return HealthResult(True, f"running for {elapsed:.1f} s without a restart", elapsed)
+        else:
+            assert health.exec is not None  # one of the two, by the spec
+            code, output = engine.exec(name, health.exec, health.timeout)
+            if code == 0:
+                return HealthResult(True, "its health command exited 0", time.monotonic() - started)
+            last = f"its health command exited {code}" + (
+                f": {output.strip()[-200:]}" if output.strip() else ""
+            )
+            if elapsed >= limit:
+                return HealthResult(False, f"not healthy within {limit:g} s ({last})", elapsed)
+        time.sleep(max(0.0, min(interval, limit - elapsed)) or interval / 5)

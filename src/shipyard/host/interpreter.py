@@ -32,16 +32,20 @@ from shipyard.domain.commands import (
     RemoveImage,
     RunHook,
     StartContainer,
+    StartWorker,
     StopContainer,
+    StopWorker,
     SwitchBackend,
     UnregisterApp,
     WaitHealthy,
+    WaitWorkerHealthy,
     step_name,
 )
 from shipyard.domain.models import SLOTS, OpenStreams, other_slot
 from shipyard.errors import ConfigError, DeployFailedError, ProxyError, ShipyardError
 from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
+from shipyard.host.health import wait_worker_healthy
 from shipyard.host.oplog import host_logger
 from shipyard.host.records import utcnow
 from shipyard.secrets.masking import mask
@@ -156,6 +160,12 @@ class Interpreter:
                 return self._wait_healthy(command)
             case StopContainer():
                 return self._stop(command)
+            case StartWorker():
+                return self._start_worker(command)
+            case WaitWorkerHealthy():
+                return self._wait_worker(command)
+            case StopWorker():
+                return self._stop_worker(command)
             case KeepStandby():
                 until = utcnow() + timedelta(seconds=command.seconds)
                 self.context.store.add_standby(command.app, command.container, command.release_id, until)
@@ -164,6 +174,7 @@ class Interpreter:
             case RemoveContainer():
                 self.context.engine.remove(command.container)
                 self.context.store.drop_standby(command.container)
+                self.context.store.drop_worker_stop(command.container)
                 return None
             case RemoveImage():
                 self.context.engine.remove_image(command.reference)
@@ -293,6 +304,40 @@ class Interpreter:
             f"{still_open.describe()} still open when the container was stopped: "
             f"the app got SIGTERM and up to {command.timeout} s to finish or close them"
         )
+
+    def _start_worker(self, command: StartWorker) -> str | None:
+        name = command.container.name
+        if name in self.context.store.worker_stops(self.app):
+            # The planner picks a name no finishing worker holds; replacing one would kill it early.
+            raise ShipyardError(
+                f"{name} is still finishing after its stop signal; this is a bug in the plan."
+            )
+        engine = self.context.engine
+        engine.remove(name)
+        engine.run(command.container)
+        return name
+
+    def _wait_worker(self, command: WaitWorkerHealthy) -> str | None:
+        engine = self.context.engine
+        result = wait_worker_healthy(command.container, command.health, engine)
+        if not result.healthy:
+            logs = mask(engine.logs(command.container, tail=20)).strip()
+            raise DeployFailedError(
+                f"the {command.process} process of release {command.release_id} failed its health check: "
+                f"{result.reason}; the previous release keeps running.",
+                details=logs.splitlines(),
+            )
+        return f"healthy after {result.seconds:.2f} s"
+
+    def _stop_worker(self, command: StopWorker) -> str | None:
+        # Recorded first and the reaper set to come back after the deadline: a crash from here on
+        # leaves a record that every later recovery honours (it kills the worker only after it).
+        store = self.context.store
+        store.add_worker_stop(self.app, command.container, utcnow() + timedelta(seconds=command.timeout))
+        self.context.reaper.spawn(self.app, command.timeout)
+        self.context.engine.kill(command.container, command.signal)
+        store.mark_worker_signalled(command.container)
+        return f"SIG{command.signal} sent; the reaper removes it once it exits, or after {command.timeout} s"
 
     def _still_open(self, backend: str | None, slot: str | None) -> OpenStreams | None:
         if backend is None or slot is None:

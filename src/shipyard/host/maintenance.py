@@ -6,10 +6,10 @@ the ordinary recovery; with `dry_run` the plan is returned and nothing runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from shipyard.domain.host_plan import plan_leave_maintenance, plan_maintenance, plan_prune, plan_remove
-from shipyard.domain.models import ContainerInfo, Release
+from shipyard.domain.models import AppState, ContainerInfo, Release
 from shipyard.domain.plan import Plan
 from shipyard.domain.prune import PruneSelection, select_prune
 from shipyard.domain.spec import AppSpec
@@ -40,16 +40,22 @@ def start_app(
     secrets: dict[str, str] | None = None,
     wait: bool = False,
     dry_run: bool = False,
+    host_labels: Mapping[str, str] | None = None,
 ) -> Plan:
-    """Leave maintenance: the active release starts again, health-gated, then takes traffic."""
+    """Leave maintenance: the active release starts again, health-gated, its workers too (those
+    `host_labels` select; None: all), then takes traffic."""
     record = _record(context, app)
     if not record.active_release_id or not record.active_slot:
         raise NotFoundError(f"{app} has no active release to start; run 'shipyard deploy IMAGE'.")
     release = context.store.release(app, record.active_release_id)
     if dry_run:
-        return plan_leave_maintenance(observe(context, app), release, record.active_slot, secrets or {})
+        return plan_leave_maintenance(
+            observe(context, app), release, record.active_slot, secrets or {}, host_labels
+        )
     with locked(context, app, "start", wait):
-        plan = plan_leave_maintenance(observe(context, app), release, record.active_slot, secrets or {})
+        plan = plan_leave_maintenance(
+            observe(context, app), release, record.active_slot, secrets or {}, host_labels
+        )
         Interpreter(context, app).run(plan.steps)
     return plan
 
@@ -74,14 +80,19 @@ def prune_plan(
     """The prune's commands and the names it removes; run unless `dry_run`."""
     if dry_run:
         state = observe(context, spec.app)
-        selection = _select(context, spec, state.containers)
+        selection = _select(context, spec, _prunable(state))
         return plan_prune(selection), selection.removed
     with locked(context, spec.app, "prune", wait):
         state, _ = recover(context, spec.app)
-        selection = _select(context, spec, state.containers)
+        selection = _select(context, spec, _prunable(state))
         plan = plan_prune(selection)
         Interpreter(context, spec.app).run(plan.steps)
     return plan, selection.removed
+
+
+def _prunable(state: AppState) -> list[ContainerInfo]:
+    """Web's containers and the workers' (one finishing after its stop signal is the reaper's)."""
+    return [*state.containers, *(w for w in state.workers if w.name not in state.worker_stops)]
 
 
 def _select(context: HostContext, spec: AppSpec, containers: Sequence[ContainerInfo]) -> PruneSelection:
@@ -145,7 +156,7 @@ def follow_logs(
 ) -> Iterator[str]:
     record = _record(context, app)
     wanted = release_id or record.active_release_id
-    containers = [c for c in context.engine.containers(app) if c.release_id == wanted]
+    containers = [c for c in context.engine.containers(app) if c.release_id == wanted and not c.is_worker]
     if not containers:
         raise NotFoundError(f"no container of release {wanted} is on this host; see 'shipyard releases'.")
     newest = max(containers, key=lambda c: c.started_at)

@@ -10,7 +10,9 @@ from shipyard.host.context import HostContext
 
 def observe(context: HostContext, app: str, repository: str | None = None) -> AppState:
     record = context.store.app(app)
-    containers = tuple(context.engine.containers(app))
+    found = context.engine.containers(app)
+    containers = tuple(c for c in found if not c.is_worker)
+    workers = tuple(c for c in found if c.is_worker)
     proxy_running = context.proxy.running()
     servers: dict[str, SlotServer] = {}
     has_app = False
@@ -37,4 +39,6 @@ def observe(context: HostContext, app: str, repository: str | None = None) -> Ap
         pending=context.store.pending(app),
         images_present=images,
         spec=record.spec if record else None,
+        workers=workers,
+        worker_stops=context.store.worker_stops(app),
     )

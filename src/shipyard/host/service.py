@@ -6,7 +6,7 @@ after a crash at any point, because each starts by recovering the host to one se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,13 @@ from typing import Any
 
 from shipyard.adapters.registry import Credentials, parse_image, registry_credentials
 from shipyard.adapters.registry import resolve_digest as registry_digest
-from shipyard.domain.commands import RemoveContainer, StartContainer, StopContainer, SwitchBackend
+from shipyard.domain.commands import (
+    RemoveContainer,
+    StartContainer,
+    StartWorker,
+    StopContainer,
+    SwitchBackend,
+)
 from shipyard.domain.models import AppState, HistoryKind, ImageRef, Release
 from shipyard.domain.plan import Plan, SwapContext, plan_proxy, plan_recovery, plan_swap
 from shipyard.domain.spec import AppSpec, RegistrySpec
@@ -126,7 +132,10 @@ def deploy(
     reporter: Reporter | None = None,
     release: Release | None = None,
     policy: HostPolicy | None = None,
+    host_labels: Mapping[str, str] | None = None,
 ) -> Outcome:
+    """Make `image` (or `release`) the serving release, its workers rolled too; `host_labels` (a
+    fleet host's) select which processes run here, None runs them all."""
     ref = parse_image(image) if release is None else parse_image(release.pinned_image)
     if policy is not None:  # before anything reads a credential, asks a registry or runs a step
         policy.enforce(spec, str(ref), release=release.id if release else None)
@@ -135,7 +144,7 @@ def deploy(
             f"{ref.name} is not this app's image {spec.image}; deploy {spec.image}:TAG instead."
         )
     digest = release.digest if release else resolve_digest(spec, ref, context)
-    swap = _swap_context(context, "deploy", secrets, policy)
+    swap = _swap_context(context, "deploy", secrets, policy, host_labels)
     if dry_run:
         target = release or make_release(context, spec, ref, digest, save=False)
         return Outcome(target, _dry_plan(context, target, swap, pull_allowed=True))
@@ -145,9 +154,15 @@ def deploy(
 
 
 def _swap_context(
-    context: HostContext, kind: HistoryKind, secrets: dict[str, str] | None, policy: HostPolicy | None
+    context: HostContext,
+    kind: HistoryKind,
+    secrets: dict[str, str] | None,
+    policy: HostPolicy | None,
+    host_labels: Mapping[str, str] | None = None,
 ) -> SwapContext:
-    return SwapContext(kind, context.actor, secrets or {}, policy.rules.hooks.user if policy else None)
+    return SwapContext(
+        kind, context.actor, secrets or {}, policy.rules.hooks.user if policy else None, host_labels
+    )
 
 
 def _dry_plan(context: HostContext, release: Release, swap: SwapContext, *, pull_allowed: bool) -> Plan:
@@ -203,7 +218,7 @@ def _registry_auth(spec: RegistrySpec, config_dir: Path | None) -> dict[str, str
 
 def _undo(interpreter: Interpreter, plan: Plan, release: Release) -> None:
     """After a failure before the switch: remove the new container so it never receives a request."""
-    started = [step for step in plan.steps if isinstance(step, StartContainer)]
+    started = [step for step in plan.steps if isinstance(step, StartContainer | StartWorker)]
     switch = next((step for step in plan.steps if isinstance(step, SwitchBackend)), None)
     record = interpreter.context.store.app(release.app)
     if (
@@ -216,7 +231,7 @@ def _undo(interpreter: Interpreter, plan: Plan, release: Release) -> None:
     for step in started:
         name = step.container.name
         interpreter.run_isolated(
-            [StopContainer(name, 5), RemoveContainer(name, "it failed to become healthy")]
+            [StopContainer(name, 5), RemoveContainer(name, "its deploy failed before the switch")]
         )
 
 
@@ -230,13 +245,15 @@ def rollback(
     secrets: dict[str, str] | None = None,
     reporter: Reporter | None = None,
     policy: HostPolicy | None = None,
+    host_labels: Mapping[str, str] | None = None,
 ) -> Outcome:
+    """Swap back to `release_id` (or the previous release), its workers with it."""
     target = (
         context.store.release(spec.app, release_id) if release_id else previous_release(context, spec.app)
     )
     if policy is not None:  # the policy may have changed since the release last ran here
         policy.enforce(target.app_spec, target.pinned_image, release=target.id)
-    swap = _swap_context(context, "rollback", secrets, policy)
+    swap = _swap_context(context, "rollback", secrets, policy, host_labels)
     if dry_run:
         return Outcome(target, _dry_plan(context, target, swap, pull_allowed=False))
     with locked(context, spec.app, f"rollback to {target.id}", wait):

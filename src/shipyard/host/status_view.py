@@ -53,9 +53,32 @@ def status_document(context: HostContext, app: str, state: AppState, recovered: 
             {"name": c.name, "slot": c.slot, "release": c.release_id, "status": c.status}
             for c in sorted(state.containers, key=lambda c: c.name)
         ],
-        "kept_releases": sorted({c.release_id for c in state.containers}),
+        "processes": processes_document(state),
+        "kept_releases": sorted({c.release_id for c in (*state.containers, *state.workers)}),
         "recovered": recovered,
     }
+
+
+def processes_document(state: AppState) -> dict[str, list[dict[str, Any]]]:
+    """Each process's containers: web's by slot, each worker's with its release and, for an old one
+    finishing after its stop signal, the moment it may be killed."""
+    processes: dict[str, list[dict[str, Any]]] = {
+        "web": [
+            {"name": c.name, "release": c.release_id, "slot": c.slot, "status": c.status}
+            for c in sorted(state.containers, key=lambda c: c.name)
+        ]
+    }
+    for worker in sorted(state.workers, key=lambda c: c.name):
+        stop = state.worker_stops.get(worker.name)
+        processes.setdefault(worker.process, []).append(
+            {
+                "name": worker.name,
+                "release": worker.release_id,
+                "status": "stopping" if stop is not None and worker.running else worker.status,
+                "stop_deadline": stop.deadline.isoformat() if stop is not None else None,
+            }
+        )
+    return processes
 
 
 def releases_document(context: HostContext, app: str) -> dict[str, Any]:

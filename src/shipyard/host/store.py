@@ -13,7 +13,7 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from shipyard.domain.models import HistoryKind, HistoryStatus, PendingSwap, Release, Slot
+from shipyard.domain.models import HistoryKind, HistoryStatus, PendingSwap, Release, Slot, WorkerStop
 from shipyard.domain.spec import AppSpec, spec_from_snapshot, spec_snapshot
 from shipyard.errors import NotFoundError
 from shipyard.host.records import AppRecord, HistoryEntry, utcnow
@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS apps (
     spec TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS standby (
     container TEXT PRIMARY KEY, app TEXT NOT NULL, release_id TEXT NOT NULL, until TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS worker_stop (
+    container TEXT PRIMARY KEY, app TEXT NOT NULL, deadline TEXT NOT NULL,
+    signalled INTEGER NOT NULL DEFAULT 0);
 """
 
 
@@ -187,7 +190,7 @@ class HostStore:
 
     def forget_app(self, app: str) -> None:
         """Everything recorded about the app: releases, history, record, standbys."""
-        for table in ("releases", "history", "apps", "standby"):
+        for table in ("releases", "history", "apps", "standby", "worker_stop"):
             self.db.execute(f"DELETE FROM {table} WHERE app = ?", (app,))
 
     # warm standbys ----------------------------------------------------------------------------
@@ -203,6 +206,27 @@ class HostStore:
 
     def drop_standby(self, container: str) -> None:
         self.db.execute("DELETE FROM standby WHERE container = ?", (container,))
+
+    # old workers finishing after their stop signal -----------------------------------------------
+    def add_worker_stop(self, app: str, container: str, deadline: datetime) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO worker_stop VALUES (?, ?, ?, 0)", (container, app, deadline.isoformat())
+        )
+
+    def mark_worker_signalled(self, container: str) -> None:
+        self.db.execute("UPDATE worker_stop SET signalled = 1 WHERE container = ?", (container,))
+
+    def worker_stops(self, app: str) -> dict[str, WorkerStop]:
+        rows = self.db.execute("SELECT * FROM worker_stop WHERE app = ?", (app,))
+        return {
+            r["container"]: WorkerStop(
+                r["container"], datetime.fromisoformat(r["deadline"]), bool(r["signalled"])
+            )
+            for r in rows
+        }
+
+    def drop_worker_stop(self, container: str) -> None:
+        self.db.execute("DELETE FROM worker_stop WHERE container = ?", (container,))
 
 
 def _release(row: sqlite3.Row) -> Release:

@@ -3,7 +3,7 @@
 Each image runs busybox httpd on $HOST:$PORT serving a version page at / and `ok` at /up, plus CGI
 endpoints: /cgi-bin/slow (answers after a second, to test draining) and /cgi-bin/fail (answers 500).
 Behaviours make the failure cases real: crash at start, hang without listening, start slowly,
-listen on the wrong port.
+listen on the wrong port. Given arguments (a `command`), the image runs them instead: a worker process.
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ def build_context(version: str, behaviour: Behaviour = "ok") -> bytes:
         _add(tar, "rootfs/bin/busybox", busybox_path().read_bytes(), 0o755)
         for applet in APPLETS:
             _symlink(tar, f"rootfs/bin/{applet}", "busybox")
-        _add(tar, "rootfs/app/run", RUN_SCRIPTS[behaviour].encode() + b"\n", 0o755)
+        # Arguments (a process's command) run instead of the web server: a worker of the same image.
+        run = f'if [ "$#" -gt 0 ]; then exec "$@"; fi\n{RUN_SCRIPTS[behaviour]}\n'
+        _add(tar, "rootfs/app/run", run.encode(), 0o755)
         page = f"<html><body><h1>demo app</h1><p>version {version}</p></body></html>\n"
         _add(tar, "rootfs/www/index.html", page.encode())
         _add(tar, "rootfs/www/up", b"ok\n")
@@ -109,3 +111,17 @@ def write_context_dir(target: Path, version: str, behaviour: Behaviour = "ok") -
     with tarfile.open(fileobj=io.BytesIO(build_context(version, behaviour))) as tar:
         tar.extractall(target, filter="tar")
     return target
+
+
+# A worker process for the test image (`sh -c` it, with a host directory mounted on /data): writes a
+# heartbeat file every 0.2 s and, on SIGTERM, logs it, takes FINISH_SECONDS (2) to "finish its jobs",
+# logs that and exits 0. /data/events tells which release started, was signalled and finished.
+HEARTBEAT_WORKER = (
+    'finish() { echo "$SHIPYARD_RELEASE got TERM" >> /data/events; sleep "${FINISH_SECONDS:-2}"; '
+    'echo "$SHIPYARD_RELEASE finished" >> /data/events; exit 0; }; '
+    "trap finish TERM; "
+    'echo "$SHIPYARD_RELEASE started" >> /data/events; '
+    'while true; do date +%s > "/data/heartbeat-$SHIPYARD_RELEASE"; sleep 0.2; done'
+)
+# Its health command: the heartbeat of its own release is there.
+HEARTBEAT_HEALTH = ["sh", "-c", '[ -f "/data/heartbeat-$SHIPYARD_RELEASE" ]']
