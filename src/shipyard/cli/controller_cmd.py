@@ -76,7 +76,7 @@ def controller(
 
     from shipyard.controller.app import create_app
     from shipyard.controller.db import claim_sqlite_file
-    from shipyard.controller.serving import ServeOptions, settle_heap, uvicorn_options
+    from shipyard.controller.serving import ServeOptions, uvicorn_options
     from shipyard.controller.settings import load_settings
     from shipyard.controller.tls import check_server_files
     from shipyard.controller.url_policy import is_loopback
@@ -107,9 +107,7 @@ def controller(
     configure_process_logging()
     try:
         # log_config=None: uvicorn's loggers keep the masked handler configured above.
-        app = create_app(settings)
-        settle_heap()
-        uvicorn.run(app, log_level="info", log_config=None, **served)
+        uvicorn.run(create_app(settings), log_level="info", log_config=None, **served)
     finally:
         stop_process_logging()
         if held is not None:

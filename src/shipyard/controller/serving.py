@@ -6,7 +6,6 @@ write any source address into the audit log; here no proxy is trusted unless nam
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,6 @@ from shipyard.errors import ConfigError
 # again) and the process exits. It also bounds the TLS close of idle keep-alive connections, which
 # otherwise waits up to 30 s for a client's close_notify that a pooled, unread connection never sends.
 SHUTDOWN_GRACE_SECONDS = 3
-
-
-# The cyclic garbage collector while serving: a collection of the youngest objects after this many
-# allocations (Python's default: 700), each older generation after this many of the one below.
-GC_THRESHOLDS = (20_000, 20, 20)
 
 
 @dataclass(frozen=True)
@@ -69,16 +63,3 @@ def uvicorn_options(options: ServeOptions) -> dict[str, Any]:
         served["ssl_certfile"] = str(options.tls_cert)
         served["ssl_keyfile"] = str(options.tls_key)
     return served
-
-
-def settle_heap() -> None:
-    """Take what start-up built out of the garbage collector's way, and collect young objects less often.
-
-    Imports, the ORM's mappers, the schemas and the routes leave about 150,000 objects that live as long
-    as the process; every full collection walked them all again, pausing the event loop for 100-300 ms
-    in the middle of a burst of agent requests. Frozen (gc.freeze), no collection looks at them. With a
-    higher first threshold most objects of a request are freed by reference counting before any
-    collection sees them, so fewer survive into the older generations, which are collected rarely."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
