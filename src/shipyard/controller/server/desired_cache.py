@@ -132,7 +132,7 @@ class DesiredCache:
     @staticmethod
     def _resolve(plan: GroupPlan, waiters: list[_Waiter]) -> None:
         for waiter in waiters:
-            moved = plan.for_host(waiter.host_id, waiter.host).version != waiter.version
+            moved = plan.version_for(waiter.host_id) != waiter.version
             if moved and not waiter.future.done():
                 waiter.future.set_result(plan)
 

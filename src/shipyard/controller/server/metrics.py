@@ -59,6 +59,9 @@ class ControllerMetrics:
 
         # id(route) -> its full template: a route included under a prefix may not carry the prefix itself
         self._templates: dict[int, str] = {}
+        # (method, route, status) -> its histogram child: labels() checks and locks on every call, and
+        # every agent request is observed; the label set is closed, so this stays small
+        self._observers: dict[tuple[str, str, str], Any] = {}
 
     def name_routes(self, routes: Iterable[Any], prefix: str = "") -> None:
         """Label requests matching these routes with prefix + the route's path template."""
@@ -73,4 +76,7 @@ class ControllerMetrics:
 
     def observe_request(self, scope: Any, status: int, seconds: float) -> None:
         labels = (method_label(scope["method"]), self.route_label(scope), str(status))
-        self.request_seconds.labels(*labels).observe(seconds)
+        observer = self._observers.get(labels)
+        if observer is None:
+            observer = self._observers[labels] = self.request_seconds.labels(*labels)
+        observer.observe(seconds)

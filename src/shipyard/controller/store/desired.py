@@ -13,6 +13,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from pydantic import TypeAdapter
+from pydantic_core import to_json
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -77,42 +79,80 @@ class AppPlan:
         return choose_release(self.status, self.release_id, self.deployment_id, self.current_release, in_wave)
 
 
+# What a host's desired state is made of in a plan: per app with a release for it, the app's index in
+# GroupPlan.apps and its Choice. Hosts with the same key get the same apps and version.
+_ChoiceKey = tuple[tuple[int, Choice], ...]
+
+
+@dataclass(frozen=True)
+class _SharedAnswer:
+    """The part of the desired state that hosts choosing alike share: the apps, their version, and both
+    already encoded as the JSON that follows the host's name and group in the answer."""
+
+    apps: list[DesiredApp]
+    version: int
+    tail: bytes  # b',"version":...,"apps":[...]}'
+
+
 @dataclass
 class GroupPlan:
     """Everything the desired state of any host in one group depends on, read in one short transaction.
 
-    Per-host answers are derived in memory, so all long-polls of a group share one database read; each
-    is also kept as its JSON body, so a burst of answers after a change serializes each host once.
+    Per-host answers are derived in memory, so all long-polls of a group share one database read. Hosts
+    whose releases are chosen alike (all of them, in a deployment's single wave) share one computed and
+    encoded answer, which only the host's name distinguishes: a burst of answers after a change encodes
+    the apps once, not once per host.
     """
 
     group: str
     apps: list[AppPlan]
     releases: dict[int, DesiredApp]
+    _keys: dict[int, _ChoiceKey] = field(default_factory=dict, compare=False, repr=False)
+    _shared: dict[_ChoiceKey, _SharedAnswer] = field(default_factory=dict, compare=False, repr=False)
     _answers: dict[tuple[int, str], DesiredState] = field(default_factory=dict, compare=False, repr=False)
     _bodies: dict[tuple[int, str], bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def _shared_for(self, host_id: int) -> _SharedAnswer:
+        key = self._keys.get(host_id)
+        if key is None:
+            choices = ((index, plan.choice_for(host_id)) for index, plan in enumerate(self.apps))
+            key = self._keys[host_id] = tuple((index, c) for index, c in choices if c is not None)
+        shared = self._shared.get(key)
+        if shared is None:
+            apps = []
+            for index, choice in key:
+                template = self.releases[choice.release_id]
+                update = {"deployment_id": choice.deployment_id, "prune": self.apps[index].prune}
+                apps.append(template.model_copy(update=update))
+            version = version_of(apps)
+            tail = b',"version":%d,"apps":%s}' % (version, _APPS_JSON.dump_json(apps))
+            shared = self._shared[key] = _SharedAnswer(apps, version, tail)
+        return shared
+
+    def version_for(self, host_id: int) -> int:
+        """for_host(...).version, without building the host's answer."""
+        return self._shared_for(host_id).version
 
     def for_host(self, host_id: int, host_name: str) -> DesiredState:
         key = (host_id, host_name)
         answer = self._answers.get(key)
         if answer is None:
-            apps = []
-            for plan in self.apps:
-                choice = plan.choice_for(host_id)
-                if choice is not None:
-                    template = self.releases[choice.release_id]
-                    update = {"deployment_id": choice.deployment_id, "prune": plan.prune}
-                    apps.append(template.model_copy(update=update))
-            answer = DesiredState(host=host_name, group=self.group, version=version_of(apps), apps=apps)
+            shared = self._shared_for(host_id)
+            answer = DesiredState(host=host_name, group=self.group, version=shared.version, apps=shared.apps)
             self._answers[key] = answer
         return answer
 
     def json_for(self, host_id: int, host_name: str) -> bytes:
-        """for_host() as the JSON body of the API's answer."""
+        """for_host() as the JSON body of the API's answer (the same bytes as its model_dump_json)."""
         key = (host_id, host_name)
         body = self._bodies.get(key)
         if body is None:
-            body = self._bodies[key] = self.for_host(host_id, host_name).model_dump_json().encode()
+            head = b'{"host":%s,"group":%s' % (to_json(host_name), to_json(self.group))
+            body = self._bodies[key] = head + self._shared_for(host_id).tail
         return body
+
+
+_APPS_JSON = TypeAdapter(list[DesiredApp])
 
 
 def _release_template(release: Release, sealed_secrets: str | None) -> DesiredApp:

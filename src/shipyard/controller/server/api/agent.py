@@ -70,7 +70,7 @@ async def desired_body(
     context.presence.seen(agent.host_id, context.now())  # the agent is alive
     plan = await context.desired.plan(agent.group)
     timeout = min(wait, context.settings.max_wait)
-    if version is None or plan.for_host(agent.host_id, agent.host).version != version or timeout <= 0:
+    if version is None or plan.version_for(agent.host_id) != version or timeout <= 0:
         return plan.json_for(agent.host_id, agent.host)
     changed = await context.desired.wait_for_change(agent.group, agent.host_id, agent.host, version, timeout)
     if changed is None:
