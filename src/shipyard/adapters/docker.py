@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -43,6 +44,11 @@ def _translate(action: str) -> Iterator[None]:
         raise DockerError(
             f"{action} failed: the Docker Engine does not answer ({exc}); start dockerd or set DOCKER_HOST."
         ) from exc
+
+
+def _kill_quietly(container: Any) -> None:
+    with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+        container.kill()
 
 
 class DockerEngine:
@@ -137,6 +143,47 @@ class DockerEngine:
         with _translate(f"starting container {spec.name}"):
             container = self.client.containers.run(spec.image, **kwargs)
             return str(container.id)
+
+    def run_once(self, spec: ContainerSpec, on_line: Callable[[str], None], timeout: float) -> int:
+        kwargs: dict[str, Any] = {
+            "name": spec.name,
+            "environment": spec.env,
+            "labels": spec.labels,
+            "detach": True,
+            "init": True,
+            "network_mode": "host",
+            "volumes": spec.volumes,
+            "command": spec.command,
+        }
+        if spec.memory:
+            kwargs["mem_limit"] = spec.memory
+        if spec.cpus:
+            kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+        with _translate(f"running a container of {spec.image}"):
+            # No read timeout: a command may print nothing for minutes (the timer below bounds it).
+            patient = docker.DockerClient(base_url=self.base_url, timeout=None)
+            with contextlib.suppress(docker.errors.NotFound):  # one left by a run killed with its agent
+                patient.containers.get(spec.name).remove(force=True)
+            container = patient.containers.create(spec.image, **kwargs)
+        killer = threading.Timer(timeout, lambda: _kill_quietly(container))
+        try:
+            with _translate(f"running container {spec.name}"):
+                container.start()
+                killer.start()
+                partial = ""
+                for chunk in container.logs(stream=True, follow=True):
+                    partial += bytes(chunk).decode(errors="replace")
+                    *complete, partial = partial.split("\n")
+                    for line in complete:
+                        on_line(line.rstrip("\r"))
+                if partial:
+                    on_line(partial.rstrip("\r"))
+                return int(container.wait().get("StatusCode", -1))
+        finally:
+            killer.cancel()
+            with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+                container.remove(force=True)
+            patient.close()
 
     def containers(self, app: str) -> list[ContainerInfo]:
         with _translate(f"listing containers of {app}"):

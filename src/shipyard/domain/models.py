@@ -21,6 +21,9 @@ LABEL_APP = "shipyard.app"
 LABEL_SLOT = "shipyard.slot"
 LABEL_RELEASE = "shipyard.release"
 LABEL_DIGEST = "shipyard.digest"
+# A task's throwaway container (release phase, `shipyard run`): its kind and app, never LABEL_APP.
+LABEL_TASK = "shipyard.task"
+LABEL_TASK_APP = "shipyard.task-app"
 
 
 def other_slot(slot: Slot) -> Slot:

@@ -6,9 +6,9 @@ after a crash at any point, because each starts by recovering the host to one se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from shipyard.adapters.registry import resolve_digest as registry_digest
 from shipyard.domain.commands import RemoveContainer, StartContainer, StopContainer, SwitchBackend
 from shipyard.domain.models import AppState, HistoryKind, ImageRef, Release
 from shipyard.domain.plan import Plan, SwapContext, plan_proxy, plan_recovery, plan_swap
+from shipyard.domain.plan import run_task as plan_task
 from shipyard.domain.spec import AppSpec, RegistrySpec
 from shipyard.errors import ConfigError, LockedError, NotFoundError, ShipyardError
 from shipyard.host.context import HostContext
@@ -135,7 +136,8 @@ def deploy(
             f"{ref.name} is not this app's image {spec.image}; deploy {spec.image}:TAG instead."
         )
     digest = release.digest if release else resolve_digest(spec, ref, context)
-    swap = _swap_context(context, "deploy", secrets, policy)
+    # This host alone (no release from a controller): it runs the release phase itself, before the swap.
+    swap = replace(_swap_context(context, "deploy", secrets, policy), release_phase=release is None)
     if dry_run:
         target = release or make_release(context, spec, ref, digest, save=False)
         return Outcome(target, _dry_plan(context, target, swap, pull_allowed=True))
@@ -194,6 +196,27 @@ def _swap(
         # Interrupted (Ctrl-C): the record stays 'running' so the next command finishes or undoes it.
         raise
     return Outcome(release, plan, interpreter.history_id, interpreter.timings, recovered)
+
+
+def run_task(
+    context: HostContext,
+    release: Release,
+    kind: str,
+    argv: list[str],
+    *,
+    secrets: dict[str, str],
+    on_line: Callable[[str], None],
+    timeout: float,
+    name: str,
+) -> int:
+    """A command once in a throwaway container of `release` (pulled first when missing); its exit code.
+
+    No lock: it touches neither slot, haproxy nor the host's records."""
+    if not context.engine.image_present(release.pinned_image):
+        auth = _registry_auth(release.app_spec.registry)
+        context.engine.pull(release.image, release.digest, auth, lambda _event: None)
+    command = plan_task(kind, release, argv, secrets, timeout, name=name)
+    return context.engine.run_once(command.container, on_line, command.timeout)
 
 
 def _registry_auth(spec: RegistrySpec) -> dict[str, str] | None:

@@ -4,23 +4,26 @@ The rule, per app deployed to the host's environment, from its latest started de
 running, paused or failed (without rollback): hosts in started waves get the target, the rest keep the
 current release; succeeded: the target everywhere; aborted or rolled back: the current release (the last
 succeeded one) everywhere. Each app also carries the latest prune asked of it in the environment
-(prunes.py), which the host's agent carries out once.
+(prunes.py), which the host's agent carries out once, and each host its pending tasks (tasks.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shipyard.controller.engine.rollout import ACTIVE, FAILED, SUCCEEDED
+from shipyard.controller.store import tasks
 from shipyard.controller.store.deployments import current_release_id
 from shipyard.controller.store.models import Deployment, DeploymentHost, Environment, Prune, Release
 from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredState
 from shipyard.fleet_api.schemas.common import release_name
+from shipyard.fleet_api.schemas.tasks import TaskOrder
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class GroupPlan:
     group: str
     apps: list[AppPlan]
     releases: dict[int, DesiredApp]
+    tasks: dict[int, list[TaskOrder]] = field(default_factory=dict)  # pending tasks per host id
     _answers: dict[tuple[int, str], DesiredState] = field(default_factory=dict, compare=False, repr=False)
     _bodies: dict[tuple[int, str], bytes] = field(default_factory=dict, compare=False, repr=False)
 
@@ -101,7 +105,10 @@ class GroupPlan:
                     template = self.releases[choice.release_id]
                     update = {"deployment_id": choice.deployment_id, "prune": plan.prune}
                     apps.append(template.model_copy(update=update))
-            answer = DesiredState(host=host_name, group=self.group, version=version_of(apps), apps=apps)
+            tasks = self.tasks.get(host_id, [])
+            answer = DesiredState(
+                host=host_name, group=self.group, version=version_of(apps, tasks), apps=apps, tasks=tasks
+            )
             self._answers[key] = answer
         return answer
 
@@ -167,15 +174,16 @@ def group_plan(session: Session, group: str) -> GroupPlan:
         for release_id in (latest.release_id, current):
             if release_id is not None and release_id not in releases:
                 releases[release_id] = _release_template(session.get_one(Release, release_id))
-    return GroupPlan(group, apps, releases)
+    return GroupPlan(group, apps, releases, tasks.pending_orders(session, group))
 
 
-def version_of(apps: list[DesiredApp]) -> int:
+def version_of(apps: list[DesiredApp], pending: Sequence[TaskOrder] = ()) -> int:
     """A fingerprint of the content, so any change in what the host should run changes the version.
 
-    A prune is in it only once one was asked, so hosts never pruned keep the version they had."""
+    A prune (or a pending task) is in it only once one was asked, so other hosts keep their version."""
     content = json.dumps(
-        [[a.app, a.release_id, a.digest, a.deployment_id, *([a.prune] if a.prune else [])] for a in apps],
+        [[a.app, a.release_id, a.digest, a.deployment_id, *([a.prune] if a.prune else [])] for a in apps]
+        + ([["tasks", *(task.id for task in pending)]] if pending else []),
         sort_keys=True,
     )
     return int(hashlib.sha256(content.encode()).hexdigest()[:13], 16)
