@@ -1,0 +1,96 @@
+"""The agent runs the tasks its desired state carries once, streams their output in batches, reports the end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from test_agent_fakes import FakeController, FakeHost, task_order
+from test_agent_loop import Clock, make_loop
+
+from shipyard.errors import PolicyError
+from shipyard.fleet_api.schemas.tasks import TaskOrder, TaskUpdate
+from shipyard.secrets.masking import register_secret
+
+
+def test_a_task_is_started_then_its_output_and_exit_code_are_sent() -> None:
+    controller, host, clock = FakeController(), FakeHost(), Clock()
+    controller.tasks = [task_order(7)]
+    host.task_output, host.task_exit_code = ["migrating", "done"], 3
+    loop = make_loop(controller, host, clock)
+    loop.run_once()
+    assert host.tasks_run == [7]
+    updates = controller.task_updates[7]
+    assert updates[0].status == "running" and not updates[0].lines  # said before anything runs
+    assert controller.task_lines(7) == ["migrating", "done"]
+    assert (updates[-1].status, updates[-1].exit_code) == ("failed", 3)
+
+
+def test_a_task_runs_once_even_when_a_later_answer_still_carries_it() -> None:
+    controller, host, clock = FakeController(), FakeHost(), Clock()
+    order = task_order(8)
+    controller.tasks = [order]
+    loop = make_loop(controller, host, clock)
+    loop.run_once()
+    controller.tasks = [order]  # a stale answer (another replica's cache) lists it again
+    loop.run_once()
+    assert host.tasks_run == [8]
+    assert controller.task_updates[8][-1].status == "succeeded"
+
+
+def test_a_task_the_controller_does_not_let_start_is_not_run() -> None:
+    controller, host, clock = FakeController(), FakeHost(), Clock()
+    order = task_order(9)
+    controller.task_update(9, TaskUpdate(status="running"))  # started already (another agent process)
+    controller.tasks = [order]
+    make_loop(controller, host, clock).run_once()
+    assert host.tasks_run == []
+
+
+def test_a_task_the_host_refuses_is_reported_failed_with_the_reason() -> None:
+    controller, host, clock = FakeController(), FakeHost(), Clock()
+    controller.tasks = [task_order(10)]
+    host.task_error = PolicyError(
+        "this host's policy refuses task 10: run: one-off commands are off; nothing ran."
+    )
+    make_loop(controller, host, clock).run_once()
+    end = controller.task_updates[10][-1]
+    assert (end.status, end.exit_code) == ("failed", None)
+    assert "one-off commands are off" in end.message
+
+
+def test_output_lines_are_masked_and_sent_in_batches() -> None:
+    controller, host, clock = FakeController(), FakeHost(), Clock()
+    register_secret("s3cr3t-database-password")
+    controller.tasks = [task_order(11)]
+    host.task_output = [f"line {n}" for n in range(250)] + ["url=postgres://u:s3cr3t-database-password@db"]
+    make_loop(controller, host, clock).run_once()
+    lines = controller.task_lines(11)
+    assert lines[:250] == [f"line {n}" for n in range(250)]
+    assert lines[250] == "url=postgres://u:***@db"
+    assert len(controller.task_updates[11]) >= 4  # started, batches of at most 100, the end
+
+
+def test_the_end_is_sent_again_when_the_controller_was_away() -> None:
+    controller, host, clock = FakeController(), FakeHost(), Clock()
+    controller.tasks = [task_order(12)]
+    host.task_output = ["one"]
+    loop = make_loop(controller, host, clock)
+    original = host.run_task
+
+    def run_and_lose_the_controller(order: TaskOrder, on_line: Callable[[str], None]) -> int:
+        code = original(order, on_line)
+        controller.reachable = False  # away when the end is to be sent
+        return code
+
+    host.run_task = run_and_lose_the_controller  # type: ignore[method-assign]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        controller.reachable = True  # back after the first retry's wait
+
+    loop.tasks.sleep = sleep
+    loop.run_once()
+    assert sleeps  # it waited and tried again
+    assert controller.task_updates[12][-1].status == "succeeded"
+    assert controller.task_lines(12) == ["one"]
