@@ -1,4 +1,4 @@
-"""The agent runs the tasks its desired state carries once, streams their output in batches, reports the end."""
+"""The agent runs each task its desired state carries once, sends its output in batches, then its end."""
 
 from __future__ import annotations
 

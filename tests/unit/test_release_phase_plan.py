@@ -87,5 +87,5 @@ def test_release_must_be_a_command_and_hooks_take_a_timeout() -> None:
         parse_spec({**base, "release": []})
     spec = parse_spec({**base, "hooks": {"pre-deploy": "bin/check", "timeout": 30}})
     assert spec.hooks.timeout == 30
-    with pytest.raises(ConfigError, match="hooks.timeout"):
+    with pytest.raises(ConfigError, match=r"hooks\.timeout"):
         parse_spec({**base, "hooks": {"timeout": 0}})
