@@ -65,14 +65,10 @@ class FakeController:
         if not self.reachable:
             raise ControllerError("cannot reach the controller at http://fake (ConnectError).")
         sent = self.task_updates.setdefault(task_id, [])
-        if not sent and update.status != "running":
-            raise ControllerError(f"the controller answered HTTP 409: task {task_id} has not started.")
+        if update.start == bool(sent):  # as the API: one start, then output and the end
+            raise ControllerError(f"the controller answered HTTP 409: task {task_id} started already.")
         if sent and sent[-1].status in ("succeeded", "failed"):
             raise ControllerError(f"the controller answered HTTP 409: task {task_id} already finished.")
-        if not sent and update.lines:
-            raise ControllerError(f"the controller answered HTTP 409: task {task_id} has not started.")
-        if update.status == "running" and not update.lines and sent:
-            raise ControllerError(f"the controller answered HTTP 409: task {task_id} started already.")
         sent.append(update)
         self.tasks = [task for task in self.tasks if task.id != task_id]
 

@@ -20,7 +20,7 @@ def test_a_task_is_started_then_its_output_and_exit_code_are_sent() -> None:
     loop.run_once()
     assert host.tasks_run == [7]
     updates = controller.task_updates[7]
-    assert updates[0].status == "running" and not updates[0].lines  # said before anything runs
+    assert updates[0].start and not updates[0].lines  # said before anything runs
     assert controller.task_lines(7) == ["migrating", "done"]
     assert (updates[-1].status, updates[-1].exit_code) == ("failed", 3)
 
@@ -40,7 +40,7 @@ def test_a_task_runs_once_even_when_a_later_answer_still_carries_it() -> None:
 def test_a_task_the_controller_does_not_let_start_is_not_run() -> None:
     controller, host, clock = FakeController(), FakeHost(), Clock()
     order = task_order(9)
-    controller.task_update(9, TaskUpdate(status="running"))  # started already (another agent process)
+    controller.task_update(9, TaskUpdate(start=True))  # started already (another agent process)
     controller.tasks = [order]
     make_loop(controller, host, clock).run_once()
     assert host.tasks_run == []

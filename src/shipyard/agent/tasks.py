@@ -85,7 +85,7 @@ class TaskRunner:
     def _run(self, order: TaskOrder) -> None:
         self.started.add(order.id)
         try:
-            self.controller.task_update(order.id, TaskUpdate(status="running"))
+            self.controller.task_update(order.id, TaskUpdate(start=True))
         except ShipyardError as exc:  # started already, cancelled, or the controller is away
             # Only a task still pending comes again in the desired state: that one is tried again.
             log.info("task not started", task=order.id, reason=str(exc))

@@ -196,10 +196,11 @@ def apply_update(session: Session, task_id: int, host_id: int, update: TaskUpdat
         raise NotFoundError(f"task {task_id} is not assigned to this host.")
     if task.status in TASK_FINAL:
         raise ConflictError(f"task {task_id} already {task.status}; its output is closed.")
-    started = task.status == PENDING
+    if update.start != (task.status == PENDING):
+        state = "started already" if update.start else "has not started; send start first"
+        raise ConflictError(f"task {task_id} {state}.")
+    started = update.start
     if started:
-        if update.lines or update.status != RUNNING:
-            raise ConflictError(f"task {task_id} has not started; say status running first.")
         task.status, task.started_at = RUNNING, now
     for text in update.lines:
         task.line_count += 1

@@ -48,7 +48,10 @@ class TaskOrder(BaseModel):
 class TaskUpdate(Body):
     """What an agent says about a task it runs: its start, output lines (in order), its end."""
 
-    status: Literal["running", "succeeded", "failed"]
+    start: bool = Field(
+        default=False, description="the agent is about to run it: accepted once, refused (409) after that"
+    )
+    status: Literal["running", "succeeded", "failed"] = "running"
     lines: list[Annotated[str, Field(max_length=MAX_LINE, pattern=r"^[^\x00]*$")]] = Field(
         default_factory=list, max_length=MAX_LINES_PER_POST
     )
