@@ -1,4 +1,4 @@
-"""Tasks on SQLite and PostgreSQL: the release phase gating a deployment, `shipyard run`'s API, the agents' word.
+"""Tasks on SQLite and PostgreSQL: the release phase gating a deployment, the task API, the agents' word.
 
 Agents here are FakeAgents speaking the API by hand; tests/e2e/test_fleet_tasks.py runs the real agents.
 """
