@@ -111,6 +111,12 @@ class FakeEngine:
             on_line(line)
         return self.once_exit_code
 
+    def exec_in(self, name: str, argv: list[str], on_output: Callable[[str], None]) -> int:
+        if name not in self.by_name or self.by_name[name].status != "running":
+            raise NotFoundError(f"running a command in container {name} failed: it is not running")
+        on_output(" ".join(argv) + "\n")
+        return 0
+
     def status(self, name: str) -> tuple[str, int | None]:
         if name not in self.by_name:
             raise NotFoundError(f"inspecting container {name} failed: no such container")

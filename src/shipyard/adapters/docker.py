@@ -185,6 +185,18 @@ class DockerEngine:
                 container.remove(force=True)
             patient.close()
 
+    def exec_in(self, name: str, argv: list[str], on_output: Callable[[str], None]) -> int:
+        with _translate(f"running a command in container {name}"):
+            patient = docker.DockerClient(base_url=self.base_url, timeout=None)
+            try:
+                exec_id = patient.api.exec_create(name, argv)["Id"]
+                for chunk in patient.api.exec_start(exec_id, stream=True):
+                    on_output(bytes(chunk).decode(errors="replace"))
+                code = patient.api.exec_inspect(exec_id).get("ExitCode")
+            finally:
+                patient.close()
+        return int(code) if code is not None else -1
+
     def containers(self, app: str) -> list[ContainerInfo]:
         with _translate(f"listing containers of {app}"):
             found = self.client.containers.list(all=True, filters={"label": f"{LABEL_APP}={app}"})

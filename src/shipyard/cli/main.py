@@ -71,6 +71,8 @@ EXTENSIONS: list[tuple[str, str, str, bool]] = [
     ("shipyard.cli.schedule_cmd", "notify_app", "notify", True),
     ("shipyard.cli.ci_cmd", "release_app", "release", True),
     ("shipyard.cli.ci_cmd", "token_app", "token", True),
+    ("shipyard.cli.task_cmd", "run", "run", False),
+    ("shipyard.cli.task_cmd", "exec_", "exec", False),
 ]
 
 

@@ -6,6 +6,7 @@ after a crash at any point, because each starts by recovering the host to one se
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -14,7 +15,13 @@ from typing import Any
 
 from shipyard.adapters.registry import Credentials, parse_image, registry_credentials
 from shipyard.adapters.registry import resolve_digest as registry_digest
-from shipyard.domain.commands import RemoveContainer, StartContainer, StopContainer, SwitchBackend
+from shipyard.domain.commands import (
+    RemoveContainer,
+    StartContainer,
+    StopContainer,
+    SwitchBackend,
+    container_name,
+)
 from shipyard.domain.models import AppState, HistoryKind, ImageRef, Release
 from shipyard.domain.plan import Plan, SwapContext, plan_proxy, plan_recovery, plan_swap
 from shipyard.domain.plan import run_task as plan_task
@@ -217,6 +224,40 @@ def run_task(
         context.engine.pull(release.image, release.digest, auth, lambda _event: None)
     command = plan_task(kind, release, argv, secrets, timeout, name=name)
     return context.engine.run_once(command.container, on_line, command.timeout)
+
+
+RUN_TIMEOUT = 3600.0  # seconds a one-off command on this host may run
+
+
+def run_in_active(
+    context: HostContext,
+    app: str,
+    argv: list[str],
+    *,
+    secrets: dict[str, str],
+    on_line: Callable[[str], None],
+) -> int:
+    """`shipyard run` on this host: argv in a new container of the app's active release; its exit code."""
+    record = context.store.app(app)
+    if record is None or record.active_release_id is None:
+        raise NotFoundError(f"{app} has no active release on this host; deploy it first.")
+    release = context.store.release(app, record.active_release_id)
+    name = f"{app}-{release.id}-run-{os.getpid()}"
+    return run_task(
+        context, release, "run", argv, secrets=secrets, on_line=on_line, timeout=RUN_TIMEOUT, name=name
+    )
+
+
+def active_container(context: HostContext, app: str) -> str:
+    """The name of the app's serving container on this host (for `shipyard exec`)."""
+    record = context.store.app(app)
+    if record is None or record.active_release_id is None or record.active_slot is None:
+        raise NotFoundError(f"{app} has no active release on this host; deploy it first.")
+    name = container_name(app, record.active_release_id, record.active_slot)
+    status, _ = context.engine.status(name)
+    if status != "running":
+        raise NotFoundError(f"{app}'s serving container {name} is {status}; start it with 'shipyard start'.")
+    return name
 
 
 def _registry_auth(spec: RegistrySpec) -> dict[str, str] | None:
