@@ -131,7 +131,7 @@ def command_examples(host: FakeHost, spec: AppSpec) -> dict[type, tuple[Command,
         ),
         cmd.RunTask: (
             run_task("release", v2, ["bin/migrate"], {}, 60.0),
-            lambda: [spec.command for spec in host.engine.ran_once] == [["bin/migrate"]],
+            lambda: [spec.entrypoint for spec in host.engine.ran_once] == [["bin/migrate"]],
         ),
         cmd.FinishHistory: (
             cmd.FinishHistory("succeeded"),

@@ -39,7 +39,7 @@ def test_the_release_command_runs_after_the_pull_and_before_the_new_container(ho
     order = kinds(steps)
     assert order.index("Pull") < order.index("RunTask") < order.index("StartContainer")
     task = next(step for step in steps if isinstance(step, cmd.RunTask))
-    assert task.container.command == ["bin/rails", "db:migrate"]
+    assert (task.container.entrypoint, task.container.command) == (["bin/rails"], ["db:migrate"])
     assert task.container.network == "host" and task.container.ports == {}
     assert (
         task.container.env["RAILS_ENV"] == "production" and task.container.env["SHIPYARD_TASK"] == "release"

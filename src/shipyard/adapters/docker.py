@@ -155,6 +155,8 @@ class DockerEngine:
             "volumes": spec.volumes,
             "command": spec.command,
         }
+        if spec.entrypoint is not None:
+            kwargs["entrypoint"] = spec.entrypoint
         if spec.memory:
             kwargs["mem_limit"] = spec.memory
         if spec.cpus:

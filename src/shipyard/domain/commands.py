@@ -240,7 +240,7 @@ class RunTask:
     timeout: float
 
     def describe(self) -> str:
-        argv = " ".join(self.container.command or [])
+        argv = " ".join([*(self.container.entrypoint or []), *(self.container.command or [])])
         return f"run the {self.kind} command '{argv}' once in a new container of release {self.release_id}"
 
 

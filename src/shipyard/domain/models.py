@@ -111,12 +111,14 @@ class ContainerSpec:
     memory: str | None = None
     cpus: float | None = None
     command: list[str] | None = None
+    entrypoint: list[str] | None = None  # replaces the image's (a task runs exactly its argv)
 
     def __repr__(self) -> str:
         return (
             f"ContainerSpec(name={self.name!r}, image={self.image!r}, env=<{', '.join(sorted(self.env))}>, "
             f"labels={self.labels!r}, network={self.network!r}, ports={self.ports!r}, "
-            f"volumes={self.volumes!r}, memory={self.memory!r}, cpus={self.cpus!r}, command={self.command!r})"
+            f"volumes={self.volumes!r}, memory={self.memory!r}, cpus={self.cpus!r}, command={self.command!r}"
+            + (f", entrypoint={self.entrypoint!r})" if self.entrypoint is not None else ")")
         )
 
 

@@ -330,7 +330,9 @@ def run_task(
         volumes=list(spec.volumes),
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
-        command=list(argv),
+        # Exactly argv runs: an image entrypoint that starts the server would otherwise swallow it.
+        command=list(argv[1:]),
+        entrypoint=[argv[0]],
     )
     return RunTask(kind, release.id, container, timeout)
 

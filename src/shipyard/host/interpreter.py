@@ -356,11 +356,15 @@ class Interpreter:
         self._keep_output(f"{command.kind} command", "\n".join(lines))
         if code != 0:
             raise DeployFailedError(
-                f"the {command.kind} command '{' '.join(command.container.command or [])}' exited with "
+                f"the {command.kind} command '{' '.join(task_argv(command))}' exited with "
                 f"{code}; the new release was not started and nothing was changed.",
                 details=[mask(line) for line in lines[-10:]],
             )
         return f"exited with 0 ({len(lines)} line(s) of output)"
+
+
+def task_argv(command: RunTask) -> list[str]:
+    return [*(command.container.entrypoint or []), *(command.container.command or [])]
 
 
 def _text(output: str | bytes | None) -> str:
