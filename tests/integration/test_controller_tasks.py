@@ -5,6 +5,8 @@ Agents here are FakeAgents speaking the API by hand; tests/e2e/test_fleet_tasks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,8 +14,9 @@ from controller_fixtures import ADMIN, FakeAgent, Harness, spec, wait_for
 from sqlalchemy import func, select
 
 from shipyard.controller.server.context import ControllerContext
+from shipyard.controller.server.pipeline.steps import JobRun, wait_for_deployment
 from shipyard.controller.store.models import Task
-from shipyard.errors import ControllerAuthError, ControllerError, NotFoundError
+from shipyard.errors import ControllerAuthError, ControllerError, DeployFailedError, NotFoundError
 from shipyard.fleet_api.schemas.tasks import TaskUpdate
 
 pytestmark = pytest.mark.integration
@@ -162,3 +165,28 @@ def test_a_run_goes_to_a_healthy_host_streams_its_lines_and_ends_with_its_exit_c
     assert by_name["h3"].client.desired().tasks == []
     audit = harness.http.get("/api/v1/audit?action=task.run", headers=ADMIN).json()
     assert [entry["target"] for entry in audit] == ["web/production/h3", "web/production/h1"]
+
+
+@dataclass
+class RecordedLog:
+    lines: list[str] = field(default_factory=list)
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def test_a_pipelines_job_log_carries_the_release_phase_output(harness: Harness) -> None:
+    (agent,) = [harness.add_agent("h1")]
+    target = release(harness, 0, release=["bin/migrate"])
+    deployment = harness.admin.create_deployment(target, "production")
+    (order,) = agent.client.desired().tasks
+    agent.client.task_update(order.id, TaskUpdate(start=True))
+    agent.client.task_update(order.id, TaskUpdate(lines=["== 2026 CreateUsers: migrating"]))
+    agent.client.task_update(order.id, TaskUpdate(status="failed", lines=["PG::Error"], exit_code=1))
+    wait_for(lambda: harness.admin.get_deployment(deployment.id).status == "failed", what="the failure")
+    log = RecordedLog()
+    job = SimpleNamespace(job_id=1, sha="0" * 40, environment="production")
+    run = JobRun(context_of(harness), job, log, lambda: False)  # type: ignore[arg-type]
+    with pytest.raises(DeployFailedError, match="release phase failed: exited with 1"):
+        wait_for_deployment(run, deployment.id)
+    assert log.lines[:2] == ["release phase | == 2026 CreateUsers: migrating", "release phase | PG::Error"]
