@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from test_agent_fakes import FakeController, FakeHost, task_order
 from test_agent_loop import Clock, make_loop
 
+from shipyard.agent.local_host import LocalHost
+from shipyard.domain.policy import parse_policy
 from shipyard.errors import PolicyError
 from shipyard.fleet_api.schemas.tasks import TaskOrder, TaskUpdate
+from shipyard.host.context import HostContext
+from shipyard.host.policy import HostPolicy
 from shipyard.secrets.masking import register_secret
 
 
@@ -94,3 +100,19 @@ def test_the_end_is_sent_again_when_the_controller_was_away() -> None:
     assert sleeps  # it waited and tried again
     assert controller.task_updates[12][-1].status == "succeeded"
     assert controller.task_lines(12) == ["one"]
+
+
+def test_the_agents_host_refuses_a_task_its_policy_does_not_allow_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    host = LocalHost(HostContext(home=tmp_path / "home"))  # no engine is reached: it would fail here
+    with pytest.raises(PolicyError, match=r"one-off commands are off on this host.*nothing ran"):
+        host.run_task(task_order(1, kind="run"), print)
+    opened = LocalHost(
+        HostContext(home=tmp_path / "home"),
+        policy=HostPolicy(parse_policy({"tasks": {"run": True}}), "test policy"),
+    )
+    order = task_order(2, kind="release")
+    order.spec["volumes"] = ["/:/host"]  # the release's own rules still apply to its task
+    with pytest.raises(PolicyError, match="host path / is not allowed"):
+        opened.run_task(order, print)
