@@ -10,7 +10,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from controller_fixtures import ADMIN, FakeAgent, Harness, spec, wait_for
+from controller_fixtures import (
+    ADMIN,
+    FakeAgent,
+    Harness,
+    controller_settings,
+    running_controller,
+    spec,
+    wait_for,
+)
 from sqlalchemy import func, select
 
 from shipyard.controller.server.context import ControllerContext
@@ -190,3 +198,28 @@ def test_a_pipelines_job_log_carries_the_release_phase_output(harness: Harness) 
     with pytest.raises(DeployFailedError, match="release phase failed: exited with 1"):
         wait_for_deployment(run, deployment.id)
     assert log.lines[:2] == ["release phase | == 2026 CreateUsers: migrating", "release phase | PG::Error"]
+
+
+def test_a_host_lost_while_its_release_phase_runs_fails_the_task_and_the_deployment(
+    controller_db_url: str,
+) -> None:
+    with running_controller(controller_settings(controller_db_url, lost_after=1.5)) as harness:
+        h1, h2 = harness.add_agent("h1"), harness.add_agent("h2")
+        deployment = harness.admin.create_deployment(
+            release(harness, 0, release=["bin/migrate"]), "production"
+        )
+        (order,) = h1.client.desired().tasks
+        h1.client.task_update(order.id, TaskUpdate(start=True))  # then h1 goes silent
+
+        def settled() -> bool:
+            h2.sync()
+            return harness.admin.get_deployment(deployment.id).status == "failed"
+
+        wait_for(settled, what="the deployment to fail with its lost host")
+        task = harness.admin.get_task(order.id)
+        assert (task.status, task.exit_code) == ("failed", None)
+        assert task.message.startswith(
+            "the host was lost (no report within lost_after) while the command ran"
+        )
+        failed = harness.admin.get_deployment(deployment.id)
+        assert failed.message.startswith("release phase failed: the host was lost") and failed.hosts == []

@@ -123,8 +123,11 @@ class RolloutDriver:
                         session, now=now, lost_after=self._lost_after, seen=self.presence.latest()
                     )
                     changed = bool(lost)
+                    # A lost host's tasks end here; a release phase's deployment then fails on this tick.
+                    ended = tasks.fail_on_lost_hosts(session, [host.id for host in lost], now) > 0
                     advanced, moved, due = self._advance_all(session, now)
-                    changed |= advanced
+                    changed |= advanced or ended
+                    moved |= ended
                     if deployments.start_queued(session, now):
                         changed = moved = True
                         _, _, due = self._advance_all(session, now)

@@ -225,6 +225,24 @@ def cancel_pending(session: Session, task_id: int, reason: str, now: datetime) -
     return True
 
 
+def fail_on_lost_hosts(session: Session, host_ids: Sequence[int], now: datetime) -> int:
+    """End the unfinished tasks of hosts just marked lost: their agents cannot say how they ended."""
+    if not host_ids:
+        return 0
+    unfinished = session.scalars(
+        select(Task).where(Task.host_id.in_(list(host_ids)), Task.status.in_([PENDING, RUNNING]))
+    ).all()
+    for task in unfinished:
+        started = task.status == RUNNING
+        task.status, task.finished_at = FAILED, now
+        task.message = (
+            "the host was lost (no report within lost_after) while the command ran; its outcome is unknown"
+            if started
+            else "the host was lost (no report within lost_after) before its agent started the command"
+        )
+    return len(unfinished)
+
+
 def pending_orders(session: Session, group: str) -> dict[int, list[TaskOrder]]:
     """The pending tasks of every host of `group`, as their desired states carry them."""
     query = (
