@@ -142,12 +142,13 @@ def _follow(client: ControllerClient, task: TaskOut, timeout: float, *, echo: bo
 def _local_run(argv: list[str], config: Path, env: str | None) -> int:
     from shipyard.cli.common import load
     from shipyard.host import service
+    from shipyard.secrets.masking import mask
 
     spec = load(config, env)
     secrets = app_secrets(spec, config, env or "production")
     with host_context() as context:
         return service.run_in_active(
-            context, spec.app, argv, secrets=secrets, on_line=lambda line: print(line, flush=True)
+            context, spec.app, argv, secrets=secrets, on_line=lambda line: print(mask(line), flush=True)
         )
 
 

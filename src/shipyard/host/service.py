@@ -31,9 +31,11 @@ from shipyard.host.context import HostContext
 from shipyard.host.interpreter import Interpreter, Reporter, SilentReporter, port_taken
 from shipyard.host.lock import app_lock
 from shipyard.host.observe import observe
+from shipyard.host.oplog import host_logger
 from shipyard.host.policy import HostPolicy
 from shipyard.host.records import utcnow
 from shipyard.host.status_view import status_document
+from shipyard.secrets.masking import mask
 
 
 @dataclass
@@ -243,6 +245,9 @@ def run_in_active(
         raise NotFoundError(f"{app} has no active release on this host; deploy it first.")
     release = context.store.release(app, record.active_release_id)
     name = f"{app}-{release.id}-run-{os.getpid()}"
+    host_logger(context.home / "shipyard.log", app=app, actor=context.actor).info(
+        "run", release=release.id, argv=mask(" ".join(argv))
+    )
     return run_task(
         context, release, "run", argv, secrets=secrets, on_line=on_line, timeout=RUN_TIMEOUT, name=name
     )
@@ -257,6 +262,7 @@ def active_container(context: HostContext, app: str) -> str:
     status, _ = context.engine.status(name)
     if status != "running":
         raise NotFoundError(f"{app}'s serving container {name} is {status}; start it with 'shipyard start'.")
+    host_logger(context.home / "shipyard.log", app=app, actor=context.actor).info("exec", container=name)
     return name
 
 
