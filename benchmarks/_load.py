@@ -40,15 +40,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Self
 
-from shipyard.lab.fixtures import (
-    VARIANTS,
+from shipyard.lab.single_host import (
+    PushedImages,
     Registry,
-    TestImages,
     push_images,
     start_engine,
-    start_test_registry,
+    start_local_registry,
     unique_name,
 )
+from shipyard.lab.testapp import Behaviour
 
 MODES = ("keep-alive", "close")
 FAILURE_PAUSE = 0.010
@@ -524,7 +524,7 @@ class Lab:
     work: Path
     docker_url: str
     registry: Registry
-    images: TestImages
+    images: PushedImages
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": self.docker_url}
@@ -538,12 +538,12 @@ def lab(prefix: str) -> Iterator[Lab]:
     """Docker Engine (started when none answers), a registry on 127.0.0.1 and images v1 and v2 in it."""
     work = Path(tempfile.mkdtemp(prefix=f"shipyard-bench-{prefix}-"))
     registry: Registry | None = None
-    images: TestImages | None = None
+    images: PushedImages | None = None
     docker_url = ""
     try:
         docker_url = start_engine(work)
-        registry = start_test_registry(work)
-        variants = {tag: VARIANTS[tag] for tag in ("v1", "v2")}
+        registry = start_local_registry(work)
+        variants: dict[str, tuple[str, Behaviour]] = {"v1": ("v1", "ok"), "v2": ("v2", "ok")}
         images = push_images(docker_url, registry, unique_name(f"bench-{prefix}-"), variants)
         yield Lab(work, docker_url, registry, images)
     finally:
@@ -554,7 +554,7 @@ def lab(prefix: str) -> Iterator[Lab]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _remove_images(docker_url: str, images: TestImages) -> None:
+def _remove_images(docker_url: str, images: PushedImages) -> None:
     """Untag this run's references only: builds are reproducible, so other users' tags may share the ids."""
     import docker
     import docker.errors

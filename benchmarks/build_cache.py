@@ -27,10 +27,10 @@ from pathlib import Path
 import yaml
 from _load import git
 
-from shipyard.build.pipeline import BuildOptions, BuildOutcome, build_image
 from shipyard.domain.spec import load_spec
+from shipyard.imaging.pipeline import BuildOptions, BuildOutcome, build_image
 from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
-from shipyard.lab.fixtures import Registry, start_test_registry, unique_name
+from shipyard.lab.single_host import Registry, start_local_registry, unique_name
 from shipyard.lab.testapp import busybox_path
 
 DOCKERFILE = """\
@@ -148,7 +148,7 @@ def phases(outcome: BuildOutcome) -> str:
 
 
 def run(args: argparse.Namespace, root: Path) -> list[list[str]]:
-    registry = start_test_registry(root)
+    registry = start_local_registry(root)
     os.environ.update({"BENCH_REG_USER": registry.username, "BENCH_REG_PASS": registry.password})
     bench = Bench(root, registry)
     bench.make_repo(

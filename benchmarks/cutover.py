@@ -10,9 +10,14 @@
    shipyard's HaproxyRuntime client), for a larger sample.
 3. Rollback with a warm standby (`deploy.standby: 300`), target < 1 s: wall time of the `shipyard rollback`
    subprocess from start to exit, `--rollbacks` times (each rollback swaps back to the other release), idle
-   and under load. The wall time includes starting Python and importing the CLI, measured separately too.
+   and under load. The wall time includes starting Python and importing the CLI, measured separately too,
+   and so is the CPU time the command used. With `--baseline-src DIR` (a `src` directory of another
+   checkout, e.g. `git archive main src | tar -x -C DIR` then DIR/src), every rollback is followed by
+   one run with that code (PYTHONPATH=DIR), alternating on the same app and the same load, so the
+   table compares both.
 
 Usage: .venv/bin/python benchmarks/cutover.py [--quick] [--deploys 20] [--rollbacks 20] [--direct 200]
+       [--rollback-only] [--baseline-src DIR]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -28,12 +34,13 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 from _load import Lab, Load, LoadResult, describe_run, lab, percentile, print_table, wait_http
 
 from shipyard.adapters.haproxy import HaproxyRuntime
-from shipyard.lab.fixtures import AppHome, stop_reapers, unique_name
+from shipyard.lab.single_host import AppHome, stop_reapers, unique_name
 
 
 def stats_row(label: str, samples: list[float], target: float | None, unit: str = "ms") -> list[str]:
@@ -55,8 +62,9 @@ def stats_row(label: str, samples: list[float], target: float | None, unit: str 
     ]
 
 
-# What `shipyard rollback` loads before it runs: the host commands only (shipyard.cli.entry).
-HOST_COMMANDS_IMPORT = "from shipyard.cli.entry import host_app; host_app()"
+# What `shipyard rollback` loads before it runs (shipyard.cli.entry's fast path): the host layer, not
+# the CLI framework.
+HOST_COMMANDS_IMPORT = "from shipyard.cli import entry, host_actions; from shipyard.host import service"
 
 HEADERS = ["measurement", "n", "p50", "p99", "max", "target", "verdict"]
 
@@ -159,15 +167,35 @@ class TimedRollback:
     switched: float
     steps: float
     started_containers: int
+    cpu: float
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 STEP_DONE = re.compile(r"^\s*✓ (\d+) ms")
 
 
-def timed_rollback(home: AppHome) -> TimedRollback:
-    """Run `shipyard rollback`, reading its step lines as they come: when haproxy switched, when it exited."""
+def timed_rollback(home: AppHome, source: Path | None = None) -> TimedRollback:
+    """Run `shipyard rollback`, reading its step lines as they come: when haproxy switched, when it exited.
+
+    `source`: run the code of that `src` directory instead (PYTHONPATH) for a before/after comparison."""
+    env = home.env()
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    cpu_before = children_cpu()
     started = time.perf_counter()
-    process = home.popen("rollback")
+    process = subprocess.Popen(
+        home.argv("rollback"),
+        cwd=home.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert process.stdout is not None and process.stderr is not None
     switched, steps, containers = float("nan"), 0.0, 0
     for line in process.stdout:
@@ -182,11 +210,40 @@ def timed_rollback(home: AppHome) -> TimedRollback:
     wall = time.perf_counter() - started
     if code != 0:
         raise RuntimeError(f"shipyard rollback exited {code}: {process.stderr.read()[-800:]}")
-    return TimedRollback(wall, switched, steps, containers)
+    return TimedRollback(wall, switched, steps, containers, children_cpu() - cpu_before)
+
+
+@dataclass
+class RollbackSamples:
+    wall: list[float]
+    switched: list[float]
+    steps: list[float]
+    cpu: list[float]
+    started_containers: int = 0
+
+    def add(self, timed: TimedRollback) -> None:
+        self.wall.append(timed.wall)
+        self.switched.append(timed.switched)
+        self.steps.append(timed.steps)
+        self.cpu.append(timed.cpu)
+        self.started_containers += timed.started_containers
+
+    def rows(self, condition: str, label: str = "") -> list[list[str]]:
+        of = f" ({label})" if label else ""
+        return [
+            stats_row(f"rollback command wall time{of}, {condition}", self.wall, 1.0, "s"),
+            stats_row(f"  command start -> haproxy switched{of}, {condition}", self.switched, 1.0, "s"),
+            stats_row(f"  CPU time of the command{of}, {condition}", self.cpu, None, "s"),
+            stats_row(f"  sum of the plan's steps{of}, {condition}", self.steps, None, "s"),
+        ]
+
+
+def new_samples() -> RollbackSamples:
+    return RollbackSamples([], [], [], [])
 
 
 def rollback_timings(
-    the_lab: Lab, rollbacks: int, direct: int, concurrency: int
+    the_lab: Lab, rollbacks: int, direct: int, concurrency: int, baseline: Path | None = None
 ) -> tuple[list[list[str]], list[list[str]], list[str]]:
     """Rows for the rollback table, the direct-switch row (if any) and notes."""
     home = new_home(the_lab, "standby", deploy={"standby": 300})
@@ -205,28 +262,30 @@ def rollback_timings(
             subprocess.run([sys.executable, "-c", HOST_COMMANDS_IMPORT], check=True, env=home.env())
             imports.append(time.perf_counter() - started)
         for loaded in (False, True):
-            wall: list[float] = []
-            switched: list[float] = []
-            steps: list[float] = []
-            started_containers = 0
+            current, before = new_samples(), new_samples()
             condition = f"under load ({concurrency} keep-alive clients)" if loaded else "idle"
             print(f"  {rollbacks} rollbacks to a warm standby, {condition} ...", flush=True)
             with maybe_load(address, loaded, concurrency) as results:
                 for _ in range(rollbacks):
-                    timed = timed_rollback(home)
-                    wall.append(timed.wall)
-                    switched.append(timed.switched)
-                    steps.append(timed.steps)
-                    started_containers += timed.started_containers
-                    serving = "v1" if serving == "v2" else "v2"
-                    wait_http(address, "/version", serving)
-            rows.append(stats_row(f"rollback command wall time, {condition}", wall, 1.0, "s"))
-            rows.append(stats_row(f"  command start -> haproxy switched, {condition}", switched, 1.0, "s"))
-            rows.append(stats_row(f"  sum of the plan's steps, {condition}", steps, None, "s"))
-            notes.append(f"rollbacks {condition}: {started_containers} started a container (0 expected)")
+                    for samples, source in ((current, None), (before, baseline)):
+                        if samples is before and baseline is None:
+                            continue
+                        samples.add(timed_rollback(home, source))
+                        serving = "v1" if serving == "v2" else "v2"
+                        wait_http(address, "/version", serving)
+            if baseline is None:
+                rows += current.rows(condition)
+            else:
+                rows += current.rows(condition, "this checkout")
+                rows += before.rows(condition, "baseline")
+            started_containers = current.started_containers + before.started_containers
+            count = rollbacks * (1 if baseline is None else 2)
+            notes.append(
+                f"rollbacks {condition}: {started_containers} of {count} started a container (0 expected)"
+            )
             if results:
                 notes.append(f"rollbacks under load: {load_summary(results[0])}")
-        rows.append(stats_row("  for reference: python start + host command imports", imports, None, "s"))
+        rows.append(stats_row("  for reference: python start + the rollback's imports", imports, None, "s"))
         if direct:
             print(f"  {direct} runtime-API switches, timed directly ...", flush=True)
             samples = direct_switches(home, direct)
@@ -246,17 +305,41 @@ def main() -> int:
     parser.add_argument("--direct", type=int, default=200, help="runtime-API switches timed directly")
     parser.add_argument("--concurrency", type=int, default=65)
     parser.add_argument("--quick", action="store_true", help="5 deploys, 5 rollbacks, 50 direct switches")
+    parser.add_argument(
+        "--rollback-only",
+        action="store_true",
+        help="only the rollback table (no deploys, no direct switches)",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="a `src` directory of other code (e.g. main's) to run alternately with this checkout's",
+    )
     args = parser.parse_args()
     if args.quick:
         args.deploys, args.rollbacks, args.direct = 5, 5, 50
+    if args.rollback_only:
+        args.deploys, args.direct = 0, 0
+    if args.baseline_src is not None and not (args.baseline_src / "shipyard" / "__main__.py").is_file():
+        parser.error(f"{args.baseline_src} holds no shipyard package; pass the src directory of a checkout.")
     started = time.monotonic()
     print(describe_run())
     with lab("cutover") as the_lab:
-        cut_rows, cut_notes = deploy_timings(the_lab, args.deploys, args.concurrency)
+        cut_rows: list[list[str]] = []
+        cut_notes: list[str] = []
+        if args.deploys:
+            cut_rows, cut_notes = deploy_timings(the_lab, args.deploys, args.concurrency)
         back_rows, direct_rows, back_notes = rollback_timings(
-            the_lab, args.rollbacks, args.direct, args.concurrency
+            the_lab,
+            args.rollbacks,
+            args.direct,
+            args.concurrency,
+            args.baseline_src.resolve() if args.baseline_src else None,
         )
-    print_table("Cutover: new container healthy -> haproxy switched (ms)", HEADERS, [*direct_rows, *cut_rows])
+    if cut_rows or direct_rows:
+        print_table(
+            "Cutover: new container healthy -> haproxy switched (ms)", HEADERS, [*direct_rows, *cut_rows]
+        )
     print_table(
         "Rollback to a warm standby (deploy.standby: 300), command start to exit (s)", HEADERS, back_rows
     )

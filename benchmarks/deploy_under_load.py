@@ -76,8 +76,8 @@ from _mixed import MixedLoad, MixedResult, MixOptions
 
 from shipyard.adapters.haproxy import HaproxyRuntime
 from shipyard.errors import ShipyardError
-from shipyard.lab.fixtures import AppHome, TestImages, unique_name
 from shipyard.lab.recording_app import RECORD_DIR, read_records, record_volume
+from shipyard.lab.single_host import AppHome, PushedImages, unique_name
 
 LABEL = "shipyard-benchmark=deploy-under-load"
 
@@ -87,7 +87,7 @@ class TestApp:
     """The image every contender runs: the busybox test image (tags v1, v2), or with --mixed the
     recording app (rec-v1, rec-v2), which appends each request's id to a file in a host directory."""
 
-    images: TestImages
+    images: PushedImages
     recording: bool = False
 
     def ref(self, tag: str) -> str:

@@ -59,8 +59,8 @@ from _load import (
 )
 
 from shipyard.domain.models import LABEL_APP
-from shipyard.lab.fixtures import AppHome, TestImages, push_server_images, unique_name
 from shipyard.lab.server_image import pages, write_native_root
+from shipyard.lab.single_host import AppHome, PushedImages, push_server_images, unique_name
 from shipyard.lab.testapp import busybox_path, write_context_dir
 
 LABEL = "shipyard-benchmark=network-modes"
@@ -167,7 +167,7 @@ def descendants(pid: int) -> list[int]:
 class Servers:
     """Start and stop native servers, containers and a shipyard home; every one is stopped at the end."""
 
-    def __init__(self, the_lab: Lab, server: str, images: TestImages) -> None:
+    def __init__(self, the_lab: Lab, server: str, images: PushedImages) -> None:
         self.lab = the_lab
         self.server = server
         self.images = images
@@ -307,7 +307,7 @@ def cpu_per_request_us(cores: float, result: WrkResult, duration: float) -> str:
 
 
 @contextlib.contextmanager
-def benchmark_images(the_lab: Lab, server: str) -> Iterator[TestImages]:
+def benchmark_images(the_lab: Lab, server: str) -> Iterator[PushedImages]:
     if server == "busybox":
         yield the_lab.images
         return

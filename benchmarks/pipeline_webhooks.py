@@ -50,10 +50,10 @@ from shipyard.controller.engine.github import signature_of
 from shipyard.errors import ControllerError
 from shipyard.fleet_api.client import ControllerClient
 from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
-from shipyard.lab.fixtures import start_engine, start_test_registry, unique_name
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import shipyard_process, stop_process, wait_http
 from shipyard.lab.simulated_host import succeeded_report
+from shipyard.lab.single_host import start_engine, start_local_registry, unique_name
 from shipyard.lab.testapp import busybox_path
 
 SECRET = "bench-webhook-secret-0123456789"
@@ -282,7 +282,7 @@ def main() -> None:
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="shipyard-bench-pipeline-"))
-    registry = start_test_registry(work)
+    registry = start_local_registry(work)
     docker_url, own_engine = build_engine(work, options.engine_nice)
     setup = f"job worker: {options.job_worker}"
     if options.job_worker == "process":

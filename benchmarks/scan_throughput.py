@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from shipyard.adapters.buildkit import find_docker_cli, image_argv
-from shipyard.build.detectors import scan_rules
-from shipyard.build.docker_session import docker_session
-from shipyard.build.scanner import scan_image
-from shipyard.lab.fixtures import unique_name
+from shipyard.imaging.detectors import scan_rules
+from shipyard.imaging.docker_session import docker_session
+from shipyard.imaging.scanner import scan_image
+from shipyard.lab.single_host import unique_name
 from shipyard.lab.testapp import busybox_path
 
 DOCKERFILE = """\

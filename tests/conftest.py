@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.lab.fixtures import (
+from shipyard.lab.single_host import (
     AppHome,
+    PushedImages,
     Registry,
-    TestImages,
-    push_images,
     start_engine,
-    start_test_registry,
+    start_local_registry,
     unique_name,
 )
+from support.images import push_test_images
 
 
 @pytest.fixture(scope="session")
@@ -34,14 +34,14 @@ def docker_url(work_dir: Path) -> str:
 
 @pytest.fixture(scope="session")
 def registry(work_dir: Path) -> Iterator[Registry]:
-    server = start_test_registry(work_dir)
+    server = start_local_registry(work_dir)
     yield server
     server.server.stop()
 
 
 @pytest.fixture(scope="session")
-def images(docker_url: str, registry: Registry) -> TestImages:
-    return push_images(docker_url, registry, unique_name("shipyard-test-"))
+def images(docker_url: str, registry: Registry) -> PushedImages:
+    return push_test_images(docker_url, registry, unique_name("shipyard-test-"))
 
 
 @pytest.fixture

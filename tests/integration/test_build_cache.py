@@ -12,7 +12,7 @@ import pytest
 from test_build_support import BASE_DOCKERFILE, AppRepo, make_app_repo
 
 from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
-from shipyard.lab.fixtures import Registry
+from shipyard.lab.single_host import Registry
 
 pytestmark = pytest.mark.integration
 

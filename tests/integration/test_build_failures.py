@@ -10,7 +10,7 @@ import docker.errors
 import pytest
 from test_build_support import BASE_DOCKERFILE, AppRepo, git, make_app_repo, pushed
 
-from shipyard.lab.fixtures import Registry
+from shipyard.lab.single_host import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from test_build_support import BASE_DOCKERFILE, AppRepo, git, image_labels, make
 
 from shipyard.adapters.registry import Credentials, RegistryClient, parse_image
 from shipyard.errors import NotFoundError
-from shipyard.lab.fixtures import Registry
+from shipyard.lab.single_host import Registry
 
 pytestmark = pytest.mark.integration
 

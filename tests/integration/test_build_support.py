@@ -24,7 +24,7 @@ import yaml
 from shipyard.adapters.registry import Credentials, RegistryClient, parse_image
 from shipyard.domain.spec import SecretsSpec
 from shipyard.errors import NotFoundError
-from shipyard.lab.fixtures import Registry, unique_name
+from shipyard.lab.single_host import Registry, unique_name
 from shipyard.lab.testapp import busybox_path
 from shipyard.secrets.factory import open_store
 

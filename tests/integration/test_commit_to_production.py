@@ -11,9 +11,9 @@ import httpx
 import pytest
 from test_build_support import BASE_DOCKERFILE, AppRepo, git, make_app_repo
 
-from shipyard.lab.fixtures import Registry, free_port_pair, remove_app_containers, stop_haproxy
 from shipyard.lab.load import LoadGenerator
 from shipyard.lab.ports import free_port
+from shipyard.lab.single_host import Registry, free_port_pair, remove_app_containers, stop_haproxy
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import docker
 import httpx
 import pytest
 
-from shipyard.lab.fixtures import AppHome, TestImages
 from shipyard.lab.load import LoadGenerator
+from shipyard.lab.single_host import AppHome, PushedImages
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def status(home: AppHome) -> dict[str, object]:
     return json.loads(home.run("status", "--json").stdout)
 
 
-def test_deploy_swap_and_rollback_under_load_fail_no_request(app_home: AppHome, images: TestImages) -> None:
+def test_deploy_swap_and_rollback_under_load_fail_no_request(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     first = json.loads(app_home.run("deploy", images.ref("v1"), "--json").stdout)
     assert first["changed"] is True
@@ -41,7 +41,7 @@ def test_deploy_swap_and_rollback_under_load_fail_no_request(app_home: AppHome, 
         assert set(stats.bodies) == {"v1", "v2"}
 
 
-def test_status_and_releases_report_the_truth(app_home: AppHome, images: TestImages) -> None:
+def test_status_and_releases_report_the_truth(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     app_home.run("deploy", images.ref("v2"))
@@ -62,7 +62,7 @@ def test_status_and_releases_report_the_truth(app_home: AppHome, images: TestIma
     assert any("cutover" in step for step in history[0]["steps"])
 
 
-def test_deploying_the_same_image_again_changes_nothing(app_home: AppHome, images: TestImages) -> None:
+def test_deploying_the_same_image_again_changes_nothing(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     again = json.loads(app_home.run("deploy", images.ref("v1"), "--json").stdout)
@@ -70,7 +70,7 @@ def test_deploying_the_same_image_again_changes_nothing(app_home: AppHome, image
     assert "already active" in again["plan"][0]
 
 
-def test_dry_run_prints_the_plan_and_changes_nothing(app_home: AppHome, images: TestImages) -> None:
+def test_dry_run_prints_the_plan_and_changes_nothing(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     before = status(app_home)
@@ -80,7 +80,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(app_home: AppHome, images: 
     assert version(app_home) == "v1"
 
 
-def test_deploy_by_digest(app_home: AppHome, images: TestImages) -> None:
+def test_deploy_by_digest(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     digest = json.loads(app_home.run("deploy", images.ref("v1"), "--json").stdout)["digest"]
     app_home.run("deploy", images.ref("v2"))
@@ -89,7 +89,7 @@ def test_deploy_by_digest(app_home: AppHome, images: TestImages) -> None:
     assert version(app_home) == "v1"
 
 
-def test_rollback_with_a_warm_standby_is_only_the_switch(app_home: AppHome, images: TestImages) -> None:
+def test_rollback_with_a_warm_standby_is_only_the_switch(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images, deploy={"standby": 300})
     app_home.run("deploy", images.ref("v1"))
     with (
@@ -112,7 +112,7 @@ def test_rollback_with_a_warm_standby_is_only_the_switch(app_home: AppHome, imag
     assert running == {"r1", "r2"}
 
 
-def test_rollback_to_a_named_release_needs_no_registry(app_home: AppHome, images: TestImages) -> None:
+def test_rollback_to_a_named_release_needs_no_registry(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     app_home.run("deploy", images.ref("v2"))
@@ -122,7 +122,7 @@ def test_rollback_to_a_named_release_needs_no_registry(app_home: AppHome, images
     assert version(app_home) == "v1"
 
 
-def test_container_runs_on_host_network_with_port_and_labels(app_home: AppHome, images: TestImages) -> None:
+def test_container_runs_on_host_network_with_port_and_labels(app_home: AppHome, images: PushedImages) -> None:
     document = app_home.write_config(
         images, labels={"team": "shop"}, env={"clear": {"RAILS_ENV": "production"}}
     )
@@ -140,7 +140,7 @@ def test_container_runs_on_host_network_with_port_and_labels(app_home: AppHome, 
 
 
 def test_bridge_network_publishes_the_slot_port_on_loopback_only(
-    app_home: AppHome, images: TestImages
+    app_home: AppHome, images: PushedImages
 ) -> None:
     document = app_home.write_config(images, network="bridge")
     app_home.run("deploy", images.ref("v1"))
@@ -156,8 +156,8 @@ def test_bridge_network_publishes_the_slot_port_on_loopback_only(
         client.close()
 
 
-def test_a_release_may_move_the_app_to_other_ports(app_home: AppHome, images: TestImages) -> None:
-    from shipyard.lab.fixtures import free_port_pair
+def test_a_release_may_move_the_app_to_other_ports(app_home: AppHome, images: PushedImages) -> None:
+    from shipyard.lab.single_host import free_port_pair
 
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))

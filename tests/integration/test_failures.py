@@ -9,8 +9,8 @@ import docker
 import httpx
 import pytest
 
-from shipyard.lab.fixtures import AppHome, TestImages
 from shipyard.lab.load import LoadGenerator
+from shipyard.lab.single_host import AppHome, PushedImages
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def all_containers(home: AppHome) -> list[str]:
     ],
 )
 def test_a_bad_release_never_serves_and_the_old_one_keeps_serving(
-    app_home: AppHome, images: TestImages, tag: str, health: dict[str, object], expected: str
+    app_home: AppHome, images: PushedImages, tag: str, health: dict[str, object], expected: str
 ) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
@@ -66,7 +66,7 @@ def test_a_bad_release_never_serves_and_the_old_one_keeps_serving(
     assert history[0]["outcome"] == "failed" and history[0]["release"] == "r2"
 
 
-def test_a_crashing_release_prints_its_last_log_lines(app_home: AppHome, images: TestImages) -> None:
+def test_a_crashing_release_prints_its_last_log_lines(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     failed = app_home.run("deploy", images.ref("crash"), check=False)
@@ -75,7 +75,7 @@ def test_a_crashing_release_prints_its_last_log_lines(app_home: AppHome, images:
     assert "Traceback" not in failed.stderr
 
 
-def test_a_slow_release_is_waited_for(app_home: AppHome, images: TestImages) -> None:
+def test_a_slow_release_is_waited_for(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images, env={"clear": {"SLOW_START": "2"}})
     app_home.run("deploy", images.ref("v1"))
     app_home.run("deploy", images.ref("slow"))
@@ -92,7 +92,7 @@ def test_a_slow_release_is_waited_for(app_home: AppHome, images: TestImages) -> 
     ],
 )
 def test_registry_and_engine_problems_fail_before_anything_changes(
-    app_home: AppHome, images: TestImages, mutate: str, code: int, message: str
+    app_home: AppHome, images: PushedImages, mutate: str, code: int, message: str
 ) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
@@ -121,7 +121,7 @@ def test_registry_and_engine_problems_fail_before_anything_changes(
         assert app_home.run("status", "--json").stdout == before
 
 
-def test_invalid_config_changes_nothing(app_home: AppHome, images: TestImages) -> None:
+def test_invalid_config_changes_nothing(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     good = app_home.config.read_text()
@@ -134,7 +134,7 @@ def test_invalid_config_changes_nothing(app_home: AppHome, images: TestImages) -
     assert version(app_home) == "v1"
 
 
-def test_slot_port_taken_by_another_process_is_a_clear_error(app_home: AppHome, images: TestImages) -> None:
+def test_slot_port_taken_by_another_process_is_a_clear_error(app_home: AppHome, images: PushedImages) -> None:
     document = app_home.write_config(images)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", int(document["port"])))  # type: ignore[call-overload]
@@ -145,7 +145,7 @@ def test_slot_port_taken_by_another_process_is_a_clear_error(app_home: AppHome, 
     assert all_containers(app_home) == []
 
 
-def test_a_failing_pre_deploy_hook_aborts_before_any_change(app_home: AppHome, images: TestImages) -> None:
+def test_a_failing_pre_deploy_hook_aborts_before_any_change(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     marker = app_home.root / "hook-ran"
@@ -157,7 +157,7 @@ def test_a_failing_pre_deploy_hook_aborts_before_any_change(app_home: AppHome, i
     assert running_releases(app_home) == {"r1"}
 
 
-def test_hooks_see_the_release(app_home: AppHome, images: TestImages) -> None:
+def test_hooks_see_the_release(app_home: AppHome, images: PushedImages) -> None:
     out = app_home.root / "hook.out"
     app_home.write_config(
         images, hooks={"post-swap": [f"sh -c 'echo $SHIPYARD_RELEASE $SHIPYARD_DIGEST > {out}'"]}

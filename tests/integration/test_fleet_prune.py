@@ -19,8 +19,7 @@ from shipyard.agent.loop import AgentLoop
 from shipyard.domain.spec import parse_spec, spec_snapshot
 from shipyard.host.context import HostContext
 from shipyard.host.lock import app_lock
-from shipyard.lab.fixtures import (
-    VARIANTS,
+from shipyard.lab.single_host import (
     Registry,
     free_port,
     free_port_pair,
@@ -30,6 +29,7 @@ from shipyard.lab.fixtures import (
     stop_reapers,
     unique_name,
 )
+from support.images import VARIANTS
 
 pytestmark = pytest.mark.integration
 TAGS = ("v1", "v2", "v3")

@@ -9,8 +9,8 @@ import docker
 import httpx
 import pytest
 
-from shipyard.lab.fixtures import AppHome, TestImages, unique_name
 from shipyard.lab.load import LoadGenerator
+from shipyard.lab.single_host import AppHome, PushedImages, unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ def get(home: AppHome, path: str) -> httpx.Response:
 
 
 def test_stop_shows_the_maintenance_page_and_start_serves_again(
-    app_home: AppHome, images: TestImages
+    app_home: AppHome, images: PushedImages
 ) -> None:
     page = app_home.root / "503.html"
     page.write_text("<h1>back soon</h1>")
@@ -38,7 +38,7 @@ def test_stop_shows_the_maintenance_page_and_start_serves_again(
     assert json.loads(app_home.run("status", "--json").stdout)["maintenance"] is False
 
 
-def test_prune_keeps_the_last_releases(app_home: AppHome, images: TestImages) -> None:
+def test_prune_keeps_the_last_releases(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images, deploy={"keep_releases": 2})
     for tag in ("v1", "v2", "v3"):
         app_home.run("deploy", images.ref(tag))
@@ -49,7 +49,7 @@ def test_prune_keeps_the_last_releases(app_home: AppHome, images: TestImages) ->
     assert get(app_home, "/version").text.strip() == "v3"
 
 
-def test_logs_of_the_active_release(app_home: AppHome, images: TestImages) -> None:
+def test_logs_of_the_active_release(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     get(app_home, "/version")
@@ -58,7 +58,7 @@ def test_logs_of_the_active_release(app_home: AppHome, images: TestImages) -> No
 
 
 def test_a_second_app_joins_haproxy_without_disturbing_the_first(
-    app_home: AppHome, images: TestImages, docker_url: str, registry: object
+    app_home: AppHome, images: PushedImages, docker_url: str, registry: object
 ) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
@@ -82,7 +82,9 @@ def test_a_second_app_joins_haproxy_without_disturbing_the_first(
         other.teardown()
 
 
-def test_secret_env_reaches_the_container_but_never_the_output(app_home: AppHome, images: TestImages) -> None:
+def test_secret_env_reaches_the_container_but_never_the_output(
+    app_home: AppHome, images: PushedImages
+) -> None:
     secret = "postgres://app:very-secret-pw@127.0.0.1/db"
     app_home.write_config(images, env={"clear": {"MODE": "x"}, "secret": ["DATABASE_URL"]})
     app_home.environ["DATABASE_URL"] = secret
@@ -100,7 +102,7 @@ def test_secret_env_reaches_the_container_but_never_the_output(app_home: AppHome
         client.close()
 
 
-def test_a_missing_secret_is_named_before_anything_changes(app_home: AppHome, images: TestImages) -> None:
+def test_a_missing_secret_is_named_before_anything_changes(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images, env={"secret": ["API_TOKEN"]})
     failed = app_home.run("deploy", images.ref("v1"), check=False)
     assert failed.returncode == 11
@@ -118,7 +120,7 @@ def test_init_writes_a_valid_commented_file(app_home: AppHome) -> None:
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
-def test_a_warm_standby_is_stopped_when_its_time_is_up(app_home: AppHome, images: TestImages) -> None:
+def test_a_warm_standby_is_stopped_when_its_time_is_up(app_home: AppHome, images: PushedImages) -> None:
     # Long enough that a loaded machine still finds it running once the deploy has returned.
     app_home.write_config(images, deploy={"standby": 5})
     app_home.run("deploy", images.ref("v1"))
@@ -140,7 +142,7 @@ def test_a_warm_standby_is_stopped_when_its_time_is_up(app_home: AppHome, images
     assert get(app_home, "/version").text.strip() == "v2"
 
 
-def test_the_host_log_is_structured_and_masked(app_home: AppHome, images: TestImages) -> None:
+def test_the_host_log_is_structured_and_masked(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images, env={"secret": ["API_TOKEN"]})
     app_home.environ["API_TOKEN"] = "tok-abcdef-123456"
     app_home.run("deploy", images.ref("v1"))
@@ -151,7 +153,7 @@ def test_the_host_log_is_structured_and_masked(app_home: AppHome, images: TestIm
     assert "tok-abcdef-123456" not in (app_home.home / "shipyard.log").read_text()
 
 
-def test_remove_takes_the_app_off_the_host(app_home: AppHome, images: TestImages, docker_url: str) -> None:
+def test_remove_takes_the_app_off_the_host(app_home: AppHome, images: PushedImages, docker_url: str) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     app_home.run("deploy", images.ref("v2"))

@@ -26,11 +26,11 @@ from controller_fixtures import FakeAgent, wait_for
 from github_payloads import merged_pull_request, push, signed
 from test_build_support import BASE_DOCKERFILE, AppRepo, git, make_app_repo, pushed
 
-from shipyard.build.metadata import image_tags
 from shipyard.errors import ControllerError
 from shipyard.fleet_api.client import ControllerClient
-from shipyard.lab.fixtures import Registry
+from shipyard.imaging.metadata import image_tags
 from shipyard.lab.ports import free_port
+from shipyard.lab.single_host import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import yaml
 
-from shipyard.lab.fixtures import AppHome, TestImages
 from shipyard.lab.load import LoadGenerator
+from shipyard.lab.single_host import AppHome, PushedImages
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def history(home: AppHome) -> list[dict[str, Any]]:
 TEST_PREFIXES = {"env": {"secret_prefixes": ["SHIPYARD_TEST_REG_", "SHIPYARD_SECRET_"]}}
 
 
-def test_a_release_the_policy_refuses_changes_nothing(app_home: AppHome, images: TestImages) -> None:
+def test_a_release_the_policy_refuses_changes_nothing(app_home: AppHome, images: PushedImages) -> None:
     write_policy(app_home, TEST_PREFIXES)
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
@@ -87,7 +87,7 @@ def test_a_release_the_policy_refuses_changes_nothing(app_home: AppHome, images:
 
 
 def test_a_rollback_to_a_release_the_policy_now_refuses_is_refused(
-    app_home: AppHome, images: TestImages
+    app_home: AppHome, images: PushedImages
 ) -> None:
     marker = app_home.root / "hook-ran"
     write_policy(app_home, {**TEST_PREFIXES, "hooks": {"allow": True}})
@@ -106,7 +106,7 @@ def test_a_rollback_to_a_release_the_policy_now_refuses_is_refused(
 
 
 def test_a_policy_file_named_but_missing_is_one_sentence_and_nothing_runs(
-    app_home: AppHome, images: TestImages
+    app_home: AppHome, images: PushedImages
 ) -> None:
     app_home.write_config(images)
     missing = app_home.root / "no-such-policy.yml"
@@ -117,7 +117,7 @@ def test_a_policy_file_named_but_missing_is_one_sentence_and_nothing_runs(
     assert containers(app_home) == []
 
 
-def test_hooks_never_see_the_deploying_process_tokens(app_home: AppHome, images: TestImages) -> None:
+def test_hooks_never_see_the_deploying_process_tokens(app_home: AppHome, images: PushedImages) -> None:
     write_policy(app_home, {**TEST_PREFIXES, "hooks": {"allow": True}})
     out = app_home.root / "hook.env"
     app_home.environ.update({"SHIPYARD_TOKEN": "sya_" + "t" * 40, "SHIPYARD_JOIN_TOKEN": "syj_" + "j" * 40})

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from shipyard.host.lock import app_lock
-from shipyard.lab.fixtures import AppHome, TestImages
 from shipyard.lab.load import LoadGenerator
+from shipyard.lab.single_host import AppHome, PushedImages
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,7 @@ def serving_slots(document: dict[str, object]) -> list[str]:
     ],
 )
 def test_killed_mid_swap_then_run_again_leaves_exactly_one_slot_serving(
-    app_home: AppHome, images: TestImages, marker: str
+    app_home: AppHome, images: PushedImages, marker: str
 ) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
@@ -95,7 +95,7 @@ def test_killed_mid_swap_then_run_again_leaves_exactly_one_slot_serving(
     assert httpx.get(app_home.listen_url + "/version", timeout=5).text.strip() == "v3"
 
 
-def test_haproxy_killed_is_restarted_with_the_active_slot(app_home: AppHome, images: TestImages) -> None:
+def test_haproxy_killed_is_restarted_with_the_active_slot(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     app_home.run("deploy", images.ref("v2"))
@@ -115,7 +115,7 @@ def test_haproxy_killed_is_restarted_with_the_active_slot(app_home: AppHome, ima
     assert httpx.get(app_home.listen_url + "/version", timeout=5).text.strip() == "v2"
 
 
-def test_a_second_deploy_is_refused_with_who_holds_the_lock(app_home: AppHome, images: TestImages) -> None:
+def test_a_second_deploy_is_refused_with_who_holds_the_lock(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     with app_lock(app_home.home / "locks", app_home.app, "alice@ci", "deploy v9"):
@@ -125,7 +125,7 @@ def test_a_second_deploy_is_refused_with_who_holds_the_lock(app_home: AppHome, i
     assert "--wait" in refused.stderr
 
 
-def test_wait_queues_behind_the_lock_holder(app_home: AppHome, images: TestImages) -> None:
+def test_wait_queues_behind_the_lock_holder(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images)
     app_home.run("deploy", images.ref("v1"))
     released = threading.Event()

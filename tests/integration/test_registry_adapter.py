@@ -10,7 +10,7 @@ import pytest
 
 from shipyard.adapters.registry import Credentials, RegistryClient, parse_image
 from shipyard.errors import NotFoundError, RegistryError
-from shipyard.lab.fixtures import Registry, TestImages
+from shipyard.lab.single_host import PushedImages, Registry
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def client_for(registry: Registry, password: str | None = None) -> RegistryClien
 
 
 def test_tag_resolves_to_the_pushed_digest_and_the_digest_is_checked(
-    registry: Registry, images: TestImages
+    registry: Registry, images: PushedImages
 ) -> None:
     client = client_for(registry)
     digest = client.resolve(parse_image(images.ref("v1")))
@@ -34,7 +34,7 @@ def test_tag_resolves_to_the_pushed_digest_and_the_digest_is_checked(
         client.resolve(parse_image(f"{images.repository}@{WRONG}"))
 
 
-def test_wrong_password_and_no_credentials_are_clear_errors(registry: Registry, images: TestImages) -> None:
+def test_wrong_password_and_no_credentials_are_clear_errors(registry: Registry, images: PushedImages) -> None:
     with pytest.raises(RegistryError, match="refused the credentials"):
         client_for(registry, "nope").resolve(parse_image(images.ref("v1")))
     with pytest.raises(RegistryError, match="requires a login"):

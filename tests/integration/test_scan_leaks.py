@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from test_build_support import BASE_DOCKERFILE, AppRepo, git, make_app_repo, pushed
 
-from shipyard.lab.fixtures import Registry
+from shipyard.lab.single_host import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import docker
 import pytest
 
-from shipyard.lab.fixtures import unique_name
 from shipyard.lab.ports import free_port
 from shipyard.lab.server_image import (
     IMAGE_BINARY,
@@ -28,6 +27,7 @@ from shipyard.lab.server_image import (
     shared_libraries,
     write_native_root,
 )
+from shipyard.lab.single_host import unique_name
 
 
 def _wait_up(port: int, deadline: float = 20.0) -> None:

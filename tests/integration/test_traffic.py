@@ -22,22 +22,22 @@ from shipyard.domain.spec import load_spec
 from shipyard.host import service
 from shipyard.host.context import HostContext
 from shipyard.lab.edge import EdgeProxy
-from shipyard.lab.fixtures import AppHome, TestImages, unique_name
 from shipyard.lab.load import LoadGenerator
 from shipyard.lab.ports import free_port
 from shipyard.lab.recording_app import PaymentClients, read_records, record_volume
+from shipyard.lab.single_host import AppHome, PushedImages, unique_name
 
 pytestmark = pytest.mark.integration
 
 
-def deploy_recording_app(home: AppHome, images: TestImages, records: Path, **overrides: object) -> None:
+def deploy_recording_app(home: AppHome, images: PushedImages, records: Path, **overrides: object) -> None:
     home.write_config(images, volumes=[record_volume(records)], **overrides)
     home.run("deploy", images.ref("rec-v1"))
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
 def test_a_request_the_app_dropped_unanswered_is_not_replayed(
-    app_home: AppHome, images: TestImages, tmp_path: Path, method: str
+    app_home: AppHome, images: PushedImages, tmp_path: Path, method: str
 ) -> None:
     records = tmp_path / "records"
     deploy_recording_app(app_home, images, records)
@@ -47,7 +47,7 @@ def test_a_request_the_app_dropped_unanswered_is_not_replayed(
 
 
 def test_idempotent_requests_are_still_replayed_and_put_only_when_listed(
-    app_home: AppHome, images: TestImages, tmp_path: Path
+    app_home: AppHome, images: PushedImages, tmp_path: Path
 ) -> None:
     records = tmp_path / "records"
     deploy_recording_app(
@@ -90,7 +90,7 @@ def _wait_until_received(records: Path, request_id: str) -> None:
 
 
 def test_payments_through_20_swaps_are_handled_at_most_once_and_cut_ones_fail_visibly(
-    app_home: AppHome, images: TestImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    app_home: AppHome, images: PushedImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records = tmp_path / "records"
     # A drain shorter than the slow payments: at a swap some are still in flight when the old
@@ -137,7 +137,7 @@ async def _wait_for_version(url: str, version: str) -> None:
 
 
 def test_websockets_and_event_streams_stay_up_through_the_drain_then_close_cleanly(
-    app_home: AppHome, images: TestImages, tmp_path: Path
+    app_home: AppHome, images: PushedImages, tmp_path: Path
 ) -> None:
     drain = 4.0
     deploy_recording_app(
@@ -237,7 +237,7 @@ def _body(
 
 
 def test_a_100_mb_upload_and_a_slow_upload_across_a_swap_arrive_whole(
-    app_home: AppHome, images: TestImages, tmp_path: Path
+    app_home: AppHome, images: PushedImages, tmp_path: Path
 ) -> None:
     records = tmp_path / "records"
     deploy_recording_app(app_home, images, records, deploy={"drain_timeout": 30, "stop_timeout": 5})
@@ -271,7 +271,7 @@ def test_a_100_mb_upload_and_a_slow_upload_across_a_swap_arrive_whole(
 
 
 def test_body_limit_and_request_head_timeout_are_enforced_by_the_proxy(
-    app_home: AppHome, images: TestImages, tmp_path: Path
+    app_home: AppHome, images: PushedImages, tmp_path: Path
 ) -> None:
     records = tmp_path / "records"
     deploy_recording_app(app_home, images, records, proxy={"max_body": "1m", "timeouts": {"http_request": 1}})
@@ -291,7 +291,7 @@ def test_body_limit_and_request_head_timeout_are_enforced_by_the_proxy(
 
 
 def test_the_lab_edge_does_not_replay_a_post_a_host_dropped(
-    docker_url: str, images: TestImages, tmp_path: Path
+    docker_url: str, images: PushedImages, tmp_path: Path
 ) -> None:
     records, app_port = tmp_path / "records", free_port()
     client = docker.DockerClient(base_url=docker_url)
@@ -324,7 +324,7 @@ def test_the_lab_edge_does_not_replay_a_post_a_host_dropped(
 
 
 def test_an_upload_the_drain_deadline_overtakes_fails_cleanly(
-    app_home: AppHome, images: TestImages, tmp_path: Path
+    app_home: AppHome, images: PushedImages, tmp_path: Path
 ) -> None:
     records = tmp_path / "records"
     deploy_recording_app(app_home, images, records, deploy={"drain_timeout": 1, "stop_timeout": 1})

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from shipyard.adapters.git import without_credentials
-from shipyard.build.metadata import cache_reference, image_labels, image_tags, registry_server
 from shipyard.errors import ConfigError
+from shipyard.imaging.metadata import cache_reference, image_labels, image_tags, registry_server
 
 SHA = "3f9a0c" + "1" * 34
 IMAGE = "127.0.0.1:5000/web"

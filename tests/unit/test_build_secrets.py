@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from shipyard.adapters.registry import Credentials, registry_credentials
-from shipyard.build.build_secrets import (
+from shipyard.domain.spec import BuildSecretSpec, RegistrySpec, SecretsSpec
+from shipyard.errors import BuildError, ConfigError, SecretError
+from shipyard.imaging.build_secrets import (
     available_build_secrets,
     known_secret_values,
     resolve_build_secrets,
     secret_files,
 )
-from shipyard.domain.spec import BuildSecretSpec, RegistrySpec, SecretsSpec
-from shipyard.errors import BuildError, ConfigError, SecretError
 from shipyard.secrets.factory import open_store
 from shipyard.secrets.masking import forget_registered_secrets, mask
 from shipyard.secrets.store import SecretStore

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.build.source import prepared_source
 from shipyard.domain.spec import BuildSpec
 from shipyard.errors import ConfigError
+from shipyard.imaging.source import prepared_source
 
 GIT = ["git", "-c", "user.email=ci@shipyard.test", "-c", "user.name=shipyard tests"]
 

@@ -15,8 +15,6 @@ from typer.testing import CliRunner
 
 from shipyard.adapters.registry import parse_image
 from shipyard.agent.localize import host_release, release_number
-from shipyard.build.metadata import image_tags
-from shipyard.build.scan_cache import CleanLayers
 from shipyard.cli.fleet_cmd import checked_name, release_id
 from shipyard.cli.main import app
 from shipyard.errors import ConfigError
@@ -24,6 +22,8 @@ from shipyard.fleet_api.schemas.admin import LockCreate
 from shipyard.fleet_api.schemas.agent import DesiredApp
 from shipyard.fleet_api.schemas.deployments import DeploymentCreate
 from shipyard.fleet_api.schemas.fleet import EnvironmentCreate
+from shipyard.imaging.metadata import image_tags
+from shipyard.imaging.scan_cache import CleanLayers
 from shipyard.secrets.store import validate_env, validate_secret
 
 runner = CliRunner()

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shipyard.build.detectors import scan_rules
-from shipyard.build.findings import CONFIG_PATH
-from shipyard.build.scanner import scan_archive
 from shipyard.errors import BuildError
+from shipyard.imaging.detectors import scan_rules
+from shipyard.imaging.findings import CONFIG_PATH
+from shipyard.imaging.scanner import scan_archive
 from shipyard.secrets.masking import forget_registered_secrets
 
 PEM = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from shipyard.build.detectors import scan_rules
-from shipyard.build.scan_cache import CleanLayers
+from shipyard.imaging.detectors import scan_rules
+from shipyard.imaging.scan_cache import CleanLayers
 
 LAYER_A = "sha256:" + "a" * 64
 LAYER_B = "sha256:" + "b" * 64

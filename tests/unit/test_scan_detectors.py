@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from shipyard.build.detectors import PATTERN_RULES, known_value_rules, match_stream, scan_rules
+from shipyard.imaging.detectors import PATTERN_RULES, known_value_rules, match_stream, scan_rules
 from shipyard.secrets.masking import forget_registered_secrets, mask
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"

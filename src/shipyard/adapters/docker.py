@@ -1,20 +1,24 @@
-"""A typed wrapper over the docker SDK: the only module that calls it for deploys.
+"""Docker Engine access for deploys: the only module that calls the docker SDK for them.
 
-docker.errors.* and connection errors are translated into DockerError / NotFoundError once, in
-`_translate`.
+Reading what is there (ping, the app's containers, a container's state, the digests of a repository)
+goes straight to the Engine API over its socket with the standard library, so a rollback to a warm
+standby never imports the SDK (requests, urllib3); everything else uses the SDK, loaded on its first
+use. docker.errors.*, connection errors and the Engine API's error answers are translated into
+DockerError / NotFoundError once, in `_translate`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
+import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
-
-import docker
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
 from shipyard.domain.models import (
     LABEL_APP,
@@ -25,51 +29,177 @@ from shipyard.domain.models import (
     ContainerSpec,
     Slot,
 )
-from shipyard.errors import DockerError, NotFoundError
+from shipyard.errors import DockerError, NotFoundError, ShipyardError
+
+if TYPE_CHECKING:
+    import docker
 
 T = TypeVar("T")
 
 __all__ = ["ContainerSpec", "DockerEngine"]
 
 
+class EngineAnswer(Exception):
+    """A non-2xx answer of the Engine API to a direct call; `_translate` turns it into a ShipyardError."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 @contextlib.contextmanager
 def _translate(action: str) -> Iterator[None]:
     try:
         yield
-    except docker.errors.NotFound as exc:
-        raise NotFoundError(f"{action} failed: {exc.explanation or exc}") from exc
-    except docker.errors.APIError as exc:
-        raise DockerError(f"{action} failed: {exc.explanation or exc}") from exc
-    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
-        raise DockerError(
-            f"{action} failed: the Docker Engine does not answer ({exc}); start dockerd or set DOCKER_HOST."
-        ) from exc
+    except EngineAnswer as exc:
+        error = NotFoundError if exc.status == 404 else DockerError
+        raise error(f"{action} failed: {exc.message}") from exc
+    except ShipyardError:
+        raise
+    except Exception as exc:
+        translated = _translated_sdk_error(action, exc)
+        if translated is None:
+            raise
+        raise translated from exc
 
 
-def _kill_quietly(container: Any) -> None:
-    with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
-        container.kill()
+def _translated_sdk_error(action: str, exc: Exception) -> ShipyardError | None:
+    """The SDK's and its HTTP library's errors; their modules are looked up only when loaded, as an
+    exception of a module not loaded yet cannot have been raised."""
+    errors = sys.modules.get("docker.errors")
+    if errors is not None:
+        if isinstance(exc, errors.NotFound):
+            return NotFoundError(f"{action} failed: {exc.explanation or exc}")
+        if isinstance(exc, errors.APIError):
+            return DockerError(f"{action} failed: {exc.explanation or exc}")
+    requests_errors = sys.modules.get("requests.exceptions")
+    unreachable = isinstance(exc, OSError)
+    unreachable |= errors is not None and isinstance(exc, errors.DockerException)
+    unreachable |= requests_errors is not None and isinstance(exc, requests_errors.RequestException)
+    if not unreachable:
+        return None
+    return DockerError(
+        f"{action} failed: the Docker Engine does not answer ({exc}); start dockerd or set DOCKER_HOST."
+    )
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.settimeout(self.timeout)
+        try:
+            connection.connect(self.socket_path)
+        except OSError:
+            connection.close()
+            raise
+        self.sock = connection
+
+
+class EngineApi:
+    """Read-only Engine API calls over a unix socket or plain TCP, one connection per call."""
+
+    def __init__(self, connect: Callable[[], http.client.HTTPConnection]) -> None:
+        self._connect = connect
+
+    @classmethod
+    def for_url(cls, url: str, timeout: float) -> EngineApi | None:
+        """For unix:// and tcp:// (or http://) engines; None for others (TLS, ssh), left to the SDK."""
+        parts = urlsplit(url)
+        if parts.scheme in ("unix", "http+unix"):
+            # unix://var/run/docker.sock means /var/run/docker.sock, as the SDK reads it.
+            path = f"/{parts.netloc}{parts.path}" if parts.netloc else parts.path
+            return cls(lambda: _UnixConnection(path, timeout)) if path else None
+        if parts.scheme in ("tcp", "http") and parts.hostname:
+            host, port = parts.hostname, parts.port or 2375
+            return cls(lambda: http.client.HTTPConnection(host, port, timeout=timeout))
+        return None
+
+    def get(self, path: str, query: dict[str, str] | None = None) -> Any:
+        """The JSON (or text) of GET `path`: EngineAnswer for an error, OSError for no answer."""
+        target = f"{path}?{urlencode(query)}" if query else path
+        connection = self._connect()
+        try:
+            connection.request("GET", target, headers={"Accept": "application/json"})
+            answer = connection.getresponse()
+            body = answer.read()
+        except http.client.HTTPException as exc:
+            raise ConnectionError(f"the Engine API answered with broken HTTP: {exc}") from exc
+        finally:
+            connection.close()
+        content = body.decode(errors="replace")
+        if not 200 <= answer.status < 300:
+            raise EngineAnswer(answer.status, _error_message(content) or f"HTTP {answer.status}")
+        if not answer.getheader("Content-Type", "").startswith("application/json"):
+            return content
+        try:
+            return json.loads(content)
+        except ValueError as exc:
+            raise ConnectionError(f"the Engine API answered with broken JSON: {exc}") from exc
+
+
+def _error_message(content: str) -> str:
+    with contextlib.suppress(ValueError):
+        document = json.loads(content)
+        if isinstance(document, dict) and document.get("message"):
+            return str(document["message"])
+    return content.strip()
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    """A cleanup whose failure (the container gone already, the engine away) changes nothing."""
+    with contextlib.suppress(ShipyardError), _translate("cleaning up"):
+        action()
+
+
+def _docker_errors() -> Any:
+    import docker.errors
+
+    return docker.errors
 
 
 class DockerEngine:
     def __init__(self, base_url: str | None = None, timeout: int = 60) -> None:
         url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self.base_url = url
+        self.timeout = timeout
+        self._client: docker.DockerClient | None = None
+        self._client_lock = threading.Lock()
+        self._api = EngineApi.for_url(url, timeout)
         with _translate("connecting to the Docker Engine"):
-            self.client = docker.DockerClient(base_url=url, timeout=timeout)
-            self.client.ping()
+            if self._api is not None:
+                self._api.get("/_ping")
+            else:
+                self.client.ping()
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The SDK's client, made on first use (importing the SDK costs more than a rollback's steps)."""
+        with self._client_lock, _translate("connecting to the Docker Engine"):
+            if self._client is None:
+                import docker
+
+                self._client = docker.DockerClient(base_url=self.base_url, timeout=self.timeout)
+            return self._client
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     # images -----------------------------------------------------------------------------------
     def image_present(self, reference: str) -> bool:
+        client = self.client
+        errors = _docker_errors()
         try:
-            self.client.images.get(reference)
+            client.images.get(reference)
             return True
-        except docker.errors.ImageNotFound:
+        except errors.ImageNotFound:
             return False
-        except docker.errors.APIError as exc:
+        except errors.APIError as exc:
             # The engine answers 400 "invalid reference" for malformed names: not present.
             if exc.status_code == 400:
                 return False
@@ -78,8 +208,13 @@ class DockerEngine:
     def present_digests(self, repository: str) -> frozenset[str]:
         with _translate(f"listing images of {repository}"):
             digests = set()
-            for image in self.client.images.list(name=repository):
-                for repo_digest in image.attrs.get("RepoDigests") or []:
+            if self._api is not None:
+                filters = json.dumps({"reference": [repository]})
+                listed = [dict(image) for image in self._api.get("/images/json", {"filters": filters})]
+            else:
+                listed = [image.attrs for image in self.client.images.list(name=repository)]
+            for attrs in listed:
+                for repo_digest in attrs.get("RepoDigests") or []:
                     # The same content pushed elsewhere is listed too; only this repository counts.
                     name, _, digest = repo_digest.partition("@")
                     if name == repository:
@@ -116,8 +251,10 @@ class DockerEngine:
             return str(self.client.info().get("DockerRootDir") or "")
 
     def remove_image(self, reference: str) -> None:
-        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
-            self.client.images.remove(reference)
+        client = self.client
+        errors = _docker_errors()
+        with contextlib.suppress(errors.ImageNotFound, errors.APIError):
+            client.images.remove(reference)
 
     # containers -------------------------------------------------------------------------------
     def run(self, spec: ContainerSpec) -> str:
@@ -145,6 +282,9 @@ class DockerEngine:
             return str(container.id)
 
     def run_once(self, spec: ContainerSpec, on_line: Callable[[str], None], timeout: float) -> int:
+        import docker
+
+        errors = _docker_errors()
         kwargs: dict[str, Any] = {
             "name": spec.name,
             "environment": spec.env,
@@ -164,10 +304,10 @@ class DockerEngine:
         with _translate(f"running a container of {spec.image}"):
             # No read timeout: a command may print nothing for minutes (the timer below bounds it).
             patient = docker.DockerClient(base_url=self.base_url, timeout=None)
-            with contextlib.suppress(docker.errors.NotFound):  # one left by a run killed with its agent
+            with contextlib.suppress(errors.NotFound):  # one left by a run killed with its agent
                 patient.containers.get(spec.name).remove(force=True)
             container = patient.containers.create(spec.image, **kwargs)
-        killer = threading.Timer(timeout, lambda: _kill_quietly(container))
+        killer = threading.Timer(timeout, lambda: _quietly(container.kill))
         try:
             with _translate(f"running container {spec.name}"):
                 container.start()
@@ -183,11 +323,12 @@ class DockerEngine:
                 return int(container.wait().get("StatusCode", -1))
         finally:
             killer.cancel()
-            with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
-                container.remove(force=True)
+            _quietly(lambda: container.remove(force=True))
             patient.close()
 
     def exec_in(self, name: str, argv: list[str], on_output: Callable[[str], None]) -> int:
+        import docker
+
         with _translate(f"running a command in container {name}"):
             patient = docker.DockerClient(base_url=self.base_url, timeout=None)
             try:
@@ -201,37 +342,55 @@ class DockerEngine:
 
     def containers(self, app: str) -> list[ContainerInfo]:
         with _translate(f"listing containers of {app}"):
-            found = self.client.containers.list(all=True, filters={"label": f"{LABEL_APP}={app}"})
-        return [self._info(c) for c in found]
+            if self._api is None:
+                found = self.client.containers.list(all=True, filters={"label": f"{LABEL_APP}={app}"})
+                return [self._info(c.attrs) for c in found]
+            filters = json.dumps({"label": [f"{LABEL_APP}={app}"]})
+            listed = self._api.get("/containers/json", {"all": "1", "filters": filters})
+            inspected = []
+            for summary in listed:
+                try:  # as the SDK's list does: each container inspected for its state
+                    inspected.append(self._api.get(f"/containers/{quote(str(summary['Id']))}/json"))
+                except EngineAnswer as exc:
+                    if exc.status != 404:  # a container removed since the listing is not there
+                        raise
+        return [self._info(attrs) for attrs in inspected]
 
     @staticmethod
-    def _info(container: Any) -> ContainerInfo:
-        labels = container.labels
+    def _info(attrs: dict[str, Any]) -> ContainerInfo:
+        """From a container's inspect document (the SDK's Container.attrs)."""
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        state = attrs.get("State") or {}
         slot: Slot = "green" if labels.get(LABEL_SLOT) == "green" else "blue"
         return ContainerInfo(
-            id=container.id,
-            name=container.name,
+            id=str(attrs.get("Id", "")),
+            name=str(attrs.get("Name", "")).lstrip("/"),
             app=labels.get(LABEL_APP, ""),
             slot=slot,
             release_id=labels.get(LABEL_RELEASE, ""),
             digest=labels.get(LABEL_DIGEST, ""),
-            status=container.status,
-            started_at=container.attrs.get("State", {}).get("StartedAt", ""),
-            image_id=container.attrs.get("Image", ""),
+            status=str(state.get("Status", "")),
+            started_at=state.get("StartedAt", ""),
+            image_id=attrs.get("Image", ""),
         )
 
     def status(self, name: str) -> tuple[str, int | None]:
         """(status, exit code when exited) of a container."""
         with _translate(f"inspecting container {name}"):
-            container = self.client.containers.get(name)
-            state = container.attrs.get("State", {})
-            return str(container.status), state.get("ExitCode") if container.status == "exited" else None
+            if self._api is not None:
+                attrs = self._api.get(f"/containers/{quote(name)}/json")
+            else:
+                attrs = self.client.containers.get(name).attrs
+            state = attrs.get("State") or {}
+            status = str(state.get("Status", ""))
+            return status, state.get("ExitCode") if status == "exited" else None
 
     def stop(self, name: str, timeout: int) -> None:
         with _translate(f"stopping container {name}"):
+            client = self.client
             try:
-                self.client.containers.get(name).stop(timeout=timeout)
-            except docker.errors.NotFound:
+                client.containers.get(name).stop(timeout=timeout)
+            except _docker_errors().NotFound:
                 return
 
     def start(self, name: str) -> None:
@@ -240,15 +399,20 @@ class DockerEngine:
 
     def remove(self, name: str) -> None:
         with _translate(f"removing container {name}"):
+            client = self.client
             try:
-                self.client.containers.get(name).remove(force=True)
-            except docker.errors.NotFound:
+                client.containers.get(name).remove(force=True)
+            except _docker_errors().NotFound:
                 return
 
     def logs(self, name: str, tail: int = 20) -> str:
         try:
-            raw = self.client.containers.get(name).logs(tail=tail)
-        except docker.errors.DockerException:
+            client = self.client
+        except DockerError:
+            return ""
+        try:
+            raw = client.containers.get(name).logs(tail=tail)
+        except _docker_errors().DockerException:
             return ""
         return bytes(raw).decode(errors="replace")
 

@@ -1,7 +1,8 @@
 """Registry access, the one place build, host deploys and the fleet CLI reach a registry through.
 
 - the login: `registry_credentials` (registry.username_env/password_env from the env's secret store,
-  then the environment; or username_file/password_file, relative paths to `base_dir`);
+  then the environment; or username_file/password_file, where `registry_file_path` says: one rule for
+  the build, the host and the host's policy);
 - the scheme: `registry_is_insecure` (plain http only to a loopback registry or with
   `registry.insecure: true`), `RegistryClient` speaks https unless told otherwise;
 - tag -> digest: `resolve_digest` over the distribution (v2) HTTP API, basic or token auth.
@@ -79,24 +80,34 @@ class Credentials:
         return {"username": self.username, "password": self.password}
 
 
+def registry_file_path(name: str, config_dir: Path | None) -> Path | None:
+    """Where registry.username_file/password_file `name` points: `~` expanded, a relative path taken
+    from `config_dir`, the directory holding shipyard.yml, whatever the working directory. None for a
+    relative path without a shipyard.yml (a release from the controller on an agent)."""
+    path = Path(name).expanduser()
+    if path.is_absolute():
+        return path
+    return None if config_dir is None else config_dir.absolute() / path
+
+
 def registry_credentials(
     spec: RegistrySpec,
     store: SecretStore | None,
-    base_dir: Path,
+    config_dir: Path | None,
     environ: Mapping[str, str] | None = None,
     *,
     required: bool = False,
 ) -> Credentials | None:
     """Credentials from registry.username_env/password_env (the secret store first, when there is
-    one, then the environment) or username_file/password_file (relative paths: to `base_dir`, the
-    directory of shipyard.yml). None when none are configured, or when they are not all set and
+    one, then the environment) or username_file/password_file (see `registry_file_path`; `config_dir`
+    is the directory of shipyard.yml). None when none are configured, or when they are not all set and
     not ``required`` (a local build without --push needs no login). The password is registered
     for masking at once."""
     environ = os.environ if environ is None else environ
     names = [name for name in (spec.username_env, spec.password_env) if name]
     stored = store.items() if store is not None and names and store.exists() else {}
-    username = _credential(spec.username_env, spec.username_file, stored, environ, base_dir)
-    password = _credential(spec.password_env, spec.password_file, stored, environ, base_dir)
+    username = _credential(spec.username_env, spec.username_file, stored, environ, config_dir)
+    password = _credential(spec.password_env, spec.password_file, stored, environ, config_dir)
     if username is not None and password is not None:
         from shipyard.secrets.masking import register_secret
 
@@ -130,12 +141,17 @@ def _credential(
     file_name: str | None,
     stored: Mapping[str, str],
     environ: Mapping[str, str],
-    base: Path,
+    config_dir: Path | None,
 ) -> str | None:
     if env_name:
         return stored.get(env_name, environ.get(env_name)) or None
     if file_name:
-        path = base / Path(file_name).expanduser()
+        path = registry_file_path(file_name, config_dir)
+        if path is None:
+            raise ConfigError(
+                f"the registry credential file {file_name!r} is a relative path, but there is no "
+                "shipyard.yml here to resolve it from (a release from the controller); give an absolute path."
+            )
         try:
             return path.read_text().strip() or None
         except OSError as exc:

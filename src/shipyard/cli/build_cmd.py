@@ -23,7 +23,7 @@ from shipyard.errors import SecretLeakError
 from shipyard.secrets.masking import mask
 
 if TYPE_CHECKING:
-    from shipyard.build.pipeline import BuildOutcome
+    from shipyard.imaging.pipeline import BuildOutcome
 
 STEP_HEADER = re.compile(r"^#(\d+) \[(?:[\w.-]+ )?\d+/\d+\] ")
 STEP_STATUS = re.compile(r"^#(\d+) (CACHED|DONE [\d.]+s|ERROR.*)$")
@@ -66,7 +66,7 @@ def build(
     as_json: JsonOption = False,
 ) -> None:
     """Build the app's image from a clean checkout of a git commit, scan it for secrets, push it."""
-    from shipyard.build.pipeline import BuildOptions, build_image
+    from shipyard.imaging.pipeline import BuildOptions, build_image
 
     options = BuildOptions(
         spec=load(config),
@@ -104,7 +104,7 @@ def scan(
     as_json: JsonOption = False,
 ) -> None:
     """Look through every layer of IMAGE (deleted files too) for private keys, tokens and known secrets."""
-    from shipyard.build.image_scan import scan_for_secrets
+    from shipyard.imaging.image_scan import scan_for_secrets
 
     spec = load(config) if config.is_file() or config != DEFAULT_CONFIG else None
     report = scan_for_secrets(image, spec, repo_root(config) if spec else Path.cwd(), env)

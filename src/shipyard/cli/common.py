@@ -9,11 +9,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from shipyard.cli.host_actions import app_secrets, host_context, host_policy, load, repo_root
 from shipyard.cli.render import print_error
-from shipyard.domain.spec import AppSpec, load_spec
 from shipyard.errors import ShipyardError
-from shipyard.host.context import HostContext, default_home
-from shipyard.host.policy import HostPolicy
+
+__all__ = ["app_secrets", "host_context", "host_policy", "load", "repo_root"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,43 +46,3 @@ def handle_errors(function: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def load(config: Path, env: str | None = None) -> AppSpec:
-    """shipyard.yml, with shipyard.ENV.yml merged over it when a command acts for environment `env`."""
-    return load_spec(config, env)
-
-
-def host_context() -> HostContext:
-    return HostContext(home=default_home())
-
-
-def repo_root(config: Path) -> Path:
-    return config.resolve().parent
-
-
-def app_secrets(spec: AppSpec, config: Path, env: str) -> dict[str, str]:
-    """Values of env.secret: the encrypted store of `env`, else the process environment."""
-    if not spec.env.secret:
-        return {}
-    from shipyard.secrets.factory import open_store
-    from shipyard.secrets.resolve import resolve_secrets
-
-    return resolve_secrets(spec.env.secret, open_store(spec.secrets, repo_root(config), env))
-
-
-def host_policy(path: Path | None, spec: AppSpec, config: Path, env: str, home: Path) -> HostPolicy | None:
-    """The host's policy for a deploy from this machine, or None when the host has none.
-
-    Names of env.secret found in the encrypted store of `env` are not read from the environment, so
-    the policy's prefix rule applies only to the others.
-    """
-    from shipyard.host.policy import cli_policy
-
-    policy = cli_policy(path, home=home)
-    if policy is None or not spec.env.secret:
-        return policy
-    from shipyard.secrets.factory import open_store
-
-    store = open_store(spec.secrets, repo_root(config), env)
-    return policy.with_stored_secrets(store.names() if store.exists() else [])

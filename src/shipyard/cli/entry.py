@@ -3,11 +3,19 @@
 A rollback to a warm standby is a fraction of a second of work, so the interpreter's start and
 imports are most of its wall time; the fleet, controller, build, lab and pipeline commands are not
 imported for it. Every other command, and `shipyard` alone or with --help, loads the full app.
+
+`shipyard rollback` on this host goes further: its usual arguments are read here without Typer and
+Click, and it runs without them (and without rich when its output is not a terminal). Anything
+else - --help, --env (the fleet), an unknown or repeated-looking flag, `--opt=value` - goes to the
+Typer command, which has the same flags, messages and exit codes.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,15 +23,87 @@ if TYPE_CHECKING:
 
 HOST_COMMANDS = ("deploy", "rollback", "status", "releases", "logs", "stop", "start", "prune", "remove")
 
+# Environment variables the Typer command reads for flags of the fleet path: when one is set, Typer
+# checks its value, so the fast path leaves such a run to it.
+_FLEET_ENVVARS = ("SHIPYARD_CA_FILE", "SHIPYARD_INSECURE_HTTP")
+
 
 def run(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "rollback":
+        fast = parse_host_rollback(args[1:])
+        if fast is not None:
+            raise SystemExit(fast.run())
     if args and args[0] in HOST_COMMANDS:
         host_app()(args, prog_name="shipyard")
         return
     from shipyard.cli.main import app
 
     app(args, prog_name="shipyard")
+
+
+@dataclass
+class HostRollback:
+    """The arguments of `shipyard rollback` on this host (no --env), as the Typer command takes them."""
+
+    release: str | None = None
+    config: Path = Path("shipyard.yml")
+    dry_run: bool = False
+    wait: bool = False
+    as_json: bool = False
+    policy_file: Path | None = None
+
+    def run(self) -> int:
+        """Roll back; the exit code, after one clear sentence on an error (as `handle_errors` does)."""
+        from shipyard.cli.host_actions import rollback_here
+        from shipyard.errors import ShipyardError
+
+        try:
+            rollback_here(
+                self.config,
+                self.release,
+                env="production",
+                dry_run=self.dry_run,
+                wait=self.wait,
+                as_json=self.as_json,
+                policy_file=self.policy_file,
+            )
+        except ShipyardError as exc:
+            from shipyard.cli.render import print_error
+
+            print_error(exc)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            return 130
+        return 0
+
+
+def parse_host_rollback(args: list[str]) -> HostRollback | None:
+    """`args` after `rollback` when they are a plain host rollback, else None (Typer takes them)."""
+    if any(os.environ.get(name) for name in _FLEET_ENVVARS):
+        return None
+    parsed = HostRollback()
+    if policy := os.environ.get("SHIPYARD_POLICY"):
+        parsed.policy_file = Path(policy)
+    flags = {"--dry-run": "dry_run", "--wait": "wait", "--json": "as_json"}
+    pending = list(args)
+    while pending:
+        arg = pending.pop(0)
+        if arg in flags:
+            setattr(parsed, flags[arg], True)
+        elif arg in ("--config", "-c", "--policy"):
+            if not pending or pending[0].startswith("-"):
+                return None
+            value = Path(pending.pop(0))
+            if arg == "--policy":
+                parsed.policy_file = value
+            else:
+                parsed.config = value
+        elif arg.startswith("-") or parsed.release is not None:
+            return None  # --help, --env, another flag, `--opt=value`, a second argument
+        else:
+            parsed.release = arg
+    return parsed
 
 
 def host_app() -> typer.Typer:

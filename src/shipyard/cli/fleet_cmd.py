@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
-from shipyard.cli.render import console, print_json, say, table
+from shipyard.cli.render import announce, console, print_json, say, table
 from shipyard.domain import names
 from shipyard.domain.names import FLEET_NAME, is_name
 from shipyard.domain.prune import human_bytes
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # the client and its schemas load only when a fleet command r
     from rich.table import Table
 
     from shipyard.fleet_api.client import ControllerClient
-    from shipyard.fleet_api.schemas.deployments import DeploymentOut
+    from shipyard.fleet_api.schemas.deployments import DeploymentOut, DeploymentPlanOut
     from shipyard.fleet_api.schemas.fleet import HostOut
 
 FleetEnvOption = Annotated[str | None, typer.Option("--env", "-e", help="environment (the fleet's, if any)")]
@@ -58,6 +59,21 @@ FINISHED = {"succeeded", "failed", "aborted", "rolled_back"}
 
 def controller_url(spec: AppSpec | None) -> str | None:
     return os.environ.get("SHIPYARD_CONTROLLER") or (spec.controller if spec else None)
+
+
+def fleet_target(spec: AppSpec, env: str, command: str) -> str:
+    """The first line of `deploy`/`rollback --env E`: the fleet's environment and its controller; one
+    sentence instead when no controller is configured (never a silent deploy on this host)."""
+    checked_name(env, "--env")
+    url = controller_url(spec)
+    if not url:
+        raise ConfigError(
+            f"'{command} --env {env}' acts on the fleet, but no controller is configured; set "
+            "SHIPYARD_CONTROLLER or 'controller:' in shipyard.yml, or leave out --env to act on this host."
+        )
+    parts = urlsplit(url)
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # never a user:password
+    return f"fleet: {env} via {shown}"
 
 
 def fleet_client(
@@ -109,7 +125,8 @@ def release_id(text: str) -> int:
 
 
 def resolve_digest(spec: AppSpec, image: str, config_dir: Path | None = None) -> tuple[str, str]:
-    """(repository, digest) of IMAGE, asking the registry for the digest of a tag."""
+    """(repository, digest) of IMAGE, asking the registry for the digest of a tag; relative registry
+    files are read from `config_dir`, the directory of shipyard.yml (None: only absolute ones)."""
     from shipyard.adapters.registry import parse_image, registry_credentials
     from shipyard.adapters.registry import resolve_digest as registry_digest
 
@@ -120,7 +137,7 @@ def resolve_digest(spec: AppSpec, image: str, config_dir: Path | None = None) ->
         )
     if ref.digest:
         return ref.name, ref.digest
-    credentials = registry_credentials(spec.registry, None, config_dir or Path.cwd())
+    credentials = registry_credentials(spec.registry, None, config_dir)
     return ref.name, registry_digest(spec.registry, ref, credentials)
 
 
@@ -145,12 +162,17 @@ def fleet_deploy(
     ca_file: Path | None = None,
     insecure_http: bool = False,
     config_dir: Path | None = None,
+    dry_run: bool = False,
 ) -> None:
-    """Record the release, start (or queue) its deployment to `env`, and follow it to the end."""
-    checked_name(env, "--env")
+    """Record the release, start (or queue) its deployment to `env`, and follow it to the end; with
+    `dry_run`, the controller's plan for it and nothing recorded."""
+    announce(fleet_target(spec, env, "deploy"), as_json)
     with fleet_client(spec, ca_file, insecure_http) as client:  # URL policy before the registry
         repository, digest = resolve_digest(spec, image, config_dir)
         snapshot = spec_snapshot(spec)
+        if dry_run:
+            show_plan(client.plan_deployment(repository, digest, snapshot, env), as_json)
+            return
         signature = ci_signature(spec.app, repository, digest, snapshot)
         release = client.create_release(repository, digest, snapshot, signature=signature)
         deployment = client.create_deployment(release.id, env, queue=queue)
@@ -165,16 +187,33 @@ def fleet_rollback(
     release: str | None,
     *,
     as_json: bool,
-    spec: AppSpec | None,
+    spec: AppSpec,
     ca_file: Path | None = None,
     insecure_http: bool = False,
+    dry_run: bool = False,
 ) -> None:
-    checked_name(env, "--env")
+    announce(fleet_target(spec, env, "rollback"), as_json)
+    target = release_id(release) if release else None
     with fleet_client(spec, ca_file, insecure_http) as client:
-        deployment = client.rollback(app, env, release_id(release) if release else None)
+        if dry_run:
+            show_plan(client.plan_rollback(app, env, target), as_json)
+            return
+        deployment = client.rollback(app, env, target)
         if not as_json:
             say(f"rollback of {app} in {env} to {deployment.release}: deployment {deployment.id}")
         follow(client, deployment.id, as_json)
+
+
+def show_plan(plan: DeploymentPlanOut, as_json: bool) -> None:
+    if as_json:
+        print_json(plan.model_dump(mode="json"))
+        return
+    say(
+        f"plan (dry run, nothing changed): {plan.app} release {plan.release} {plan.image}@{plan.digest[:19]} "
+        f"to {plan.environment}, {plan.total_waves} wave(s) of max_parallel {plan.max_parallel}"
+    )
+    rows = [[host.host, host.wave or "-", host.running or "-", host.change] for host in plan.hosts]
+    table("", ["host", "wave", "running", "change"], rows)
 
 
 def progress_table(deployment: DeploymentOut) -> Table:
@@ -216,7 +255,9 @@ def follow(
 
     deployment = client.get_deployment(deployment_id)
     printed = 0
-    with Live(progress_table(deployment), console=console, transient=as_json, auto_refresh=False) as live:
+    with Live(
+        progress_table(deployment), console=console.rich(), transient=as_json, auto_refresh=False
+    ) as live:
         printed = release_phase_output(deployment, printed, live.console.print, quiet=as_json)
         while deployment.status not in FINISHED:
             time.sleep(interval)

@@ -23,39 +23,24 @@ from shipyard.cli.common import (
     repo_root,
 )
 from shipyard.cli.fleet_cmd import CaFileOption, FleetEnvOption, InsecureHttpOption, QueueOption
-from shipyard.cli.render import StepPrinter, console, print_json, say, table
-from shipyard.domain.plan import Plan
+from shipyard.cli.host_actions import print_outcome_plan, print_plan, report, rollback_here
+from shipyard.cli.render import StepPrinter, announce, print_json, say, table
 from shipyard.host import maintenance, service
-from shipyard.host.service import Outcome
 from shipyard.host.status_view import releases_document
 
-DryRunOption = Annotated[bool, typer.Option("--dry-run", help="print the plan and change nothing")]
-
-
-def _report(outcome: Outcome, as_json: bool, verb: str) -> None:
-    release = outcome.release
-    if as_json:
-        print_json(
-            {
-                "release": release.id if release else None,
-                "digest": release.digest if release else None,
-                "plan": outcome.plan.describe(),
-                "changed": not outcome.plan.empty,
-                "history_id": outcome.history_id,
-                "timings_ms": {k: round(v * 1000, 1) for k, v in outcome.timings.items()},
-                "recovered": outcome.recovered,
-            }
-        )
-        return
-    for line in outcome.recovered:
-        say(f"recovered: {line}")
-    if outcome.plan.empty:
-        say(outcome.plan.describe()[0])
-    elif release is not None:
-        tag = f":{release.tag}" if release.tag else ""
-        console.print(
-            f"[bold green]{verb}[/] release [bold]{release.id}[/] {release.image}{tag} ({release.digest})"
-        )
+DryRunOption = Annotated[
+    bool,
+    typer.Option("--dry-run", help="print the plan and change nothing (with --env: the controller's plan)"),
+]
+# deploy and rollback: --env means the fleet (its controller), without it this host
+FleetTargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env",
+        "-e",
+        help="act on this environment of the fleet, through the controller (default: this host)",
+    ),
+]
 
 
 @handle_errors
@@ -65,7 +50,7 @@ def deploy(
         str | None, typer.Option("--ref", help="deploy the image built for this git commit")
     ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
-    env: FleetEnvOption = None,
+    env: FleetTargetOption = None,
     dry_run: DryRunOption = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
@@ -77,9 +62,7 @@ def deploy(
     """Deploy IMAGE with a health-gated blue-green swap behind this host's haproxy (or --env: the fleet)."""
     spec = load(config, env)
     image = _image_argument(spec.image, image, ref, config)
-    if env is not None:
-        fleet_cmd.checked_name(env, "--env")
-    if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
+    if env is not None:  # --env: the fleet, through its controller (never this host)
         return fleet_cmd.fleet_deploy(
             spec,
             image,
@@ -89,13 +72,15 @@ def deploy(
             ca_file=ca_file,
             insecure_http=insecure_http,
             config_dir=config.resolve().parent,
+            dry_run=dry_run,
         )
-    env = env or "production"
-    with host_context() as context:
+    announce("this host", as_json)
+    env = "production"
+    with host_context(config) as context:
         policy = host_policy(policy_file, spec, config, env, context.home)
         if dry_run:
             outcome = service.deploy(context, spec, image, dry_run=True, policy=policy)
-            _print_plan(outcome, as_json)
+            print_outcome_plan(outcome, as_json)
             return
         if policy is not None:
             policy.enforce(spec, image)  # before any secret is resolved
@@ -109,7 +94,7 @@ def deploy(
             reporter=StepPrinter(quiet=as_json),
             policy=policy,
         )
-        _report(outcome, as_json, "deployed")
+        report(outcome, as_json, "deployed")
 
 
 def _image_argument(repository: str, image: str | None, ref: str | None, config: Path) -> str:
@@ -126,26 +111,11 @@ def _image_argument(repository: str, image: str | None, ref: str | None, config:
     return image
 
 
-def _print_plan(outcome: Outcome, as_json: bool) -> None:
-    release = outcome.release.id if outcome.release else None
-    print_plan(outcome.plan, as_json, {"release": release})
-
-
-def print_plan(plan: Plan, as_json: bool, extra: dict[str, object] | None = None) -> None:
-    """A dry run's output: exactly the commands that would run, numbered (or as JSON)."""
-    if as_json:
-        print_json({**(extra or {}), "plan": plan.describe()})
-        return
-    console.print("[bold]plan[/] (dry run, nothing changed):")
-    for number, line in enumerate(plan.describe(), 1):
-        say(f"  {number}. {line}")
-
-
 @handle_errors
 def rollback(
     release: Annotated[str | None, typer.Argument(help="release id (default: the previous one)")] = None,
     config: ConfigOption = DEFAULT_CONFIG,
-    env: FleetEnvOption = None,
+    env: FleetTargetOption = None,
     dry_run: DryRunOption = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
@@ -155,9 +125,7 @@ def rollback(
 ) -> None:
     """Swap back to the previous release (or RELEASE) with the image on this host (or --env: the fleet)."""
     spec = load(config)
-    if env is not None:
-        fleet_cmd.checked_name(env, "--env")
-    if env is not None and fleet_cmd.controller_url(spec) and not dry_run:
+    if env is not None:  # --env: the fleet, through its controller (never this host)
         return fleet_cmd.fleet_rollback(
             spec.app,
             env,
@@ -166,24 +134,18 @@ def rollback(
             spec=spec,
             ca_file=ca_file,
             insecure_http=insecure_http,
+            dry_run=dry_run,
         )
-    env = env or "production"
-    with host_context() as context:
-        policy = host_policy(policy_file, spec, config, env, context.home)
-        if dry_run:
-            _print_plan(service.rollback(context, spec, release, dry_run=True, policy=policy), as_json)
-            return
-        secrets = app_secrets(spec, config, env)
-        outcome = service.rollback(
-            context,
-            spec,
-            release,
-            wait=wait,
-            secrets=secrets,
-            reporter=StepPrinter(quiet=as_json),
-            policy=policy,
-        )
-        _report(outcome, as_json, "rolled back to")
+    rollback_here(
+        config,
+        release,
+        env="production",
+        dry_run=dry_run,
+        wait=wait,
+        as_json=as_json,
+        policy_file=policy_file,
+        spec=spec,
+    )
 
 
 @handle_errors

@@ -4,19 +4,89 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperGroup
+from typer.models import CommandInfo
 
 from shipyard import __version__
-from shipyard.cli import host_cmd
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors, load
 from shipyard.cli.entry import HOST_COMMANDS
 from shipyard.cli.render import print_json, say
 from shipyard.errors import ConfigError
 
+if TYPE_CHECKING:  # typer's own click: the types its groups and commands are built from
+    from typer._click.core import Command, Context
+
+# Commands living in their own modules, in `shipyard --help` order: name -> (module, attribute,
+# is_group). A module is imported only when one of its commands runs or --help lists them.
+LAZY_COMMANDS: dict[str, tuple[str, str, bool]] = {
+    **{name: ("shipyard.cli.host_cmd", name, False) for name in HOST_COMMANDS},
+    "secrets": ("shipyard.cli.secrets_cmd", "secrets_app", True),
+    "build": ("shipyard.cli.build_cmd", "build", False),
+    "scan": ("shipyard.cli.build_cmd", "scan", False),
+    "controller": ("shipyard.cli.controller_cmd", "controller", False),
+    "job-worker": ("shipyard.cli.controller_cmd", "job_worker", False),
+    "agent": ("shipyard.cli.agent_cmd", "agent", False),
+    "signing-key": ("shipyard.cli.signing_cmd", "signing_key", False),
+    "lab": ("shipyard.cli.lab_cmd", "lab_app", True),
+    "host": ("shipyard.cli.host_ops_cmd", "host_app", True),
+    **{
+        name: ("shipyard.cli.fleet_cmd", name, False)
+        for name in (
+            "deployments",
+            "deployment",
+            "pause",
+            "resume",
+            "abort",
+            "hosts",
+            "lock",
+            "unlock",
+            "audit",
+        )
+    },
+    "hooks": ("shipyard.cli.pipeline_cmd", "hooks_app", True),
+    "jobs": ("shipyard.cli.pipeline_cmd", "jobs", False),
+    "job": ("shipyard.cli.pipeline_cmd", "job", False),
+    "schedule": ("shipyard.cli.schedule_cmd", "schedule_app", True),
+    "schedules": ("shipyard.cli.schedule_cmd", "schedules", False),
+    "notify": ("shipyard.cli.schedule_cmd", "notify_app", True),
+    "release": ("shipyard.cli.ci_cmd", "release_app", True),
+    "token": ("shipyard.cli.ci_cmd", "token_app", True),
+    "run": ("shipyard.cli.task_cmd", "run", False),
+    "exec": ("shipyard.cli.task_cmd", "exec_", False),
+}
+
+
+class LazyCommands(TyperGroup):
+    """The top-level group: LAZY_COMMANDS first, then the commands defined here (init, config, version)."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*LAZY_COMMANDS, *(name for name in super().list_commands(ctx) if name not in LAZY_COMMANDS)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in LAZY_COMMANDS:
+            return command
+        module_name, attribute, is_group = LAZY_COMMANDS[cmd_name]
+        target = getattr(importlib.import_module(module_name), attribute)
+        if is_group:
+            command = typer.main.get_group(target)
+        else:
+            command = typer.main.get_command_from_info(
+                CommandInfo(name=cmd_name, callback=target),
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+            )
+        command.name = cmd_name
+        self.add_command(command, cmd_name)
+        return command
+
+
 app = typer.Typer(
     name="shipyard",
+    cls=LazyCommands,
     help="Zero-downtime blue-green deploys of Docker images behind each host's haproxy.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -43,50 +113,6 @@ def main(
     ] = False,
 ) -> None:
     """Zero-downtime blue-green deploys of Docker images behind each host's haproxy."""
-
-
-for name in HOST_COMMANDS:
-    app.command(name)(getattr(host_cmd, name))
-
-# Sub-command groups and commands living in their own modules: (module, attribute, name, is_group).
-EXTENSIONS: list[tuple[str, str, str, bool]] = [
-    ("shipyard.cli.secrets_cmd", "secrets_app", "secrets", True),
-    ("shipyard.cli.build_cmd", "build", "build", False),
-    ("shipyard.cli.build_cmd", "scan", "scan", False),
-    ("shipyard.cli.controller_cmd", "controller", "controller", False),
-    ("shipyard.cli.controller_cmd", "job_worker", "job-worker", False),
-    ("shipyard.cli.agent_cmd", "agent", "agent", False),
-    ("shipyard.cli.signing_cmd", "signing_key", "signing-key", False),
-    ("shipyard.cli.lab_cmd", "lab_app", "lab", True),
-    ("shipyard.cli.host_ops_cmd", "host_app", "host", True),
-    *[
-        ("shipyard.cli.fleet_cmd", name, name, False)
-        for name in ("deployments", "deployment", "pause", "resume", "abort")
-    ],
-    *[("shipyard.cli.fleet_cmd", name, name, False) for name in ("hosts", "lock", "unlock", "audit")],
-    ("shipyard.cli.pipeline_cmd", "hooks_app", "hooks", True),
-    *[("shipyard.cli.pipeline_cmd", name, name, False) for name in ("jobs", "job")],
-    ("shipyard.cli.schedule_cmd", "schedule_app", "schedule", True),
-    ("shipyard.cli.schedule_cmd", "schedules", "schedules", False),
-    ("shipyard.cli.schedule_cmd", "notify_app", "notify", True),
-    ("shipyard.cli.ci_cmd", "release_app", "release", True),
-    ("shipyard.cli.ci_cmd", "token_app", "token", True),
-    ("shipyard.cli.task_cmd", "run", "run", False),
-    ("shipyard.cli.task_cmd", "exec_", "exec", False),
-]
-
-
-def _register_extensions() -> None:
-    for module_name, attribute, name, is_group in EXTENSIONS:
-        module = importlib.import_module(module_name)
-        target = getattr(module, attribute)
-        if is_group:
-            app.add_typer(target, name=name)
-        else:
-            app.command(name)(target)
-
-
-_register_extensions()
 
 
 @app.command()

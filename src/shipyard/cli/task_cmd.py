@@ -34,7 +34,6 @@ from shipyard.cli.fleet_cmd import (
     _optional,
     _optional_spec,
     checked_name,
-    controller_url,
     fleet_client,
 )
 from shipyard.cli.render import print_json
@@ -80,13 +79,13 @@ def run(
     env = _optional(env, "--env")
     host = _optional(host, "--host")
     spec = _optional_spec(config)
-    if env is not None and controller_url(spec):
+    if env is not None:  # --env means the fleet, as for deploy: refused without a controller
         client = fleet_client(spec, ca_file, insecure_http)
         code = _fleet_run(client, argv, env, host, _app_name(app, config), timeout, as_json)
     else:
         if host is not None:
             raise ConfigError("--host picks a host of --env through the controller; give --env E as well.")
-        code = _local_run(argv, config, env)
+        code = _local_run(argv, config)
     raise typer.Exit(code)
 
 
@@ -139,14 +138,14 @@ def _follow(client: ControllerClient, task: TaskOut, timeout: float, *, echo: bo
             time.sleep(POLL_INTERVAL)
 
 
-def _local_run(argv: list[str], config: Path, env: str | None) -> int:
+def _local_run(argv: list[str], config: Path) -> int:
     from shipyard.cli.common import load
     from shipyard.host import service
     from shipyard.secrets.masking import mask
 
-    spec = load(config, env)
-    secrets = app_secrets(spec, config, env or "production")
-    with host_context() as context:
+    spec = load(config)
+    secrets = app_secrets(spec, config, "production")  # the environment a deploy on this host uses
+    with host_context(config) as context:
         return service.run_in_active(
             context, spec.app, argv, secrets=secrets, on_line=lambda line: print(mask(line), flush=True)
         )
@@ -181,7 +180,7 @@ def exec_(
     from shipyard.host import service
 
     name = _app_name(app, config)
-    with host_context() as context:
+    with host_context(config) as context:
         container = service.active_container(context, name)
         if interactive or tty:
             docker = shutil.which("docker")

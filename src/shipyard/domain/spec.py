@@ -26,7 +26,6 @@ from pydantic import (
 from shipyard.domain import names
 from shipyard.domain.names import APP_NAME, ENV_NAME
 from shipyard.domain.overlay import Layer, Merged, merge_layers, overlay_name
-from shipyard.domain.versions import parse_specifier
 from shipyard.errors import ConfigError
 
 # Limits, documented in docs/config.md: a duration at most a day, a count of hosts at most 100000.
@@ -81,8 +80,11 @@ Url = Annotated[str, _matching(names.URL, "an http:// or https:// URL")]
 class Section(BaseModel):
     """A config section: unknown keys rejected, ``x-`` keys allowed and dropped."""
 
-    # Infinity and NaN are never a sensible number of seconds, hosts or CPUs.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    # Infinity and NaN are never a sensible number of seconds, hosts or CPUs. A section's validator
+    # is built when first used, so a command pays only for the documents it reads.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, defer_build=True
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -358,6 +360,8 @@ class RequiresSpec(Section):
     @classmethod
     def _specifier(cls, value: str | None) -> str | None:
         if value is not None:
+            from shipyard.domain.versions import parse_specifier  # packaging: only when one is given
+
             parse_specifier(value)
         return value
 

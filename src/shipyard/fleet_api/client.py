@@ -38,7 +38,7 @@ from shipyard.fleet_api.schemas.agent import (
     PruneReport,
     ReportAck,
 )
-from shipyard.fleet_api.schemas.deployments import DeploymentOut
+from shipyard.fleet_api.schemas.deployments import DeploymentOut, DeploymentPlanOut
 from shipyard.fleet_api.schemas.fleet import HostOut, PruneOut
 from shipyard.fleet_api.schemas.releases import ReleaseOut
 from shipyard.fleet_api.schemas.tasks import TaskOut, TaskUpdate
@@ -236,6 +236,17 @@ class ControllerClient:
     def create_deployment(self, release_id: int, environment: str, *, queue: bool = False) -> DeploymentOut:
         body = {"release_id": release_id, "environment": environment, "queue": queue}
         return self._one(DeploymentOut, "POST", "/deployments", json=body)
+
+    def plan_deployment(
+        self, image: str, digest: str, spec: dict[str, Any], environment: str
+    ) -> DeploymentPlanOut:
+        """What deploying a release not recorded yet would do; the controller stores nothing."""
+        body = {"image": image, "digest": digest, "spec": spec, "environment": environment}
+        return self._one(DeploymentPlanOut, "POST", "/deployments/plan", json=body)
+
+    def plan_rollback(self, app: str, environment: str, release_id: int | None = None) -> DeploymentPlanOut:
+        body = {"app": app, "environment": environment, "release_id": release_id}
+        return self._one(DeploymentPlanOut, "POST", "/rollback/plan", json=body)
 
     def get_deployment(self, deployment_id: int) -> DeploymentOut:
         return self._one(DeploymentOut, "GET", f"/deployments/{deployment_id}")

@@ -37,6 +37,8 @@ class HostContext:
     home: Path = field(default_factory=default_home)
     docker_url: str | None = None
     actor: str = field(default_factory=default_actor)
+    # the directory of shipyard.yml, where relative registry files are; None for a controller's release
+    config_dir: Path | None = None
 
     @classmethod
     def of(

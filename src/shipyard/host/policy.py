@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from shipyard.domain.policy import (
@@ -35,10 +35,21 @@ class HostPolicy:
     protected: tuple[str, ...] = ()
     private: tuple[str, ...] = ()
     stored_secrets: frozenset[str] = field(default_factory=frozenset)
+    # the directory of shipyard.yml: relative registry files are judged where the login reads them
+    config_dir: Path | None = None
 
     def violations(self, spec: AppSpec, image: str | None = None) -> list[Violation]:
+        from shipyard.adapters.registry import registry_file_path  # httpx: only when a policy is judged
+
         paths = [*spec_paths(spec), *policy_paths(self.rules)]
         real_paths = {path: os.path.realpath(os.path.expanduser(path)) for path in paths}
+        for name in (spec.registry.username_file, spec.registry.password_file):
+            if name:
+                where = registry_file_path(name, self.config_dir)
+                if where is None:  # relative without a shipyard.yml: refused as not absolute
+                    real_paths.pop(name, None)
+                else:
+                    real_paths[name] = os.path.realpath(where)
         return check(
             self.rules,
             spec,
@@ -63,7 +74,11 @@ class HostPolicy:
         )
 
     def with_stored_secrets(self, names: Collection[str]) -> HostPolicy:
-        return HostPolicy(self.rules, self.source, self.protected, self.private, frozenset(names))
+        return replace(self, stored_secrets=frozenset(names))
+
+    def for_config(self, config: Path) -> HostPolicy:
+        """This policy judging relative registry files next to `config` (shipyard.yml)."""
+        return replace(self, config_dir=config.resolve().parent)
 
 
 def _both(path: str) -> list[str]:

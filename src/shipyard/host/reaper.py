@@ -7,17 +7,18 @@ a deploy holds the lock then, that deploy's own recovery does the work instead.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 from pathlib import Path
 
 from shipyard.errors import ShipyardError
-from shipyard.host.context import HostContext
-from shipyard.host.service import locked, recover
 
 
 def reap(app: str, home: Path) -> None:
+    # Imported after the sleep, so the reaper does not compete with the rollback that spawned it.
+    from shipyard.host.context import HostContext
+    from shipyard.host.service import locked, recover
+
     if not home.exists():
         return
     with HostContext(home=home) as context, locked(context, app, "stop expired standby", wait=False):
@@ -25,6 +26,8 @@ def reap(app: str, home: Path) -> None:
 
 
 def main() -> None:
+    import argparse
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--app", required=True)
     parser.add_argument("--home", required=True, type=Path)

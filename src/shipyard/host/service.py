@@ -47,17 +47,17 @@ class Outcome:
     recovered: list[str] = field(default_factory=list)
 
 
-def host_registry_credentials(spec: RegistrySpec) -> Credentials | None:
-    """The registry login on a host: names from the environment, files relative to the working
-    directory (the path the host's policy judges; the CLI runs next to shipyard.yml)."""
-    return registry_credentials(spec, None, Path.cwd())
+def host_registry_credentials(spec: RegistrySpec, config_dir: Path | None) -> Credentials | None:
+    """The registry login on a host: names from the environment, files where the build reads them
+    (relative to the directory of shipyard.yml; the path the host's policy judges)."""
+    return registry_credentials(spec, None, config_dir)
 
 
 def resolve_digest(spec: AppSpec, ref: ImageRef, context: HostContext) -> str:
     """The digest to deploy: from the registry, or (for a digest already on the host) no registry needed."""
     if ref.digest and context.engine.image_present(f"{ref.name}@{ref.digest}"):
         return ref.digest
-    return registry_digest(spec.registry, ref, host_registry_credentials(spec.registry))
+    return registry_digest(spec.registry, ref, host_registry_credentials(spec.registry, context.config_dir))
 
 
 @contextmanager
@@ -191,7 +191,7 @@ def _swap(
     interpreter = Interpreter(
         context,
         spec.app,
-        registry_auth=_registry_auth(spec.registry) if pull_allowed else None,
+        registry_auth=_registry_auth(spec.registry, context.config_dir) if pull_allowed else None,
         reporter=reporter or SilentReporter(),
     )
     try:
@@ -222,7 +222,7 @@ def run_task(
 
     No lock: it touches neither slot, haproxy nor the host's records."""
     if not context.engine.image_present(release.pinned_image):
-        auth = _registry_auth(release.app_spec.registry)
+        auth = _registry_auth(release.app_spec.registry, context.config_dir)
         context.engine.pull(release.image, release.digest, auth, lambda _event: None)
     command = plan_task(kind, release, argv, secrets, timeout, name=name)
     return context.engine.run_once(command.container, on_line, command.timeout)
@@ -266,8 +266,8 @@ def active_container(context: HostContext, app: str) -> str:
     return name
 
 
-def _registry_auth(spec: RegistrySpec) -> dict[str, str] | None:
-    credentials = host_registry_credentials(spec)
+def _registry_auth(spec: RegistrySpec, config_dir: Path | None) -> dict[str, str] | None:
+    credentials = host_registry_credentials(spec, config_dir)
     return credentials.docker_auth() if credentials else None
 
 

@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from shipyard.lab import control_plane
-from shipyard.lab.fixtures import AppHome, push_images, start_engine, start_test_registry, unique_name
 from shipyard.lab.fleet import lab_down, lab_up
 from shipyard.lab.load import LoadGenerator, LoadStats
 from shipyard.lab.origin import LabOrigin, merged_pull_request
+from shipyard.lab.single_host import AppHome, push_images, start_engine, start_local_registry, unique_name
 from shipyard.lab.state import LabState
 from shipyard.lab.testapp import Behaviour
 
@@ -169,7 +169,7 @@ def deploy_and_roll_back() -> int:
     work = Path(tempfile.mkdtemp(prefix="shipyard-demo-"))
     console.print("[bold]shipyard demo[/]: engine, registry, demo images v1 and v2")
     docker_url = start_engine(work)
-    registry = start_test_registry(work)
+    registry = start_local_registry(work)
     home = AppHome(root=work, docker_url=docker_url, registry=registry, app="demo-" + unique_name(""))
     try:
         variants: dict[str, tuple[str, Behaviour]] = {"v1": ("v1", "ok"), "v2": ("v2", "ok")}

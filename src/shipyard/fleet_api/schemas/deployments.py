@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from shipyard.fleet_api.schemas.common import Body, Id, Name
+from shipyard.fleet_api.schemas.releases import ReleaseCreate
 from shipyard.fleet_api.schemas.tasks import TaskOut
 
 
@@ -63,3 +64,29 @@ class DeploymentOut(BaseModel):
         "(pending, running, succeeded, failed) or 'not run for a rollback'",
     )
     release_task: TaskOut | None = Field(default=None, description="the release phase's task and output")
+
+
+class DeploymentPlanCreate(ReleaseCreate):
+    """A release not stored yet (what `shipyard deploy --env E --dry-run` would record) and where it goes."""
+
+    environment: Name
+
+
+class PlannedHostOut(BaseModel):
+    host: str
+    wave: int = Field(description="the wave the host would be in; 0 when left out (a lost host)")
+    running: str = Field(description="the release the host runs now (r12), empty when it runs none")
+    change: str = Field(description="install, replace, none (it runs this image already) or skip (lost)")
+
+
+class DeploymentPlanOut(BaseModel):
+    """What a deployment would do; nothing is stored to answer it."""
+
+    app: str
+    environment: str
+    release: str = Field(description="r12 for a stored release, 'new' for one not recorded yet")
+    image: str
+    digest: str
+    max_parallel: str
+    total_waves: int
+    hosts: list[PlannedHostOut] = Field(default_factory=list)

@@ -1,12 +1,15 @@
-"""Deployments: create (or queue), list, get with per-host progress, pause/resume/abort, rollback."""
+"""Deployments: create (or queue), plan without storing, list, get with per-host progress,
+pause/resume/abort, rollback."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shipyard.controller.engine.rollout import HostView, plan_waves
 from shipyard.controller.server.api.deps import (
     Caller,
     Context,
@@ -19,10 +22,20 @@ from shipyard.controller.server.api.deps import (
 from shipyard.controller.server.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.server.api.views import deployment_out
 from shipyard.controller.server.context import ControllerContext
-from shipyard.controller.store import deployments, tasks
-from shipyard.controller.store.models import Deployment
+from shipyard.controller.store import catalog, deployments, hosts, tasks
+from shipyard.controller.store.models import App, Deployment, Host, HostApp, Release
+from shipyard.controller.store.releases import find_release
+from shipyard.domain.spec import RolloutSpec, spec_from_snapshot
+from shipyard.errors import ConfigError, NotFoundError
 from shipyard.fleet_api.schemas.common import NAME_PATTERN
-from shipyard.fleet_api.schemas.deployments import DeploymentCreate, DeploymentOut, RollbackCreate
+from shipyard.fleet_api.schemas.deployments import (
+    DeploymentCreate,
+    DeploymentOut,
+    DeploymentPlanCreate,
+    DeploymentPlanOut,
+    PlannedHostOut,
+    RollbackCreate,
+)
 
 router = APIRouter(tags=["deployments"], responses=API_TOKEN)
 NameFilter = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)]
@@ -61,6 +74,101 @@ def create_deployment(body: DeploymentCreate, caller: Shipper, context: Context)
         )
         deployment_id = deployment.id
     return _started(context, deployment_id)
+
+
+@router.post(
+    "/deployments/plan",
+    summary="The waves and per-host changes a deployment of a new release would make; stores nothing "
+    "(deployer, or ci for its apps)",
+    responses={**BODY, **errors(404)},
+)
+def plan_deployment(body: DeploymentPlanCreate, caller: Shipper, context: Context) -> DeploymentPlanOut:
+    spec = spec_from_snapshot(body.spec)  # the checks a release gets, every problem with its key path
+    caller.check_app(spec.app)
+    if spec.image != body.image:
+        raise ConfigError(f"image {body.image!r} does not match the spec's image {spec.image!r}.")
+    with context.db.read() as session:
+        return _plan(session, spec.app, body.environment, "new", body.image, body.digest, body.spec)
+
+
+@router.post(
+    "/rollback/plan",
+    summary="The waves and per-host changes a rollback would make; stores nothing (deployer)",
+    responses={**BODY, **errors(404)},
+)
+def plan_rollback(body: RollbackCreate, _caller: Deployer, context: Context) -> DeploymentPlanOut:
+    with context.db.read() as session:
+        app, environment = (
+            catalog.find_app(session, body.app),
+            catalog.find_environment(session, body.environment),
+        )
+        if body.release_id is None:
+            release_id, _ = deployments.rollback_target(session, app.id, environment.id)
+        else:
+            release_id = body.release_id
+        release = find_release(session, release_id)
+        if release.app_id != app.id:
+            raise NotFoundError(f"release r{release.id} is not a release of {body.app}.")
+        return _plan(
+            session, app.name, environment.name, f"r{release.id}", release.image, release.digest, release.spec
+        )
+
+
+def _plan(
+    session: Session,
+    app_name: str,
+    environment: str,
+    release: str,
+    image: str,
+    digest: str,
+    spec: dict[str, Any],
+) -> DeploymentPlanOut:
+    """The rollout's own wave rule over the environment's hosts as they are now, read-only."""
+    group = catalog.find_environment(session, environment).name
+    max_parallel = RolloutSpec.model_validate(spec.get("rollout", {})).max_parallel
+    members = session.execute(select(Host.id, Host.name, Host.status).where(Host.group == group)).all()
+    running: dict[int, tuple[int, str]] = {}
+    app_id = session.scalar(select(App.id).where(App.name == app_name))
+    if app_id is not None:
+        rows = session.execute(
+            select(HostApp.host_id, Release.id, Release.digest)
+            .join(Host, Host.id == HostApp.host_id)
+            .join(Release, Release.id == HostApp.active_release_id)
+            .where(HostApp.app_id == app_id, Host.group == group)
+        ).all()
+        running = {row.host_id: (row.id, row.digest) for row in rows}
+    views = [HostView(row.id, row.name, lost=row.status == hosts.LOST) for row in members]
+    waves = plan_waves([view for view in views if not view.lost], max_parallel)
+    wave_of = {view.host_id: number for number, wave in enumerate(waves, 1) for view in wave}
+    planned = []
+    for view in sorted(views, key=lambda view: (wave_of.get(view.host_id, len(waves) + 1), view.name)):
+        now = running.get(view.host_id)
+        if view.lost:
+            change = "skip (lost)"
+        elif now is None:
+            change = "install"
+        elif now[1] == digest:
+            change = "none"
+        else:
+            change = "replace"
+        planned.append(
+            PlannedHostOut(
+                host=view.name,
+                wave=wave_of.get(view.host_id, 0),
+                running=f"r{now[0]}" if now else "",
+                change=change,
+            )
+        )
+    return DeploymentPlanOut(
+        app=app_name,
+        environment=group,
+        release=release,
+        image=image,
+        digest=digest,
+        max_parallel=max_parallel,
+        total_waves=len(waves),
+        hosts=planned,
+    )
 
 
 @router.get("/deployments", summary="List deployments, newest first (viewer)", responses=PARAMS)

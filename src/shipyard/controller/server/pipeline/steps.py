@@ -20,7 +20,6 @@ from pathlib import Path
 from shipyard.adapters import process_groups
 from shipyard.adapters.git import without_credentials
 from shipyard.adapters.process_groups import ProcessScope, stoppable
-from shipyard.build.pipeline import BuildOptions, build_image
 from shipyard.controller.engine.rollout import FINISHED, SUCCEEDED
 from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.server.pipeline import git_access
@@ -29,6 +28,7 @@ from shipyard.controller.store import catalog, deployments, job_store, locks, re
 from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import BuildError, ConfigError, DeployFailedError, LockedError, ShipyardError
 from shipyard.fleet_api.schemas.releases import ReleaseCreate
+from shipyard.imaging.pipeline import BuildOptions, build_image
 
 CONFIG_FILE = "shipyard.yml"
 # Why a job's commands were stopped: the start of its message ("cancelled during build; ...").

@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from shipyard.build.detectors import Match, Rule, match_stream
-from shipyard.build.docker_session import DockerSession
-from shipyard.build.findings import CONFIG_PATH, Finding, ScanReport, deleted_in
-from shipyard.build.image_archive import ImageLayout, read_image_archive
-from shipyard.build.scan_cache import CleanLayers
 from shipyard.errors import NotFoundError
+from shipyard.imaging.detectors import Match, Rule, match_stream
+from shipyard.imaging.docker_session import DockerSession
+from shipyard.imaging.findings import CONFIG_PATH, Finding, ScanReport, deleted_in
+from shipyard.imaging.image_archive import ImageLayout, read_image_archive
+from shipyard.imaging.scan_cache import CleanLayers
 
 
 @dataclass

@@ -22,16 +22,16 @@ from typing import Any, Protocol
 from shipyard.adapters import git
 from shipyard.adapters.buildkit import BuildRequest, DockerCli, find_docker_cli
 from shipyard.adapters.registry import Credentials, registry_credentials
-from shipyard.build import metadata
-from shipyard.build.build_secrets import known_secret_values, resolve_build_secrets, secret_files
-from shipyard.build.detectors import scan_rules
-from shipyard.build.docker_session import DockerSession, docker_session
-from shipyard.build.findings import ScanReport
-from shipyard.build.scan_cache import CleanLayers, default_cache_dir
-from shipyard.build.scanner import scan_image
-from shipyard.build.source import BuildSource, prepared_source
 from shipyard.domain.spec import AppSpec
 from shipyard.errors import ConfigError, SecretLeakError
+from shipyard.imaging import metadata
+from shipyard.imaging.build_secrets import known_secret_values, resolve_build_secrets, secret_files
+from shipyard.imaging.detectors import scan_rules
+from shipyard.imaging.docker_session import DockerSession, docker_session
+from shipyard.imaging.findings import ScanReport
+from shipyard.imaging.scan_cache import CleanLayers, default_cache_dir
+from shipyard.imaging.scanner import scan_image
+from shipyard.imaging.source import BuildSource, prepared_source
 from shipyard.secrets.factory import open_store
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from shipyard.adapters.buildkit import find_docker_cli
 from shipyard.adapters.registry import Credentials, registry_credentials
-from shipyard.build import metadata
-from shipyard.build.build_secrets import available_build_secrets, known_secret_values
-from shipyard.build.detectors import scan_rules
-from shipyard.build.docker_session import docker_session
-from shipyard.build.findings import ScanReport
-from shipyard.build.scanner import scan_image
 from shipyard.domain.spec import AppSpec
+from shipyard.imaging import metadata
+from shipyard.imaging.build_secrets import available_build_secrets, known_secret_values
+from shipyard.imaging.detectors import scan_rules
+from shipyard.imaging.docker_session import docker_session
+from shipyard.imaging.findings import ScanReport
+from shipyard.imaging.scanner import scan_image
 from shipyard.secrets.factory import open_store
 
 

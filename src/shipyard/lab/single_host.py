@@ -1,7 +1,7 @@
-"""Shared real components for the test suite, the demo and the benchmarks.
+"""One simulated host on this machine, for the demo and the benchmarks: a SHIPYARD_HOME, a shipyard.yml and
+the CLI around them, with the Docker Engine and the registry (htpasswd auth on 127.0.0.1) it deploys from.
 
-One Docker Engine, one registry (htpasswd auth on 127.0.0.1) and a set of test images pushed to it,
-each under names unique to this run so leftovers of earlier runs never collide.
+Images are pushed under names unique to this run so leftovers of earlier runs never collide.
 """
 
 from __future__ import annotations
@@ -28,18 +28,6 @@ from shipyard.lab.registry_server import RegistryServer, start_registry
 from shipyard.lab.server_image import build_server_image
 from shipyard.lab.testapp import Behaviour, build_test_image
 
-VARIANTS: dict[str, tuple[str, Behaviour]] = {
-    "v1": ("v1", "ok"),
-    "v2": ("v2", "ok"),
-    "v3": ("v3", "ok"),
-    "crash": ("crash", "crash"),
-    "hang": ("hang", "hang"),
-    "slow": ("slow", "slow-start"),
-    "wrong-port": ("wrong-port", "wrong-port"),
-}
-# The recording app (recording_app.py), tag -> version: counts requests by id, keeps websockets.
-RECORDING_VARIANTS: dict[str, str] = {"rec-v1": "v1", "rec-v2": "v2"}
-
 
 @dataclass
 class Registry:
@@ -56,9 +44,7 @@ class Registry:
 
 
 @dataclass
-class TestImages:
-    __test__ = False  # not a pytest test class
-
+class PushedImages:
     repository: str
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -70,7 +56,7 @@ def start_engine(work: Path) -> str:
     return ensure_default_engine(work / "engine")
 
 
-def start_test_registry(work: Path) -> Registry:
+def start_local_registry(work: Path) -> Registry:
     password = secrets.token_urlsafe(12)
     server = start_registry(work / "registry", username="ci", password=password)
     return Registry(server=server, username="ci", password=password)
@@ -80,17 +66,18 @@ def push_images(
     docker_url: str,
     registry: Registry,
     name: str,
-    variants: dict[str, tuple[str, Behaviour]] | None = None,
+    variants: dict[str, tuple[str, Behaviour]],
     recording: dict[str, str] | None = None,
-) -> TestImages:
-    """Build and push the busybox variants and the recording app's tags (RECORDING_VARIANTS by default)."""
+) -> PushedImages:
+    """Build and push the busybox variants (tag -> version, behaviour) and the recording app's tags
+    (recording_app.py, tag -> version)."""
     client = docker.DockerClient(base_url=docker_url)
-    images = TestImages(repository=f"{registry.address}/{name}")
+    images = PushedImages(repository=f"{registry.address}/{name}")
     try:
-        for tag, (version, behaviour) in (variants or VARIANTS).items():
+        for tag, (version, behaviour) in variants.items():
             build_test_image(client, images.ref(tag), version, behaviour)
             _push(client, registry, images, tag)
-        for tag, version in (RECORDING_VARIANTS if recording is None else recording).items():
+        for tag, version in (recording or {}).items():
             build_recording_image(docker_url, images.ref(tag), version)
             _push(client, registry, images, tag)
     finally:
@@ -98,7 +85,7 @@ def push_images(
     return images
 
 
-def _push(client: docker.DockerClient, registry: Registry, images: TestImages, tag: str) -> None:
+def _push(client: docker.DockerClient, registry: Registry, images: PushedImages, tag: str) -> None:
     for event in client.api.push(
         images.repository, tag=tag, stream=True, decode=True, auth_config=registry.auth()
     ):
@@ -109,10 +96,10 @@ def _push(client: docker.DockerClient, registry: Registry, images: TestImages, t
 
 def push_server_images(
     docker_url: str, registry: Registry, name: str, versions: tuple[str, ...]
-) -> TestImages:
+) -> PushedImages:
     """The lighttpd test image (server_image.py), one tag per version, pushed like push_images."""
     client = docker.DockerClient(base_url=docker_url)
-    images = TestImages(repository=f"{registry.address}/{name}")
+    images = PushedImages(repository=f"{registry.address}/{name}")
     try:
         for version in versions:
             build_server_image(client, images.ref(version), version)
@@ -146,7 +133,7 @@ def _free(host: str, port: int) -> bool:
 
 @dataclass
 class AppHome:
-    """One simulated host for one test: a SHIPYARD_HOME, a shipyard.yml and the CLI around them."""
+    """One simulated host: a SHIPYARD_HOME, a shipyard.yml and the CLI around them."""
 
     root: Path
     docker_url: str
@@ -162,7 +149,7 @@ class AppHome:
     def home(self) -> Path:
         return self.root / "home"
 
-    def write_config(self, images: TestImages, **overrides: object) -> dict[str, object]:
+    def write_config(self, images: PushedImages, **overrides: object) -> dict[str, object]:
         previous = yaml.safe_load(self.config.read_text()) if self.config.exists() else None
         port = previous["port"] if previous else free_port_pair()
         listen = int(previous["proxy"]["listen"].rsplit(":", 1)[1]) if previous else free_port()

@@ -17,7 +17,7 @@ import re
 import secrets
 from pathlib import Path
 
-from shipyard.build.detectors import Rule
+from shipyard.imaging.detectors import Rule
 
 FINGERPRINT_ITERATIONS = 100_000
 SALT_BYTES = 32

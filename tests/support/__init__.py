@@ -1,0 +1,1 @@
+"""What the suite needs beyond the lab's own components (shipyard.lab); never imported by the package."""
