@@ -7,7 +7,7 @@ import subprocess
 import httpx
 import pytest
 
-from shipyard.lab.fixtures import AppHome, TestImages
+from shipyard.lab.single_host import AppHome, PushedImages
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def version(home: AppHome) -> str:
 
 
 def test_the_release_phase_runs_before_the_swap_and_a_failure_changes_nothing(
-    app_home: AppHome, images: TestImages
+    app_home: AppHome, images: PushedImages
 ) -> None:
     app_home.write_config(
         images, release=["sh", "-c", 'echo "migrating $SHIPYARD_RELEASE for $SHIPYARD_APP"']
@@ -46,7 +46,7 @@ def test_the_release_phase_runs_before_the_swap_and_a_failure_changes_nothing(
 
 
 def test_run_and_exec_on_this_host_return_the_output_and_exit_code(
-    app_home: AppHome, images: TestImages
+    app_home: AppHome, images: PushedImages
 ) -> None:
     app_home.write_config(images, env={"clear": {"GREETING": "hello"}})
     refused = shipyard(app_home, "run", "--", "true")
