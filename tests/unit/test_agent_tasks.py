@@ -116,3 +116,19 @@ def test_the_agents_host_refuses_a_task_its_policy_does_not_allow_before_anythin
     order.spec["volumes"] = ["/:/host"]  # the release's own rules still apply to its task
     with pytest.raises(PolicyError, match="host path / is not allowed"):
         opened.run_task(order, print)
+
+
+def test_an_unexpected_error_still_ends_the_task_as_failed() -> None:
+    controller, host, clock = FakeController(), FakeHost(), Clock()
+    controller.tasks = [task_order(13)]
+
+    def broken(order: TaskOrder, on_line: Callable[[str], None]) -> int:
+        on_line("half")
+        raise KeyError("State")
+
+    host.run_task = broken  # type: ignore[method-assign]
+    make_loop(controller, host, clock).run_once()
+    end = controller.task_updates[13][-1]
+    assert (end.status, end.exit_code) == ("failed", None)
+    assert end.message == "the agent could not finish it (KeyError); see its log"
+    assert controller.task_lines(13) == ["half"]

@@ -99,5 +99,11 @@ class TaskRunner:
             log.error("task could not run", task=order.id, error=str(exc))
             output.finish("failed", None, mask(str(exc)))
             return
+        except Exception as exc:  # a started task must end, whatever broke: nobody waits forever
+            log.exception("task broke", task=order.id)
+            output.finish(
+                "failed", None, f"the agent could not finish it ({type(exc).__name__}); see its log"
+            )
+            return
         log.info("task finished", task=order.id, exit_code=code)
         output.finish("succeeded" if code == 0 else "failed", code)
