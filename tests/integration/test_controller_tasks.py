@@ -5,6 +5,8 @@ Agents here are FakeAgents speaking the API by hand; tests/e2e/test_fleet_tasks.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from controller_fixtures import (
     ADMIN,
+    ADMIN_TOKEN,
     FakeAgent,
     Harness,
     controller_settings,
@@ -21,6 +24,7 @@ from controller_fixtures import (
 )
 from sqlalchemy import func, select
 
+from shipyard.cli import task_cmd
 from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.server.pipeline.steps import JobRun, wait_for_deployment
 from shipyard.controller.store.models import Task
@@ -223,3 +227,42 @@ def test_a_host_lost_while_its_release_phase_runs_fails_the_task_and_the_deploym
         )
         failed = harness.admin.get_deployment(deployment.id)
         assert failed.message.startswith("release phase failed: the host was lost") and failed.hosts == []
+
+
+def test_shipyard_run_prints_the_output_exits_with_the_code_and_says_why_a_task_did_not_run(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (agent,) = [harness.add_agent("h1")]
+    deployed(harness, 0)
+
+    def answer(status: str, lines: list[str], code: int | None, message: str = "") -> None:
+        (order,) = agent.client.desired().tasks
+        agent.client.task_update(order.id, TaskUpdate(start=True))
+        agent.client.task_update(
+            order.id, TaskUpdate(status=status, lines=lines, exit_code=code, message=message)
+        )
+
+    def run_in_thread(action: Callable[[], None]) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: wait_for(lambda: bool(agent.client.desired().tasks)) or action()
+        )
+        thread.start()
+        return thread
+
+    thread = run_in_thread(lambda: answer("failed", ["one", "two"], 7))
+    code = task_cmd._fleet_run(
+        harness.client(ADMIN_TOKEN), ["sh", "-c", "exit 7"], "production", None, "web", 30, False
+    )
+    thread.join()
+    assert code == 7 and capsys.readouterr().out == "one\ntwo\n"
+
+    refusal = "this host's policy refuses task 2: run: one-off commands are off on this host"
+    thread = run_in_thread(lambda: answer("failed", [], None, refusal))
+    with pytest.raises(task_cmd.TaskNotRunError, match="did not run: this host's policy refuses") as refused:
+        task_cmd._fleet_run(harness.client(ADMIN_TOKEN), ["true"], "production", "h1", "web", 30, False)
+    thread.join()
+    assert refused.value.exit_code == 125
+
+    with pytest.raises(task_cmd.TaskNotRunError, match=r"no agent started task \d+ within 1 s"):
+        task_cmd._fleet_run(harness.client(ADMIN_TOKEN), ["true"], "production", None, "web", 1, False)
+    assert agent.client.desired().tasks == []  # cancelled: no agent runs it later
