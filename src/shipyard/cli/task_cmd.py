@@ -105,7 +105,7 @@ def _fleet_run(
         if as_json:
             print_json(client.get_task(task.id).model_dump(mode="json"))
     if task.exit_code is None:
-        raise TaskNotRunError(f"task {task.id} did not run: {task.message}")
+        raise TaskNotRunError(f"task {task.id} ended without an exit code: {task.message}")
     return task.exit_code
 
 
