@@ -258,7 +258,9 @@ def test_shipyard_run_prints_the_output_exits_with_the_code_and_says_why_a_task_
 
     refusal = "this host's policy refuses task 2: run: one-off commands are off on this host"
     thread = run_in_thread(lambda: answer("failed", [], None, refusal))
-    with pytest.raises(task_cmd.TaskNotRunError, match="ended without an exit code: this host's policy refuses") as refused:
+    with pytest.raises(
+        task_cmd.TaskNotRunError, match="ended without an exit code: this host's policy refuses"
+    ) as refused:
         task_cmd._fleet_run(harness.client(ADMIN_TOKEN), ["true"], "production", "h1", "web", 30, False)
     thread.join()
     assert refused.value.exit_code == 125
