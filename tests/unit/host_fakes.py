@@ -78,6 +78,10 @@ class FakeEngine:
     quick_to_exit: bool = False
     killed: list[str] = field(default_factory=list)  # names removed while running (SIGKILL)
     execs: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    # Throwaway containers run to their end (run_once): each spec, and what the next ones print and exit with.
+    ran_once: list[ContainerSpec] = field(default_factory=list)
+    once_output: list[str] = field(default_factory=list)
+    once_exit_code: int = 0
 
     def containers_of(self, app: str) -> list[FakeContainer]:
         return [c for c in self.by_name.values() if c.spec.labels.get(LABEL_APP) == app]
@@ -114,6 +118,20 @@ class FakeEngine:
         self.started += 1
         self.by_name[spec.name] = FakeContainer(spec, "running", self.started)
         return spec.name
+
+    def run_once(self, spec: ContainerSpec, on_line: Callable[[str], None], timeout: float) -> int:
+        if spec.image not in self.images:
+            raise NotFoundError(f"running a container of {spec.image} failed: no such image")
+        self.ran_once.append(spec)
+        for line in self.once_output:
+            on_line(line)
+        return self.once_exit_code
+
+    def exec_in(self, name: str, argv: list[str], on_output: Callable[[str], None]) -> int:
+        if name not in self.by_name or self.by_name[name].status != "running":
+            raise NotFoundError(f"running a command in container {name} failed: it is not running")
+        on_output(" ".join(argv) + "\n")
+        return 0
 
     def status(self, name: str) -> tuple[str, int | None]:
         if name not in self.by_name:

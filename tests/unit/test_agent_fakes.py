@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from shipyard.domain.plan import start_container, switch_to
 from shipyard.domain.spec import spec_from_snapshot
 from shipyard.errors import ControllerError, DeployFailedError, ShipyardError
 from shipyard.fleet_api.schemas.agent import AppReport, DesiredApp, DesiredState, PruneReport, ReportAck
+from shipyard.fleet_api.schemas.tasks import TaskOrder, TaskUpdate
 from shipyard.host.interpreter import Reporter
 
 DIGEST = "sha256:" + "ab" * 32
@@ -29,6 +31,22 @@ def desired_app(app: str = "web", release_id: int = 1, deployment_id: int | None
     )
 
 
+def task_order(task_id: int = 7, kind: str = "run", argv: list[str] | None = None) -> TaskOrder:
+    app = desired_app()
+    return TaskOrder(
+        id=task_id,
+        kind=kind,  # type: ignore[arg-type]
+        app=app.app,
+        release_id=app.release_id,
+        release=app.release,
+        image=app.image,
+        digest=app.digest,
+        spec=app.spec,
+        argv=argv or ["bin/rails", "runner", "Task.go"],
+        timeout=60.0,
+    )
+
+
 @dataclass
 class FakeController:
     apps: list[DesiredApp] = field(default_factory=list)
@@ -39,6 +57,23 @@ class FakeController:
     failed_reports: int = 0
     prunes: list[PruneReport] = field(default_factory=list)
     disk_free: list[int | None] = field(default_factory=list)
+    tasks: list[TaskOrder] = field(default_factory=list)
+    # Each task's updates as the agent sent them; a task is pending until its first one (as the API).
+    task_updates: dict[int, list[TaskUpdate]] = field(default_factory=dict)
+
+    def task_update(self, task_id: int, update: TaskUpdate) -> None:
+        if not self.reachable:
+            raise ControllerError("cannot reach the controller at http://fake (ConnectError).")
+        sent = self.task_updates.setdefault(task_id, [])
+        if update.start == bool(sent):  # as the API: one start, then output and the end
+            raise ControllerError(f"the controller answered HTTP 409: task {task_id} started already.")
+        if sent and sent[-1].status in ("succeeded", "failed"):
+            raise ControllerError(f"the controller answered HTTP 409: task {task_id} already finished.")
+        sent.append(update)
+        self.tasks = [task for task in self.tasks if task.id != task_id]
+
+    def task_lines(self, task_id: int) -> list[str]:
+        return [line for update in self.task_updates.get(task_id, []) for line in update.lines]
 
     def set_desired(self, *apps: DesiredApp) -> None:
         self.apps = list(apps)
@@ -48,7 +83,9 @@ class FakeController:
         self.polls.append((version, wait))
         if not self.reachable:
             raise ControllerError("cannot reach the controller at http://fake (ConnectError).")
-        return DesiredState(host="h1", group="production", version=self.version, apps=list(self.apps))
+        return DesiredState(
+            host="h1", group="production", version=self.version, apps=list(self.apps), tasks=list(self.tasks)
+        )
 
     def report(
         self,
@@ -81,6 +118,19 @@ class FakeHost:
     prune_removes: list[str] = field(default_factory=list)
     prune_error: ShipyardError | None = None
     free: int = 5_000_000_000
+    # Tasks run (their ids), what they print, their exit code, or the error that stops them first.
+    tasks_run: list[int] = field(default_factory=list)
+    task_output: list[str] = field(default_factory=list)
+    task_exit_code: int = 0
+    task_error: ShipyardError | None = None
+
+    def run_task(self, order: TaskOrder, on_line: Callable[[str], None]) -> int:
+        if self.task_error is not None:
+            raise self.task_error
+        self.tasks_run.append(order.id)
+        for line in self.task_output:
+            on_line(line)
+        return self.task_exit_code
 
     def prune(self, desired: DesiredApp) -> list[str]:
         self.pruned.append((desired.app, desired.prune))

@@ -46,11 +46,17 @@ EVERY_KEY: dict[str, Any] = {
     "healthcheck": {"path": "/up", "interval": 0.5, "timeout": 1, "healthy_threshold": 2, "deadline": 20},
     "env": {"clear": {"RAILS_ENV": "production"}, "secret": ["DATABASE_URL"]},
     "deploy": {"drain_timeout": 5, "stop_timeout": 5, "keep_releases": 3, "standby": 0},
-    "hooks": {"pre-deploy": ["bin/migrate"], "post-swap": "bin/warm", "post-deploy": ["bin/notify"]},
+    "hooks": {
+        "pre-deploy": ["bin/migrate"],
+        "post-swap": "bin/warm",
+        "post-deploy": ["bin/notify"],
+        "timeout": 60,
+    },
     "volumes": ["/srv/uploads:/app/uploads:ro"],
     "labels": {"com.example.team": "web"},
     "resources": {"memory": "512m", "cpus": 1.5},
     "command": ["bin/server", "--port", "3000"],
+    "release": ["bin/rails", "db:migrate"],
     "build": {
         "context": ".",
         "dockerfile": "Dockerfile",
@@ -86,6 +92,8 @@ NEWLINE_ALLOWED = {
     "command.0",
     "command.1",
     "command.2",
+    "release.0",
+    "release.1",
     "build.args.NODE_ENV",
 }
 

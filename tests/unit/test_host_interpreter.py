@@ -17,7 +17,7 @@ from shipyard.adapters.registry import parse_image
 from shipyard.domain import commands as cmd
 from shipyard.domain.commands import Command, backend_name, container_name, worker_container_name
 from shipyard.domain.models import Release
-from shipyard.domain.plan import start_container, start_worker, switch_to, wait_healthy
+from shipyard.domain.plan import run_task, start_container, start_worker, switch_to, wait_healthy
 from shipyard.domain.spec import AppSpec, ProcessHealthSpec, parse_spec, spec_snapshot
 from shipyard.errors import ConfigError, DeployFailedError, NotFoundError
 from shipyard.host import maintenance, service
@@ -149,6 +149,10 @@ def command_examples(host: FakeHost, spec: AppSpec) -> dict[type, tuple[Command,
         cmd.RunHook: (
             cmd.RunHook("post-deploy", "r2", "true", ("true",), {"PATH": "/usr/bin:/bin"}),
             lambda: True,  # the real subprocess ran and exited 0, or apply() raised
+        ),
+        cmd.RunTask: (
+            run_task("release", v2, ["bin/migrate"], {}, 60.0),
+            lambda: [spec.entrypoint for spec in host.engine.ran_once] == [["bin/migrate"]],
         ),
         cmd.FinishHistory: (
             cmd.FinishHistory("succeeded"),

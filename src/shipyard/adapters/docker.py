@@ -154,6 +154,12 @@ def _error_message(content: str) -> str:
     return content.strip()
 
 
+def _quietly(action: Callable[[], object]) -> None:
+    """A cleanup whose failure (the container gone already, the engine away) changes nothing."""
+    with contextlib.suppress(ShipyardError), _translate("cleaning up"):
+        action()
+
+
 def _docker_errors() -> Any:
     import docker.errors
 
@@ -281,6 +287,65 @@ class DockerEngine:
         with _translate(f"starting container {spec.name}"):
             container = self.client.containers.run(spec.image, **kwargs)
             return str(container.id)
+
+    def run_once(self, spec: ContainerSpec, on_line: Callable[[str], None], timeout: float) -> int:
+        import docker
+
+        errors = _docker_errors()
+        kwargs: dict[str, Any] = {
+            "name": spec.name,
+            "environment": spec.env,
+            "labels": spec.labels,
+            "detach": True,
+            "init": True,
+            "network_mode": "host",
+            "volumes": spec.volumes,
+            "command": spec.command,
+        }
+        if spec.entrypoint is not None:
+            kwargs["entrypoint"] = spec.entrypoint
+        if spec.memory:
+            kwargs["mem_limit"] = spec.memory
+        if spec.cpus:
+            kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+        with _translate(f"running a container of {spec.image}"):
+            # No read timeout: a command may print nothing for minutes (the timer below bounds it).
+            patient = docker.DockerClient(base_url=self.base_url, timeout=None)
+            with contextlib.suppress(errors.NotFound):  # one left by a run killed with its agent
+                patient.containers.get(spec.name).remove(force=True)
+            container = patient.containers.create(spec.image, **kwargs)
+        killer = threading.Timer(timeout, lambda: _quietly(container.kill))
+        try:
+            with _translate(f"running container {spec.name}"):
+                container.start()
+                killer.start()
+                partial = ""
+                for chunk in container.logs(stream=True, follow=True):
+                    partial += bytes(chunk).decode(errors="replace")
+                    *complete, partial = partial.split("\n")
+                    for line in complete:
+                        on_line(line.rstrip("\r"))
+                if partial:
+                    on_line(partial.rstrip("\r"))
+                return int(container.wait().get("StatusCode", -1))
+        finally:
+            killer.cancel()
+            _quietly(lambda: container.remove(force=True))
+            patient.close()
+
+    def exec_in(self, name: str, argv: list[str], on_output: Callable[[str], None]) -> int:
+        import docker
+
+        with _translate(f"running a command in container {name}"):
+            patient = docker.DockerClient(base_url=self.base_url, timeout=None)
+            try:
+                exec_id = patient.api.exec_create(name, argv)["Id"]
+                for chunk in patient.api.exec_start(exec_id, stream=True):
+                    on_output(bytes(chunk).decode(errors="replace"))
+                code = patient.api.exec_inspect(exec_id).get("ExitCode")
+            finally:
+                patient.close()
+        return int(code) if code is not None else -1
 
     def containers(self, app: str) -> list[ContainerInfo]:
         with _translate(f"listing containers of {app}"):

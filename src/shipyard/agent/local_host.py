@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,10 +11,11 @@ from shipyard.agent.localize import host_release
 from shipyard.agent.ports import LocalApp
 from shipyard.domain.commands import backend_name
 from shipyard.domain.models import AppState
-from shipyard.domain.policy import AgentPolicy
+from shipyard.domain.policy import AgentPolicy, task_violation
 from shipyard.domain.spec import AppSpec, spec_from_snapshot
-from shipyard.errors import ProxyError, ShipyardError
+from shipyard.errors import PolicyError, ProxyError, ShipyardError
 from shipyard.fleet_api.schemas.agent import DesiredApp, HostVersions, TrafficCounters
+from shipyard.fleet_api.schemas.tasks import TaskOrder
 from shipyard.host import maintenance, service
 from shipyard.host.context import HostContext
 from shipyard.host.disk import free_bytes
@@ -122,6 +123,42 @@ class LocalHost:
             maintenance.stop_app(self.context, app, wait=True)
             done.append(f"stopped {app}")
         return done
+
+    def run_task(self, order: TaskOrder, on_line: Callable[[str], None]) -> int:
+        """The task's command in a throwaway container of its release, checked like a swap first."""
+        violation = task_violation(self.policy.rules, order.kind)
+        if violation is not None:
+            raise PolicyError(
+                f"this host's policy ({self.policy.source}) refuses task {order.id}: {violation}; "
+                "nothing ran."
+            )
+        if self.trusted_keys is not None:
+            payload = release_payload(order.app, order.image, order.digest, order.spec)
+            self.trusted_keys.verify(payload, order.signature, what=f"release {order.release}")
+        desired = DesiredApp(
+            app=order.app,
+            release_id=order.release_id,
+            release=order.release,
+            image=order.image,
+            digest=order.digest,
+            spec=order.spec,
+            deployment_id=None,
+        )
+        release = host_release(desired, self.address, utcnow())
+        spec = release.app_spec
+        self.policy.enforce(spec, release.pinned_image, release=release.id)
+        # The same secrets as the app's containers get: sealed with the release, opened with this host's key.
+        secrets = self.release_secrets(spec, order.sealed_secrets)
+        return service.run_task(
+            self.context,
+            release,
+            order.kind,
+            order.argv,
+            secrets=secrets,
+            on_line=on_line,
+            timeout=order.timeout,
+            name=f"{order.app}-task-{order.id}",
+        )
 
     def converge(self, desired: DesiredApp, reporter: Reporter) -> str:
         """The health-gated swap to the desired release; raises ShipyardError when it fails."""

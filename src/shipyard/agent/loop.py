@@ -24,6 +24,7 @@ from shipyard.agent.plan import (
 )
 from shipyard.agent.ports import ControllerPort, HostPort, LocalApp
 from shipyard.agent.reporting import ReportBuffer, StepReporter, app_report, prune_report
+from shipyard.agent.tasks import TaskRunner
 from shipyard.errors import ControllerError, LockedError, ShipyardError
 from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredState
 
@@ -47,9 +48,11 @@ class AgentLoop:
     # more, which removes nothing new (a prune keeps the same releases), and reports again.
     pruned: dict[str, int] = field(default_factory=dict)
     reports: ReportBuffer = field(init=False)
+    tasks: TaskRunner = field(init=False)
 
     def __post_init__(self) -> None:
         self.reports = ReportBuffer(self.controller, self.agent_version)
+        self.tasks = TaskRunner(self.controller, self.host, self.clock, self.sleep)
 
     def start(self) -> list[str]:
         """Bring every app this host knows back to one serving slot (a swap killed mid-way included)."""
@@ -72,10 +75,20 @@ class AgentLoop:
             self.sleep(delay)
             return None
         self.apply(state.apps)
+        self._run_tasks(state)
         # Only after a whole pass: a pass that failed asks again at once (after its backoff).
         self.version = state.version
         self.backoff.reset()
         return state
+
+    def _run_tasks(self, state: DesiredState) -> None:
+        """After the pass's swaps: a release phase runs before its deployment's first wave anyway."""
+        if state.tasks:
+            self.busy = True
+            try:
+                self.tasks.run(state.tasks)
+            finally:
+                self.busy = False
 
     def _poll(self) -> DesiredState | None:
         wait = self.poll_wait if self.version is not None else 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -13,6 +14,7 @@ from shipyard.fleet_api.schemas.agent import (
     ReportAck,
     TrafficCounters,
 )
+from shipyard.fleet_api.schemas.tasks import TaskOrder, TaskUpdate
 from shipyard.host.interpreter import Reporter
 
 
@@ -28,6 +30,8 @@ class LocalApp:
 
 class ControllerPort(Protocol):
     def desired(self, version: int | None = None, wait: float = 0.0) -> DesiredState: ...
+
+    def task_update(self, task_id: int, update: TaskUpdate) -> None: ...
 
     def report(
         self,
@@ -53,3 +57,9 @@ class HostPort(Protocol):
         ...
 
     def disk_free(self) -> int | None: ...
+
+    def run_task(self, order: TaskOrder, on_line: Callable[[str], None]) -> int:
+        """Run the task's command once in a throwaway container of its release; its exit code.
+
+        PolicyError (or another ShipyardError) when this host refuses it or it cannot start."""
+        ...

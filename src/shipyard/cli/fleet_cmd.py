@@ -244,19 +244,39 @@ def progress_table(deployment: DeploymentOut) -> Table:
     return view
 
 
+def release_phase_output(
+    deployment: DeploymentOut, printed: int, echo: Callable[..., None], *, quiet: bool = False
+) -> int:
+    """Print the release phase's output lines not printed yet (above the live table); the count printed."""
+    if quiet:
+        return printed
+    if deployment.release_phase == "not run for a rollback" and printed == 0:
+        echo("release phase not run for a rollback", markup=False, highlight=False)
+        return -1
+    task = deployment.release_task
+    if task is None or printed < 0:
+        return printed
+    for line in task.lines[printed:]:
+        echo(f"release phase | {line.text}", markup=False, highlight=False)
+    return max(printed, len(task.lines))
+
+
 def follow(
     client: ControllerClient, deployment_id: int, as_json: bool, interval: float = 0.5
 ) -> DeploymentOut:
     from rich.live import Live
 
     deployment = client.get_deployment(deployment_id)
+    printed = 0
     with Live(
         progress_table(deployment), console=console.rich(), transient=as_json, auto_refresh=False
     ) as live:
+        printed = release_phase_output(deployment, printed, live.console.print, quiet=as_json)
         while deployment.status not in FINISHED:
             time.sleep(interval)
             with contextlib.suppress(ControllerError):  # a restarting controller: keep following
                 deployment = client.get_deployment(deployment_id)
+            printed = release_phase_output(deployment, printed, live.console.print, quiet=as_json)
             live.update(progress_table(deployment), refresh=True)
     if as_json:
         print_json(deployment.model_dump(mode="json"))

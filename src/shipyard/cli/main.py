@@ -54,6 +54,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, bool]] = {
     "notify": ("shipyard.cli.schedule_cmd", "notify_app", True),
     "release": ("shipyard.cli.ci_cmd", "release_app", True),
     "token": ("shipyard.cli.ci_cmd", "token_app", True),
+    "run": ("shipyard.cli.task_cmd", "run", False),
+    "exec": ("shipyard.cli.task_cmd", "exec_", False),
 }
 
 

@@ -282,6 +282,22 @@ class RunHook:
         )
 
 
+# tasks ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunTask:
+    """A command run once in a throwaway container of the release (the release phase): no ports, no
+    slot, removed when it ends; its output is kept in the host's log whether it passes or fails."""
+
+    kind: str  # release | run
+    release_id: str
+    container: ContainerSpec  # env may hold secrets: its repr names them only
+    timeout: float
+
+    def describe(self) -> str:
+        argv = " ".join([*(self.container.entrypoint or []), *(self.container.command or [])])
+        return f"run the {self.kind} command '{argv}' once in a new container of release {self.release_id}"
+
+
 # the host's records -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BeginHistory:
@@ -358,6 +374,7 @@ Command = (
     | RemoveContainer
     | RemoveImage
     | RunHook
+    | RunTask
     | BeginHistory
     | FinishHistory
     | ForgetApp

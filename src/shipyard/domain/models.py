@@ -26,6 +26,9 @@ LABEL_PROCESS = "shipyard.process"
 LABEL_STOP_SIGNAL = "shipyard.stop-signal"
 LABEL_STOP_TIMEOUT = "shipyard.stop-timeout"
 WEB = "web"
+# A task's throwaway container (release phase, `shipyard run`): its kind and app, never LABEL_APP.
+LABEL_TASK = "shipyard.task"
+LABEL_TASK_APP = "shipyard.task-app"
 
 
 def other_slot(slot: Slot) -> Slot:
@@ -122,13 +125,15 @@ class ContainerSpec:
     command: list[str] | None = None
     # A worker's: the signal docker sends on a stop (and after which it does not restart the container).
     stop_signal: str | None = None
+    entrypoint: list[str] | None = None  # replaces the image's (a task runs exactly its argv)
 
     def __repr__(self) -> str:
         return (
             f"ContainerSpec(name={self.name!r}, image={self.image!r}, env=<{', '.join(sorted(self.env))}>, "
             f"labels={self.labels!r}, network={self.network!r}, ports={self.ports!r}, "
             f"volumes={self.volumes!r}, memory={self.memory!r}, cpus={self.cpus!r}, "
-            f"command={self.command!r}, stop_signal={self.stop_signal!r})"
+            f"command={self.command!r}, stop_signal={self.stop_signal!r}"
+            + (f", entrypoint={self.entrypoint!r})" if self.entrypoint is not None else ")")
         )
 
 

@@ -8,7 +8,7 @@ command comes out fully resolved (shipyard.domain.commands), so the plan is what
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,6 +24,7 @@ from shipyard.domain.commands import (
     RegisterApp,
     RemoveContainer,
     RunHook,
+    RunTask,
     StartContainer,
     StartWorker,
     StopContainer,
@@ -43,6 +44,8 @@ from shipyard.domain.models import (
     LABEL_SLOT,
     LABEL_STOP_SIGNAL,
     LABEL_STOP_TIMEOUT,
+    LABEL_TASK,
+    LABEL_TASK_APP,
     AppState,
     ContainerInfo,
     ContainerSpec,
@@ -56,7 +59,6 @@ from shipyard.errors import ConfigError
 
 # Hooks find the usual system commands; a release that needs others sets PATH in env.clear.
 HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HOOK_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class SwapContext:
     hook_user: str | None = None
     # A fleet host's labels, which select the processes it runs; None runs every process.
     host_labels: Mapping[str, str] | None = None
+    # Run the release's `release:` command before the new container starts (the single-host deploy);
+    # an agent's swap never does: the controller ran it once for the whole deployment.
+    release_phase: bool = False
 
 
 def plan_proxy(state: AppState) -> Plan:
@@ -241,7 +246,7 @@ def plan_swap(
     if not state.proxy_has_app:
         steps.append(RegisterApp(spec, new=state.spec is None, proxy_running=state.proxy_running))
     steps += plan_hooks("pre-deploy", release, swap)
-    steps += _prepare_target(state, release, target, pull_allowed, swap.secrets)
+    steps += _prepare_target(state, release, target, pull_allowed, swap.secrets, swap.release_phase)
     # Workers start and pass their health before the switch, so a failing worker fails the deploy
     # while the old release (web and workers) still runs; old workers stop after the old web slot.
     steps += start_workers(state, release, swap.secrets, swap.host_labels)
@@ -267,17 +272,29 @@ def plan_start(
 
 
 def _prepare_target(
-    state: AppState, release: Release, target: Slot, pull_allowed: bool, secrets: Mapping[str, str]
+    state: AppState,
+    release: Release,
+    target: Slot,
+    pull_allowed: bool,
+    secrets: Mapping[str, str],
+    release_phase: bool = False,
 ) -> list[Command]:
     occupant = state.container_in(target)
-    if occupant is not None and occupant.release_id == release.id:
+    command = release.app_spec.release if release_phase else None
+    if occupant is not None and occupant.release_id == release.id and command is None:
         # A warm standby of this very release: only the switch is needed.
         return [wait_healthy(state.app, release, target, warm=True)]
+    warm = occupant is not None and occupant.release_id == release.id
     steps: list[Command] = []
-    if occupant is not None:
+    if occupant is not None and not warm:
         steps.append(RemoveContainer(occupant.name, "the idle slot is needed for the new release"))
     if release.digest not in state.images_present and pull_allowed:
         steps.append(Pull(release.image, release.digest))
+    if command is not None:
+        # Once, before the new release serves or even starts: a failure leaves the host as it was.
+        steps.append(run_task("release", release, command, secrets, RELEASE_TIMEOUT))
+    if warm:
+        return [*steps, wait_healthy(state.app, release, target, warm=True)]
     steps += [start_container(state.app, release, target, secrets), wait_healthy(state.app, release, target)]
     return steps
 
@@ -423,6 +440,48 @@ def start_container(app: str, release: Release, slot: Slot, secrets: Mapping[str
     return StartContainer(slot, release.id, release.short_digest, container, spec.bind, port)
 
 
+RELEASE_TIMEOUT = 3600.0  # seconds a release phase may run
+
+
+def task_environment(release: Release, kind: str, secrets: Mapping[str, str]) -> dict[str, str]:
+    """What the app's containers get (env.clear, its secrets, the SHIPYARD_ names), without a slot or port."""
+    spec = release.app_spec
+    return {
+        **spec.env.clear,
+        **{key: secrets[key] for key in spec.env.secret if key in secrets},
+        "SHIPYARD_APP": release.app,
+        "SHIPYARD_RELEASE": release.id,
+        "SHIPYARD_TASK": kind,
+    }
+
+
+def run_task(
+    kind: str,
+    release: Release,
+    argv: Sequence[str],
+    secrets: Mapping[str, str],
+    timeout: float,
+    name: str = "",
+) -> RunTask:
+    """A throwaway container of the release running `argv`: host network, no ports, not an app slot."""
+    spec = release.app_spec
+    container = ContainerSpec(
+        name=name or f"{release.app}-{release.id}-{kind}",
+        image=release.pinned_image,
+        env=task_environment(release, kind, secrets),
+        # Not the app's LABEL_APP: observation, recovery and prunes never take it for a slot's container.
+        labels={**spec.labels, LABEL_TASK: kind, LABEL_TASK_APP: release.app, LABEL_RELEASE: release.id},
+        network="host",
+        volumes=list(spec.volumes),
+        memory=spec.resources.memory,
+        cpus=spec.resources.cpus,
+        # Exactly argv runs: an image entrypoint that starts the server would otherwise swallow it.
+        command=list(argv[1:]),
+        entrypoint=[argv[0]],
+    )
+    return RunTask(kind, release.id, container, timeout)
+
+
 def wait_healthy(app: str, release: Release, slot: Slot, *, warm: bool = False) -> WaitHealthy:
     spec = release.app_spec
     check = spec.healthcheck
@@ -441,7 +500,7 @@ def plan_hooks(phase: HookPhase, release: Release, swap: SwapContext) -> list[Co
     }[phase]
     env = hook_environment(release, phase, swap.secrets)
     return [
-        RunHook(phase, release.id, command, _argv(phase, command), env, HOOK_TIMEOUT, swap.hook_user)
+        RunHook(phase, release.id, command, _argv(phase, command), env, spec.hooks.timeout, swap.hook_user)
         for command in commands
     ]
 

@@ -105,6 +105,15 @@ class HooksPolicy(Section):
         return value
 
 
+class TasksPolicy(Section):
+    """Commands run once in a throwaway container of a release: `release:` phases and `shipyard run`."""
+
+    release_phase: bool = Field(
+        default=True, description="run a release's own `release:` command (checked like the rest of it)"
+    )
+    run: bool = Field(default=False, description="run one-off commands a deployer sends (`shipyard run`)")
+
+
 class VolumesPolicy(Section):
     host_paths: list[str] = Field(default_factory=list, description="host paths volumes may mount")
     named: bool = Field(default=True, description="docker-managed named volumes")
@@ -139,6 +148,7 @@ class FilesPolicy(Section):
 
 class AgentPolicy(Section):
     hooks: HooksPolicy = Field(default_factory=HooksPolicy)
+    tasks: TasksPolicy = Field(default_factory=TasksPolicy)
     volumes: VolumesPolicy = Field(default_factory=VolumesPolicy)
     registries: list[str] | None = Field(
         default=None, description="registries images may come from; absent: loopback registries only"
@@ -198,6 +208,23 @@ def check(
         *_environment(policy, spec, stored_secrets),
         *_files(policy, spec, resolved, own),
     ]
+
+
+def task_violation(policy: AgentPolicy, kind: str) -> Violation | None:
+    """Why this host refuses a task of `kind` (run | release), or None when it runs it."""
+    if kind == "release" and not policy.tasks.release_phase:
+        return Violation(
+            "tasks",
+            "release",
+            "release phases are off on this host; set tasks.release_phase: true in the policy",
+        )
+    if kind == "run" and not policy.tasks.run:
+        return Violation(
+            "tasks",
+            "run",
+            "one-off commands are off on this host; set tasks.run: true in the policy to allow shipyard run",
+        )
+    return None
 
 
 def _absolute_only(paths: Iterable[str]) -> list[str]:

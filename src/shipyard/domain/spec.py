@@ -263,6 +263,7 @@ class HooksSpec(Section):
     pre_deploy: list[Argument] = Field(default_factory=list, alias="pre-deploy")
     post_swap: list[Argument] = Field(default_factory=list, alias="post-swap")
     post_deploy: list[Argument] = Field(default_factory=list, alias="post-deploy")
+    timeout: PositiveSeconds = Field(default=300.0, description="seconds each hook command may run")
 
     @field_validator("pre_deploy", "post_swap", "post_deploy", mode="before")
     @classmethod
@@ -478,6 +479,10 @@ class AppSpec(Section):
     ] = Field(default_factory=dict)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     command: list[Argument] | None = None
+    release: list[Argument] | None = Field(
+        default=None,
+        description="argv run once per deployment, before any host changes, in a container of the new image",
+    )
     build: BuildSpec = Field(default_factory=BuildSpec)
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
     controller: Url | None = None
@@ -535,6 +540,13 @@ class AppSpec(Section):
 
     def worker_stop_timeout(self, process: ProcessSpec) -> int:
         return process.stop_timeout if process.stop_timeout is not None else self.deploy.stop_timeout
+
+    @field_validator("release")
+    @classmethod
+    def _release_command(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not (value and value[0]):
+            raise ValueError("must be a command as a list like [bin/rails, db:migrate]; remove it to skip it")
+        return value
 
     @field_validator("repository")
     @classmethod

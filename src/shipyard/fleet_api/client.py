@@ -41,6 +41,7 @@ from shipyard.fleet_api.schemas.agent import (
 from shipyard.fleet_api.schemas.deployments import DeploymentOut, DeploymentPlanOut
 from shipyard.fleet_api.schemas.fleet import HostOut, PruneOut
 from shipyard.fleet_api.schemas.releases import ReleaseOut
+from shipyard.fleet_api.schemas.tasks import TaskOut, TaskUpdate
 from shipyard.fleet_api.tls import client_ssl_context, refusal_reason
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -282,6 +283,16 @@ class ControllerClient:
     def get_prune(self, prune_id: int) -> PruneOut:
         return self._one(PruneOut, "GET", f"/prunes/{prune_id}")
 
+    def create_task(self, app: str, environment: str, argv: list[str], host: str | None = None) -> TaskOut:
+        body = {"app": app, "environment": environment, "argv": argv, "host": host}
+        return self._one(TaskOut, "POST", "/tasks", json=body)
+
+    def get_task(self, task_id: int, after: int = 0) -> TaskOut:
+        return self._one(TaskOut, "GET", f"/tasks/{task_id}", params={"after": after})
+
+    def cancel_task(self, task_id: int) -> TaskOut:
+        return self._one(TaskOut, "POST", f"/tasks/{task_id}/cancel")
+
     def delete_host(self, name: str) -> None:
         """Forget the host and revoke its agent token (admin)."""
         self._call("DELETE", f"/hosts/{name}")
@@ -339,6 +350,10 @@ class ControllerClient:
         return self._one(
             DesiredState, "GET", "/agent/desired", params=params, timeout=wait + 10.0 if wait else None
         )
+
+    def task_update(self, task_id: int, update: TaskUpdate) -> None:
+        """An agent's word on a task of its host (started, output lines, its end)."""
+        self._call("POST", f"/agent/tasks/{task_id}", json=update.model_dump())
 
     def report(
         self,

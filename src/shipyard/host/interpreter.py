@@ -31,6 +31,7 @@ from shipyard.domain.commands import (
     RemoveContainer,
     RemoveImage,
     RunHook,
+    RunTask,
     StartContainer,
     StartWorker,
     StopContainer,
@@ -181,6 +182,8 @@ class Interpreter:
                 return None
             case RunHook():
                 return self._run_hook(command)
+            case RunTask():
+                return self._run_task(command)
             case BeginHistory():
                 store = self.context.store
                 self.history_id = store.begin(
@@ -358,10 +361,18 @@ class Interpreter:
                 timeout=command.timeout,
                 **hook_identity(command.user),
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except subprocess.TimeoutExpired as exc:
+            self._keep_output(f"{command.phase} hook", _text(exc.stdout) + _text(exc.stderr))
+            raise DeployFailedError(
+                f"the {command.phase} hook '{command.command}' did not finish within hooks.timeout "
+                f"({command.timeout:g} s) and was killed."
+            ) from exc
+        except OSError as exc:
             raise DeployFailedError(
                 f"the {command.phase} hook '{command.command}' could not run: {exc}."
             ) from exc
+        # Kept whether it passes or fails: what a hook printed is part of the swap's record.
+        self._keep_output(f"{command.phase} hook", done.stdout + done.stderr)
         if done.returncode != 0:
             raise DeployFailedError(
                 f"the {command.phase} hook '{command.command}' exited with {done.returncode}; "
@@ -371,6 +382,43 @@ class Interpreter:
                 details=mask(done.stderr).strip().splitlines()[-10:],
             )
         return "ok"
+
+    def _keep_output(self, what: str, output: str) -> None:
+        """Each line in the swap's history and in the host's log, masked."""
+        lines = [mask(line) for line in output.splitlines()][-MAX_KEPT_LINES:]
+        if not lines:
+            return
+        log = host_logger(self.context.home / "shipyard.log", app=self.app, actor=self.context.actor)
+        for line in lines:
+            log.info("output", of=what, history_id=self.history_id, line=line)
+            if self.history_id is not None:
+                self.context.store.log_step(self.history_id, f"{what}: {line}")
+
+    # tasks --------------------------------------------------------------------------------------
+    def _run_task(self, command: RunTask) -> str | None:
+        lines: list[str] = []
+        code = self.context.engine.run_once(command.container, lines.append, command.timeout)
+        self._keep_output(f"{command.kind} command", "\n".join(lines))
+        if code != 0:
+            raise DeployFailedError(
+                f"the {command.kind} command '{' '.join(task_argv(command))}' exited with "
+                f"{code}; the new release was not started and nothing was changed.",
+                details=[mask(line) for line in lines[-10:]],
+            )
+        return f"exited with 0 ({len(lines)} line(s) of output)"
+
+
+def task_argv(command: RunTask) -> list[str]:
+    return [*(command.container.entrypoint or []), *(command.container.command or [])]
+
+
+def _text(output: str | bytes | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
+
+
+MAX_KEPT_LINES = 1000
 
 
 def hook_identity(user: str | None) -> dict[str, Any]:

@@ -6,9 +6,10 @@ after a crash at any point, because each starts by recovering the host to one se
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,22 @@ from shipyard.domain.commands import (
     StartWorker,
     StopContainer,
     SwitchBackend,
+    container_name,
 )
 from shipyard.domain.models import AppState, HistoryKind, ImageRef, Release
 from shipyard.domain.plan import Plan, SwapContext, plan_proxy, plan_recovery, plan_swap
+from shipyard.domain.plan import run_task as plan_task
 from shipyard.domain.spec import AppSpec, RegistrySpec
 from shipyard.errors import ConfigError, LockedError, NotFoundError, ShipyardError
 from shipyard.host.context import HostContext
 from shipyard.host.interpreter import Interpreter, Reporter, SilentReporter, port_taken
 from shipyard.host.lock import app_lock
 from shipyard.host.observe import observe
+from shipyard.host.oplog import host_logger
 from shipyard.host.policy import HostPolicy
 from shipyard.host.records import utcnow
 from shipyard.host.status_view import status_document
+from shipyard.secrets.masking import mask
 
 
 @dataclass
@@ -144,7 +149,10 @@ def deploy(
             f"{ref.name} is not this app's image {spec.image}; deploy {spec.image}:TAG instead."
         )
     digest = release.digest if release else resolve_digest(spec, ref, context)
-    swap = _swap_context(context, "deploy", secrets, policy, host_labels)
+    # This host alone (no release from a controller): it runs the release phase itself, before the swap.
+    swap = replace(
+        _swap_context(context, "deploy", secrets, policy, host_labels), release_phase=release is None
+    )
     if dry_run:
         target = release or make_release(context, spec, ref, digest, save=False)
         return Outcome(target, _dry_plan(context, target, swap, pull_allowed=True))
@@ -209,6 +217,65 @@ def _swap(
         # Interrupted (Ctrl-C): the record stays 'running' so the next command finishes or undoes it.
         raise
     return Outcome(release, plan, interpreter.history_id, interpreter.timings, recovered)
+
+
+def run_task(
+    context: HostContext,
+    release: Release,
+    kind: str,
+    argv: list[str],
+    *,
+    secrets: dict[str, str],
+    on_line: Callable[[str], None],
+    timeout: float,
+    name: str,
+) -> int:
+    """A command once in a throwaway container of `release` (pulled first when missing); its exit code.
+
+    No lock: it touches neither slot, haproxy nor the host's records."""
+    if not context.engine.image_present(release.pinned_image):
+        auth = _registry_auth(release.app_spec.registry, context.config_dir)
+        context.engine.pull(release.image, release.digest, auth, lambda _event: None)
+    command = plan_task(kind, release, argv, secrets, timeout, name=name)
+    return context.engine.run_once(command.container, on_line, command.timeout)
+
+
+RUN_TIMEOUT = 3600.0  # seconds a one-off command on this host may run
+
+
+def run_in_active(
+    context: HostContext,
+    app: str,
+    argv: list[str],
+    *,
+    secrets: dict[str, str],
+    on_line: Callable[[str], None],
+) -> int:
+    """`shipyard run` on this host: argv in a new container of the app's active release; its exit code."""
+    record = context.store.app(app)
+    if record is None or record.active_release_id is None:
+        raise NotFoundError(f"{app} has no active release on this host; deploy it first.")
+    release = context.store.release(app, record.active_release_id)
+    name = f"{app}-{release.id}-run-{os.getpid()}"
+    host_logger(context.home / "shipyard.log", app=app, actor=context.actor).info(
+        "run", release=release.id, argv=mask(" ".join(argv))
+    )
+    return run_task(
+        context, release, "run", argv, secrets=secrets, on_line=on_line, timeout=RUN_TIMEOUT, name=name
+    )
+
+
+def active_container(context: HostContext, app: str) -> str:
+    """The name of the app's serving container on this host (for `shipyard exec`)."""
+    record = context.store.app(app)
+    if record is None or record.active_release_id is None or record.active_slot is None:
+        raise NotFoundError(f"{app} has no active release on this host; deploy it first.")
+    name = container_name(app, record.active_release_id, record.active_slot)
+    status, _ = context.engine.status(name)
+    if status != "running":
+        raise NotFoundError(f"{app}'s serving container {name} is {status}; start it with 'shipyard start'.")
+    host_logger(context.home / "shipyard.log", app=app, actor=context.actor).info("exec", container=name)
+    return name
 
 
 def _registry_auth(spec: RegistrySpec, config_dir: Path | None) -> dict[str, str] | None:

@@ -38,11 +38,16 @@ def policy_file(host: HostRecord) -> Path:
 
 
 def write_policy(state: LabState, host: HostRecord) -> Path:
-    """The host's own policy (kept when there is one): the lab registry only, no hooks, no host paths."""
+    """The host's own policy (kept when there is one): the lab registry only, no hooks, no host paths;
+    one-off commands (`shipyard run`) allowed, so the lab can try them."""
     path = policy_file(host)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        document = {"registries": [state.registry_address], "hooks": {"allow": False}}
+        document = {
+            "registries": [state.registry_address],
+            "hooks": {"allow": False},
+            "tasks": {"run": True, "release_phase": True},
+        }
         path.write_text("# this lab host's policy; see docs/policy.md\n" + yaml.safe_dump(document))
     return path
 

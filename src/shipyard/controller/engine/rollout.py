@@ -30,6 +30,12 @@ WAITING, PENDING, DEPLOYING, HEALTHY, HOST_SUCCEEDED, HOST_FAILED = (
 )
 HOST_FINAL = frozenset({HOST_SUCCEEDED, HOST_FAILED})
 
+# The release phase of a deployment whose release has a `release:` command (none: "").
+# needed: no task yet (the driver creates it on release_host()); pending/running: its task's status.
+RELEASE_NEEDED, RELEASE_PENDING, RELEASE_RUNNING = "needed", "pending", "running"
+RELEASE_SUCCEEDED, RELEASE_FAILED = "succeeded", "failed"
+RELEASE_WAITING = frozenset({RELEASE_NEEDED, RELEASE_PENDING, RELEASE_RUNNING})
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -80,6 +86,8 @@ class RolloutState:
     total_waves: int = 0
     progress: tuple[Progress, ...] = ()
     message: str = ""
+    release_phase: str = ""  # see RELEASE_*; read from the deployment's release task, never stored here
+    release_detail: str = ""  # the release task's message when it failed
 
 
 def wave_size(max_parallel: str, host_count: int) -> int:
@@ -153,7 +161,7 @@ def _step(
     if state.status not in ACTIVE:
         return state
     if state.current_wave == 0:
-        return _start(state, hosts, now) if state.status == RUNNING else state
+        return _release_phase(state, hosts, now) if state.status == RUNNING else state
     state = _add_joined_hosts(state, hosts, now)
     by_id = {host.host_id: host for host in hosts}
     state = replace(
@@ -166,6 +174,29 @@ def _step(
             return _start_wave(state, state.current_wave + 1, now)
         return replace(state, status=SUCCEEDED, message=_summary(state, "succeeded"))
     return state
+
+
+def release_host(hosts: Sequence[HostView]) -> HostView | None:
+    """The host that runs a deployment's release phase: the first live one by name (the first wave's)."""
+    return next(iter(sorted((host for host in hosts if not host.lost), key=lambda host: host.name)), None)
+
+
+def needs_release_task(state: RolloutState) -> bool:
+    return state.status == RUNNING and state.current_wave == 0 and state.release_phase == RELEASE_NEEDED
+
+
+def _release_phase(state: RolloutState, hosts: Sequence[HostView], now: datetime) -> RolloutState:
+    """No wave starts before the release phase succeeded; when it fails, no host is touched."""
+    if state.release_phase == RELEASE_NEEDED and release_host(hosts) is None:
+        return _start(state, hosts, now)  # no host to run it on: there is nothing to change either
+    if state.release_phase in RELEASE_WAITING:
+        running = state.release_phase == RELEASE_RUNNING
+        message = "release phase running" if running else "release phase waiting for its host's agent"
+        return state if state.message == message else replace(state, message=message)
+    if state.release_phase == RELEASE_FAILED:
+        detail = f": {state.release_detail}" if state.release_detail else ""
+        return replace(state, status=FAILED, message=f"release phase failed{detail}; no host was changed")
+    return _start(state, hosts, now)
 
 
 def _start(state: RolloutState, hosts: Sequence[HostView], now: datetime) -> RolloutState:

@@ -21,6 +21,7 @@ from shipyard.controller.server.api import admin, agent, deployments, errors, fl
 from shipyard.controller.server.api import hooks as hooks_api
 from shipyard.controller.server.api import jobs as jobs_api
 from shipyard.controller.server.api import schedules as schedules_api
+from shipyard.controller.server.api import tasks as tasks_api
 from shipyard.controller.server.api import webhooks as webhooks_api
 from shipyard.controller.server.api.auth_first import AuthenticateBeforeBody
 from shipyard.controller.server.api.body_limit import RequestBodyLimit
@@ -215,7 +216,18 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     app.add_middleware(RequestBodyLimit, max_body=settings.max_body)
     app.add_middleware(errors.UnexpectedErrors)
     app.add_middleware(LatencyMiddleware, context=context)  # outermost, so it times everything
-    for module in (fleet, releases, deployments, prunes, admin, agent, hooks_api, jobs_api, schedules_api):
+    for module in (
+        fleet,
+        releases,
+        deployments,
+        prunes,
+        tasks_api,
+        admin,
+        agent,
+        hooks_api,
+        jobs_api,
+        schedules_api,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
         context.metrics.name_routes(module.router.routes, API_PREFIX)
     app.include_router(ops.router)

@@ -22,15 +22,25 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 import structlog
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from shipyard.controller.engine.rollout import ACTIVE, HostView, advance, moves_desired, next_due
+from shipyard.controller.engine.rollout import (
+    ACTIVE,
+    RELEASE_NEEDED,
+    HostView,
+    advance,
+    moves_desired,
+    needs_release_task,
+    next_due,
+    release_host,
+)
 from shipyard.controller.server.presence import Presence
-from shipyard.controller.store import deployments, hosts
+from shipyard.controller.store import deployments, hosts, tasks
 from shipyard.controller.store.db import Database
 from shipyard.controller.store.leadership import TICK_LOCK_KEY
 from shipyard.controller.store.models import Deployment, Host, HostApp
@@ -113,8 +123,11 @@ class RolloutDriver:
                         session, now=now, lost_after=self._lost_after, seen=self.presence.latest()
                     )
                     changed = bool(lost)
+                    # A lost host's tasks end here; a release phase's deployment then fails on this tick.
+                    ended = tasks.fail_on_lost_hosts(session, [host.id for host in lost], now) > 0
                     advanced, moved, due = self._advance_all(session, now)
-                    changed |= advanced
+                    changed |= advanced or ended
+                    moved |= ended
                     if deployments.start_queued(session, now):
                         changed = moved = True
                         _, _, due = self._advance_all(session, now)
@@ -193,9 +206,33 @@ def advance_deployment(
         .where(HostApp.app_id == deployment.app_id, Host.group == deployment.environment.name)
     ).all()
     reports = {row.host_id: report_of(row) for row in rows}
-    before = state_of(deployment, progress_rows(session, deployment.id))
+    phase, detail = _release_phase(session, deployment)
+    before = replace(
+        state_of(deployment, progress_rows(session, deployment.id)),
+        release_phase=phase,
+        release_detail=detail,
+    )
     after = advance(before, views, reports, now)
+    created = False
+    if needs_release_task(after):
+        chosen = release_host(views)
+        assert chosen is not None  # advance() starts the waves when no host could run it
+        tasks.create_release_task(session, deployment, chosen.host_id, now)
+        created = True  # the host's desired state now carries it
     if after == before:
-        return False, False, next_due(after)
+        return created, created, next_due(after)
     store_advanced(session, deployment, before, after, now)
-    return True, moves_desired(before, after), next_due(after)
+    return True, created or moves_desired(before, after), next_due(after)
+
+
+def _release_phase(session: Session, deployment: Deployment) -> tuple[str, str]:
+    """The release phase as the engine reads it, and its task's message: only before wave 1, never
+    for a rollback (a rollback returns to a release whose release phase ran when it was deployed)."""
+    if deployment.current_wave != 0 or deployment.rollback_of is not None:
+        return "", ""
+    if not deployment.release.spec.get("release"):
+        return "", ""
+    task = tasks.release_task_of(session, deployment.id)
+    if task is None:
+        return RELEASE_NEEDED, ""
+    return task.status, task.message

@@ -4,13 +4,14 @@ The rule, per app deployed to the host's environment, from its latest started de
 running, paused or failed (without rollback): hosts in started waves get the target, the rest keep the
 current release; succeeded: the target everywhere; aborted or rolled back: the current release (the last
 succeeded one) everywhere. Each app also carries the latest prune asked of it in the environment
-(prunes.py), which the host's agent carries out once.
+(prunes.py), which the host's agent carries out once, and each host its pending tasks (tasks.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
@@ -19,11 +20,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shipyard.controller.engine.rollout import ACTIVE, FAILED, SUCCEEDED
+from shipyard.controller.store import tasks
 from shipyard.controller.store.deployments import current_release_id
 from shipyard.controller.store.models import Deployment, DeploymentHost, Environment, Prune, Release
 from shipyard.controller.store.release_secrets import sealed_by_release
 from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredState
 from shipyard.fleet_api.schemas.common import release_name
+from shipyard.fleet_api.schemas.tasks import TaskOrder
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class GroupPlan:
     group: str
     apps: list[AppPlan]
     releases: dict[int, DesiredApp]
+    tasks: dict[int, list[TaskOrder]] = field(default_factory=dict)  # pending tasks per host id
     _keys: dict[int, _ChoiceKey] = field(default_factory=dict, compare=False, repr=False)
     _shared: dict[_ChoiceKey, _SharedAnswer] = field(default_factory=dict, compare=False, repr=False)
     _answers: dict[tuple[int, str], DesiredState] = field(default_factory=dict, compare=False, repr=False)
@@ -125,20 +129,26 @@ class GroupPlan:
                 update = {"deployment_id": choice.deployment_id, "prune": self.apps[index].prune}
                 apps.append(template.model_copy(update=update))
             version = version_of(apps)
-            tail = b',"version":%d,"apps":%s}' % (version, _APPS_JSON.dump_json(apps))
+            tail = b',"version":%d,"apps":%s,"tasks":[]}' % (version, _APPS_JSON.dump_json(apps))
             shared = self._shared[key] = _SharedAnswer(apps, version, tail)
         return shared
 
     def version_for(self, host_id: int) -> int:
         """for_host(...).version, without building the host's answer."""
-        return self._shared_for(host_id).version
+        pending = self.tasks.get(host_id)
+        shared = self._shared_for(host_id)
+        return version_of(shared.apps, pending) if pending else shared.version
 
     def for_host(self, host_id: int, host_name: str) -> DesiredState:
         key = (host_id, host_name)
         answer = self._answers.get(key)
         if answer is None:
             shared = self._shared_for(host_id)
-            answer = DesiredState(host=host_name, group=self.group, version=shared.version, apps=shared.apps)
+            pending = self.tasks.get(host_id, [])
+            version = version_of(shared.apps, pending) if pending else shared.version
+            answer = DesiredState(
+                host=host_name, group=self.group, version=version, apps=shared.apps, tasks=pending
+            )
             self._answers[key] = answer
         return answer
 
@@ -146,7 +156,10 @@ class GroupPlan:
         """for_host() as the JSON body of the API's answer (the same bytes as its model_dump_json)."""
         key = (host_id, host_name)
         body = self._bodies.get(key)
-        if body is None:
+        if body is None and self.tasks.get(host_id):
+            # A host with pending tasks (rare): its own answer, tasks included.
+            body = self._bodies[key] = self.for_host(host_id, host_name).model_dump_json().encode()
+        elif body is None:
             head = b'{"host":%s,"group":%s' % (to_json(host_name), to_json(self.group))
             body = self._bodies[key] = head + self._shared_for(host_id).tail
         return body
@@ -214,14 +227,14 @@ def group_plan(session: Session, group: str) -> GroupPlan:
         release_id: _release_template(session.get_one(Release, release_id), sealed.get(release_id))
         for release_id in dict.fromkeys(wanted)
     }
-    return GroupPlan(group, apps, releases)
+    return GroupPlan(group, apps, releases, tasks.pending_orders(session, group))
 
 
-def version_of(apps: list[DesiredApp]) -> int:
+def version_of(apps: list[DesiredApp], pending: Sequence[TaskOrder] = ()) -> int:
     """A fingerprint of the content, so any change in what the host should run changes the version.
 
-    A prune is in it only once one was asked, and sealed secrets only once set, so hosts keep the version
-    they had before either existed."""
+    A prune (or a pending task) is in it only once one was asked, and sealed secrets only once set, so
+    hosts keep the version they had before any of them existed."""
     content = json.dumps(
         [
             [
@@ -233,7 +246,8 @@ def version_of(apps: list[DesiredApp]) -> int:
                 *([_fingerprint(a.sealed_secrets)] if a.sealed_secrets else []),
             ]
             for a in apps
-        ],
+        ]
+        + ([["tasks", *(task.id for task in pending)]] if pending else []),
         sort_keys=True,
     )
     return int(hashlib.sha256(content.encode()).hexdigest()[:13], 16)

@@ -254,3 +254,39 @@ class PruneHost(Base):
     reported_at: Mapped[datetime] = mapped_column(default=utcnow)
     prune: Mapped[Prune] = relationship(back_populates="hosts")
     host: Mapped[Host] = relationship()
+
+
+class Task(Base):
+    """A command run once in a throwaway container of a release on one host: `shipyard run` or the
+    release phase of a deployment (kind "release", with its deployment)."""
+
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="SET NULL"), index=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"), index=True)
+    argv: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    message: Mapped[str] = mapped_column(Text, default="")
+    line_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    app: Mapped[App] = relationship()
+    environment: Mapped[Environment] = relationship()
+    host: Mapped[Host | None] = relationship()
+    release: Mapped[Release] = relationship()
+
+
+class TaskLine(Base):
+    """One output line of a task, masked for secrets by the agent before it was sent."""
+
+    __tablename__ = "task_lines"
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)

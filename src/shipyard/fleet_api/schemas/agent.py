@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.fleet_api.schemas.common import LINE_PATTERN, MAX_ID, Body, Line, Name, Text
+from shipyard.fleet_api.schemas.tasks import TaskOrder
 
 Health = Literal["healthy", "unhealthy", "unknown"]
 Outcome = Literal["in_progress", "succeeded", "failed"]
@@ -67,6 +68,9 @@ class DesiredState(BaseModel):
     group: str
     version: int = Field(description="opaque; pass it back as ?version= to wait for a change")
     apps: list[DesiredApp]
+    tasks: list[TaskOrder] = Field(
+        default_factory=list, description="tasks assigned to this host that its agent has not started yet"
+    )
 
 
 class TrafficCounters(Body):

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from shipyard.fleet_api.schemas.common import Body, Id, Name
 from shipyard.fleet_api.schemas.releases import ReleaseCreate
+from shipyard.fleet_api.schemas.tasks import TaskOut
 
 # shipyard.secrets.sealing.MAX_SEALED_CHARS, repeated so the API's schemas load no cryptography.
 MAX_SEALED_CHARS = 256 * 1024
@@ -75,6 +76,12 @@ class DeploymentOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     hosts: list[HostProgressOut] = Field(default_factory=list)
+    release_phase: str = Field(
+        default="",
+        description="empty when the release has no `release:` command; else the release task's status "
+        "(pending, running, succeeded, failed) or 'not run for a rollback'",
+    )
+    release_task: TaskOut | None = Field(default=None, description="the release phase's task and output")
 
 
 class DeploymentPlanCreate(ReleaseCreate):

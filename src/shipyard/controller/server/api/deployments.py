@@ -22,8 +22,8 @@ from shipyard.controller.server.api.deps import (
 from shipyard.controller.server.api.responses import API_TOKEN, BODY, PARAMS, errors
 from shipyard.controller.server.api.views import deployment_out
 from shipyard.controller.server.context import ControllerContext
-from shipyard.controller.store import catalog, deployments, hosts
-from shipyard.controller.store.models import App, Host, HostApp, Release
+from shipyard.controller.store import catalog, deployments, hosts, tasks
+from shipyard.controller.store.models import App, Deployment, Host, HostApp, Release
 from shipyard.controller.store.releases import find_release
 from shipyard.domain.spec import RolloutSpec, spec_from_snapshot
 from shipyard.errors import ConfigError, NotFoundError
@@ -50,7 +50,8 @@ def _started(context: ControllerContext, deployment_id: int) -> DeploymentOut:
     context.driver.tick_after_commit()
     context.notifier.notify()
     with context.db.read() as session:
-        return deployment_out(deployments.find_deployment(session, deployment_id, for_view=True))
+        deployment = deployments.find_deployment(session, deployment_id, for_view=True)
+        return with_release_phase(session, deployment, deployment_out(deployment))
 
 
 @router.post(
@@ -199,8 +200,26 @@ def get_deployment(deployment_id: ResourceId, caller: ShipperViewer, context: Co
     with context.db.read() as session:
         deployment, rows = deployments.find_deployment_view(session, deployment_id)
         caller.check_app(deployment.app.name)
-        body = deployment_out(deployment, rows=rows).model_dump_json()
+        body = with_release_phase(
+            session, deployment, deployment_out(deployment, rows=rows)
+        ).model_dump_json()
     return Response(body, media_type="application/json")
+
+
+ROLLBACK_NOTE = "not run for a rollback"
+
+
+def with_release_phase(session: Session, deployment: Deployment, view: DeploymentOut) -> DeploymentOut:
+    """The view with its release phase: the task and its output, or why none ran."""
+    if not deployment.release.spec.get("release"):
+        return view
+    if deployment.rollback_of is not None:
+        return view.model_copy(update={"release_phase": ROLLBACK_NOTE})
+    task = tasks.release_task_of(session, deployment.id)
+    if task is None:
+        return view.model_copy(update={"release_phase": "pending"})
+    out = tasks.task_out(session, task)
+    return view.model_copy(update={"release_phase": out.status, "release_task": out})
 
 
 def _transition(context: ControllerContext, caller: Caller, deployment_id: int, change: str) -> DeploymentOut:

@@ -24,7 +24,7 @@ from shipyard.controller.engine.rollout import FINISHED, SUCCEEDED
 from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.server.pipeline import git_access
 from shipyard.controller.server.pipeline.job_log import JobLog, LogProgress
-from shipyard.controller.store import catalog, deployments, job_store, locks, releases
+from shipyard.controller.store import catalog, deployments, job_store, locks, releases, tasks
 from shipyard.domain.spec import AppSpec, load_spec, spec_snapshot
 from shipyard.errors import BuildError, ConfigError, DeployFailedError, LockedError, ShipyardError
 from shipyard.fleet_api.schemas.releases import ReleaseCreate
@@ -246,12 +246,17 @@ def create_deployment(run: JobRun, release_id: int, sealed_secrets: str | None =
 
 
 def wait_for_deployment(run: JobRun, deployment_id: int) -> str:
-    last = ""
+    last, printed = "", 0
     while True:
         with run.context.db.read() as session:
             deployment = deployments.find_deployment(session, deployment_id)
             status, message, wave = deployment.status, deployment.message, deployment.current_wave
             total = deployment.total_waves
+            release_task = tasks.release_task_of(session, deployment_id)
+            output = tasks.lines_after(session, release_task.id, printed) if release_task else []
+        for line in output:  # the release phase's output, in the job's log as it arrives
+            run.log.line(f"release phase | {line.text}")
+            printed = line.number
         progress = f"deployment {deployment_id}: {status}, wave {wave}/{total} {message}".rstrip()
         if progress != last:
             run.log.line(progress)
