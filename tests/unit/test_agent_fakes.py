@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from shipyard.agent.ports import LocalApp
@@ -81,6 +81,7 @@ class FakeHost:
     prune_removes: list[str] = field(default_factory=list)
     prune_error: ShipyardError | None = None
     free: int = 5_000_000_000
+    maintenance_changes: list[tuple[str, bool, str]] = field(default_factory=list)
 
     def prune(self, desired: DesiredApp) -> list[str]:
         self.pruned.append((desired.app, desired.prune))
@@ -91,6 +92,16 @@ class FakeHost:
 
     def disk_free(self) -> int | None:
         return self.free
+
+    def enter_maintenance(self, desired: DesiredApp, message: str) -> str:
+        self.maintenance_changes.append((desired.app, True, message))
+        self.running[desired.app] = replace(self.running[desired.app], maintenance=True, healthy=False)
+        return f"put {desired.app} in maintenance"
+
+    def leave_maintenance(self, desired: DesiredApp) -> str:
+        self.maintenance_changes.append((desired.app, False, ""))
+        self.running[desired.app] = replace(self.running[desired.app], maintenance=False, healthy=True)
+        return f"serve {desired.app} again"
 
     def known_apps(self) -> list[str]:
         return sorted(self.running)

@@ -93,7 +93,19 @@ class LocalHost:
             container is not None,
             healthy and not record.maintenance,
             self._counters(app),
+            record.maintenance,
         )
+
+    def enter_maintenance(self, desired: DesiredApp, message: str) -> str:
+        plan = maintenance.enter_maintenance(self.context, desired.app, message=message or None, wait=False)
+        return plan.describe()[0]
+
+    def leave_maintenance(self, desired: DesiredApp) -> str:
+        record = self.context.store.app(desired.app)
+        spec = record.spec if record is not None else spec_from_snapshot(desired.spec)
+        secrets = resolve_secrets(spec.env.secret, None, self.environ)
+        plan = maintenance.start_app(self.context, desired.app, secrets=secrets, wait=False)
+        return plan.describe()[-1]
 
     def _counters(self, app: str) -> TrafficCounters | None:
         try:

@@ -24,6 +24,7 @@ class LocalApp:
     running: bool = False
     healthy: bool = False
     counters: TrafficCounters | None = None  # the app's haproxy counters, when haproxy answers
+    maintenance: bool = False  # haproxy answers the app's maintenance page
 
 
 class ControllerPort(Protocol):
@@ -53,3 +54,11 @@ class HostPort(Protocol):
         ...
 
     def disk_free(self) -> int | None: ...
+
+    def enter_maintenance(self, desired: DesiredApp, message: str) -> str:
+        """haproxy answers the maintenance page (with `message`, if any); the containers keep running."""
+        ...
+
+    def leave_maintenance(self, desired: DesiredApp) -> str:
+        """The active release serves again (started first if it does not run)."""
+        ...

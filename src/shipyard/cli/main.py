@@ -59,6 +59,7 @@ EXTENSIONS: list[tuple[str, str, str, bool]] = [
     ("shipyard.cli.signing_cmd", "signing_key", "signing-key", False),
     ("shipyard.cli.lab_cmd", "lab_app", "lab", True),
     ("shipyard.cli.host_ops_cmd", "host_app", "host", True),
+    ("shipyard.cli.host_cmd", "maintenance_command", "maintenance", False),
     *[
         ("shipyard.cli.fleet_cmd", name, name, False)
         for name in ("deployments", "deployment", "pause", "resume", "abort")

@@ -39,7 +39,7 @@ from shipyard.fleet_api.schemas.agent import (
     ReportAck,
 )
 from shipyard.fleet_api.schemas.deployments import DeploymentOut
-from shipyard.fleet_api.schemas.fleet import HostOut, PruneOut
+from shipyard.fleet_api.schemas.fleet import HostOut, MaintenanceOut, PruneOut
 from shipyard.fleet_api.schemas.releases import ReleaseOut
 from shipyard.fleet_api.tls import client_ssl_context, refusal_reason
 
@@ -54,6 +54,11 @@ class TokenRejectedError(ControllerAuthError):
 
 class PermissionDeniedError(ControllerAuthError):
     """HTTP 403: the token is valid but may not do this."""
+
+
+def _app_body(report: AppReport) -> dict[str, Any]:
+    """An app's report; `maintenance` only when set, so a controller that predates it accepts the rest."""
+    return report.model_dump(exclude=None if report.maintenance else {"maintenance"})
 
 
 def error_for(response: httpx.Response) -> ShipyardError:
@@ -267,6 +272,17 @@ class ControllerClient:
     def get_prune(self, prune_id: int) -> PruneOut:
         return self._one(PruneOut, "GET", f"/prunes/{prune_id}")
 
+    def enter_maintenance(self, app: str, environment: str, message: str = "") -> MaintenanceOut:
+        body = {"app": app, "environment": environment, "message": message}
+        return self._one(MaintenanceOut, "POST", "/maintenance", json=body)
+
+    def leave_maintenance(self, app: str, environment: str) -> None:
+        self._call("DELETE", f"/maintenance/{app}/{environment}")
+
+    def maintenance(self, environment: str | None = None) -> list[MaintenanceOut]:
+        params = {"environment": environment} if environment else {}
+        return self._many(MaintenanceOut, "/maintenance", **params)
+
     def delete_host(self, name: str) -> None:
         """Forget the host and revoke its agent token (admin)."""
         self._call("DELETE", f"/hosts/{name}")
@@ -333,7 +349,7 @@ class ControllerClient:
         prunes: list[PruneReport] | None = None,
         disk_free: int | None = None,
     ) -> ReportAck:
-        body: dict[str, Any] = {"agent_version": agent_version, "apps": [app.model_dump() for app in apps]}
+        body: dict[str, Any] = {"agent_version": agent_version, "apps": [_app_body(app) for app in apps]}
         if prunes:
             body["prunes"] = [prune.model_dump() for prune in prunes]
         if disk_free is not None:

@@ -17,7 +17,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.controller.server import ui
 from shipyard.controller.server.agent_auth import AgentTokenCache
-from shipyard.controller.server.api import admin, agent, deployments, errors, fleet, ops, prunes, releases
+from shipyard.controller.server.api import (
+    admin,
+    agent,
+    deployments,
+    errors,
+    fleet,
+    maintenance,
+    ops,
+    prunes,
+    releases,
+)
 from shipyard.controller.server.api import hooks as hooks_api
 from shipyard.controller.server.api import jobs as jobs_api
 from shipyard.controller.server.api import schedules as schedules_api
@@ -215,7 +225,18 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     app.add_middleware(RequestBodyLimit, max_body=settings.max_body)
     app.add_middleware(errors.UnexpectedErrors)
     app.add_middleware(LatencyMiddleware, context=context)  # outermost, so it times everything
-    for module in (fleet, releases, deployments, prunes, admin, agent, hooks_api, jobs_api, schedules_api):
+    for module in (
+        fleet,
+        releases,
+        deployments,
+        prunes,
+        maintenance,
+        admin,
+        agent,
+        hooks_api,
+        jobs_api,
+        schedules_api,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
         context.metrics.name_routes(module.router.routes, API_PREFIX)
     app.include_router(ops.router)

@@ -4,7 +4,8 @@ The rule, per app deployed to the host's environment, from its latest started de
 running, paused or failed (without rollback): hosts in started waves get the target, the rest keep the
 current release; succeeded: the target everywhere; aborted or rolled back: the current release (the last
 succeeded one) everywhere. Each app also carries the latest prune asked of it in the environment
-(prunes.py), which the host's agent carries out once.
+(prunes.py), which the host's agent carries out once, and its maintenance message while it is in
+maintenance there (maintenance.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shipyard.controller.engine.rollout import ACTIVE, FAILED, SUCCEEDED
+from shipyard.controller.store import maintenance
 from shipyard.controller.store.deployments import current_release_id
 from shipyard.controller.store.models import Deployment, DeploymentHost, Environment, Prune, Release
-from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredState
+from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredMaintenance, DesiredState
 from shipyard.fleet_api.schemas.common import release_name
 
 
@@ -69,6 +71,7 @@ class AppPlan:
     current_release: int | None
     waves: dict[int, int]
     prune: int | None = None  # the latest prune asked of the app in this group
+    maintenance: str | None = None  # the message, while the app is in maintenance in this group
 
     def choice_for(self, host_id: int) -> Choice | None:
         wave = self.waves.get(host_id)
@@ -99,7 +102,9 @@ class GroupPlan:
                 choice = plan.choice_for(host_id)
                 if choice is not None:
                     template = self.releases[choice.release_id]
-                    update = {"deployment_id": choice.deployment_id, "prune": plan.prune}
+                    update: dict[str, object] = {"deployment_id": choice.deployment_id, "prune": plan.prune}
+                    if plan.maintenance is not None:
+                        update["maintenance"] = DesiredMaintenance(message=plan.maintenance)
                     apps.append(template.model_copy(update=update))
             answer = DesiredState(host=host_name, group=self.group, version=version_of(apps), apps=apps)
             self._answers[key] = answer
@@ -142,6 +147,7 @@ def group_plan(session: Session, group: str) -> GroupPlan:
         .group_by(Prune.app_id)
     )
     prunes = {app_id: prune_id for app_id, prune_id in session.execute(latest_prunes)}
+    in_maintenance = maintenance.messages_by_app(session, environment.id)
     for app_id in sorted(app_ids):
         latest = _latest_started(session, app_id, environment.id)
         if latest is None:
@@ -162,6 +168,7 @@ def group_plan(session: Session, group: str) -> GroupPlan:
                 current,
                 waves,
                 prunes.get(app_id),
+                in_maintenance.get(app_id),
             )
         )
         for release_id in (latest.release_id, current):
@@ -173,9 +180,20 @@ def group_plan(session: Session, group: str) -> GroupPlan:
 def version_of(apps: list[DesiredApp]) -> int:
     """A fingerprint of the content, so any change in what the host should run changes the version.
 
-    A prune is in it only once one was asked, so hosts never pruned keep the version they had."""
+    A prune or a maintenance is in it only once one was asked, so hosts never pruned nor put in
+    maintenance keep the version they had."""
     content = json.dumps(
-        [[a.app, a.release_id, a.digest, a.deployment_id, *([a.prune] if a.prune else [])] for a in apps],
+        [
+            [
+                a.app,
+                a.release_id,
+                a.digest,
+                a.deployment_id,
+                *([a.prune] if a.prune else []),
+                *([["maintenance", a.maintenance.message]] if a.maintenance is not None else []),
+            ]
+            for a in apps
+        ],
         sort_keys=True,
     )
     return int(hashlib.sha256(content.encode()).hexdigest()[:13], 16)

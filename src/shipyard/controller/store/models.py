@@ -93,6 +93,7 @@ class HostApp(Base):
     health: Mapped[str] = mapped_column(String(16), default="unknown")
     outcome: Mapped[str | None] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text, default="")
+    maintenance: Mapped[bool] = mapped_column(default=False)  # haproxy answers the maintenance page
     reported_at: Mapped[datetime] = mapped_column(default=utcnow)
     host: Mapped[Host] = relationship(back_populates="apps")
     app: Mapped[App] = relationship()
@@ -240,3 +241,18 @@ class PruneHost(Base):
     reported_at: Mapped[datetime] = mapped_column(default=utcnow)
     prune: Mapped[Prune] = relationship(back_populates="hosts")
     host: Mapped[Host] = relationship()
+
+
+class MaintenanceWindow(Base):
+    """An app in maintenance in an environment: its hosts answer the maintenance page, containers run."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (UniqueConstraint("app_id", "environment_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_by: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    app: Mapped[App] = relationship()
+    environment: Mapped[Environment] = relationship()

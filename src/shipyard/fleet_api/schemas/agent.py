@@ -44,6 +44,15 @@ class AgentRegistered(BaseModel):
     agent_token: str = Field(description="the host's own token; shown only in this response")
 
 
+MAX_MAINTENANCE_MESSAGE = 500
+
+
+class DesiredMaintenance(BaseModel):
+    """The app is in maintenance in its environment: haproxy answers 503 with the page, containers run."""
+
+    message: str = Field(default="", description="shown on the maintenance page; empty for the default page")
+
+
 class DesiredApp(BaseModel):
     app: str
     release_id: int
@@ -55,6 +64,9 @@ class DesiredApp(BaseModel):
     signature: str | None = Field(default=None, description="ed25519 signature over the release, if signed")
     prune: int | None = Field(
         default=None, description="the latest prune asked of the app's hosts; agents prune once per new one"
+    )
+    maintenance: DesiredMaintenance | None = Field(
+        default=None, description="set while the app is in maintenance in the host's environment"
     )
 
 
@@ -85,6 +97,7 @@ class AppReport(Body):
     outcome: Outcome | None = None
     message: Text = Field(default="", max_length=2000)
     counters: TrafficCounters | None = Field(default=None, description="haproxy counters, when known")
+    maintenance: bool = Field(default=False, description="haproxy answers the app's maintenance page here")
 
 
 MAX_REMOVED = 500
