@@ -18,6 +18,7 @@ import requests.exceptions
 from shipyard.domain.models import (
     LABEL_APP,
     LABEL_DIGEST,
+    LABEL_PROCESS,
     LABEL_RELEASE,
     LABEL_SLOT,
     ContainerInfo,
@@ -157,6 +158,7 @@ class DockerEngine:
             status=container.status,
             started_at=container.attrs.get("State", {}).get("StartedAt", ""),
             image_id=container.attrs.get("Image", ""),
+            process=labels.get(LABEL_PROCESS, "web"),
         )
 
     def status(self, name: str) -> tuple[str, int | None]:
@@ -196,6 +198,20 @@ class DockerEngine:
             stream = self.client.containers.get(name).logs(stream=True, follow=True, tail=tail)
             for chunk in stream:
                 yield bytes(chunk).decode(errors="replace")
+
+    def timed_logs(self, name: str, since: float | None = None, tail: int | None = None) -> str:
+        """The container's lines, each after its RFC 3339 timestamp; from `since` (epoch seconds) on,
+        at most the last `tail`; empty when the container is gone."""
+        options: dict[str, Any] = {"timestamps": True, "tail": "all" if tail is None else tail}
+        if since is not None:
+            options["since"] = since
+        try:
+            raw = self.client.containers.get(name).logs(**options)
+        except docker.errors.NotFound:
+            return ""
+        except docker.errors.DockerException as exc:
+            raise DockerError(f"reading logs of {name} failed: {exc}; check the Docker Engine.") from exc
+        return bytes(raw).decode(errors="replace")
 
     def call(self, action: str, function: Callable[[], T]) -> T:
         """Run another SDK call with the same error translation."""

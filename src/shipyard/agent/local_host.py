@@ -6,12 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shipyard.agent.localize import host_release
+from shipyard.agent.log_lines import TimedLine, parse_timed
 from shipyard.agent.ports import LocalApp
 from shipyard.domain.commands import backend_name
 from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy
 from shipyard.domain.spec import spec_from_snapshot
-from shipyard.errors import ProxyError, ShipyardError
+from shipyard.errors import NotFoundError, ProxyError, ShipyardError
 from shipyard.fleet_api.schemas.agent import DesiredApp, HostVersions, TrafficCounters
 from shipyard.host import maintenance, service
 from shipyard.host.context import HostContext
@@ -95,6 +96,25 @@ class LocalHost:
             self._counters(app),
             record.maintenance,
         )
+
+    def log_sources(self, app: str, process: str | None) -> dict[str, str]:
+        record = self.context.store.app(app)
+        if record is None or record.active_release_id is None:
+            raise NotFoundError(f"{app} does not run on this host.")
+        # Registered for masking: an agent restarted since its last swap has not read them yet.
+        resolve_secrets(record.spec.env.secret, None, self.environ)
+        containers = [
+            c
+            for c in self.context.engine.containers(app)
+            if c.release_id == record.active_release_id and c.running and process in (None, c.process)
+        ]
+        if not containers:
+            wanted = f"no {process} container" if process else "no container"
+            raise NotFoundError(f"{app} runs {wanted} of {record.active_release_id} on this host.")
+        return {c.name: c.process for c in sorted(containers, key=lambda c: c.name)}
+
+    def container_log(self, name: str, since: float | None, tail: int | None) -> list[TimedLine]:
+        return parse_timed(self.context.engine.timed_logs(name, since, tail))
 
     def enter_maintenance(self, desired: DesiredApp, message: str) -> str:
         plan = maintenance.enter_maintenance(self.context, desired.app, message=message or None, wait=False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from shipyard.agent.backoff import Backoff
+from shipyard.agent.log_shipping import LogShipper
 from shipyard.agent.plan import (
     Converge,
     Deferred,
@@ -51,9 +52,11 @@ class AgentLoop:
     # The maintenance message this agent last put on each app's page (in memory, like `pruned`).
     maintenance_shown: dict[str, str] = field(default_factory=dict)
     reports: ReportBuffer = field(init=False)
+    logs: LogShipper = field(init=False)
 
     def __post_init__(self) -> None:
         self.reports = ReportBuffer(self.controller, self.agent_version)
+        self.logs = LogShipper(self.controller, self.host)
 
     def start(self) -> list[str]:
         """Bring every app this host knows back to one serving slot (a swap killed mid-way included)."""
@@ -75,6 +78,7 @@ class AgentLoop:
             log.info("controller unreachable; keeps serving", retry_in=round(delay, 2))
             self.sleep(delay)
             return None
+        self.logs.start(state.logs)  # in threads of their own: first, so a swap does not delay them
         self.apply(state.apps)
         # Only after a whole pass: a pass that failed asks again at once (after its backoff).
         self.version = state.version

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from shipyard.agent.log_lines import TimedLine
 from shipyard.fleet_api.schemas.agent import (
     AppReport,
     DesiredApp,
@@ -39,6 +40,12 @@ class ControllerPort(Protocol):
         disk_free: int | None = None,
     ) -> ReportAck: ...
 
+    def post_logs(
+        self, request_id: int, lines: list[str], *, finished: bool = False, message: str = ""
+    ) -> bool:
+        """Send log lines for a log request; False once the controller no longer wants them."""
+        ...
+
 
 class HostPort(Protocol):
     def known_apps(self) -> list[str]: ...
@@ -62,3 +69,10 @@ class HostPort(Protocol):
     def leave_maintenance(self, desired: DesiredApp) -> str:
         """The active release serves again (started first if it does not run)."""
         ...
+
+    def log_sources(self, app: str, process: str | None) -> dict[str, str]:
+        """The running containers of the app's active release (of `process` only, when given), each
+        with its process; NotFoundError when the app does not run here."""
+        ...
+
+    def container_log(self, name: str, since: float | None, tail: int | None) -> list[TimedLine]: ...

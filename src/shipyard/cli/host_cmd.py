@@ -272,14 +272,57 @@ def releases(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False)
 
 @handle_errors
 def logs(
-    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="keep printing new lines (with --env: up to 10 min, or Ctrl-C)"),
+    ] = False,
     release: Annotated[str | None, typer.Option("--release", "-r")] = None,
-    tail: Annotated[int, typer.Option("--tail")] = 100,
+    tail: Annotated[int, typer.Option("--tail", help="lines per container to start with")] = 100,
     config: ConfigOption = DEFAULT_CONFIG,
+    env: FleetEnvOption = None,
+    app: AppFilterOption = None,
+    grep: Annotated[str | None, typer.Option("--grep", help="with --env: lines matching this regex")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="with --env: lines of the last 10m, 2h, 1d")
+    ] = None,
+    process: Annotated[
+        str | None, typer.Option("--process", help="with --env: containers of this process only (web, ...)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="with --env: one JSON object per line")] = False,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
-    """Logs of the active release's container (or --release R)."""
+    """Logs of the active release's container (or --release R); --env: every host of ENV, prefixed."""
     from shipyard.secrets.masking import mask
 
+    if env is not None:
+        from shipyard.cli.fleet_ops import fleet_logs, log_query
+
+        if release is not None:
+            raise ConfigError(
+                "--release is for this host's logs; with --env the hosts' active release is read."
+            )
+        query = log_query(follow=follow, grep=grep, since=since, process=process, tail=tail)
+        spec_or_none = load(config) if config.is_file() else None
+        name = app or (spec_or_none.app if spec_or_none else None)
+        if name is None:
+            raise ConfigError(f"name the app with --app, or run where {config} is.")
+        fleet_logs(
+            env, name, query, as_json=as_json, spec=spec_or_none, ca_file=ca_file, insecure_http=insecure_http
+        )
+        return
+    fleet_only = {
+        "--grep": grep,
+        "--since": since,
+        "--process": process,
+        "--app": app,
+        "--json": as_json or None,
+    }
+    given = [option for option, value in fleet_only.items() if value is not None]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} go with --env (the fleet's logs); drop them for this host's logs."
+        )
     spec = load(config)
     with host_context() as context:
         for chunk in maintenance.follow_logs(context, spec.app, release, follow, tail):

@@ -21,6 +21,8 @@ LABEL_APP = "shipyard.app"
 LABEL_SLOT = "shipyard.slot"
 LABEL_RELEASE = "shipyard.release"
 LABEL_DIGEST = "shipyard.digest"
+# The process a container runs (web, a worker); a container without the label runs the web process.
+LABEL_PROCESS = "shipyard.process"
 
 
 def other_slot(slot: Slot) -> Slot:
@@ -85,6 +87,7 @@ class ContainerInfo:
     status: str  # created | running | exited | ...
     started_at: str = ""
     image_id: str = ""
+    process: str = "web"
 
     @property
     def running(self) -> bool:

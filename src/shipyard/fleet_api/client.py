@@ -40,6 +40,7 @@ from shipyard.fleet_api.schemas.agent import (
 )
 from shipyard.fleet_api.schemas.deployments import DeploymentOut
 from shipyard.fleet_api.schemas.fleet import HostOut, MaintenanceOut, PruneOut
+from shipyard.fleet_api.schemas.logs import AgentLogAck, LogQuery, LogRequestOut
 from shipyard.fleet_api.schemas.releases import ReleaseOut
 from shipyard.fleet_api.tls import client_ssl_context, refusal_reason
 
@@ -340,6 +341,23 @@ class ControllerClient:
         return self._one(
             DesiredState, "GET", "/agent/desired", params=params, timeout=wait + 10.0 if wait else None
         )
+
+    def post_logs(
+        self, request_id: int, lines: list[str], *, finished: bool = False, message: str = ""
+    ) -> bool:
+        body = {"request": request_id, "lines": lines, "finished": finished, "message": message}
+        return self._one(AgentLogAck, "POST", "/agent/logs", json=body).wanted
+
+    # log requests (CLI side)
+    def request_logs(self, app: str, environment: str, query: LogQuery) -> LogRequestOut:
+        body = {"app": app, "environment": environment, **query.model_dump(exclude_none=True)}
+        return self._one(LogRequestOut, "POST", "/logs", json=body)
+
+    def read_logs(self, request_id: int, after: int = 0) -> LogRequestOut:
+        return self._one(LogRequestOut, "GET", f"/logs/{request_id}", params={"after": after})
+
+    def close_logs(self, request_id: int) -> None:
+        self._call("DELETE", f"/logs/{request_id}")
 
     def report(
         self,

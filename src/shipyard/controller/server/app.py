@@ -23,6 +23,7 @@ from shipyard.controller.server.api import (
     deployments,
     errors,
     fleet,
+    logs,
     maintenance,
     ops,
     prunes,
@@ -239,6 +240,9 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     ):
         app.include_router(module.router, prefix=API_PREFIX)
         context.metrics.name_routes(module.router.routes, API_PREFIX)
+    for router in (logs.router, logs.agent_router):
+        app.include_router(router, prefix=API_PREFIX)
+        context.metrics.name_routes(router.routes, API_PREFIX)
     app.include_router(ops.router)
     app.include_router(webhooks_api.router)
     context.metrics.name_routes(ops.router.routes)

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shipyard.controller.engine.rollout import ACTIVE, FAILED, SUCCEEDED
-from shipyard.controller.store import maintenance
+from shipyard.controller.store import log_requests, maintenance
 from shipyard.controller.store.deployments import current_release_id
-from shipyard.controller.store.models import Deployment, DeploymentHost, Environment, Prune, Release
+from shipyard.controller.store.models import Deployment, DeploymentHost, Environment, Prune, Release, utcnow
 from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredMaintenance, DesiredState
 from shipyard.fleet_api.schemas.common import release_name
+from shipyard.fleet_api.schemas.logs import DesiredLogRequest
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class GroupPlan:
     group: str
     apps: list[AppPlan]
     releases: dict[int, DesiredApp]
+    logs: list[DesiredLogRequest] = field(default_factory=list)  # open log requests of the group
     _answers: dict[tuple[int, str], DesiredState] = field(default_factory=dict, compare=False, repr=False)
     _bodies: dict[tuple[int, str], bytes] = field(default_factory=dict, compare=False, repr=False)
 
@@ -106,7 +109,13 @@ class GroupPlan:
                     if plan.maintenance is not None:
                         update["maintenance"] = DesiredMaintenance(message=plan.maintenance)
                     apps.append(template.model_copy(update=update))
-            answer = DesiredState(host=host_name, group=self.group, version=version_of(apps), apps=apps)
+            answer = DesiredState(
+                host=host_name,
+                group=self.group,
+                version=version_of(apps, self.logs),
+                apps=apps,
+                logs=self.logs,
+            )
             self._answers[key] = answer
         return answer
 
@@ -174,10 +183,10 @@ def group_plan(session: Session, group: str) -> GroupPlan:
         for release_id in (latest.release_id, current):
             if release_id is not None and release_id not in releases:
                 releases[release_id] = _release_template(session.get_one(Release, release_id))
-    return GroupPlan(group, apps, releases)
+    return GroupPlan(group, apps, releases, log_requests.open_requests(session, environment.id, utcnow()))
 
 
-def version_of(apps: list[DesiredApp]) -> int:
+def version_of(apps: list[DesiredApp], logs: Sequence[DesiredLogRequest] = ()) -> int:
     """A fingerprint of the content, so any change in what the host should run changes the version.
 
     A prune or a maintenance is in it only once one was asked, so hosts never pruned nor put in
@@ -193,7 +202,8 @@ def version_of(apps: list[DesiredApp]) -> int:
                 *([["maintenance", a.maintenance.message]] if a.maintenance is not None else []),
             ]
             for a in apps
-        ],
+        ]
+        + ([["logs", [request.id for request in logs]]] if logs else []),
         sort_keys=True,
     )
     return int(hashlib.sha256(content.encode()).hexdigest()[:13], 16)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.fleet_api.schemas.common import LINE_PATTERN, MAX_ID, Body, Line, Name, Text
+from shipyard.fleet_api.schemas.logs import DesiredLogRequest
 
 Health = Literal["healthy", "unhealthy", "unknown"]
 Outcome = Literal["in_progress", "succeeded", "failed"]
@@ -75,6 +76,9 @@ class DesiredState(BaseModel):
     group: str
     version: int = Field(description="opaque; pass it back as ?version= to wait for a change")
     apps: list[DesiredApp]
+    logs: list[DesiredLogRequest] = Field(
+        default_factory=list, description="open log requests of the host's environment"
+    )
 
 
 class TrafficCounters(Body):
