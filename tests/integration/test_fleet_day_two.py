@@ -97,3 +97,56 @@ def test_status_rows_come_from_each_host_s_reports_with_maintenance_and_free_dis
     plain = AppReport(app="web", active_release=desired.release_id, health="healthy", outcome="succeeded")
     h1.client.report([plain])  # maintenance left: the report says so by leaving the key out
     assert [r["maintenance"] for r in status_rows(harness.admin.hosts("production"), "web")] == [False, False]
+
+
+def test_a_log_request_reaches_the_hosts_of_its_environment_and_collects_their_lines(
+    harness: Harness,
+) -> None:
+    h1, h2 = harness.add_agent("h1"), harness.add_agent("h2")
+    s1 = harness.add_agent("s1", group="staging")
+    deployed_web(harness)
+    before = h1.client.desired()
+    body = {"app": "web", "environment": "production", "grep": "GET", "since": 600, "tail": 20}
+    request = harness.http.post("/api/v1/logs", json=body, headers=ADMIN)
+    assert request.status_code == 201, request.text
+    opened = request.json()
+    assert (opened["hosts"], opened["finished"], opened["open"]) == (["h1", "h2"], [], True)
+    carried = h1.client.desired()
+    assert carried.version != before.version
+    assert [(r.id, r.app, r.grep, r.since, r.tail, r.follow) for r in carried.logs] == [
+        (opened["id"], "web", "GET", 600, 20, 0)
+    ]
+    assert s1.client.desired().logs == []  # another environment's request
+
+    assert h1.client.post_logs(opened["id"], ["GET / 200", "GET /a 404"])
+    assert h2.client.post_logs(opened["id"], [], finished=True, message="web runs no container here")
+    assert h1.client.post_logs(opened["id"], ["GET /b 200"], finished=True)
+    assert not s1.client.post_logs(opened["id"], ["not mine"])  # not its environment: dropped
+    lines = harness.admin.read_logs(opened["id"])
+    assert [(line.host, line.line) for line in lines.lines] == [
+        ("h1", "GET / 200"),
+        ("h1", "GET /a 404"),
+        ("h1", "GET /b 200"),
+    ]
+    assert lines.finished == ["h1", "h2"] and lines.messages == {"h2": "web runs no container here"}
+    later = harness.admin.read_logs(opened["id"], after=lines.lines[1].id)
+    assert [line.line for line in later.lines] == ["GET /b 200"]
+
+    harness.admin.close_logs(opened["id"])
+    assert not h1.client.post_logs(opened["id"], ["too late"])
+    assert harness.admin.read_logs(opened["id"]).open is False
+    assert "logs.request" in [entry.action for entry in harness.admin.audit()]
+
+
+def test_log_requests_need_a_deployer_and_bounded_options(harness: Harness) -> None:
+    harness.add_agent("h1")
+    deployed_web(harness)
+    viewer = {"Authorization": f"Bearer {harness.admin.create_token('watcher', 'viewer').token}"}
+    body = {"app": "web", "environment": "production"}
+    assert harness.http.post("/api/v1/logs", json=body, headers=viewer).status_code == 403
+    for bad in ({"tail": 10_001}, {"follow": 601}, {"process": "Web;"}, {"grep": "a\nb"}, {"since": 0}):
+        answer = harness.http.post("/api/v1/logs", json={**body, **bad}, headers=ADMIN)
+        assert answer.status_code == 422, bad
+    unknown = harness.http.post("/api/v1/logs", json={**body, "app": "api"}, headers=ADMIN)
+    assert unknown.status_code == 404
+    assert harness.http.get("/api/v1/logs/999", headers=ADMIN).status_code == 404
