@@ -125,3 +125,25 @@ def test_the_loop_starts_log_requests_from_the_desired_state() -> None:
     controller.desired = desired  # type: ignore[method-assign]
     loop.run_once()
     assert controller.log_batches[-1] == (4, [], True, "")
+
+
+def test_the_host_s_records_are_read_in_the_loop_s_thread_and_only_the_engine_in_the_request_s() -> None:
+    import threading
+
+    controller, clock, host = FakeController(), Clock(), host_with_lines()
+    threads: list[str] = []
+    original = host.log_sources
+
+    def log_sources(app: str, process: str | None) -> dict[str, str]:
+        threads.append(threading.current_thread().name)  # the host's SQLite store is bound to its thread
+        return original(app, process)
+
+    host.log_sources = log_sources  # type: ignore[method-assign]
+    ship = shipper(controller, host, clock)
+    ship.threaded = True
+    ship.start([request()])
+    for thread in threading.enumerate():
+        if thread.name == "logs-4":
+            thread.join(timeout=10)
+    assert threads == [threading.current_thread().name]
+    assert controller.log_batches[-1][2] is True  # the thread finished the request

@@ -44,27 +44,41 @@ class LogShipper:
             if request.id in self.answered:
                 continue
             self.answered.add(request.id)
+            # Here, in the loop's thread: the host's store is not shared with other threads.
+            try:
+                pattern = re.compile(request.grep) if request.grep else None
+                sources = self.host.log_sources(request.app, request.process)
+            except (ShipyardError, re.error) as exc:
+                self._post_finished(request.id, str(exc))
+                continue
             if self.threaded:
                 threading.Thread(
-                    target=self.ship, args=(request,), name=f"logs-{request.id}", daemon=True
+                    target=self.ship, args=(request, sources, pattern), name=f"logs-{request.id}", daemon=True
                 ).start()
             else:
-                self.ship(request)
+                self.ship(request, sources, pattern)
 
-    def ship(self, request: DesiredLogRequest) -> None:
+    def _post_finished(self, request_id: int, message: str) -> None:
         try:
-            self._ship(request)
+            self.controller.post_logs(request_id, [], finished=True, message=mask(message)[:2000])
+        except ControllerError as exc:
+            log.info("log request abandoned", request=request_id, reason=str(exc))
+
+    def ship(
+        self, request: DesiredLogRequest, sources: dict[str, str], pattern: re.Pattern[str] | None
+    ) -> None:
+        try:
+            self._ship(request, sources, pattern)
         except ControllerError as exc:  # the controller is away: the CLI sees this host never finished
             log.info("log request abandoned", request=request.id, reason=str(exc))
+        except Exception as exc:  # a thread of its own: say why, never die silently
+            log.error("log request failed", request=request.id, error=str(exc))
+            self._post_finished(request.id, f"reading the logs failed on this host: {exc}")
 
-    def _ship(self, request: DesiredLogRequest) -> None:
+    def _ship(
+        self, request: DesiredLogRequest, sources: dict[str, str], pattern: re.Pattern[str] | None
+    ) -> None:
         deadline = self.clock() + request.follow
-        try:
-            pattern = re.compile(request.grep) if request.grep else None
-            sources = self.host.log_sources(request.app, request.process)
-        except (ShipyardError, re.error) as exc:
-            self.controller.post_logs(request.id, [], finished=True, message=str(exc))
-            return
         since = self.wall_clock() - request.since if request.since else None
         last: dict[str, Moment] = {}
         wanted = self._send(request.id, self._read(sources, since, request.tail, last, pattern))
