@@ -122,7 +122,7 @@ class FakeHost:
 
     def enter_maintenance(self, desired: DesiredApp, message: str) -> str:
         self.maintenance_changes.append((desired.app, True, message))
-        self.running[desired.app] = replace(self.running[desired.app], maintenance=True, healthy=False)
+        self.running[desired.app] = replace(self.running[desired.app], maintenance=True)
         return f"put {desired.app} in maintenance"
 
     def leave_maintenance(self, desired: DesiredApp) -> str:

@@ -89,10 +89,14 @@ class LocalHost:
         container = state.container_in(record.active_slot)
         server = state.servers.get(record.active_slot)
         healthy = server is not None and server.serving and server.operational == "up"
+        if record.maintenance:
+            # haproxy sends the app nothing and checks nothing: the release is as healthy as it was
+            # at its swap while its container runs (a fleet's maintenance), not once it stopped.
+            healthy = container is not None
         return LocalApp(
             record.active_release_id,
             container is not None,
-            healthy and not record.maintenance,
+            healthy,
             self._counters(app),
             record.maintenance,
         )

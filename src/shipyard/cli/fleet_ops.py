@@ -11,7 +11,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import ValidationError
@@ -26,12 +26,15 @@ from shipyard.errors import ConfigError, NotFoundError, ShipyardError
 from shipyard.fleet_api.schemas.logs import MAX_FOLLOW, LogQuery
 from shipyard.secrets.masking import mask
 
+if TYPE_CHECKING:
+    from shipyard.fleet_api.schemas.fleet import HostOut
+
 
 def say_error(text: str) -> None:
     errors.print(mask(text), markup=False)
 
 
-def status_rows(hosts: list[Any], app: str | None) -> list[dict[str, Any]]:
+def status_rows(hosts: list[HostOut], app: str | None) -> list[dict[str, Any]]:
     """One row per host and app of the environment (a host that runs no app yet: one row without app)."""
     rows: list[dict[str, Any]] = []
     for host in hosts:
