@@ -59,7 +59,7 @@ def pushed_digests(docker_url: str, registry: Registry, name: str) -> tuple[str,
     return images.repository, digests
 
 
-def test_an_agent_prunes_old_releases_when_asked_and_reports_what_it_removed(
+def test_an_agent_prunes_after_each_deployment_and_again_when_asked_and_reports_it(
     sqlite_controller: Harness,
     docker_url: str,
     registry: Registry,
@@ -100,30 +100,32 @@ def test_an_agent_prunes_old_releases_when_asked_and_reports_what_it_removed(
                 assert status in ("running", "queued") and time.monotonic() < deadline, status
                 loop.run_once()
         pinned = {tag: f"{repository}@{digests[tag]}" for tag in TAGS}
-        assert all(context.engine.image_present(image) for image in pinned.values())
+        # The agent pruned after each deployment: after v3's, v1's stopped container (its slot was
+        # taken by v3 under another name) and v1's image went; keep_releases 1 keeps the active v3,
+        # and v2, the release a rollback returns to.
+        assert {c.release_id for c in context.engine.containers(app)} == {"r2", "r3"}
+        assert not context.engine.image_present(pinned["v1"])
+        assert context.engine.image_present(pinned["v2"]) and context.engine.image_present(pinned["v3"])
+        [listed] = admin.hosts("production")
+        assert listed.disk_free is not None and listed.disk_free > 0
+        final = next(a for a in listed.apps if a.app == app)
+        assert (final.outcome, final.health) == ("succeeded", "healthy")
 
         prune = admin.request_prune(app, "production")
         assert prune.waiting == ["h1"] and prune.hosts == []
         with app_lock(context.lock_dir, app, "test", "a swap"):  # a swap holds the app: no prune yet
             loop.run_once()
         assert admin.get_prune(prune.id).waiting == ["h1"]
-        assert context.engine.image_present(pinned["v1"])
 
         loop.run_once()
         done = admin.get_prune(prune.id)
         assert done.waiting == [] and len(done.hosts) == 1, done
         [result] = done.hosts
-        # v1's stopped container (its slot was taken by v3 under another name) and v1's image
-        assert result.outcome == "succeeded" and result.removed == [f"shipyard-{app}-r1-blue", pinned["v1"]]
+        assert result.outcome == "succeeded" and result.removed == []  # the deployments' prunes did it
         assert result.disk_free is not None and result.disk_free > 0
-        assert "h1 removed 2" in done.summary
+        assert "h1 nothing to remove" in done.summary
         assert {c.release_id for c in context.engine.containers(app)} == {"r2", "r3"}
-        # keep_releases 1: the active v3 stays, and so does v2, the release a rollback returns to
-        assert not context.engine.image_present(pinned["v1"])
-        assert context.engine.image_present(pinned["v2"]) and context.engine.image_present(pinned["v3"])
         assert host.observe(app).active_release is not None and host.observe(app).running
-        [listed] = admin.hosts("production")
-        assert listed.disk_free is not None and listed.disk_free > 0
 
         again = admin.request_prune(app, "production")
         loop.run_once()

@@ -38,6 +38,29 @@ def test_stop_shows_the_maintenance_page_and_start_serves_again(
     assert json.loads(app_home.run("status", "--json").stdout)["maintenance"] is False
 
 
+def test_maintenance_on_keeps_the_containers_running_shows_the_message_and_off_serves_at_once(
+    app_home: AppHome, images: PushedImages
+) -> None:
+    app_home.write_config(images)
+    app_home.run("deploy", images.ref("v1"))
+    before = json.loads(app_home.run("status", "--json").stdout)["containers"]
+    on = json.loads(app_home.run("maintenance", "on", "--message", "Back at 10:00 <UTC>", "--json").stdout)
+    assert on["changed"] is True and on["maintenance"] == "on"
+    down = get(app_home, "/version")
+    assert down.status_code == 503 and "Back at 10:00 &lt;UTC&gt;" in down.text
+    assert get(app_home, "/up").status_code == 200  # the upstream load balancer keeps the host
+    status = json.loads(app_home.run("status", "--json").stdout)
+    assert status["maintenance"] is True
+    assert status["containers"] == before  # the same containers, still running
+    app_home.run("maintenance", "off")
+    assert get(app_home, "/version").text.strip() == "v1"
+    assert json.loads(app_home.run("status", "--json").stdout)["containers"] == before
+    app_home.run("stop")  # the message was for that maintenance only: the default page again
+    stopped = get(app_home, "/version")
+    assert stopped.status_code == 503 and "Back at 10:00" not in stopped.text
+    app_home.run("start")
+
+
 def test_prune_keeps_the_last_releases(app_home: AppHome, images: PushedImages) -> None:
     app_home.write_config(images, deploy={"keep_releases": 2})
     for tag in ("v1", "v2", "v3"):

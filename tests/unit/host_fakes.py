@@ -177,6 +177,9 @@ class FakeEngine:
     def follow_logs(self, name: str, tail: int = 50) -> Iterator[str]:
         yield self.logs(name, tail)
 
+    def timed_logs(self, name: str, since: float | None = None, tail: int | None = None) -> str:
+        return f"2026-01-01T00:00:00.5Z log of {name}\n"
+
     def data_root(self) -> str:
         return "/var/lib/docker"
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from shipyard.agent.log_lines import TimedLine
 from shipyard.agent.ports import LocalApp
 from shipyard.domain.models import AppState, Release
 from shipyard.domain.plan import start_container, switch_to
 from shipyard.domain.spec import spec_from_snapshot
-from shipyard.errors import ControllerError, DeployFailedError, ShipyardError
+from shipyard.errors import ControllerError, DeployFailedError, NotFoundError, ShipyardError
 from shipyard.fleet_api.schemas.agent import AppReport, DesiredApp, DesiredState, PruneReport, ReportAck
 from shipyard.fleet_api.schemas.tasks import TaskOrder, TaskUpdate
 from shipyard.host.interpreter import Reporter
@@ -75,6 +76,9 @@ class FakeController:
     def task_lines(self, task_id: int) -> list[str]:
         return [line for update in self.task_updates.get(task_id, []) for line in update.lines]
 
+    log_batches: list[tuple[int, list[str], bool, str]] = field(default_factory=list)
+    closed_logs: set[int] = field(default_factory=set)
+
     def set_desired(self, *apps: DesiredApp) -> None:
         self.apps = list(apps)
         self.version += 1
@@ -102,6 +106,14 @@ class FakeController:
         self.prunes.extend(prunes or [])
         self.disk_free.append(disk_free)
         return ReportAck(host="h1", status="ready", received_at=datetime.now(UTC))
+
+    def post_logs(
+        self, request_id: int, lines: list[str], *, finished: bool = False, message: str = ""
+    ) -> bool:
+        if not self.reachable:
+            raise ControllerError("cannot reach the controller at http://fake (ConnectError).")
+        self.log_batches.append((request_id, list(lines), finished, message))
+        return request_id not in self.closed_logs
 
     def last_report(self, app: str = "web") -> AppReport:
         return [report for report in self.reports if report.app == app][-1]
@@ -132,6 +144,11 @@ class FakeHost:
             on_line(line)
         return self.task_exit_code
 
+    maintenance_changes: list[tuple[str, bool, str]] = field(default_factory=list)
+    containers: dict[str, dict[str, str]] = field(default_factory=dict)  # app -> container -> process
+    log_lines: dict[str, list[TimedLine]] = field(default_factory=dict)
+    log_reads: list[tuple[str, float | None, int | None]] = field(default_factory=list)
+
     def prune(self, desired: DesiredApp) -> list[str]:
         self.pruned.append((desired.app, desired.prune))
         if self.prune_error is not None:
@@ -141,6 +158,29 @@ class FakeHost:
 
     def disk_free(self) -> int | None:
         return self.free
+
+    def log_sources(self, app: str, process: str | None) -> dict[str, str]:
+        if app not in self.running:
+            raise NotFoundError(f"{app} does not run on this host.")
+        found = {name: kind for name, kind in self.containers.get(app, {}).items() if process in (None, kind)}
+        if not found:
+            raise NotFoundError(f"{app} runs no {process} container on this host.")
+        return found
+
+    def container_log(self, name: str, since: float | None, tail: int | None) -> list[TimedLine]:
+        self.log_reads.append((name, since, tail))
+        lines = [line for line in self.log_lines.get(name, []) if since is None or line.at[0] >= int(since)]
+        return lines[-tail:] if tail else lines
+
+    def enter_maintenance(self, desired: DesiredApp, message: str) -> str:
+        self.maintenance_changes.append((desired.app, True, message))
+        self.running[desired.app] = replace(self.running[desired.app], maintenance=True)
+        return f"put {desired.app} in maintenance"
+
+    def leave_maintenance(self, desired: DesiredApp) -> str:
+        self.maintenance_changes.append((desired.app, False, ""))
+        self.running[desired.app] = replace(self.running[desired.app], maintenance=False, healthy=True)
+        return f"serve {desired.app} again"
 
     def known_apps(self) -> list[str]:
         return sorted(self.running)

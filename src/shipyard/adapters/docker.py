@@ -462,6 +462,20 @@ class DockerEngine:
             for chunk in stream:
                 yield bytes(chunk).decode(errors="replace")
 
+    def timed_logs(self, name: str, since: float | None = None, tail: int | None = None) -> str:
+        """The container's lines, each after its RFC 3339 timestamp; from `since` (epoch seconds) on,
+        at most the last `tail`; empty when the container is gone."""
+        options: dict[str, Any] = {"timestamps": True, "tail": "all" if tail is None else tail}
+        if since is not None:
+            options["since"] = since
+        try:
+            raw = self.client.containers.get(name).logs(**options)
+        except _docker_errors().NotFound:
+            return ""
+        except _docker_errors().DockerException as exc:
+            raise DockerError(f"reading logs of {name} failed: {exc}; check the Docker Engine.") from exc
+        return bytes(raw).decode(errors="replace")
+
     def call(self, action: str, function: Callable[[], T]) -> T:
         """Run another SDK call with the same error translation."""
         with _translate(action):

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from shipyard.agent import sealed_store
 from shipyard.agent.localize import host_release
+from shipyard.agent.log_lines import TimedLine, parse_timed
 from shipyard.agent.ports import LocalApp
 from shipyard.domain.commands import backend_name
 from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy, task_violation
 from shipyard.domain.spec import AppSpec, spec_from_snapshot
-from shipyard.errors import PolicyError, ProxyError, ShipyardError
+from shipyard.errors import NotFoundError, PolicyError, ProxyError, ShipyardError
 from shipyard.fleet_api.schemas.agent import DesiredApp, HostVersions, TrafficCounters
 from shipyard.fleet_api.schemas.tasks import TaskOrder
 from shipyard.host import maintenance, service
@@ -102,12 +103,51 @@ class LocalHost:
         container = state.container_in(record.active_slot)
         server = state.servers.get(record.active_slot)
         healthy = server is not None and server.serving and server.operational == "up"
+        if record.maintenance:
+            # haproxy sends the app nothing and checks nothing: the release is as healthy as it was
+            # at its swap while its container runs (a fleet's maintenance), not once it stopped.
+            healthy = container is not None
         return LocalApp(
             record.active_release_id,
             container is not None,
-            healthy and not record.maintenance,
+            healthy,
             self._counters(app),
+            record.maintenance,
         )
+
+    def log_sources(self, app: str, process: str | None) -> dict[str, str]:
+        record = self.context.store.app(app)
+        if record is None or record.active_release_id is None:
+            raise NotFoundError(f"{app} does not run on this host.")
+        # Registered for masking: an agent restarted since its last swap has not opened them yet.
+        self.release_secrets(record.spec, sealed_store.kept(self.context.home, app, record.active_release_id))
+        containers = [
+            c
+            for c in self.context.engine.containers(app)
+            if c.release_id == record.active_release_id and c.running and process in (None, c.process)
+        ]
+        if not containers:
+            wanted = f"no {process} container" if process else "no container"
+            raise NotFoundError(f"{app} runs {wanted} of {record.active_release_id} on this host.")
+        return {c.name: c.process for c in sorted(containers, key=lambda c: c.name)}
+
+    def container_log(self, name: str, since: float | None, tail: int | None) -> list[TimedLine]:
+        return parse_timed(self.context.engine.timed_logs(name, since, tail))
+
+    def enter_maintenance(self, desired: DesiredApp, message: str) -> str:
+        plan = maintenance.enter_maintenance(self.context, desired.app, message=message or None, wait=False)
+        return plan.describe()[0]
+
+    def leave_maintenance(self, desired: DesiredApp) -> str:
+        record = self.context.store.app(desired.app)
+        spec = record.spec if record is not None else spec_from_snapshot(desired.spec)
+        release_id = record.active_release_id if record is not None else None
+        sealed = sealed_store.kept(self.context.home, desired.app, release_id) if release_id else None
+        secrets = self.release_secrets(spec, sealed)
+        plan = maintenance.start_app(
+            self.context, desired.app, secrets=secrets, wait=False, host_labels=self.labels
+        )
+        return plan.describe()[-1]
 
     def _counters(self, app: str) -> TrafficCounters | None:
         try:

@@ -13,20 +13,23 @@ from dataclasses import dataclass, field
 import structlog
 
 from shipyard.agent.backoff import Backoff
+from shipyard.agent.log_shipping import LogShipper
 from shipyard.agent.plan import (
     Converge,
     Deferred,
     FailureMemory,
     InSync,
+    MaintenanceChange,
+    maintenance_due,
     next_retry,
     plan_apps,
     prunes_due,
 )
 from shipyard.agent.ports import ControllerPort, HostPort, LocalApp
-from shipyard.agent.reporting import ReportBuffer, StepReporter, app_report, prune_report
+from shipyard.agent.reporting import MAX_MESSAGE, ReportBuffer, StepReporter, app_report, prune_report
 from shipyard.agent.tasks import TaskRunner
 from shipyard.errors import ControllerError, LockedError, ShipyardError
-from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredState
+from shipyard.fleet_api.schemas.agent import AppReport, DesiredApp, DesiredState
 
 log = structlog.get_logger("shipyard.agent")
 
@@ -47,12 +50,16 @@ class AgentLoop:
     # The latest prune carried out per app. Kept in memory: after a restart the agent prunes once
     # more, which removes nothing new (a prune keeps the same releases), and reports again.
     pruned: dict[str, int] = field(default_factory=dict)
+    # The maintenance message this agent last put on each app's page (in memory, like `pruned`).
+    maintenance_shown: dict[str, str] = field(default_factory=dict)
     reports: ReportBuffer = field(init=False)
     tasks: TaskRunner = field(init=False)
+    logs: LogShipper = field(init=False)
 
     def __post_init__(self) -> None:
         self.reports = ReportBuffer(self.controller, self.agent_version)
         self.tasks = TaskRunner(self.controller, self.host, self.clock, self.sleep)
+        self.logs = LogShipper(self.controller, self.host)
 
     def start(self) -> list[str]:
         """Bring every app this host knows back to one serving slot (a swap killed mid-way included)."""
@@ -74,6 +81,7 @@ class AgentLoop:
             log.info("controller unreachable; keeps serving", retry_in=round(delay, 2))
             self.sleep(delay)
             return None
+        self.logs.start(state.logs)  # in threads of their own: first, so a swap does not delay them
         self.apply(state.apps)
         self._run_tasks(state)
         # Only after a whole pass: a pass that failed asks again at once (after its backoff).
@@ -108,9 +116,14 @@ class AgentLoop:
             if isinstance(action, Converge):
                 self.reports.put(app_report(action.desired, observed[action.desired.app], "in_progress"))
         self.reports.flush(force=False)
+        due_prunes = {desired.app for desired in prunes_due(apps, self.pruned)}
         for action in actions:
             if isinstance(action, Converge):
-                self._converge(action.desired, observed[action.desired.app])
+                desired = action.desired
+                done = self._converge(desired, observed[desired.app])
+                if done is not None and desired.app not in due_prunes:
+                    self._prune_after_deploy(desired, done)
+                observed[desired.app] = self.host.observe(desired.app)
             elif isinstance(action, InSync):
                 self.reports.put(app_report(action.desired, observed[action.desired.app], "succeeded"))
             elif isinstance(action, Deferred):
@@ -119,6 +132,8 @@ class AgentLoop:
         # After the swaps, so a prune keeps the release that now serves; one app at a time like them.
         for desired in prunes_due(apps, self.pruned):
             self._prune(desired)
+        for change in maintenance_due(apps, observed, self.maintenance_shown):
+            self._maintenance(change)
         self.retry_in = next_retry(plan_apps(apps, observed, self.failures, self.clock()))
         self.reports.flush(force=False)
 
@@ -141,7 +156,48 @@ class AgentLoop:
         self.reports.put_prune(report)
         self.reports.disk_free = self.host.disk_free()
 
-    def _converge(self, desired: DesiredApp, before: LocalApp) -> None:
+    def _prune_after_deploy(self, desired: DesiredApp, done: AppReport) -> None:
+        """The host's prune once a deployment succeeded here, after its report went out so the rollout
+        does not wait; best effort: a failure is logged and reported, and the host stays ready."""
+        self.reports.flush(force=False)
+        self.busy = True
+        try:
+            removed = self.host.prune(desired)
+            log.info(
+                "pruned after the deployment", app=desired.app, release=desired.release, removed=len(removed)
+            )
+            self.reports.put(done)  # carries the free disk measured below to the controller
+        except ShipyardError as exc:
+            log.warning("prune after the deployment failed", app=desired.app, error=str(exc))
+            message = f"{done.message}; the prune after it failed: {exc}"
+            self.reports.put(done.model_copy(update={"message": message[:MAX_MESSAGE]}))
+        finally:
+            self.busy = False
+        self.reports.disk_free = self.host.disk_free()
+
+    def _maintenance(self, change: MaintenanceChange) -> None:
+        desired = change.desired
+        try:
+            if change.enter:
+                note = self.host.enter_maintenance(desired, change.message)
+                self.maintenance_shown[desired.app] = change.message
+            else:
+                note = self.host.leave_maintenance(desired)
+                self.maintenance_shown.pop(desired.app, None)
+        except LockedError as exc:  # a swap or a prune holds the app: the next pass tries again
+            log.info("maintenance waits for the app's lock", app=desired.app, reason=str(exc))
+            return
+        except ShipyardError as exc:
+            log.error("maintenance change failed", app=desired.app, enter=change.enter, error=str(exc))
+            after = self.host.observe(desired.app)
+            self.reports.put(app_report(desired, after, "failed", step="maintenance", message=str(exc)))
+            return
+        log.info("maintenance", app=desired.app, on=change.enter, note=note)
+        after = self.host.observe(desired.app)
+        self.reports.put(app_report(desired, after, "succeeded", step="maintenance", message=note))
+
+    def _converge(self, desired: DesiredApp, before: LocalApp) -> AppReport | None:
+        """The swap, reported; the success report, or None when the swap failed."""
         reporter = StepReporter(self.reports, desired, before)
         self.busy = True
         try:
@@ -151,10 +207,12 @@ class AgentLoop:
             log.error("swap failed", app=desired.app, release=desired.release, error=str(exc))
             message = f"{exc} (retry in {failure.retry_at - self.clock():.0f} s)"
             self.reports.put(app_report(desired, self.host.observe(desired.app), "failed", message=message))
-            return
+            return None
         finally:
             self.busy = False
         self.failures.forget(desired)
         log.info("converged", app=desired.app, release=desired.release, summary=summary)
         after = self.host.observe(desired.app)
-        self.reports.put(app_report(desired, after, "succeeded", step="done", message=summary))
+        done = app_report(desired, after, "succeeded", step="done", message=summary)
+        self.reports.put(done)
+        return done

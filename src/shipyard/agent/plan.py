@@ -99,3 +99,29 @@ def next_retry(actions: Sequence[Action]) -> float | None:
 def prunes_due(desired: Sequence[DesiredApp], pruned: Mapping[str, int]) -> list[DesiredApp]:
     """Apps whose latest prune is newer than the last one this agent carried out for them."""
     return [app for app in desired if app.prune is not None and app.prune > pruned.get(app.app, 0)]
+
+
+@dataclass(frozen=True)
+class MaintenanceChange:
+    desired: DesiredApp
+    enter: bool
+    message: str = ""
+
+
+def maintenance_due(
+    desired: Sequence[DesiredApp], local: Mapping[str, LocalApp], shown: Mapping[str, str]
+) -> list[MaintenanceChange]:
+    """Apps whose maintenance here differs from their environment's: to enter (or show a new message
+    on the page, `shown` being the message this agent last put there) or to leave. An app that serves
+    no release here has nothing to put in maintenance."""
+    changes = []
+    for app in desired:
+        here = local.get(app.app, LocalApp(None))
+        if here.active_release is None:
+            continue
+        wanted = app.maintenance
+        if wanted is not None and (not here.maintenance or shown.get(app.app) != wanted.message):
+            changes.append(MaintenanceChange(app, True, wanted.message))
+        elif wanted is None and here.maintenance:
+            changes.append(MaintenanceChange(app, False))
+    return changes

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from shipyard.agent.log_lines import TimedLine
 from shipyard.fleet_api.schemas.agent import (
     AppReport,
     DesiredApp,
@@ -26,6 +27,7 @@ class LocalApp:
     running: bool = False
     healthy: bool = False
     counters: TrafficCounters | None = None  # the app's haproxy counters, when haproxy answers
+    maintenance: bool = False  # haproxy answers the app's maintenance page
 
 
 class ControllerPort(Protocol):
@@ -41,6 +43,12 @@ class ControllerPort(Protocol):
         prunes: list[PruneReport] | None = None,
         disk_free: int | None = None,
     ) -> ReportAck: ...
+
+    def post_logs(
+        self, request_id: int, lines: list[str], *, finished: bool = False, message: str = ""
+    ) -> bool:
+        """Send log lines for a log request; False once the controller no longer wants them."""
+        ...
 
 
 class HostPort(Protocol):
@@ -63,3 +71,18 @@ class HostPort(Protocol):
 
         PolicyError (or another ShipyardError) when this host refuses it or it cannot start."""
         ...
+
+    def enter_maintenance(self, desired: DesiredApp, message: str) -> str:
+        """haproxy answers the maintenance page (with `message`, if any); the containers keep running."""
+        ...
+
+    def leave_maintenance(self, desired: DesiredApp) -> str:
+        """The active release serves again (started first if it does not run)."""
+        ...
+
+    def log_sources(self, app: str, process: str | None) -> dict[str, str]:
+        """The running containers of the app's active release (of `process` only, when given), each
+        with its process; NotFoundError when the app does not run here."""
+        ...
+
+    def container_log(self, name: str, since: float | None, tail: int | None) -> list[TimedLine]: ...

@@ -43,6 +43,7 @@ def app_report(
         outcome=outcome,
         message=message.replace("\x00", " ")[:MAX_MESSAGE],
         counters=local.counters,
+        maintenance=local.maintenance,
     )
 
 

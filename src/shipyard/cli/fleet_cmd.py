@@ -327,9 +327,14 @@ def deployment(
         console.print(progress_table(found))
 
 
-def _transition(change: str, deployment_id: int, ca_file: Path | None, insecure_http: bool) -> None:
+def _transition(
+    change: str, deployment_id: int, ca_file: Path | None, insecure_http: bool, as_json: bool = False
+) -> None:
     with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found: DeploymentOut = getattr(client, change)(deployment_id)
+    if as_json:
+        print_json(found.model_dump(mode="json"))
+        return
     say(f"deployment {found.id}: {found.status} ({found.message})")
 
 
@@ -337,10 +342,11 @@ def _transition_command(change: str, summary: str) -> Callable[..., None]:
     @handle_errors
     def command(
         deployment_id: Annotated[int, typer.Argument(help="deployment id")],
+        as_json: JsonOption = False,
         ca_file: CaFileOption = None,
         insecure_http: InsecureHttpOption = False,
     ) -> None:
-        _transition(change, deployment_id, ca_file, insecure_http)
+        _transition(change, deployment_id, ca_file, insecure_http, as_json)
 
     command.__doc__ = summary
     return command
@@ -406,6 +412,7 @@ def lock(
     reason: Annotated[str, typer.Option("--reason", help="why; shown to whoever tries to deploy")],
     app: AppOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
     ca_file: CaFileOption = None,
     insecure_http: InsecureHttpOption = False,
 ) -> None:
@@ -414,6 +421,9 @@ def lock(
     name = _app_name(app, config)
     with fleet_client(_optional_spec(config), ca_file, insecure_http) as client:
         held = client.lock(name, env, reason)
+    if as_json:
+        print_json(held.model_dump(mode="json"))
+        return
     say(f"{held.app} in {held.environment} locked by {held.holder}: {held.reason}")
 
 
@@ -422,6 +432,7 @@ def unlock(
     env: EnvRequired,
     app: AppOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
     ca_file: CaFileOption = None,
     insecure_http: InsecureHttpOption = False,
 ) -> None:
@@ -430,6 +441,9 @@ def unlock(
     name = _app_name(app, config)
     with fleet_client(_optional_spec(config), ca_file, insecure_http) as client:
         client.unlock(name, env)
+    if as_json:
+        print_json({"app": name, "environment": env, "locked": False})
+        return
     say(f"{name} in {env} unlocked")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,7 @@ from shipyard.cli.common import (
 from shipyard.cli.fleet_cmd import CaFileOption, FleetEnvOption, InsecureHttpOption, QueueOption
 from shipyard.cli.host_actions import print_outcome_plan, print_plan, report, rollback_here
 from shipyard.cli.render import StepPrinter, announce, print_json, say, table
+from shipyard.errors import ConfigError
 from shipyard.host import maintenance, service
 from shipyard.host.status_view import releases_document
 
@@ -41,6 +43,7 @@ FleetTargetOption = Annotated[
         help="act on this environment of the fleet, through the controller (default: this host)",
     ),
 ]
+AppFilterOption = Annotated[str | None, typer.Option("--app", help="with --env: this app only")]
 
 
 @handle_errors
@@ -149,8 +152,23 @@ def rollback(
 
 
 @handle_errors
-def status(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
-    """The app's active release, slot, health and haproxy server states."""
+def status(
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
+    env: FleetEnvOption = None,
+    app: AppFilterOption = None,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
+) -> None:
+    """The app's active release, slot, health and haproxy server states (--env: every host of ENV)."""
+    if env is not None:
+        from shipyard.cli.fleet_ops import fleet_status
+
+        spec_or_none = load(config) if config.is_file() else None
+        fleet_status(
+            env, app, as_json=as_json, spec=spec_or_none, ca_file=ca_file, insecure_http=insecure_http
+        )
+        return
     spec = load(config)
     with host_context() as context:
         document = service.status(context, spec.app)
@@ -224,14 +242,57 @@ def releases(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False)
 
 @handle_errors
 def logs(
-    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="keep printing new lines (with --env: up to 10 min, or Ctrl-C)"),
+    ] = False,
     release: Annotated[str | None, typer.Option("--release", "-r")] = None,
-    tail: Annotated[int, typer.Option("--tail")] = 100,
+    tail: Annotated[int, typer.Option("--tail", help="lines per container to start with")] = 100,
     config: ConfigOption = DEFAULT_CONFIG,
+    env: FleetEnvOption = None,
+    app: AppFilterOption = None,
+    grep: Annotated[str | None, typer.Option("--grep", help="with --env: lines matching this regex")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="with --env: lines of the last 10m, 2h, 1d")
+    ] = None,
+    process: Annotated[
+        str | None, typer.Option("--process", help="with --env: containers of this process only (web, ...)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="with --env: one JSON object per line")] = False,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
-    """Logs of the active release's container (or --release R)."""
+    """Logs of the active release's container (or --release R); --env: every host of ENV, prefixed."""
     from shipyard.secrets.masking import mask
 
+    if env is not None:
+        from shipyard.cli.fleet_ops import fleet_logs, log_query
+
+        if release is not None:
+            raise ConfigError(
+                "--release is for this host's logs; with --env the hosts' active release is read."
+            )
+        query = log_query(follow=follow, grep=grep, since=since, process=process, tail=tail)
+        spec_or_none = load(config) if config.is_file() else None
+        name = app or (spec_or_none.app if spec_or_none else None)
+        if name is None:
+            raise ConfigError(f"name the app with --app, or run where {config} is.")
+        fleet_logs(
+            env, name, query, as_json=as_json, spec=spec_or_none, ca_file=ca_file, insecure_http=insecure_http
+        )
+        return
+    fleet_only = {
+        "--grep": grep,
+        "--since": since,
+        "--process": process,
+        "--app": app,
+        "--json": as_json or None,
+    }
+    given = [option for option, value in fleet_only.items() if value is not None]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} go with --env (the fleet's logs); drop them for this host's logs."
+        )
     spec = load(config)
     with host_context() as context:
         for chunk in maintenance.follow_logs(context, spec.app, release, follow, tail):
@@ -258,6 +319,71 @@ def stop(
     say(
         f"{spec.app} is in maintenance: {spec.proxy.listen} answers 503, {spec.healthcheck.path} answers 200."
     )
+
+
+class Switch(StrEnum):
+    on = "on"
+    off = "off"
+
+
+@handle_errors
+def maintenance_command(
+    turn: Annotated[Switch, typer.Argument(help="on: answer the maintenance page; off: serve again")],
+    env: FleetEnvOption = None,
+    app: AppFilterOption = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="one line shown on the maintenance page")
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    secrets_env: Annotated[
+        str, typer.Option("--secrets-env", help="without --env: environment whose secrets a start uses")
+    ] = "production",
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
+) -> None:
+    """Maintenance with the containers kept running: haproxy answers 503 with the maintenance page
+    (and --message), the health path 200; off serves the app again at once. --env: every host of ENV."""
+    turn_on = turn is Switch.on
+    if message is not None and not turn_on:
+        raise ConfigError("--message goes with 'maintenance on'; drop it to turn maintenance off.")
+    spec = load(config) if config.is_file() else None
+    if env is not None:
+        from shipyard.cli.fleet_ops import fleet_maintenance
+
+        name = app or (spec.app if spec else None)
+        if name is None:
+            raise ConfigError(f"name the app with --app, or run where {config} is.")
+        fleet_maintenance(
+            turn_on,
+            env,
+            name,
+            message,
+            as_json=as_json,
+            spec=spec,
+            ca_file=ca_file,
+            insecure_http=insecure_http,
+        )
+        return
+    spec = load(config)
+    with host_context() as context:
+        if turn_on:
+            plan = maintenance.enter_maintenance(context, spec.app, message=message, wait=wait)
+        else:
+            secrets = app_secrets(spec, config, secrets_env)
+            plan = maintenance.start_app(context, spec.app, secrets=secrets, wait=wait)
+    if as_json:
+        print_json(
+            {"app": spec.app, "maintenance": turn.value, "plan": plan.describe(), "changed": not plan.empty}
+        )
+    elif turn_on:
+        say(
+            f"{spec.app} is in maintenance: {spec.proxy.listen} answers 503, {spec.healthcheck.path} answers "
+            "200, its containers keep running."
+        )
+    else:
+        say(f"{spec.app} serves again on {spec.proxy.listen}.")
 
 
 @handle_errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 
 from shipyard import __version__
-from shipyard.cli.common import handle_errors
+from shipyard.cli.common import JsonOption, handle_errors
 from shipyard.cli.fleet_cmd import InsecureHttpOption
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.host.context import default_home
@@ -134,22 +135,27 @@ def drain(
         bool, typer.Option("--wait/--no-wait", help="wait until the agent has drained the host")
     ] = True,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="seconds to wait")] = 120.0,
+    as_json: JsonOption = False,
 ) -> None:
     """Take this host out: the agent deregisters it from its target group, waits, stops its apps."""
     from shipyard.agent.lifecycle import drained_reason, request_drain
 
     state_dir = home or default_home()
+
+    def tell(state: str, text: str) -> None:
+        typer.echo(json.dumps({"drain": state, "home": str(state_dir)}) if as_json else text)
+
     if drained_reason(state_dir) is not None:
-        typer.echo(f"this host is drained already ({drained_reason(state_dir)}).")
+        tell("drained", f"this host is drained already ({drained_reason(state_dir)}).")
         return
     request_drain(state_dir, reason.strip() or "shipyard host drain")
     if not wait:
-        typer.echo("drain requested; the agent acts at its next pass.")
+        tell("requested", "drain requested; the agent acts at its next pass.")
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if drained_reason(state_dir) is not None:
-            typer.echo("drained: deregistered, apps stopped; the agent converges nothing more here.")
+            tell("drained", "drained: deregistered, apps stopped; the agent converges nothing more here.")
             return
         time.sleep(0.5)
     raise ShipyardError(

@@ -34,11 +34,24 @@ def up(
         str,
         typer.Option("--db", help="sqlite, postgres (a server the lab starts) or a postgresql:// URL"),
     ] = "sqlite",
+    as_json: JsonOption = False,
 ) -> None:
     """Start the lab; hosts start empty and pull the current release themselves."""
     from shipyard.lab.fleet import lab_up
 
     state = lab_up(directory, hosts, subnet=subnet, images=images, controllers=controllers, database=db)
+    if as_json:
+        print_json(
+            {
+                "root": str(state.root),
+                "hosts": [h.name for h in state.hosts],
+                "edge": state.edge_url,
+                "controllers": list(state.controller_urls),
+                "registry": state.registry_address,
+                "ca_file": str(state.ca_file),
+            }
+        )
+        return
     say(f"lab up in {state.root}: {len(state.hosts)} hosts")
     urls = ", ".join(state.controller_urls)
     say(f"edge {state.edge_url}, controller {urls}, registry {state.registry_address}")
@@ -52,11 +65,15 @@ def up(
 def scale(
     hosts: Annotated[int, typer.Argument(min=0, max=200, help="the number of hosts wanted")],
     directory: DirOption = DEFAULT_DIR,
+    as_json: JsonOption = False,
 ) -> None:
     """Add hosts (each converges to the current release before the edge sends it traffic) or remove some."""
     from shipyard.lab.fleet import lab_scale
 
     state = lab_scale(directory, hosts)
+    if as_json:
+        print_json({"hosts": [h.name for h in state.hosts]})
+        return
     say(f"the lab has {len(state.hosts)} hosts: " + ", ".join(h.name for h in state.hosts))
 
 
@@ -92,9 +109,12 @@ def status(directory: DirOption = DEFAULT_DIR, as_json: JsonOption = False) -> N
 
 @lab_app.command("down")
 @handle_errors
-def down(directory: DirOption = DEFAULT_DIR) -> None:
+def down(directory: DirOption = DEFAULT_DIR, as_json: JsonOption = False) -> None:
     """Stop everything the lab started (engines, containers, processes) and remove its directory."""
     from shipyard.lab.fleet import lab_down
 
     lab_down(directory)
+    if as_json:
+        print_json({"removed": str(directory)})
+        return
     say(f"lab in {directory} removed")

@@ -32,6 +32,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, bool]] = {
     "signing-key": ("shipyard.cli.signing_cmd", "signing_key", False),
     "lab": ("shipyard.cli.lab_cmd", "lab_app", True),
     "host": ("shipyard.cli.host_ops_cmd", "host_app", True),
+    "maintenance": ("shipyard.cli.host_cmd", "maintenance_command", False),
     **{
         name: ("shipyard.cli.fleet_cmd", name, False)
         for name in (
@@ -124,6 +125,7 @@ def init(
     ),
     config: ConfigOption = DEFAULT_CONFIG,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+    as_json: JsonOption = False,
     ci: Annotated[
         str | None,
         typer.Option(
@@ -138,7 +140,9 @@ def init(
     from shipyard.domain.spec import parse_spec
 
     if ci is not None:
-        init_ci(ci, config, force)
+        written = init_ci(ci, config, force, quiet=as_json)
+        if as_json:
+            print_json({"wrote": str(written), "ci": ci})
         return
 
     if config.exists() and not force:
@@ -150,10 +154,13 @@ def init(
 
     parse_spec(yaml.safe_load(text), source=str(config))
     config.write_text(text)
+    if as_json:
+        print_json({"wrote": str(config), "app": app_name, "image": image})
+        return
     say(f"wrote {config}; edit it, then run 'shipyard deploy {image}:TAG'.")
 
 
-def init_ci(ci: str, config: Path, force: bool) -> None:
+def init_ci(ci: str, config: Path, force: bool, *, quiet: bool = False) -> Path:
     from shipyard.cli.ci_templates import PATHS, render
 
     if ci not in PATHS:
@@ -170,8 +177,10 @@ def init_ci(ci: str, config: Path, force: bool) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render(ci, spec.image, pipelines))
     shipped = ", ".join(f"{branch} -> {environment}" for branch, environment in pipelines)
-    say(f"wrote {target} ({shipped})")
-    say(f"give the CI a token: shipyard token create {ci}-ci --role ci --app {spec.app}")
+    if not quiet:
+        say(f"wrote {target} ({shipped})")
+        say(f"give the CI a token: shipyard token create {ci}-ci --role ci --app {spec.app}")
+    return target
 
 
 @app.command("config")
@@ -200,8 +209,11 @@ def show_config(
 
 
 @app.command()
-def version() -> None:
+def version(as_json: JsonOption = False) -> None:
     """Print shipyard's version."""
+    if as_json:
+        print_json({"version": __version__})
+        return
     typer.echo(__version__)
 
 

@@ -94,6 +94,7 @@ def add(
         ),
     ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
 ) -> None:
     """Register APP's webhook; the secret is read from standard input and never shown again."""
     if provider not in PROVIDERS:
@@ -117,6 +118,9 @@ def add(
             app, repository, secret, pipelines, provider=provider, deploy_key_secret=deploy_key_secret
         )
         url = client.url + hook.payload_path
+    if as_json:
+        print_json({**hook.model_dump(mode="json"), "payload_url": url})
+        return
     shipped = ", ".join(f"{p['branch']} -> {p['environment']}" for p in hook.pipelines)
     say(f"hook added for {hook.app}: {shipped}")
     if provider == "gitlab":
@@ -159,10 +163,13 @@ def list_hooks(as_json: JsonOption = False) -> None:
 
 @hooks_app.command("rm")
 @handle_errors
-def remove(app: AppRequired) -> None:
+def remove(app: AppRequired, as_json: JsonOption = False) -> None:
     """Remove APP's hook; its deliveries are then refused."""
     with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
         client.remove_hook(app)
+    if as_json:
+        print_json({"app": app, "removed": True})
+        return
     say(f"hook of {app} removed")
 
 
@@ -173,12 +180,15 @@ def rotate(
     finish: Annotated[
         bool, typer.Option("--finish", help="end the rotation: only the new secret is accepted")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Start a secret rotation (new secret on standard input; both accepted) or end it with --finish."""
     secret = None if finish else read_secret("new webhook secret: ")
     with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
         hook = client.rotate_hook(app, secret)
-    if hook.rotating:
+    if as_json:
+        print_json(hook.model_dump(mode="json"))
+    elif hook.rotating:
         say(
             f"{app}: the new and the old secret are both accepted; set the new one in GitHub/GitLab, then run"
         )

@@ -66,10 +66,15 @@ def add(
 
 @schedule_app.command("rm")
 @handle_errors
-def remove(schedule_id: Annotated[int, typer.Argument(help="the schedule's id", min=1)]) -> None:
+def remove(
+    schedule_id: Annotated[int, typer.Argument(help="the schedule's id", min=1)], as_json: JsonOption = False
+) -> None:
     """Remove a schedule; a job it already queued keeps running."""
     with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
         client.remove_schedule(schedule_id)
+    if as_json:
+        print_json({"schedule": schedule_id, "removed": True})
+        return
     say(f"schedule {schedule_id} removed")
 
 
@@ -105,12 +110,16 @@ def notify_add(
     url: Annotated[str, typer.Option("--url", help="where to post (http or https)")],
     format_: Annotated[str, typer.Option("--format", help="slack | json")] = "json",
     app: Annotated[str | None, typer.Option("--app", help="only this app's events (default: all)")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Post job and deployment start, success and failure to URL (retried; never fails a deploy)."""
     if format_ not in ("slack", "json"):
         raise ConfigError(f"--format {format_!r} is not known; use slack or json.")
     with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
         target = client.add_notify(url, format_, app)
+    if as_json:
+        print_json(target.model_dump(mode="json"))
+        return
     say(f"notification target {target.id}: {target.format} to {target.url} ({target.app or 'every app'})")
 
 
@@ -128,10 +137,15 @@ def notify_list(as_json: JsonOption = False) -> None:
 
 @notify_app.command("rm")
 @handle_errors
-def notify_remove(target_id: Annotated[int, typer.Argument(help="the target's id", min=1)]) -> None:
+def notify_remove(
+    target_id: Annotated[int, typer.Argument(help="the target's id", min=1)], as_json: JsonOption = False
+) -> None:
     """Remove a notification target and what is still queued for it."""
     with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
         client.remove_notify(target_id)
+    if as_json:
+        print_json({"target": target_id, "removed": True})
+        return
     say(f"notification target {target_id} removed")
 
 

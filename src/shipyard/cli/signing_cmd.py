@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.common import handle_errors
-from shipyard.cli.render import say
+from shipyard.cli.common import JsonOption, handle_errors
+from shipyard.cli.render import print_json, say
 from shipyard.errors import ConfigError
 from shipyard.signing import generate_private_key, key_id, public_key_pem, write_private_key
 
@@ -19,6 +19,7 @@ def signing_key(
         Path, typer.Argument(help="private key file to write (0600); the public key goes to PATH.pub")
     ],
     force: Annotated[bool, typer.Option("--force", help="overwrite existing key files")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a new release signing key pair: the private key for the controller or CI, PATH.pub for agents."""
     public_path = path.with_name(path.name + ".pub")
@@ -31,6 +32,11 @@ def signing_key(
         public_path.write_bytes(public_key_pem(key.public_key()))
     except OSError as exc:
         raise ConfigError(f"cannot write {public_path}: {exc.strerror or exc}.") from exc
+    if as_json:
+        print_json(
+            {"private_key": str(path), "public_key": str(public_path), "key_id": key_id(key.public_key())}
+        )
+        return
     say(
         f"wrote {path} (private, key id {key_id(key.public_key())}) and {public_path} (give it to the agents)"
     )

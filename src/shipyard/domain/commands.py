@@ -114,9 +114,12 @@ class EnterMaintenance:
 
     app: str
     backend: str
+    # The page's text to write first (a maintenance message); None keeps the page the app has.
+    page: str | None = None
 
     def describe(self) -> str:
-        return f"put {self.app} in maintenance (haproxy answers 503 with its maintenance page)"
+        page = " with a new message" if self.page is not None else ""
+        return f"put {self.app} in maintenance (haproxy answers 503 with its maintenance page{page})"
 
 
 @dataclass(frozen=True)

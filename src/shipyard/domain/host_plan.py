@@ -25,8 +25,17 @@ from shipyard.domain.plan import Plan, plan_start, start_workers
 from shipyard.domain.prune import PruneSelection
 
 
-def plan_maintenance(state: AppState, stop_timeout: int) -> Plan:
-    """haproxy answers 503 with the maintenance page (health path still 200), then containers stop."""
+def plan_maintenance(
+    state: AppState, stop_timeout: int, *, keep_running: bool = False, page: str | None = None
+) -> Plan:
+    """haproxy answers 503 with the maintenance page (health path still 200), then containers stop.
+
+    With `keep_running` the containers go on running (a fleet's maintenance, left in a second), and
+    `page`, when given, is written as the page first, so a new message shows even in maintenance."""
+    if keep_running:
+        if state.maintenance and page is None:
+            return Plan(noop_reason=f"{state.app} is in maintenance already")
+        return Plan((EnterMaintenance(state.app, backend_name(state.app), page),))
     running = [c for c in state.containers if c.running]
     # Workers stop with their own signal and timeout (the container's); one already finishing after
     # its stop signal is left to finish.

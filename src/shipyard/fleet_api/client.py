@@ -39,7 +39,8 @@ from shipyard.fleet_api.schemas.agent import (
     ReportAck,
 )
 from shipyard.fleet_api.schemas.deployments import DeploymentOut, DeploymentPlanOut
-from shipyard.fleet_api.schemas.fleet import HostOut, PruneOut
+from shipyard.fleet_api.schemas.fleet import HostOut, MaintenanceOut, PruneOut
+from shipyard.fleet_api.schemas.logs import AgentLogAck, LogQuery, LogRequestOut
 from shipyard.fleet_api.schemas.releases import ReleaseOut
 from shipyard.fleet_api.schemas.tasks import TaskOut, TaskUpdate
 from shipyard.fleet_api.tls import client_ssl_context, refusal_reason
@@ -55,6 +56,11 @@ class TokenRejectedError(ControllerAuthError):
 
 class PermissionDeniedError(ControllerAuthError):
     """HTTP 403: the token is valid but may not do this."""
+
+
+def _app_body(report: AppReport) -> dict[str, Any]:
+    """An app's report; `maintenance` only when set, so a controller that predates it accepts the rest."""
+    return report.model_dump(exclude=None if report.maintenance else {"maintenance"})
 
 
 def error_for(response: httpx.Response) -> ShipyardError:
@@ -293,6 +299,17 @@ class ControllerClient:
     def cancel_task(self, task_id: int) -> TaskOut:
         return self._one(TaskOut, "POST", f"/tasks/{task_id}/cancel")
 
+    def enter_maintenance(self, app: str, environment: str, message: str = "") -> MaintenanceOut:
+        body = {"app": app, "environment": environment, "message": message}
+        return self._one(MaintenanceOut, "POST", "/maintenance", json=body)
+
+    def leave_maintenance(self, app: str, environment: str) -> None:
+        self._call("DELETE", f"/maintenance/{app}/{environment}")
+
+    def maintenance(self, environment: str | None = None) -> list[MaintenanceOut]:
+        params = {"environment": environment} if environment else {}
+        return self._many(MaintenanceOut, "/maintenance", **params)
+
     def delete_host(self, name: str) -> None:
         """Forget the host and revoke its agent token (admin)."""
         self._call("DELETE", f"/hosts/{name}")
@@ -355,6 +372,23 @@ class ControllerClient:
         """An agent's word on a task of its host (started, output lines, its end)."""
         self._call("POST", f"/agent/tasks/{task_id}", json=update.model_dump())
 
+    def post_logs(
+        self, request_id: int, lines: list[str], *, finished: bool = False, message: str = ""
+    ) -> bool:
+        body = {"request": request_id, "lines": lines, "finished": finished, "message": message}
+        return self._one(AgentLogAck, "POST", "/agent/logs", json=body).wanted
+
+    # log requests (CLI side)
+    def request_logs(self, app: str, environment: str, query: LogQuery) -> LogRequestOut:
+        body = {"app": app, "environment": environment, **query.model_dump(exclude_none=True)}
+        return self._one(LogRequestOut, "POST", "/logs", json=body)
+
+    def read_logs(self, request_id: int, after: int = 0) -> LogRequestOut:
+        return self._one(LogRequestOut, "GET", f"/logs/{request_id}", params={"after": after})
+
+    def close_logs(self, request_id: int) -> None:
+        self._call("DELETE", f"/logs/{request_id}")
+
     def report(
         self,
         apps: list[AppReport],
@@ -363,7 +397,7 @@ class ControllerClient:
         prunes: list[PruneReport] | None = None,
         disk_free: int | None = None,
     ) -> ReportAck:
-        body: dict[str, Any] = {"agent_version": agent_version, "apps": [app.model_dump() for app in apps]}
+        body: dict[str, Any] = {"agent_version": agent_version, "apps": [_app_body(app) for app in apps]}
         if prunes:
             body["prunes"] = [prune.model_dump() for prune in prunes]
         if disk_free is not None:

@@ -259,6 +259,8 @@ class Interpreter:
 
     def _enter_maintenance(self, command: EnterMaintenance) -> str | None:
         store, proxy = self.context.store, self.context.proxy
+        if command.page is not None:
+            proxy.write_page(command.app, command.page)
         for slot in SLOTS:
             proxy.set_state(command.backend, slot, "maint")
         store.set_maintenance(command.app, True)
@@ -270,6 +272,8 @@ class Interpreter:
         proxy.switch(command.backend, command.slot, None, command.address)
         proxy.set_state(command.backend, other_slot(command.slot), "maint")
         store.set_active(command.app, command.slot, command.release.id, command.release.app_spec)
+        # A maintenance message is for this time only: the next maintenance shows the app's own page.
+        proxy.write_page(command.app, proxy_sync.maintenance_page_text(command.release.app_spec))
         proxy_sync.reload_with_state(store, proxy, command.app)
         return None
 

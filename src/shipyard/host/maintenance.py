@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 
 from shipyard.domain.host_plan import plan_leave_maintenance, plan_maintenance, plan_prune, plan_remove
+from shipyard.domain.maintenance_page import page_with_message
 from shipyard.domain.models import AppState, ContainerInfo, Release
 from shipyard.domain.plan import Plan
 from shipyard.domain.prune import PruneSelection, select_prune
@@ -29,6 +30,29 @@ def stop_app(context: HostContext, app: str, *, wait: bool = False, dry_run: boo
     with locked(context, app, "stop", wait):
         state, _ = recover(context, app)
         plan = plan_maintenance(state, record.spec.deploy.stop_timeout)
+        Interpreter(context, app).run(plan.steps)
+    return plan
+
+
+def enter_maintenance(
+    context: HostContext,
+    app: str,
+    *,
+    message: str | None = None,
+    wait: bool = False,
+    dry_run: bool = False,
+) -> Plan:
+    """Maintenance with the containers kept running: haproxy answers 503 with the page (carrying
+    `message` when given), the health path keeps answering, and `start_app` serves again at once."""
+    record = _record(context, app)
+    page = page_with_message(message) if message else None
+    if dry_run:
+        return plan_maintenance(
+            observe(context, app), record.spec.deploy.stop_timeout, keep_running=True, page=page
+        )
+    with locked(context, app, "maintenance on", wait):
+        state, _ = recover(context, app)
+        plan = plan_maintenance(state, record.spec.deploy.stop_timeout, keep_running=True, page=page)
         Interpreter(context, app).run(plan.steps)
     return plan
 

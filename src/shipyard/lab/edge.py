@@ -4,6 +4,10 @@ Hosts are servers added and removed through the runtime API (no reload). A new s
 and joins only when its checks pass: the host's health path answers 200 and so does `/`. The second
 check takes a host in maintenance out of the edge: its own haproxy then answers the health path itself
 (so a single upstream balancer keeps showing the maintenance page), but `/` answers 503.
+
+When every host is in maintenance (`shipyard maintenance on --env`), no host passes both checks: the
+edge then sends requests to the same hosts in a second backend checked on the health path alone, so
+clients get the hosts' maintenance page, as behind a cloud balancer checking the health path.
 """
 
 from __future__ import annotations
@@ -21,18 +25,24 @@ from shipyard.adapters.haproxy import HaproxyRuntime
 from shipyard.errors import ProxyError
 
 BACKEND = "hosts"
+PAGES = "pages"  # the same hosts, checked on the health path only: used when none is in BACKEND
 OPERATIONAL = {"0": "down", "1": "starting", "2": "up", "3": "stopping"}
 EDGE_REPLAY_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/up", "/")) -> str:
+def _checks(paths: tuple[str, ...]) -> list[str]:
     checks: list[str] = []
-    for path in check_paths:
+    for path in paths:
         checks += [
             "    http-check connect",
             f"    http-check send meth GET uri {path}",
             "    http-check expect status 200",
         ]
+    return checks
+
+
+def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/up", "/")) -> str:
+    checks = _checks(check_paths)
     lines = [
         "global",
         "    master-worker",
@@ -53,13 +63,21 @@ def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/
         "",
         "frontend edge",
         f"    bind 127.0.0.1:{port}",
-        f"    default_backend {BACKEND}",
+        f"    use_backend {BACKEND} if {{ nbsrv({BACKEND}) gt 0 }}",
+        f"    default_backend {PAGES}",
         "",
         f"backend {BACKEND}",
         "    balance roundrobin",
         f"    http-request disable-l7-retry unless {{ method {' '.join(EDGE_REPLAY_METHODS)} }}",
         "    option httpchk",
         *checks,
+        "    http-response set-header x-lab-host %[srv_name]",
+        "",
+        f"backend {PAGES}",
+        "    balance roundrobin",
+        f"    http-request disable-l7-retry unless {{ method {' '.join(EDGE_REPLAY_METHODS)} }}",
+        "    option httpchk",
+        *_checks(check_paths[:1]),
         "    http-response set-header x-lab-host %[srv_name]",
         "",
     ]
@@ -100,11 +118,14 @@ class EdgeProxy:
 
     def add_host(self, name: str, listen: str, inter_ms: int = 300) -> None:
         """Add the host DOWN: in one batch it leaves maintenance and is marked down until checks pass."""
-        server = f"{BACKEND}/{name}"
-        self._expect(f"add server {server} {listen} check inter {inter_ms} rise 2 fall 2", "New server")
-        self.runtime.execute(
-            f"enable health {server}", f"set server {server} state ready", f"set server {server} health down"
-        )
+        for backend in (BACKEND, PAGES):
+            server = f"{backend}/{name}"
+            self._expect(f"add server {server} {listen} check inter {inter_ms} rise 2 fall 2", "New server")
+            self.runtime.execute(
+                f"enable health {server}",
+                f"set server {server} state ready",
+                f"set server {server} health down",
+            )
 
     def remove_host(self, name: str, drain_timeout: float = 5.0) -> None:
         """Drain the host (no new requests, in-flight ones finish), then delete it."""
@@ -115,6 +136,9 @@ class EdgeProxy:
             time.sleep(0.05)
         self.runtime.execute(f"set server {server} state maint", f"shutdown sessions server {server}")
         self._expect(f"del server {server}", "Server deleted")
+        pages = f"{PAGES}/{name}"
+        self.runtime.execute(f"set server {pages} state maint", f"shutdown sessions server {pages}")
+        self._expect(f"del server {pages}", "Server deleted")
 
     def servers(self) -> dict[str, str]:
         """Each host's state at the edge: up, down or maint."""

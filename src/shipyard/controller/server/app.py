@@ -17,7 +17,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.controller.server import ui
 from shipyard.controller.server.agent_auth import AgentTokenCache
-from shipyard.controller.server.api import admin, agent, deployments, errors, fleet, ops, prunes, releases
+from shipyard.controller.server.api import (
+    admin,
+    agent,
+    deployments,
+    errors,
+    fleet,
+    logs,
+    maintenance,
+    ops,
+    prunes,
+    releases,
+)
 from shipyard.controller.server.api import hooks as hooks_api
 from shipyard.controller.server.api import jobs as jobs_api
 from shipyard.controller.server.api import schedules as schedules_api
@@ -222,6 +233,7 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
         deployments,
         prunes,
         tasks_api,
+        maintenance,
         admin,
         agent,
         hooks_api,
@@ -230,6 +242,9 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
     ):
         app.include_router(module.router, prefix=API_PREFIX)
         context.metrics.name_routes(module.router.routes, API_PREFIX)
+    for router in (logs.router, logs.agent_router):
+        app.include_router(router, prefix=API_PREFIX)
+        context.metrics.name_routes(router.routes, API_PREFIX)
     app.include_router(ops.router)
     app.include_router(webhooks_api.router)
     context.metrics.name_routes(ops.router.routes)

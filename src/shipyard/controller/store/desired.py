@@ -4,7 +4,8 @@ The rule, per app deployed to the host's environment, from its latest started de
 running, paused or failed (without rollback): hosts in started waves get the target, the rest keep the
 current release; succeeded: the target everywhere; aborted or rolled back: the current release (the last
 succeeded one) everywhere. Each app also carries the latest prune asked of it in the environment
-(prunes.py), which the host's agent carries out once, and each host its pending tasks (tasks.py).
+(prunes.py), which the host's agent carries out once, its maintenance message while it is in
+maintenance there (maintenance.py), and each host its pending tasks (tasks.py).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shipyard.controller.engine.rollout import ACTIVE, FAILED, SUCCEEDED
-from shipyard.controller.store import tasks
+from shipyard.controller.store import log_requests, maintenance, tasks
 from shipyard.controller.store.deployments import current_release_id
-from shipyard.controller.store.models import Deployment, DeploymentHost, Environment, Prune, Release
+from shipyard.controller.store.models import Deployment, DeploymentHost, Environment, Prune, Release, utcnow
 from shipyard.controller.store.release_secrets import sealed_by_release
-from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredState
+from shipyard.fleet_api.schemas.agent import DesiredApp, DesiredMaintenance, DesiredState
 from shipyard.fleet_api.schemas.common import release_name
+from shipyard.fleet_api.schemas.logs import DesiredLogRequest
 from shipyard.fleet_api.schemas.tasks import TaskOrder
 
 
@@ -75,6 +77,7 @@ class AppPlan:
     current_release: int | None
     waves: dict[int, int]
     prune: int | None = None  # the latest prune asked of the app in this group
+    maintenance: str | None = None  # the message, while the app is in maintenance in this group
 
     def choice_for(self, host_id: int) -> Choice | None:
         wave = self.waves.get(host_id)
@@ -111,6 +114,7 @@ class GroupPlan:
     apps: list[AppPlan]
     releases: dict[int, DesiredApp]
     tasks: dict[int, list[TaskOrder]] = field(default_factory=dict)  # pending tasks per host id
+    logs: list[DesiredLogRequest] = field(default_factory=list)  # open log requests of the group
     _keys: dict[int, _ChoiceKey] = field(default_factory=dict, compare=False, repr=False)
     _shared: dict[_ChoiceKey, _SharedAnswer] = field(default_factory=dict, compare=False, repr=False)
     _answers: dict[tuple[int, str], DesiredState] = field(default_factory=dict, compare=False, repr=False)
@@ -126,10 +130,17 @@ class GroupPlan:
             apps = []
             for index, choice in key:
                 template = self.releases[choice.release_id]
-                update = {"deployment_id": choice.deployment_id, "prune": self.apps[index].prune}
+                plan = self.apps[index]
+                update: dict[str, object] = {"deployment_id": choice.deployment_id, "prune": plan.prune}
+                if plan.maintenance is not None:
+                    update["maintenance"] = DesiredMaintenance(message=plan.maintenance)
                 apps.append(template.model_copy(update=update))
-            version = version_of(apps)
-            tail = b',"version":%d,"apps":%s,"tasks":[]}' % (version, _APPS_JSON.dump_json(apps))
+            version = version_of(apps, (), self.logs)
+            tail = b',"version":%d,"apps":%s,"tasks":[],"logs":%s}' % (
+                version,
+                _APPS_JSON.dump_json(apps),
+                _LOGS_JSON.dump_json(self.logs),
+            )
             shared = self._shared[key] = _SharedAnswer(apps, version, tail)
         return shared
 
@@ -137,7 +148,7 @@ class GroupPlan:
         """for_host(...).version, without building the host's answer."""
         pending = self.tasks.get(host_id)
         shared = self._shared_for(host_id)
-        return version_of(shared.apps, pending) if pending else shared.version
+        return version_of(shared.apps, pending, self.logs) if pending else shared.version
 
     def for_host(self, host_id: int, host_name: str) -> DesiredState:
         key = (host_id, host_name)
@@ -145,9 +156,14 @@ class GroupPlan:
         if answer is None:
             shared = self._shared_for(host_id)
             pending = self.tasks.get(host_id, [])
-            version = version_of(shared.apps, pending) if pending else shared.version
+            version = version_of(shared.apps, pending, self.logs) if pending else shared.version
             answer = DesiredState(
-                host=host_name, group=self.group, version=version, apps=shared.apps, tasks=pending
+                host=host_name,
+                group=self.group,
+                version=version,
+                apps=shared.apps,
+                tasks=pending,
+                logs=self.logs,
             )
             self._answers[key] = answer
         return answer
@@ -166,6 +182,7 @@ class GroupPlan:
 
 
 _APPS_JSON = TypeAdapter(list[DesiredApp])
+_LOGS_JSON = TypeAdapter(list[DesiredLogRequest])
 
 
 def _release_template(release: Release, sealed_secrets: str | None) -> DesiredApp:
@@ -197,6 +214,7 @@ def group_plan(session: Session, group: str) -> GroupPlan:
         .group_by(Prune.app_id)
     )
     prunes = {app_id: prune_id for app_id, prune_id in session.execute(latest_prunes)}
+    in_maintenance = maintenance.messages_by_app(session, environment.id)
     for app_id in sorted(app_ids):
         latest = _latest_started(session, app_id, environment.id)
         if latest is None:
@@ -217,6 +235,7 @@ def group_plan(session: Session, group: str) -> GroupPlan:
                 current,
                 waves,
                 prunes.get(app_id),
+                in_maintenance.get(app_id),
             )
         )
         wanted.extend(release_id for release_id in (latest.release_id, current) if release_id is not None)
@@ -227,14 +246,22 @@ def group_plan(session: Session, group: str) -> GroupPlan:
         release_id: _release_template(session.get_one(Release, release_id), sealed.get(release_id))
         for release_id in dict.fromkeys(wanted)
     }
-    return GroupPlan(group, apps, releases, tasks.pending_orders(session, group))
+    return GroupPlan(
+        group,
+        apps,
+        releases,
+        tasks.pending_orders(session, group),
+        log_requests.open_requests(session, environment.id, utcnow()),
+    )
 
 
-def version_of(apps: list[DesiredApp], pending: Sequence[TaskOrder] = ()) -> int:
+def version_of(
+    apps: list[DesiredApp], pending: Sequence[TaskOrder] = (), logs: Sequence[DesiredLogRequest] = ()
+) -> int:
     """A fingerprint of the content, so any change in what the host should run changes the version.
 
-    A prune (or a pending task) is in it only once one was asked, and sealed secrets only once set, so
-    hosts keep the version they had before any of them existed."""
+    A prune, a maintenance, sealed secrets, a pending task or a log request is in it only once one
+    exists, so hosts keep the version they had before any of them did."""
     content = json.dumps(
         [
             [
@@ -244,10 +271,12 @@ def version_of(apps: list[DesiredApp], pending: Sequence[TaskOrder] = ()) -> int
                 a.deployment_id,
                 *([a.prune] if a.prune else []),
                 *([_fingerprint(a.sealed_secrets)] if a.sealed_secrets else []),
+                *([["maintenance", a.maintenance.message]] if a.maintenance is not None else []),
             ]
             for a in apps
         ]
-        + ([["tasks", *(task.id for task in pending)]] if pending else []),
+        + ([["tasks", *(task.id for task in pending)]] if pending else [])
+        + ([["logs", [request.id for request in logs]]] if logs else []),
         sort_keys=True,
     )
     return int(hashlib.sha256(content.encode()).hexdigest()[:13], 16)

@@ -93,6 +93,7 @@ class HostApp(Base):
     health: Mapped[str] = mapped_column(String(16), default="unknown")
     outcome: Mapped[str | None] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text, default="")
+    maintenance: Mapped[bool] = mapped_column(default=False)  # haproxy answers the maintenance page
     reported_at: Mapped[datetime] = mapped_column(default=utcnow)
     host: Mapped[Host] = relationship(back_populates="apps")
     app: Mapped[App] = relationship()
@@ -290,3 +291,53 @@ class TaskLine(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
     number: Mapped[int] = mapped_column(Integer, primary_key=True)
     text: Mapped[str] = mapped_column(Text)
+
+
+class MaintenanceWindow(Base):
+    """An app in maintenance in an environment: its hosts answer the maintenance page, containers run."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (UniqueConstraint("app_id", "environment_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_by: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    app: Mapped[App] = relationship()
+    environment: Mapped[Environment] = relationship()
+
+
+class LogRequest(Base):
+    """A request for an app's log lines from every host of an environment, open until `expires_at`."""
+
+    __tablename__ = "log_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    query: Mapped[dict[str, Any]] = mapped_column()  # grep, since, process, tail, follow
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    app: Mapped[App] = relationship()
+    environment: Mapped[Environment] = relationship()
+
+
+class LogHost(Base):
+    """A host's progress on a log request: whether it sent all it will, and its word when it sent none."""
+
+    __tablename__ = "log_hosts"
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("log_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True)
+    finished: Mapped[bool] = mapped_column(default=False)
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class LogLine(Base):
+    __tablename__ = "log_lines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("log_requests.id", ondelete="CASCADE"), index=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    line: Mapped[str] = mapped_column(Text)

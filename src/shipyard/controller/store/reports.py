@@ -108,6 +108,7 @@ def store_reports(session: Session, reports: Sequence[PendingReport]) -> list[St
                 "b_health": item.health,
                 "b_outcome": item.outcome,
                 "b_message": item.message,
+                "b_maintenance": item.maintenance,
                 "b_at": report.received_at,
             }
             mentioned.append(app_id)
@@ -142,6 +143,7 @@ def _write_rows(
         "health": bindparam("b_health"),
         "outcome": bindparam("b_outcome"),
         "message": bindparam("b_message"),
+        "maintenance": bindparam("b_maintenance"),
         "reported_at": bindparam("b_at", type_=UtcDateTime()),
     }
     updates = [params for key, params in rows.items() if key in stored]

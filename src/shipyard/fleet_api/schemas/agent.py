@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.fleet_api.schemas.common import LINE_PATTERN, MAX_ID, Body, Line, Name, Text
+from shipyard.fleet_api.schemas.logs import DesiredLogRequest
 from shipyard.fleet_api.schemas.tasks import TaskOrder
 
 Health = Literal["healthy", "unhealthy", "unknown"]
@@ -45,6 +46,15 @@ class AgentRegistered(BaseModel):
     agent_token: str = Field(description="the host's own token; shown only in this response")
 
 
+MAX_MAINTENANCE_MESSAGE = 500
+
+
+class DesiredMaintenance(BaseModel):
+    """The app is in maintenance in its environment: haproxy answers 503 with the page, containers run."""
+
+    message: str = Field(default="", description="shown on the maintenance page; empty for the default page")
+
+
 class DesiredApp(BaseModel):
     app: str
     release_id: int
@@ -61,6 +71,9 @@ class DesiredApp(BaseModel):
         default=None,
         description="the release's env.secret values sealed for this host's environment; the agent opens it",
     )
+    maintenance: DesiredMaintenance | None = Field(
+        default=None, description="set while the app is in maintenance in the host's environment"
+    )
 
 
 class DesiredState(BaseModel):
@@ -70,6 +83,9 @@ class DesiredState(BaseModel):
     apps: list[DesiredApp]
     tasks: list[TaskOrder] = Field(
         default_factory=list, description="tasks assigned to this host that its agent has not started yet"
+    )
+    logs: list[DesiredLogRequest] = Field(
+        default_factory=list, description="open log requests of the host's environment"
     )
 
 
@@ -93,6 +109,7 @@ class AppReport(Body):
     outcome: Outcome | None = None
     message: Text = Field(default="", max_length=2000)
     counters: TrafficCounters | None = Field(default=None, description="haproxy counters, when known")
+    maintenance: bool = Field(default=False, description="haproxy answers the app's maintenance page here")
 
 
 MAX_REMOVED = 500

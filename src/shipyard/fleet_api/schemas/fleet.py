@@ -37,6 +37,7 @@ class HostAppOut(BaseModel):
     outcome: str | None
     message: str
     reported_at: datetime
+    maintenance: bool = Field(default=False, description="the host's haproxy answers the maintenance page")
 
 
 class HostOut(BaseModel):
@@ -85,3 +86,22 @@ class PruneOut(BaseModel):
     hosts: list[PruneHostOut]
     waiting: list[str] = Field(description="hosts of the environment that have not reported it yet")
     summary: str = Field(description="one line: per host what was removed and the free disk")
+
+
+class MaintenanceCreate(Body):
+    app: Name
+    environment: Name
+    message: str = Field(
+        default="",
+        max_length=500,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="one line shown on the maintenance page; empty for the app's own page",
+    )
+
+
+class MaintenanceOut(BaseModel):
+    app: str
+    environment: str
+    message: str
+    started_by: str
+    started_at: datetime

@@ -90,6 +90,7 @@ def host_out(host: Host, skew: list[str] | None = None) -> HostOut:
             outcome=row.outcome,
             message=row.message,
             reported_at=row.reported_at,
+            maintenance=row.maintenance,
         )
         for row in host.apps
     ]
