@@ -54,7 +54,26 @@ class HostRollback:
     policy_file: Path | None = None
 
     def run(self) -> int:
-        """Roll back; the exit code, after one clear sentence on an error (as `handle_errors` does)."""
+        """Roll back; the exit code, after one clear sentence on an error (as `handle_errors` does).
+
+        The app's standby keeper does it when one is running and can do it identically (see
+        shipyard.cli.keeper_client); otherwise this process does.
+        """
+        from shipyard.cli.keeper_client import try_keeper
+
+        try:
+            served = try_keeper(
+                config=self.config,
+                release=self.release,
+                dry_run=self.dry_run,
+                wait=self.wait,
+                as_json=self.as_json,
+                policy_file=self.policy_file,
+            )
+        except KeyboardInterrupt:
+            return 130
+        if served is not None:
+            return served
         from shipyard.cli.host_actions import rollback_here
         from shipyard.errors import ShipyardError
 
