@@ -82,6 +82,8 @@ def normalized(text: str) -> str:
     """Output with what differs between two rollbacks (times, releases, digests, slots) blanked."""
     for pattern, blank in (
         (r"\d+ ms", "N ms"),
+        (r"\d+\.\d+ s\b", "N s"),
+        (r"#\d+", "#N"),
         (r"sha256:[0-9a-f]+", "DIGEST"),
         (r"\br\d+\b", "rN"),
         (r":v\d\b", ":vN"),
@@ -137,6 +139,7 @@ def test_the_keeper_stops_serving_and_stops_the_standby_at_expiry(
     app_home.run("deploy", images.ref("v1"))
     app_home.run("deploy", images.ref("v2"))
     wait_for_keeper(app_home, timeout=8)
+    assert len(_running(app_home)) == 2  # serving and the warm standby
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         # (not `shipyard status`: it would stop the expired standby itself)
