@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.host.standby_keeper import SERVED_EVENT
 from shipyard.lab.fixtures import AppHome, TestImages
 
 pytestmark = pytest.mark.integration
@@ -78,6 +79,12 @@ def rollback(app_home: AppHome, *args: str, keeper: bool = True) -> tuple[int, b
     return done.returncode, result["in_process"], done.stdout, done.stderr
 
 
+def served_lines(app_home: AppHome) -> list[dict[str, object]]:
+    """The operation log's lines of rollbacks a keeper ran."""
+    lines = [json.loads(line) for line in (app_home.home / "shipyard.log").read_text().splitlines()]
+    return [line for line in lines if line["event"] == SERVED_EVENT]
+
+
 def normalized(text: str) -> str:
     """Output with what differs between two rollbacks (times, releases, digests, slots) blanked."""
     for pattern, blank in (
@@ -115,6 +122,8 @@ def test_the_keeper_rolls_back_as_the_command_would_and_the_command_falls_back_w
     assert (code, in_process, err) == (0, False, ""), out + err
     assert out.splitlines()[-1].startswith("rolled back to release r1 ")
     assert not any(line.startswith("→ start") for line in out.splitlines())  # the standby was warm
+    served = [line for line in served_lines(app_home) if not line["dry_run"]]
+    assert [(line["app"], line["exit_code"]) for line in served] == [(app_home.app, 0)]
 
     # The keeper spawned by that rollback took over; the same rollback in-process prints the same.
     wait_for_keeper(app_home)
@@ -130,6 +139,7 @@ def test_the_keeper_rolls_back_as_the_command_would_and_the_command_falls_back_w
     code, in_process, out, err = rollback(app_home)
     assert (code, in_process, err) == (0, True, "")
     assert out.splitlines()[-1].startswith("rolled back to release r1 ")
+    assert len([line for line in served_lines(app_home) if not line["dry_run"]]) == 1
 
 
 def test_the_keeper_stops_serving_and_stops_the_standby_at_expiry(

@@ -48,6 +48,8 @@ _HOST_MODULES = (
     "shipyard.adapters.haproxy_config",
 )
 LOADER_NICENESS = 10
+# The operation log's line for each rollback a keeper ran (shipyard.log in the host's home).
+SERVED_EVENT = "rollback served by the standby keeper"
 # How often a waiting keeper checks that it still owns the socket.
 _OWNERSHIP_CHECK_SECONDS = 1.0
 _REQUEST_READ_SECONDS = 5.0
@@ -283,6 +285,7 @@ class Keeper:
         from shipyard.cli.render import print_error
         from shipyard.errors import ShipyardError
         from shipyard.host.context import HostContext
+        from shipyard.host.oplog import host_logger
 
         saved = sys.stdout, sys.stderr, os.getcwd()
         out, err = _Relay(conn, "out"), _Relay(conn, "err")
@@ -296,7 +299,7 @@ class Keeper:
             if spec.env.secret:
                 _send(conn, {"decline": "the app reads secrets; the command reads them itself"})
                 return
-            sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+            sys.stdout, sys.stderr = out, err
             try:
                 rollback_here(
                     request.config,
@@ -315,16 +318,20 @@ class Keeper:
                 code = exc.exit_code
             self.served += 1
             _send(conn, {"exit": code})
-        except Exception as exc:  # noqa: BLE001 - the command decides what to do (falls back)
+        except Exception as exc:  # the command decides what to do: falls back when nothing was printed
             if out.written or err.written:
                 _send(conn, {"err": f"error: the standby keeper failed: {type(exc).__name__}\n"})
                 _send(conn, {"exit": 1})
             else:
                 _send(conn, {"decline": "the keeper could not run it"})
+            return
         finally:
             sys.stdout, sys.stderr = saved[0], saved[1]
             with contextlib.suppress(OSError):
                 os.chdir(saved[2])
+        with contextlib.suppress(OSError):
+            log = host_logger(self.home / "shipyard.log", app=self.app, actor=request.actor)
+            log.info(SERVED_EVENT, pid=os.getpid(), exit_code=code, dry_run=request.dry_run)
 
     def serve_until(self, deadline: float) -> bool:
         """Serve until `deadline` (monotonic); False when another keeper took the socket over."""
@@ -351,10 +358,12 @@ class Keeper:
             self.stop_serving()
             return
         try:
-            with HostContext(home=self.home) as context:
-                with locked(context, self.app, "stop expired standby", wait=False):
-                    self.stop_serving()
-                    recover(context, self.app)
+            with (
+                HostContext(home=self.home) as context,
+                locked(context, self.app, "stop expired standby", wait=False),
+            ):
+                self.stop_serving()
+                recover(context, self.app)
         except ShipyardError:
             pass  # a deploy holds the lock: its own recovery stops the standby
         finally:
