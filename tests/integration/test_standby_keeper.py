@@ -110,13 +110,31 @@ def test_the_keeper_rolls_back_as_the_command_would_and_the_command_falls_back_w
     assert oct(socket_path(app_home).stat().st_mode & 0o777) == "0o600"
     assert oct(socket_path(app_home).parent.stat().st_mode & 0o777) == "0o700"
 
-    # Same output and exit code from the keeper and in-process: dry runs, errors, JSON.
-    for args in (("--dry-run",), ("--dry-run", "--json"), ("r9",), ("r1", "--dry-run")):
+    # The test registry's credentials are named SHIPYARD_TEST_REG_*: one policy lets them through.
+    (app_home.root / "policy.yml").write_text(
+        json.dumps({"env": {"secret_prefixes": ["SHIPYARD_TEST_REG_"]}})
+    )
+    (app_home.root / "strict.yml").write_text(json.dumps({"env": {"secret_prefixes": ["OTHER_"]}}))
+    # Same output and exit code from the keeper and in-process: dry runs, errors, JSON, policies.
+    for args in (
+        ("--dry-run",),
+        ("--dry-run", "--json"),
+        ("r9",),
+        ("r1", "--dry-run"),
+        ("--dry-run", "--policy", "policy.yml"),
+        ("--policy", "strict.yml"),
+        ("--policy", "no-such-policy.yml"),
+    ):
         by_keeper = rollback(app_home, *args)
         in_process = rollback(app_home, *args, keeper=False)
         assert by_keeper[1] is False and in_process[1] is True, args
         assert by_keeper[0] == in_process[0] and by_keeper[2:] == in_process[2:], args
     assert rollback(app_home, "r9")[3].startswith("error: ")
+    assert rollback(app_home, "--policy", "strict.yml")[0] != 0
+    assert (
+        "the policy file no-such-policy.yml does not exist"
+        in rollback(app_home, "--policy", "no-such-policy.yml")[3]
+    )
 
     code, in_process, out, err = rollback(app_home)
     assert (code, in_process, err) == (0, False, ""), out + err

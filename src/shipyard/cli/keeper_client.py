@@ -151,7 +151,8 @@ def request_for(
         "json": as_json,
         "config": str(config.absolute()),
         "config_sha256": hashlib.sha256(config_text).hexdigest(),
-        "policy": str(policy_file.absolute()) if policy_file is not None else None,
+        # As given: the keeper works in `cwd`, and a policy error names the path as the user wrote it.
+        "policy": str(policy_file) if policy_file is not None else None,
         "actor": actor(),
         "cwd": os.getcwd(),
         "docker_host": os.environ.get("DOCKER_HOST"),

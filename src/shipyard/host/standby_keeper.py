@@ -112,6 +112,7 @@ def parse_request(raw: bytes) -> RollbackRequest:
 
     config, cwd = absolute("config"), absolute("cwd")
     assert config is not None and cwd is not None
+    policy = text("policy", optional=True)
     return RollbackRequest(
         app=str(text("app")),
         release=text("release", optional=True),
@@ -120,7 +121,7 @@ def parse_request(raw: bytes) -> RollbackRequest:
         as_json=flag("json"),
         config=config,
         config_sha256=str(text("config_sha256")),
-        policy=absolute("policy", optional=True),
+        policy=Path(policy) if policy is not None else None,
         actor=str(text("actor")),
         cwd=cwd,
         docker_host=text("docker_host", optional=True),
