@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ def test_a_request_made_by_the_command_is_read_back_by_the_keeper(tmp_path: Path
     assert parsed.config == tmp_path / "shipyard.yml"
     assert parsed.policy == Path("policy.yml")  # as given: the keeper works in the command's cwd
     assert parsed.cwd == Path(os.getcwd())
-    assert len(parsed.config_sha256) == 64
+    assert parsed.config_sha256 == hashlib.sha256(b"app: web\n").hexdigest()  # as hashlib makes it
 
 
 @pytest.mark.parametrize(
@@ -122,6 +124,17 @@ class Pipe:
         return False
 
 
+def test_the_actor_is_the_one_the_host_layer_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shipyard.host.context import default_actor
+
+    monkeypatch.delenv("SHIPYARD_ACTOR", raising=False)
+    assert keeper_client.actor() == default_actor()
+    monkeypatch.setenv("LOGNAME", "someone")
+    assert keeper_client.actor() == default_actor()
+    monkeypatch.setenv("SHIPYARD_ACTOR", "ci@runner")
+    assert keeper_client.actor() == default_actor() == "ci@runner"
+
+
 def test_styled_output_is_left_to_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("TTY_COMPATIBLE", "FORCE_COLOR"):
         monkeypatch.delenv(name, raising=False)
@@ -160,7 +173,7 @@ def listener(run_dir: Path) -> Iterator[socket.socket]:
     sock.close()
 
 
-def relay(sock: socket.socket, request: dict[str, Any]) -> tuple[int | None, list[str], list[str]]:
+def relay(sock: Any, request: dict[str, Any]) -> tuple[int | None, list[str], list[str]]:
     out: list[str] = []
     err: list[str] = []
     return exchange(sock, request, out.append, err.append), out, err
@@ -175,7 +188,7 @@ def test_lines_are_relayed_then_the_exit_code(run_dir: Path, listener: socket.so
     thread = serve_once(listener, answer)
     sock = connect(run_dir, "web.sock")
     assert sock is not None
-    with sock:
+    with closing(sock):
         assert relay(sock, a_request(tmp_path)) == (3, ["→ switch\n", "rolled back\n"], ["careful\n"])
     thread.join(5)
 
@@ -191,7 +204,7 @@ def test_a_decline_or_a_keeper_gone_before_any_output_means_fall_back(
         thread = serve_once(listener, answer)
         sock = connect(run_dir, "web.sock")
         assert sock is not None
-        with sock:
+        with closing(sock):
             assert relay(sock, a_request(tmp_path)) == (None, [], [])
         thread.join(5)
 
@@ -202,7 +215,7 @@ def test_a_keeper_gone_after_output_is_an_error_not_a_second_rollback(
     thread = serve_once(listener, lambda conn, line: conn.sendall(b'{"out": "-> switch\\n"}\n'))
     sock = connect(run_dir, "web.sock")
     assert sock is not None
-    with sock:
+    with closing(sock):
         code, out, err = relay(sock, a_request(tmp_path))
     assert (code, out) == (1, ["-> switch\n"])
     assert err == ["error: the standby keeper stopped before the rollback finished; see 'shipyard status'.\n"]

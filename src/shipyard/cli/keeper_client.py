@@ -3,7 +3,8 @@
 While a warm standby exists, the process that will stop it at expiry is running with the host layer
 loaded and listens on HOME/run/APP.sock. Handing it the rollback saves this process the imports
 (pydantic, the config model, the host layer) that are most of a rollback's time on a busy machine.
-Only the standard library's socket and json are used here.
+Only the standard library is used here, and of it what starts fast: the C `_socket` (not `socket`,
+which loads enum), the built-in SHA-256 (not hashlib, which loads OpenSSL), json.
 
 Every doubt means "do it in-process": no socket, nobody listening, a socket that is not ours, a
 terminal to style output for, the keeper declining (another app, a different shipyard.yml or
@@ -13,15 +14,18 @@ the caller runs the rollback itself, with the same output and exit code.
 
 from __future__ import annotations
 
+import _socket
 import json
 import os
-import socket
 import stat
 import struct
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import TextIO
 
 PROTOCOL = 1
 MAX_REQUEST_BYTES = 64 * 1024
@@ -49,12 +53,25 @@ def home_dir() -> Path:
 
 
 def actor() -> str:
-    """As shipyard.host.context.default_actor."""
+    """As shipyard.host.context.default_actor (with getpass.getuser's order of variables)."""
     if name := os.environ.get("SHIPYARD_ACTOR"):
         return name
-    import getpass
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if user := os.environ.get(variable):
+            break
+    else:
+        import pwd
 
-    return f"{getpass.getuser()}@{socket.gethostname()}"
+        user = pwd.getpwuid(os.getuid()).pw_name
+    return f"{user}@{_socket.gethostname()}"
+
+
+def sha256_hex(data: bytes) -> str:
+    try:  # the interpreter's own SHA-256: no OpenSSL to load
+        from _sha256 import sha256  # type: ignore[import-not-found]
+    except ImportError:
+        from hashlib import sha256
+    return str(sha256(data).hexdigest())
 
 
 def app_name(config_text: str) -> str | None:
@@ -98,16 +115,16 @@ def own_private_dir(path: Path) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077 == 0
 
 
-def peer_uid(sock: socket.socket) -> int:
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+def peer_uid(sock: _socket.socket) -> int:
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
     return int(struct.unpack("3i", creds)[1])
 
 
-def connect(directory: Path, name: str, timeout: float = 2.0) -> socket.socket | None:
+def connect(directory: Path, name: str, timeout: float = 2.0) -> _socket.socket | None:
     """A connection to the socket `name` in `directory`, or None (absent, stale, not ours)."""
     if not own_private_dir(directory):
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(timeout)
     path = str(directory / name)
     descriptor = None
@@ -139,8 +156,6 @@ def request_for(
     as_json: bool,
     policy_file: Path | None,
 ) -> dict[str, Any]:
-    import hashlib
-
     return {
         "protocol": PROTOCOL,
         "command": "rollback",
@@ -150,7 +165,7 @@ def request_for(
         "wait": wait,
         "json": as_json,
         "config": str(config.absolute()),
-        "config_sha256": hashlib.sha256(config_text).hexdigest(),
+        "config_sha256": sha256_hex(config_text),
         # As given: the keeper works in `cwd`, and a policy error names the path as the user wrote it.
         "policy": str(policy_file) if policy_file is not None else None,
         "actor": actor(),
@@ -159,8 +174,19 @@ def request_for(
     }
 
 
+def lines(sock: _socket.socket) -> Iterator[bytes]:
+    """The lines the peer sends, as they come, until it closes the connection."""
+    pending = b""
+    while chunk := sock.recv(65536):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        yield from complete
+    if pending:
+        yield pending
+
+
 def exchange(
-    sock: socket.socket,
+    sock: _socket.socket,
     request: dict[str, Any],
     write_out: Callable[[str], None],
     write_err: Callable[[str], None],
@@ -176,8 +202,7 @@ def exchange(
     try:
         sock.sendall(payload)
         sock.settimeout(None)  # the rollback itself may wait for the lock (--wait) or a health check
-        reader = sock.makefile("r", encoding="utf-8")
-        for line in reader:
+        for line in lines(sock):
             message = json.loads(line)
             if "decline" in message and not printed:
                 return None
@@ -237,5 +262,7 @@ def try_keeper(
 
         return emit
 
-    with sock:
+    try:
         return exchange(sock, request, write(sys.stdout), write(sys.stderr))
+    finally:
+        sock.close()
