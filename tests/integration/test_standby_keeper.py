@@ -42,6 +42,15 @@ def socket_path(app_home: AppHome) -> Path:
     return app_home.home / "run" / f"{app_home.app}.sock"
 
 
+def wait_for_new_keeper(app_home: AppHome, older: int, timeout: float = 60) -> int:
+    """The pid of the keeper that took the socket over from `older` (it loads for a while first)."""
+    deadline = time.monotonic() + timeout
+    while (pid := wait_for_keeper(app_home)) == older:
+        assert time.monotonic() < deadline, "no new keeper took the socket over"
+        time.sleep(0.2)
+    return pid
+
+
 def wait_for_keeper(app_home: AppHome, timeout: float = 60) -> int:
     """The pid of the keeper listening on the app's socket (its peer credentials)."""
     deadline = time.monotonic() + timeout
@@ -106,7 +115,7 @@ def test_the_keeper_rolls_back_as_the_command_would_and_the_command_falls_back_w
     app_home.write_config(images, deploy={"standby": 300})
     app_home.run("deploy", images.ref("v1"))
     app_home.run("deploy", images.ref("v2"))
-    wait_for_keeper(app_home)
+    first_keeper = wait_for_keeper(app_home)
     assert oct(socket_path(app_home).stat().st_mode & 0o777) == "0o600"
     assert oct(socket_path(app_home).parent.stat().st_mode & 0o777) == "0o700"
 
@@ -143,15 +152,20 @@ def test_the_keeper_rolls_back_as_the_command_would_and_the_command_falls_back_w
     served = [line for line in served_lines(app_home) if not line["dry_run"] and line["exit_code"] == 0]
     assert [line["app"] for line in served] == [app_home.app]
 
-    # The keeper spawned by that rollback took over; the same rollback in-process prints the same.
-    wait_for_keeper(app_home)
+    # The keeper spawned by that rollback took over; the older one became a plain reaper.
+    second_keeper = wait_for_new_keeper(app_home, first_keeper)
+    deadline = time.monotonic() + 30
+    while b"shipyard.host.reaper" not in Path(f"/proc/{first_keeper}/cmdline").read_bytes().split(b"\0"):
+        assert time.monotonic() < deadline, "the replaced keeper did not become a reaper"
+        time.sleep(0.2)
+    # The same rollback in-process prints the same.
     code, in_process, out_back, err = rollback(app_home, keeper=False)
     assert (code, in_process, err) == (0, True, "")
     assert out_back.splitlines()[-1].startswith("rolled back to release r2 ")
     assert normalized(out_back) == normalized(out)
 
     # A killed keeper leaves a stale socket: the command does the rollback itself.
-    pid = wait_for_keeper(app_home)
+    pid = wait_for_new_keeper(app_home, second_keeper)  # spawned by the in-process rollback
     os.kill(pid, signal.SIGKILL)
     assert socket_path(app_home).exists()
     code, in_process, out, err = rollback(app_home)
@@ -165,10 +179,10 @@ def test_the_keeper_rolls_back_as_the_command_would_and_the_command_falls_back_w
 def test_the_keeper_stops_serving_and_stops_the_standby_at_expiry(
     app_home: AppHome, images: TestImages
 ) -> None:
-    app_home.write_config(images, deploy={"standby": 8})
+    app_home.write_config(images, deploy={"standby": 12})
     app_home.run("deploy", images.ref("v1"))
     app_home.run("deploy", images.ref("v2"))
-    wait_for_keeper(app_home, timeout=8)
+    wait_for_keeper(app_home, timeout=12)
     assert len(_running(app_home)) == 2  # serving and the warm standby
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
