@@ -7,7 +7,9 @@ imported for it. Every other command, and `shipyard` alone or with --help, loads
 `shipyard rollback` on this host goes further: its usual arguments are read here without Typer and
 Click, and it runs without them (and without rich when its output is not a terminal). Anything
 else - --help, --env (the fleet), an unknown or repeated-looking flag, `--opt=value` - goes to the
-Typer command, which has the same flags, messages and exit codes.
+Typer command, which has the same flags, messages and exit codes. And before loading the host
+layer, it asks the app's standby keeper (the process waiting to stop the warm standby, which has it
+loaded) to do the rollback: see shipyard.cli.keeper_client.
 """
 
 from __future__ import annotations
