@@ -14,7 +14,9 @@
    and so is the CPU time the command used. With `--baseline-src DIR` (a `src` directory of another
    checkout, e.g. `git archive main src | tar -x -C DIR` then DIR/src), every rollback is followed by
    one run with that code (PYTHONPATH=DIR), alternating on the same app and the same load, so the
-   table compares both.
+   table compares both. A rollback the app's standby keeper ran (shipyard.cli.standby_keeper: a line
+   in the host's operation log) is counted, and the keeper's CPU time for it is shown apart from the
+   command's.
 
 Usage: .venv/bin/python benchmarks/cutover.py [--quick] [--deploys 20] [--rollbacks 20] [--direct 200]
        [--rollback-only] [--baseline-src DIR]
@@ -27,6 +29,8 @@ import json
 import os
 import re
 import resource
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -40,6 +44,7 @@ import yaml
 from _load import Lab, Load, LoadResult, describe_run, lab, percentile, print_table, wait_http
 
 from shipyard.adapters.haproxy import HaproxyRuntime
+from shipyard.cli.standby_keeper import SERVED_EVENT
 from shipyard.lab.single_host import AppHome, stop_reapers, unique_name
 
 
@@ -168,11 +173,50 @@ class TimedRollback:
     steps: float
     started_containers: int
     cpu: float
+    by_keeper: bool = False
+    keeper_cpu: float = 0.0
 
 
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def keeper_pid(home: AppHome) -> int | None:
+    """The pid of the standby keeper listening for the app (its socket's peer), if any."""
+    directory = home.home / "run"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    descriptor = None
+    try:
+        descriptor = os.open(directory, os.O_PATH | os.O_DIRECTORY)
+        sock.connect(f"/proc/self/fd/{descriptor}/{home.app}.sock")
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return int(struct.unpack("3i", creds)[0])
+    except OSError:
+        return None
+    finally:
+        sock.close()
+        if descriptor is not None:
+            os.close(descriptor)
+
+
+def process_cpu(pid: int | None) -> float:
+    """User + system CPU seconds of a running process (0 when it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def served_count(home: AppHome) -> int:
+    try:
+        text = (home.home / "shipyard.log").read_text()
+    except OSError:
+        return 0
+    return text.count(f'"event": "{SERVED_EVENT}"')
 
 
 STEP_DONE = re.compile(r"^\s*✓ (\d+) ms")
@@ -185,6 +229,8 @@ def timed_rollback(home: AppHome, source: Path | None = None) -> TimedRollback:
     env = home.env()
     if source is not None:
         env["PYTHONPATH"] = str(source)
+    keeper = keeper_pid(home)
+    keeper_cpu_before, served_before = process_cpu(keeper), served_count(home)
     cpu_before = children_cpu()
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -210,7 +256,10 @@ def timed_rollback(home: AppHome, source: Path | None = None) -> TimedRollback:
     wall = time.perf_counter() - started
     if code != 0:
         raise RuntimeError(f"shipyard rollback exited {code}: {process.stderr.read()[-800:]}")
-    return TimedRollback(wall, switched, steps, containers, children_cpu() - cpu_before)
+    cpu = children_cpu() - cpu_before
+    by_keeper = served_count(home) > served_before
+    keeper_cpu = process_cpu(keeper) - keeper_cpu_before if by_keeper else 0.0
+    return TimedRollback(wall, switched, steps, containers, cpu, by_keeper, keeper_cpu)
 
 
 @dataclass
@@ -219,7 +268,9 @@ class RollbackSamples:
     switched: list[float]
     steps: list[float]
     cpu: list[float]
+    keeper_cpu: list[float]
     started_containers: int = 0
+    by_keeper: int = 0
 
     def add(self, timed: TimedRollback) -> None:
         self.wall.append(timed.wall)
@@ -227,6 +278,9 @@ class RollbackSamples:
         self.steps.append(timed.steps)
         self.cpu.append(timed.cpu)
         self.started_containers += timed.started_containers
+        if timed.by_keeper:
+            self.by_keeper += 1
+            self.keeper_cpu.append(timed.keeper_cpu)
 
     def rows(self, condition: str, label: str = "") -> list[list[str]]:
         of = f" ({label})" if label else ""
@@ -234,12 +288,17 @@ class RollbackSamples:
             stats_row(f"rollback command wall time{of}, {condition}", self.wall, 1.0, "s"),
             stats_row(f"  command start -> haproxy switched{of}, {condition}", self.switched, 1.0, "s"),
             stats_row(f"  CPU time of the command{of}, {condition}", self.cpu, None, "s"),
+            *(
+                [stats_row(f"  CPU time of the keeper for it{of}, {condition}", self.keeper_cpu, None, "s")]
+                if self.keeper_cpu
+                else []
+            ),
             stats_row(f"  sum of the plan's steps{of}, {condition}", self.steps, None, "s"),
         ]
 
 
 def new_samples() -> RollbackSamples:
-    return RollbackSamples([], [], [], [])
+    return RollbackSamples([], [], [], [], [])
 
 
 def rollback_timings(
@@ -282,6 +341,10 @@ def rollback_timings(
             count = rollbacks * (1 if baseline is None else 2)
             notes.append(
                 f"rollbacks {condition}: {started_containers} of {count} started a container (0 expected)"
+            )
+            notes.append(
+                f"rollbacks {condition}: {current.by_keeper} of {rollbacks} of this checkout run by the "
+                f"standby keeper" + (f", {before.by_keeper} of the baseline's" if baseline else "")
             )
             if results:
                 notes.append(f"rollbacks under load: {load_summary(results[0])}")

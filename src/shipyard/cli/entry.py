@@ -7,14 +7,15 @@ imported for it. Every other command, and `shipyard` alone or with --help, loads
 `shipyard rollback` on this host goes further: its usual arguments are read here without Typer and
 Click, and it runs without them (and without rich when its output is not a terminal). Anything
 else - --help, --env (the fleet), an unknown or repeated-looking flag, `--opt=value` - goes to the
-Typer command, which has the same flags, messages and exit codes.
+Typer command, which has the same flags, messages and exit codes. And before loading the host
+layer, it asks the app's standby keeper (the process waiting to stop the warm standby, which has it
+loaded) to do the rollback: see shipyard.cli.keeper_client.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,19 +43,55 @@ def run(argv: list[str] | None = None) -> None:
     app(args, prog_name="shipyard")
 
 
-@dataclass
 class HostRollback:
-    """The arguments of `shipyard rollback` on this host (no --env), as the Typer command takes them."""
+    """The arguments of `shipyard rollback` on this host (no --env), as the Typer command takes them.
 
-    release: str | None = None
-    config: Path = Path("shipyard.yml")
-    dry_run: bool = False
-    wait: bool = False
-    as_json: bool = False
-    policy_file: Path | None = None
+    A plain class: `dataclasses` loads inspect, tokenize and more, a tenth of a rollback's start.
+    """
+
+    def __init__(
+        self,
+        release: str | None = None,
+        config: Path = Path("shipyard.yml"),
+        dry_run: bool = False,
+        wait: bool = False,
+        as_json: bool = False,
+        policy_file: Path | None = None,
+    ) -> None:
+        self.release = release
+        self.config = config
+        self.dry_run = dry_run
+        self.wait = wait
+        self.as_json = as_json
+        self.policy_file = policy_file
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HostRollback) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"HostRollback({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
     def run(self) -> int:
-        """Roll back; the exit code, after one clear sentence on an error (as `handle_errors` does)."""
+        """Roll back; the exit code, after one clear sentence on an error (as `handle_errors` does).
+
+        The app's standby keeper does it when one is running and can do it identically (see
+        shipyard.cli.keeper_client); otherwise this process does.
+        """
+        from shipyard.cli.keeper_client import try_keeper
+
+        try:
+            served = try_keeper(
+                config=self.config,
+                release=self.release,
+                dry_run=self.dry_run,
+                wait=self.wait,
+                as_json=self.as_json,
+                policy_file=self.policy_file,
+            )
+        except KeyboardInterrupt:
+            return 130
+        if served is not None:
+            return served
         from shipyard.cli.host_actions import rollback_here
         from shipyard.errors import ShipyardError
 

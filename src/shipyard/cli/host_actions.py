@@ -120,20 +120,24 @@ def rollback_here(
     as_json: bool,
     policy_file: Path | None,
     spec: AppSpec | None = None,
+    context: HostContext | None = None,
 ) -> None:
-    """`shipyard rollback` on this host: swap back to the previous release (or `release`)."""
+    """`shipyard rollback` on this host: swap back to the previous release (or `release`).
+
+    `context`: the host's (the standby keeper passes its own); closed when done.
+    """
     from shipyard.host import service
 
     spec = spec or load(config)
     announce("this host", as_json)
-    with host_context(config) as context:
-        policy = host_policy(policy_file, spec, config, env, context.home)
+    with context or host_context(config) as host:
+        policy = host_policy(policy_file, spec, config, env, host.home)
         if dry_run:
-            print_outcome_plan(service.rollback(context, spec, release, dry_run=True, policy=policy), as_json)
+            print_outcome_plan(service.rollback(host, spec, release, dry_run=True, policy=policy), as_json)
             return
         secrets = app_secrets(spec, config, env)
         outcome = service.rollback(
-            context,
+            host,
             spec,
             release,
             wait=wait,

@@ -1,4 +1,5 @@
-"""The Reaper port on a real host: a detached `python -m shipyard.host.reaper` per warm standby."""
+"""The Reaper port on a real host: a detached `python -m shipyard.cli.standby_keeper` per warm
+standby, which serves rollbacks to it while it waits (and is the plain reaper when it cannot)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ class ReaperProcess:
     docker_url: str | None = None
 
     def spawn(self, app: str, seconds: float) -> None:
-        argv = [sys.executable, "-m", "shipyard.host.reaper", "--app", app, "--home", str(self.home)]
+        argv = [sys.executable, "-m", "shipyard.cli.standby_keeper", "--app", app, "--home", str(self.home)]
         argv += ["--after", f"{seconds + 0.5:.1f}"]
         env = dict(os.environ)
         if self.docker_url:

@@ -228,7 +228,8 @@ def stop_reapers(home: Path) -> int:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"shipyard.host.reaper" in argv and str(home).encode() in argv:
+        reaper = b"shipyard.host.reaper" in argv or b"shipyard.cli.standby_keeper" in argv
+        if reaper and str(home).encode() in argv:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(int(entry.name), signal.SIGTERM)
                 stopped += 1
