@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.controller.store.models import App, Environment, Host
+from shipyard.controller.errors import ConflictError
+from shipyard.controller.store.models import App, Deployment, Environment, Host
 from shipyard.errors import NotFoundError
 
 Named = TypeVar("Named", App, Environment)
@@ -74,3 +75,18 @@ def list_environments(session: Session) -> Sequence[Environment]:
 def host_counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(Host.group, func.count(Host.id)).group_by(Host.group)).all()
     return {group: count for group, count in rows}
+
+
+def deployed_place(session: Session, app: str, environment: str, refusal: str) -> tuple[App, Environment]:
+    """The app and environment rows, or ConflictError "{app} has never been deployed to {environment},
+    so {refusal}." when no deployment of the app ever went there."""
+    app_row = find_app(session, app)
+    environment_row = find_environment(session, environment)
+    deployed = session.scalar(
+        select(Deployment.id)
+        .where(Deployment.app_id == app_row.id, Deployment.environment_id == environment_row.id)
+        .limit(1)
+    )
+    if deployed is None:
+        raise ConflictError(f"{app} has never been deployed to {environment}, so {refusal}.")
+    return app_row, environment_row

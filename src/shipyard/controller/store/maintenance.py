@@ -13,9 +13,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from shipyard.controller.errors import ConflictError
 from shipyard.controller.store import audit, catalog
-from shipyard.controller.store.models import Deployment, MaintenanceWindow
+from shipyard.controller.store.models import MaintenanceWindow
 from shipyard.errors import NotFoundError
 
 
@@ -38,15 +37,7 @@ def enter(
     now: datetime,
 ) -> MaintenanceWindow:
     """Put the app in maintenance in the environment (a second call changes the message)."""
-    app_row = catalog.find_app(session, app)
-    environment_row = catalog.find_environment(session, environment)
-    deployed = session.scalar(
-        select(Deployment.id)
-        .where(Deployment.app_id == app_row.id, Deployment.environment_id == environment_row.id)
-        .limit(1)
-    )
-    if deployed is None:
-        raise ConflictError(f"{app} has never been deployed to {environment}, so no host there serves it.")
+    app_row, environment_row = catalog.deployed_place(session, app, environment, "no host there serves it")
     window = _window(session, app_row.id, environment_row.id)
     if window is None:
         window = MaintenanceWindow(app=app_row, environment=environment_row, started_by=actor, started_at=now)

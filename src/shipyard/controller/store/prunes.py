@@ -15,9 +15,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from shipyard.controller.errors import ConflictError
 from shipyard.controller.store import audit, catalog
-from shipyard.controller.store.models import Deployment, Host, Prune, PruneHost
+from shipyard.controller.store.models import Host, Prune, PruneHost
 from shipyard.domain.prune import human_bytes
 from shipyard.errors import NotFoundError
 from shipyard.fleet_api.schemas.agent import PruneReport
@@ -34,17 +33,9 @@ def request_prune(
     schedule_id: int | None = None,
 ) -> Prune:
     """Ask every host of `environment` to prune `app`; ConflictError when the app never went there."""
-    app_row = catalog.find_app(session, app)
-    environment_row = catalog.find_environment(session, environment)
-    deployed = session.scalar(
-        select(Deployment.id)
-        .where(Deployment.app_id == app_row.id, Deployment.environment_id == environment_row.id)
-        .limit(1)
+    app_row, environment_row = catalog.deployed_place(
+        session, app, environment, "no host there has releases to prune"
     )
-    if deployed is None:
-        raise ConflictError(
-            f"{app} has never been deployed to {environment}, so no host there has releases to prune."
-        )
     prune = Prune(
         app_id=app_row.id,
         environment_id=environment_row.id,
