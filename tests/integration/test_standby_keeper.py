@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from shipyard.lab.fixtures import AppHome, TestImages
 
 from shipyard.cli.standby_keeper import SERVED_EVENT
+from shipyard.lab.single_host import AppHome, PushedImages
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ def normalized(text: str) -> str:
 
 
 def test_the_keeper_rolls_back_as_the_command_would_and_the_command_falls_back_without_it(
-    app_home: AppHome, images: TestImages
+    app_home: AppHome, images: PushedImages
 ) -> None:
     app_home.write_config(images, deploy={"standby": 300})
     app_home.run("deploy", images.ref("v1"))
@@ -177,7 +177,7 @@ def test_the_keeper_rolls_back_as_the_command_would_and_the_command_falls_back_w
 
 
 def test_the_keeper_stops_serving_and_stops_the_standby_at_expiry(
-    app_home: AppHome, images: TestImages
+    app_home: AppHome, images: PushedImages
 ) -> None:
     app_home.write_config(images, deploy={"standby": 12})
     app_home.run("deploy", images.ref("v1"))
