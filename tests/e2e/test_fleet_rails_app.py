@@ -65,7 +65,8 @@ def test_web_worker_migration_secret_run_and_rollback_with_no_failed_request(ser
             assert current_version(lab) == "v2"
             wait_for(lambda: events(lab, volume)[f"{first['release']} started"] == hosts, 20, "the workers")
             assert all(values == {old_value} for values in values_in_containers(lab).values())
-            assert sum(len(lines) for lines in log_lines(lab, f"{image}:v2", volume).values()) == 1
+            pinned = f"{first['image']}@{first['digest']}"
+            assert sum(len(lines) for lines in log_lines(lab, pinned, volume).values()) == 1
 
             failing = lab.cli("deploy", f"{image}:v1", "--env", lab.state.group, "-c", str(broken), "--json")
             assert failing.returncode == 9, failing.stdout + failing.stderr
@@ -92,7 +93,7 @@ def test_web_worker_migration_secret_run_and_rollback_with_no_failed_request(ser
             time.sleep(0.3)
         assert load.stats.sent > 20 and load.stats.failed == 0, load.stats.failures
         # One migration per deployment that ran it (the failing one touched nothing, the rollback none).
-        migrated = log_lines(lab, f"{image}:v1", volume)
+        migrated = log_lines(lab, f"{second['image']}@{second['digest']}", volume)
         assert sorted(line for lines in migrated.values() for line in lines) == sorted(
             [first["release"], second["release"]]
         )
