@@ -186,7 +186,10 @@ class LocalHost:
         )
         release = host_release(desired, self.address, utcnow())
         spec = release.app_spec
-        self.policy.enforce(spec, release.pinned_image, release=release.id)
+        # As for a swap: env.secret comes sealed with the release, never from this host's environment.
+        self.policy.with_stored_secrets(spec.env.secret).enforce(
+            spec, release.pinned_image, release=release.id
+        )
         # The same secrets as the app's containers get: sealed with the release, opened with this host's key.
         secrets = self.release_secrets(spec, order.sealed_secrets)
         return service.run_task(
