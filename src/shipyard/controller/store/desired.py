@@ -250,7 +250,7 @@ def group_plan(session: Session, group: str) -> GroupPlan:
         group,
         apps,
         releases,
-        tasks.pending_orders(session, group),
+        tasks.pending_orders(session, environment),
         log_requests.open_requests(session, environment.id, utcnow()),
     )
 

@@ -244,12 +244,12 @@ def fail_on_lost_hosts(session: Session, host_ids: Sequence[int], now: datetime)
     return len(unfinished)
 
 
-def pending_orders(session: Session, group: str) -> dict[int, list[TaskOrder]]:
-    """The pending tasks of every host of `group`, as their desired states carry them."""
+def pending_orders(session: Session, environment: Environment) -> dict[int, list[TaskOrder]]:
+    """The pending tasks of every host of `environment` (its group), as their desired states carry them."""
     query = (
         select(Task)
         .join(Host, Host.id == Task.host_id)
-        .where(Host.group == group, Task.status == PENDING)
+        .where(Host.group == environment.name, Task.status == PENDING)
         # A release phase whose deployment was aborted meanwhile is not run.
         .where(
             or_(
@@ -261,13 +261,8 @@ def pending_orders(session: Session, group: str) -> dict[int, list[TaskOrder]]:
         .order_by(Task.id)
     )
     pending = list(session.scalars(query))
-    environment_id = session.scalar(select(Environment.id).where(Environment.name == group))
     # A task runs with the secrets its release was sealed with for this environment, as the app does.
-    sealed = (
-        sealed_by_release(session, environment_id, sorted({task.release_id for task in pending}))
-        if environment_id is not None and pending
-        else {}
-    )
+    sealed = sealed_by_release(session, environment.id, sorted({task.release_id for task in pending}))
     orders: dict[int, list[TaskOrder]] = {}
     for task in pending:
         assert task.host_id is not None  # joined on it
