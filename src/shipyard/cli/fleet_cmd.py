@@ -105,14 +105,15 @@ def _optional(value: str | None, option: str) -> str | None:
     return None if value is None else checked_name(value, option)
 
 
-def _optional_spec(config: Path) -> AppSpec | None:
+def optional_spec(config: Path) -> AppSpec | None:
+    """shipyard.yml when there is one: fleet commands also run where there is none."""
     return load_spec(config) if config.is_file() else None
 
 
 def _app_name(app: str | None, config: Path) -> str:
     if app is not None:
         return checked_name(app, "--app")
-    spec = _optional_spec(config)
+    spec = optional_spec(config)
     if spec is None:
         raise ConfigError(f"name the app with --app, or run where {config} is.")
     return spec.app
@@ -295,7 +296,7 @@ def deployments(
 ) -> None:
     """Deployments on the controller, newest first."""
     app, env = _optional(app, "--app"), _optional(env, "--env")
-    with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
+    with fleet_client(optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found = client.list_deployments(app=app, environment=env)
     if as_json:
         print_json([d.model_dump(mode="json") for d in found])
@@ -316,7 +317,7 @@ def deployment(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """One deployment with per-host progress."""
-    with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
+    with fleet_client(optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         if follow_it:
             follow(client, deployment_id, as_json)
             return
@@ -330,7 +331,7 @@ def deployment(
 def _transition(
     change: str, deployment_id: int, ca_file: Path | None, insecure_http: bool, as_json: bool = False
 ) -> None:
-    with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
+    with fleet_client(optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found: DeploymentOut = getattr(client, change)(deployment_id)
     if as_json:
         print_json(found.model_dump(mode="json"))
@@ -366,7 +367,7 @@ def hosts(
 ) -> None:
     """Hosts known to the controller with what their agents report."""
     env = _optional(env, "--env")
-    with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
+    with fleet_client(optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         found = client.hosts(env)
     if as_json:
         print_json([h.model_dump(mode="json") for h in found])
@@ -419,7 +420,7 @@ def lock(
     """Refuse deployments of the app to ENV until unlocked."""
     checked_name(env, "--env")
     name = _app_name(app, config)
-    with fleet_client(_optional_spec(config), ca_file, insecure_http) as client:
+    with fleet_client(optional_spec(config), ca_file, insecure_http) as client:
         held = client.lock(name, env, reason)
     if as_json:
         print_json(held.model_dump(mode="json"))
@@ -439,7 +440,7 @@ def unlock(
     """Allow deployments of the app to ENV again (a queued one starts)."""
     checked_name(env, "--env")
     name = _app_name(app, config)
-    with fleet_client(_optional_spec(config), ca_file, insecure_http) as client:
+    with fleet_client(optional_spec(config), ca_file, insecure_http) as client:
         client.unlock(name, env)
     if as_json:
         print_json({"app": name, "environment": env, "locked": False})
@@ -456,7 +457,7 @@ def audit(
     insecure_http: InsecureHttpOption = False,
 ) -> None:
     """Who did what, when, from where."""
-    with fleet_client(_optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
+    with fleet_client(optional_spec(DEFAULT_CONFIG), ca_file, insecure_http) as client:
         entries = client.audit(limit=limit, action=action)
     if as_json:
         print_json([e.model_dump(mode="json") for e in entries])

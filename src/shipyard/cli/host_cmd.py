@@ -164,7 +164,7 @@ def status(
     if env is not None:
         from shipyard.cli.fleet_ops import fleet_status
 
-        spec_or_none = load(config) if config.is_file() else None
+        spec_or_none = fleet_cmd.optional_spec(config)
         fleet_status(
             env, app, as_json=as_json, spec=spec_or_none, ca_file=ca_file, insecure_http=insecure_http
         )
@@ -273,7 +273,7 @@ def logs(
                 "--release is for this host's logs; with --env the hosts' active release is read."
             )
         query = log_query(follow=follow, grep=grep, since=since, process=process, tail=tail)
-        spec_or_none = load(config) if config.is_file() else None
+        spec_or_none = fleet_cmd.optional_spec(config)
         name = app or (spec_or_none.app if spec_or_none else None)
         if name is None:
             raise ConfigError(f"name the app with --app, or run where {config} is.")
@@ -348,7 +348,7 @@ def maintenance_command(
     turn_on = turn is Switch.on
     if message is not None and not turn_on:
         raise ConfigError("--message goes with 'maintenance on'; drop it to turn maintenance off.")
-    spec = load(config) if config.is_file() else None
+    spec = fleet_cmd.optional_spec(config)
     if env is not None:
         from shipyard.cli.fleet_ops import fleet_maintenance
 

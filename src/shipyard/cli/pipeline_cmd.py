@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from shipyard.cli.common import DEFAULT_CONFIG, ConfigOption, JsonOption, handle_errors
-from shipyard.cli.fleet_cmd import controller_url
+from shipyard.cli.fleet_cmd import controller_url, optional_spec
 from shipyard.cli.render import console, print_json, say, table
 from shipyard.domain import names
-from shipyard.domain.spec import AppSpec, load_spec
+from shipyard.domain.spec import AppSpec
 from shipyard.errors import ConfigError, DeployFailedError
 
 if TYPE_CHECKING:
@@ -47,10 +47,6 @@ def pipeline_client(spec: AppSpec | None = None) -> PipelineClient:
         ca_file=Path(ca_file) if ca_file else None,
         insecure_http=insecure_http,
     )
-
-
-def _optional_spec(config: Path) -> AppSpec | None:
-    return load_spec(config) if config.is_file() else None
 
 
 def read_secret(prompt: str) -> str:
@@ -99,7 +95,7 @@ def add(
     """Register APP's webhook; the secret is read from standard input and never shown again."""
     if provider not in PROVIDERS:
         raise ConfigError(f"provider {provider!r} is not supported yet; use {', '.join(PROVIDERS)}.")
-    spec = _optional_spec(config)
+    spec = optional_spec(config)
     repository = repository or (spec.repository if spec else None)
     if not repository:
         raise ConfigError(
@@ -142,7 +138,7 @@ def add(
 @handle_errors
 def list_hooks(as_json: JsonOption = False) -> None:
     """Registered hooks (never their secrets)."""
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         found = client.hooks()
     if as_json:
         print_json([hook.model_dump(mode="json") for hook in found])
@@ -165,7 +161,7 @@ def list_hooks(as_json: JsonOption = False) -> None:
 @handle_errors
 def remove(app: AppRequired, as_json: JsonOption = False) -> None:
     """Remove APP's hook; its deliveries are then refused."""
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         client.remove_hook(app)
     if as_json:
         print_json({"app": app, "removed": True})
@@ -184,7 +180,7 @@ def rotate(
 ) -> None:
     """Start a secret rotation (new secret on standard input; both accepted) or end it with --finish."""
     secret = None if finish else read_secret("new webhook secret: ")
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         hook = client.rotate_hook(app, secret)
     if as_json:
         print_json(hook.model_dump(mode="json"))
@@ -205,7 +201,7 @@ def deliveries(
     as_json: JsonOption = False,
 ) -> None:
     """Webhook deliveries received, newest first, with their verdict and reason."""
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         found = client.deliveries(app, limit)
     if as_json:
         print_json([d.model_dump(mode="json") for d in found])
@@ -236,7 +232,7 @@ def jobs(
     as_json: JsonOption = False,
 ) -> None:
     """Pipeline jobs, newest first: commit, trigger, status and time per step."""
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         found = client.jobs(app=app, environment=env)
     if as_json:
         print_json([j.model_dump(mode="json") for j in found])
@@ -277,7 +273,7 @@ def job(
     as_json: JsonOption = False,
 ) -> None:
     """A job and its log (ID [--follow]), or: cancel ID, retry ID."""
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         if target in JOB_ACTIONS:
             if job_id is None:
                 raise ConfigError(f"name the job: shipyard job {target} ID.")

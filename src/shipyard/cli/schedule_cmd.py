@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from shipyard.cli.common import DEFAULT_CONFIG, JsonOption, handle_errors
-from shipyard.cli.pipeline_cmd import _optional_spec, pipeline_client
+from shipyard.cli.fleet_cmd import optional_spec
+from shipyard.cli.pipeline_cmd import pipeline_client
 from shipyard.cli.render import print_json, say, table
 from shipyard.errors import ConfigError
 
@@ -54,7 +55,7 @@ def add(
         "missed": missed,
     }
     schedule.zone(tz)  # an unknown zone is named here, before anything is sent
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         added = client.add_schedule(body)
     if as_json:
         print_json(added.model_dump(mode="json"))
@@ -70,7 +71,7 @@ def remove(
     schedule_id: Annotated[int, typer.Argument(help="the schedule's id", min=1)], as_json: JsonOption = False
 ) -> None:
     """Remove a schedule; a job it already queued keeps running."""
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         client.remove_schedule(schedule_id)
     if as_json:
         print_json({"schedule": schedule_id, "removed": True})
@@ -84,7 +85,7 @@ def schedules(
     as_json: JsonOption = False,
 ) -> None:
     """Schedules with their next run (in their own time zone) and how the last run went."""
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         found = client.schedules(app)
     if as_json:
         print_json([s.model_dump(mode="json") for s in found])
@@ -115,7 +116,7 @@ def notify_add(
     """Post job and deployment start, success and failure to URL (retried; never fails a deploy)."""
     if format_ not in ("slack", "json"):
         raise ConfigError(f"--format {format_!r} is not known; use slack or json.")
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         target = client.add_notify(url, format_, app)
     if as_json:
         print_json(target.model_dump(mode="json"))
@@ -127,7 +128,7 @@ def notify_add(
 @handle_errors
 def notify_list(as_json: JsonOption = False) -> None:
     """Notification targets (URLs shown as scheme and host only)."""
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         found = client.notify_targets()
     if as_json:
         print_json([t.model_dump(mode="json") for t in found])
@@ -141,7 +142,7 @@ def notify_remove(
     target_id: Annotated[int, typer.Argument(help="the target's id", min=1)], as_json: JsonOption = False
 ) -> None:
     """Remove a notification target and what is still queued for it."""
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         client.remove_notify(target_id)
     if as_json:
         print_json({"target": target_id, "removed": True})
@@ -155,7 +156,7 @@ def notify_log(
     limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50, as_json: JsonOption = False
 ) -> None:
     """Notifications queued, newest first: sent, pending (with the next retry) or failed."""
-    with pipeline_client(_optional_spec(DEFAULT_CONFIG)) as client:
+    with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         found = client.notifications(limit)
     if as_json:
         print_json([n.model_dump(mode="json") for n in found])

@@ -32,9 +32,9 @@ from shipyard.cli.fleet_cmd import (
     InsecureHttpOption,
     _app_name,
     _optional,
-    _optional_spec,
     checked_name,
     fleet_client,
+    optional_spec,
 )
 from shipyard.cli.render import print_json
 from shipyard.errors import ConfigError, ShipyardError
@@ -78,7 +78,7 @@ def run(
         )
     env = _optional(env, "--env")
     host = _optional(host, "--host")
-    spec = _optional_spec(config)
+    spec = optional_spec(config)
     if env is not None:  # --env means the fleet, as for deploy: refused without a controller
         client = fleet_client(spec, ca_file, insecure_http)
         code = _fleet_run(client, argv, env, host, _app_name(app, config), timeout, as_json)
