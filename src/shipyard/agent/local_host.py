@@ -76,11 +76,14 @@ class LocalHost:
             # After a reboot (or the engine's restart) the serving release's container is gone or
             # stopped: start it again from this host's own records, without waiting for the controller.
             spec = record.spec
-            sealed = sealed_store.kept(self.context.home, app, record.active_release_id)
-            secrets = self.release_secrets(spec, sealed)
+            secrets = self.serving_secrets(app, spec, record.active_release_id)
             maintenance.start_app(self.context, app, secrets=secrets, wait=True, host_labels=self.labels)
             done.append(f"started {record.active_release_id} again, which served before this host stopped")
         return done
+
+    def serving_secrets(self, app: str, spec: AppSpec, release_id: str | None) -> dict[str, str]:
+        """The secrets of the release this host serves, from the envelope it kept at that release's swap."""
+        return self.release_secrets(spec, sealed_store.kept(self.context.home, app, release_id))
 
     def release_secrets(self, spec: AppSpec, sealed: str | None) -> dict[str, str]:
         """The values of the release's env.secret, opened from its sealed envelope with this host's key."""
@@ -120,7 +123,7 @@ class LocalHost:
         if record is None or record.active_release_id is None:
             raise NotFoundError(f"{app} does not run on this host.")
         # Registered for masking: an agent restarted since its last swap has not opened them yet.
-        self.release_secrets(record.spec, sealed_store.kept(self.context.home, app, record.active_release_id))
+        self.serving_secrets(app, record.spec, record.active_release_id)
         containers = [
             c
             for c in self.context.engine.containers(app)
@@ -142,8 +145,7 @@ class LocalHost:
         record = self.context.store.app(desired.app)
         spec = record.spec if record is not None else spec_from_snapshot(desired.spec)
         release_id = record.active_release_id if record is not None else None
-        sealed = sealed_store.kept(self.context.home, desired.app, release_id) if release_id else None
-        secrets = self.release_secrets(spec, sealed)
+        secrets = self.serving_secrets(desired.app, spec, release_id)
         plan = maintenance.start_app(
             self.context, desired.app, secrets=secrets, wait=False, host_labels=self.labels
         )
