@@ -24,6 +24,17 @@ from shipyard.lab.fleet import lab_up
 
 EVERY_KEY: dict[str, Any] = {
     "app": "web",
+    "previews": {
+        "group": "preview",
+        "domain": "preview.example.test",
+        "environment": "preview",
+        "ttl": "72h",
+        "max": 3,
+        "when_full": "refuse",
+        "resources": {"memory": "256m", "cpus": 0.5},
+        "database": {"postgres": {"template": "web_template", "admin_url_secret": "PREVIEW_DB_ADMIN"}},
+    },
+    "preview": {"repository": "acme/web", "pr": 12, "host_name": "pr-12.web.preview.example.test"},
     "image": "127.0.0.1:5000/web",
     "registry": {
         "server": "127.0.0.1:5000",

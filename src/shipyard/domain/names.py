@@ -45,6 +45,7 @@ VOLUME = re.compile(
     r"(?:,(?:ro|rw|z|Z|nocopy|r?shared|r?slave|r?private|consistent|cached|delegated))*))?"
 )
 # A process of an app (web, worker, ...): part of a container name.
+SQL_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 PROCESS_NAME = re.compile(r"[a-z][a-z0-9-]{0,29}")
 # A signal as docker's --stop-signal takes it, without the SIG prefix: TERM, TSTP, USR1, RTMIN+3.
 SIGNAL_NAME = re.compile(r"[A-Z][A-Z0-9]{1,9}(?:\+[0-9]{1,2})?")

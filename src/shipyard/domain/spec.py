@@ -458,6 +458,84 @@ class ProcessSpec(Section):
         return all(host_labels.get(key) == value for key, value in self.hosts.items())
 
 
+PREVIEW_TTL = re.compile(r"([1-9][0-9]{0,5})([smhd])")
+PREVIEW_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+MAX_PREVIEW_TTL = 30 * 86_400
+# `APP-pr-N` must still be an app name (40 characters) for PR numbers up to 8 digits.
+MAX_PREVIEW_APP_NAME = 28
+
+
+class PreviewPostgresSpec(Section):
+    """A preview's database cloned from a template: CREATE DATABASE <name> TEMPLATE <template>."""
+
+    template: Annotated[str, _matching(names.SQL_IDENTIFIER, "a PostgreSQL identifier such as app_template")]
+    admin_url_secret: EnvName = Field(
+        description="name, in the preview environment's secret store, of the admin connection URL"
+    )
+
+
+class PreviewDatabaseHooksSpec(Section):
+    """Commands the controller runs to create and drop a preview's database (PREVIEW_APP, PREVIEW_PR set).
+
+    `create` prints the preview's DATABASE_URL on its last line of stdout."""
+
+    create: list[Argument] = Field(min_length=1)
+    destroy: list[Argument] = Field(min_length=1)
+
+
+class PreviewDatabaseSpec(Section):
+    postgres: PreviewPostgresSpec | None = None
+    hooks: PreviewDatabaseHooksSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> PreviewDatabaseSpec:
+        if (self.postgres is None) == (self.hooks is None):
+            raise ValueError(
+                "give exactly one of postgres (a template to clone) or hooks (create/destroy commands)"
+            )
+        return self
+
+
+class PreviewsSpec(Section):
+    """`previews:` a preview `pr-N` of the app for each open pull request, on the hosts of one group."""
+
+    group: Annotated[str, _matching(names.FLEET_NAME, "a host group name")] = "preview"
+    domain: Annotated[str, _matching(names.HOST, "a DNS domain such as preview.example.com")]
+    environment: Annotated[str, _matching(names.FLEET_NAME, "an environment name")] = Field(
+        default="preview", description="the environment whose secrets previews read"
+    )
+    ttl: str = Field(default="72h", description="a preview not pushed to for this long is removed")
+    max: Annotated[int, Field(ge=1, le=1000)] = Field(default=3, description="live previews per app")
+    when_full: Literal["replace-oldest", "refuse"] = "replace-oldest"
+    resources: ResourcesSpec = Field(
+        default_factory=lambda: ResourcesSpec(memory="256m", cpus=0.5),
+        description="limits of each preview container",
+    )
+    database: PreviewDatabaseSpec | None = None
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: str) -> str:
+        found = PREVIEW_TTL.fullmatch(value)
+        if found is None or int(found[1]) * PREVIEW_TTL_UNITS[found[2]] > MAX_PREVIEW_TTL:
+            raise ValueError("must be a duration like 30m, 72h or 7d, at most 30d")
+        return value
+
+    @property
+    def ttl_seconds(self) -> int:
+        found = PREVIEW_TTL.fullmatch(self.ttl)
+        assert found is not None  # validated
+        return int(found[1]) * PREVIEW_TTL_UNITS[found[2]]
+
+
+class PreviewPlacement(Section):
+    """Set by the controller on a preview's release: which PR it is and the host name it answers."""
+
+    repository: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_plain_text)]
+    pr: Annotated[int, Field(ge=1, le=99_999_999)]
+    host_name: Annotated[str, _matching(names.HOST, "a host name")]
+
+
 class AppSpec(Section):
     app: str
     image: str
@@ -493,6 +571,10 @@ class AppSpec(Section):
     processes: dict[str, ProcessSpec] = Field(
         default_factory=dict, description="web (the default) and any number of workers"
     )
+    previews: PreviewsSpec | None = Field(default=None, description="a preview per open pull request")
+    preview: PreviewPlacement | None = Field(
+        default=None, description="set by the controller on a preview's release; not written by hand"
+    )
 
     @field_validator("processes")
     @classmethod
@@ -515,6 +597,15 @@ class AppSpec(Section):
                     f"the {name} process needs a command (an argv list such as [bundle, exec, sidekiq])"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _previews_need_a_short_name(self) -> AppSpec:
+        if self.previews is not None and len(self.app) > MAX_PREVIEW_APP_NAME:
+            raise ValueError(
+                f"previews need an app name of at most {MAX_PREVIEW_APP_NAME} characters, so that "
+                f"'{self.app}-pr-N' is still an app name: shorten 'app'"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_web_command(self) -> AppSpec:
