@@ -211,6 +211,7 @@ def _copy(session: Session, job: Job, *, trigger: str, actor: str, now: datetime
         message="",
         attempt=job.attempt + 1,
         retry_of=job.id,
+        preview_id=job.preview_id,
         created_by=actor,
         created_at=now,
         timings={},

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shipyard.controller.store.models import App, Base, utcnow
+
+PREVIEW_LIVE = "status NOT IN ('closing', 'closed')"
 
 
 class Hook(Base):
@@ -74,6 +76,8 @@ class Job(Base):
     timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     release_id: Mapped[int | None] = mapped_column(Integer, default=None)
     deployment_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Set on a preview's build (store/previews.py): the job then builds and deploys that preview.
+    preview_id: Mapped[int | None] = mapped_column(default=None)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -143,3 +147,41 @@ class Notification(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Preview(Base):
+    """A preview of an app for one pull request, keyed by repository and PR number (never a branch)."""
+
+    __tablename__ = "previews"
+    __table_args__ = (
+        Index(
+            "ix_previews_live",
+            "app_id",
+            "repository",
+            "pr",
+            unique=True,
+            sqlite_where=text(PREVIEW_LIVE),
+            postgresql_where=text(PREVIEW_LIVE),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    repository: Mapped[str] = mapped_column(String(1024))
+    pr: Mapped[int] = mapped_column()
+    sha: Mapped[str] = mapped_column(String(64))
+    fork: Mapped[bool] = mapped_column(default=False)
+    # queued | building | deploying | ready | failed | closing | closed (engine/previews.py)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    host_name: Mapped[str] = mapped_column(String(255))
+    release_id: Mapped[int | None] = mapped_column(default=None)
+    job_id: Mapped[int | None] = mapped_column(default=None)
+    pinned: Mapped[bool] = mapped_column(default=False)
+    expires_at: Mapped[datetime] = mapped_column()
+    # Whether a database was handed to it (and is still to be dropped at teardown).
+    database: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    app: Mapped[App] = relationship()

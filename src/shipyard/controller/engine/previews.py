@@ -1,0 +1,262 @@
+"""The preview engine: what a pull request event, a command or a reconciler tick does to an app's previews.
+
+Like engine/rollout.py it sees plain dataclasses and returns decisions as data; store/previews.py loads
+the rows into views and stores the decisions, the server carries out the side effects (wake the job
+worker, cancel a build, drop a database). The rules:
+- a preview is keyed by repository and PR number, never by branch name; one live preview per PR;
+- opened, reopened or synchronize (or `shipyard preview up`): a build of the head commit, the TTL
+  renewed; the same commit again while it is being built or served changes nothing (a duplicate
+  delivery); a newer commit cancels the build of the older one;
+- closed (or `shipyard preview down`): the preview is torn down at once: out of the hosts' desired
+  state, its build cancelled; the reconciler then drops its database and sealed secrets (finish);
+- at most `max` live previews per app: a new one evicts the oldest unpinned (replace-oldest) or is
+  refused (refuse); with every live preview pinned it is refused either way;
+- the reconciler's tick: expire previews whose TTL passed (unless pinned), finish teardowns once no
+  build runs, and bring an app back to `max` (if it was lowered) by removing the oldest unpinned.
+Every decision is idempotent: applying the same event twice decides nothing new the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+QUEUED, BUILDING, DEPLOYING, READY, FAILED = "queued", "building", "deploying", "ready", "failed"
+CLOSING, CLOSED = "closing", "closed"
+STATUSES = (QUEUED, BUILDING, DEPLOYING, READY, FAILED, CLOSING, CLOSED)
+LIVE = frozenset({QUEUED, BUILDING, DEPLOYING, READY, FAILED})
+# A build of these is under way or done: the same commit again is a duplicate, not a new build.
+CURRENT = frozenset({QUEUED, BUILDING, DEPLOYING, READY})
+
+OPENED, REOPENED, SYNCHRONIZE, CLOSED_EVENT = "opened", "reopened", "synchronize", "closed"
+PUSH_ACTIONS = frozenset({OPENED, REOPENED, SYNCHRONIZE})
+PULL_REQUEST_ACTIONS = PUSH_ACTIONS | {CLOSED_EVENT}
+
+
+@dataclass(frozen=True)
+class PreviewView:
+    id: int
+    repository: str
+    pr: int
+    sha: str
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    fork: bool = False
+    pinned: bool = False
+    job_id: int | None = None
+    job_active: bool = False  # its job is queued or running
+    database: bool = False  # a database was handed to it and not dropped yet
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the engine needs of the app's PreviewsSpec."""
+
+    max: int
+    when_full: str  # replace-oldest | refuse
+    ttl_seconds: int
+
+
+# Events
+@dataclass(frozen=True)
+class Push:
+    """A head commit to preview: opened, reopened, synchronize, or `shipyard preview up`."""
+
+    repository: str
+    pr: int
+    sha: str
+    fork: bool = False
+
+
+@dataclass(frozen=True)
+class Close:
+    """The PR closed (merged or not), or `shipyard preview down`."""
+
+    repository: str | None  # None: whichever repository the live preview of `pr` has
+    pr: int
+
+
+@dataclass(frozen=True)
+class Pin:
+    pr: int
+    pinned: bool
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The reconciler's periodic pass."""
+
+
+Event = Push | Close | Pin | Tick
+
+
+# Decisions
+@dataclass(frozen=True)
+class Create:
+    """A new preview record, queued for a build of `sha`."""
+
+    repository: str
+    pr: int
+    sha: str
+    fork: bool
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Build:
+    """A new build of an existing live preview (a push): its commit, status queued, TTL renewed."""
+
+    preview_id: int
+    sha: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class CancelBuild:
+    preview_id: int
+    job_id: int
+
+
+@dataclass(frozen=True)
+class TearDown:
+    """Out of the desired state now (status closing); the database and secrets go at the finish."""
+
+    preview_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A closing preview whose build is over: drop its database (if any), its sealed secrets; closed."""
+
+    preview_id: int
+    destroy_database: bool
+
+
+@dataclass(frozen=True)
+class SetPinned:
+    preview_id: int
+    pinned: bool
+
+
+@dataclass(frozen=True)
+class Refuse:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ignore:
+    reason: str
+
+
+Decision = Create | Build | CancelBuild | TearDown | Finish | SetPinned | Refuse | Ignore
+
+
+def _live(previews: Sequence[PreviewView]) -> list[PreviewView]:
+    return [preview for preview in previews if preview.live]
+
+
+def _of_pr(previews: Sequence[PreviewView], pr: int) -> PreviewView | None:
+    return next((preview for preview in _live(previews) if preview.pr == pr), None)
+
+
+def _cancel(preview: PreviewView) -> list[Decision]:
+    return [CancelBuild(preview.id, preview.job_id)] if preview.job_active and preview.job_id else []
+
+
+def _tear_down(preview: PreviewView, reason: str) -> list[Decision]:
+    return [*_cancel(preview), TearDown(preview.id, reason)]
+
+
+def _oldest_first(previews: Sequence[PreviewView]) -> list[PreviewView]:
+    return sorted(previews, key=lambda preview: (preview.created_at, preview.id))
+
+
+def decide(previews: Sequence[PreviewView], limits: Limits, now: datetime, event: Event) -> list[Decision]:
+    """The decisions for `event`, given every preview record of the app (live and closed)."""
+    if isinstance(event, Push):
+        return _push(previews, limits, now, event)
+    if isinstance(event, Close):
+        return _close(previews, event)
+    if isinstance(event, Pin):
+        return _pin(previews, event)
+    return _tick(previews, limits, now)
+
+
+def _push(previews: Sequence[PreviewView], limits: Limits, now: datetime, push: Push) -> list[Decision]:
+    expires_at = now + timedelta(seconds=limits.ttl_seconds)
+    existing = _of_pr(previews, push.pr)
+    if existing is not None and existing.repository != push.repository:
+        return [
+            Refuse(
+                f"pr-{push.pr} already has a live preview from {existing.repository}; "
+                f"take it down first ('shipyard preview down --pr {push.pr}')."
+            )
+        ]
+    if existing is not None:
+        if existing.sha == push.sha and existing.status in CURRENT:
+            return [Ignore(f"pr-{push.pr} is already {existing.status} at {push.sha[:12]}")]
+        return [*_cancel(existing), Build(existing.id, push.sha, expires_at)]
+    live = _live(previews)
+    decisions: list[Decision] = []
+    if len(live) >= limits.max:
+        if limits.when_full == "refuse":
+            return [
+                Refuse(
+                    f"the app already has {len(live)} previews (previews.max is {limits.max}); "
+                    "take one down with 'shipyard preview down' or raise previews.max."
+                )
+            ]
+        unpinned = _oldest_first([preview for preview in live if not preview.pinned])
+        excess = len(live) - limits.max + 1
+        if len(unpinned) < excess:
+            return [
+                Refuse(
+                    f"the app's {len(live)} previews are pinned (previews.max is {limits.max}); "
+                    "unpin one with 'shipyard preview pin --unpin' or raise previews.max."
+                )
+            ]
+        for evicted in unpinned[:excess]:
+            decisions += _tear_down(evicted, f"replaced by pr-{push.pr} (previews.max is {limits.max})")
+    return [*decisions, Create(push.repository, push.pr, push.sha, push.fork, expires_at)]
+
+
+def _close(previews: Sequence[PreviewView], close: Close) -> list[Decision]:
+    existing = _of_pr(previews, close.pr)
+    if existing is None or (close.repository is not None and existing.repository != close.repository):
+        return [Ignore(f"pr-{close.pr} has no live preview")]
+    return _tear_down(existing, f"pr-{close.pr} closed")
+
+
+def _pin(previews: Sequence[PreviewView], pin: Pin) -> list[Decision]:
+    existing = _of_pr(previews, pin.pr)
+    if existing is None:
+        return [Refuse(f"pr-{pin.pr} has no live preview; list them with 'shipyard previews'.")]
+    if existing.pinned == pin.pinned:
+        return [Ignore(f"pr-{pin.pr} is already {'pinned' if pin.pinned else 'unpinned'}")]
+    return [SetPinned(existing.id, pin.pinned)]
+
+
+def _tick(previews: Sequence[PreviewView], limits: Limits, now: datetime) -> list[Decision]:
+    decisions: list[Decision] = []
+    staying: list[PreviewView] = []
+    for preview in previews:
+        if preview.status == CLOSING:
+            # A build still running is stopped first; its end may still create what the finish drops.
+            decisions += _cancel(preview) or [Finish(preview.id, preview.database)]
+        elif preview.live and not preview.pinned and preview.expires_at <= now:
+            decisions += _tear_down(preview, f"its TTL ({limits.ttl_seconds} s since the last push) passed")
+        elif preview.live:
+            staying.append(preview)
+    excess = len(staying) - limits.max
+    if excess > 0:
+        unpinned = _oldest_first([preview for preview in staying if not preview.pinned])
+        for evicted in unpinned[:excess]:
+            decisions += _tear_down(evicted, f"over previews.max ({limits.max})")
+    return decisions
