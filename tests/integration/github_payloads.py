@@ -50,6 +50,28 @@ def merged_pull_request(base: str, merge_sha: str, *, number: int = 7) -> dict[s
     }
 
 
+def pull_request(
+    action: str, number: int, head_sha: str, *, fork: bool = False, merged: bool = False
+) -> dict[str, Any]:
+    """opened, reopened, synchronize or closed, from the base repository or (fork=True) a fork."""
+    base_repo = {"id": 186853002, "name": "web", "full_name": "acme/web", "fork": False}
+    head_repo = {"id": 2001, "name": "web", "full_name": "someone/web", "fork": True} if fork else base_repo
+    return {
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "state": "closed" if action == "closed" else "open",
+            "merged": merged,
+            "merge_commit_sha": head_sha if merged else None,
+            "head": {"ref": f"feature-{number}", "sha": head_sha, "repo": head_repo},
+            "base": {"ref": "main", "sha": "6113728f27ae82c7b1a177c8d03f9e96e0adf246", "repo": base_repo},
+        },
+        "repository": base_repo,
+        "sender": {"login": "octocat", "id": 1},
+    }
+
+
 def ping() -> dict[str, Any]:
     return {
         "zen": "Design for failure.",

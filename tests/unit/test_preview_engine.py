@@ -238,3 +238,39 @@ def test_a_lost_close_is_caught_by_the_ttl() -> None:
         TearDown(1, "its TTL (3600 s since the last push) passed")
     ]
     assert decide([replace(opened, status=engine.CLOSING)], LIMITS, later, Tick()) == [Finish(1, True)]
+
+
+def test_previews_removed_from_the_config_tear_everything_down_even_pinned() -> None:
+    live = [preview(1, 1, pinned=True), preview(2, 2, engine.BUILDING, job_id=3, job_active=True)]
+    reason = "the app's config no longer has previews:"
+    assert decide(live, engine.OFF, NOW, Tick()) == [TearDown(1, reason), CancelBuild(2, 3), TearDown(2, reason)]
+
+
+def _payload(action: str, head_repo: object, *, number: object = 7, sha: object = SHA[1]) -> dict[str, object]:
+    base = {"full_name": "acme/web"}
+    head = {"sha": sha, "repo": head_repo}
+    return {"action": action, "pull_request": {"number": number, "head": head, "base": {"repo": base}}}
+
+
+def test_pull_request_deliveries_become_pushes_and_closes() -> None:
+    own = {"full_name": "acme/web"}
+    for action in ("opened", "reopened", "synchronize"):
+        assert engine.pull_request_event(_payload(action, own), REPO) == Push(REPO, 7, SHA[1])
+    assert engine.pull_request_event(_payload("closed", own), REPO) == Close(REPO, 7)
+    assert engine.pull_request_event(_payload("labeled", own), REPO) is None
+
+
+def test_a_head_in_another_or_a_deleted_repository_is_a_fork() -> None:
+    fork = engine.pull_request_event(_payload("opened", {"full_name": "someone/web"}), REPO)
+    assert fork == Push(REPO, 7, SHA[1], fork=True)
+    deleted = engine.pull_request_event(_payload("synchronize", None), REPO)
+    assert deleted == Push(REPO, 7, SHA[1], fork=True)
+
+
+@pytest.mark.parametrize(
+    ("number", "sha", "said"),
+    [(None, SHA[1], "number"), (True, SHA[1], "number"), (0, SHA[1], "number"), (7, "main", "sha")],
+)
+def test_a_malformed_pull_request_is_a_reason_not_an_event(number: object, sha: object, said: str) -> None:
+    reason = engine.pull_request_event(_payload("opened", {"full_name": "acme/web"}, number=number, sha=sha), REPO)
+    assert isinstance(reason, str) and said in reason

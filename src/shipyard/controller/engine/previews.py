@@ -18,9 +18,13 @@ Every decision is idempotent: applying the same event twice decides nothing new 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+
+from shipyard.domain.previews import preview_app_name, preview_host_name
+from shipyard.domain.spec import WEB_PROCESS, AppSpec, PreviewPlacement, PreviewsSpec
 
 QUEUED, BUILDING, DEPLOYING, READY, FAILED = "queued", "building", "deploying", "ready", "failed"
 CLOSING, CLOSED = "closing", "closed"
@@ -61,6 +65,10 @@ class Limits:
     max: int
     when_full: str  # replace-oldest | refuse
     ttl_seconds: int
+
+
+# An app whose latest release has no `previews:` any more: the reconciler removes every preview of it.
+OFF = Limits(max=0, when_full="refuse", ttl_seconds=0)
 
 
 # Events
@@ -247,7 +255,9 @@ def _tick(previews: Sequence[PreviewView], limits: Limits, now: datetime) -> lis
     decisions: list[Decision] = []
     staying: list[PreviewView] = []
     for preview in previews:
-        if preview.status == CLOSING:
+        if limits == OFF and preview.live:
+            decisions += _tear_down(preview, "the app's config no longer has previews:")
+        elif preview.status == CLOSING:
             # A build still running is stopped first; its end may still create what the finish drops.
             decisions += _cancel(preview) or [Finish(preview.id, preview.database)]
         elif preview.live and not preview.pinned and preview.expires_at <= now:
@@ -260,3 +270,67 @@ def _tick(previews: Sequence[PreviewView], limits: Limits, now: datetime) -> lis
         for evicted in unpinned[:excess]:
             decisions += _tear_down(evicted, f"over previews.max ({limits.max})")
     return decisions
+
+
+def _is_sha(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdef" for c in value)
+
+
+def pull_request_event(payload: Mapping[str, Any], repository: str) -> Push | Close | str | None:
+    """What a GitHub pull_request delivery means for previews: a Push or a Close of the PR of
+    `repository` (the hook's: the base repository, where PR numbers live); None for other actions
+    (edited, labeled, ...); the reason, for a payload that does not say what it should."""
+    action = payload.get("action")
+    if action not in PULL_REQUEST_ACTIONS:
+        return None
+    pull = payload.get("pull_request")
+    number = pull.get("number") if isinstance(pull, Mapping) else None
+    if not isinstance(pull, Mapping) or not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        return f"pull_request {action} without a pull request number"
+    if action == CLOSED_EVENT:
+        return Close(repository, number)
+    head = pull.get("head")
+    sha = head.get("sha") if isinstance(head, Mapping) else None
+    if not isinstance(head, Mapping) or not _is_sha(sha):
+        return f"pull request #{number} {action} without a head commit sha"
+    base = pull.get("base")
+    head_repo = head.get("repo")
+    base_repo = base.get("repo") if isinstance(base, Mapping) else None
+    # A head in another repository (or one deleted since) is a fork's: its preview gets no secrets.
+    same = (
+        isinstance(head_repo, Mapping)
+        and isinstance(base_repo, Mapping)
+        and isinstance(head_repo.get("full_name"), str)
+        and head_repo.get("full_name") == base_repo.get("full_name")
+    )
+    return Push(repository, number, str(sha), fork=not same)
+
+
+DATABASE_URL = "DATABASE_URL"
+
+
+def preview_spec(
+    spec: AppSpec, *, app: str, pr: int, repository: str, settings: PreviewsSpec, fork: bool, database: bool
+) -> AppSpec:
+    """The spec of a preview's release: the commit's spec as the hosts' contract wants it.
+
+    The app is the preview app (`APP-pr-N`) placed by `preview`, limited by `previews.resources`, with
+    the web process only and no previews of its own. Its secrets are the commit's env.secret names (and
+    DATABASE_URL with a database); a fork's preview names none, so its hosts are handed none.
+    """
+    data = spec.model_dump(mode="json", exclude_none=True)
+    secret = [] if fork else list(dict.fromkeys([*spec.env.secret, *([DATABASE_URL] if database else [])]))
+    data.update(
+        app=preview_app_name(app, pr),
+        preview=PreviewPlacement(
+            repository=repository, pr=pr, host_name=preview_host_name(app, pr, settings.domain)
+        ).model_dump(mode="json"),
+        resources=settings.resources.model_dump(mode="json", exclude_none=True),
+        processes={name: value for name, value in data.get("processes", {}).items() if name == WEB_PROCESS},
+        env={**data.get("env", {}), "secret": secret},
+        pipelines=[],
+    )
+    data.pop("previews", None)
+    if fork:  # the build of a fork's commit is handed no build secrets either
+        data["build"] = {**data.get("build", {}), "secrets": []}
+    return AppSpec.model_validate(data)

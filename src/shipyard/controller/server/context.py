@@ -18,6 +18,11 @@ from shipyard.controller.server.traffic import TrafficSamples
 from shipyard.controller.store.db import Database
 from shipyard.controller.store.leadership import Leadership
 from shipyard.controller.store.reports import PendingReport, ReportMemory, StoredReport
+from shipyard.domain.previews import PreviewDatabases
+from shipyard.domain.spec import PreviewDatabaseSpec
+
+# Builds the PreviewDatabases of an app's `previews.database` from a reader of the preview store.
+PreviewDatabasesFactory = Callable[[PreviewDatabaseSpec, Callable[[str], str]], PreviewDatabases]
 
 
 @dataclass
@@ -37,6 +42,10 @@ class ControllerContext:
     leadership: Leadership = field(default_factory=Leadership)
     # Sends messages to the other replicas (PostgreSQL); None on SQLite. Set when the app starts.
     ask_leader_to_tick: Callable[[], None] | None = None
+    # None: shipyard.adapters.preview_databases (server/previews.py imports it when first needed).
+    preview_databases: PreviewDatabasesFactory | None = None
+    # Wakes the job worker (when this process runs jobs) after a preview's build is queued.
+    wake_jobs: Callable[[], None] | None = None
 
     @property
     def presence(self) -> Presence:

@@ -5,7 +5,8 @@ running, paused or failed (without rollback): hosts in started waves get the tar
 current release; succeeded: the target everywhere; aborted or rolled back: the current release (the last
 succeeded one) everywhere. Each app also carries the latest prune asked of it in the environment
 (prunes.py), which the host's agent carries out once, its maintenance message while it is in
-maintenance there (maintenance.py), and each host its pending tasks (tasks.py).
+maintenance there (maintenance.py), and each host its pending tasks (tasks.py). A preview app is in it
+only while its preview is live (previews.py): a torn-down preview leaves every host's desired state.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shipyard.controller.engine.rollout import ACTIVE, FAILED, SUCCEEDED
-from shipyard.controller.store import log_requests, maintenance, tasks
+from shipyard.controller.store import log_requests, maintenance, previews, tasks
 from shipyard.controller.store.deployments import current_release_id
 from shipyard.controller.store.models import Deployment, DeploymentHost, Environment, Prune, Release, utcnow
 from shipyard.controller.store.release_secrets import sealed_by_release
@@ -215,7 +216,10 @@ def group_plan(session: Session, group: str) -> GroupPlan:
     )
     prunes = {app_id: prune_id for app_id, prune_id in session.execute(latest_prunes)}
     in_maintenance = maintenance.messages_by_app(session, environment.id)
+    gone = previews.gone_preview_apps(session, app_ids)
     for app_id in sorted(app_ids):
+        if app_id in gone:  # a torn-down preview: its hosts remove everything of it
+            continue
         latest = _latest_started(session, app_id, environment.id)
         if latest is None:
             continue

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from shipyard.controller.engine import github, gitlab
 from shipyard.controller.errors import ConflictError
-from shipyard.controller.store import audit, catalog, job_store
+from shipyard.controller.store import audit, catalog, job_store, previews
 from shipyard.controller.store.models import App
 from shipyard.controller.store.pipeline_models import Delivery, Hook
 from shipyard.errors import ConfigError, NotFoundError
@@ -136,6 +136,8 @@ class Outcome:
     verdict: str
     reason: str
     job_id: int | None = None
+    # A preview left (or may enter) the hosts' desired state: their long-polls are woken.
+    previews_changed: bool = False
 
 
 def record(session: Session, received: Received, outcome: Outcome) -> Delivery:
@@ -237,6 +239,11 @@ def _decide(
         return Outcome(DUPLICATE, f"delivery {received.delivery_id} was received before", seen.job_id)
     classify = gitlab.classify if received.provider == "gitlab" else github.classify
     verdict = classify(received.event, payload, hook.pipelines)
+    preview = None
+    if received.provider == "github" and received.event == "pull_request":
+        preview = previews.on_pull_request(session, hook, payload, received.delivery_id, received.source_ip, now)
+    if preview is not None:
+        return _with_preview(session, hook, received, verdict, preview, now)
     if verdict.action == github.PING:
         return Outcome(PING, verdict.reason)
     if verdict.action == github.IGNORE:
@@ -255,6 +262,34 @@ def _decide(
         return Outcome(DUPLICATE, admission.reason, admission.existing)
     reason = verdict.reason + (f"; {admission.reason}" if admission.reason else "")
     return Outcome(ACCEPTED, reason, job.id)
+
+
+def _with_preview(
+    session: Session,
+    hook: Hook,
+    received: Received,
+    verdict: github.Verdict,
+    preview: previews.Applied,
+    now: datetime,
+) -> Outcome:
+    """A pull_request delivery for an app with previews: the preview's decision, and a merge's job."""
+    reason = preview.summary or preview.done
+    job_id = preview.queued[0] if preview.queued else None
+    accepted = bool(preview.queued or preview.desired_changed or preview.preview_ids)
+    if verdict.action == github.SHIP:  # a merge ships to a pipeline as well as closing the preview
+        job, admission = job_store.admit_commit(
+            session,
+            hook,
+            verdict,
+            trigger="pull_request",
+            delivery_id=received.delivery_id,
+            actor=f"hook:{received.provider}",
+            now=now,
+        )
+        reason = f"{reason}; {verdict.reason}" + (f"; {admission.reason}" if admission.reason else "")
+        if job is not None:
+            job_id, accepted = job.id, True
+    return Outcome(ACCEPTED if accepted else IGNORED, reason, job_id, preview.desired_changed)
 
 
 def deliveries(session: Session, *, app: str | None = None, limit: int = 50) -> Sequence[Delivery]:

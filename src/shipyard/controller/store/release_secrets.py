@@ -26,9 +26,13 @@ def set_sealed(
     actor: str,
     source_ip: str | None,
     now: datetime,
+    sealed_for: str | None = None,
 ) -> None:
-    """Store (or replace) the release's sealed secrets for `environment`; ConfigError if it is no envelope."""
-    envelope = check_sealed(sealed, environment.name)
+    """Store (or replace) the release's sealed secrets for `environment`; ConfigError if it is no envelope.
+
+    `sealed_for`: the environment whose key sealed them when it is not `environment` itself (a
+    preview's secrets come from `previews.environment` and go to the hosts of `previews.group`)."""
+    envelope = check_sealed(sealed, sealed_for or environment.name)
     row = session.get(ReleaseSecrets, (release.id, environment.id))
     if row is None:
         row = ReleaseSecrets(release_id=release.id, environment_id=environment.id)

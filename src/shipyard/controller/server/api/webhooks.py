@@ -1,7 +1,8 @@
 """POST /hooks/github/{app} and /hooks/gitlab/{app}: verify the raw body, store the delivery, answer.
 
 The body is read with a limit (413 beyond it, nothing more buffered); the signature is checked before
-anything parses the body; the delivery and any job it queues are committed before the 202 goes out.
+anything parses the body; the delivery and any job it queues (or preview it tears down) are committed
+before the 202 goes out.
 Nothing here waits on a build: the worker picks the job up.
 """
 
@@ -19,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.controller.engine import github, gitlab
+from shipyard.controller.engine import previews as previews_engine
 from shipyard.controller.errors import UnauthorizedError
 from shipyard.controller.server.api.deps import source_ip
 from shipyard.controller.server.api.errors import KIND_BY_STATUS, answer_for
@@ -158,6 +160,7 @@ class _Reply:
     detail: str
     verdict: str = ""
     job_id: int | None = None
+    previews_changed: bool = False
 
 
 def _store(
@@ -184,7 +187,7 @@ def _store(
             hooks.insert_delivery(connection, received, outcome, context.now())
         return _Reply(400, "the body is not a JSON object; send the payload as application/json.")
     verdict = CLASSIFY[received.provider](received.event, payload, keys.pipelines)
-    if verdict.action != github.SHIP:
+    if verdict.action != github.SHIP and not _may_concern_previews(received, payload):
         outcome = hooks.Outcome(
             hooks.PING if verdict.action == github.PING else hooks.IGNORED, verdict.reason
         )
@@ -195,7 +198,19 @@ def _store(
             hook = hooks.find_hook(session, received.app, lock=True)
             outcome = hooks.handle(session, hook, received, payload, context.now())
     status = 200 if outcome.verdict == hooks.PING else 202
-    return _Reply(status, hooks.printable_reason(outcome.reason), outcome.verdict, outcome.job_id)
+    return _Reply(
+        status, hooks.printable_reason(outcome.reason), outcome.verdict, outcome.job_id, outcome.previews_changed
+    )
+
+
+def _may_concern_previews(received: hooks.Received, payload: dict[str, Any]) -> bool:
+    """A pull_request opened, reopened, synchronize or closed: it takes the hook's lock like a commit
+    does, since it may build, replace or tear down a preview (store/previews.py decides)."""
+    return (
+        received.provider == "github"
+        and received.event == "pull_request"
+        and payload.get("action") in previews_engine.PULL_REQUEST_ACTIONS
+    )
 
 
 async def _read_body(request: Request, provider: str) -> bytes | JSONResponse:
@@ -213,6 +228,8 @@ async def _reply(
 ) -> JSONResponse:
     context: ControllerContext = request.app.state.context
     reply = await run_in_threadpool(_store, context, received, body, verify)
+    if reply.previews_changed:
+        context.notifier.notify()  # a preview left the desired state: its hosts' long-polls see it now
     if reply.job_id is not None and reply.verdict == hooks.ACCEPTED:
         worker = getattr(request.app.state, "job_worker", None)
         if worker is not None:

@@ -47,6 +47,7 @@ def start_jobs(app: FastAPI, context: ControllerContext) -> PipelineThreads:
             active=lambda: context.leadership.is_leader,
         )
         app.state.job_worker = threads.worker
+        context.wake_jobs = threads.worker.wake
         threads.worker.start()
         threads.scheduler.start()
     return threads

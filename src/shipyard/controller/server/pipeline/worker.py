@@ -25,6 +25,7 @@ from shipyard.adapters.process_groups import ProcessScope
 from shipyard.controller.engine import jobs as engine
 from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.server.pipeline.job_log import JobLog
+from shipyard.controller.server.pipeline.preview_steps import run_preview_steps
 from shipyard.controller.server.pipeline.steps import (
     CANCELLED_REASON,
     LEASE_LOST_REASON,
@@ -103,6 +104,7 @@ class JobWorker:
             hook = session.scalar(select(Hook).where(Hook.app_id == job.app_id))
             # The hook's own secrets have no business in a job log either.
             secrets = [hook.secret, hook.previous_secret or ""] if hook is not None else []
+            preview_id = job.preview_id
             job_input = JobInput(
                 job.id,
                 job.app.name,
@@ -128,7 +130,7 @@ class JobWorker:
         run = JobRun(self._context, job_input, job_log, cancel.is_set, processes)
         status, message = engine.FAILED, ""
         try:
-            message = run_steps(run)
+            message = run_steps(run) if preview_id is None else run_preview_steps(run, preview_id)
             status = engine.SUCCEEDED
         except JobCancelled as exc:
             stopping = processes.reason == STOPPING_REASON
