@@ -243,10 +243,16 @@ def test_a_lost_close_is_caught_by_the_ttl() -> None:
 def test_previews_removed_from_the_config_tear_everything_down_even_pinned() -> None:
     live = [preview(1, 1, pinned=True), preview(2, 2, engine.BUILDING, job_id=3, job_active=True)]
     reason = "the app's config no longer has previews:"
-    assert decide(live, engine.OFF, NOW, Tick()) == [TearDown(1, reason), CancelBuild(2, 3), TearDown(2, reason)]
+    assert decide(live, engine.OFF, NOW, Tick()) == [
+        TearDown(1, reason),
+        CancelBuild(2, 3),
+        TearDown(2, reason),
+    ]
 
 
-def _payload(action: str, head_repo: object, *, number: object = 7, sha: object = SHA[1]) -> dict[str, object]:
+def _payload(
+    action: str, head_repo: object, *, number: object = 7, sha: object = SHA[1]
+) -> dict[str, object]:
     base = {"full_name": "acme/web"}
     head = {"sha": sha, "repo": head_repo}
     return {"action": action, "pull_request": {"number": number, "head": head, "base": {"repo": base}}}
@@ -272,5 +278,7 @@ def test_a_head_in_another_or_a_deleted_repository_is_a_fork() -> None:
     [(None, SHA[1], "number"), (True, SHA[1], "number"), (0, SHA[1], "number"), (7, "main", "sha")],
 )
 def test_a_malformed_pull_request_is_a_reason_not_an_event(number: object, sha: object, said: str) -> None:
-    reason = engine.pull_request_event(_payload("opened", {"full_name": "acme/web"}, number=number, sha=sha), REPO)
+    reason = engine.pull_request_event(
+        _payload("opened", {"full_name": "acme/web"}, number=number, sha=sha), REPO
+    )
     assert isinstance(reason, str) and said in reason

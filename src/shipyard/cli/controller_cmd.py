@@ -17,6 +17,7 @@ from shipyard.cli.common import handle_errors
 from shipyard.errors import ConfigError
 
 DEFAULT_JOB_LEASE = 30.0  # ControllerSettings.job_lease; the settings module loads too much for --help
+DEFAULT_PREVIEW_RECONCILE_INTERVAL = 30.0  # ControllerSettings.preview_reconcile_interval
 # Top-level modules of the `controller` extra: a host installs shipyard without them.
 CONTROLLER_EXTRA_MODULES = frozenset(
     {
@@ -104,6 +105,16 @@ def controller(
             help="run pipeline jobs and schedules here (--no-job-worker: a 'shipyard job-worker' runs them)",
         ),
     ] = True,
+    preview_reconcile_interval: Annotated[
+        float,
+        typer.Option(
+            "--preview-reconcile-interval",
+            min=0.1,
+            max=3600.0,
+            help="seconds between passes of the preview reconciler (TTLs, teardowns of closed PRs, "
+            "previews.max)",
+        ),
+    ] = DEFAULT_PREVIEW_RECONCILE_INTERVAL,
 ) -> None:
     """Run the fleet controller. Default database: $SHIPYARD_HOME/shipyard-controller.db or ./ (SQLite)."""
     # Imported here: the web stack takes most of a second to import; other commands don't need it.
@@ -129,6 +140,7 @@ def controller(
         max_body=max_body,
         job_lease=job_lease,
     )
+    settings = dataclasses.replace(settings, preview_reconcile_interval=preview_reconcile_interval)
     if not job_worker:
         settings = dataclasses.replace(settings, run_jobs=False)
     if tls_cert is None and not is_loopback(host):

@@ -31,6 +31,7 @@ from shipyard.controller.server.api import (
 )
 from shipyard.controller.server.api import hooks as hooks_api
 from shipyard.controller.server.api import jobs as jobs_api
+from shipyard.controller.server.api import previews as previews_api
 from shipyard.controller.server.api import schedules as schedules_api
 from shipyard.controller.server.api import tasks as tasks_api
 from shipyard.controller.server.api import webhooks as webhooks_api
@@ -239,6 +240,7 @@ def create_app(settings: ControllerSettings, *, clock: Clock | None = None) -> F
         hooks_api,
         jobs_api,
         schedules_api,
+        previews_api,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
         context.metrics.name_routes(module.router.routes, API_PREFIX)

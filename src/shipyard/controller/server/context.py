@@ -46,6 +46,8 @@ class ControllerContext:
     preview_databases: PreviewDatabasesFactory | None = None
     # Wakes the job worker (when this process runs jobs) after a preview's build is queued.
     wake_jobs: Callable[[], None] | None = None
+    # Wakes the preview reconciler after a teardown, so it finishes it before its next period.
+    wake_preview_reconciler: Callable[[], None] | None = None
 
     @property
     def presence(self) -> Presence:

@@ -54,7 +54,9 @@ def act(context: ControllerContext, app: str, event: engine.Event, actor: store.
         app_row = store.find_app(session, app)
         settings = store.previews_spec(session, app_row)
         limits = store.limits_of(settings)
-        applied = store.decide_and_apply(session, app_row, limits, event, actor, context.now(), settings.domain)
+        applied = store.decide_and_apply(
+            session, app_row, limits, event, actor, context.now(), settings.domain
+        )
     after(context, applied)
     return applied
 
@@ -63,6 +65,8 @@ def after(context: ControllerContext, applied: store.Applied) -> None:
     """The side effects of stored decisions: wake the worker and the hosts' long-polls."""
     if applied.desired_changed:
         context.notifier.notify()
+        if context.wake_preview_reconciler is not None:
+            context.wake_preview_reconciler()
     if applied.queued and context.wake_jobs is not None:
         context.wake_jobs()
 
@@ -80,7 +84,9 @@ def finish(context: ControllerContext, app: str, finish: engine.Finish) -> bool:
     settings = spec.previews if spec is not None else None
     if finish.destroy_database:
         if spec is None or settings is None or settings.database is None:
-            _note(context, finish.preview_id, "its database cannot be dropped: the app has no previews.database")
+            _note(
+                context, finish.preview_id, "its database cannot be dropped: the app has no previews.database"
+            )
             return False
         try:
             store_ = preview_store(context, spec, settings)

@@ -62,6 +62,8 @@ class ControllerSettings:
     # Notifications: the sender looks for due ones this often; a failed post waits base, 2x, 4x ... seconds.
     notify_interval: float = 1.0
     notify_backoff: float = 2.0
+    # The preview reconciler's period: TTLs, teardowns of closed PRs, previews.max.
+    preview_reconcile_interval: float = 30.0
     # Holds .shipyard/secrets/controller.enc: deploy keys that fetch ssh repositories.
     secrets_root: Path = field(default_factory=Path.cwd)
 

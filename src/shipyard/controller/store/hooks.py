@@ -241,7 +241,9 @@ def _decide(
     verdict = classify(received.event, payload, hook.pipelines)
     preview = None
     if received.provider == "github" and received.event == "pull_request":
-        preview = previews.on_pull_request(session, hook, payload, received.delivery_id, received.source_ip, now)
+        preview = previews.on_pull_request(
+            session, hook, payload, received.delivery_id, received.source_ip, now
+        )
     if preview is not None:
         return _with_preview(session, hook, received, verdict, preview, now)
     if verdict.action == github.PING:

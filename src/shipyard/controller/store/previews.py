@@ -8,6 +8,7 @@ a PR cannot choose which environment's secrets its preview reads, nor raise its 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from shipyard.controller.engine import jobs as job_engine
 from shipyard.controller.engine import previews as engine
 from shipyard.controller.errors import ConflictError
 from shipyard.controller.store import audit, job_store
-from shipyard.controller.store.models import App, Environment, Release, ReleaseSecrets
+from shipyard.controller.store.models import App, Release, ReleaseSecrets
 from shipyard.controller.store.pipeline_models import Hook, Job, Preview
 from shipyard.domain.previews import preview_app_name, preview_host_name
 from shipyard.domain.spec import AppSpec, PreviewsSpec, spec_from_snapshot
@@ -194,7 +195,9 @@ def apply(
             by_id[row.id] = row
             _queue_build(session, app, row, actor, now, applied)
             _audit(session, actor, "preview.create", app, row, sha=row.sha, fork=row.fork)
-            applied.notes.append(f"preview pr-{row.pr}: building {row.sha[:12]}" + (" (a fork)" if row.fork else ""))
+            applied.notes.append(
+                f"preview pr-{row.pr}: building {row.sha[:12]}" + (" (a fork)" if row.fork else "")
+            )
         elif isinstance(decision, engine.Build):
             row = by_id[decision.preview_id]
             row.sha, row.expires_at, row.status = decision.sha, decision.expires_at, engine.QUEUED
@@ -222,7 +225,9 @@ def apply(
     return applied
 
 
-def _queue_build(session: Session, app: App, row: Preview, actor: Actor, now: datetime, applied: Applied) -> None:
+def _queue_build(
+    session: Session, app: App, row: Preview, actor: Actor, now: datetime, applied: Applied
+) -> None:
     job = _job(session, app, row, actor, now)
     row.job_id = job.id
     applied.queued.append(job.id)
@@ -230,10 +235,8 @@ def _queue_build(session: Session, app: App, row: Preview, actor: Actor, now: da
 
 
 def _cancel_job(session: Session, job_id: int, actor: Actor, now: datetime) -> None:
-    try:
+    with contextlib.suppress(ConflictError, NotFoundError):  # it finished meanwhile: nothing to stop
         job_store.cancel(session, job_id, actor=actor.name, source_ip=actor.source_ip, now=now)
-    except (ConflictError, NotFoundError):  # it finished meanwhile: nothing to stop
-        pass
 
 
 def _audit(session: Session, actor: Actor, action: str, app: App, row: Preview, **detail: object) -> None:

@@ -199,7 +199,11 @@ def _store(
             outcome = hooks.handle(session, hook, received, payload, context.now())
     status = 200 if outcome.verdict == hooks.PING else 202
     return _Reply(
-        status, hooks.printable_reason(outcome.reason), outcome.verdict, outcome.job_id, outcome.previews_changed
+        status,
+        hooks.printable_reason(outcome.reason),
+        outcome.verdict,
+        outcome.job_id,
+        outcome.previews_changed,
     )
 
 

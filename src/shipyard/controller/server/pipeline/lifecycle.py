@@ -1,9 +1,11 @@
-"""Starts and stops the job worker, the scheduler and the notification sender with the controller app.
+"""Starts and stops the job worker, the scheduler, the notification sender and the preview reconciler.
 
 Called from create_app's lifespan: the one place the controller's background pipeline threads live.
 The worker and the scheduler run when the controller runs jobs; notifications are sent always, since
-deployments made without a job notify too. With several controller replicas the scheduler and the
-sender act only on the leader (each round asks); every replica's worker claims jobs (SKIP LOCKED).
+deployments made without a job notify too; previews are reconciled always, since a preview taken
+down by hand must go even without a worker. With several controller replicas the scheduler, the
+sender and the reconciler act only on the leader (each round asks); every replica's worker claims
+jobs (SKIP LOCKED).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import FastAPI
 
 from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.server.pipeline.notify_sender import NotificationSender
+from shipyard.controller.server.pipeline.preview_reconciler import PreviewReconciler
 from shipyard.controller.server.pipeline.scheduler import Scheduler
 from shipyard.controller.server.pipeline.worker import JobWorker
 
@@ -23,6 +26,7 @@ SCHEDULER_INTERVAL_S = 5.0
 @dataclass
 class PipelineThreads:
     sender: NotificationSender
+    previews: PreviewReconciler
     worker: JobWorker | None = None
     scheduler: Scheduler | None = None
 
@@ -35,9 +39,16 @@ def start_jobs(app: FastAPI, context: ControllerContext) -> PipelineThreads:
             interval=settings.notify_interval,
             backoff_base=settings.notify_backoff,
             active=lambda: context.leadership.is_leader,
-        )
+        ),
+        PreviewReconciler(
+            context,
+            interval=settings.preview_reconcile_interval,
+            active=lambda: context.leadership.is_leader,
+        ),
     )
     threads.sender.start()
+    threads.previews.start()
+    context.wake_preview_reconciler = threads.previews.wake
     if settings.run_jobs:
         threads.worker = JobWorker(context, lease=settings.job_lease)
         threads.scheduler = Scheduler(
@@ -58,4 +69,5 @@ def stop_jobs(threads: PipelineThreads) -> None:
         threads.scheduler.stop()
     if threads.worker is not None:
         threads.worker.stop()
+    threads.previews.stop()
     threads.sender.stop()

@@ -146,10 +146,14 @@ def _set_status(run: JobRun, preview_id: int, status: str, message: str) -> None
 def _commit_spec(run: JobRun, checkout: Path, target: Target) -> AppSpec:
     path = checkout / CONFIG_FILE
     if not path.is_file():
-        raise ConfigError(f"commit {run.job.sha[:12]} has no {CONFIG_FILE} at the repository root; commit one.")
+        raise ConfigError(
+            f"commit {run.job.sha[:12]} has no {CONFIG_FILE} at the repository root; commit one."
+        )
     spec = load_spec(path, target.settings.environment)
     if spec.app != target.app:
-        raise ConfigError(f"{CONFIG_FILE} at commit {run.job.sha[:12]} is app {spec.app!r}, not {target.app!r}.")
+        raise ConfigError(
+            f"{CONFIG_FILE} at commit {run.job.sha[:12]} is app {spec.app!r}, not {target.app!r}."
+        )
     database = target.settings.database is not None and not target.fork
     preview = engine.preview_spec(
         spec,
