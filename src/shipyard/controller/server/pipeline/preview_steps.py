@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from shipyard.adapters.process_groups import stoppable
 from shipyard.controller.engine import previews as engine
 from shipyard.controller.server import previews as runtime
+from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.server.pipeline.job_log import LogProgress
 from shipyard.controller.server.pipeline.steps import (
     CONFIG_FILE,
@@ -212,37 +213,62 @@ def _seal_values(values: dict[str, str], store_: SecretStore) -> str:
 
 
 def _deploy(run: JobRun, target: Target, release_id: int, sealed: str | None) -> int:
-    """The deployment of the release to the preview group, unless the preview went meanwhile."""
-    with run.context.db.transaction() as session:
-        row = _current(session, target.preview_id, run.job.sha)
+    deployment_id = deploy_release(
+        run.context,
+        target.preview_id,
+        run.job.sha,
+        target.settings,
+        release_id,
+        sealed,
+        actor=f"job {run.job.job_id}",
+        job_id=run.job.job_id,
+    )
+    run.log.line(f"deployment {deployment_id} of r{release_id} to the hosts of {target.settings.group}")
+    return deployment_id
+
+
+def deploy_release(
+    context: ControllerContext,
+    preview_id: int,
+    sha: str,
+    settings: PreviewsSpec,
+    release_id: int,
+    sealed: str | None,
+    *,
+    actor: str,
+    job_id: int | None = None,
+) -> int:
+    """The deployment of a preview's release to the hosts of `previews.group`, with its sealed
+    secrets, unless the preview was closed or pushed to meanwhile (NotCurrent): checked and done
+    holding the app's row, so a teardown cannot slip in between."""
+    with context.db.transaction() as session:
+        row = _current(session, preview_id, sha)
         release = releases.find_release(session, release_id)
-        group = target.settings.group
         if sealed is not None:
-            environment = catalog.find_environment(session, group)
             release_secrets.set_sealed(
                 session,
                 release,
-                environment,
+                catalog.find_environment(session, settings.group),
                 sealed,
-                actor=f"job {run.job.job_id}",
+                actor=actor,
                 source_ip=None,
-                now=run.context.now(),
-                sealed_for=target.settings.environment,
+                now=context.now(),
+                sealed_for=settings.environment,
             )
         deployment = deployments.create_deployment(
             session,
             release_id=release_id,
-            environment=group,
+            environment=settings.group,
             queue=True,
-            actor=f"job {run.job.job_id}",
+            actor=actor,
             source_ip=None,
-            now=run.context.now(),
+            now=context.now(),
         )
         row.release_id, row.status = release_id, engine.DEPLOYING
-        row.message, row.updated_at = f"deployment {deployment.id} of r{release_id}", run.context.now()
-        job_store.note(session, run.job.job_id, deployment_id=deployment.id)
+        row.message, row.updated_at = f"deployment {deployment.id} of r{release_id}", context.now()
+        if job_id is not None:
+            job_store.note(session, job_id, deployment_id=deployment.id)
         deployment_id = deployment.id
-    run.context.driver.request_tick()
-    run.context.notifier.notify()
-    run.log.line(f"deployment {deployment_id} of r{release_id} to the hosts of {target.settings.group}")
+    context.driver.request_tick()
+    context.notifier.notify()
     return deployment_id
