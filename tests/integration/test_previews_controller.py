@@ -327,7 +327,7 @@ def test_the_desired_state_of_preview_hosts_holds_the_preview_until_it_goes(
     engine = create_engine(controller_db_url)
     with engine.connect() as connection:
         for table in ("previews", "release_secrets", "audit_log", "releases", "jobs"):
-            rows = connection.execute(text(f"SELECT * FROM {table}")).all()  # noqa: S608
+            rows = connection.execute(text(f"SELECT * FROM {table}")).all()
             assert PLAINTEXT not in repr(rows), table
 
     # Down: out of the preview host's desired state at once, then database and secrets gone.
