@@ -50,6 +50,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, bool]] = {
     "hooks": ("shipyard.cli.pipeline_cmd", "hooks_app", True),
     "jobs": ("shipyard.cli.pipeline_cmd", "jobs", False),
     "job": ("shipyard.cli.pipeline_cmd", "job", False),
+    "preview": ("shipyard.cli.preview_cmd", "preview_app", True),
+    "previews": ("shipyard.cli.preview_cmd", "previews", False),
     "schedule": ("shipyard.cli.schedule_cmd", "schedule_app", True),
     "schedules": ("shipyard.cli.schedule_cmd", "schedules", False),
     "notify": ("shipyard.cli.schedule_cmd", "notify_app", True),

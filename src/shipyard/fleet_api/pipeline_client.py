@@ -24,6 +24,7 @@ from shipyard.fleet_api.schemas.pipeline import (
     NotifyOut,
     ScheduleOut,
 )
+from shipyard.fleet_api.schemas.previews import PreviewAnswer, PreviewOut
 
 RECONNECT_S = 1.0
 MAX_RECONNECTS = 30
@@ -52,6 +53,19 @@ class PipelineClient(ControllerClient):
             "deploy_key_secret": deploy_key_secret,
         }
         return self._one(HookOut, "POST", "/hooks", json=body)
+
+    def previews(self, app: str | None = None, *, all: bool = False) -> list[PreviewOut]:
+        return self._many(PreviewOut, "/previews", app=app, all="true" if all else None)
+
+    def preview_up(self, app: str, pr: int, ref: str, repository: str | None = None) -> PreviewAnswer:
+        body = {"app": app, "pr": pr, "ref": ref, "repository": repository}
+        return self._one(PreviewAnswer, "POST", "/previews", json=body)
+
+    def preview_down(self, app: str, pr: int) -> PreviewAnswer:
+        return self._one(PreviewAnswer, "DELETE", f"/previews/{app}/{pr}")
+
+    def preview_pin(self, app: str, pr: int, *, pinned: bool = True) -> PreviewAnswer:
+        return self._one(PreviewAnswer, "POST", f"/previews/{app}/{pr}/pin", json={"pinned": pinned})
 
     def schedules(self, app: str | None = None) -> list[ScheduleOut]:
         return self._many(ScheduleOut, "/schedules", app=app)
