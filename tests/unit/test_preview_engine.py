@@ -25,6 +25,7 @@ from shipyard.controller.engine.previews import (
     Tick,
     decide,
 )
+from shipyard.domain.spec import AppSpec, EnvSpec, PreviewPlacement
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 REPO = "https://github.com/acme/web.git"
@@ -282,3 +283,49 @@ def test_a_malformed_pull_request_is_a_reason_not_an_event(number: object, sha: 
         _payload("opened", {"full_name": "acme/web"}, number=number, sha=sha), REPO
     )
     assert isinstance(reason, str) and said in reason
+
+
+def _commit_spec() -> AppSpec:
+    return AppSpec.model_validate(
+        {
+            "app": "web",
+            "image": "registry:5000/web",
+            "env": {"clear": {"MODE": "x"}, "secret": ["API_KEY", "DATABASE_URL"]},
+            "build": {"secrets": ["NPM_TOKEN"]},
+            "processes": {"worker": {"command": ["sleep", "1"]}},
+            "pipelines": [{"branch": "release", "environment": "production"}],
+            "previews": {"domain": "preview.test", "resources": {"memory": "128m", "cpus": 0.25}},
+        }
+    )
+
+
+def test_a_preview_spec_is_the_commit_spec_placed_for_its_pr() -> None:
+    commit = _commit_spec()
+    assert commit.previews is not None
+    spec = engine.preview_spec(
+        commit, app="web", pr=7, repository=REPO, settings=commit.previews, fork=False, database=True
+    )
+    assert spec.app == "web-pr-7" and spec.image == commit.image
+    assert spec.preview == PreviewPlacement(repository=REPO, pr=7, host_name="pr-7.web.preview.test")
+    assert spec.previews is None and spec.pipelines == [] and "worker" not in spec.processes
+    assert spec.resources.memory == "128m" and spec.resources.cpus == 0.25
+    assert spec.env.secret == ["API_KEY", "DATABASE_URL"] and spec.env.clear == {"MODE": "x"}
+    assert [s.id for s in spec.build.secrets] == ["NPM_TOKEN"]
+
+
+def test_a_preview_without_a_database_gets_no_database_url_added() -> None:
+    commit = _commit_spec().model_copy(update={"env": EnvSpec(secret=["API_KEY"])})
+    assert commit.previews is not None
+    spec = engine.preview_spec(
+        commit, app="web", pr=7, repository=REPO, settings=commit.previews, fork=False, database=False
+    )
+    assert spec.env.secret == ["API_KEY"]
+
+
+def test_a_fork_preview_names_no_secret_and_builds_without_build_secrets() -> None:
+    commit = _commit_spec()
+    assert commit.previews is not None
+    spec = engine.preview_spec(
+        commit, app="web", pr=8, repository=REPO, settings=commit.previews, fork=True, database=True
+    )
+    assert spec.env.secret == [] and spec.build.secrets == [] and spec.env.clear == {"MODE": "x"}

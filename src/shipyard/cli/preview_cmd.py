@@ -48,7 +48,8 @@ def previews(
     all_: Annotated[bool, typer.Option("--all", help="closed previews too, however long ago")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Previews, newest first: PR, sha, URL, age, TTL left, status (closed ones for an hour)."""
+    """Previews, newest first: PR, sha, URL, age, TTL left, status (closed ones for an hour; the reason
+    of each one's last change in --json's `message`)."""
     with pipeline_client(optional_spec(DEFAULT_CONFIG)) as client:
         found = client.previews(app, all=all_)
     if as_json:
@@ -63,11 +64,10 @@ def previews(
             duration(p.age_seconds),
             _ttl(p),
             p.status,
-            p.message,
         ]
         for p in found
     ]
-    table("previews", ["app", "pr", "sha", "url", "age", "ttl left", "status", "message"], rows)
+    table("previews", ["app", "pr", "sha", "url", "age", "ttl left", "status"], rows)
 
 
 def _said(answer: PreviewAnswer, as_json: bool) -> None:

@@ -107,10 +107,13 @@ def preview_up(body: PreviewUp, caller: Deployer, context: Context) -> PreviewAn
     repository = body.repository
     if repository is None:
         with context.db.read() as session:
-            repository = store.hook_repository(session, store.find_app(session, body.app))
+            app_row = store.find_app(session, body.app)
+            latest = store.latest_spec(session, app_row.id)
+            repository = store.hook_repository(session, app_row) or (latest.repository if latest else None)
         if repository is None:
             raise ConfigError(
-                f"app {body.app!r} has no hook to take the repository from; give it with --repository URL."
+                f"app {body.app!r} has neither a hook nor 'repository:' in its latest release to fetch "
+                "from; give the repository with --repository URL."
             )
     actor = store.Actor(caller.name, caller.source_ip, "preview up")
     applied = runtime.act(context, body.app, engine.Push(repository, body.pr, body.ref), actor)

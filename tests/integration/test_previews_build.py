@@ -1,0 +1,178 @@
+"""A preview built for real, driven by the CLI: `shipyard preview up` -> a job in `shipyard controller`
+fetches the PR's commit from a file:// origin, builds it with BuildKit, pushes it to the test registry,
+records a release of APP-pr-N and deploys it to a host of the preview group (a fake agent); a push
+redeploys it; `shipyard preview down` takes it off the host and the reconciler closes it.
+
+The preview's secret comes from the controller's store of env preview and reaches the host sealed:
+the host opens it with the preview environment's key; the controller's log, its database and the
+API's answers never hold the value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from controller_fixtures import FakeAgent, wait_for
+from test_build_support import AppRepo, git, make_app_repo
+
+from shipyard.domain.spec import SecretsSpec, load_spec, spec_snapshot
+from shipyard.errors import ControllerError
+from shipyard.files import write_private
+from shipyard.fleet_api.client import ControllerClient
+from shipyard.lab.ports import free_port
+from shipyard.lab.single_host import Registry
+from shipyard.secrets.factory import open_store
+from shipyard.secrets.sealing import host_provider, open_sealed
+
+pytestmark = pytest.mark.integration
+
+RUN_CONTROLLER = "import typer; from shipyard.cli.controller_cmd import controller; typer.run(controller)"
+PLAINTEXT = "preview-api-key-plaintext-51d0"
+DOMAIN = "preview.test"
+SHA_DIGEST = "sha256:" + "e" * 64
+
+
+def shipyard(repo: AppRepo, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "shipyard.cli.main", *args]
+    return subprocess.run(argv, cwd=repo.root, env=env, capture_output=True, text=True, timeout=120)
+
+
+def previews(repo: AppRepo, env: dict[str, str]) -> dict[int, dict[str, Any]]:
+    done = shipyard(repo, env, "previews", "--app", repo.app, "--all", "--json")
+    assert done.returncode == 0, done.stderr
+    return {row["pr"]: row for row in reversed(json.loads(done.stdout))}
+
+
+@pytest.fixture
+def served(tmp_path: Path, registry: Registry, docker_url: str) -> Iterator[tuple[AppRepo, str, Path]]:
+    repo = make_app_repo(tmp_path / "web", registry, docker_url)
+    origin = tmp_path / "web.git"
+    repo.write_config(
+        repository=origin.as_uri(),
+        previews={"domain": DOMAIN, "ttl": "1h", "max": 2},
+        env={"secret": ["API_KEY"]},
+        rollout={"monitor": 0.1},
+    )
+    repo.commit("previews")
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.root), str(origin)], check=True)
+    git(repo.root, "remote", "add", "origin", origin.as_uri())
+    home = tmp_path / "home"
+    home.mkdir()
+    environ = {"SHIPYARD_MASTER_KEY": repo.master_key}
+    open_store(SecretsSpec(), home, "preview", environ=environ).set("API_KEY", PLAINTEXT)
+    port, token_file = free_port(), tmp_path / "admin.token"
+    command = [sys.executable, "-c", RUN_CONTROLLER, "--db", f"sqlite:///{tmp_path / 'controller.db'}"]
+    command += ["--port", str(port), "--bootstrap-token-file", str(token_file)]
+    command += ["--preview-reconcile-interval", "1"]
+    env = {**repo.env(), "SHIPYARD_ADMIN_TOKEN": "", "SHIPYARD_HOME": str(home)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: process.poll() is None and _answers(url), timeout=60, what="the controller")
+        yield repo, url, token_file
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        reader.join(timeout=5)
+        repo.remove_images()
+        logged = "".join(output)
+        assert PLAINTEXT not in logged and registry.password not in logged, "secrets must never be logged"
+        assert PLAINTEXT.encode() not in (tmp_path / "controller.db").read_bytes()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_preview_up_builds_deploys_redeploys_and_down_removes_it(
+    served: tuple[AppRepo, str, Path], tmp_path: Path
+) -> None:
+    repo, url, token_file = served
+    token = token_file.read_text().strip()
+    admin = ControllerClient(url, token)
+    # The app's latest release carries its previews: settings (as a pipeline's release would).
+    spec = spec_snapshot(load_spec(repo.config))
+    body = {"image": repo.image, "digest": SHA_DIGEST, "spec": spec}
+    created = httpx.post(f"{url}/api/v1/releases", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert created.status_code == 201, created.text
+    joined = ControllerClient(url).register_agent(admin.create_join_token("preview").token, "pv1")
+    host = FakeAgent("pv1", joined.agent_token, ControllerClient(url, joined.agent_token))
+    stop = threading.Event()
+
+    def sync() -> None:
+        while not stop.wait(0.2):
+            with contextlib.suppress(ControllerError):
+                host.sync()
+
+    syncing = threading.Thread(target=sync, daemon=True)
+    syncing.start()
+    env = {**os.environ, "SHIPYARD_CONTROLLER": url, "SHIPYARD_TOKEN": token, "COLUMNS": "200"}
+    preview_app = f"{repo.app}-pr-3"
+    try:
+        first = git(repo.root, "rev-parse", "HEAD")
+        up = shipyard(repo, env, "preview", "up", "--app", repo.app, "--pr", "3", "--ref", first)
+        assert up.returncode == 0, up.stderr
+        assert "preview pr-3: building" in up.stdout and f"pr-3.{repo.app}.{DOMAIN}" in up.stdout
+        wait_for(lambda: previews(repo, env)[3]["status"] in ("ready", "failed"), timeout=300, what="pr-3")
+        shown = previews(repo, env)[3]
+        assert shown["status"] == "ready", shown["message"]
+        first_release = shown["release_id"]
+
+        desired = host.client.desired()
+        [entry] = [app for app in desired.apps if app.app == preview_app]
+        assert entry.release_id == first_release and entry.spec["preview"]["pr"] == 3
+        assert entry.spec["preview"]["host_name"] == f"pr-3.{repo.app}.{DOMAIN}"
+        key_file = tmp_path / "preview.key"
+        write_private(key_file, repo.master_key)
+        opened = open_sealed(
+            entry.sealed_secrets, env=None, names=["API_KEY"], provider_for=host_provider(key_file)
+        )
+        assert opened == {"API_KEY": PLAINTEXT}
+
+        # A push to the PR: a new release, swapped in by a new deployment.
+        repo.write("rootfs/app/version", "v2\n")
+        second = repo.commit("v2")
+        git(repo.root, "push", "-q", "origin", "HEAD:refs/heads/feature")
+        again = shipyard(repo, env, "preview", "up", "--app", repo.app, "--pr", "3", "--ref", second)
+        assert again.returncode == 0, again.stderr
+        wait_for(
+            lambda: previews(repo, env)[3]["sha"] == second and previews(repo, env)[3]["status"] == "ready",
+            timeout=300,
+            what="pr-3 at its second commit",
+        )
+        assert previews(repo, env)[3]["release_id"] != first_release
+        listed = shipyard(repo, env, "previews", "--app", repo.app)
+        assert listed.returncode == 0 and second[:12] in listed.stdout and "ready" in listed.stdout
+
+        down = shipyard(repo, env, "preview", "down", "--app", repo.app, "--pr", "3")
+        assert down.returncode == 0, down.stderr
+        wait_for(
+            lambda: all(app.app != preview_app for app in host.client.desired().apps),
+            timeout=30,
+            what="the preview to leave the host's desired state",
+        )
+        wait_for(lambda: previews(repo, env)[3]["status"] == "closed", timeout=30, what="pr-3 closed")
+        gone = shipyard(repo, env, "preview", "down", "--app", repo.app, "--pr", "3")
+        assert gone.returncode != 0 and "no live preview" in gone.stderr
+        for path in ("/api/v1/previews?all=true", "/api/v1/audit?limit=200", "/api/v1/jobs"):
+            answer = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {token}"})
+            assert PLAINTEXT not in answer.text
+    finally:
+        stop.set()
+        syncing.join(timeout=5)
