@@ -345,3 +345,22 @@ def test_the_desired_state_of_preview_hosts_holds_the_preview_until_it_goes(
     engine.dispose()
     assert left == 0
     assert "database dropped" in by_pr(web)[7]["message"]
+
+
+def test_a_teardown_aborts_the_preview_deployment_its_hosts_will_never_finish(web: Harness) -> None:
+    web.add_agent("pv1", group="preview")  # registered, but never syncs: the deployment stays running
+    up = web.http.post("/api/v1/previews", json={"app": "web", "pr": 8, "ref": SHA[9]}, headers=ADMIN)
+    base = AppSpec.model_validate(base_spec())
+    assert base.previews is not None
+    spec = preview_spec(
+        base, app="web", pr=8, repository=REPO, settings=base.previews, fork=True, database=False
+    )
+    release_id = release(web, spec_snapshot(spec), DIGESTS[2])
+    context = web.http.app.state.context  # type: ignore[attr-defined]
+    deployment_id = deploy_release(
+        context, up.json()["preview"]["id"], SHA[9], base.previews, release_id, None, actor="test"
+    )
+    assert by_pr(web)[8]["status"] == "deploying"
+    assert web.http.delete("/api/v1/previews/web/8", headers=ADMIN).status_code == 200
+    assert web.admin.get_deployment(deployment_id).status == "aborted"
+    wait_for(lambda: by_pr(web)[8]["status"] == "closed", timeout=30, what="pr-8 closed")

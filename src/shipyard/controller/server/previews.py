@@ -65,6 +65,7 @@ def after(context: ControllerContext, applied: store.Applied) -> None:
     """The side effects of stored decisions: wake the worker and the hosts' long-polls."""
     if applied.desired_changed:
         context.notifier.notify()
+        context.driver.request_tick()  # deployments of a torn-down preview were aborted
         if context.wake_preview_reconciler is not None:
             context.wake_preview_reconciler()
     if applied.queued and context.wake_jobs is not None:

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, joinedload
 
 from shipyard.controller.engine import jobs as job_engine
 from shipyard.controller.engine import previews as engine
+from shipyard.controller.engine import rollout
 from shipyard.controller.errors import ConflictError
-from shipyard.controller.store import audit, job_store
-from shipyard.controller.store.models import App, Release, ReleaseSecrets
+from shipyard.controller.store import audit, deployments, job_store
+from shipyard.controller.store.models import App, Deployment, Release, ReleaseSecrets
 from shipyard.controller.store.pipeline_models import Hook, Job, Preview
 from shipyard.domain.previews import preview_app_name, preview_host_name
 from shipyard.domain.spec import AppSpec, PreviewsSpec, spec_from_snapshot
@@ -211,6 +212,7 @@ def apply(
         elif isinstance(decision, engine.TearDown):
             row = by_id[decision.preview_id]
             row.status, row.message, row.updated_at = engine.CLOSING, decision.reason, now
+            _abort_deployments(session, app.name, row.pr, actor, now)
             applied.desired_changed = True
             applied.preview_ids.append(row.id)
             _audit(session, actor, "preview.teardown", app, row, reason=decision.reason)
@@ -234,7 +236,25 @@ def _queue_build(
     applied.preview_ids.append(row.id)
 
 
+def _abort_deployments(session: Session, app_name: str, pr: int, actor: Actor, now: datetime) -> None:
+    """A torn-down preview's unfinished deployments end aborted: its hosts will never report on them,
+    and a deployment left running would hold back the next one of the same PR (a reopen)."""
+    preview_app = session.scalar(select(App.id).where(App.name == preview_app_name(app_name, pr)))
+    if preview_app is None:
+        return
+    unfinished = select(Deployment.id).where(
+        Deployment.app_id == preview_app, Deployment.status.in_((*rollout.ACTIVE, rollout.QUEUED))
+    )
+    for deployment_id in session.scalars(unfinished).all():
+        deployments.transition(
+            session, deployment_id, "abort", actor=actor.name, source_ip=actor.source_ip, now=now
+        )
+
+
 def _cancel_job(session: Session, job_id: int, actor: Actor, now: datetime) -> None:
+    job = session.get(Job, job_id)
+    if job is not None and job.status == job_engine.RUNNING and job.cancel_requested:
+        return  # asked already: its worker is stopping it (the reconciler asks on every pass)
     with contextlib.suppress(ConflictError, NotFoundError):  # it finished meanwhile: nothing to stop
         job_store.cancel(session, job_id, actor=actor.name, source_ip=actor.source_ip, now=now)
 
