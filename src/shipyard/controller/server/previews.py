@@ -64,12 +64,18 @@ def act(context: ControllerContext, app: str, event: engine.Event, actor: store.
 def after(context: ControllerContext, applied: store.Applied) -> None:
     """The side effects of stored decisions: wake the worker and the hosts' long-polls."""
     if applied.desired_changed:
-        context.notifier.notify()
-        context.driver.request_tick()  # deployments of a torn-down preview were aborted
-        if context.wake_preview_reconciler is not None:
-            context.wake_preview_reconciler()
+        torn_down(context)
     if applied.queued and context.wake_jobs is not None:
         context.wake_jobs()
+
+
+def torn_down(context: ControllerContext) -> None:
+    """A preview left the desired state: wake the hosts' long-polls (and other replicas'), the rollout
+    loop (its deployments were aborted) and the reconciler, which finishes the teardown now."""
+    context.notifier.notify()
+    context.driver.request_tick()
+    if context.wake_preview_reconciler is not None:
+        context.wake_preview_reconciler()
 
 
 def finish(context: ControllerContext, app: str, finish: engine.Finish) -> bool:

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shipyard.controller.engine import github, gitlab
 from shipyard.controller.engine import previews as previews_engine
 from shipyard.controller.errors import UnauthorizedError
+from shipyard.controller.server import previews
 from shipyard.controller.server.api.deps import source_ip
 from shipyard.controller.server.api.errors import KIND_BY_STATUS, answer_for
 from shipyard.controller.server.api.responses import errors
@@ -233,7 +234,7 @@ async def _reply(
     context: ControllerContext = request.app.state.context
     reply = await run_in_threadpool(_store, context, received, body, verify)
     if reply.previews_changed:
-        context.notifier.notify()  # a preview left the desired state: its hosts' long-polls see it now
+        previews.torn_down(context)
     if reply.job_id is not None and reply.verdict == hooks.ACCEPTED:
         worker = getattr(request.app.state, "job_worker", None)
         if worker is not None:
