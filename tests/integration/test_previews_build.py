@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from controller_fixtures import FakeAgent, wait_for
+from github_payloads import pull_request, signed
 from test_build_support import AppRepo, git, make_app_repo
 
 from shipyard.domain.spec import SecretsSpec, load_spec, spec_snapshot
@@ -40,6 +41,7 @@ RUN_CONTROLLER = "import typer; from shipyard.cli.controller_cmd import controll
 PLAINTEXT = "preview-api-key-plaintext-51d0"
 DOMAIN = "preview.test"
 SHA_DIGEST = "sha256:" + "e" * 64
+HOOK_SECRET = "previews-build-hook-secret-0123"
 
 
 def shipyard(repo: AppRepo, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -59,7 +61,7 @@ def served(tmp_path: Path, registry: Registry, docker_url: str) -> Iterator[tupl
     origin = tmp_path / "web.git"
     repo.write_config(
         repository=origin.as_uri(),
-        previews={"domain": DOMAIN, "ttl": "1h", "max": 2},
+        previews={"domain": DOMAIN, "ttl": "1h", "max": 3},
         env={"secret": ["API_KEY"]},
         rollout={"monitor": 0.1},
     )
@@ -159,6 +161,20 @@ def test_preview_up_builds_deploys_redeploys_and_down_removes_it(
         assert previews(repo, env)[3]["release_id"] != first_release
         listed = shipyard(repo, env, "previews", "--app", repo.app)
         assert listed.returncode == 0 and second[:12] in listed.stdout and "ready" in listed.stdout
+
+        # A fork's PR through the webhook: built and deployed, with no secret at all.
+        hook = {"app": repo.app, "repository": repo.config.parent.as_uri(), "secret": HOOK_SECRET}
+        hook["pipelines"] = [{"branch": "release", "environment": "production"}]
+        added = httpx.post(f"{url}/api/v1/hooks", json=hook, headers={"Authorization": f"Bearer {token}"})
+        assert added.status_code == 201, added.text
+        body, headers = signed(HOOK_SECRET, "pull_request", pull_request("opened", 4, second, fork=True))
+        delivered = httpx.post(f"{url}/hooks/github/{repo.app}", content=body, headers=headers)
+        assert delivered.status_code == 202 and delivered.json()["verdict"] == "accepted", delivered.text
+        wait_for(lambda: previews(repo, env)[4]["status"] in ("ready", "failed"), timeout=300, what="pr-4")
+        fork = previews(repo, env)[4]
+        assert fork["status"] == "ready" and fork["fork"], fork["message"]
+        [forked] = [app for app in host.client.desired().apps if app.app == f"{repo.app}-pr-4"]
+        assert forked.sealed_secrets is None and forked.spec["env"].get("secret", []) == []
 
         down = shipyard(repo, env, "preview", "down", "--app", repo.app, "--pr", "3")
         assert down.returncode == 0, down.stderr
