@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
-from controller_fixtures import FakeAgent, wait_for
+from controller_fixtures import FakeAgent, shared_postgres, wait_for
 from github_payloads import pull_request, signed
+from sqlalchemy import create_engine, text
 from test_build_support import AppRepo, git, make_app_repo
 
 from shipyard.domain.spec import SecretsSpec, load_spec, spec_snapshot
@@ -55,8 +56,21 @@ def previews(repo: AppRepo, env: dict[str, str]) -> dict[int, dict[str, Any]]:
     return {row["pr"]: row for row in reversed(json.loads(done.stdout))}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'controller.db'}"
+        return
+    server = shared_postgres()
+    url = server.create_database("previews_build")
+    yield url
+    server.drop_database(url)
+
+
 @pytest.fixture
-def served(tmp_path: Path, registry: Registry, docker_url: str) -> Iterator[tuple[AppRepo, str, Path]]:
+def served(
+    tmp_path: Path, registry: Registry, docker_url: str, database_url: str
+) -> Iterator[tuple[AppRepo, str, Path]]:
     repo = make_app_repo(tmp_path / "web", registry, docker_url)
     origin = tmp_path / "web.git"
     repo.write_config(
@@ -73,7 +87,7 @@ def served(tmp_path: Path, registry: Registry, docker_url: str) -> Iterator[tupl
     environ = {"SHIPYARD_MASTER_KEY": repo.master_key}
     open_store(SecretsSpec(), home, "preview", environ=environ).set("API_KEY", PLAINTEXT)
     port, token_file = free_port(), tmp_path / "admin.token"
-    command = [sys.executable, "-c", RUN_CONTROLLER, "--db", f"sqlite:///{tmp_path / 'controller.db'}"]
+    command = [sys.executable, "-c", RUN_CONTROLLER, "--db", database_url]
     command += ["--port", str(port), "--bootstrap-token-file", str(token_file)]
     command += ["--preview-reconcile-interval", "1"]
     env = {**repo.env(), "SHIPYARD_ADMIN_TOKEN": "", "SHIPYARD_HOME": str(home)}
@@ -92,7 +106,12 @@ def served(tmp_path: Path, registry: Registry, docker_url: str) -> Iterator[tupl
         repo.remove_images()
         logged = "".join(output)
         assert PLAINTEXT not in logged and registry.password not in logged, "secrets must never be logged"
-        assert PLAINTEXT.encode() not in (tmp_path / "controller.db").read_bytes()
+        engine = create_engine(database_url)
+        with engine.connect() as connection:
+            for table in ("previews", "release_secrets", "audit_log", "releases", "jobs", "job_log"):
+                rows = connection.execute(text(f"SELECT * FROM {table}")).all()
+                assert PLAINTEXT not in repr(rows), table
+        engine.dispose()
 
 
 def _answers(url: str) -> bool:

@@ -114,10 +114,11 @@ def _steps_in_order(run: JobRun, preview_id: int) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _current(session: Session, preview_id: int, sha: str) -> Preview:
-    """The preview, locked with its app, when it is live and still at `sha`; NotCurrent otherwise."""
+def _current(session: Session, preview_id: int, sha: str, *, lock: bool = True) -> Preview:
+    """The preview (locked with its app in a write transaction) when it is live and still at `sha`;
+    NotCurrent otherwise."""
     row = session.get(Preview, preview_id)
-    if row is not None:
+    if row is not None and lock:
         session.execute(select(App.id).where(App.id == row.app_id).with_for_update())
         session.refresh(row)
     if row is None or row.status not in engine.LIVE or row.sha != sha:
@@ -127,7 +128,7 @@ def _current(session: Session, preview_id: int, sha: str) -> Preview:
 
 def _target(run: JobRun, preview_id: int) -> Target:
     with run.context.db.read() as session:
-        row = _current(session, preview_id, run.job.sha)
+        row = _current(session, preview_id, run.job.sha, lock=False)
         app = session.get_one(App, row.app_id)
         base = store.latest_spec(session, row.app_id)
         if base is None or base.previews is None:
