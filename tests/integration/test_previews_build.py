@@ -195,6 +195,24 @@ def test_preview_up_builds_deploys_redeploys_and_down_removes_it(
         [forked] = [app for app in host.client.desired().apps if app.app == f"{repo.app}-pr-4"]
         assert forked.sealed_secrets is None and forked.spec["env"].get("secret", []) == []
 
+        # A close while the preview is being built: the build stops, nothing of it reaches the host.
+        body, headers = signed(HOOK_SECRET, "pull_request", pull_request("opened", 5, first))
+        opened = httpx.post(f"{url}/hooks/github/{repo.app}", content=body, headers=headers).json()
+        wait_for(lambda: previews(repo, env)[5]["status"] != "queued", timeout=120, what="pr-5 building")
+        body, headers = signed(HOOK_SECRET, "pull_request", pull_request("closed", 5, first))
+        assert httpx.post(f"{url}/hooks/github/{repo.app}", content=body, headers=headers).status_code == 202
+        wait_for(lambda: previews(repo, env)[5]["status"] == "closed", timeout=60, what="pr-5 closed")
+
+        def job_status() -> str:
+            answer = httpx.get(
+                f"{url}/api/v1/jobs/{opened['job_id']}", headers={"Authorization": f"Bearer {token}"}
+            )
+            return str(answer.json()["status"])
+
+        wait_for(lambda: job_status() not in ("queued", "running"), timeout=120, what="pr-5's job to end")
+        assert job_status() == "cancelled"
+        assert all(app.app != f"{repo.app}-pr-5" for app in host.client.desired().apps)
+
         down = shipyard(repo, env, "preview", "down", "--app", repo.app, "--pr", "3")
         assert down.returncode == 0, down.stderr
         wait_for(

@@ -364,3 +364,14 @@ def test_a_teardown_aborts_the_preview_deployment_its_hosts_will_never_finish(we
     assert web.http.delete("/api/v1/previews/web/8", headers=ADMIN).status_code == 200
     assert web.admin.get_deployment(deployment_id).status == "aborted"
     wait_for(lambda: by_pr(web)[8]["status"] == "closed", timeout=30, what="pr-8 closed")
+
+
+def test_a_release_without_previews_makes_the_reconciler_remove_every_preview(web: Harness) -> None:
+    deliver(web, pull_request("opened", 41, SHA[1]))
+    assert web.http.post("/api/v1/previews/web/41/pin", json={}, headers=ADMIN).status_code == 200
+    spec = base_spec()
+    del spec["previews"]
+    release(web, spec, DIGESTS[3])
+    wait_for(lambda: by_pr(web)[41]["status"] == "closed", timeout=30, what="pr-41 removed")
+    reason = next(e for e in web.admin.audit(action="preview.teardown")).detail["reason"]
+    assert "no longer has previews" in reason
