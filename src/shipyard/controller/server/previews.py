@@ -1,8 +1,9 @@
 """Previews on the controller: acting on an event, finishing teardowns, the store and databases they use.
 
-The webhook, the API and the reconciler all come through `act`: one transaction decides (engine) and
-stores (store/previews.py); the side effects follow it: the job worker woken for a queued build, the
-hosts' long-polls woken when a preview left (or may enter) the desired state, teardowns finished.
+The API comes through `act`, the reconciler through `reconcile`, a webhook delivery through the hook's
+transaction (store/hooks.py): each decides (engine) and stores (store/previews.py) in one transaction;
+the side effects follow it: the job worker woken for a queued build, the hosts' long-polls, the
+rollout loop and the reconciler woken when a preview left the desired state, teardowns finished.
 
 A preview's secrets come from one store only: the controller's store of `previews.environment` (under
 its secrets root, opened with the app's `secrets:` settings). The pull request's commit cannot name
