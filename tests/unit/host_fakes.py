@@ -133,6 +133,10 @@ class FakeEngine:
         on_output(" ".join(argv) + "\n")
         return 0
 
+    def attach_exec(self, name: str, argv: list[str], *, tty: bool) -> Any:
+        """No interactive exec on the fakes (tests/unit/test_agent_exec_relay.py has its own process)."""
+        raise NotFoundError(f"starting a command in container {name} failed: the fake engine has no exec")
+
     def status(self, name: str) -> tuple[str, int | None]:
         if name not in self.by_name:
             raise NotFoundError(f"inspecting container {name} failed: no such container")

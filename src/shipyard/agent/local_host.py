@@ -23,6 +23,7 @@ from shipyard.host.disk import free_bytes
 from shipyard.host.interpreter import Reporter
 from shipyard.host.observe import observe
 from shipyard.host.policy import HostPolicy
+from shipyard.host.ports import ExecProcess
 from shipyard.host.store import AppRecord, utcnow
 from shipyard.host.versions import detect_versions, enforce_requirements
 from shipyard.secrets.sealing import host_provider, open_sealed
@@ -204,6 +205,18 @@ class LocalHost:
             timeout=order.timeout,
             name=f"{order.app}-task-{order.id}",
         )
+
+    def check_exec(self, order: TaskOrder) -> str:
+        violation = task_violation(self.policy.rules, order.kind)
+        if violation is not None:
+            raise PolicyError(
+                f"this host's policy ({self.policy.source}) refuses exec session {order.id}: {violation}; "
+                "nothing ran."
+            )
+        return service.active_container(self.context, order.app)
+
+    def start_exec(self, container: str, argv: list[str], *, tty: bool) -> ExecProcess:
+        return self.context.engine.attach_exec(container, argv, tty=tty)
 
     def converge(self, desired: DesiredApp, reporter: Reporter) -> str:
         """The health-gated swap to the desired release; raises ShipyardError when it fails."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from shipyard.agent.backoff import Backoff
+from shipyard.agent.exec_relay import ExecRunner
 from shipyard.agent.log_shipping import LogShipper
 from shipyard.agent.plan import (
     Converge,
@@ -54,11 +55,13 @@ class AgentLoop:
     maintenance_shown: dict[str, str] = field(default_factory=dict)
     reports: ReportBuffer = field(init=False)
     tasks: TaskRunner = field(init=False)
+    execs: ExecRunner = field(init=False)
     logs: LogShipper = field(init=False)
 
     def __post_init__(self) -> None:
         self.reports = ReportBuffer(self.controller, self.agent_version)
         self.tasks = TaskRunner(self.controller, self.host, self.clock, self.sleep)
+        self.execs = ExecRunner(self.controller, self.host)
         self.logs = LogShipper(self.controller, self.host)
 
     def start(self) -> list[str]:
@@ -82,6 +85,7 @@ class AgentLoop:
             self.sleep(delay)
             return None
         self.logs.start(state.logs)  # in threads of their own: first, so a swap does not delay them
+        self.execs.run(state.execs)
         self.apply(state.apps)
         self._run_tasks(state)
         # Only after a whole pass: a pass that failed asks again at once (after its backoff).

@@ -31,6 +31,24 @@ from shipyard.host.health import HealthResult
 from shipyard.host.records import AppRecord, HistoryEntry
 
 
+class ExecProcess(Protocol):
+    """A command running inside a container with its stdin open (docker exec -i)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close_stdin(self) -> None: ...
+
+    def read(self) -> tuple[int, bytes] | None:
+        """(1 stdout | 2 stderr, bytes) as written; None once the command closed its output."""
+        ...
+
+    def resize(self, rows: int, cols: int) -> None: ...
+
+    def exit_code(self) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
 class Engine(Protocol):
     """The container engine: images and the app's containers (found by their labels)."""
 
@@ -53,6 +71,10 @@ class Engine(Protocol):
 
     def exec_in(self, name: str, argv: list[str], on_output: Callable[[str], None]) -> int:
         """Run `argv` inside the running container `name` (docker exec), its output to `on_output`."""
+        ...
+
+    def attach_exec(self, name: str, argv: list[str], *, tty: bool) -> ExecProcess:
+        """`argv` inside the running container `name` with its stdin open (an exec session)."""
         ...
 
     def status(self, name: str) -> tuple[str, int | None]: ...

@@ -87,6 +87,11 @@ class DesiredState(BaseModel):
     logs: list[DesiredLogRequest] = Field(
         default_factory=list, description="open log requests of the host's environment"
     )
+    execs: list[TaskOrder] = Field(
+        default_factory=list,
+        description="exec sessions waiting for this host's agent to attach (kind exec; apart from tasks, "
+        "so an agent that predates them ignores them)",
+    )
 
 
 class TrafficCounters(Body):
