@@ -399,6 +399,7 @@ class DockerEngine:
             process=labels.get(LABEL_PROCESS) or WEB,
             stop_signal=labels.get(LABEL_STOP_SIGNAL) or "TERM",
             stop_timeout=int(timeout) if timeout.isdigit() else 10,
+            restart_count=int(attrs.get("RestartCount") or 0),
         )
 
     def status(self, name: str) -> tuple[str, int | None]:

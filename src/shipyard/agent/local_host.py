@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.agent import sealed_store
+from shipyard.agent.crash_loop import WorkerSample
 from shipyard.agent.localize import host_release
 from shipyard.agent.log_lines import TimedLine, parse_timed
 from shipyard.agent.ports import LocalApp
@@ -111,12 +112,18 @@ class LocalHost:
             # haproxy sends the app nothing and checks nothing: the release is as healthy as it was
             # at its swap while its container runs (a fleet's maintenance), not once it stopped.
             healthy = container is not None
+        workers = tuple(
+            WorkerSample(worker.process, worker.id, worker.restart_count)
+            for worker in state.workers
+            if worker.release_id == record.active_release_id and worker.running
+        )
         return LocalApp(
             record.active_release_id,
             container is not None,
             healthy,
             self._counters(app),
             record.maintenance,
+            workers,
         )
 
     def log_sources(self, app: str, process: str | None) -> dict[str, str]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from shipyard.agent.backoff import Backoff
+from shipyard.agent.crash_loop import CrashLoopWatch, restart_limits
 from shipyard.agent.exec_relay import ExecRunner
 from shipyard.agent.log_shipping import LogShipper
 from shipyard.agent.plan import (
@@ -57,6 +58,7 @@ class AgentLoop:
     tasks: TaskRunner = field(init=False)
     execs: ExecRunner = field(init=False)
     logs: LogShipper = field(init=False)
+    crash_loops: CrashLoopWatch = field(default_factory=CrashLoopWatch)
 
     def __post_init__(self) -> None:
         self.reports = ReportBuffer(self.controller, self.agent_version)
@@ -114,7 +116,7 @@ class AgentLoop:
 
     def apply(self, apps: list[DesiredApp]) -> None:
         self.reports.disk_free = self.host.disk_free()
-        observed = {app.app: self.host.observe(app.app) for app in apps}
+        observed = {app.app: self._watched(app, self.host.observe(app.app)) for app in apps}
         actions = plan_apps(apps, observed, self.failures, self.clock())
         for action in actions:
             if isinstance(action, Converge):
@@ -127,7 +129,7 @@ class AgentLoop:
                 done = self._converge(desired, observed[desired.app])
                 if done is not None and desired.app not in due_prunes:
                     self._prune_after_deploy(desired, done)
-                observed[desired.app] = self.host.observe(desired.app)
+                observed[desired.app] = self._watched(desired, self.host.observe(desired.app))
             elif isinstance(action, InSync):
                 self.reports.put(app_report(action.desired, observed[action.desired.app], "succeeded"))
             elif isinstance(action, Deferred):
@@ -138,8 +140,21 @@ class AgentLoop:
             self._prune(desired)
         for change in maintenance_due(apps, observed, self.maintenance_shown):
             self._maintenance(change)
-        self.retry_in = next_retry(plan_apps(apps, observed, self.failures, self.clock()))
+        self.retry_in = _sooner(
+            next_retry(plan_apps(apps, observed, self.failures, self.clock())),
+            self.crash_loops.next_check(self.clock()),
+        )
         self.reports.flush(force=False)
+
+    def _watched(self, desired: DesiredApp, local: LocalApp) -> LocalApp:
+        """The observation, unhealthy when a worker of the serving release crash-loops."""
+        loop = self.crash_loops.observe(
+            desired.app, local.workers, restart_limits(desired.spec), self.clock()
+        )
+        if loop is None:
+            return local
+        log.warning("worker crash-looping", app=desired.app, process=loop.process, restarts=loop.restarts)
+        return replace(local, problem=loop.describe())
 
     def _prune(self, desired: DesiredApp) -> None:
         assert desired.prune is not None  # prunes_due: only apps with a prune
@@ -220,3 +235,10 @@ class AgentLoop:
         done = app_report(desired, after, "succeeded", step="done", message=summary)
         self.reports.put(done)
         return done
+
+
+def _sooner(first: float | None, second: float | None) -> float | None:
+    """The earlier of two optional delays."""
+    if first is None or second is None:
+        return first if second is None else second
+    return min(first, second)

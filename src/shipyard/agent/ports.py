@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shipyard.agent.crash_loop import WorkerSample
 from shipyard.agent.log_lines import TimedLine
 from shipyard.fleet_api.schemas.agent import (
     AppReport,
@@ -29,6 +30,9 @@ class LocalApp:
     healthy: bool = False
     counters: TrafficCounters | None = None  # the app's haproxy counters, when haproxy answers
     maintenance: bool = False  # haproxy answers the app's maintenance page
+    # The serving release's worker containers with their restart counts (the crash-loop watch).
+    workers: tuple[WorkerSample, ...] = ()
+    problem: str = ""  # why it is unhealthy beyond haproxy's word (a crash-looping worker)
 
 
 class RelayChannel(Protocol):

@@ -96,6 +96,7 @@ class ContainerInfo:
     process: str = WEB
     stop_signal: str = "TERM"
     stop_timeout: int = 10
+    restart_count: int = 0  # times the engine restarted it (its restart policy) since it was created
 
     @property
     def running(self) -> bool:
