@@ -74,8 +74,10 @@ def test_exec_with_a_tty_gives_the_command_a_terminal(serving_lab: Lab) -> None:
     primary, secondary = pty.openpty()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "shipyard.cli.main", "exec", "--env", "production", "--host", "h1"]
-            + ["-c", str(config), "-t", "--", "/bin/busybox", "tty"],
+            [
+                *(sys.executable, "-m", "shipyard.cli.main", "exec", "--env", "production", "--host", "h1"),
+                *("-c", str(config), "-t", "--", "/bin/busybox", "tty"),
+            ],
             stdin=secondary,
             stdout=secondary,
             stderr=subprocess.PIPE,

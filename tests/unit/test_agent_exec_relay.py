@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from test_agent_fakes import task_order
+
 from shipyard.agent.exec_relay import ExecRunner, relay
 from shipyard.errors import PolicyError
 from shipyard.fleet_api.schemas.tasks import TaskUpdate
-from test_agent_fakes import task_order
 
 
 @dataclass
