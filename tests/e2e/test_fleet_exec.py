@@ -65,7 +65,7 @@ def test_exec_relays_stdin_output_and_exit_code_and_is_audited_and_needs_a_deplo
 
     # A host nobody knows: one sentence, before any session.
     unknown = lab.cli(*("exec", "--env", "production", "--host", "nohost", "-c", str(config), "--", "true"))
-    assert unknown.returncode != 0 and "host nohost is not in production" in unknown.stderr
+    assert unknown.returncode == 125 and "host nohost is not in production" in unknown.stderr
 
 
 def test_exec_with_a_tty_gives_the_command_a_terminal(serving_lab: Lab) -> None:
@@ -111,7 +111,9 @@ def _read_all(fd: int, process: subprocess.Popen[bytes], timeout: float) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
-def test_a_host_whose_policy_refuses_one_off_commands_refuses_exec(serving_lab: Lab) -> None:
+def test_a_dead_agent_or_a_policy_refusing_one_off_commands_ends_the_session_with_125(
+    serving_lab: Lab,
+) -> None:
     lab = serving_lab
     config = lab.write_config("exec-refused")
     state = lab.state
@@ -121,6 +123,15 @@ def test_a_host_whose_policy_refuses_one_off_commands_refuses_exec(serving_lab: 
     document = yaml.safe_load(original)
     document["tasks"] = {"run": False, "release_phase": True}
     try:
+        kill_now(host.agent_pid)  # a dead agent: the session is cancelled after --timeout, never hangs
+        dead = lab.cli(
+            *("exec", "--env", "production", "--host", "h3", "-c", str(config), "--timeout", "2"),
+            *("--", "sh", "-c", "echo ran"),
+            timeout=90,
+        )
+        assert dead.returncode == 125, dead.stdout + dead.stderr
+        assert "no agent of h3 attached within 2 s (is the agent of h3 running?)" in dead.stderr
+        assert "ran" not in dead.stdout
         path.write_text(yaml.safe_dump(document))
         _restart_agent(lab, "h3")
         refused = lab.cli(

@@ -38,7 +38,7 @@ from shipyard.cli.fleet_cmd import (
     optional_spec,
 )
 from shipyard.cli.render import print_json
-from shipyard.errors import ConfigError, ShipyardError
+from shipyard.errors import ConfigError, NotFoundError, ShipyardError
 
 if TYPE_CHECKING:
     from shipyard.fleet_api.client import ControllerClient
@@ -224,7 +224,10 @@ def _fleet_exec(client: ControllerClient, request: ExecRequest) -> int:
     from shipyard.cli.exec_terminal import run_session
 
     with client:
-        task = client.create_exec(request.app, request.environment, request.host, request.argv)
+        try:
+            task = client.create_exec(request.app, request.environment, request.host, request.argv)
+        except NotFoundError as exc:  # an unknown host, app or environment: nothing could run
+            raise TaskNotRunError(exc.message) from exc
         print(f"exec {task.id}: {' '.join(request.argv)} on {task.host} ({task.release})", file=sys.stderr)
         with client.exec_channel(task.id, pickup_timeout=request.timeout) as channel:
             outcome = run_session(
