@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ from shipyard.secrets.masking import mask
 log = structlog.get_logger("shipyard.agent")
 START_TIMEOUT = 30.0  # seconds for the client's start message once the agent's socket is in
 RECEIVE_SLICE = 0.5  # seconds between looks at whether the command's output ended
+CLIENT_GRACE = 10.0  # seconds the client's socket may take to reach the controller
+CLIENT_RETRY_S = 0.5
 
 
 def _thread(work: Callable[[], None]) -> None:
@@ -44,6 +47,8 @@ class ExecRunner:
     controller: ControllerPort
     host: HostPort
     spawn: Callable[[Callable[[], None]], None] = _thread
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
     started: set[int] = field(default_factory=set)  # this process's sessions: each is served once
 
     def run(self, orders: list[TaskOrder]) -> None:
@@ -115,18 +120,26 @@ class ExecRunner:
             channel.close()
 
     def _connect(self, task_id: int) -> tuple[RelayChannel, dict[str, object]] | None:
-        """The session's socket and the client's start message, on the controller that holds it."""
-        for channel in self.controller.agent_exec_channels(task_id):
-            try:
-                first = channel.receive(timeout=START_TIMEOUT)
-            except TimeoutError:
-                first = None
-            if isinstance(first, dict) and first.get("type") == "start":
-                return channel, first
-            channel.close()
-            if isinstance(first, dict) and first.get("type") == "error":
-                log.info("exec session not here", task=task_id, reason=first.get("message"))
-        return None
+        """The session's socket and the client's start message, on the controller that holds it. The
+        client opens its socket right after asking for the session, but may still be on its way: each
+        controller is asked again for a few seconds."""
+        deadline = self.clock() + CLIENT_GRACE
+        while True:
+            for channel in self.controller.agent_exec_channels(task_id):
+                try:
+                    first = channel.receive(timeout=START_TIMEOUT)
+                except TimeoutError:
+                    first = None
+                if isinstance(first, dict) and first.get("type") == "start":
+                    return channel, first
+                channel.close()
+                if isinstance(first, dict) and first.get("type") == "error":
+                    log.info("exec session not here", task=task_id, reason=first.get("message"))
+                    if first.get("status") != 404:  # refused, not missing: asking again will not help
+                        return None
+            if self.clock() >= deadline:
+                return None
+            self.sleep(CLIENT_RETRY_S)
 
 
 def relay(channel: RelayChannel, process: ExecProcess) -> Outcome:

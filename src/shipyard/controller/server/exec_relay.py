@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketState
 
 from shipyard.controller.engine import exec_sessions
 from shipyard.controller.engine.exec_sessions import ExecSession
@@ -85,9 +85,14 @@ class ExecRelay:
             if isinstance(agent, Ended):
                 return agent
             pending.session = exec_sessions.attach(pending.session, self.clock())
-            await client.send_text(json.dumps({"type": "attached", "host": session.host}))
-            for frame in early:
-                await _send(agent, frame)
+            try:
+                await client.send_text(json.dumps({"type": "attached", "host": session.host}))
+                for frame in early:
+                    await _send(agent, frame)
+            except Exception:  # either side left in between: the other is closed, nothing ran
+                await _close_with(client, None)
+                await _close_with(agent, None)
+                return Ended("a side left as the agent attached", None, True, self.clock() - started)
             return await self._splice(client, agent, pending, started)
         finally:
             self._sessions.pop(session.task_id, None)
@@ -152,7 +157,7 @@ class ExecRelay:
                         exit_code.append(code)
                 try:
                     await _send(target, frame)
-                except (WebSocketDisconnect, RuntimeError, OSError):
+                except Exception:  # the other side is gone
                     return "the agent left" if from_agent is False else "the client left"
 
         async def watchdog() -> str:
@@ -204,7 +209,7 @@ async def _receive(websocket: WebSocket) -> str | bytes | None:
     """The next frame, or None once the peer left."""
     try:
         message = await websocket.receive()
-    except (WebSocketDisconnect, RuntimeError, OSError):
+    except Exception:  # the peer or its transport went away: the session ends, it does not fail
         return None
     if message["type"] == "websocket.disconnect":
         return None
@@ -224,7 +229,8 @@ async def _close_with(websocket: WebSocket, message: dict[str, object] | None) -
     """A last control message (when given) and the close; a peer already gone is fine."""
     if websocket.application_state == WebSocketState.DISCONNECTED:
         return
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+    # Whatever the server's transport raises for a peer gone meanwhile (anyio, websockets, OSError).
+    with contextlib.suppress(Exception):
         if message is not None:
             await websocket.send_text(json.dumps(message))
         await websocket.close(1000)
