@@ -19,6 +19,7 @@ from shipyard.agent.identity import TOKEN_FILE_NAME, agent_token
 from shipyard.agent.lifecycle import HostLifecycle, LifecycleSettings
 from shipyard.agent.local_host import LocalHost
 from shipyard.agent.loop import AgentLoop
+from shipyard.domain.preview_host import PreviewSettings
 from shipyard.errors import ControllerError, ShipyardError
 from shipyard.fleet_api.client import ControllerClient
 from shipyard.fleet_api.schemas.agent import DesiredState, HostVersions
@@ -53,6 +54,8 @@ class AgentSettings:
     insecure_http: bool = False
     # Auto Scaling lifecycle (--aws-lifecycle): None on a host outside an Auto Scaling group.
     aws: AwsSettings | None = None
+    # Where previews are served and the ports they get: --previews-listen, --preview-slots, --preview-ports.
+    previews: PreviewSettings = field(default_factory=PreviewSettings)
 
     @property
     def token_path(self) -> Path:
@@ -208,6 +211,7 @@ def run_agent(settings: AgentSettings) -> None:
                 versions=versions,
                 secrets_key_file=settings.secrets_key_file,
                 labels=settings.labels,
+                previews=settings.previews,
             )
             poll_wait = settings.poll_wait
             if settings.aws is not None:  # termination and spot notices are read between polls
