@@ -247,3 +247,24 @@ def test_the_map_file_refuses_a_host_name_that_would_add_a_line() -> None:
     )
     with pytest.raises(ConfigError):
         render_map({"a.test\nevil.test": "preview_0"})
+
+
+def test_status_shows_the_previews_of_the_app_with_their_host_names(host: FakeHost) -> None:
+    prod = production(host)
+    deploy_preview(host, preview_spec(prod, 12), "v2")
+    document = service.status(host.context, "web")
+    assert document["preview"] is None
+    assert document["previews"] == [
+        {
+            "app": "web-pr-12",
+            "pr": 12,
+            "host_name": "pr-12.web.preview.test",
+            "active_release": "r1",
+            "active_slot": "blue",
+            "active_port": 21000,
+            "backend": "preview_0",
+            "routed": True,
+        }
+    ]
+    own = service.status(host.context, "web-pr-12")
+    assert own["preview"] == {"host_name": "pr-12.web.preview.test", "backend": "preview_0", "routed": True}
