@@ -226,7 +226,7 @@ class FakeProxy:
         return self.is_running
 
     def start(self) -> None:
-        if not self.config:
+        if not self.config and self.pool is None:
             raise ProxyError("haproxy failed to start: the config has no frontend")
         self.events.append("start")
         self.is_running = True

@@ -24,7 +24,9 @@ from shipyard.domain.previews import PREVIEW_LABEL, preview_app_name, preview_ho
 from shipyard.domain.spec import AppSpec, parse_spec, spec_snapshot
 from shipyard.errors import ConfigError
 from shipyard.host import maintenance, service
-from shipyard.host.previews import place_preview, removal_plan, remove_preview, stale_previews
+from shipyard.host.previews import place_preview, removal_plan, remove_preview, serve_previews, stale_previews
+from shipyard.lab.edge import render_edge_config
+from shipyard.lab.state import HostRecord, LabState, load_state
 
 SETTINGS = PreviewSettings(listen="127.0.0.1:1", slots=4, first_port=21000, last_port=21009)
 
@@ -268,3 +270,35 @@ def test_status_shows_the_previews_of_the_app_with_their_host_names(host: FakeHo
     ]
     own = service.status(host.context, "web-pr-12")
     assert own["preview"] == {"host_name": "pr-12.web.preview.test", "backend": "preview_0", "routed": True}
+
+
+def test_an_agent_given_previews_listen_serves_previews_before_any_comes(host: FakeHost) -> None:
+    assert serve_previews(host.context, SETTINGS) == "haproxy serves previews on 127.0.0.1:1 (started)"
+    assert host.proxy.pool == PreviewPool("127.0.0.1:1", 4, {}) and host.proxy.running()
+    assert "preview_3" in host.proxy.servers
+    assert serve_previews(host.context, SETTINGS) is None  # as it is: nothing to do
+    wider = PreviewSettings(listen="127.0.0.1:1", slots=6, first_port=21000, last_port=21009)
+    assert serve_previews(host.context, wider) == "haproxy serves previews on 127.0.0.1:1 (reloaded)"
+    assert "preview_5" in host.proxy.servers
+
+
+def test_the_lab_edge_sends_the_previews_domain_to_the_preview_hosts(tmp_path: Path) -> None:
+    config = render_edge_config(8000, tmp_path, previews_domain="Preview.Lab.Test")
+    assert "acl preview_host req.hdr(host),field(1,:),lower -m end .preview.lab.test" in config
+    assert config.index("use_backend previews if preview_host") < config.index("use_backend hosts")
+    assert "backend previews" in config
+    with pytest.raises(ConfigError):
+        render_edge_config(8000, tmp_path, previews_domain="lab.test\nfrontend evil")
+
+
+def test_lab_hosts_keep_their_group(tmp_path: Path) -> None:
+    state = LabState(root=str(tmp_path), previews_domain="pv.test")
+    state.hosts = [
+        HostRecord("h1", 1, "127.0.1.1", "r1"),
+        HostRecord("h2", 2, "127.0.1.2", "r2", group="preview"),
+    ]
+    state.save()
+    loaded = load_state(tmp_path)
+    assert [h.name for h in loaded.hosts_of("production")] == ["h1"]
+    assert [h.name for h in loaded.hosts_of("preview")] == ["h2"]
+    assert loaded.hosts[1].previews_listen == "127.0.1.2:8800" and loaded.previews_domain == "pv.test"

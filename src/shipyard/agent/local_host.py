@@ -32,6 +32,8 @@ from shipyard.secrets.sealing import host_provider, open_sealed
 from shipyard.signing import TrustedKeys, release_payload
 
 log = structlog.get_logger("shipyard.agent")
+# The lock name for a change of the previews frontend alone (no app's name can be it: it has a dot).
+PREVIEWS_LOCK = "previews.frontend"
 
 
 @dataclass
@@ -70,6 +72,11 @@ class LocalHost:
         if self.versions is None:
             self.versions = detect_versions(self.context)
         return self.versions
+
+    def serve_previews(self) -> str | None:
+        """The previews frontend listening now (under the lock of the host's proxy), before any preview."""
+        with service.locked(self.context, PREVIEWS_LOCK, "open the previews frontend", wait=True):
+            return previews.serve_previews(self.context, self.previews)
 
     def teardown_previews(self, desired: list[DesiredApp]) -> list[str]:
         done = []

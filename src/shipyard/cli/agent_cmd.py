@@ -68,9 +68,13 @@ def agent(
         str | None, typer.Option("--address", help="address the apps and haproxy listen on, e.g. 127.0.1.2")
     ] = None,
     previews_listen: Annotated[
-        str,
-        typer.Option("--previews-listen", help="HOST:PORT of the frontend serving previews by host name"),
-    ] = DEFAULT_PREVIEWS_LISTEN,
+        str | None,
+        typer.Option(
+            "--previews-listen",
+            help="HOST:PORT of the frontend serving previews by host name (default "
+            f"{DEFAULT_PREVIEWS_LISTEN}, opened with the first preview; given, it is opened at start)",
+        ),
+    ] = None,
     preview_slots: Annotated[
         int, typer.Option("--preview-slots", help="haproxy backends declared for previews (previews at once)")
     ] = DEFAULT_PREVIEW_SLOTS,
@@ -205,7 +209,10 @@ def agent(
             ca_file=ca_file,
             insecure_http=insecure_http,
             aws=aws,
-            previews=preview_settings(previews_listen, preview_slots, preview_ports),
+            previews=preview_settings(
+                previews_listen or DEFAULT_PREVIEWS_LISTEN, preview_slots, preview_ports
+            ),
+            serve_previews_at_start=previews_listen is not None,
         )
         run_agent(settings)
     finally:

@@ -16,9 +16,10 @@ from dataclasses import replace
 from shipyard.domain.host_plan import plan_remove
 from shipyard.domain.models import Release
 from shipyard.domain.plan import Plan
-from shipyard.domain.preview_host import PreviewSettings
+from shipyard.domain.preview_host import PreviewSettings, pool_backend
 from shipyard.domain.previews import PREVIEW_LABEL
 from shipyard.errors import ConfigError
+from shipyard.host import proxy_sync
 from shipyard.host.context import HostContext
 from shipyard.host.interpreter import Interpreter, port_taken
 from shipyard.host.maintenance import present_images
@@ -32,15 +33,35 @@ def place_preview(context: HostContext, release: Release, settings: PreviewSetti
     if spec.preview is None:
         return release
     if context.store.preview_settings() is None:
-        # The first preview here adds the previews frontend: its address must be free.
-        host, _, port = settings.listen.rpartition(":")
-        if port_taken(host, int(port)):
-            raise ConfigError(
-                f"the previews address {settings.listen} is already taken by another process; free it or "
-                "restart the agent with another --previews-listen."
-            )
+        check_previews_listen(settings)  # the first preview here adds the previews frontend
     allocation = context.store.allocate_preview(release.app, spec.preview.host_name, settings)
     return replace(release, app_spec=spec.model_copy(update={"port": allocation.port}))
+
+
+def serve_previews(context: HostContext, settings: PreviewSettings) -> str | None:
+    """Listen for previews now, before any comes (an agent started with --previews-listen): the
+    previews frontend and pool in the config, haproxy started or reloaded once; what was done."""
+    store, proxy = context.store, context.proxy
+    if store.preview_settings() == settings and proxy.running():
+        return None
+    if store.preview_settings() is None:
+        check_previews_listen(settings)
+    store.set_preview_settings(settings)
+    proxy_sync.write_config(store, proxy)
+    if proxy.running():
+        proxy.reload(pool_backend(0))
+        return f"haproxy serves previews on {settings.listen} (reloaded)"
+    proxy.start()
+    return f"haproxy serves previews on {settings.listen} (started)"
+
+
+def check_previews_listen(settings: PreviewSettings) -> None:
+    host, _, port = settings.listen.rpartition(":")
+    if port_taken(host, int(port)):
+        raise ConfigError(
+            f"the previews address {settings.listen} is already taken by another process; free it or "
+            "restart the agent with another --previews-listen."
+        )
 
 
 def stale_previews(context: HostContext, wanted: Collection[str]) -> list[str]:

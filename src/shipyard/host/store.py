@@ -204,13 +204,16 @@ class HostStore:
         row = self.db.execute("SELECT value FROM host_setting WHERE key = 'previews'").fetchone()
         return None if row is None else PreviewSettings(**json.loads(row["value"]))
 
+    def set_preview_settings(self, settings: PreviewSettings) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO host_setting VALUES ('previews', ?)",
+            (json.dumps(dataclasses.asdict(settings), sort_keys=True),),
+        )
+
     def allocate_preview(self, app: str, host_name: str, settings: PreviewSettings) -> PreviewAllocation:
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute(
-                "INSERT OR REPLACE INTO host_setting VALUES ('previews', ?)",
-                (json.dumps(dataclasses.asdict(settings), sort_keys=True),),
-            )
+            self.set_preview_settings(settings)
             allocation = self.preview_allocation(app)
             if allocation is None:
                 allocation = choose_allocation(app, host_name, settings, self.preview_allocations())

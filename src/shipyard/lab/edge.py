@@ -74,6 +74,9 @@ def render_edge_config(
         "frontend edge",
         f"    bind 127.0.0.1:{port}",
         f"    acl preview_host req.hdr(host),field(1,:),lower -m end .{previews_domain.lower()}",
+        # No preview host up: a clear answer rather than the app's hosts or a bare 503.
+        '    http-request return status 404 content-type text/plain string "no preview host is up" '
+        f"if preview_host !{{ nbsrv({PREVIEWS}) gt 0 }}",
         f"    use_backend {PREVIEWS} if preview_host",
         f"    use_backend {BACKEND} if {{ nbsrv({BACKEND}) gt 0 }}",
         f"    default_backend {PAGES}",

@@ -77,7 +77,6 @@ def start_agent(state: LabState, host: HostRecord, join_token: str | None = None
         "agent",
         *replicas,
         *("--name", host.name, "--group", state.group_of(host)),
-        *("--previews-listen", host.previews_listen),
         *("--home", str(host.home), "--docker-host", host.docker_url, "--address", host.address),
         *("--poll-wait", "20", "--max-backoff", "2", "--retry-failed-after", "30"),
         *("--policy", str(write_policy(state, host))),
@@ -85,6 +84,8 @@ def start_agent(state: LabState, host: HostRecord, join_token: str | None = None
         *("--ca-file", str(state.ca_file)),
         *("--trusted-key", str(state.release_key_file.with_name(state.release_key_file.name + ".pub"))),
     ]
+    if state.group_of(host) == PREVIEW_GROUP:  # listening from the start: the edge checks it
+        args += ["--previews-listen", host.previews_listen]
     env = {"SHIPYARD_JOIN_TOKEN": join_token} if join_token else {}
     host.agent_pid = shipyard_process(args, agent_log(host), env)
 

@@ -29,7 +29,7 @@ class HostRecord:
 
     @property
     def previews_listen(self) -> str:
-        """Where the host's haproxy serves previews by host name (every lab host on its own address)."""
+        """Where a preview host's haproxy serves previews by host name, on the host's own address."""
         return f"{self.address}:{PREVIEWS_PORT}"
 
     @property
