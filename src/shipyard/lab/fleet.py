@@ -207,8 +207,9 @@ def controller_replicas(state: LabState) -> list[dict[str, object]]:
 
 
 def _controller_hosts(state: LabState) -> dict[str, dict[str, object]]:
+    groups = sorted({state.group_of(host) for host in state.hosts} | {state.group})
     with control_plane.admin_client(state, timeout=3) as admin:
-        found = admin.hosts(state.group)
+        found = [host for group in groups for host in admin.hosts(group)]
     return {
         host.name: {
             "status": host.status,
