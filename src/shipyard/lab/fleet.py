@@ -87,8 +87,14 @@ def lab_up(
     state.save()
     control_plane.write_app_files(state)
     state = lab_scale(root, hosts)
-    if preview_hosts:
-        _add_hosts(state, preview_hosts, PREVIEW_GROUP)
+    return lab_add_preview_hosts(root, preview_hosts) if preview_hosts else state
+
+
+def lab_add_preview_hosts(root: Path, count: int) -> LabState:
+    """Add `count` hosts to the group `preview` (agents listening for previews on 127.0.1.N:8800, in
+    the edge's `previews` backend); `lab_scale` never counts or removes them."""
+    state = load_state(root)
+    _add_hosts(state, count, PREVIEW_GROUP)
     return state
 
 
