@@ -10,6 +10,7 @@ from host_fakes import DIGESTS, REPOSITORY, FakeHost, app_spec, fake_host
 
 from shipyard.adapters.haproxy_config import PreviewPool, ProxiedApp, ProxyPaths, render_config, render_map
 from shipyard.adapters.registry import parse_image
+from shipyard.agent.local_host import LocalHost
 from shipyard.domain.commands import RoutePreview, UnregisterApp, UnroutePreview
 from shipyard.domain.models import Release
 from shipyard.domain.plan import start_container
@@ -302,3 +303,22 @@ def test_lab_hosts_keep_their_group(tmp_path: Path) -> None:
     assert [h.name for h in loaded.hosts_of("production")] == ["h1"]
     assert [h.name for h in loaded.hosts_of("preview")] == ["h2"]
     assert loaded.hosts[1].previews_listen == "127.0.1.2:8800" and loaded.previews_domain == "pv.test"
+
+
+def test_a_preview_whose_first_deploy_failed_before_haproxy_had_the_pool_is_removed(host: FakeHost) -> None:
+    prod = production(host)
+    spec = preview_spec(prod, 8)
+    release = Release("r1", spec.app, REPOSITORY, DIGESTS["v1"], spec, service.utcnow(), "controller")
+    place_preview(host.context, release, SETTINGS)  # ports taken; haproxy never loaded the pool
+    assert "preview_0" not in host.proxy.servers
+    remove_preview(host.context, "web-pr-8")
+    assert host.store.preview_allocations() == [] and host.proxy.serving("app_web") == ["blue"]
+
+
+def test_the_agent_reports_a_previews_counters_from_its_pool_backend(host: FakeHost) -> None:
+    prod = production(host)
+    deploy_preview(host, preview_spec(prod, 2), "v1")
+    local = LocalHost(host.context, previews=SETTINGS)
+    observed = local.observe("web-pr-2")
+    assert observed.active_release == "r1" and observed.healthy
+    assert observed.counters is not None

@@ -12,7 +12,6 @@ from shipyard.agent import sealed_store
 from shipyard.agent.localize import host_release
 from shipyard.agent.log_lines import TimedLine, parse_timed
 from shipyard.agent.ports import LocalApp
-from shipyard.domain.commands import backend_name
 from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy, task_violation
 from shipyard.domain.preview_host import PreviewSettings
@@ -20,7 +19,7 @@ from shipyard.domain.spec import AppSpec, spec_from_snapshot
 from shipyard.errors import LockedError, NotFoundError, PolicyError, ProxyError, ShipyardError
 from shipyard.fleet_api.schemas.agent import DesiredApp, HostVersions, TrafficCounters
 from shipyard.fleet_api.schemas.tasks import TaskOrder
-from shipyard.host import maintenance, previews, service
+from shipyard.host import maintenance, previews, proxy_sync, service
 from shipyard.host.context import HostContext
 from shipyard.host.disk import free_bytes
 from shipyard.host.interpreter import Reporter
@@ -181,7 +180,7 @@ class LocalHost:
 
     def _counters(self, app: str) -> TrafficCounters | None:
         try:
-            counted = self.context.proxy.backend_counters(backend_name(app))
+            counted = self.context.proxy.backend_counters(proxy_sync.app_backend(self.context.store, app))
         except ProxyError:  # haproxy is down or busy: the report goes without counters
             return None
         return None if counted is None else TrafficCounters(requests=counted[0], responses_5xx=counted[1])

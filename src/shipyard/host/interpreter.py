@@ -246,8 +246,11 @@ class Interpreter:
         running = proxy.running()
         if running:
             proxy.remove_route(command.host_name)
-            for slot in SLOTS:
-                proxy.set_state(command.backend, slot, "maint")
+            try:
+                for slot in SLOTS:
+                    proxy.set_state(command.backend, slot, "maint")
+            except ProxyError:
+                pass  # the pool is not in the running config (its first deploy failed): nothing serves
         store.set_preview_routed(command.app, False)
         store.drop_app(command.app)
         proxy.forget_page(command.app)
