@@ -401,8 +401,8 @@ def _log_run(run: HookRun) -> None:
         command=run.command,
         status=run.status,
         seconds=run.seconds,
-        stdout=run.stdout,
-        stderr=run.stderr,
+        stdout=run.stdout.rstrip(),
+        stderr=run.stderr.rstrip(),
     )
 
 
