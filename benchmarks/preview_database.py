@@ -93,8 +93,8 @@ def run(server: PostgresServer, runs: int, rows: int, fsync: bool) -> None:
 
     for index in range(runs):
         pr = index + 1
-        sample("preview create (copy of the template)", lambda pr=pr: databases.create(APP, pr))  # type: ignore[misc]
-        sample("preview destroy (DROP ... WITH (FORCE))", lambda pr=pr: databases.destroy(APP, pr))  # type: ignore[misc]
+        sample("preview create (copy of the template)", lambda pr=pr: databases.create(APP, pr))
+        sample("preview destroy (DROP ... WITH (FORCE))", lambda pr=pr: databases.destroy(APP, pr))
         if int(str(version[0]).split(".")[0]) >= 15:
             copy = f"file_copy_{pr}"
             sample(
@@ -104,7 +104,7 @@ def run(server: PostgresServer, runs: int, rows: int, fsync: bool) -> None:
             statement("DROP DATABASE {}", copy)()
         plain = f"plain_{pr}"
         sample("plain CREATE DATABASE (empty)", statement("CREATE DATABASE {}", plain))
-        sample("  + load the same rows and index", lambda plain=plain: fill(server, plain, rows))  # type: ignore[misc]
+        sample("  + load the same rows and index", lambda plain=plain: fill(server, plain, rows))
         sample("plain DROP DATABASE", statement("DROP DATABASE {}", plain))
 
     title = (
