@@ -250,3 +250,13 @@ def test_a_missing_admin_url_secret_is_the_stores_not_found_error(setup: Setup) 
     )
     with pytest.raises(NotFoundError, match=ADMIN_SECRET):
         preview_databases(spec, secret_store({})).create(setup.app, 1)
+
+
+def test_an_admin_url_through_the_unix_socket_gives_a_url_through_it_too(setup: Setup) -> None:
+    socket_url = f"postgresql:///postgres?host={setup.server.root}&port={setup.server.port}&user={setup.role}"
+    databases = setup.databases(admin_url=socket_url)
+    url = databases.create(setup.app, 10)
+    assert url.startswith(f"postgresql:///{preview_database_name(setup.app, 10)}?host=")
+    assert read_row(url) == ROW
+    databases.destroy(setup.app, 10)
+    assert preview_database_name(setup.app, 10) not in database_names(setup.server)

@@ -25,6 +25,12 @@ def test_a_sqlalchemy_url_is_connected_to_without_its_driver_and_handed_on_as_gi
     assert admin.database_url("shop_pr_1") == "postgresql+psycopg://previews:pw-1234@db/shop_pr_1"
 
 
+def test_a_unix_socket_url_keeps_its_empty_host() -> None:
+    admin = AdminUrl.parse("postgresql:///postgres?host=/run/postgresql&user=previews", "ADMIN")
+    assert admin.conninfo == "postgresql:///postgres?host=/run/postgresql&user=previews"
+    assert admin.database_url("shop_pr_2") == "postgresql:///shop_pr_2?host=/run/postgresql&user=previews"
+
+
 @pytest.mark.parametrize(
     "value", ["mysql://root:hunter2-pw@db/shop", "previews:hunter2-pw@db", "postgresql://u:hunter2-pw@[::1/x"]
 )

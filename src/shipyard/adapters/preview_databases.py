@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 import structlog
@@ -125,16 +125,22 @@ class AdminUrl:
     @property
     def conninfo(self) -> str:
         """The URL as libpq takes it: a SQLAlchemy-style `postgresql+psycopg://` loses its driver."""
-        return urlunsplit(("postgresql", self.netloc, self.path, self.query, ""))
+        return _url("postgresql", self.netloc, self.path, self.query)
 
     def database_url(self, database: str) -> str:
         """The same server, credentials and options, on `database`; in the admin URL's own scheme."""
-        url = urlunsplit((self.scheme, self.netloc, "/" + database, self.query, ""))
+        url = _url(self.scheme, self.netloc, "/" + database, self.query)
         _register(url)
         return url
 
     def scrub(self, text: str) -> str:
         return _scrub(text, [self.conninfo, self.netloc, self.password])
+
+
+def _url(scheme: str, netloc: str, path: str, query: str) -> str:
+    # urlunsplit drops the `//` of a URL without a host (`postgresql:///db?host=/run/postgresql`, a
+    # unix socket) for schemes it does not know, which libpq would no longer read as a URL.
+    return f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
 
 
 def _reason(exc: BaseException, admin: AdminUrl) -> str:
