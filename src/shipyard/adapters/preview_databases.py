@@ -106,21 +106,20 @@ class AdminUrl:
 
     @classmethod
     def parse(cls, value: str, secret_name: str) -> AdminUrl:
+        _register(value.strip())  # masked even when it turns out not to be a PostgreSQL URL
         try:
             parts = urlsplit(value.strip())
             password = parts.password
         except ValueError:
             parts = None
             password = None
+        _register(password)
         if parts is None or parts.scheme.split("+", 1)[0].lower() not in POSTGRES_SCHEMES:
             raise ConfigError(
                 f"the secret {secret_name} is not a PostgreSQL URL: store one like "
                 "postgresql://USER:PASSWORD@HOST:5432/postgres in the preview environment."
             )
-        admin = cls(secret_name, parts.scheme, parts.netloc, parts.query, parts.path, password)
-        _register(value.strip())
-        _register(password)
-        return admin
+        return cls(secret_name, parts.scheme, parts.netloc, parts.query, parts.path, password)
 
     @property
     def conninfo(self) -> str:
