@@ -208,6 +208,13 @@ def test_two_previews_routed_by_host_swapped_and_removed_without_a_reload(
     after, later = haproxy_worker(home)
     assert after == worker and later >= uptime
 
+    # haproxy dies: started again from its files, it routes the preview as before.
+    stop_haproxy(home)
+    preview_host.context.proxy.stop()
+    assert not preview_host.context.proxy.running()
+    preview_host.recover(preview_app_name(app, 2))
+    assert get(listen, preview_host_name(app, 2, DOMAIN)) == (200, "v2")
+
     preview_host.teardown_previews([production])
     assert labelled(docker_url, "acme/web#2") == []
     assert preview_host.context.store.preview_allocations() == []

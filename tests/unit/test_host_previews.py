@@ -322,3 +322,15 @@ def test_the_agent_reports_a_previews_counters_from_its_pool_backend(host: FakeH
     observed = local.observe("web-pr-2")
     assert observed.active_release == "r1" and observed.healthy
     assert observed.counters is not None
+
+
+def test_a_restarted_haproxy_routes_and_serves_the_previews_from_its_files(host: FakeHost) -> None:
+    prod = production(host)
+    deploy_preview(host, preview_spec(prod, 1), "v1")
+    deploy_preview(host, preview_spec(prod, 2), "v2")
+    host.proxy.kill()
+    _, done = service.recover(host.context, "web-pr-2")
+    assert done and host.proxy.running()
+    assert host.proxy.routes() == {"pr-1.web.preview.test": "preview_0", "pr-2.web.preview.test": "preview_1"}
+    assert host.proxy.serving("preview_0") == ["blue"] and host.proxy.serving("preview_1") == ["blue"]
+    assert host.proxy.serving("app_web") == ["blue"]
