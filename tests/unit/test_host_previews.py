@@ -10,6 +10,7 @@ from host_fakes import DIGESTS, REPOSITORY, FakeHost, app_spec, fake_host
 
 from shipyard.adapters.haproxy_config import PreviewPool, ProxiedApp, ProxyPaths, render_config, render_map
 from shipyard.adapters.registry import parse_image
+from shipyard.agent import sealed_store
 from shipyard.agent.local_host import LocalHost
 from shipyard.domain.commands import RoutePreview, UnregisterApp, UnroutePreview
 from shipyard.domain.models import Release
@@ -334,3 +335,15 @@ def test_a_restarted_haproxy_routes_and_serves_the_previews_from_its_files(host:
     assert host.proxy.routes() == {"pr-1.web.preview.test": "preview_0", "pr-2.web.preview.test": "preview_1"}
     assert host.proxy.serving("preview_0") == ["blue"] and host.proxy.serving("preview_1") == ["blue"]
     assert host.proxy.serving("app_web") == ["blue"]
+
+
+def test_the_agent_forgets_the_sealed_secrets_it_kept_for_a_torn_down_preview(host: FakeHost) -> None:
+    prod = production(host)
+    deploy_preview(host, preview_spec(prod, 3), "v1")
+    sealed_store.keep(host.context.home, "web-pr-3", "r1", '{"sealed": "ciphertext"}')
+    local = LocalHost(host.context, previews=SETTINGS)
+    done = local.teardown_previews([])
+    assert [line.split(":")[0] for line in done] == ["web-pr-3"]
+    assert sealed_store.kept(host.context.home, "web-pr-3", "r1") is None
+    assert host.engine.running("web") != []  # production is not a preview: never torn down this way
+    assert local.teardown_previews([]) == []
