@@ -112,6 +112,16 @@ def lab_scale(root: Path, hosts: int) -> LabState:
     return state
 
 
+def lab_remove_preview_hosts(root: Path) -> LabState:
+    """Remove every preview host (drained at the edge first), newest first."""
+    state = load_state(root)
+    for host in sorted(state.hosts_of(PREVIEW_GROUP), key=lambda h: h.index, reverse=True):
+        stop_host(state, host, edge_of(state), control_plane.admin_token(state))
+        state.hosts.remove(host)
+        state.save()
+    return state
+
+
 def _add_hosts(state: LabState, count: int, group: str = "") -> None:
     fresh: list[HostRecord] = []
     for _ in range(count):
