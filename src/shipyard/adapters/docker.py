@@ -379,6 +379,27 @@ class DockerEngine:
                         raise
         return [self._info(attrs) for attrs in inspected]
 
+    def labelled(self, label: str) -> list[ContainerInfo]:
+        with _translate(f"listing containers labelled {label}"):
+            if self._api is None:
+                found = self.client.containers.list(all=True, filters={"label": label})
+                return [self._info(c.attrs) for c in found]
+            filters = json.dumps({"label": [label]})
+            listed = self._api.get("/containers/json", {"all": "1", "filters": filters})
+        # The listing's own labels and names suffice here: nothing reads the state beyond its status.
+        return [
+            self._info(
+                {
+                    "Id": summary.get("Id", ""),
+                    "Name": (summary.get("Names") or [""])[0],
+                    "Config": {"Labels": summary.get("Labels") or {}},
+                    "State": {"Status": summary.get("State", "")},
+                    "Image": summary.get("ImageID", ""),
+                }
+            )
+            for summary in listed
+        ]
+
     @staticmethod
     def _info(attrs: dict[str, Any]) -> ContainerInfo:
         """From a container's inspect document (the SDK's Container.attrs)."""

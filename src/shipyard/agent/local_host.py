@@ -6,19 +6,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
+
 from shipyard.agent import sealed_store
 from shipyard.agent.crash_loop import WorkerSample
 from shipyard.agent.localize import host_release
 from shipyard.agent.log_lines import TimedLine, parse_timed
 from shipyard.agent.ports import LocalApp
-from shipyard.domain.commands import backend_name
 from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy, task_violation
+from shipyard.domain.preview_host import PreviewSettings
 from shipyard.domain.spec import AppSpec, spec_from_snapshot
-from shipyard.errors import NotFoundError, PolicyError, ProxyError, ShipyardError
+from shipyard.errors import LockedError, NotFoundError, PolicyError, ProxyError, ShipyardError
 from shipyard.fleet_api.schemas.agent import DesiredApp, HostVersions, TrafficCounters
 from shipyard.fleet_api.schemas.tasks import TaskOrder
-from shipyard.host import maintenance, service
+from shipyard.host import maintenance, previews, proxy_sync, service
 from shipyard.host.context import HostContext
 from shipyard.host.disk import free_bytes
 from shipyard.host.interpreter import Reporter
@@ -29,6 +31,10 @@ from shipyard.host.store import AppRecord, utcnow
 from shipyard.host.versions import detect_versions, enforce_requirements
 from shipyard.secrets.sealing import host_provider, open_sealed
 from shipyard.signing import TrustedKeys, release_payload
+
+log = structlog.get_logger("shipyard.agent")
+# The lock name for a change of the previews frontend alone (no app's name can be it: it has a dot).
+PREVIEWS_LOCK = "previews.frontend"
 
 
 @dataclass
@@ -46,6 +52,8 @@ class LocalHost:
     secrets_key_file: Path | None = None
     # This host's labels: they select which of a release's processes run here (processes.*.hosts).
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Where previews are served and the ports they get: --previews-listen, --preview-slots, --preview-ports.
+    previews: PreviewSettings = field(default_factory=PreviewSettings)
 
     def disk_free(self) -> int | None:
         if self.data_root is None:
@@ -65,6 +73,25 @@ class LocalHost:
         if self.versions is None:
             self.versions = detect_versions(self.context)
         return self.versions
+
+    def serve_previews(self) -> str | None:
+        """The previews frontend listening now (under the lock of the host's proxy), before any preview."""
+        with service.locked(self.context, PREVIEWS_LOCK, "open the previews frontend", wait=True):
+            return previews.serve_previews(self.context, self.previews)
+
+    def teardown_previews(self, desired: list[DesiredApp]) -> list[str]:
+        done = []
+        for app in previews.stale_previews(self.context, [entry.app for entry in desired]):
+            try:
+                plan = previews.remove_preview(self.context, app)
+            except LockedError:  # a swap holds it: the next pass removes it
+                continue
+            except ShipyardError as exc:
+                log.error("preview teardown failed", app=app, error=str(exc))
+                continue
+            sealed_store.forget(self.context.home, app)
+            done.append(f"{app}: " + "; ".join(plan.describe()))
+        return done
 
     def known_apps(self) -> list[str]:
         return [record.app for record in self.context.store.apps()]
@@ -161,7 +188,7 @@ class LocalHost:
 
     def _counters(self, app: str) -> TrafficCounters | None:
         try:
-            counted = self.context.proxy.backend_counters(backend_name(app))
+            counted = self.context.proxy.backend_counters(proxy_sync.app_backend(self.context.store, app))
         except ProxyError:  # haproxy is down or busy: the report goes without counters
             return None
         return None if counted is None else TrafficCounters(requests=counted[0], responses_5xx=counted[1])
@@ -240,6 +267,9 @@ class LocalHost:
         policy = self.policy.with_stored_secrets(spec.env.secret)
         policy.enforce(spec, release.pinned_image, release=release.id)
         secrets = self.release_secrets(spec, desired.sealed_secrets)
+        # A preview's slot ports are this host's to give (and its pool backend), before it is recorded.
+        release = previews.place_preview(self.context, release, self.previews)
+        spec = release.app_spec
         # The store must know the release before the swap: recovery after a crash looks it up.
         self.context.store.save_release(release)
         record = self.context.store.app(release.app)

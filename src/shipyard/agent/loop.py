@@ -140,6 +140,7 @@ class AgentLoop:
             self._prune(desired)
         for change in maintenance_due(apps, observed, self.maintenance_shown):
             self._maintenance(change)
+        self._teardown_previews(apps)
         self.retry_in = _sooner(
             next_retry(plan_apps(apps, observed, self.failures, self.clock())),
             self.crash_loops.next_check(self.clock()),
@@ -155,6 +156,16 @@ class AgentLoop:
             return local
         log.warning("worker crash-looping", app=desired.app, process=loop.process, restarts=loop.restarts)
         return replace(local, problem=loop.describe())
+
+    def _teardown_previews(self, apps: list[DesiredApp]) -> None:
+        self.busy = True
+        try:
+            for line in self.host.teardown_previews(apps):
+                log.info("preview removed", what=line)
+        except ShipyardError as exc:  # the next pass tries again; the host keeps serving meanwhile
+            log.error("preview teardown failed", error=str(exc))
+        finally:
+            self.busy = False
 
     def _prune(self, desired: DesiredApp) -> None:
         assert desired.prune is not None  # prunes_due: only apps with a prune

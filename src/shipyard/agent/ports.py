@@ -89,6 +89,11 @@ class HostPort(Protocol):
 
     def disk_free(self) -> int | None: ...
 
+    def teardown_previews(self, desired: list[DesiredApp]) -> list[str]:
+        """Remove every preview app (and container labelled as one) that `desired` does not hold; what
+        was removed. A preview a swap holds is left for the next pass."""
+        ...
+
     def run_task(self, order: TaskOrder, on_line: Callable[[str], None]) -> int:
         """Run the task's command once in a throwaway container of its release; its exit code.
 
