@@ -166,7 +166,10 @@ def exec_(
     app: AppOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
     env: FleetEnvOption = None,
-    timeout: TimeoutOption = 60.0,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1, max=600, help="seconds to wait for the host's agent to attach"),
+    ] = 60.0,
     ca_file: CaFileOption = None,
     insecure_http: InsecureHttpOption = False,
 ) -> None:
