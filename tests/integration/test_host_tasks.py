@@ -61,5 +61,6 @@ def test_run_and_exec_on_this_host_return_the_output_and_exit_code(
     assert failing.returncode == 3
     elsewhere = shipyard(app_home, "exec", "--host", "web-9", "--", "bin/rails", "console")
     assert elsewhere.returncode != 0
-    assert "ssh web-9 shipyard exec -it -- bin/rails console" in " ".join(elsewhere.stderr.split())
+    hint = "shipyard exec --env E --host web-9 -it -- bin/rails console"
+    assert hint in " ".join(elsewhere.stderr.split())
     assert version(app_home) == "v1"

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shipyard.adapters.haproxy_config import ProxiedApp
+from shipyard.adapters.haproxy_config import PreviewPool, ProxiedApp
 from shipyard.domain.models import (
     LABEL_APP,
     LABEL_DIGEST,
@@ -93,6 +93,9 @@ class FakeEngine:
     def containers(self, app: str) -> list[ContainerInfo]:
         return [c.info() for c in self.containers_of(app)]
 
+    def labelled(self, label: str) -> list[ContainerInfo]:
+        return [c.info() for c in self.by_name.values() if label in c.spec.labels]
+
     def present_digests(self, repository: str) -> frozenset[str]:
         return frozenset(ref.partition("@")[2] for ref in self.images if ref.partition("@")[0] == repository)
 
@@ -132,6 +135,10 @@ class FakeEngine:
             raise NotFoundError(f"running a command in container {name} failed: it is not running")
         on_output(" ".join(argv) + "\n")
         return 0
+
+    def attach_exec(self, name: str, argv: list[str], *, tty: bool) -> Any:
+        """No interactive exec on the fakes (tests/unit/test_agent_exec_relay.py has its own process)."""
+        raise NotFoundError(f"starting a command in container {name} failed: the fake engine has no exec")
 
     def status(self, name: str) -> tuple[str, int | None]:
         if name not in self.by_name:
@@ -203,6 +210,8 @@ class FakeProxy:
     pages: dict[str, str] = field(default_factory=dict)
     servers: dict[str, dict[str, ServerState]] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    pool: PreviewPool | None = None  # the previews frontend and pool of the config file
+    routes_loaded: dict[str, str] = field(default_factory=dict)  # the previews map the process runs
 
     @property
     def binary(self) -> str:
@@ -221,12 +230,13 @@ class FakeProxy:
         return self.is_running
 
     def start(self) -> None:
-        if not self.config:
+        if not self.config and self.pool is None:
             raise ProxyError("haproxy failed to start: the config has no frontend")
         self.events.append("start")
         self.is_running = True
         self.loaded = list(self.config)
-        self.servers = {app.backend: self._configured(app) for app in self.config}
+        self.servers = self._configured_servers()
+        self.routes_loaded = dict(self.pool.routes) if self.pool else {}
 
     def reload(self, backend: str | None) -> None:
         if not self.is_running:
@@ -235,7 +245,10 @@ class FakeProxy:
         self.events.append("reload")
         self.loaded = list(self.config)
         kept = self.servers
-        self.servers = {app.backend: kept.get(app.backend) or self._configured(app) for app in self.config}
+        self.servers = {
+            name: kept.get(name) or servers for name, servers in self._configured_servers().items()
+        }
+        self.routes_loaded = dict(self.pool.routes) if self.pool else {}
         if backend is not None and backend not in self.servers:
             raise ProxyError(f"haproxy did not reload within 10 s: {backend} is not in the config")
 
@@ -255,8 +268,23 @@ class FakeProxy:
     def forget_page(self, app: str) -> None:
         self.pages.pop(app, None)
 
-    def write_config(self, apps: Sequence[ProxiedApp]) -> None:
+    def write_config(self, apps: Sequence[ProxiedApp], previews: PreviewPool | None = None) -> None:
         self.config = list(apps)
+        self.pool = previews
+
+    def add_route(self, host: str, backend: str) -> None:
+        self._runtime(f"add map {host} {backend}")
+        self.routes_loaded[host] = backend
+        self.events.append(f"add map {host}")
+
+    def remove_route(self, host: str) -> None:
+        self._runtime(f"del map {host}")
+        self.routes_loaded.pop(host, None)
+        self.events.append(f"del map {host}")
+
+    def routes(self) -> dict[str, str]:
+        self._runtime("show map")
+        return dict(self.routes_loaded)
 
     def save_server_state(self) -> None:
         self._runtime("show servers state")
@@ -298,6 +326,14 @@ class FakeProxy:
         if slot not in self.servers.get(backend, {}):
             raise ProxyError(f"haproxy refused 'set server {backend}/{slot}': No such backend")
         return self.servers[backend][slot]
+
+    def _configured_servers(self) -> dict[str, dict[str, ServerState]]:
+        servers = {app.backend: self._configured(app) for app in self.config}
+        if self.pool is not None:
+            for index in range(self.pool.slots):
+                name = f"preview_{index}"
+                servers.setdefault(name, {slot: ServerState(name, slot, "down", "maint") for slot in SLOTS})
+        return servers
 
     @staticmethod
     def _configured(app: ProxiedApp) -> dict[str, ServerState]:

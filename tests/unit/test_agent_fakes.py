@@ -127,6 +127,7 @@ class FakeHost:
     recovered: list[str] = field(default_factory=list)
     on_converge: object = None
     pruned: list[tuple[str, int | None]] = field(default_factory=list)
+    teardowns: list[list[str]] = field(default_factory=list)
     prune_removes: list[str] = field(default_factory=list)
     prune_error: ShipyardError | None = None
     free: int = 5_000_000_000
@@ -158,6 +159,10 @@ class FakeHost:
 
     def disk_free(self) -> int | None:
         return self.free
+
+    def teardown_previews(self, desired: list[DesiredApp]) -> list[str]:
+        self.teardowns.append(sorted(entry.app for entry in desired))
+        return []
 
     def log_sources(self, app: str, process: str | None) -> dict[str, str]:
         if app not in self.running:

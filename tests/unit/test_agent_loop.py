@@ -163,3 +163,14 @@ def test_an_unexpected_failure_in_a_pass_is_logged_and_retried_after_a_backoff()
     run_guarded(loop, stop)
     run_guarded(loop, stop)
     assert loop.backoff.failures == 2
+
+
+def test_each_pass_tears_down_the_previews_its_desired_state_no_longer_holds() -> None:
+    controller, host, clock = FakeController(), FakeHost(), Clock()
+    controller.set_desired(desired_app(release_id=3))
+    loop = make_loop(controller, host, clock)
+    loop.run_once()
+    assert host.teardowns == [["web"]]  # the desired apps: every preview but these goes
+    controller.set_desired()
+    loop.run_once()
+    assert host.teardowns[-1] == []

@@ -18,6 +18,7 @@ from shipyard.domain import commands as cmd
 from shipyard.domain.commands import Command, backend_name, container_name, worker_container_name
 from shipyard.domain.models import Release
 from shipyard.domain.plan import run_task, start_container, start_worker, switch_to, wait_healthy
+from shipyard.domain.preview_host import PreviewSettings
 from shipyard.domain.spec import AppSpec, ProcessHealthSpec, parse_spec, spec_snapshot
 from shipyard.errors import ConfigError, DeployFailedError, NotFoundError
 from shipyard.host import maintenance, service
@@ -99,6 +100,8 @@ def command_examples(host: FakeHost, spec: AppSpec) -> dict[type, tuple[Command,
         host.context, with_worker_spec, parse_image(v2.pinned_image), v2.digest
     )
     worker = worker_container_name("web", with_worker.id, "worker")
+    # A preview holds the pool's first backend: the pool is in the config from the next write on.
+    host.store.allocate_preview("web-pr-1", "pr-1.web.preview.test", PreviewSettings(slots=2))
     return {
         cmd.BeginHistory: (
             cmd.BeginHistory("web", "deploy", "r2", "r1", "green", "blue", "tester"),
@@ -173,6 +176,24 @@ def command_examples(host: FakeHost, spec: AppSpec) -> dict[type, tuple[Command,
         cmd.UnregisterApp: (
             cmd.UnregisterApp("api", last=False, proxy_running=True),
             lambda: "app_api" not in host.proxy.servers and host.store.app("api") is None,
+        ),
+        cmd.RoutePreview: (
+            cmd.RoutePreview("web-pr-1", "pr-1.web.preview.test", "preview_0"),
+            lambda: (
+                host.proxy.routes() == {"pr-1.web.preview.test": "preview_0"}
+                and host.store.preview_allocations()[0].routed
+                and host.proxy.pool is not None
+                and host.proxy.pool.routes == {"pr-1.web.preview.test": "preview_0"}
+            ),
+        ),
+        cmd.UnroutePreview: (
+            cmd.UnroutePreview("web-pr-1", "pr-1.web.preview.test", "preview_0"),
+            lambda: (
+                host.proxy.routes() == {}
+                and host.proxy.servers["preview_0"]["blue"].admin == "maint"
+                and not host.store.preview_allocations()[0].routed
+                and host.proxy.events[-1] == "del map pr-1.web.preview.test"
+            ),
         ),
         cmd.EnsureProxy: (
             cmd.EnsureProxy("test"),

@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
@@ -347,6 +348,21 @@ class DockerEngine:
                 patient.close()
         return int(code) if code is not None else -1
 
+    def attach_exec(self, name: str, argv: list[str], *, tty: bool) -> DockerExec:
+        """argv in the running container `name`, its stdin open, its output read as it comes (an exec
+        session); with `tty`, under a terminal (output not split into stdout and stderr then)."""
+        import docker
+
+        with _translate(f"starting a command in container {name}"):
+            patient = docker.DockerClient(base_url=self.base_url, timeout=None)
+            try:
+                exec_id = patient.api.exec_create(name, argv, stdin=True, tty=tty)["Id"]
+                stream = patient.api.exec_start(exec_id, socket=True, tty=tty)
+            except BaseException:
+                patient.close()
+                raise
+        return DockerExec(patient, exec_id, stream, tty)
+
     def containers(self, app: str) -> list[ContainerInfo]:
         with _translate(f"listing containers of {app}"):
             if self._api is None:
@@ -362,6 +378,27 @@ class DockerEngine:
                     if exc.status != 404:  # a container removed since the listing is not there
                         raise
         return [self._info(attrs) for attrs in inspected]
+
+    def labelled(self, label: str) -> list[ContainerInfo]:
+        with _translate(f"listing containers labelled {label}"):
+            if self._api is None:
+                found = self.client.containers.list(all=True, filters={"label": label})
+                return [self._info(c.attrs) for c in found]
+            filters = json.dumps({"label": [label]})
+            listed = self._api.get("/containers/json", {"all": "1", "filters": filters})
+        # The listing's own labels and names suffice here: nothing reads the state beyond its status.
+        return [
+            self._info(
+                {
+                    "Id": summary.get("Id", ""),
+                    "Name": (summary.get("Names") or [""])[0],
+                    "Config": {"Labels": summary.get("Labels") or {}},
+                    "State": {"Status": summary.get("State", "")},
+                    "Image": summary.get("ImageID", ""),
+                }
+            )
+            for summary in listed
+        ]
 
     @staticmethod
     def _info(attrs: dict[str, Any]) -> ContainerInfo:
@@ -383,6 +420,7 @@ class DockerEngine:
             process=labels.get(LABEL_PROCESS) or WEB,
             stop_signal=labels.get(LABEL_STOP_SIGNAL) or "TERM",
             stop_timeout=int(timeout) if timeout.isdigit() else 10,
+            restart_count=int(attrs.get("RestartCount") or 0),
         )
 
     def status(self, name: str) -> tuple[str, int | None]:
@@ -480,3 +518,76 @@ class DockerEngine:
         """Run another SDK call with the same error translation."""
         with _translate(action):
             return function()
+
+
+class DockerExec:
+    """One exec with its stdin and output on the engine's hijacked connection (docker exec -i)."""
+
+    def __init__(self, client: Any, exec_id: str, stream: Any, tty: bool) -> None:
+        self._client, self._exec_id, self._tty = client, exec_id, tty
+        # The SDK hands a SocketIO over the raw socket; reads and writes go to the socket itself.
+        self._socket: socket.socket = getattr(stream, "_sock", stream)
+        self._pending = b""
+
+    def write(self, data: bytes) -> None:
+        with _translate("writing to a command's stdin"):
+            self._socket.sendall(data)
+
+    def close_stdin(self) -> None:
+        """EOF on the command's stdin; its output keeps coming. Not under a terminal: there the engine
+        would end the output with it, and a terminal's EOF is a key (^D) that travels as a byte."""
+        if self._tty:
+            return
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_WR)
+
+    def read(self) -> tuple[int, bytes] | None:
+        """(1 for stdout or 2 for stderr, bytes) as the command writes them; None at its end."""
+        if self._tty:
+            data = self._recv(65536)
+            return (1, data) if data else None
+        header = self._exactly(8)  # the engine's multiplexing: stream, 3 zero bytes, big-endian length
+        if header is None:
+            return None
+        stream, length = header[0], int.from_bytes(header[4:8], "big")
+        payload = self._exactly(length) if length else b""
+        if payload is None:
+            return None
+        return (2 if stream == 2 else 1), payload
+
+    def _recv(self, size: int) -> bytes:
+        try:
+            return self._socket.recv(size)
+        except OSError:
+            return b""
+
+    def _exactly(self, size: int) -> bytes | None:
+        chunks, missing = [], size
+        while missing:
+            chunk = self._recv(missing)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            missing -= len(chunk)
+        return b"".join(chunks)
+
+    def resize(self, rows: int, cols: int) -> None:
+        if not self._tty:
+            return
+        with contextlib.suppress(Exception):  # a resize racing the command's end is harmless
+            self._client.api.exec_resize(self._exec_id, height=rows, width=cols)
+
+    def exit_code(self) -> int | None:
+        """The command's exit code once it ended (the engine may take a moment to record it)."""
+        for _ in range(50):
+            with _translate("reading a command's exit code"):
+                found = self._client.api.exec_inspect(self._exec_id)
+            if not found.get("Running") and found.get("ExitCode") is not None:
+                return int(found["ExitCode"])
+            time.sleep(0.1)
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.close()
+        self._client.close()

@@ -16,7 +16,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from shipyard.adapters.haproxy_config import ProxiedApp, ProxyPaths, render_config
+from shipyard.adapters.haproxy_config import (
+    PREVIEW_MISSING_PAGE,
+    PreviewPool,
+    ProxiedApp,
+    ProxyPaths,
+    render_config,
+    render_map,
+)
 from shipyard.domain.models import AdminState, OpenStreams, Operational, ServerState
 from shipyard.domain.names import has_control
 from shipyard.errors import ConfigError, ProxyError
@@ -189,6 +196,22 @@ class HaproxyRuntime:
     def set_state(self, backend: str, slot: str, state: AdminState) -> None:
         self.execute(f"set server {backend}/{slot} state {state}")
 
+    def add_route(self, map_file: Path, host: str, backend: str) -> None:
+        """Point `host` at `backend` in the loaded map: any earlier entry for it is replaced."""
+        self.execute(f"del map {map_file} {host}", f"add map {map_file} {host} {backend}")
+
+    def remove_route(self, map_file: Path, host: str) -> None:
+        self.execute(f"del map {map_file} {host}")
+
+    def routes(self, map_file: Path) -> dict[str, str]:
+        """The loaded map: `show map` answers `0xADDR key value` per entry."""
+        routes = {}
+        for line in self.execute(f"show map {map_file}").splitlines():
+            fields = line.split()
+            if len(fields) == 3 and fields[0].startswith("0x"):
+                routes[fields[1]] = fields[2]
+        return routes
+
     def dump_server_state(self, state_file: Path) -> None:
         """Save `show servers state` so a reload keeps the current server states."""
         answer = self.execute("show servers state")
@@ -260,11 +283,15 @@ class HaproxyProcess:
     def forget_page(self, app: str) -> None:
         self.paths.page(app).unlink(missing_ok=True)
 
-    def write_config(self, apps: Sequence[ProxiedApp]) -> None:
-        """Render the config of these apps and replace the file in one rename."""
-        temporary = self.paths.config.with_suffix(".tmp")
-        temporary.write_text(render_config(list(apps), self.paths))
-        os.replace(temporary, self.paths.config)
+    def write_config(self, apps: Sequence[ProxiedApp], previews: PreviewPool | None = None) -> None:
+        """Render the config of these apps (and the previews frontend, its map and its 404 page) and
+        replace each file in one rename; the map comes first, the config loads it."""
+        config = render_config(list(apps), self.paths, previews)
+        if previews is not None:
+            _replace(self.paths.previews_map, render_map(previews.routes))
+            if not self.paths.preview_missing_page.exists():
+                _replace(self.paths.preview_missing_page, PREVIEW_MISSING_PAGE)
+        _replace(self.paths.config, config)
 
     def save_server_state(self) -> None:
         self.runtime.dump_server_state(self.paths.state_file)
@@ -287,6 +314,15 @@ class HaproxyProcess:
 
     def set_state(self, backend: str, slot: str, state: AdminState) -> None:
         self.runtime.set_state(backend, slot, state)
+
+    def add_route(self, host: str, backend: str) -> None:
+        self.runtime.add_route(self.paths.previews_map, host, backend)
+
+    def remove_route(self, host: str) -> None:
+        self.runtime.remove_route(self.paths.previews_map, host)
+
+    def routes(self) -> dict[str, str]:
+        return self.runtime.routes(self.paths.previews_map)
 
     # the process ------------------------------------------------------------------------------
     def reload(self, backend: str | None, timeout: float = 10.0) -> None:
@@ -352,3 +388,9 @@ class HaproxyProcess:
                 return
             time.sleep(0.02)
         raise ProxyError(f"haproxy did not {what} within {timeout:.0f} s; see its log for details.")
+
+
+def _replace(path: Path, text: str) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

@@ -13,7 +13,7 @@ start a new line, a new word or a comment in the file, so a bypassed validation 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.errors import ConfigError
@@ -44,10 +44,22 @@ class ProxiedApp:
     replay_on_response_timeout: bool = False
     http_request_timeout: float = 10.0
     max_body_bytes: int | None = None
+    # A preview's backend of the pool (served by the shared previews frontend); None: its own frontend.
+    pool_backend: str | None = None
 
     @property
     def backend(self) -> str:
-        return f"app_{self.name}"
+        return self.pool_backend or f"app_{self.name}"
+
+
+@dataclass(frozen=True)
+class PreviewPool:
+    """The shared previews frontend and its `slots` pre-declared backends `preview_0`...; `routes` maps
+    each routed host name to its backend (the previews map file's content)."""
+
+    listen: str
+    slots: int
+    routes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,14 @@ class ProxyPaths:
 
     def page(self, app: str) -> Path:
         return self.root / f"maintenance-{app}.html"
+
+    @property
+    def previews_map(self) -> Path:
+        return self.root / "previews.map"
+
+    @property
+    def preview_missing_page(self) -> Path:
+        return self.root / "preview-missing.html"
 
 
 # A word of the config: no whitespace, control character, quote, backslash, `#` or brace.
@@ -195,6 +215,68 @@ def render_app(app: ProxiedApp, page: Path) -> list[str]:
     return lines
 
 
+PREVIEW_MISSING = "preview_missing"
+# Every pool backend retries like an app with the default proxy.retries (a runtime change cannot vary it).
+POOL_RETRIES = ProxiedApp("pool", "", "", {}, "/", None)
+# Where an unclaimed pool backend's servers point until a preview takes it (never enabled there).
+UNCLAIMED_ADDRESS = "127.0.0.1:1"
+# The page for a host name the map does not know; haproxy fills in the (URL-encoded, so inert) host.
+PREVIEW_MISSING_PAGE = (
+    "<!doctype html><html><head><title>No preview here</title></head><body><h1>No preview here</h1>"
+    "<p>%[req.hdr(host),field(1,:),lower,url_enc] is not an open preview: its pull request is closed, "
+    "or it was never opened.</p></body></html>\n"
+)
+
+
+def render_previews(pool: PreviewPool, apps: list[ProxiedApp], paths: ProxyPaths) -> list[str]:
+    """One frontend choosing the backend by Host through the map file, the 404 answer for a host name
+    it does not know, and the pool: every backend the same but for its servers' addresses and states,
+    so taking, switching and freeing one is a runtime-API change that this file only mirrors."""
+    _word("--previews-listen", pool.listen)
+    _path("previews map", paths.previews_map)
+    _path("missing preview page", paths.preview_missing_page)
+    claimed = {app.pool_backend: app for app in apps}
+    lookup = f"req.hdr(host),field(1,:),lower,map({paths.previews_map})"
+    lines = [
+        "frontend previews",
+        f"    bind {pool.listen}",
+        f"    use_backend %[{lookup}]",
+        f"    default_backend {PREVIEW_MISSING}",
+        "",
+        f"backend {PREVIEW_MISSING}",
+        '    http-request return status 404 content-type "text/html; charset=utf-8" '
+        f"lf-file {paths.preview_missing_page}",
+        "",
+    ]
+    for index in range(pool.slots):
+        name = f"preview_{index}"
+        app = claimed.get(name)
+        lines += [
+            f"backend {name}",
+            "    balance roundrobin",
+            *render_retries(POOL_RETRIES),
+        ]
+        for slot in SLOTS:
+            if app is None:
+                address, state = UNCLAIMED_ADDRESS, " disabled"
+            else:
+                _checked(app, paths.page(app.name))
+                address = f"{app.upstream_host}:{app.slot_ports[slot]}"
+                state = "" if slot == app.active_slot and not app.maintenance else " disabled"
+            # A TCP check: the pool is declared once for every app, whatever its health path; the host
+            # checks a slot's health path itself before it switches to it.
+            lines.append(f"    server {slot} {address} check inter 1000 fall 3 rise 2{state}")
+        lines.append("")
+    return lines
+
+
+def render_map(routes: dict[str, str]) -> str:
+    for host, backend in routes.items():
+        _word("a preview host name", host)
+        _word("a preview backend", backend)
+    return "".join(f"{host} {backend}\n" for host, backend in sorted(routes.items()))
+
+
 def render_retries(app: ProxiedApp) -> list[str]:
     """Never replay a request a server may have handled unless its method is listed as replayable.
 
@@ -219,11 +301,14 @@ def _milliseconds(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-def render_config(apps: list[ProxiedApp], paths: ProxyPaths) -> str:
+def render_config(apps: list[ProxiedApp], paths: ProxyPaths, previews: PreviewPool | None = None) -> str:
     lines = render_global(paths)
-    for app in sorted(apps, key=lambda a: a.name):
+    own = [app for app in apps if app.pool_backend is None]
+    for app in sorted(own, key=lambda a: a.name):
         lines += render_app(app, app.maintenance_page or paths.page(app.name))
-    if not apps:
+    if previews is not None:
+        lines += render_previews(previews, [app for app in apps if app.pool_backend is not None], paths)
+    elif not own:
         # haproxy refuses to start without a proxy; an idle one keeps the admin socket up.
         lines += ["frontend idle", "    bind 127.0.0.1:0", "    http-request deny", ""]
     return "\n".join(lines) + "\n"

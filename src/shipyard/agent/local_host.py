@@ -6,27 +6,35 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
+
 from shipyard.agent import sealed_store
+from shipyard.agent.crash_loop import WorkerSample
 from shipyard.agent.localize import host_release
 from shipyard.agent.log_lines import TimedLine, parse_timed
 from shipyard.agent.ports import LocalApp
-from shipyard.domain.commands import backend_name
 from shipyard.domain.models import AppState
 from shipyard.domain.policy import AgentPolicy, task_violation
+from shipyard.domain.preview_host import PreviewSettings
 from shipyard.domain.spec import AppSpec, spec_from_snapshot
-from shipyard.errors import NotFoundError, PolicyError, ProxyError, ShipyardError
+from shipyard.errors import LockedError, NotFoundError, PolicyError, ProxyError, ShipyardError
 from shipyard.fleet_api.schemas.agent import DesiredApp, HostVersions, TrafficCounters
 from shipyard.fleet_api.schemas.tasks import TaskOrder
-from shipyard.host import maintenance, service
+from shipyard.host import maintenance, previews, proxy_sync, service
 from shipyard.host.context import HostContext
 from shipyard.host.disk import free_bytes
 from shipyard.host.interpreter import Reporter
 from shipyard.host.observe import observe
 from shipyard.host.policy import HostPolicy
+from shipyard.host.ports import ExecProcess
 from shipyard.host.store import AppRecord, utcnow
 from shipyard.host.versions import detect_versions, enforce_requirements
 from shipyard.secrets.sealing import host_provider, open_sealed
 from shipyard.signing import TrustedKeys, release_payload
+
+log = structlog.get_logger("shipyard.agent")
+# The lock name for a change of the previews frontend alone (no app's name can be it: it has a dot).
+PREVIEWS_LOCK = "previews.frontend"
 
 
 @dataclass
@@ -44,6 +52,8 @@ class LocalHost:
     secrets_key_file: Path | None = None
     # This host's labels: they select which of a release's processes run here (processes.*.hosts).
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Where previews are served and the ports they get: --previews-listen, --preview-slots, --preview-ports.
+    previews: PreviewSettings = field(default_factory=PreviewSettings)
 
     def disk_free(self) -> int | None:
         if self.data_root is None:
@@ -63,6 +73,25 @@ class LocalHost:
         if self.versions is None:
             self.versions = detect_versions(self.context)
         return self.versions
+
+    def serve_previews(self) -> str | None:
+        """The previews frontend listening now (under the lock of the host's proxy), before any preview."""
+        with service.locked(self.context, PREVIEWS_LOCK, "open the previews frontend", wait=True):
+            return previews.serve_previews(self.context, self.previews)
+
+    def teardown_previews(self, desired: list[DesiredApp]) -> list[str]:
+        done = []
+        for app in previews.stale_previews(self.context, [entry.app for entry in desired]):
+            try:
+                plan = previews.remove_preview(self.context, app)
+            except LockedError:  # a swap holds it: the next pass removes it
+                continue
+            except ShipyardError as exc:
+                log.error("preview teardown failed", app=app, error=str(exc))
+                continue
+            sealed_store.forget(self.context.home, app)
+            done.append(f"{app}: " + "; ".join(plan.describe()))
+        return done
 
     def known_apps(self) -> list[str]:
         return [record.app for record in self.context.store.apps()]
@@ -110,12 +139,18 @@ class LocalHost:
             # haproxy sends the app nothing and checks nothing: the release is as healthy as it was
             # at its swap while its container runs (a fleet's maintenance), not once it stopped.
             healthy = container is not None
+        workers = tuple(
+            WorkerSample(worker.process, worker.id, worker.restart_count)
+            for worker in state.workers
+            if worker.release_id == record.active_release_id and worker.running
+        )
         return LocalApp(
             record.active_release_id,
             container is not None,
             healthy,
             self._counters(app),
             record.maintenance,
+            workers,
         )
 
     def log_sources(self, app: str, process: str | None) -> dict[str, str]:
@@ -153,7 +188,7 @@ class LocalHost:
 
     def _counters(self, app: str) -> TrafficCounters | None:
         try:
-            counted = self.context.proxy.backend_counters(backend_name(app))
+            counted = self.context.proxy.backend_counters(proxy_sync.app_backend(self.context.store, app))
         except ProxyError:  # haproxy is down or busy: the report goes without counters
             return None
         return None if counted is None else TrafficCounters(requests=counted[0], responses_5xx=counted[1])
@@ -205,6 +240,18 @@ class LocalHost:
             name=f"{order.app}-task-{order.id}",
         )
 
+    def check_exec(self, order: TaskOrder) -> str:
+        violation = task_violation(self.policy.rules, order.kind)
+        if violation is not None:
+            raise PolicyError(
+                f"this host's policy ({self.policy.source}) refuses exec session {order.id}: {violation}; "
+                "nothing ran."
+            )
+        return service.active_container(self.context, order.app)
+
+    def start_exec(self, container: str, argv: list[str], *, tty: bool) -> ExecProcess:
+        return self.context.engine.attach_exec(container, argv, tty=tty)
+
     def converge(self, desired: DesiredApp, reporter: Reporter) -> str:
         """The health-gated swap to the desired release; raises ShipyardError when it fails."""
         if self.trusted_keys is not None:
@@ -220,6 +267,9 @@ class LocalHost:
         policy = self.policy.with_stored_secrets(spec.env.secret)
         policy.enforce(spec, release.pinned_image, release=release.id)
         secrets = self.release_secrets(spec, desired.sealed_secrets)
+        # A preview's slot ports are this host's to give (and its pool backend), before it is recorded.
+        release = previews.place_preview(self.context, release, self.previews)
+        spec = release.app_spec
         # The store must know the release before the swap: recovery after a crash looks it up.
         self.context.store.save_release(release)
         record = self.context.store.app(release.app)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from shipyard.agent.backoff import Backoff
+from shipyard.agent.crash_loop import CrashLoopWatch, restart_limits
+from shipyard.agent.exec_relay import ExecRunner
 from shipyard.agent.log_shipping import LogShipper
 from shipyard.agent.plan import (
     Converge,
@@ -54,11 +56,14 @@ class AgentLoop:
     maintenance_shown: dict[str, str] = field(default_factory=dict)
     reports: ReportBuffer = field(init=False)
     tasks: TaskRunner = field(init=False)
+    execs: ExecRunner = field(init=False)
     logs: LogShipper = field(init=False)
+    crash_loops: CrashLoopWatch = field(default_factory=CrashLoopWatch)
 
     def __post_init__(self) -> None:
         self.reports = ReportBuffer(self.controller, self.agent_version)
         self.tasks = TaskRunner(self.controller, self.host, self.clock, self.sleep)
+        self.execs = ExecRunner(self.controller, self.host)
         self.logs = LogShipper(self.controller, self.host)
 
     def start(self) -> list[str]:
@@ -82,6 +87,7 @@ class AgentLoop:
             self.sleep(delay)
             return None
         self.logs.start(state.logs)  # in threads of their own: first, so a swap does not delay them
+        self.execs.run(state.execs)
         self.apply(state.apps)
         self._run_tasks(state)
         # Only after a whole pass: a pass that failed asks again at once (after its backoff).
@@ -110,7 +116,7 @@ class AgentLoop:
 
     def apply(self, apps: list[DesiredApp]) -> None:
         self.reports.disk_free = self.host.disk_free()
-        observed = {app.app: self.host.observe(app.app) for app in apps}
+        observed = {app.app: self._watched(app, self.host.observe(app.app)) for app in apps}
         actions = plan_apps(apps, observed, self.failures, self.clock())
         for action in actions:
             if isinstance(action, Converge):
@@ -123,7 +129,7 @@ class AgentLoop:
                 done = self._converge(desired, observed[desired.app])
                 if done is not None and desired.app not in due_prunes:
                     self._prune_after_deploy(desired, done)
-                observed[desired.app] = self.host.observe(desired.app)
+                observed[desired.app] = self._watched(desired, self.host.observe(desired.app))
             elif isinstance(action, InSync):
                 self.reports.put(app_report(action.desired, observed[action.desired.app], "succeeded"))
             elif isinstance(action, Deferred):
@@ -134,8 +140,32 @@ class AgentLoop:
             self._prune(desired)
         for change in maintenance_due(apps, observed, self.maintenance_shown):
             self._maintenance(change)
-        self.retry_in = next_retry(plan_apps(apps, observed, self.failures, self.clock()))
+        self._teardown_previews(apps)
+        self.retry_in = _sooner(
+            next_retry(plan_apps(apps, observed, self.failures, self.clock())),
+            self.crash_loops.next_check(self.clock()),
+        )
         self.reports.flush(force=False)
+
+    def _watched(self, desired: DesiredApp, local: LocalApp) -> LocalApp:
+        """The observation, unhealthy when a worker of the serving release crash-loops."""
+        loop = self.crash_loops.observe(
+            desired.app, local.workers, restart_limits(desired.spec), self.clock()
+        )
+        if loop is None:
+            return local
+        log.warning("worker crash-looping", app=desired.app, process=loop.process, restarts=loop.restarts)
+        return replace(local, problem=loop.describe())
+
+    def _teardown_previews(self, apps: list[DesiredApp]) -> None:
+        self.busy = True
+        try:
+            for line in self.host.teardown_previews(apps):
+                log.info("preview removed", what=line)
+        except ShipyardError as exc:  # the next pass tries again; the host keeps serving meanwhile
+            log.error("preview teardown failed", error=str(exc))
+        finally:
+            self.busy = False
 
     def _prune(self, desired: DesiredApp) -> None:
         assert desired.prune is not None  # prunes_due: only apps with a prune
@@ -216,3 +246,10 @@ class AgentLoop:
         done = app_report(desired, after, "succeeded", step="done", message=summary)
         self.reports.put(done)
         return done
+
+
+def _sooner(first: float | None, second: float | None) -> float | None:
+    """The earlier of two optional delays."""
+    if first is None or second is None:
+        return first if second is None else second
+    return min(first, second)

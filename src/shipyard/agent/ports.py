@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from shipyard.agent.crash_loop import WorkerSample
 from shipyard.agent.log_lines import TimedLine
 from shipyard.fleet_api.schemas.agent import (
     AppReport,
@@ -17,6 +18,7 @@ from shipyard.fleet_api.schemas.agent import (
 )
 from shipyard.fleet_api.schemas.tasks import TaskOrder, TaskUpdate
 from shipyard.host.interpreter import Reporter
+from shipyard.host.ports import ExecProcess
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,33 @@ class LocalApp:
     healthy: bool = False
     counters: TrafficCounters | None = None  # the app's haproxy counters, when haproxy answers
     maintenance: bool = False  # haproxy answers the app's maintenance page
+    # The serving release's worker containers with their restart counts (the crash-loop watch).
+    workers: tuple[WorkerSample, ...] = ()
+    problem: str = ""  # why it is unhealthy beyond haproxy's word (a crash-looping worker)
+
+
+class RelayChannel(Protocol):
+    """The agent's WebSocket of an exec session, through the controller to the deployer's CLI."""
+
+    def send_bytes(self, data: bytes) -> None: ...
+
+    def send_control(self, message: dict[str, Any]) -> None: ...
+
+    def receive(self, timeout: float | None = None) -> bytes | dict[str, Any] | None:
+        """The next frame (None once closed); TimeoutError when nothing came within `timeout`."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class ControllerPort(Protocol):
     def desired(self, version: int | None = None, wait: float = 0.0) -> DesiredState: ...
 
     def task_update(self, task_id: int, update: TaskUpdate) -> None: ...
+
+    def agent_exec_channels(self, task_id: int) -> Iterator[RelayChannel]:
+        """The session's socket on each controller URL in turn, until the caller finds its session."""
+        ...
 
     def report(
         self,
@@ -66,10 +89,24 @@ class HostPort(Protocol):
 
     def disk_free(self) -> int | None: ...
 
+    def teardown_previews(self, desired: list[DesiredApp]) -> list[str]:
+        """Remove every preview app (and container labelled as one) that `desired` does not hold; what
+        was removed. A preview a swap holds is left for the next pass."""
+        ...
+
     def run_task(self, order: TaskOrder, on_line: Callable[[str], None]) -> int:
         """Run the task's command once in a throwaway container of its release; its exit code.
 
         PolicyError (or another ShipyardError) when this host refuses it or it cannot start."""
+        ...
+
+    def check_exec(self, order: TaskOrder) -> str:
+        """The app's serving container for the exec session; PolicyError when this host's policy refuses
+        it, NotFoundError when the app serves nothing here (nothing ran either way)."""
+        ...
+
+    def start_exec(self, container: str, argv: list[str], *, tty: bool) -> ExecProcess:
+        """`argv` in the running `container`, its stdin open (safe from any thread)."""
         ...
 
     def enter_maintenance(self, desired: DesiredApp, message: str) -> str:

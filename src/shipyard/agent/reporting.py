@@ -16,7 +16,15 @@ from shipyard.agent.localize import release_number
 from shipyard.agent.ports import ControllerPort, LocalApp
 from shipyard.domain.commands import Command, SwitchBackend, step_name
 from shipyard.errors import ControllerError
-from shipyard.fleet_api.schemas.agent import MAX_REMOVED, AppReport, DesiredApp, Health, Outcome, PruneReport
+from shipyard.fleet_api.schemas.agent import (
+    CRASH_LOOP_STEP,
+    MAX_REMOVED,
+    AppReport,
+    DesiredApp,
+    Health,
+    Outcome,
+    PruneReport,
+)
 
 log = structlog.get_logger("shipyard.agent")
 MAX_MESSAGE = 2000
@@ -28,12 +36,14 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def health_of(local: LocalApp) -> Health:
     if local.active_release is None:
         return "unknown"
-    return "healthy" if local.running and local.healthy else "unhealthy"
+    return "healthy" if local.running and local.healthy and not local.problem else "unhealthy"
 
 
 def app_report(
     desired: DesiredApp, local: LocalApp, outcome: Outcome | None, *, step: str = "", message: str = ""
 ) -> AppReport:
+    if local.problem and outcome != "in_progress":  # a crash loop: said as such, whatever else happened
+        step, message = CRASH_LOOP_STEP, local.problem
     return AppReport(
         app=desired.app,
         step=CONTROL.sub(" ", step)[:64],

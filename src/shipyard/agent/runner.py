@@ -19,6 +19,7 @@ from shipyard.agent.identity import TOKEN_FILE_NAME, agent_token
 from shipyard.agent.lifecycle import HostLifecycle, LifecycleSettings
 from shipyard.agent.local_host import LocalHost
 from shipyard.agent.loop import AgentLoop
+from shipyard.domain.preview_host import PreviewSettings
 from shipyard.errors import ControllerError, ShipyardError
 from shipyard.fleet_api.client import ControllerClient
 from shipyard.fleet_api.schemas.agent import DesiredState, HostVersions
@@ -53,6 +54,10 @@ class AgentSettings:
     insecure_http: bool = False
     # Auto Scaling lifecycle (--aws-lifecycle): None on a host outside an Auto Scaling group.
     aws: AwsSettings | None = None
+    # Where previews are served and the ports they get: --previews-listen, --preview-slots, --preview-ports.
+    previews: PreviewSettings = field(default_factory=PreviewSettings)
+    # --previews-listen given: the previews frontend listens from the start, not from the first preview.
+    serve_previews_at_start: bool = False
 
     @property
     def token_path(self) -> Path:
@@ -166,6 +171,16 @@ def lifecycle_pass(
         log.error("lifecycle step failed", error=str(exc))
 
 
+def serve_previews(host: LocalHost) -> None:
+    try:
+        done = host.serve_previews()
+    except ShipyardError as exc:  # the apps serve on; previews wait for the first one to come
+        log.error("previews frontend not opened", error=str(exc))
+        return
+    if done:
+        log.info("previews", what=done)
+
+
 def run_agent(settings: AgentSettings) -> None:
     settings.client().close()  # a refused URL or unreadable CA bundle stops the agent before anything runs
     stop = threading.Event()
@@ -208,6 +223,7 @@ def run_agent(settings: AgentSettings) -> None:
                 versions=versions,
                 secrets_key_file=settings.secrets_key_file,
                 labels=settings.labels,
+                previews=settings.previews,
             )
             poll_wait = settings.poll_wait
             if settings.aws is not None:  # termination and spot notices are read between polls
@@ -227,6 +243,8 @@ def run_agent(settings: AgentSettings) -> None:
             if not lifecycle.drained:
                 for line in agent.start():
                     log.info("recovered", what=line)
+                if settings.serve_previews_at_start:
+                    serve_previews(host)
             log.info(
                 "agent running", name=settings.name, controller=settings.controller, policy=policy.source
             )

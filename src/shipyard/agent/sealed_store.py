@@ -41,3 +41,12 @@ def kept(home: Path, app: str, release: str | None) -> str | None:
         return _path(home, app, release).read_text()
     except FileNotFoundError:
         return None
+
+
+def forget(home: Path, app: str) -> None:
+    """Every envelope kept for the app (a preview torn down: the secrets handed to it go with it)."""
+    folder = home / SEALED_DIR / app
+    if folder.is_dir():
+        for old in folder.glob("*.json"):
+            old.unlink(missing_ok=True)
+        folder.rmdir()

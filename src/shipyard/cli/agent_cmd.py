@@ -10,6 +10,12 @@ import typer
 
 from shipyard.cli.common import handle_errors
 from shipyard.cli.fleet_cmd import CaFileOption, InsecureHttpOption
+from shipyard.domain.preview_host import (
+    DEFAULT_PREVIEW_PORTS,
+    DEFAULT_PREVIEW_SLOTS,
+    DEFAULT_PREVIEWS_LISTEN,
+    preview_settings,
+)
 from shipyard.errors import ConfigError
 from shipyard.host.context import default_home
 
@@ -61,6 +67,20 @@ def agent(
     address: Annotated[
         str | None, typer.Option("--address", help="address the apps and haproxy listen on, e.g. 127.0.1.2")
     ] = None,
+    previews_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--previews-listen",
+            help="HOST:PORT of the frontend serving previews by host name (default "
+            f"{DEFAULT_PREVIEWS_LISTEN}, opened with the first preview; given, it is opened at start)",
+        ),
+    ] = None,
+    preview_slots: Annotated[
+        int, typer.Option("--preview-slots", help="haproxy backends declared for previews (previews at once)")
+    ] = DEFAULT_PREVIEW_SLOTS,
+    preview_ports: Annotated[
+        str, typer.Option("--preview-ports", help="FIRST-LAST: the ports this host gives previews' slots")
+    ] = DEFAULT_PREVIEW_PORTS,
     poll_wait: Annotated[float, typer.Option("--poll-wait", help="long-poll seconds")] = 25.0,
     max_backoff: Annotated[float, typer.Option("--max-backoff", help="longest wait between retries")] = 30.0,
     retry_failed_after: Annotated[
@@ -189,6 +209,10 @@ def agent(
             ca_file=ca_file,
             insecure_http=insecure_http,
             aws=aws,
+            previews=preview_settings(
+                previews_listen or DEFAULT_PREVIEWS_LISTEN, preview_slots, preview_ports
+            ),
+            serve_previews_at_start=previews_listen is not None,
         )
         run_agent(settings)
     finally:

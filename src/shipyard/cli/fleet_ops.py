@@ -23,6 +23,7 @@ from shipyard.domain.maintenance_page import check_message
 from shipyard.domain.prune import human_bytes
 from shipyard.domain.spec import AppSpec
 from shipyard.errors import ConfigError, NotFoundError, ShipyardError
+from shipyard.fleet_api.schemas.agent import CRASH_LOOP_STEP
 from shipyard.fleet_api.schemas.logs import MAX_FOLLOW, LogQuery
 from shipyard.secrets.masking import mask
 
@@ -58,6 +59,10 @@ def status_rows(hosts: list[HostOut], app: str | None) -> list[dict[str, Any]]:
                     "active_release": release,
                     "health": item.health,
                     "maintenance": item.maintenance,
+                    # why it is unhealthy, when the agent said (a crash-looping worker)
+                    "problem": item.message
+                    if item.step == CRASH_LOOP_STEP and item.health == "unhealthy"
+                    else None,
                 }
             )
     return rows
@@ -101,6 +106,9 @@ def fleet_status(
             for r in rows
         ],
     )
+    for r in rows:
+        if r.get("problem"):
+            say(f"{r['host']} {r['app']}: {r['problem']}")
 
 
 def fleet_maintenance(

@@ -199,6 +199,16 @@ def status(
             for c in found
         ]
         table("worker processes", ["process", "container", "release", "status", "may be killed at"], rows)
+    if document["preview"]:
+        preview = document["preview"]
+        routed = "routed" if preview["routed"] else "not routed yet"
+        say(f"preview answering {preview['host_name']} through {preview['backend']} ({routed})")
+    if document["previews"]:
+        rows = [
+            [p["app"], p["host_name"], p["active_release"] or "-", p["active_slot"] or "-", p["active_port"]]
+            for p in document["previews"]
+        ]
+        table("previews on this host", ["app", "host name", "release", "slot", "port"], rows)
     for line in document["recovered"]:
         say(f"recovered: {line}")
 

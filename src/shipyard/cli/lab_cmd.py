@@ -34,12 +34,28 @@ def up(
         str,
         typer.Option("--db", help="sqlite, postgres (a server the lab starts) or a postgresql:// URL"),
     ] = "sqlite",
+    preview_hosts: Annotated[
+        int,
+        typer.Option("--preview-hosts", min=0, max=50, help="hosts in the group 'preview' (apps' previews)"),
+    ] = 0,
+    previews_domain: Annotated[
+        str, typer.Option("--previews-domain", help="the edge sends Host *.DOMAIN to the preview hosts")
+    ] = "preview.lab.test",
     as_json: JsonOption = False,
 ) -> None:
     """Start the lab; hosts start empty and pull the current release themselves."""
     from shipyard.lab.fleet import lab_up
 
-    state = lab_up(directory, hosts, subnet=subnet, images=images, controllers=controllers, database=db)
+    state = lab_up(
+        directory,
+        hosts,
+        subnet=subnet,
+        images=images,
+        controllers=controllers,
+        database=db,
+        preview_hosts=preview_hosts,
+        previews_domain=previews_domain,
+    )
     if as_json:
         print_json(
             {
@@ -95,6 +111,7 @@ def status(directory: DirOption = DEFAULT_DIR, as_json: JsonOption = False) -> N
     rows = [
         [
             h["name"],
+            h["group"],
             h["address"],
             h["agent"],
             h["engine"],
@@ -104,7 +121,7 @@ def status(directory: DirOption = DEFAULT_DIR, as_json: JsonOption = False) -> N
         ]
         for h in document["hosts"]  # type: ignore[attr-defined]
     ]
-    table("lab hosts", ["host", "address", "agent", "engine", "edge", "controller", "release"], rows)
+    table("lab hosts", ["host", "group", "address", "agent", "engine", "edge", "controller", "release"], rows)
 
 
 @lab_app.command("down")

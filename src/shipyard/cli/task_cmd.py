@@ -2,7 +2,8 @@
 
 `run --env E` asks the controller for a task on one host of E (deployer role, audited), prints its output
 as the agent sends it, and exits with the command's exit code. Without --env (or without a controller)
-it runs the container on this host directly. `exec` attaches to the serving container on this host.
+it runs the container on this host directly. `exec` attaches to the serving container on this host, or
+with --env E --host H to the one on H, through a session the controller relays to H's agent.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,12 +34,11 @@ from shipyard.cli.fleet_cmd import (
     InsecureHttpOption,
     _app_name,
     _optional,
-    checked_name,
     fleet_client,
     optional_spec,
 )
 from shipyard.cli.render import print_json
-from shipyard.errors import ConfigError, ShipyardError
+from shipyard.errors import ConfigError, NotFoundError, ShipyardError
 
 if TYPE_CHECKING:
     from shipyard.fleet_api.client import ControllerClient
@@ -155,7 +156,8 @@ def _local_run(argv: list[str], config: Path) -> int:
 def exec_(
     argv: ArgvArgument,
     host: Annotated[
-        str | None, typer.Option("--host", help="this host's name (exec never crosses hosts)")
+        str | None,
+        typer.Option("--host", help="the host whose serving container runs it (with --env: any host of E)"),
     ] = None,
     interactive: Annotated[
         bool, typer.Option("--interactive", "-i", help="keep stdin open (with -t: a terminal)")
@@ -164,18 +166,34 @@ def exec_(
     app: AppOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
     env: FleetEnvOption = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1, max=600, help="seconds to wait for the host's agent to attach"),
+    ] = 60.0,
+    ca_file: CaFileOption = None,
+    insecure_http: InsecureHttpOption = False,
 ) -> None:
-    """Run a command inside the app's serving container on this host (docker exec)."""
+    """Run a command inside the app's serving container: on this host (docker exec), or with --env and
+    --host on a fleet host, relayed through the controller and that host's agent."""
     if not argv:
         raise ConfigError("give the command after --, like: shipyard exec -it -- bin/rails console.")
+    env = _optional(env, "--env")
+    host = _optional(host, "--host")
     if env is not None:
-        checked_name(env, "--env")
+        if host is None:
+            raise ConfigError(
+                f"an exec in the fleet needs the host: shipyard exec --env {env} --host HOST -- "
+                f"{' '.join(argv)} (list them with 'shipyard hosts --env {env}')."
+            )
+        spec = optional_spec(config)
+        client = fleet_client(spec, ca_file, insecure_http)
+        session = ExecRequest(_app_name(app, config), env, host, argv, interactive, tty, timeout)
+        raise typer.Exit(_fleet_exec(client, session))
     this_host = socket.gethostname()
-    if (host is not None and host != this_host) or env is not None:
-        target = host or "HOST"
+    if host is not None and host != this_host:
         raise ConfigError(
-            f"shipyard exec attaches to a container on this host only; run it on {target} itself: "
-            f"ssh {target} shipyard exec -it -- {' '.join(argv)}"
+            f"{host} is not this host; give --env E to reach {host} through the controller: "
+            f"shipyard exec --env E --host {host} -it -- {' '.join(argv)}"
         )
     from shipyard.host import service
 
@@ -192,3 +210,36 @@ def exec_(
         code = context.engine.exec_in(container, argv, lambda text: print(text, end="", flush=True))
     if code != 0:
         raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    app: str
+    environment: str
+    host: str
+    argv: list[str]
+    interactive: bool
+    tty: bool
+    timeout: float
+
+
+def _fleet_exec(client: ControllerClient, request: ExecRequest) -> int:
+    from shipyard.cli.exec_terminal import run_session
+
+    with client:
+        try:
+            task = client.create_exec(request.app, request.environment, request.host, request.argv)
+        except NotFoundError as exc:  # an unknown host, app or environment: nothing could run
+            raise TaskNotRunError(exc.message) from exc
+        print(f"exec {task.id}: {' '.join(request.argv)} on {task.host} ({task.release})", file=sys.stderr)
+        with client.exec_channel(task.id, pickup_timeout=request.timeout) as channel:
+            outcome = run_session(
+                channel,
+                tty=request.tty,
+                # stdin goes to the command with -i, or whenever it is not a terminal (a pipe, a file)
+                forward_stdin=request.interactive or not sys.stdin.isatty(),
+                pickup_timeout=request.timeout,
+            )
+    if outcome.exit_code is None:
+        raise TaskNotRunError(f"exec {task.id} on {task.host}: {outcome.message}")
+    return outcome.exit_code

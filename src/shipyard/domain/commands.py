@@ -77,6 +77,32 @@ class UnregisterApp:
 
 
 @dataclass(frozen=True)
+class RoutePreview:
+    """Send the preview's host name to its pool backend: an entry added to the previews map through
+    the runtime API (no reload), the map file rewritten to match."""
+
+    app: str
+    host_name: str
+    backend: str
+
+    def describe(self) -> str:
+        return f"route {self.host_name} to {self.backend} (previews map, no reload)"
+
+
+@dataclass(frozen=True)
+class UnroutePreview:
+    """Take the preview's host name out of the previews map and both servers of its pool backend out
+    of rotation (runtime API, no reload); the app's record goes and the config and map are rewritten."""
+
+    app: str
+    host_name: str
+    backend: str
+
+    def describe(self) -> str:
+        return f"stop routing {self.host_name} and free {self.backend} (previews map, no reload)"
+
+
+@dataclass(frozen=True)
 class SwitchBackend:
     """Point the slot's server at `address`, make it serve and drain `from_slot` (one runtime-API
     batch), then record `release` as the active one."""
@@ -362,6 +388,8 @@ Command = (
     EnsureProxy
     | RegisterApp
     | UnregisterApp
+    | RoutePreview
+    | UnroutePreview
     | SwitchBackend
     | Drain
     | EnterMaintenance

@@ -17,7 +17,7 @@ from shipyard.domain.commands import (
     RemoveImage,
     StopContainer,
     UnregisterApp,
-    backend_name,
+    UnroutePreview,
     container_name,
 )
 from shipyard.domain.models import AppState, Release, Slot
@@ -35,14 +35,14 @@ def plan_maintenance(
     if keep_running:
         if state.maintenance and page is None:
             return Plan(noop_reason=f"{state.app} is in maintenance already")
-        return Plan((EnterMaintenance(state.app, backend_name(state.app), page),))
+        return Plan((EnterMaintenance(state.app, state.backend, page),))
     running = [c for c in state.containers if c.running]
     # Workers stop with their own signal and timeout (the container's); one already finishing after
     # its stop signal is left to finish.
     workers = [w for w in state.workers if w.running and w.name not in state.worker_stops]
     if state.maintenance and not running and not workers:
         return Plan(noop_reason=f"{state.app} is in maintenance already and runs no container")
-    steps: list[Command] = [EnterMaintenance(state.app, backend_name(state.app))]
+    steps: list[Command] = [EnterMaintenance(state.app, state.backend)]
     steps += [StopContainer(c.name, stop_timeout) for c in running]
     steps += [StopContainer(w.name, w.stop_timeout) for w in workers]
     return Plan(tuple(steps))
@@ -62,9 +62,7 @@ def plan_leave_maintenance(
     steps = plan_start(state, release, slot, secrets, running=running)
     steps += start_workers(state, release, secrets, host_labels)
     steps.append(
-        LeaveMaintenance(
-            state.app, backend_name(state.app), slot, (spec.bind, spec.slot_ports[slot]), release
-        )
+        LeaveMaintenance(state.app, state.backend, slot, (spec.bind, spec.slot_ports[slot]), release)
     )
     return Plan(tuple(steps))
 
@@ -86,7 +84,10 @@ def plan_remove(
     """Take the app off this host: haproxy first (no request reaches a container being removed),
     then its containers, the images of its releases, and its records."""
     steps: list[Command] = []
-    if registered or state.proxy_has_app:
+    if state.preview is not None:
+        # A preview leaves the shared frontend's map and frees its pool backend: haproxy is not reloaded.
+        steps.append(UnroutePreview(state.app, state.preview.host_name, state.backend))
+    elif registered or state.proxy_has_app:
         steps.append(UnregisterApp(state.app, last=other_apps == 0, proxy_running=state.proxy_running))
     steps += [RemoveContainer(c.name, f"{state.app} is removed") for c in (*state.containers, *state.workers)]
     images = dict.fromkeys(r.pinned_image for r in releases if r.pinned_image in present_images)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from shipyard.domain.preview_host import PreviewAllocation
 from shipyard.domain.spec import AppSpec
 
 Slot = Literal["blue", "green"]
@@ -96,6 +97,7 @@ class ContainerInfo:
     process: str = WEB
     stop_signal: str = "TERM"
     stop_timeout: int = 10
+    restart_count: int = 0  # times the engine restarted it (its restart policy) since it was created
 
     @property
     def running(self) -> bool:
@@ -233,6 +235,14 @@ class AppState:
     # stop signal, with the moment their stop timeout ends and whether the signal was sent.
     workers: tuple[ContainerInfo, ...] = ()
     worker_stops: dict[str, WorkerStop] = field(default_factory=dict)
+    # A preview app's pool backend, ports and host name (None for any other app); `routed` is what
+    # haproxy's previews map says while it runs.
+    preview: PreviewAllocation | None = None
+
+    @property
+    def backend(self) -> str:
+        """The haproxy backend serving the app: its own, or the pool backend a preview holds."""
+        return self.preview.backend if self.preview is not None else f"app_{self.app}"
 
     def container_in(self, slot: Slot, *, running: bool = True) -> ContainerInfo | None:
         for container in self.containers:

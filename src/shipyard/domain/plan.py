@@ -23,6 +23,7 @@ from shipyard.domain.commands import (
     Pull,
     RegisterApp,
     RemoveContainer,
+    RoutePreview,
     RunHook,
     RunTask,
     StartContainer,
@@ -32,7 +33,6 @@ from shipyard.domain.commands import (
     SwitchBackend,
     WaitHealthy,
     WaitWorkerHealthy,
-    backend_name,
     container_name,
     worker_container_name,
 )
@@ -54,6 +54,7 @@ from shipyard.domain.models import (
     Slot,
     other_slot,
 )
+from shipyard.domain.previews import PREVIEW_LABEL, preview_label_value
 from shipyard.domain.spec import AppSpec, ProcessSpec
 from shipyard.errors import ConfigError
 
@@ -113,13 +114,14 @@ def _reload_settings(spec: AppSpec) -> tuple[object, ...]:
 def switch_to(state: AppState, release: Release, to_slot: Slot, from_slot: Slot | None) -> SwitchBackend:
     spec = release.app_spec
     return SwitchBackend(
-        backend_name(state.app),
+        state.backend,
         to_slot,
         from_slot,
         # A release may move the app to other ports: the slot's server follows, still without a reload.
         (spec.bind, spec.slot_ports[to_slot]),
         release,
-        reload=frontend_changed(state.spec, spec),
+        # A preview's pool backend and the shared frontend never change with a release.
+        reload=state.preview is None and frontend_changed(state.spec, spec),
     )
 
 
@@ -127,7 +129,7 @@ def _roll_forward(state: AppState, release: Release, to_slot: Slot, from_slot: S
     steps: list[Command] = [switch_to(state, release, to_slot, from_slot)]
     old = state.container_in(from_slot) if from_slot else None
     if from_slot and old is not None:
-        backend = backend_name(state.app)
+        backend = state.backend
         steps += [Drain(backend, from_slot, 5.0), StopContainer(old.name, 10, backend, from_slot)]
     return steps
 
@@ -251,9 +253,12 @@ def plan_swap(
     # while the old release (web and workers) still runs; old workers stop after the old web slot.
     steps += start_workers(state, release, swap.secrets, swap.host_labels)
     steps.append(switch_to(state, release, target, state.active_slot if active else None))
+    if state.preview is not None and not state.preview.routed:
+        # Only once a slot serves: the host name never reaches an empty backend.
+        steps.append(RoutePreview(state.app, state.preview.host_name, state.backend))
     steps += plan_hooks("post-swap", release, swap)
     if active is not None and state.active_slot is not None:
-        steps += _retire(state.app, active, state.active_slot, spec)
+        steps += _retire(state.app, state.backend, active, state.active_slot, spec)
     steps += retire_workers(state, release, swap.host_labels)
     steps += plan_hooks("post-deploy", release, swap)
     steps.append(FinishHistory("succeeded"))
@@ -370,6 +375,7 @@ def start_worker(
     }
     labels = {
         **spec.labels,
+        **preview_labels(spec),
         LABEL_APP: app,
         LABEL_RELEASE: release.id,
         LABEL_DIGEST: release.digest,
@@ -392,8 +398,7 @@ def start_worker(
     return StartWorker(process_name, release.id, release.short_digest, container)
 
 
-def _retire(app: str, old: ContainerInfo, slot: Slot, spec: AppSpec) -> list[Command]:
-    backend = backend_name(app)
+def _retire(app: str, backend: str, old: ContainerInfo, slot: Slot, spec: AppSpec) -> list[Command]:
     if spec.deploy.standby > 0:
         return [
             Drain(backend, slot, spec.deploy.drain_timeout, wait=False),
@@ -420,6 +425,7 @@ def start_container(app: str, release: Release, slot: Slot, secrets: Mapping[str
     }
     labels = {
         **spec.labels,
+        **preview_labels(spec),
         LABEL_APP: app,
         LABEL_SLOT: slot,
         LABEL_RELEASE: release.id,
@@ -441,6 +447,13 @@ def start_container(app: str, release: Release, slot: Slot, secrets: Mapping[str
 
 
 RELEASE_TIMEOUT = 3600.0  # seconds a release phase may run
+
+
+def preview_labels(spec: AppSpec) -> dict[str, str]:
+    """A preview's containers carry its label (repository#PR), so anything left behind is found."""
+    if spec.preview is None:
+        return {}
+    return {PREVIEW_LABEL: preview_label_value(spec.preview.repository, spec.preview.pr)}
 
 
 def task_environment(release: Release, kind: str, secrets: Mapping[str, str]) -> dict[str, str]:
@@ -470,7 +483,13 @@ def run_task(
         image=release.pinned_image,
         env=task_environment(release, kind, secrets),
         # Not the app's LABEL_APP: observation, recovery and prunes never take it for a slot's container.
-        labels={**spec.labels, LABEL_TASK: kind, LABEL_TASK_APP: release.app, LABEL_RELEASE: release.id},
+        labels={
+            **spec.labels,
+            **preview_labels(spec),
+            LABEL_TASK: kind,
+            LABEL_TASK_APP: release.app,
+            LABEL_RELEASE: release.id,
+        },
         network="host",
         volumes=list(spec.volumes),
         memory=spec.resources.memory,

@@ -211,12 +211,20 @@ def check(
 
 
 def task_violation(policy: AgentPolicy, kind: str) -> Violation | None:
-    """Why this host refuses a task of `kind` (run | release), or None when it runs it."""
+    """Why this host refuses a task of `kind` (run | release | exec), or None when it runs it.
+    An exec session follows the rule of one-off commands: both run whatever a deployer typed."""
     if kind == "release" and not policy.tasks.release_phase:
         return Violation(
             "tasks",
             "release",
             "release phases are off on this host; set tasks.release_phase: true in the policy",
+        )
+    if kind == "exec" and not policy.tasks.run:
+        return Violation(
+            "tasks",
+            "run",
+            "one-off commands are off on this host; set tasks.run: true in the policy to allow shipyard run "
+            "and shipyard exec --env",
         )
     if kind == "run" and not policy.tasks.run:
         return Violation(

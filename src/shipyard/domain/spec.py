@@ -68,6 +68,8 @@ def _matching(pattern: re.Pattern[str], hint: str) -> AfterValidator:
 
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+# A worker restarted this many times within this many seconds after its start is crash-looping.
+DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW = 3, 60.0
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Port = Annotated[int, Field(ge=1, le=65534)]
 # A file path: any printable text (spaces included), no control characters.
@@ -413,6 +415,14 @@ class ProcessHealthSpec(Section):
     exec: list[Argument] | None = Field(default=None, min_length=1, description="argv run in the container")
     running_for: PositiveSeconds | None = Field(default=None, description="seconds running without a restart")
     timeout: PositiveSeconds = Field(default=30.0, description="seconds the exec check has to pass")
+    # After the start: a worker the engine restarts this often within the window is crash-looping,
+    # and its host reports the app unhealthy (the agent's crash-loop watch).
+    max_restarts: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=DEFAULT_MAX_RESTARTS, description="restarts within restart_window that make it unhealthy"
+    )
+    restart_window: PositiveSeconds = Field(
+        default=DEFAULT_RESTART_WINDOW, description="seconds over which restarts are counted"
+    )
 
     @model_validator(mode="after")
     def _one_check(self) -> ProcessHealthSpec:

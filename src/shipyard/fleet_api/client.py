@@ -12,7 +12,8 @@ Given several URLs (controller replicas), it fails over between them as endpoint
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ssl
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from shipyard.errors import (
     ShipyardError,
 )
 from shipyard.fleet_api.endpoints import Endpoints, Failure, controller_urls, fails_over
+from shipyard.fleet_api.exec_channel import ExecChannel, open_channel
 from shipyard.fleet_api.schemas.admin import AuditOut, JoinTokenCreated, LockOut, TokenCreated, TokenOut
 from shipyard.fleet_api.schemas.agent import (
     AgentRegistered,
@@ -298,6 +300,28 @@ class ControllerClient:
 
     def cancel_task(self, task_id: int) -> TaskOut:
         return self._one(TaskOut, "POST", f"/tasks/{task_id}/cancel")
+
+    def create_exec(self, app: str, environment: str, host: str, argv: list[str]) -> TaskOut:
+        body = {"app": app, "environment": environment, "host": host, "argv": argv}
+        return self._one(TaskOut, "POST", "/exec", json=body)
+
+    def exec_channel(self, task_id: int, *, pickup_timeout: float) -> ExecChannel:
+        """The client side of exec session `task_id` (the controller gives its agent `pickup_timeout` s)."""
+        path = f"{API}/exec/{task_id}?timeout={pickup_timeout:g}"
+        return open_channel(self.url, path, self._token, self._ssl_context(), self._timeout)
+
+    def agent_exec_channels(self, task_id: int) -> Iterator[ExecChannel]:
+        """The agent side of exec session `task_id`, on each controller URL in turn (a session lives in
+        the memory of the controller process its client reached)."""
+        for url in self._endpoints.urls:
+            try:
+                yield open_channel(url, f"{API}/agent/exec/{task_id}", self._token, self._ssl_context())
+            except ControllerError as exc:
+                log.warning("exec relay unreachable", url=url, error=str(exc))
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        verify = getattr(self, "_verify", None)
+        return verify if isinstance(verify, ssl.SSLContext) else None
 
     def enter_maintenance(self, app: str, environment: str, message: str = "") -> MaintenanceOut:
         body = {"app": app, "environment": environment, "message": message}

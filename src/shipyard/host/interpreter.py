@@ -30,6 +30,7 @@ from shipyard.domain.commands import (
     RegisterApp,
     RemoveContainer,
     RemoveImage,
+    RoutePreview,
     RunHook,
     RunTask,
     StartContainer,
@@ -38,6 +39,7 @@ from shipyard.domain.commands import (
     StopWorker,
     SwitchBackend,
     UnregisterApp,
+    UnroutePreview,
     WaitHealthy,
     WaitWorkerHealthy,
     step_name,
@@ -142,6 +144,10 @@ class Interpreter:
                 return self._register(command)
             case UnregisterApp():
                 return self._unregister(command)
+            case RoutePreview():
+                return self._route_preview(command)
+            case UnroutePreview():
+                return self._unroute_preview(command)
             case SwitchBackend():
                 return self._switch(command)
             case Drain():
@@ -211,7 +217,7 @@ class Interpreter:
         proxy.write_page(command.app, proxy_sync.maintenance_page_text(command.spec))
         proxy_sync.write_config(store, proxy)
         if proxy.running():
-            proxy.reload(proxy_sync.backend_name(command.app))
+            proxy.reload(proxy_sync.app_backend(store, command.app))
         else:
             proxy.start()
         return None
@@ -226,6 +232,32 @@ class Interpreter:
             return "haproxy stopped"
         if proxy.running():
             proxy.reload(None)
+        return None
+
+    def _route_preview(self, command: RoutePreview) -> str | None:
+        store, proxy = self.context.store, self.context.proxy
+        proxy.add_route(command.host_name, command.backend)
+        store.set_preview_routed(command.app, True)
+        proxy_sync.save_server_state(store, proxy)  # the map file too: a restart routes it again
+        return None
+
+    def _unroute_preview(self, command: UnroutePreview) -> str | None:
+        store, proxy = self.context.store, self.context.proxy
+        running = proxy.running()
+        if running:
+            proxy.remove_route(command.host_name)
+            try:
+                for slot in SLOTS:
+                    proxy.set_state(command.backend, slot, "maint")
+            except ProxyError:
+                pass  # the pool is not in the running config (its first deploy failed): nothing serves
+        store.set_preview_routed(command.app, False)
+        store.drop_app(command.app)
+        proxy.forget_page(command.app)
+        if running:
+            proxy_sync.save_server_state(store, proxy)
+        else:
+            proxy_sync.write_config(store, proxy)
         return None
 
     def _switch(self, command: SwitchBackend) -> str | None:

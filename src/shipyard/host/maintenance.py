@@ -128,7 +128,7 @@ def _select(context: HostContext, spec: AppSpec, containers: Sequence[ContainerI
         keep_releases=spec.deploy.keep_releases,
         active=record.active_release_id if record else None,
         previous=_previous_release_id(context, spec.app),
-        present_images=_present_images(context, releases),
+        present_images=present_images(context, releases),
     )
 
 
@@ -139,7 +139,7 @@ def _previous_release_id(context: HostContext, app: str) -> str | None:
         return None
 
 
-def _present_images(context: HostContext, releases: list[Release]) -> set[str]:
+def present_images(context: HostContext, releases: list[Release]) -> set[str]:
     digests_by_repository = {
         repository: context.engine.present_digests(repository) for repository in {r.image for r in releases}
     }
@@ -169,7 +169,7 @@ def _remove_plan(context: HostContext, app: str) -> Plan:
     return plan_remove(
         state,
         releases,
-        _present_images(context, releases),
+        present_images(context, releases),
         registered=record is not None,
         other_apps=len(others),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shipyard.adapters.haproxy_config import DEFAULT_MAINTENANCE_PAGE, ProxiedApp
+from shipyard.adapters.haproxy_config import DEFAULT_MAINTENANCE_PAGE, PreviewPool, ProxiedApp
 from shipyard.domain.commands import backend_name
 from shipyard.domain.spec import AppSpec
 from shipyard.host.ports import Proxy, Store
@@ -13,9 +13,10 @@ from shipyard.host.records import AppRecord
 __all__ = ["backend_name", "ensure_running", "proxied_app", "reload_with_state", "write_config"]
 
 
-def proxied_app(record: AppRecord, page: Path) -> ProxiedApp:
+def proxied_app(record: AppRecord, page: Path, pool_backend: str | None = None) -> ProxiedApp:
     spec = record.spec
     return ProxiedApp(
+        pool_backend=pool_backend,
         name=record.app,
         listen=spec.proxy.listen,
         upstream_host=spec.bind,
@@ -45,7 +46,34 @@ def write_config(store: Store, proxy: Proxy) -> None:
     for record in records:
         if not proxy.has_page(record.app):
             proxy.write_page(record.app, DEFAULT_MAINTENANCE_PAGE)
-    proxy.write_config([proxied_app(r, proxy.page_path(r.app)) for r in records])
+    allocations = {allocation.app: allocation for allocation in store.preview_allocations()}
+    proxy.write_config(
+        [
+            proxied_app(
+                r,
+                proxy.page_path(r.app),
+                allocations[r.app].backend if r.app in allocations else None,
+            )
+            for r in records
+        ],
+        preview_pool(store),
+    )
+
+
+def preview_pool(store: Store) -> PreviewPool | None:
+    """The previews frontend and pool, once this host has taken a preview (never before: a host
+    that runs none does not listen on the previews address)."""
+    settings = store.preview_settings()
+    if settings is None:
+        return None
+    routes = {a.host_name: a.backend for a in store.preview_allocations() if a.routed}
+    return PreviewPool(settings.listen, settings.slots, routes)
+
+
+def app_backend(store: Store, app: str) -> str:
+    """The backend serving `app`: a preview's pool backend, or the app's own."""
+    allocation = store.preview_allocation(app)
+    return allocation.backend if allocation is not None else backend_name(app)
 
 
 def ensure_running(store: Store, proxy: Proxy) -> bool:
@@ -60,7 +88,7 @@ def ensure_running(store: Store, proxy: Proxy) -> bool:
 def reload_with_state(store: Store, proxy: Proxy, app: str) -> None:
     """Rewrite the config and reload seamlessly, keeping the runtime's server states."""
     write_config(store, proxy)
-    proxy.reload(backend_name(app))
+    proxy.reload(app_backend(store, app))
 
 
 def save_server_state(store: Store, proxy: Proxy) -> None:

@@ -189,7 +189,7 @@ def _swap(
     pull_allowed: bool,
 ) -> Outcome:
     spec = release.app_spec
-    if context.store.app(spec.app) is None:
+    if context.store.app(spec.app) is None and spec.preview is None:  # a preview has no listen of its own
         check_listen_free(context, spec)
     state, recovered = recover(context, spec.app, release.image)
     plan = plan_swap(release, state, swap, pull_allowed=pull_allowed)

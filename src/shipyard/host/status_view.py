@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.domain.models import AppState
+from shipyard.domain.previews import preview_app_name
 from shipyard.errors import NotFoundError
 from shipyard.host.context import HostContext
 
@@ -56,7 +57,40 @@ def status_document(context: HostContext, app: str, state: AppState, recovered: 
         "processes": processes_document(state),
         "kept_releases": sorted({c.release_id for c in (*state.containers, *state.workers)}),
         "recovered": recovered,
+        "preview": preview_document(state),
+        "previews": previews_document(context, app),
     }
+
+
+def preview_document(state: AppState) -> dict[str, Any] | None:
+    """For a preview app: the host name it answers, its pool backend and whether the map routes it."""
+    if state.preview is None:
+        return None
+    return {"host_name": state.preview.host_name, "backend": state.backend, "routed": state.preview.routed}
+
+
+def previews_document(context: HostContext, app: str) -> list[dict[str, Any]]:
+    """The previews of `app` this host runs (`APP-pr-N`), each with the host name it answers."""
+    allocations = {allocation.app: allocation for allocation in context.store.preview_allocations()}
+    found = []
+    for record in context.store.apps():
+        placement = record.spec.preview
+        if placement is None or record.app != preview_app_name(app, placement.pr):
+            continue
+        allocation = allocations.get(record.app)
+        found.append(
+            {
+                "app": record.app,
+                "pr": placement.pr,
+                "host_name": placement.host_name,
+                "active_release": record.active_release_id,
+                "active_slot": record.active_slot,
+                "active_port": record.spec.slot_ports.get(record.active_slot or ""),
+                "backend": allocation.backend if allocation is not None else None,
+                "routed": allocation.routed if allocation is not None else False,
+            }
+        )
+    return sorted(found, key=lambda preview: int(preview["pr"]))
 
 
 def processes_document(state: AppState) -> dict[str, list[dict[str, Any]]]:

@@ -7,6 +7,7 @@ finished, so a crash is recovered by running the command again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -14,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from shipyard.domain.models import HistoryKind, HistoryStatus, PendingSwap, Release, Slot, WorkerStop
+from shipyard.domain.preview_host import PreviewAllocation, PreviewSettings, choose_allocation
 from shipyard.domain.spec import AppSpec, spec_from_snapshot, spec_snapshot
 from shipyard.errors import NotFoundError
 from shipyard.host.records import AppRecord, HistoryEntry, utcnow
@@ -36,6 +38,10 @@ CREATE TABLE IF NOT EXISTS standby (
 CREATE TABLE IF NOT EXISTS worker_stop (
     container TEXT PRIMARY KEY, app TEXT NOT NULL, deadline TEXT NOT NULL,
     signalled INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS preview_allocation (
+    app TEXT PRIMARY KEY, host_name TEXT NOT NULL, pool_index INTEGER NOT NULL UNIQUE,
+    port INTEGER NOT NULL UNIQUE, routed INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS host_setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -189,9 +195,48 @@ class HostStore:
         self.db.execute("DELETE FROM standby WHERE app = ?", (app,))
 
     def forget_app(self, app: str) -> None:
-        """Everything recorded about the app: releases, history, record, standbys."""
-        for table in ("releases", "history", "apps", "standby", "worker_stop"):
+        """Everything recorded about the app: releases, history, record, standbys, a preview's ports."""
+        for table in ("releases", "history", "apps", "standby", "worker_stop", "preview_allocation"):
             self.db.execute(f"DELETE FROM {table} WHERE app = ?", (app,))
+
+    # previews ---------------------------------------------------------------------------------
+    def preview_settings(self) -> PreviewSettings | None:
+        row = self.db.execute("SELECT value FROM host_setting WHERE key = 'previews'").fetchone()
+        return None if row is None else PreviewSettings(**json.loads(row["value"]))
+
+    def set_preview_settings(self, settings: PreviewSettings) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO host_setting VALUES ('previews', ?)",
+            (json.dumps(dataclasses.asdict(settings), sort_keys=True),),
+        )
+
+    def allocate_preview(self, app: str, host_name: str, settings: PreviewSettings) -> PreviewAllocation:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.set_preview_settings(settings)
+            allocation = self.preview_allocation(app)
+            if allocation is None:
+                allocation = choose_allocation(app, host_name, settings, self.preview_allocations())
+                self.db.execute(
+                    "INSERT INTO preview_allocation VALUES (?, ?, ?, ?, 0)",
+                    (app, allocation.host_name, allocation.index, allocation.port),
+                )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return allocation
+
+    def preview_allocation(self, app: str) -> PreviewAllocation | None:
+        row = self.db.execute("SELECT * FROM preview_allocation WHERE app = ?", (app,)).fetchone()
+        return None if row is None else _allocation(row)
+
+    def preview_allocations(self) -> list[PreviewAllocation]:
+        rows = self.db.execute("SELECT * FROM preview_allocation ORDER BY pool_index")
+        return [_allocation(row) for row in rows]
+
+    def set_preview_routed(self, app: str, routed: bool) -> None:
+        self.db.execute("UPDATE preview_allocation SET routed = ? WHERE app = ?", (int(routed), app))
 
     # warm standbys ----------------------------------------------------------------------------
     def add_standby(self, app: str, container: str, release_id: str, until: datetime) -> None:
@@ -227,6 +272,12 @@ class HostStore:
 
     def drop_worker_stop(self, container: str) -> None:
         self.db.execute("DELETE FROM worker_stop WHERE container = ?", (container,))
+
+
+def _allocation(row: sqlite3.Row) -> PreviewAllocation:
+    return PreviewAllocation(
+        row["app"], row["host_name"], int(row["pool_index"]), int(row["port"]), bool(row["routed"])
+    )
 
 
 def _release(row: sqlite3.Row) -> Release:

@@ -22,9 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.adapters.haproxy import HaproxyRuntime
-from shipyard.errors import ProxyError
+from shipyard.domain.names import HOST, is_name
+from shipyard.errors import ConfigError, ProxyError
+from shipyard.lab.state import DEFAULT_PREVIEWS_DOMAIN
 
 BACKEND = "hosts"
+PREVIEWS = "previews"  # the preview hosts' previews listeners: requests for a Host in the previews domain
 PAGES = "pages"  # the same hosts, checked on the health path only: used when none is in BACKEND
 OPERATIONAL = {"0": "down", "1": "starting", "2": "up", "3": "stopping"}
 EDGE_REPLAY_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -41,8 +44,15 @@ def _checks(paths: tuple[str, ...]) -> list[str]:
     return checks
 
 
-def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/up", "/")) -> str:
+def render_edge_config(
+    port: int,
+    root: Path,
+    check_paths: tuple[str, ...] = ("/up", "/"),
+    previews_domain: str = DEFAULT_PREVIEWS_DOMAIN,
+) -> str:
     checks = _checks(check_paths)
+    if not is_name(HOST, previews_domain):
+        raise ConfigError(f"the previews domain {previews_domain!r} is not a DNS domain.")
     lines = [
         "global",
         "    master-worker",
@@ -63,6 +73,11 @@ def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/
         "",
         "frontend edge",
         f"    bind 127.0.0.1:{port}",
+        f"    acl preview_host req.hdr(host),field(1,:),lower -m end .{previews_domain.lower()}",
+        # No preview host up: a clear answer rather than the app's hosts or a bare 503.
+        '    http-request return status 404 content-type text/plain string "no preview host is up" '
+        f"if preview_host !{{ nbsrv({PREVIEWS}) gt 0 }}",
+        f"    use_backend {PREVIEWS} if preview_host",
         f"    use_backend {BACKEND} if {{ nbsrv({BACKEND}) gt 0 }}",
         f"    default_backend {PAGES}",
         "",
@@ -80,6 +95,14 @@ def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/
         *_checks(check_paths[:1]),
         "    http-response set-header x-lab-host %[srv_name]",
         "",
+        # Any preview host can answer for any preview (each runs every preview of the group); the host's
+        # own previews frontend answers 404 for a host name it does not route. A TCP check: there is
+        # no path every preview answers.
+        f"backend {PREVIEWS}",
+        "    balance roundrobin",
+        f"    http-request disable-l7-retry unless {{ method {' '.join(EDGE_REPLAY_METHODS)} }}",
+        "    http-response set-header x-lab-host %[srv_name]",
+        "",
     ]
     return "\n".join(lines)
 
@@ -88,6 +111,7 @@ def render_edge_config(port: int, root: Path, check_paths: tuple[str, ...] = ("/
 class EdgeProxy:
     root: Path
     port: int
+    previews_domain: str = DEFAULT_PREVIEWS_DOMAIN
 
     @property
     def runtime(self) -> HaproxyRuntime:
@@ -100,7 +124,7 @@ class EdgeProxy:
     def start(self, timeout: float = 10.0) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "haproxy.cfg"
-        config.write_text(render_edge_config(self.port, self.root))
+        config.write_text(render_edge_config(self.port, self.root, previews_domain=self.previews_domain))
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
         with (self.root / "haproxy.log").open("ab") as log:
             done = subprocess.run([binary, "-W", "-D", "-f", str(config)], stdout=log, stderr=log)
@@ -127,8 +151,19 @@ class EdgeProxy:
                 f"set server {server} health down",
             )
 
+    def add_preview_host(self, name: str, listen: str, inter_ms: int = 300) -> None:
+        """Add a preview host's previews listener, DOWN until its TCP check passes."""
+        server = f"{PREVIEWS}/{name}"
+        self._expect(f"add server {server} {listen} check inter {inter_ms} rise 2 fall 2", "New server")
+        self.runtime.execute(
+            f"enable health {server}", f"set server {server} state ready", f"set server {server} health down"
+        )
+
     def remove_host(self, name: str, drain_timeout: float = 5.0) -> None:
         """Drain the host (no new requests, in-flight ones finish), then delete it."""
+        if name in self.servers(PREVIEWS):
+            self._drain_and_delete(PREVIEWS, name, drain_timeout)
+            return
         server = f"{BACKEND}/{name}"
         self.runtime.execute(f"set server {server} state drain")
         deadline = time.monotonic() + drain_timeout
@@ -140,12 +175,21 @@ class EdgeProxy:
         self.runtime.execute(f"set server {pages} state maint", f"shutdown sessions server {pages}")
         self._expect(f"del server {pages}", "Server deleted")
 
-    def servers(self) -> dict[str, str]:
-        """Each host's state at the edge: up, down or maint."""
+    def _drain_and_delete(self, backend: str, name: str, drain_timeout: float) -> None:
+        server = f"{backend}/{name}"
+        self.runtime.execute(f"set server {server} state drain")
+        deadline = time.monotonic() + drain_timeout
+        while self.runtime.sessions(backend).get(name, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.runtime.execute(f"set server {server} state maint", f"shutdown sessions server {server}")
+        self._expect(f"del server {server}", "Server deleted")
+
+    def servers(self, backend: str = BACKEND) -> dict[str, str]:
+        """Each host's state at the edge (in `backend`): up, down or maint."""
         states: dict[str, str] = {}
-        for line in self.runtime.execute(f"show servers state {BACKEND}").splitlines():
+        for line in self.runtime.execute(f"show servers state {backend}").splitlines():
             fields = line.split()
-            if len(fields) > 6 and fields[1] == BACKEND:
+            if len(fields) > 6 and fields[1] == backend:
                 admin = int(fields[6])
                 states[fields[3]] = "maint" if admin & 0x23 else OPERATIONAL.get(fields[5], "down")
         return states

@@ -16,20 +16,28 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from shipyard.domain.names import HOST, is_name
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.lab import control_plane
-from shipyard.lab.edge import EdgeProxy
+from shipyard.lab.edge import PREVIEWS, EdgeProxy
 from shipyard.lab.hosts import environment_key, host_processes, new_host, start_host, stop_host
 from shipyard.lab.images import remove_lab_images
 from shipyard.lab.ports import free_port
 from shipyard.lab.processes import alive, stop_process
-from shipyard.lab.state import AppPlan, HostRecord, LabState, load_state
+from shipyard.lab.state import (
+    DEFAULT_PREVIEWS_DOMAIN,
+    PREVIEW_GROUP,
+    AppPlan,
+    HostRecord,
+    LabState,
+    load_state,
+)
 
 T = TypeVar("T")
 
 
 def edge_of(state: LabState) -> EdgeProxy:
-    return EdgeProxy(state.path / "edge", state.edge_port)
+    return EdgeProxy(state.path / "edge", state.edge_port, state.previews_domain)
 
 
 MAX_CONTROLLERS = 5
@@ -44,8 +52,12 @@ def lab_up(
     images: bool = True,
     controllers: int = 1,
     database: str = "sqlite",
+    preview_hosts: int = 0,
+    previews_domain: str = DEFAULT_PREVIEWS_DOMAIN,
 ) -> LabState:
-    """`database`: sqlite, postgres (a server the lab starts) or a postgresql:// URL to use as it is."""
+    """`database`: sqlite, postgres (a server the lab starts) or a postgresql:// URL to use as it is.
+    `preview_hosts` hosts join the group `preview` (they run the apps' previews), served at the edge
+    for every Host ending in `previews_domain`."""
     if not 1 <= controllers <= MAX_CONTROLLERS:
         raise ConfigError(f"--controllers {controllers} is out of range; run 1 to {MAX_CONTROLLERS}.")
     control_plane.check_database(database)
@@ -55,8 +67,14 @@ def lab_up(
         int(part) > 255 for part in subnet.split(".")
     ):
         raise ConfigError(f"--subnet {subnet!r} is not a loopback /24 prefix; use one like 127.0.1.")
+    if not is_name(HOST, previews_domain):
+        raise ConfigError(
+            f"--previews-domain {previews_domain!r} is not a DNS domain; use one like preview.lab.test."
+        )
     root.mkdir(parents=True, exist_ok=True)
-    state = LabState(root=str(root.resolve()), subnet=subnet, app=app or AppPlan())
+    state = LabState(
+        root=str(root.resolve()), subnet=subnet, app=app or AppPlan(), previews_domain=previews_domain.lower()
+    )
     state.save()
     control_plane.start_database(state, database)
     control_plane.start_registry(state)
@@ -68,43 +86,64 @@ def lab_up(
     edge_of(state).start()
     state.save()
     control_plane.write_app_files(state)
-    return lab_scale(root, hosts)
+    state = lab_scale(root, hosts)
+    return lab_add_preview_hosts(root, preview_hosts) if preview_hosts else state
+
+
+def lab_add_preview_hosts(root: Path, count: int) -> LabState:
+    """Add `count` hosts to the group `preview` (agents listening for previews on 127.0.1.N:8800, in
+    the edge's `previews` backend); `lab_scale` never counts or removes them."""
+    state = load_state(root)
+    _add_hosts(state, count, PREVIEW_GROUP)
+    return state
 
 
 def lab_scale(root: Path, hosts: int) -> LabState:
-    """Add hosts (each starts empty and pulls the current release) or remove the newest ones."""
+    """Add hosts (each starts empty and pulls the current release) or remove the newest ones; the
+    preview hosts are not counted (they stay as `lab up --preview-hosts` made them)."""
     state = load_state(root)
-    if hosts > len(state.hosts):
-        _add_hosts(state, hosts - len(state.hosts))
-    for host in sorted(state.hosts, key=lambda h: h.index, reverse=True)[: max(0, len(state.hosts) - hosts)]:
+    serving = state.hosts_of(state.group)
+    if hosts > len(serving):
+        _add_hosts(state, hosts - len(serving))
+    for host in sorted(serving, key=lambda h: h.index, reverse=True)[: max(0, len(serving) - hosts)]:
         stop_host(state, host, edge_of(state), control_plane.admin_token(state))
         state.hosts.remove(host)
         state.save()
     return state
 
 
-def _add_hosts(state: LabState, count: int) -> None:
+def lab_remove_preview_hosts(root: Path) -> LabState:
+    """Remove every preview host (drained at the edge first), newest first."""
+    state = load_state(root)
+    for host in sorted(state.hosts_of(PREVIEW_GROUP), key=lambda h: h.index, reverse=True):
+        stop_host(state, host, edge_of(state), control_plane.admin_token(state))
+        state.hosts.remove(host)
+        state.save()
+    return state
+
+
+def _add_hosts(state: LabState, count: int, group: str = "") -> None:
     fresh: list[HostRecord] = []
     for _ in range(count):
-        fresh.append(new_host(state))
+        fresh.append(new_host(state, group))
         state.hosts.append(fresh[-1])
     environment_key(state)  # before the agents start, each with a copy of it
     with control_plane.admin_client(state) as admin:
-        tokens = [admin.create_join_token(state.group).token for _ in fresh]
+        tokens = [admin.create_join_token(state.group_of(host)).token for host in fresh]
     edge = edge_of(state)
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda host, token: start_host(state, host, token, edge), fresh, tokens))
     finally:
         state.save()
-    _wait_registered(state, {host.name for host in fresh})
+    _wait_registered(state, {host.name for host in fresh}, group or state.group)
 
 
-def _wait_registered(state: LabState, names: set[str], timeout: float = 60.0) -> None:
+def _wait_registered(state: LabState, names: set[str], group: str, timeout: float = 60.0) -> None:
     """Return once every new agent has registered with the controller."""
     deadline = time.monotonic() + timeout
     with control_plane.admin_client(state) as admin:
-        while not names <= {host.name for host in admin.hosts(state.group)}:
+        while not names <= {host.name for host in admin.hosts(group)}:
             if time.monotonic() > deadline:
                 raise ShipyardError(f"lab hosts {sorted(names)} did not register; see their agent.log files.")
             time.sleep(0.1)
@@ -144,6 +183,7 @@ def lab_status(root: Path) -> dict[str, object]:
     no_servers: dict[str, str] = {}
     no_hosts: dict[str, dict[str, object]] = {}
     edge_servers = _safe(lambda: edge_of(state).servers(), no_servers)
+    edge_previews = _safe(lambda: edge_of(state).servers(PREVIEWS), no_servers)
     reported = _safe(lambda: _controller_hosts(state), no_hosts)
     hosts = []
     for host in sorted(state.hosts, key=lambda h: h.index):
@@ -151,9 +191,10 @@ def lab_status(root: Path) -> dict[str, object]:
         hosts.append(
             {
                 "name": host.name,
+                "group": state.group_of(host),
                 "address": host.address,
                 **host_processes(host),
-                "edge": edge_servers.get(host.name, "absent"),
+                "edge": edge_servers.get(host.name) or edge_previews.get(host.name, "absent"),
                 "controller_status": seen.get("status", "unknown"),
                 "active_release": seen.get("active_release"),
             }
@@ -182,8 +223,9 @@ def controller_replicas(state: LabState) -> list[dict[str, object]]:
 
 
 def _controller_hosts(state: LabState) -> dict[str, dict[str, object]]:
+    groups = sorted({state.group_of(host) for host in state.hosts} | {state.group})
     with control_plane.admin_client(state, timeout=3) as admin:
-        found = admin.hosts(state.group)
+        found = [host for group in groups for host in admin.hosts(group)]
     return {
         host.name: {
             "status": host.status,

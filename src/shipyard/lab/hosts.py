@@ -17,15 +17,19 @@ from shipyard.fleet_api.client import ControllerClient
 from shipyard.lab.edge import EdgeProxy
 from shipyard.lab.engine import ExtraEngine, start_extra_engine, stop_extra_engine
 from shipyard.lab.processes import alive, shipyard_process, stop_process
-from shipyard.lab.state import HostRecord, LabState
+from shipyard.lab.state import PREVIEW_GROUP, HostRecord, LabState
 from shipyard.secrets.local_key import create_key_file
 
 
-def new_host(state: LabState) -> HostRecord:
+def new_host(state: LabState, group: str = "") -> HostRecord:
     index = state.next_index()
     name = f"h{index}"
     return HostRecord(
-        name=name, index=index, address=f"{state.subnet}.{index}", root=str(state.path / "hosts" / name)
+        name=name,
+        index=index,
+        address=f"{state.subnet}.{index}",
+        root=str(state.path / "hosts" / name),
+        group=group,
     )
 
 
@@ -72,7 +76,7 @@ def start_agent(state: LabState, host: HostRecord, join_token: str | None = None
     args = [
         "agent",
         *replicas,
-        *("--name", host.name, "--group", state.group),
+        *("--name", host.name, "--group", state.group_of(host)),
         *("--home", str(host.home), "--docker-host", host.docker_url, "--address", host.address),
         *("--poll-wait", "20", "--max-backoff", "2", "--retry-failed-after", "30"),
         *("--policy", str(write_policy(state, host))),
@@ -80,6 +84,8 @@ def start_agent(state: LabState, host: HostRecord, join_token: str | None = None
         *("--ca-file", str(state.ca_file)),
         *("--trusted-key", str(state.release_key_file.with_name(state.release_key_file.name + ".pub"))),
     ]
+    if state.group_of(host) == PREVIEW_GROUP:  # listening from the start: the edge checks it
+        args += ["--previews-listen", host.previews_listen]
     env = {"SHIPYARD_JOIN_TOKEN": join_token} if join_token else {}
     host.agent_pid = shipyard_process(args, agent_log(host), env)
 
@@ -88,7 +94,10 @@ def start_host(state: LabState, host: HostRecord, join_token: str, edge: EdgePro
     """Engine, then agent, then edge membership (DOWN until the host's app serves)."""
     host.engine_pid = start_extra_engine(host.engine_root).pid
     start_agent(state, host, join_token)
-    edge.add_host(host.name, state.app.listen(host.address))
+    if state.group_of(host) == PREVIEW_GROUP:
+        edge.add_preview_host(host.name, host.previews_listen)
+    else:
+        edge.add_host(host.name, state.app.listen(host.address))
     return host
 
 

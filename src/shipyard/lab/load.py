@@ -30,13 +30,21 @@ class LoadStats:
 
 
 class LoadGenerator:
-    def __init__(self, url: str, clients: int = 8, keep_alive: bool = True, path: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        clients: int = 8,
+        keep_alive: bool = True,
+        path: str | None = None,
+        host_header: str | None = None,
+    ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.path = path or parts.path or "/"
         self.clients = clients
         self.keep_alive = keep_alive
+        self.host_header = host_header  # a Host other than the URL's (a preview's host name)
         self.stats = LoadStats()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -64,6 +72,8 @@ class LoadGenerator:
     def _client(self) -> None:
         connection: http.client.HTTPConnection | None = None
         headers = {} if self.keep_alive else {"Connection": "close"}
+        if self.host_header:
+            headers["Host"] = self.host_header
         while not self._stop.is_set():
             started = time.perf_counter()
             outcome = "ok"

@@ -114,10 +114,13 @@ def unique_name(prefix: str) -> str:
 
 
 def free_port_pair(host: str = "127.0.0.1") -> int:
-    """A port p such that p and p+1 are both free (the two slots)."""
+    """A port p such that p and p+1 are both free (the two slots).
+
+    p+100 and p+101 must be free too: the lab's wrong-port image listens 100 above its slot, and it
+    must fail by not answering, not by finding another server there."""
     for _ in range(200):
         port = free_port(host)
-        if port < 65000 and _free(host, port + 1):
+        if port < 65000 and all(_free(host, port + offset) for offset in (1, 100, 101)):
             return port
     raise RuntimeError("no free pair of ports found")
 

@@ -11,6 +11,9 @@ from typing import Any
 from shipyard.errors import NotFoundError
 
 STATE_FILE = "lab.json"
+PREVIEW_GROUP = "preview"
+PREVIEWS_PORT = 8800
+DEFAULT_PREVIEWS_DOMAIN = "preview.lab.test"
 
 
 @dataclass
@@ -21,6 +24,13 @@ class HostRecord:
     root: str
     engine_pid: int | None = None
     agent_pid: int | None = None
+    # The host's group: the lab's own (empty) or "preview", whose hosts run the apps' previews.
+    group: str = ""
+
+    @property
+    def previews_listen(self) -> str:
+        """Where a preview host's haproxy serves previews by host name, on the host's own address."""
+        return f"{self.address}:{PREVIEWS_PORT}"
 
     @property
     def home(self) -> Path:
@@ -77,6 +87,8 @@ class LabState:
     postgres_root: str = ""
     postgres_port: int = 0
     extra_controllers: list[ControllerRecord] = field(default_factory=list)
+    # Requests whose Host ends in this domain go, at the edge, to the preview hosts' previews listeners.
+    previews_domain: str = DEFAULT_PREVIEWS_DOMAIN
 
     @property
     def path(self) -> Path:
@@ -126,6 +138,12 @@ class LabState:
     @property
     def image(self) -> str:
         return f"{self.registry_address}/{self.app.name}"
+
+    def group_of(self, host: HostRecord) -> str:
+        return host.group or self.group
+
+    def hosts_of(self, group: str) -> list[HostRecord]:
+        return [host for host in self.hosts if self.group_of(host) == group]
 
     def host(self, name: str) -> HostRecord:
         for host in self.hosts:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shipyard.controller.errors import ConflictError
+from shipyard.fleet_api.schemas.agent import CRASH_LOOP_STEP
 
 QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
 SUCCEEDED, FAILED, ABORTED, ROLLED_BACK = "succeeded", "failed", "aborted", "rolled_back"
@@ -261,6 +262,12 @@ def _apply_report(row: Progress, report: Report, target: int, now: datetime) -> 
     on_target = report.active_release == target
     if on_target and report.health == "healthy":
         return replace(row, outcome=HEALTHY, healthy_since=row.healthy_since or now)
+    if on_target and report.health == "unhealthy" and report.step == CRASH_LOOP_STEP and fresh:
+        # A worker of the new release crash-loops: as a failed health check, even before the host
+        # reported healthy (its swap passed the start's health gate, then the worker kept dying).
+        return replace(
+            row, outcome=HOST_FAILED, message=report.message or "a worker crash-loops", finished_at=now
+        )
     if on_target and report.health == "unhealthy" and row.outcome == HEALTHY:
         message = report.message or "became unhealthy while monitored"
         return replace(row, outcome=HOST_FAILED, message=message, finished_at=now)

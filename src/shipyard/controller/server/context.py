@@ -9,6 +9,7 @@ from datetime import datetime
 from shipyard.controller.server.agent_auth import AgentTokenCache
 from shipyard.controller.server.desired_cache import DesiredCache
 from shipyard.controller.server.driver import Clock, RolloutDriver
+from shipyard.controller.server.exec_relay import ExecRelay
 from shipyard.controller.server.metrics import ControllerMetrics
 from shipyard.controller.server.notifier import ChangeNotifier
 from shipyard.controller.server.presence import Presence
@@ -42,6 +43,8 @@ class ControllerContext:
     leadership: Leadership = field(default_factory=Leadership)
     # Sends messages to the other replicas (PostgreSQL); None on SQLite. Set when the app starts.
     ask_leader_to_tick: Callable[[], None] | None = None
+    # The exec sessions whose client waits on this process (shipyard exec --env).
+    exec_relay: ExecRelay = field(default_factory=ExecRelay)
     # None: shipyard.adapters.preview_databases (server/previews.py imports it when first needed).
     preview_databases: PreviewDatabasesFactory | None = None
     # Wakes the job worker (when this process runs jobs) after a preview's build is queued.

@@ -137,7 +137,7 @@ class GroupPlan:
                     update["maintenance"] = DesiredMaintenance(message=plan.maintenance)
                 apps.append(template.model_copy(update=update))
             version = version_of(apps, (), self.logs)
-            tail = b',"version":%d,"apps":%s,"tasks":[],"logs":%s}' % (
+            tail = b',"version":%d,"apps":%s,"tasks":[],"logs":%s,"execs":[]}' % (
                 version,
                 _APPS_JSON.dump_json(apps),
                 _LOGS_JSON.dump_json(self.logs),
@@ -163,8 +163,9 @@ class GroupPlan:
                 group=self.group,
                 version=version,
                 apps=shared.apps,
-                tasks=pending,
+                tasks=[order for order in pending if order.kind != "exec"],
                 logs=self.logs,
+                execs=[order for order in pending if order.kind == "exec"],
             )
             self._answers[key] = answer
         return answer

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, joinedload
 
+from shipyard.controller.engine.exec_sessions import MAX_DURATION as EXEC_MAX_DURATION
 from shipyard.controller.engine.rollout import ACTIVE
 from shipyard.controller.engine.tasks import TaskHost, choose_run_host
 from shipyard.controller.errors import ConflictError
@@ -27,6 +28,7 @@ from shipyard.errors import NotFoundError
 from shipyard.fleet_api.schemas.common import release_name
 from shipyard.fleet_api.schemas.tasks import (
     TASK_FINAL,
+    TaskKind,
     TaskOrder,
     TaskOut,
     TaskUpdate,
@@ -49,8 +51,10 @@ def create_run_task(
     actor: str,
     source_ip: str | None,
     now: datetime,
+    kind: str = "run",
 ) -> Task:
-    """A one-off command in the environment's active release, on `host` or one healthy host of it."""
+    """A one-off command in the environment's active release, on `host` or one healthy host of it; with
+    kind "exec", an exec session in the serving container of `host` (given), audited `exec.opened`."""
     app_row = catalog.find_app(session, app)
     environment_row = catalog.find_environment(session, environment)
     release_id = current_release_id(session, app_row.id, environment_row.id)
@@ -79,7 +83,7 @@ def create_run_task(
     ]
     chosen = choose_run_host(views, host, app=app, environment=environment)
     task = Task(
-        kind="run",
+        kind=kind,
         app_id=app_row.id,
         environment_id=environment_row.id,
         host_id=chosen.host_id,
@@ -96,7 +100,7 @@ def create_run_task(
     audit.record(
         session,
         actor=actor,
-        action="task.run",
+        action="exec.opened" if kind == "exec" else "task.run",
         target=f"{app}/{environment}/{chosen.name}",
         source_ip=source_ip,
         task=task.id,
@@ -164,7 +168,7 @@ def lines_after(session: Session, task_id: int, after: int, limit: int = 1000) -
 def task_out(session: Session, task: Task, after: int | None = 0) -> TaskOut:
     return TaskOut(
         id=task.id,
-        kind="release" if task.kind == "release" else "run",
+        kind=_kind(task),
         app=task.app.name,
         environment=task.environment.name,
         host=task.host.name if task.host is not None else None,
@@ -273,7 +277,7 @@ def pending_orders(session: Session, environment: Environment) -> dict[int, list
 def _order(task: Task, release: Release, sealed_secrets: str | None) -> TaskOrder:
     return TaskOrder(
         id=task.id,
-        kind="release" if task.kind == "release" else "run",
+        kind=_kind(task),
         app=task.app.name,
         release_id=release.id,
         release=release_name(release.id),
@@ -282,6 +286,29 @@ def _order(task: Task, release: Release, sealed_secrets: str | None) -> TaskOrde
         spec=release.spec,
         signature=release.signature,
         argv=list(task.argv),
-        timeout=RUN_TIMEOUT,
-        sealed_secrets=sealed_secrets,
+        timeout=EXEC_MAX_DURATION if task.kind == "exec" else RUN_TIMEOUT,
+        # An exec joins a running container, which has its environment already.
+        sealed_secrets=None if task.kind == "exec" else sealed_secrets,
+    )
+
+
+def _kind(task: Task) -> TaskKind:
+    return "release" if task.kind == "release" else "exec" if task.kind == "exec" else "run"
+
+
+def record_exec_closed(
+    session: Session, task_id: int, *, reason: str, exit_code: int | None, seconds: float
+) -> None:
+    """The audit entry of an exec session's end, by the user that opened it (never its input or output)."""
+    task = find_task(session, task_id)
+    audit.record(
+        session,
+        actor=task.created_by,
+        action="exec.closed",
+        target=f"{task.app.name}/{task.environment.name}/{task.host.name if task.host else '-'}",
+        task=task.id,
+        argv=list(task.argv),
+        exit_code=exit_code,
+        reason=reason,
+        seconds=round(seconds, 3),
     )

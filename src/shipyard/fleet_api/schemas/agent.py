@@ -13,6 +13,9 @@ from shipyard.fleet_api.schemas.tasks import TaskOrder
 
 Health = Literal["healthy", "unhealthy", "unknown"]
 Outcome = Literal["in_progress", "succeeded", "failed"]
+# The step of a report whose app is unhealthy because a worker crash-loops (agent/crash_loop.py): the
+# rollout fails such a host like a failed health check, whether or not it had reported healthy yet.
+CRASH_LOOP_STEP = "crash-loop"
 MAX_WAIT_QUERY = 300  # seconds; the controller caps the actual wait at its max_wait setting
 
 
@@ -86,6 +89,11 @@ class DesiredState(BaseModel):
     )
     logs: list[DesiredLogRequest] = Field(
         default_factory=list, description="open log requests of the host's environment"
+    )
+    execs: list[TaskOrder] = Field(
+        default_factory=list,
+        description="exec sessions waiting for this host's agent to attach (kind exec; apart from tasks, "
+        "so an agent that predates them ignores them)",
     )
 
 

@@ -1,4 +1,5 @@
-"""Task bodies: one-off commands (`shipyard run`) and release phases, run once in a throwaway container."""
+"""Task bodies: one-off commands (`shipyard run`) and release phases, run once in a throwaway container,
+and exec sessions (`shipyard exec --env`): a command in the serving container, relayed by the controller."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from shipyard.fleet_api.schemas.common import MAX_ID, Body, Name, Text
 
-TaskKind = Literal["run", "release"]
+TaskKind = Literal["run", "release", "exec"]
 TaskStatus = Literal["pending", "running", "succeeded", "failed"]
 TASK_FINAL = frozenset({"succeeded", "failed"})
 MAX_ARGS = 256
@@ -26,6 +27,17 @@ class TaskCreate(Body):
     )
     host: Name | None = Field(
         default=None, description="the host to run it on; default: one healthy host of E"
+    )
+
+
+class ExecCreate(Body):
+    """An exec session: `argv` in the app's serving container on `host`, its stdin and output relayed."""
+
+    app: Name
+    environment: Name
+    host: Name = Field(description="the host whose serving container runs the command")
+    argv: list[Argument] = Field(
+        min_length=1, max_length=MAX_ARGS, description="the command and its arguments"
     )
 
 

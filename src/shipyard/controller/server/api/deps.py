@@ -75,19 +75,25 @@ def require(
     """The caller, when its token has `role` or above (or, with `or_ci`, is a ci token: scoped to apps)."""
 
     def dependency(request: Request, context: Context, credentials: Credentials) -> Caller:
-        token = bearer_token(credentials)
-        if token.startswith(AGENT_PREFIX):
-            raise ForbiddenError("an agent token only reaches the /api/v1/agent endpoints; use an API token.")
-        with context.db.read() as session:
-            row = find_api_token(session, token)
-            name, granted, apps = row.name, row.role, row.apps
-        if granted == CI_ROLE and or_ci:
-            return Caller(name=name, role=granted, source_ip=source_ip(request), apps=tuple(apps or ()))
-        if ROLE_RANK[granted] < ROLE_RANK[role]:
-            raise ForbiddenError(f"this needs the {role} role; the token {name!r} has the {granted} role.")
-        return Caller(name=name, role=granted, source_ip=source_ip(request))
+        return api_caller(context, bearer_token(credentials), role, source_ip(request), or_ci=or_ci)
 
     return dependency
+
+
+def api_caller(
+    context: ControllerContext, token: str, role: str, source_ip: str | None, *, or_ci: bool = False
+) -> Caller:
+    """The caller of an API token with `role` or above (a WebSocket checks its token with this too)."""
+    if token.startswith(AGENT_PREFIX):
+        raise ForbiddenError("an agent token only reaches the /api/v1/agent endpoints; use an API token.")
+    with context.db.read() as session:
+        row = find_api_token(session, token)
+        name, granted, apps = row.name, row.role, row.apps
+    if granted == CI_ROLE and or_ci:
+        return Caller(name=name, role=granted, source_ip=source_ip, apps=tuple(apps or ()))
+    if ROLE_RANK[granted] < ROLE_RANK[role]:
+        raise ForbiddenError(f"this needs the {role} role; the token {name!r} has the {granted} role.")
+    return Caller(name=name, role=granted, source_ip=source_ip)
 
 
 def lookup_agent(context: ControllerContext, token: str) -> KnownAgent:
