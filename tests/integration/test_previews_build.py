@@ -16,7 +16,9 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,9 @@ from controller_fixtures import FakeAgent, shared_postgres, wait_for
 from github_payloads import pull_request, signed
 from sqlalchemy import create_engine, text
 from test_build_support import AppRepo, git, make_app_repo
+from test_preview_databases import database_names, superuser
 
+from shipyard.adapters.preview_databases import preview_database_name
 from shipyard.domain.spec import SecretsSpec, load_spec, spec_snapshot
 from shipyard.errors import ControllerError
 from shipyard.files import write_private
@@ -43,6 +47,7 @@ PLAINTEXT = "preview-api-key-plaintext-51d0"
 DOMAIN = "preview.test"
 SHA_DIGEST = "sha256:" + "e" * 64
 HOOK_SECRET = "previews-build-hook-secret-0123"
+ADMIN_SECRET = "PREVIEW_DB_ADMIN_URL"
 
 
 def shipyard(repo: AppRepo, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -67,15 +72,46 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server.drop_database(url)
 
 
+@dataclass
+class PreviewPostgres:
+    """A role and a template database of the suite's PostgreSQL for the app's preview databases."""
+
+    role: str
+    password: str
+    template: str
+
+    def url(self, database: str = "postgres") -> str:
+        port = shared_postgres().port
+        return f"postgresql://{self.role}:{self.password}@127.0.0.1:{port}/{database}"
+
+
+@pytest.fixture
+def preview_postgres() -> Iterator[PreviewPostgres]:
+    server, suffix = shared_postgres(), uuid.uuid4().hex[:8]
+    found = PreviewPostgres(f"pvbuild_{suffix}", f"pw-{uuid.uuid4().hex}", f"pvtmpl_{suffix}")
+    with superuser(server) as connection:
+        connection.execute(f"CREATE ROLE {found.role} LOGIN CREATEDB PASSWORD '{found.password}'")
+        connection.execute(f"CREATE DATABASE {found.template} OWNER {found.role}")
+    yield found
+    with superuser(server) as connection:
+        for (name,) in connection.execute(
+            "SELECT datname FROM pg_database d JOIN pg_roles r ON d.datdba = r.oid WHERE r.rolname = %s",
+            (found.role,),
+        ).fetchall():
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f"DROP ROLE IF EXISTS {found.role}")
+
+
 @pytest.fixture
 def served(
-    tmp_path: Path, registry: Registry, docker_url: str, database_url: str
+    tmp_path: Path, registry: Registry, docker_url: str, database_url: str, preview_postgres: PreviewPostgres
 ) -> Iterator[tuple[AppRepo, str, Path]]:
     repo = make_app_repo(tmp_path / "web", registry, docker_url)
     origin = tmp_path / "web.git"
+    database = {"postgres": {"template": preview_postgres.template, "admin_url_secret": ADMIN_SECRET}}
     repo.write_config(
         repository=origin.as_uri(),
-        previews={"domain": DOMAIN, "ttl": "1h", "max": 3},
+        previews={"domain": DOMAIN, "ttl": "1h", "max": 3, "database": database},
         env={"secret": ["API_KEY"]},
         rollout={"monitor": 0.1},
     )
@@ -85,7 +121,9 @@ def served(
     home = tmp_path / "home"
     home.mkdir()
     environ = {"SHIPYARD_MASTER_KEY": repo.master_key}
-    open_store(SecretsSpec(), home, "preview", environ=environ).set("API_KEY", PLAINTEXT)
+    preview_store = open_store(SecretsSpec(), home, "preview", environ=environ)
+    preview_store.set("API_KEY", PLAINTEXT)
+    preview_store.set(ADMIN_SECRET, preview_postgres.url())
     port, token_file = free_port(), tmp_path / "admin.token"
     command = [sys.executable, "-c", RUN_CONTROLLER, "--db", database_url]
     command += ["--port", str(port), "--bootstrap-token-file", str(token_file)]
@@ -124,6 +162,7 @@ def _answers(url: str) -> bool:
 def test_preview_up_builds_deploys_redeploys_and_down_removes_it(
     served: tuple[AppRepo, str, Path], tmp_path: Path
 ) -> None:
+    server = shared_postgres()
     repo, url, token_file = served
     token = token_file.read_text().strip()
     admin = ControllerClient(url, token)
@@ -161,10 +200,16 @@ def test_preview_up_builds_deploys_redeploys_and_down_removes_it(
         assert entry.spec["preview"]["host_name"] == f"pr-3.{repo.app}.{DOMAIN}"
         key_file = tmp_path / "preview.key"
         write_private(key_file, repo.master_key)
+        assert entry.spec["env"]["secret"] == ["API_KEY", "DATABASE_URL"]
         opened = open_sealed(
-            entry.sealed_secrets, env=None, names=["API_KEY"], provider_for=host_provider(key_file)
+            entry.sealed_secrets,
+            env=None,
+            names=["API_KEY", "DATABASE_URL"],
+            provider_for=host_provider(key_file),
         )
-        assert opened == {"API_KEY": PLAINTEXT}
+        database = preview_database_name(repo.app, 3)
+        assert opened["API_KEY"] == PLAINTEXT and opened["DATABASE_URL"].endswith(f"/{database}")
+        assert database in database_names(server)  # cloned from the template, checked in PostgreSQL
 
         # A push to the PR: a new release, swapped in by a new deployment.
         repo.write("rootfs/app/version", "v2\n")
@@ -194,6 +239,7 @@ def test_preview_up_builds_deploys_redeploys_and_down_removes_it(
         assert fork["status"] == "ready" and fork["fork"], fork["message"]
         [forked] = [app for app in host.client.desired().apps if app.app == f"{repo.app}-pr-4"]
         assert forked.sealed_secrets is None and forked.spec["env"].get("secret", []) == []
+        assert preview_database_name(repo.app, 4) not in database_names(server)  # a fork: no database
 
         # A close while the preview is being built: the build stops, nothing of it reaches the host.
         body, headers = signed(HOOK_SECRET, "pull_request", pull_request("opened", 5, first))
@@ -221,6 +267,8 @@ def test_preview_up_builds_deploys_redeploys_and_down_removes_it(
             what="the preview to leave the host's desired state",
         )
         wait_for(lambda: previews(repo, env)[3]["status"] == "closed", timeout=30, what="pr-3 closed")
+        assert database not in database_names(server)  # dropped by the teardown
+        assert "database dropped" in previews(repo, env)[3]["message"]
         gone = shipyard(repo, env, "preview", "down", "--app", repo.app, "--pr", "3")
         assert gone.returncode != 0 and "no live preview" in gone.stderr
         for path in ("/api/v1/previews?all=true", "/api/v1/audit?limit=200", "/api/v1/jobs"):
