@@ -17,6 +17,7 @@ from shipyard.controller.engine.exec_sessions import ExecLimits, ExecSession
 from shipyard.controller.errors import ConflictError, UnauthorizedError, status_for
 from shipyard.controller.server.api.deps import Context, Deployer, api_caller, lookup_agent
 from shipyard.controller.server.api.responses import API_TOKEN, BODY, errors
+from shipyard.controller.server.api.tasks import open_task
 from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.server.exec_relay import refuse
 from shipyard.controller.store import tasks
@@ -33,22 +34,7 @@ router = APIRouter(tags=["exec"], responses=API_TOKEN)
     responses={**BODY, **errors(404, 409)},
 )
 def create_exec(body: ExecCreate, caller: Deployer, context: Context) -> TaskOut:
-    with context.db.transaction() as session:
-        task = tasks.create_run_task(
-            session,
-            app=body.app,
-            environment=body.environment,
-            argv=body.argv,
-            host=body.host,
-            actor=caller.name,
-            source_ip=caller.source_ip,
-            now=context.now(),
-            kind="exec",
-        )
-        task_id = task.id
-    context.notifier.notify()  # the host's long-poll carries the session at once
-    with context.db.read() as session:
-        return tasks.task_out(session, tasks.find_task(session, task_id), None)
+    return open_task(body, caller, context, "exec", lines_after=None)
 
 
 def _token(websocket: WebSocket) -> str:

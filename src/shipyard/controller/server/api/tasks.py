@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from shipyard.controller.server.api.deps import Agent, Context, Deployer, ResourceId, Viewer
+from shipyard.controller.server.api.deps import Agent, Caller, Context, Deployer, ResourceId, Viewer
 from shipyard.controller.server.api.responses import API_TOKEN, BODY, PARAMS, errors
+from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.store import tasks
 from shipyard.fleet_api.schemas.common import MAX_ID
-from shipyard.fleet_api.schemas.tasks import TaskCreate, TaskOut, TaskUpdate
+from shipyard.fleet_api.schemas.tasks import ExecCreate, TaskCreate, TaskKind, TaskOut, TaskUpdate
 
 router = APIRouter(tags=["tasks"], responses=API_TOKEN)
 
@@ -22,6 +23,19 @@ router = APIRouter(tags=["tasks"], responses=API_TOKEN)
     responses={**BODY, **errors(404, 409)},
 )
 def create_task(body: TaskCreate, caller: Deployer, context: Context) -> TaskOut:
+    return open_task(body, caller, context, "run")
+
+
+def open_task(
+    body: TaskCreate | ExecCreate,
+    caller: Caller,
+    context: ControllerContext,
+    kind: TaskKind,
+    lines_after: int | None = 0,
+) -> TaskOut:
+    """Record a task (or an exec session) and wake the host's long-poll, which carries it at once.
+
+    The answer holds the task's lines after `lines_after` (None: none, as an exec's output is relayed)."""
     with context.db.transaction() as session:
         task = tasks.create_run_task(
             session,
@@ -32,11 +46,12 @@ def create_task(body: TaskCreate, caller: Deployer, context: Context) -> TaskOut
             actor=caller.name,
             source_ip=caller.source_ip,
             now=context.now(),
+            kind=kind,
         )
         task_id = task.id
-    context.notifier.notify()  # the host's long-poll carries the task at once
+    context.notifier.notify()
     with context.db.read() as session:
-        return tasks.task_out(session, tasks.find_task(session, task_id))
+        return tasks.task_out(session, tasks.find_task(session, task_id), lines_after)
 
 
 @router.get(

@@ -7,7 +7,6 @@ stored as their kind and status only: an exception's text may quote the URL, whi
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import httpx
@@ -15,6 +14,7 @@ import structlog
 
 from shipyard.controller.engine import notify
 from shipyard.controller.server.context import ControllerContext
+from shipyard.controller.server.pipeline.periodic import PeriodicThread
 from shipyard.controller.store import notify_store
 
 log = structlog.get_logger("shipyard.controller.notify")
@@ -25,7 +25,9 @@ CLAIM_BATCH = 5
 HOLD_S = 60.0
 
 
-class NotificationSender:
+class NotificationSender(PeriodicThread):
+    name = "shipyard-notifier"
+
     def __init__(
         self,
         context: ControllerContext,
@@ -34,31 +36,13 @@ class NotificationSender:
         backoff_base: float = 2.0,
         active: Callable[[], bool] = lambda: True,
     ) -> None:
-        """`active`: asked before each round; False skips it (a controller replica that does not lead)."""
-        self._context, self._interval, self._backoff_base = context, interval, backoff_base
-        self._active = active
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(interval=interval, active=active)
+        self._context, self._backoff_base = context, backoff_base
         self._http = httpx.Client(timeout=POST_TIMEOUT_S, follow_redirects=False)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="shipyard-notifier", daemon=True)
-        self._thread.start()
-
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        super().stop(timeout)
         self._http.close()
-
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                if self._active():
-                    self.run_once()
-            except Exception:  # a database hiccup must not end the sender; the next round retries
-                log.exception("notification round failed")
-            self._stopping.wait(self._interval)
 
     def run_once(self) -> int:
         """Post every due notification once; how many were attempted."""
