@@ -249,14 +249,15 @@ def test_preview_up_builds_deploys_redeploys_and_down_removes_it(
         assert httpx.post(f"{url}/hooks/github/{repo.app}", content=body, headers=headers).status_code == 202
         wait_for(lambda: previews(repo, env)[5]["status"] == "closed", timeout=60, what="pr-5 closed")
 
-        def job_status() -> str:
+        def job() -> dict[str, Any]:
             answer = httpx.get(
                 f"{url}/api/v1/jobs/{opened['job_id']}", headers={"Authorization": f"Bearer {token}"}
             )
-            return str(answer.json()["status"])
+            return dict(answer.json())
 
-        wait_for(lambda: job_status() not in ("queued", "running"), timeout=120, what="pr-5's job to end")
-        assert job_status() == "cancelled"
+        wait_for(lambda: job()["status"] not in ("queued", "running"), timeout=120, what="pr-5's job to end")
+        ended = job()
+        assert ended["status"] == "cancelled", ended["message"]
         assert all(app.app != f"{repo.app}-pr-5" for app in host.client.desired().apps)
 
         down = shipyard(repo, env, "preview", "down", "--app", repo.app, "--pr", "3")

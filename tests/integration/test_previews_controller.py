@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,7 +23,12 @@ from github_payloads import PIPELINES, pull_request, signed
 from sqlalchemy import create_engine, text
 
 from shipyard.controller.engine.previews import preview_spec
-from shipyard.controller.server.pipeline.preview_steps import deploy_release
+from shipyard.controller.server.pipeline.preview_steps import (
+    NotCurrent,
+    deploy_release,
+    wait_for_preview_deployment,
+)
+from shipyard.controller.server.pipeline.steps import JobRun
 from shipyard.domain.spec import AppSpec, SecretsSpec, spec_snapshot
 from shipyard.files import write_private
 from shipyard.secrets.factory import open_store
@@ -364,6 +370,19 @@ def test_a_teardown_aborts_the_preview_deployment_its_hosts_will_never_finish(we
     assert web.http.delete("/api/v1/previews/web/8", headers=ADMIN).status_code == 200
     assert web.admin.get_deployment(deployment_id).status == "aborted"
     wait_for(lambda: by_pr(web)[8]["status"] == "closed", timeout=30, what="pr-8 closed")
+    # The preview's job waiting on that deployment ends cancelled, not failed.
+    job_input = SimpleNamespace(job_id=1, sha=SHA[9], environment="pr-8")
+    run = JobRun(context, job_input, RecordedLog(), lambda: False)  # type: ignore[arg-type]
+    with pytest.raises(NotCurrent):
+        wait_for_preview_deployment(run, up.json()["preview"]["id"], deployment_id)
+
+
+class RecordedLog:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
 
 
 def test_a_release_without_previews_makes_the_reconciler_remove_every_preview(web: Harness) -> None:

@@ -22,11 +22,11 @@ from shipyard.adapters.process_groups import stoppable
 from shipyard.controller.engine import previews as engine
 from shipyard.controller.server import previews as runtime
 from shipyard.controller.server.context import ControllerContext
-from shipyard.controller.server.pipeline.job_log import LogProgress
 from shipyard.controller.server.pipeline.steps import (
     CONFIG_FILE,
     JobCancelled,
     JobRun,
+    build_and_push,
     create_release,
     fetch,
     wait_for_deployment,
@@ -36,7 +36,7 @@ from shipyard.controller.store import previews as store
 from shipyard.controller.store.models import App
 from shipyard.controller.store.pipeline_models import Preview
 from shipyard.domain.spec import AppSpec, PreviewsSpec, load_spec
-from shipyard.errors import BuildError, ConfigError, ShipyardError
+from shipyard.errors import ConfigError, DeployFailedError, ShipyardError
 from shipyard.secrets.envelope import new_data_key, seal
 from shipyard.secrets.resolve import resolve_secrets
 from shipyard.secrets.store import SecretStore
@@ -83,35 +83,30 @@ def _steps_in_order(run: JobRun, preview_id: int) -> str:
             checkout = fetch(run, workdir / "checkout")
             spec = _commit_spec(run, checkout, target)
         with run.step("build"):
-            # Imported here: the build pipeline is heavy and only a job needs it.
-            from shipyard.imaging.pipeline import BuildOptions, build_image
-
-            outcome = build_image(
-                BuildOptions(
-                    spec=spec,
-                    config_dir=checkout,
-                    env=target.settings.environment,
-                    ref=run.job.sha,
-                    push=True,
-                ),
-                LogProgress(run.log),
-            )
-            run.timings.update({f"build.{name}": seconds for name, seconds in outcome.timings.items()})
-            if outcome.digest is None:
-                raise BuildError("the push reported no digest; check the registry's answer in the log.")
-            run.log.line(f"pushed {outcome.image}@{outcome.digest}")
+            image, digest = build_and_push(run, spec, checkout, target.settings.environment)
         with run.step("release"):
             sealed = _seal(run, target, spec)
-            release_id = create_release(run, spec, outcome.image.rsplit(":", 1)[0], outcome.digest)
+            release_id = create_release(run, spec, image, digest)
         with run.step("deploy"):
             deployment_id = _deploy(run, target, release_id, sealed)
         with run.step("wait"):
-            wait_for_deployment(run, deployment_id)
+            wait_for_preview_deployment(run, preview_id, deployment_id)
         url = spec.preview.host_name if spec.preview is not None else ""
         _set_status(run, preview_id, engine.READY, f"serving {run.job.sha[:12]} at {url}")
         return f"preview pr-{target.pr} of {target.app} serves {run.job.sha[:12]} at {url}"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def wait_for_preview_deployment(run: JobRun, preview_id: int, deployment_id: int) -> None:
+    """Until the deployment finishes; NotCurrent when it failed because the preview was torn down
+    (a teardown aborts it) or pushed to meanwhile: that is this job's cancel, not a failure."""
+    try:
+        wait_for_deployment(run, deployment_id)
+    except DeployFailedError:
+        with run.context.db.read() as session:
+            _current(session, preview_id, run.job.sha, lock=False)
+        raise
 
 
 def _current(session: Session, preview_id: int, sha: str, *, lock: bool = True) -> Preview:

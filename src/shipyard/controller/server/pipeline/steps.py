@@ -105,26 +105,30 @@ def _steps_in_order(run: JobRun) -> str:
             checkout = fetch(run, workdir / "checkout")
             spec = commit_spec(run, checkout)
         with run.step("build"):
-            outcome = build_image(
-                BuildOptions(
-                    spec=spec, config_dir=checkout, env=run.job.environment, ref=run.job.sha, push=True
-                ),
-                LogProgress(run.log),
-            )
-            # The build pipeline times build, scan and push itself: keep them as the job's own steps.
-            run.timings.update({f"build.{name}": seconds for name, seconds in outcome.timings.items()})
-            if outcome.digest is None:
-                raise BuildError("the push reported no digest; check the registry's answer in the log.")
-            run.log.line(f"pushed {outcome.image}@{outcome.digest}")
+            image, digest = build_and_push(run, spec, checkout, run.job.environment)
         with run.step("release"):
             sealed = seal_release_secrets(run, spec, checkout)
-            release_id = create_release(run, spec, outcome.image.rsplit(":", 1)[0], outcome.digest)
+            release_id = create_release(run, spec, image, digest)
         with run.step("deploy"):
             deployment_id = create_deployment(run, release_id, sealed)
         with run.step("wait"):
             return wait_for_deployment(run, deployment_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def build_and_push(run: JobRun, spec: AppSpec, checkout: Path, environment: str) -> tuple[str, str]:
+    """Build the checkout with the build secrets of `environment` and push it: (repository, digest)."""
+    outcome = build_image(
+        BuildOptions(spec=spec, config_dir=checkout, env=environment, ref=run.job.sha, push=True),
+        LogProgress(run.log),
+    )
+    # The build pipeline times build, scan and push itself: keep them as the job's own steps.
+    run.timings.update({f"build.{name}": seconds for name, seconds in outcome.timings.items()})
+    if outcome.digest is None:
+        raise BuildError("the push reported no digest; check the registry's answer in the log.")
+    run.log.line(f"pushed {outcome.image}@{outcome.digest}")
+    return outcome.image.rsplit(":", 1)[0], outcome.digest
 
 
 def _git(run: JobRun, *args: str, cwd: Path, environment: dict[str, str]) -> None:
