@@ -268,7 +268,7 @@ def test_pull_requests_get_previews_at_the_edge_while_production_serves(
             assert previews.wait_status(4, {"ready", "failed"})["status"] == "ready"
             assert previews.answer(4).text.strip() == "pr-4-a"
             wait_for(lambda: previews.gone(4, preview_host), 15 + period + 60, "pr-4 to expire", 0.5)
-            assert "ttl" in previews.listed()[4]["message"].lower(), previews.listed()[4]
+            assert "its TTL" in previews.listed()[4]["message"], previews.listed()[4]
 
             # A close 0.5 s after the open: nothing is left of it, its job is not running.
             opened = previews.push(5, "pr-5-a")
@@ -295,7 +295,7 @@ def test_pull_requests_get_previews_at_the_edge_while_production_serves(
             assert previews.push(7, "pr-7-a")["verdict"] == "accepted"
             assert previews.wait_status(7, {"ready", "failed"})["status"] == "ready"
             wait_for(lambda: previews.gone(6, preview_host), period + 30, "pr-6 to be replaced", 0.25)
-            assert "replace" in previews.listed()[6]["message"].lower(), previews.listed()[6]
+            assert "replaced by pr-7" in previews.listed()[6]["message"], previews.listed()[6]
             assert previews.answer(7).text.strip() == "pr-7-a"
             assert {pr for pr, row in previews.listed().items() if row["status"] in LIVE} == {1, 2, 7}
             assert previews.answer(1).text.strip() == "pr-1-a" and previews.answer(2).text.strip() == "pr-2-b"
