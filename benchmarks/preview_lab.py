@@ -125,10 +125,6 @@ def main() -> None:
         git(origin.work, "commit", "-qam", "previews")
         env = {"SHIPYARD_CONTROLLER": state.controller_url, "SHIPYARD_CA_FILE": str(state.ca_file)}
         env |= {"SHIPYARD_TOKEN": control_plane.admin_token(state) or "", "PATH": "/usr/bin:/bin"}
-        command = [sys.executable, "-m", "shipyard.cli.main", "hooks", "add", "github", "--app", app]
-        subprocess.run(
-            command, input=SECRET, cwd=origin.work, env=env, capture_output=True, text=True, check=True
-        )
         with control_plane.admin_client(state) as client:
             releases = client.list_releases(app=app)
             if releases:
@@ -139,6 +135,10 @@ def main() -> None:
 
                 image, digest = resolve_digest(load_spec(origin.work / "shipyard.yml"), f"{state.image}:v1")
             client.create_release(image, digest, spec_snapshot(load_spec(origin.work / "shipyard.yml")))
+        command = [sys.executable, "-m", "shipyard.cli.main", "hooks", "add", "github", "--app", app]
+        subprocess.run(
+            command, input=SECRET, cwd=origin.work, env=env, capture_output=True, text=True, check=True
+        )
 
         rows: list[list[object]] = []
         opened_seconds: list[float] = []

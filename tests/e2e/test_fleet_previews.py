@@ -149,12 +149,15 @@ class Previews:
         )
 
 
-def set_previews_release(lab: Lab, spec: dict[str, Any]) -> None:
-    """A release of the app with SPEC and the image of its latest release: the app's previews settings
-    come from its latest release; nothing is deployed."""
+def set_previews_release(lab: Lab, previews: dict[str, Any] | None) -> None:
+    """A release of the app as its latest one, with PREVIEWS as its previews: settings (None: none):
+    the controller reads them from the app's latest release; nothing is deployed."""
     with lab.client() as client:
         latest = max(client.list_releases(app=lab.state.app.name), key=lambda release: release.id)
-        client.create_release(latest.image, latest.digest, spec)
+        spec = {key: value for key, value in latest.spec.items() if key != "previews"}
+        client.create_release(
+            latest.image, latest.digest, {**spec, **({"previews": previews} if previews else {})}
+        )
 
 
 @contextlib.contextmanager
@@ -162,8 +165,6 @@ def previews_in_the_lab(lab: Lab, root: Path) -> Iterator[Previews]:
     """One preview host, a hooked origin whose shipyard.yml has previews: (and the release carrying
     it), the preview environment's database secret: all of it undone afterwards."""
     app = lab.state.app.name
-    with lab.client() as client:
-        before = max(client.list_releases(app=app), key=lambda release: release.id).spec
     secrets_root = lab.state.path / "controller"
     with preview_role() as admin:
         admin_url, template = admin.split("#")
@@ -197,13 +198,13 @@ def previews_in_the_lab(lab: Lab, root: Path) -> Iterator[Previews]:
             [host] = state.hosts_of(PREVIEW_GROUP)
             edge = edge_of(state)
             wait_for(lambda: edge.servers(PREVIEWS).get(host.name) == "up", 30, "the preview host to be up")
-            set_previews_release(lab, spec_snapshot(load_spec(origin.work / "shipyard.yml")))
+            set_previews_release(lab, spec_snapshot(load_spec(origin.work / "shipyard.yml"))["previews"])
             yield Previews(lab, origin, state)
         finally:
             for pr, row in Previews(lab, origin, lab.state).listed().items():
                 if row["status"] in LIVE:
                     lab.cli("preview", "down", "--app", app, "--pr", str(pr))
-            set_previews_release(lab, before)  # without previews: the reconciler removes any left
+            set_previews_release(lab, None)  # without previews: the reconciler removes any left
             lab_remove_preview_hosts(lab.root)
             lab.cli("hooks", "rm", "--app", app)
             (secrets_root / ".shipyard" / "secrets" / "preview.enc").unlink(missing_ok=True)
@@ -263,10 +264,13 @@ def test_pull_requests_get_previews_at_the_edge_while_production_serves(
             assert previews.answer(3).status_code == 404
             assert previews.answer(1).text.strip() == "pr-1-a"
 
-            # A PR whose close never arrives (PR 4, not pinned): the TTL removes it.
+            # A PR whose close never arrives (PR 4): pinned while it builds (its 15 s TTL counts from the
+            # push), unpinned once it answers; the TTL removes it.
             assert previews.push(4, "pr-4-a")["verdict"] == "accepted"
+            previews.cli("preview", "pin", "--app", previews.app, "--pr", "4")
             assert previews.wait_status(4, {"ready", "failed"})["status"] == "ready"
             assert previews.answer(4).text.strip() == "pr-4-a"
+            previews.cli("preview", "pin", "--app", previews.app, "--pr", "4", "--unpin")
             wait_for(lambda: previews.gone(4, preview_host), 15 + period + 60, "pr-4 to expire", 0.5)
             assert "its TTL" in previews.listed()[4]["message"], previews.listed()[4]
 
@@ -288,13 +292,15 @@ def test_pull_requests_get_previews_at_the_edge_while_production_serves(
             time.sleep(period)  # one more pass: a build that finished late must not bring it back
             assert previews.gone(5, preview_host)
 
-            # previews.max 3: PR 6 is the third live one; PR 7 replaces the oldest unpinned one (6).
+            # previews.max 3: PR 6 is the third live one (1 and 2 pinned); PR 7 replaces the oldest
+            # unpinned one, 6, then is pinned itself to outlive the TTL.
             assert previews.push(6, "pr-6-a")["verdict"] == "accepted"
-            assert previews.wait_status(6, {"ready", "failed"})["status"] == "ready"
-            assert previews.push(7, "pr-7-a")["verdict"] == "accepted"
-            assert previews.wait_status(7, {"ready", "failed"})["status"] == "ready"
-            wait_for(lambda: previews.gone(6, preview_host), period + 30, "pr-6 to be replaced", 0.25)
+            seventh = previews.push(7, "pr-7-a")
+            assert seventh["verdict"] == "accepted", seventh
+            previews.cli("preview", "pin", "--app", previews.app, "--pr", "7")
+            wait_for(lambda: previews.gone(6, preview_host), period + 60, "pr-6 to be replaced", 0.25)
             assert "replaced by pr-7" in previews.listed()[6]["message"], previews.listed()[6]
+            assert previews.wait_status(7, {"ready", "failed"})["status"] == "ready"
             assert previews.answer(7).text.strip() == "pr-7-a"
             assert {pr for pr, row in previews.listed().items() if row["status"] in LIVE} == {1, 2, 7}
             assert previews.answer(1).text.strip() == "pr-1-a" and previews.answer(2).text.strip() == "pr-2-b"
