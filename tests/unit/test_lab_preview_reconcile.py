@@ -37,7 +37,7 @@ def test_every_start_of_the_controller_gets_the_labs_interval(
     assert len(started) == 2
 
 
-@pytest.mark.parametrize("interval", ["0", "-1", "7200"])
+@pytest.mark.parametrize("interval", ["0", "0.05", "-1", "7200"])
 def test_an_interval_out_of_range_is_refused_before_anything_starts(tmp_path: Path, interval: str) -> None:
     lab = tmp_path / "lab"
     result = CliRunner().invoke(

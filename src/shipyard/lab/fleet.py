@@ -42,7 +42,8 @@ def edge_of(state: LabState) -> EdgeProxy:
 
 
 MAX_CONTROLLERS = 5
-MAX_PREVIEW_RECONCILE_INTERVAL = 3600.0
+# The controller's own bounds of --preview-reconcile-interval: checked before the lab starts anything.
+MIN_PREVIEW_RECONCILE_INTERVAL, MAX_PREVIEW_RECONCILE_INTERVAL = 0.1, 3600.0
 
 
 def lab_up(
@@ -75,10 +76,10 @@ def lab_up(
         raise ConfigError(
             f"--previews-domain {previews_domain!r} is not a DNS domain; use one like preview.lab.test."
         )
-    if not 0 < preview_reconcile_interval <= MAX_PREVIEW_RECONCILE_INTERVAL:
+    if not MIN_PREVIEW_RECONCILE_INTERVAL <= preview_reconcile_interval <= MAX_PREVIEW_RECONCILE_INTERVAL:
         raise ConfigError(
-            f"--preview-reconcile-interval {preview_reconcile_interval:g} is out of range; "
-            f"give seconds above 0 and at most {MAX_PREVIEW_RECONCILE_INTERVAL:g}."
+            f"--preview-reconcile-interval {preview_reconcile_interval:g} is out of range; give "
+            f"{MIN_PREVIEW_RECONCILE_INTERVAL:g} to {MAX_PREVIEW_RECONCILE_INTERVAL:g} seconds."
         )
     root.mkdir(parents=True, exist_ok=True)
     state = LabState(
