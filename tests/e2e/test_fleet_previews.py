@@ -62,15 +62,16 @@ def databases() -> set[str]:
 
 
 @contextlib.contextmanager
-def preview_role() -> Iterator[str]:
-    """A role with CREATEDB owning a template database; yields the admin URL the controller keeps."""
+def preview_role() -> Iterator[tuple[str, str]]:
+    """A role with CREATEDB owning a template database; yields the admin URL the controller keeps and
+    the template's name."""
     suffix = uuid.uuid4().hex[:8]
     role, password, template = f"pvlab_{suffix}", f"pw-{uuid.uuid4().hex}", f"pvlab_tmpl_{suffix}"
     with superuser() as connection:
         connection.execute(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{password}'")
         connection.execute(f"CREATE DATABASE {template} OWNER {role}")
     try:
-        yield f"postgresql://{role}:{password}@127.0.0.1:{shared_postgres().port}/postgres#{template}"
+        yield f"postgresql://{role}:{password}@127.0.0.1:{shared_postgres().port}/postgres", template
     finally:
         with superuser() as connection:
             owned = connection.execute(
@@ -166,8 +167,7 @@ def previews_in_the_lab(lab: Lab, root: Path) -> Iterator[Previews]:
     it), the preview environment's database secret: all of it undone afterwards."""
     app = lab.state.app.name
     secrets_root = lab.state.path / "controller"
-    with preview_role() as admin:
-        admin_url, template = admin.split("#")
+    with preview_role() as (admin_url, template):
         origin = LabOrigin.create(lab.state, root, rollout={"max_parallel": "100%", "monitor": 0.5})
         config = yaml.safe_load((origin.work / "shipyard.yml").read_text())
         config["previews"] = {
@@ -184,16 +184,16 @@ def previews_in_the_lab(lab: Lab, root: Path) -> Iterator[Previews]:
         git(origin.work, "add", "-A")
         git(origin.work, "commit", "-qm", "previews, and a page naming the preview's database")
         git(origin.work, "push", "-q", "origin", "HEAD:main")  # the PRs' base
-        stored = lab.cli_with(
-            lab.env(),
-            *("secrets", "set", ADMIN_SECRET, "--env", "preview"),
-            *("-c", str(lab.state.path / "shipyard.yml"), "--repo", str(secrets_root)),
-            stdin=admin_url,
-        )
-        assert stored.returncode == 0, stored.stdout + stored.stderr
-        added = cli(lab, "hooks", "add", "github", "--app", app, cwd=origin.work, stdin=SECRET)
-        assert added.returncode == 0, added.stdout + added.stderr
         try:
+            stored = lab.cli_with(
+                lab.env(),
+                *("secrets", "set", ADMIN_SECRET, "--env", "preview"),
+                *("-c", str(lab.state.path / "shipyard.yml"), "--repo", str(secrets_root)),
+                stdin=admin_url,
+            )
+            assert stored.returncode == 0, stored.stdout + stored.stderr
+            added = cli(lab, "hooks", "add", "github", "--app", app, cwd=origin.work, stdin=SECRET)
+            assert added.returncode == 0, added.stdout + added.stderr
             state = lab_add_preview_hosts(lab.root, 1)
             [host] = state.hosts_of(PREVIEW_GROUP)
             edge = edge_of(state)
