@@ -51,9 +51,12 @@ LIVE = {"queued", "building", "deploying", "ready"}
 DATABASE_CGI = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"db=${DATABASE_URL##*/}\"\n"
 
 
-def superuser() -> psycopg.Connection[tuple[Any, ...]]:
+SEED = "a row of the template"
+
+
+def superuser(database: str = "postgres") -> psycopg.Connection[tuple[Any, ...]]:
     port = shared_postgres().port
-    return psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True)
+    return psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=database, autocommit=True)
 
 
 def databases() -> set[str]:
@@ -70,6 +73,10 @@ def preview_role() -> Iterator[tuple[str, str]]:
     with superuser() as connection:
         connection.execute(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{password}'")
         connection.execute(f"CREATE DATABASE {template} OWNER {role}")
+    with superuser(template) as connection:  # closed before any copy: PostgreSQL copies an unused template
+        connection.execute("CREATE TABLE seed (note text)")
+        connection.execute("INSERT INTO seed VALUES (%s)", (SEED,))
+        connection.execute(f"ALTER TABLE seed OWNER TO {role}")
     try:
         yield f"postgresql://{role}:{password}@127.0.0.1:{shared_postgres().port}/postgres", template
     finally:
@@ -240,6 +247,8 @@ def test_pull_requests_get_previews_at_the_edge_while_production_serves(
             for pr in (1, 2, 3):
                 database = preview_database_name(previews.app, pr)
                 assert database in databases()
+                with superuser(database) as connection:  # a copy of the template, rows included
+                    assert connection.execute("SELECT note FROM seed").fetchall() == [(SEED,)]
                 shown_db = previews.answer(pr, "/cgi-bin/database")
                 assert shown_db.text.strip() == f"db={database}", shown_db.text
 
