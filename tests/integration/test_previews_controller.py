@@ -204,6 +204,7 @@ def test_max_replaces_the_oldest_unpinned_and_pin_keeps_one(web: Harness) -> Non
     fourth = deliver(web, pull_request("opened", 4, SHA[4]))
     assert "preview pr-2 torn down: replaced by pr-4" in fourth["detail"]
     wait_for(lambda: by_pr(web)[2]["status"] == "closed", timeout=30, what="pr-2 replaced")
+    assert by_pr(web)[2]["message"].startswith("torn down (replaced by pr-4"), by_pr(web)[2]["message"]
     assert {pr: row["status"] for pr, row in by_pr(web).items() if row["status"] != "closed"} == {
         1: "queued",
         3: "queued",
@@ -278,6 +279,8 @@ def test_a_lost_close_is_cleaned_up_by_the_ttl(harness: Harness) -> None:
     context.clock = lambda: later
     wait_for(lambda: by_pr(harness)[31]["status"] == "closed", timeout=30, what="the TTL to remove pr-31")
     assert "TTL" in next(e for e in harness.admin.audit(action="preview.teardown")).detail["reason"]
+    # ... and the closed preview still says why it went, once its teardown finished.
+    assert by_pr(harness)[31]["message"].startswith("torn down (its TTL"), by_pr(harness)[31]["message"]
 
 
 def seal_preview_secrets(root: Path, values: dict[str, str]) -> str:

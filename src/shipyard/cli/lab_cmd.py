@@ -41,6 +41,13 @@ def up(
     previews_domain: Annotated[
         str, typer.Option("--previews-domain", help="the edge sends Host *.DOMAIN to the preview hosts")
     ] = "preview.lab.test",
+    preview_reconcile_interval: Annotated[
+        float,
+        typer.Option(
+            "--preview-reconcile-interval",
+            help="seconds between passes of the controller's preview reconciler (closed PRs, TTLs)",
+        ),
+    ] = 3.0,
     as_json: JsonOption = False,
 ) -> None:
     """Start the lab; hosts start empty and pull the current release themselves."""
@@ -55,6 +62,7 @@ def up(
         database=db,
         preview_hosts=preview_hosts,
         previews_domain=previews_domain,
+        preview_reconcile_interval=preview_reconcile_interval,
     )
     if as_json:
         print_json(

@@ -136,6 +136,7 @@ def start_controller(
         *("--db", database_url(state), "--host", "127.0.0.1", "--port", str(port)),
         *("--bootstrap-token-file", str(state.admin_token_file), "--lost-after", str(lost_after)),
         *("--job-lease", str(job_lease)),
+        *("--preview-reconcile-interval", str(state.preview_reconcile_interval)),
         *("--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key)),
         *("--signing-key", str(release_signing_key(state))),
     ]

@@ -26,6 +26,7 @@ from shipyard.lab.ports import free_port
 from shipyard.lab.processes import alive, stop_process
 from shipyard.lab.state import (
     DEFAULT_PREVIEWS_DOMAIN,
+    LAB_PREVIEW_RECONCILE_INTERVAL,
     PREVIEW_GROUP,
     AppPlan,
     HostRecord,
@@ -41,6 +42,8 @@ def edge_of(state: LabState) -> EdgeProxy:
 
 
 MAX_CONTROLLERS = 5
+# The controller's own bounds of --preview-reconcile-interval: checked before the lab starts anything.
+MIN_PREVIEW_RECONCILE_INTERVAL, MAX_PREVIEW_RECONCILE_INTERVAL = 0.1, 3600.0
 
 
 def lab_up(
@@ -54,10 +57,12 @@ def lab_up(
     database: str = "sqlite",
     preview_hosts: int = 0,
     previews_domain: str = DEFAULT_PREVIEWS_DOMAIN,
+    preview_reconcile_interval: float = LAB_PREVIEW_RECONCILE_INTERVAL,
 ) -> LabState:
     """`database`: sqlite, postgres (a server the lab starts) or a postgresql:// URL to use as it is.
     `preview_hosts` hosts join the group `preview` (they run the apps' previews), served at the edge
-    for every Host ending in `previews_domain`."""
+    for every Host ending in `previews_domain`; the controller's preview reconciler runs every
+    `preview_reconcile_interval` seconds."""
     if not 1 <= controllers <= MAX_CONTROLLERS:
         raise ConfigError(f"--controllers {controllers} is out of range; run 1 to {MAX_CONTROLLERS}.")
     control_plane.check_database(database)
@@ -71,9 +76,18 @@ def lab_up(
         raise ConfigError(
             f"--previews-domain {previews_domain!r} is not a DNS domain; use one like preview.lab.test."
         )
+    if not MIN_PREVIEW_RECONCILE_INTERVAL <= preview_reconcile_interval <= MAX_PREVIEW_RECONCILE_INTERVAL:
+        raise ConfigError(
+            f"--preview-reconcile-interval {preview_reconcile_interval:g} is out of range; give "
+            f"{MIN_PREVIEW_RECONCILE_INTERVAL:g} to {MAX_PREVIEW_RECONCILE_INTERVAL:g} seconds."
+        )
     root.mkdir(parents=True, exist_ok=True)
     state = LabState(
-        root=str(root.resolve()), subnet=subnet, app=app or AppPlan(), previews_domain=previews_domain.lower()
+        root=str(root.resolve()),
+        subnet=subnet,
+        app=app or AppPlan(),
+        previews_domain=previews_domain.lower(),
+        preview_reconcile_interval=preview_reconcile_interval,
     )
     state.save()
     control_plane.start_database(state, database)

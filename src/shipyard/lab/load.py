@@ -21,6 +21,8 @@ class LoadStats:
     latencies: list[float] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
     bodies: Counter[str] = field(default_factory=Counter)
+    # (body before, body after) each time a client's answer changed: a swap seen by one client
+    changes: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def percentile(self, fraction: float) -> float:
         if not self.latencies:
@@ -72,6 +74,7 @@ class LoadGenerator:
     def _client(self) -> None:
         connection: http.client.HTTPConnection | None = None
         headers = {} if self.keep_alive else {"Connection": "close"}
+        last_body: str | None = None
         if self.host_header:
             headers["Host"] = self.host_header
         while not self._stop.is_set():
@@ -95,6 +98,11 @@ class LoadGenerator:
                     connection.close()
                 connection = None
             self._record(outcome, body, time.perf_counter() - started)
+            if outcome == "ok":
+                if last_body is not None and body != last_body:
+                    with self._lock:
+                        self.stats.changes[(last_body, body)] += 1
+                last_body = body
         if connection is not None:
             connection.close()
 

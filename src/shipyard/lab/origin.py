@@ -68,6 +68,22 @@ class LabOrigin:
         git(self.work, "push", "-q", "origin", f"HEAD:{RELEASE_BRANCH}")
         return git(self.work, "rev-parse", "HEAD")
 
+    def commit_pull_request(self, number: int, version: str) -> str:
+        """Commit a page serving VERSION on the branch of pull request NUMBER (started from the working
+        copy's current branch, else its own last commit) and push it where GitHub keeps a PR's head,
+        `refs/pull/N/head`; returns its sha (the `pull_request.head.sha` of its delivery)."""
+        branch = f"feature-{number}"
+        known = git(self.work, "branch", "--list", branch)
+        start = branch if known else "HEAD"
+        git(self.work, "checkout", "-q", "-B", branch, start)
+        try:
+            (self.work / "rootfs" / "www" / "version").write_text(f"{version}\n")
+            git(self.work, "commit", "-qam", f"serve {version} in pull request {number}")
+            git(self.work, "push", "-q", "--force", "origin", f"HEAD:refs/pull/{number}/head")
+            return git(self.work, "rev-parse", "HEAD")
+        finally:
+            git(self.work, "checkout", "-q", "-")
+
     @property
     def hook_url(self) -> str:
         return f"{self.state.controller_url}/hooks/github/{self.state.app.name}"

@@ -14,6 +14,9 @@ STATE_FILE = "lab.json"
 PREVIEW_GROUP = "preview"
 PREVIEWS_PORT = 8800
 DEFAULT_PREVIEWS_DOMAIN = "preview.lab.test"
+# The lab's controller looks at its previews this often (the controller's own default is 30 s): a
+# closed PR or a passed TTL is gone within seconds, which the lab's tests and benchmarks wait for.
+LAB_PREVIEW_RECONCILE_INTERVAL = 3.0
 
 
 @dataclass
@@ -89,6 +92,8 @@ class LabState:
     extra_controllers: list[ControllerRecord] = field(default_factory=list)
     # Requests whose Host ends in this domain go, at the edge, to the preview hosts' previews listeners.
     previews_domain: str = DEFAULT_PREVIEWS_DOMAIN
+    # The controller's --preview-reconcile-interval, kept here so that every restart keeps it.
+    preview_reconcile_interval: float = LAB_PREVIEW_RECONCILE_INTERVAL
 
     @property
     def path(self) -> Path:

@@ -89,6 +89,7 @@ def finish(context: ControllerContext, app: str, finish: engine.Finish) -> bool:
         if row is None or row.status != engine.CLOSING:
             return False
         pr, spec = row.pr, store.latest_spec(session, row.app_id)
+        reason = store.teardown_reason(session, app, pr)
     settings = spec.previews if spec is not None else None
     if finish.destroy_database:
         if spec is None or settings is None or settings.database is None:
@@ -104,7 +105,9 @@ def finish(context: ControllerContext, app: str, finish: engine.Finish) -> bool:
             return False
     with context.db.transaction() as session:
         dropped = store.forget_secrets(session, app, pr)
-        done = "torn down" + (", database dropped" if finish.destroy_database else "")
+        # The teardown's reason stays in the closed preview's message: `shipyard previews` says why it went.
+        done = "torn down" + (f" ({reason})" if reason else "")
+        done += ", database dropped" if finish.destroy_database else ""
         done += f", {dropped} sealed secret envelope(s) deleted" if dropped else ""
         store.mark_closed(session, finish.preview_id, now=context.now(), message=done)
     context.notifier.notify()

@@ -22,7 +22,7 @@ from shipyard.controller.engine import previews as engine
 from shipyard.controller.engine import rollout
 from shipyard.controller.errors import ConflictError
 from shipyard.controller.store import audit, deployments, job_store
-from shipyard.controller.store.models import App, Deployment, Release, ReleaseSecrets
+from shipyard.controller.store.models import App, AuditEntry, Deployment, Release, ReleaseSecrets
 from shipyard.controller.store.pipeline_models import Hook, Job, Preview
 from shipyard.domain.previews import preview_app_name, preview_host_name
 from shipyard.domain.spec import AppSpec, PreviewsSpec, spec_from_snapshot
@@ -334,6 +334,19 @@ def forget_secrets(session: Session, app_name: str, pr: int) -> int:
     releases = select(Release.id).where(Release.app_id == preview_app.id)
     result = session.execute(delete(ReleaseSecrets).where(ReleaseSecrets.release_id.in_(releases)))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def teardown_reason(session: Session, app_name: str, pr: int) -> str | None:
+    """Why the preview's latest teardown happened (closed, its TTL, replaced, ...), from its audit
+    entry: the preview's message says other things while the teardown finishes."""
+    detail = session.scalar(
+        select(AuditEntry.detail)
+        .where(AuditEntry.action == "preview.teardown", AuditEntry.target == f"{app_name}/pr-{pr}")
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    )
+    reason = detail.get("reason") if detail else None
+    return reason if isinstance(reason, str) and reason else None
 
 
 def mark_closed(session: Session, preview_id: int, *, now: datetime, message: str) -> None:
