@@ -19,7 +19,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -37,7 +36,7 @@ from shipyard.domain.previews import PREVIEW_LABEL, preview_app_name, preview_ho
 from shipyard.domain.spec import parse_spec, spec_snapshot
 from shipyard.fleet_api.schemas.agent import DesiredApp
 from shipyard.host.context import HostContext
-from shipyard.lab.ports import free_port
+from shipyard.lab.ports import free_port, free_port_range
 from shipyard.lab.single_host import (
     free_port_pair,
     push_images,
@@ -83,23 +82,6 @@ def haproxy_pids(home: Path) -> tuple[int, int]:
 
 def haproxy_rss_mib(home: Path) -> float:
     return sum(rss_kib(pid) for pid in haproxy_pids(home)) / 1024
-
-
-def port_range(count: int) -> tuple[int, int]:
-    for _ in range(200):
-        first = free_port()
-        if first + count < 65000 and all(_free(port) for port in range(first, first + count)):
-            return first, first + count - 1
-    raise RuntimeError("no free port range")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def wrk(url: str, host: str | None, seconds: float) -> tuple[float, float, float]:
@@ -154,7 +136,7 @@ def main() -> None:
         }
     )
     home = work / "home"
-    first, last = port_range(2 * args.previews + 4)
+    first, last = free_port_range(2 * args.previews + 4)
     settings = PreviewSettings(listen=f"127.0.0.1:{free_port()}", slots=32, first_port=first, last_port=last)
     context = HostContext(home=home, docker_url=docker_url, actor="bench")
     host = LocalHost(context, previews=settings)

@@ -4,7 +4,6 @@ removed without a reload of haproxy."""
 from __future__ import annotations
 
 import http.client
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from shipyard.fleet_api.schemas.agent import DesiredApp
 from shipyard.host.context import HostContext
 from shipyard.host.interpreter import SilentReporter
 from shipyard.lab.load import LoadGenerator
-from shipyard.lab.ports import free_port
+from shipyard.lab.ports import free_port, free_port_range
 from shipyard.lab.single_host import (
     PushedImages,
     Registry,
@@ -43,24 +42,6 @@ def digest_of(docker_url: str, images: PushedImages, tag: str) -> str:
     finally:
         client.close()
     return str(next(d for d in repo_digests if d.startswith(images.repository + "@")).split("@")[1])
-
-
-def free_range(count: int) -> tuple[int, int]:
-    """`count` consecutive ports free on 127.0.0.1."""
-    for _ in range(100):
-        first = free_port()
-        if first + count < 65000 and all(_free(port) for port in range(first, first + count)):
-            return first, first + count - 1
-    raise RuntimeError("no free port range")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def get(listen: str, host: str, path: str = "/version") -> tuple[int, str]:
@@ -134,7 +115,7 @@ def preview_host(
     monkeypatch.setenv("SHIPYARD_SECRET_PV_PASS", registry.password)
     home = tmp_path / "home"
     context = HostContext(home=home, docker_url=docker_url, actor="agent:pv")
-    first, last = free_range(8)
+    first, last = free_port_range(8)
     settings = PreviewSettings(listen=f"127.0.0.1:{free_port()}", slots=4, first_port=first, last_port=last)
     host = LocalHost(context, previews=settings)
     try:

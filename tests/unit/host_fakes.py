@@ -8,7 +8,6 @@ unit tests in milliseconds; the real adapters are exercised by tests/integration
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from shipyard.errors import DockerError, NotFoundError, ProxyError
 from shipyard.host.context import HostContext
 from shipyard.host.health import HealthResult
 from shipyard.host.store import HostStore
+from shipyard.lab.ports import free_port_pair
 
 
 @dataclass
@@ -393,26 +393,6 @@ def fake_host(home: Path) -> FakeHost:
     store = HostStore(":memory:")
     context = HostContext.of(home, store=store, engine=engine, proxy=proxy, reaper=reaper, health=health)
     return FakeHost(context, engine, proxy, store, health, reaper)
-
-
-def free_port_pair() -> int:
-    """A port P with P and P+1 free on 127.0.0.1 (a spec's blue and green slots)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port < 65000 and all(_free(p) for p in (port, port + 1)):
-            return port
-    raise RuntimeError("no free port pair on 127.0.0.1")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 REPOSITORY = "127.0.0.1:5000/web"

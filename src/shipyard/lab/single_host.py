@@ -10,7 +10,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import docker.errors
 import yaml
 
 from shipyard.lab.engine import ensure_default_engine
-from shipyard.lab.ports import free_port
+from shipyard.lab.ports import free_port, free_port_pair
 from shipyard.lab.recording_app import build_recording_image
 from shipyard.lab.registry_server import RegistryServer, start_registry
 from shipyard.lab.server_image import build_server_image
@@ -111,27 +110,6 @@ def push_server_images(
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(3)}"
-
-
-def free_port_pair(host: str = "127.0.0.1") -> int:
-    """A port p such that p and p+1 are both free (the two slots).
-
-    p+100 and p+101 must be free too: the lab's wrong-port image listens 100 above its slot, and it
-    must fail by not answering, not by finding another server there."""
-    for _ in range(200):
-        port = free_port(host)
-        if port < 65000 and all(_free(host, port + offset) for offset in (1, 100, 101)):
-            return port
-    raise RuntimeError("no free pair of ports found")
-
-
-def _free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass
