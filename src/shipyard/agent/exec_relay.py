@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from shipyard.agent.ports import ControllerPort, HostPort, RelayChannel
+from shipyard.agent.tasks import claim
 from shipyard.errors import ShipyardError
 from shipyard.fleet_api.schemas.tasks import TaskOrder, TaskUpdate
 from shipyard.host.ports import ExecProcess
@@ -55,14 +56,7 @@ class ExecRunner:
         """Start each new session: its policy and container are looked up here, in the loop's thread
         (the host's store belongs to it), the relay itself then runs in a thread of its own."""
         for order in orders:
-            if order.id in self.started:
-                continue
-            self.started.add(order.id)
-            try:
-                self.controller.task_update(order.id, TaskUpdate(start=True))
-            except ShipyardError as exc:  # started already, cancelled, or the controller is away
-                log.info("exec session not started", task=order.id, reason=str(exc))
-                self.started.discard(order.id)
+            if order.id in self.started or not claim(self.controller, order, self.started):
                 continue
             log.info("exec session", task=order.id, app=order.app)
             try:

@@ -24,6 +24,20 @@ BATCH_SECONDS = 0.5
 FINAL_ATTEMPTS = 5
 
 
+def claim(controller: ControllerPort, order: TaskOrder, started: set[int]) -> bool:
+    """Tell the controller `order` starts here, noted in `started`; False when it refuses (started
+    already, cancelled, or the controller is away), and `order` is forgotten again: only an order still
+    pending comes again in the desired state, and that one is tried again."""
+    started.add(order.id)
+    try:
+        controller.task_update(order.id, TaskUpdate(start=True))
+    except ShipyardError as exc:
+        log.info("not started", task=order.id, kind=order.kind, reason=str(exc))
+        started.discard(order.id)
+        return False
+    return True
+
+
 @dataclass
 class TaskOutput:
     """Output lines of one task on their way to the controller, masked, in batches."""
@@ -83,13 +97,7 @@ class TaskRunner:
                 self._run(order)
 
     def _run(self, order: TaskOrder) -> None:
-        self.started.add(order.id)
-        try:
-            self.controller.task_update(order.id, TaskUpdate(start=True))
-        except ShipyardError as exc:  # started already, cancelled, or the controller is away
-            # Only a task still pending comes again in the desired state: that one is tried again.
-            log.info("task not started", task=order.id, reason=str(exc))
-            self.started.discard(order.id)
+        if not claim(self.controller, order, self.started):
             return
         output = TaskOutput(self.controller, order.id, self.clock, self.sleep)
         log.info("task started", task=order.id, kind=order.kind, app=order.app, release=order.release)

@@ -14,10 +14,14 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.common import handle_errors
+from shipyard.controller.option_bounds import (
+    DEFAULT_PREVIEW_RECONCILE_INTERVAL,
+    MAX_PREVIEW_RECONCILE_INTERVAL,
+    MIN_PREVIEW_RECONCILE_INTERVAL,
+)
 from shipyard.errors import ConfigError
 
 DEFAULT_JOB_LEASE = 30.0  # ControllerSettings.job_lease; the settings module loads too much for --help
-DEFAULT_PREVIEW_RECONCILE_INTERVAL = 30.0  # ControllerSettings.preview_reconcile_interval
 # Top-level modules of the `controller` extra: a host installs shipyard without them.
 CONTROLLER_EXTRA_MODULES = frozenset(
     {
@@ -109,8 +113,8 @@ def controller(
         float,
         typer.Option(
             "--preview-reconcile-interval",
-            min=0.1,
-            max=3600.0,
+            min=MIN_PREVIEW_RECONCILE_INTERVAL,
+            max=MAX_PREVIEW_RECONCILE_INTERVAL,
             help="seconds between passes of the preview reconciler (TTLs, teardowns of closed PRs, "
             "previews.max)",
         ),
@@ -140,7 +144,9 @@ def controller(
         max_body=max_body,
         job_lease=job_lease,
     )
-    settings = dataclasses.replace(settings, preview_reconcile_interval=preview_reconcile_interval)
+    settings = dataclasses.replace(
+        settings, preview_reconcile_interval=preview_reconcile_interval, settle_heap=True
+    )
     if not job_worker:
         settings = dataclasses.replace(settings, run_jobs=False)
     if tls_cert is None and not is_loopback(host):

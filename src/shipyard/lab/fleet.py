@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from shipyard.controller.option_bounds import MAX_PREVIEW_RECONCILE_INTERVAL, MIN_PREVIEW_RECONCILE_INTERVAL
 from shipyard.domain.names import HOST, is_name
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.lab import control_plane
@@ -42,8 +43,6 @@ def edge_of(state: LabState) -> EdgeProxy:
 
 
 MAX_CONTROLLERS = 5
-# The controller's own bounds of --preview-reconcile-interval: checked before the lab starts anything.
-MIN_PREVIEW_RECONCILE_INTERVAL, MAX_PREVIEW_RECONCILE_INTERVAL = 0.1, 3600.0
 
 
 def lab_up(

@@ -42,6 +42,7 @@ from shipyard.controller.server.api.hot_path import AgentHotPath
 from shipyard.controller.server.context import ControllerContext
 from shipyard.controller.server.desired_cache import DesiredCache
 from shipyard.controller.server.driver import Clock, RolloutDriver
+from shipyard.controller.server.heap import settle_heap
 from shipyard.controller.server.metrics import ControllerMetrics
 from shipyard.controller.server.notifier import ChangeNotifier
 from shipyard.controller.server.pipeline.lifecycle import start_jobs, stop_jobs
@@ -154,6 +155,8 @@ def _lifespan(
         replicas = await run_in_threadpool(start_replicas, context)
         task = asyncio.create_task(rollout_loop(context), name="shipyard-rollout-loop")
         jobs_worker = start_jobs(app, context)
+        if context.settings.settle_heap:
+            settle_heap()
         try:
             yield
         finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shipyard.controller.option_bounds import DEFAULT_PREVIEW_RECONCILE_INTERVAL
 from shipyard.errors import ConfigError
 from shipyard.files import restrict, write_private
 from shipyard.signing import load_private_key
@@ -63,9 +64,12 @@ class ControllerSettings:
     notify_interval: float = 1.0
     notify_backoff: float = 2.0
     # The preview reconciler's period: TTLs, teardowns of closed PRs, previews.max.
-    preview_reconcile_interval: float = 30.0
+    preview_reconcile_interval: float = DEFAULT_PREVIEW_RECONCILE_INTERVAL
     # Holds .shipyard/secrets/controller.enc: deploy keys that fetch ssh repositories.
     secrets_root: Path = field(default_factory=Path.cwd)
+    # Freeze the start-up heap once serving starts (see heap.py): the controller process does; an app
+    # made in a test process does not, or every test's app would stay in memory.
+    settle_heap: bool = False
 
 
 def default_database_url(environ: Mapping[str, str]) -> str:
