@@ -4,6 +4,7 @@ Like engine/rollout.py it sees plain dataclasses and returns decisions as data; 
 the rows into views and stores the decisions, the server carries out the side effects (wake the job
 worker, cancel a build, drop a database). The rules:
 - a preview is keyed by repository and PR number, never by branch name; one live preview per PR;
+  a GitLab merge request is a PR numbered by its iid (merge_request_event);
 - opened, reopened or synchronize (or `shipyard preview up`): a build of the head commit, the TTL
   renewed; the same commit again while it is being built or served changes nothing (a duplicate
   delivery); a newer commit cancels the build of the older one;
@@ -36,6 +37,10 @@ CURRENT = frozenset({QUEUED, BUILDING, DEPLOYING, READY})
 OPENED, REOPENED, SYNCHRONIZE, CLOSED_EVENT = "opened", "reopened", "synchronize", "closed"
 PUSH_ACTIONS = frozenset({OPENED, REOPENED, SYNCHRONIZE})
 PULL_REQUEST_ACTIONS = PUSH_ACTIONS | {CLOSED_EVENT}
+# GitLab's object_attributes.action of a merge request event; an update is a push only with new commits.
+MR_OPEN, MR_REOPEN, MR_UPDATE, MR_CLOSE, MR_MERGE = "open", "reopen", "update", "close", "merge"
+MERGE_REQUEST_PUSH_ACTIONS = frozenset({MR_OPEN, MR_REOPEN, MR_UPDATE})
+MERGE_REQUEST_ACTIONS = MERGE_REQUEST_PUSH_ACTIONS | {MR_CLOSE, MR_MERGE}
 
 
 @dataclass(frozen=True)
@@ -304,6 +309,39 @@ def pull_request_event(payload: Mapping[str, Any], repository: str) -> Push | Cl
         and head_repo.get("full_name") == base_repo.get("full_name")
     )
     return Push(repository, number, str(sha), fork=not same)
+
+
+def _project_id(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def merge_request_event(payload: Mapping[str, Any], repository: str) -> Push | Close | str | None:
+    """What a GitLab "Merge Request Hook" delivery means for previews: a Push or a Close of the merge
+    request `object_attributes.iid` of `repository` (the hook's: the target project, where GitLab keeps
+    refs/merge-requests/N/head); None for other actions (approved, ...) and for an update without new
+    commits (GitLab sets `oldrev` only when commits were pushed); the reason, for a payload that does
+    not say what it should."""
+    attributes = payload.get("object_attributes")
+    if not isinstance(attributes, Mapping):
+        return "merge request event without object_attributes"
+    action = attributes.get("action")
+    if action not in MERGE_REQUEST_ACTIONS:
+        return None
+    if action == MR_UPDATE and not attributes.get("oldrev"):
+        return None  # a new title, labels, assignees, ...: nothing to build
+    number = attributes.get("iid")
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        return f"merge request {action} without a merge request iid"
+    if action not in MERGE_REQUEST_PUSH_ACTIONS:
+        return Close(repository, number)
+    last_commit = attributes.get("last_commit")
+    sha = last_commit.get("id") if isinstance(last_commit, Mapping) else None
+    if not _is_sha(sha):
+        return f"merge request !{number} {action} without a last commit sha"
+    # A source project other than the target (or one deleted since) is a fork's: no secrets for it.
+    source = _project_id(attributes.get("source_project_id"))
+    target = _project_id(attributes.get("target_project_id"))
+    return Push(repository, number, str(sha), fork=source is None or source != target)
 
 
 DATABASE_URL = "DATABASE_URL"

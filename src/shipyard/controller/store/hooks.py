@@ -17,6 +17,7 @@ from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from shipyard.controller.engine import github, gitlab
+from shipyard.controller.engine import previews as previews_engine
 from shipyard.controller.errors import ConflictError
 from shipyard.controller.store import audit, catalog, job_store, previews
 from shipyard.controller.store.models import App
@@ -222,6 +223,22 @@ def handle(
     return outcome
 
 
+def preview_event(
+    received: Received, payload: dict[str, Any], repository: str
+) -> previews_engine.Push | previews_engine.Close | str | None:
+    """What a verified delivery means for the app's previews (if it has any): a GitHub pull_request,
+    or a GitLab Merge Request Hook whose payload agrees; None for every other delivery."""
+    if received.provider == "github" and received.event == "pull_request":
+        return previews_engine.pull_request_event(payload, repository)
+    if (
+        received.provider == "gitlab"
+        and received.event == gitlab.MERGE_REQUEST_EVENT
+        and payload.get("object_kind") == "merge_request"
+    ):
+        return previews_engine.merge_request_event(payload, repository)
+    return None
+
+
 def _decide(
     session: Session, hook: Hook, received: Received, payload: dict[str, Any], now: datetime
 ) -> Outcome:
@@ -240,9 +257,10 @@ def _decide(
     classify = gitlab.classify if received.provider == "gitlab" else github.classify
     verdict = classify(received.event, payload, hook.pipelines)
     preview = None
-    if received.provider == "github" and received.event == "pull_request":
+    event = preview_event(received, payload, hook.repository)
+    if event is not None:
         preview = previews.on_pull_request(
-            session, hook, payload, received.delivery_id, received.source_ip, now
+            session, hook, event, received.provider, received.delivery_id, received.source_ip, now
         )
     if preview is not None:
         return _with_preview(session, hook, received, verdict, preview, now)
@@ -274,7 +292,8 @@ def _with_preview(
     preview: previews.Applied,
     now: datetime,
 ) -> Outcome:
-    """A pull_request delivery for an app with previews: the preview's decision, and a merge's job."""
+    """A pull or merge request delivery for an app with previews: the preview's decision, and a
+    merge's job."""
     reason = preview.summary or preview.done
     job_id = preview.queued[0] if preview.queued else None
     accepted = bool(preview.queued or preview.desired_changed or preview.preview_ids)
@@ -283,7 +302,7 @@ def _with_preview(
             session,
             hook,
             verdict,
-            trigger="pull_request",
+            trigger=TRIGGERS.get(received.event, "push"),
             delivery_id=received.delivery_id,
             actor=f"hook:{received.provider}",
             now=now,

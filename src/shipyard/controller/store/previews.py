@@ -12,7 +12,6 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload
@@ -116,7 +115,7 @@ class Applied:
 class Actor:
     name: str
     source_ip: str | None = None
-    trigger: str = "preview"  # the job's trigger: pull_request | preview up
+    trigger: str = "preview"  # the job's trigger: pull_request | merge_request | preview up
     delivery_id: str | None = None
 
 
@@ -137,11 +136,17 @@ def decide_and_apply(
     return apply(session, app, domain, rows, decisions, actor, now)
 
 
+def head_ref(provider: str | None, pr: int) -> str:
+    """The provider's name of a PR's head ref (a job's branch label; the build fetches the sha)."""
+    return f"merge-requests/{pr}/head" if provider == "gitlab" else f"pull/{pr}/head"
+
+
 def _job(session: Session, app: App, row: Preview, actor: Actor, now: datetime) -> Job:
+    provider = session.scalar(select(Hook.provider).where(Hook.app_id == app.id))
     job = Job(
         app_id=app.id,
         environment=f"pr-{row.pr}",
-        branch=f"pull/{row.pr}/head",
+        branch=head_ref(provider, row.pr),
         sha=row.sha,
         repository=row.repository,
         trigger=actor.trigger,
@@ -271,25 +276,29 @@ def _audit(session: Session, actor: Actor, action: str, app: App, row: Preview, 
     )
 
 
+# A hook delivery's preview job trigger, by provider: a GitHub pull request, a GitLab merge request.
+TRIGGERS = {"github": "pull_request", "gitlab": "merge_request"}
+
+
 def on_pull_request(
     session: Session,
     hook: Hook,
-    payload: dict[str, Any],
+    event: engine.Push | engine.Close | str,
+    provider: str,
     delivery_id: str,
     source_ip: str | None,
     now: datetime,
 ) -> Applied | None:
-    """A verified pull_request delivery for the hook's app, if the app has previews; None otherwise."""
-    event = engine.pull_request_event(payload, hook.repository)
-    if event is None:
-        return None
+    """A verified pull or merge request delivery for the hook's app, parsed (engine.pull_request_event,
+    engine.merge_request_event; a string: the reason it is malformed), if the app has previews; None
+    otherwise."""
     spec = latest_spec(session, hook.app_id)
     if spec is None or spec.previews is None:
         return None
     if isinstance(event, str):
         return Applied(ignored=event)
     app = session.get_one(App, hook.app_id)
-    actor = Actor("hook:github", source_ip, "pull_request", delivery_id)
+    actor = Actor(f"hook:{provider}", source_ip, TRIGGERS[provider], delivery_id)
     settings = spec.previews
     return decide_and_apply(session, app, limits_of(settings), event, actor, now, settings.domain)
 

@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.controller.engine import github, gitlab
-from shipyard.controller.engine import previews as previews_engine
 from shipyard.controller.errors import UnauthorizedError
 from shipyard.controller.server import previews
 from shipyard.controller.server.api.deps import source_ip
@@ -209,13 +208,11 @@ def _store(
 
 
 def _may_concern_previews(received: hooks.Received, payload: dict[str, Any]) -> bool:
-    """A pull_request opened, reopened, synchronize or closed: it takes the hook's lock like a commit
-    does, since it may build, replace or tear down a preview (store/previews.py decides)."""
-    return (
-        received.provider == "github"
-        and received.event == "pull_request"
-        and payload.get("action") in previews_engine.PULL_REQUEST_ACTIONS
-    )
+    """A pull_request opened, reopened, synchronize or closed, or a GitLab merge request opened,
+    reopened, updated with new commits, closed or merged: it takes the hook's lock like a commit does,
+    since it may build, replace or tear down a preview (store/previews.py decides). The repository
+    only labels the event, which is parsed again under the lock."""
+    return hooks.preview_event(received, payload, repository="") is not None
 
 
 async def _read_body(request: Request, provider: str) -> bytes | JSONResponse:
