@@ -277,7 +277,7 @@ def _audit(session: Session, actor: Actor, action: str, app: App, row: Preview, 
 
 
 # A hook delivery's preview job trigger, by provider: a GitHub pull request, a GitLab merge request.
-TRIGGERS = {"github": "pull_request", "gitlab": "merge_request"}
+HOOK_TRIGGERS = {"github": "pull_request", "gitlab": "merge_request"}
 
 
 def on_pull_request(
@@ -298,7 +298,7 @@ def on_pull_request(
     if isinstance(event, str):
         return Applied(ignored=event)
     app = session.get_one(App, hook.app_id)
-    actor = Actor(f"hook:{provider}", source_ip, TRIGGERS[provider], delivery_id)
+    actor = Actor(f"hook:{provider}", source_ip, HOOK_TRIGGERS[provider], delivery_id)
     settings = spec.previews
     return decide_and_apply(session, app, limits_of(settings), event, actor, now, settings.domain)
 
