@@ -120,6 +120,19 @@ def test_ignored_events_are_recorded_with_their_reason(harness: Harness) -> None
     assert all(d["verdict"] == "ignored" and d["reason"] for d in deliveries(harness))
 
 
+def test_a_hook_without_pipelines_ships_no_push_nor_merge(harness: Harness) -> None:
+    body = {"app": "web", "repository": "file:///srv/git/web.git", "secret": SECRET}
+    answer = harness.http.post("/api/v1/hooks", json=body, headers=ADMIN)  # pipelines: none given
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["pipelines"] == []
+    pushed = deliver(harness, "push", push("release", SHA[2]))
+    assert pushed.status_code == 202
+    assert pushed.json()["verdict"] == "ignored" and "has no pipeline" in pushed.json()["detail"]
+    merged = deliver(harness, "pull_request", merged_pull_request("release", SHA[3]))
+    assert merged.status_code == 202 and merged.json()["verdict"] == "ignored"
+    assert jobs(harness) == []
+
+
 @pytest.mark.parametrize("controller_db_url", ["postgresql"], indirect=True)  # row locks are PostgreSQL's
 def test_deliveries_that_queue_nothing_never_wait_on_the_hook_lock(
     harness: Harness, controller_db_url: str

@@ -77,3 +77,31 @@ def test_gitlab_hook_schedules_and_notify_through_the_cli(served: Any) -> None:
     assert run("notify", "rm", "1").exit_code == 0
     gone = run("notify", "rm", "1")
     assert gone.exit_code != 0 and "does not exist" in gone.output
+
+
+def test_a_hook_for_an_app_with_previews_needs_no_pipeline(served: Any, tmp_path: Path) -> None:
+    repository = "https://gitlab.example.com/acme/web.git"
+    (tmp_path / "shipyard.yml").write_text(
+        f"app: web\nimage: registry.example.com/web\nrepository: {repository}\n"
+        "previews:\n  domain: preview.example.com\n"
+    )
+    added = run("hooks", "add", "gitlab", "--app", "web", stdin="a-gitlab-secret-token-0123456789\n")
+    assert added.exit_code == 0, added.output
+    assert "hook added for web: no pipelines; pull and merge requests get previews" in added.output
+    listed = run("hooks", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [hook["pipelines"] for hook in json.loads(listed.output)] == [[]]
+
+
+def test_a_hook_with_neither_pipelines_nor_previews_is_refused_in_one_sentence(
+    served: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "shipyard.yml").write_text("app: api\nimage: registry.example.com/api\n")
+    refused = run(
+        "hooks", "add", "github", "--app", "api", "--repository", "file:///srv/git/api.git",
+        stdin="a-webhook-secret-0123456789\n",
+    )  # fmt: skip
+    assert refused.exit_code != 0
+    assert "Traceback" not in refused.output
+    assert "no pipelines: add 'pipelines: [{branch, environment}]' to shipyard.yml" in refused.output
+    assert run("hooks", "list", "--json").output.strip() == "[]"

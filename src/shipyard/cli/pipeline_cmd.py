@@ -104,9 +104,11 @@ def add(
     pipelines = [parse_pipeline(text) for text in pipeline or []]
     if not pipelines and spec is not None:
         pipelines = [p.model_dump() for p in spec.pipelines]
-    if not pipelines:
+    previews_only = not pipelines and spec is not None and spec.previews is not None
+    if not pipelines and not previews_only:
         raise ConfigError(
-            "no pipelines: add 'pipelines: [{branch, environment}]' to shipyard.yml or pass --pipeline."
+            "no pipelines: add 'pipelines: [{branch, environment}]' to shipyard.yml or pass --pipeline "
+            "(an app with previews: in shipyard.yml may have none)."
         )
     secret = read_secret("webhook secret: ")
     with pipeline_client(spec) as client:
@@ -118,7 +120,7 @@ def add(
         print_json({**hook.model_dump(mode="json"), "payload_url": url})
         return
     shipped = ", ".join(f"{p['branch']} -> {p['environment']}" for p in hook.pipelines)
-    say(f"hook added for {hook.app}: {shipped}")
+    say(f"hook added for {hook.app}: {shipped or 'no pipelines; pull and merge requests get previews'}")
     if provider == "gitlab":
         say("In GitLab: the project's Settings -> Webhooks -> Add new webhook:")
         say(f"  URL:           {url}")

@@ -29,7 +29,12 @@ class HookCreate(Body):
     app: HookApp
     repository: Line = Field(min_length=1, max_length=1024, description="git URL: ssh, https:// or file://")
     secret: Secret
-    pipelines: list[PipelineIn] = Field(min_length=1, max_length=50)
+    pipelines: list[PipelineIn] = Field(
+        default_factory=list,
+        max_length=50,
+        description="the branches a push or a merge ships, and where; none: the hook acts on pull and "
+        "merge requests only (previews)",
+    )
     deploy_key_secret: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
