@@ -29,6 +29,7 @@ from shipyard.domain.previews import PREVIEW_LABEL, preview_host_name, preview_l
 from shipyard.domain.spec import load_spec, spec_snapshot
 from shipyard.lab.edge import PREVIEWS
 from shipyard.lab.fleet import edge_of, lab_add_preview_hosts, lab_remove_preview_hosts
+from shipyard.lab.hosts import agent_log
 from shipyard.lab.load import LoadGenerator
 from shipyard.lab.origin import LabOrigin, git
 from shipyard.lab.state import PREVIEW_GROUP, HostRecord, LabState
@@ -126,6 +127,20 @@ class Previews:
     def wait_status(self, pr: int, wanted: set[str], timeout: float = 180) -> dict[str, Any]:
         wait_for(lambda: self.status(pr) in wanted, timeout, f"pr-{pr} to be {'/'.join(sorted(wanted))}", 0.5)
         return self.listed()[pr]
+
+    def wait_ready(self, pr: int) -> dict[str, Any]:
+        """The preview once ready; a failed one fails the test with its message, its job's log and the
+        tail of every preview host's agent log."""
+        shown = self.wait_status(pr, {"ready", "failed"})
+        if shown["status"] != "ready":
+            job = self.cli("job", str(shown["job_id"])) if shown["job_id"] else "(no job)"
+            agents = [
+                f"--- {host.name} agent log\n" + "\n".join(agent_log(host).read_text().splitlines()[-40:])
+                for host in self.state.hosts_of(PREVIEW_GROUP)
+                if agent_log(host).exists()
+            ]
+            pytest.fail(f"pr-{pr} failed: {shown['message']}\n--- job\n{job}\n" + "\n".join(agents))
+        return shown
 
     def answer(self, pr: int, path: str = "/version") -> httpx.Response:
         return httpx.get(self.state.edge_url + path, headers={"Host": self.host_name(pr)}, timeout=5)
@@ -235,8 +250,7 @@ def test_pull_requests_get_previews_at_the_edge_while_production_serves(
                 assert previews.push(pr, f"pr-{pr}-a")["verdict"] == "accepted"
                 previews.cli("preview", "pin", "--app", previews.app, "--pr", str(pr))
             for pr in (1, 2, 3):
-                shown = previews.wait_status(pr, {"ready", "failed"})
-                assert shown["status"] == "ready", shown["message"]
+                previews.wait_ready(pr)
             for pr in (1, 2, 3):
                 answer = previews.answer(pr)
                 assert (answer.status_code, answer.text.strip()) == (200, f"pr-{pr}-a")
@@ -277,7 +291,7 @@ def test_pull_requests_get_previews_at_the_edge_while_production_serves(
             # push), unpinned once it answers; the TTL removes it.
             assert previews.push(4, "pr-4-a")["verdict"] == "accepted"
             previews.cli("preview", "pin", "--app", previews.app, "--pr", "4")
-            assert previews.wait_status(4, {"ready", "failed"})["status"] == "ready"
+            previews.wait_ready(4)
             assert previews.answer(4).text.strip() == "pr-4-a"
             previews.cli("preview", "pin", "--app", previews.app, "--pr", "4", "--unpin")
             wait_for(lambda: previews.gone(4, preview_host), 15 + period + 60, "pr-4 to expire", 0.5)
@@ -309,7 +323,7 @@ def test_pull_requests_get_previews_at_the_edge_while_production_serves(
             previews.cli("preview", "pin", "--app", previews.app, "--pr", "7")
             wait_for(lambda: previews.gone(6, preview_host), period + 60, "pr-6 to be replaced", 0.25)
             assert "replaced by pr-7" in previews.listed()[6]["message"], previews.listed()[6]
-            assert previews.wait_status(7, {"ready", "failed"})["status"] == "ready"
+            previews.wait_ready(7)
             assert previews.answer(7).text.strip() == "pr-7-a"
             assert {pr for pr, row in previews.listed().items() if row["status"] in LIVE} == {1, 2, 7}
             assert previews.answer(1).text.strip() == "pr-1-a" and previews.answer(2).text.strip() == "pr-2-b"
