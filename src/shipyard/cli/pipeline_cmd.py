@@ -104,8 +104,7 @@ def add(
     pipelines = [parse_pipeline(text) for text in pipeline or []]
     if not pipelines and spec is not None:
         pipelines = [p.model_dump() for p in spec.pipelines]
-    previews_only = not pipelines and spec is not None and spec.previews is not None
-    if not pipelines and not previews_only:
+    if not pipelines and (spec is None or spec.previews is None):  # such a hook would never act
         raise ConfigError(
             "no pipelines: add 'pipelines: [{branch, environment}]' to shipyard.yml or pass --pipeline "
             "(an app with previews: in shipyard.yml may have none)."

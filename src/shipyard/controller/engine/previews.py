@@ -277,6 +277,11 @@ def _tick(previews: Sequence[PreviewView], limits: Limits, now: datetime) -> lis
     return decisions
 
 
+def _integer(value: Any) -> int | None:
+    """`value` when it is a JSON integer (not a boolean, which Python counts as one)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _is_sha(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdef" for c in value)
 
@@ -289,8 +294,8 @@ def pull_request_event(payload: Mapping[str, Any], repository: str) -> Push | Cl
     if action not in PULL_REQUEST_ACTIONS:
         return None
     pull = payload.get("pull_request")
-    number = pull.get("number") if isinstance(pull, Mapping) else None
-    if not isinstance(pull, Mapping) or not isinstance(number, int) or isinstance(number, bool) or number < 1:
+    number = _integer(pull.get("number")) if isinstance(pull, Mapping) else None
+    if not isinstance(pull, Mapping) or number is None or number < 1:
         return f"pull_request {action} without a pull request number"
     if action == CLOSED_EVENT:
         return Close(repository, number)
@@ -311,10 +316,6 @@ def pull_request_event(payload: Mapping[str, Any], repository: str) -> Push | Cl
     return Push(repository, number, str(sha), fork=not same)
 
 
-def _project_id(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def merge_request_event(payload: Mapping[str, Any], repository: str) -> Push | Close | str | None:
     """What a GitLab "Merge Request Hook" delivery means for previews: a Push or a Close of the merge
     request `object_attributes.iid` of `repository` (the hook's: the target project, where GitLab keeps
@@ -329,8 +330,8 @@ def merge_request_event(payload: Mapping[str, Any], repository: str) -> Push | C
         return None
     if action == MR_UPDATE and not attributes.get("oldrev"):
         return None  # a new title, labels, assignees, ...: nothing to build
-    number = attributes.get("iid")
-    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+    number = _integer(attributes.get("iid"))
+    if number is None or number < 1:
         return f"merge request {action} without a merge request iid"
     if action not in MERGE_REQUEST_PUSH_ACTIONS:
         return Close(repository, number)
@@ -339,8 +340,8 @@ def merge_request_event(payload: Mapping[str, Any], repository: str) -> Push | C
     if not _is_sha(sha):
         return f"merge request !{number} {action} without a last commit sha"
     # A source project other than the target (or one deleted since) is a fork's: no secrets for it.
-    source = _project_id(attributes.get("source_project_id"))
-    target = _project_id(attributes.get("target_project_id"))
+    source = _integer(attributes.get("source_project_id"))
+    target = _integer(attributes.get("target_project_id"))
     return Push(repository, number, str(sha), fork=source is None or source != target)
 
 

@@ -256,19 +256,18 @@ def _decide(
         return Outcome(DUPLICATE, f"delivery {received.delivery_id} was received before", seen.job_id)
     classify = gitlab.classify if received.provider == "gitlab" else github.classify
     verdict = classify(received.event, payload, hook.pipelines)
+    trigger = TRIGGERS.get(received.event, "push")
     preview = None
     event = preview_event(received, payload, hook.repository)
     if event is not None:
-        preview = previews.on_pull_request(
-            session, hook, event, received.provider, received.delivery_id, received.source_ip, now
-        )
+        actor = previews.Actor(f"hook:{received.provider}", received.source_ip, trigger, received.delivery_id)
+        preview = previews.on_pull_request(session, hook, event, actor, now)
     if preview is not None:
-        return _with_preview(session, hook, received, verdict, preview, now)
+        return _with_preview(session, hook, received, verdict, preview, trigger, now)
     if verdict.action == github.PING:
         return Outcome(PING, verdict.reason)
     if verdict.action == github.IGNORE:
         return Outcome(IGNORED, verdict.reason)
-    trigger = TRIGGERS.get(received.event, "push")
     job, admission = job_store.admit_commit(
         session,
         hook,
@@ -290,6 +289,7 @@ def _with_preview(
     received: Received,
     verdict: github.Verdict,
     preview: previews.Applied,
+    trigger: str,
     now: datetime,
 ) -> Outcome:
     """A pull or merge request delivery for an app with previews: the preview's decision, and a
@@ -302,7 +302,7 @@ def _with_preview(
             session,
             hook,
             verdict,
-            trigger=TRIGGERS.get(received.event, "push"),
+            trigger=trigger,
             delivery_id=received.delivery_id,
             actor=f"hook:{received.provider}",
             now=now,

@@ -276,29 +276,18 @@ def _audit(session: Session, actor: Actor, action: str, app: App, row: Preview, 
     )
 
 
-# A hook delivery's preview job trigger, by provider: a GitHub pull request, a GitLab merge request.
-HOOK_TRIGGERS = {"github": "pull_request", "gitlab": "merge_request"}
-
-
 def on_pull_request(
-    session: Session,
-    hook: Hook,
-    event: engine.Push | engine.Close | str,
-    provider: str,
-    delivery_id: str,
-    source_ip: str | None,
-    now: datetime,
+    session: Session, hook: Hook, event: engine.Push | engine.Close | str, actor: Actor, now: datetime
 ) -> Applied | None:
     """A verified pull or merge request delivery for the hook's app, parsed (engine.pull_request_event,
     engine.merge_request_event; a string: the reason it is malformed), if the app has previews; None
-    otherwise."""
+    otherwise. `actor`: the hook (hook:github, hook:gitlab) with the delivery's trigger."""
     spec = latest_spec(session, hook.app_id)
     if spec is None or spec.previews is None:
         return None
     if isinstance(event, str):
         return Applied(ignored=event)
     app = session.get_one(App, hook.app_id)
-    actor = Actor(f"hook:{provider}", source_ip, HOOK_TRIGGERS[provider], delivery_id)
     settings = spec.previews
     return decide_and_apply(session, app, limits_of(settings), event, actor, now, settings.domain)
 
